@@ -1,0 +1,43 @@
+# segbridge — one entry point per task. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+RUN_STAMP  = $(VENV)/.installed-run
+TEST_STAMP = $(VENV)/.installed-test
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-fast check bench services clean
+
+help: ## list the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP) ## start segbridge on http://127.0.0.1:8000 (migrates; first start prints a login link)
+	$(BIN)/segbridge serve
+
+services: ## start PostgreSQL if it is not running (the suite runs on SQLite and PostgreSQL)
+	@scripts/ensure-services
+
+test: $(TEST_STAMP) services ## install what the tests need and run the whole suite
+	$(BIN)/python -m pytest
+
+check: $(TEST_STAMP) ## ruff and mypy (strict) on src
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(TEST_STAMP) ## benchmarks; results go to docs/performance.md by hand
+	$(BIN)/python bench/sandbox_bench.py
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

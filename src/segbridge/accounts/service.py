@@ -1,0 +1,177 @@
+"""Accounts, users, passwords (Argon2) and tokens (API tokens, login links, sessions).
+
+Tokens are 256 random bits; only their SHA-256 is stored. A login link is a one-time token
+that becomes a browser session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from segbridge.core.clock import utcnow
+from segbridge.core.errors import (
+    Conflict,
+    FieldProblem,
+    NotAuthenticated,
+    NotFound,
+    ValidationFailed,
+)
+from segbridge.core.ids import new_id, new_token
+from segbridge.storage.models import Account, ApiToken, User
+
+LOGIN_LINK_TTL = timedelta(hours=24)
+SESSION_TTL = timedelta(days=7)
+MIN_PASSWORD_LENGTH = 10
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user of an account, through a token, a session or the CLI."""
+
+    user_id: str | None
+    account_id: str
+    email: str
+    is_admin: bool
+    via: str  # token | session | cli
+
+    @property
+    def actor(self) -> str:
+        return f"{self.via}:{self.email}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_account(session: Session, name: str) -> Account:
+    account = Account(id=new_id("acc"), name=name.strip() or "Default")
+    session.add(account)
+    session.flush()
+    return account
+
+
+def create_user(
+    session: Session, account_id: str, email: str, password: str | None, *, is_admin: bool
+) -> User:
+    email = _valid_email(email)
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed([FieldProblem(
+            "password", f"use at least {MIN_PASSWORD_LENGTH} characters")])
+    if session.scalar(select(User).where(func.lower(User.email) == email)) is not None:
+        raise Conflict(f"A user with the email {email} exists already; choose another email.")
+    user = User(
+        id=new_id("usr"), account_id=account_id, email=email, is_admin=is_admin,
+        password_hash=_hasher.hash(password) if password else None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session, account_id: str) -> list[User]:
+    return list(session.scalars(select(User).where(User.account_id == account_id)
+                                .order_by(User.email)))
+
+
+def find_user(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"No user has the email {email}.")
+    return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationFailed([FieldProblem(
+            "password", f"use at least {MIN_PASSWORD_LENGTH} characters")])
+    user.password_hash = _hasher.hash(password)
+
+
+def issue_token(
+    session: Session, user: User, *, kind: str, name: str, ttl: timedelta | None = None
+) -> str:
+    """Create a token and return it; it is shown once and stored only as a hash."""
+    token = new_token()
+    session.add(ApiToken(
+        id=new_id("tok"), user_id=user.id, name=name[:100], token_hash=hash_token(token),
+        kind=kind, expires_at=utcnow() + ttl if ttl else None,
+    ))
+    session.flush()
+    return token
+
+
+def authenticate_token(session: Session, token: str, *, kinds: tuple[str, ...]) -> Principal:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or row.kind not in kinds or _expired(row.expires_at):
+        raise NotAuthenticated("The token is unknown or expired; sign in again or create a token.")
+    user = session.get(User, row.user_id)
+    if user is None:
+        raise NotAuthenticated("The token's user no longer exists.")
+    return _principal(user, via="token" if row.kind == "api" else "session")
+
+
+def redeem_login_link(session: Session, token: str) -> str:
+    """Exchange a one-time login token for a new session token."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is None or row.kind != "login" or row.used_at is not None or _expired(row.expires_at):
+        raise NotAuthenticated(
+            "This login link was used already or has expired. Create a new one with "
+            "`segbridge users login-link EMAIL`.")
+    row.used_at = utcnow()
+    user = session.get(User, row.user_id)
+    assert user is not None
+    return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+
+
+def login_with_password(session: Session, email: str, password: str) -> str:
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.password_hash or not _verify(user.password_hash, password):
+        raise NotAuthenticated("The email or password is wrong.")
+    return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+
+
+def revoke_token(session: Session, token: str) -> None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    if row is not None:
+        session.delete(row)
+
+
+def principal_for(user: User, via: str) -> Principal:
+    return _principal(user, via=via)
+
+
+def _principal(user: User, *, via: str) -> Principal:
+    return Principal(user_id=user.id, account_id=user.account_id, email=user.email,
+                     is_admin=user.is_admin, via=via)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    if expires_at is None:
+        return False
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
+    return expires_at <= utcnow()
+
+
+def _valid_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or not domain or " " in email or len(email) > 254:
+        raise ValidationFailed(
+            [FieldProblem("email", "enter an email address like ana@example.com")])
+    return email

@@ -1,0 +1,61 @@
+"""The segbridge ASGI application: REST API, login, and the local Segment mounted at /sandbox."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import ORJSONResponse, RedirectResponse
+
+import segbridge
+from segbridge.api.errors import install_error_handlers
+from segbridge.api.routes import applications, auth, connections
+from segbridge.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="segbridge",
+        version=segbridge.__version__,
+        description="Self-hosted integration platform for Segment.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(applications.router)
+    api.include_router(connections.router)
+    app.include_router(api)
+    app.include_router(auth.router)
+    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
+    if runtime.settings.sandbox_enabled:
+        _mount_sandbox(app, runtime)
+    return app
+
+
+def _health() -> dict[str, str]:
+    return {"status": "ok", "version": segbridge.__version__}
+
+
+def _home() -> RedirectResponse:
+    return RedirectResponse("/api/docs", status_code=307)
+
+
+def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
+    from segbridge.api.deps import request_is_authenticated
+    from segbridge.sandbox import SandboxConfig, create_sandbox_app
+
+    config = SandboxConfig(
+        state_path=runtime.settings.home / "sandbox.sqlite3",
+        unknown_key_mode=runtime.settings.sandbox_unknown_key_mode,
+    )
+    sandbox = create_sandbox_app(
+        config,
+        authorize_manage=lambda request: request_is_authenticated(request, admin=False),
+        authorize_admin=lambda request: request_is_authenticated(request, admin=True),
+    )
+    sandbox.state.segbridge_runtime = runtime
+    app.state.sandbox_app = sandbox
+    app.mount("/sandbox", sandbox)

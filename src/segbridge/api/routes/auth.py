@@ -1,0 +1,53 @@
+"""Sign in and out: password login, the one-time login link, and who am I."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from segbridge.accounts import service as accounts
+from segbridge.api.deps import SESSION_COOKIE, CurrentPrincipal, RuntimeDep, csrf_token_for
+from segbridge.api.schemas import LoginRequest, Me
+
+router = APIRouter(tags=["auth"])
+SESSION_MAX_AGE = int(accounts.SESSION_TTL.total_seconds())
+
+
+def set_session_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=SESSION_MAX_AGE, httponly=True, samesite="lax",
+        secure=request.url.scheme == "https", path="/")
+
+
+@router.post("/api/v1/auth/login", operation_id="login")
+def login(body: LoginRequest, request: Request, response: Response,
+          runtime: RuntimeDep) -> dict[str, str]:
+    with runtime.db.session() as session:
+        token = accounts.login_with_password(session, body.email, body.password)
+    set_session_cookie(response, request, token)
+    return {"csrf_token": csrf_token_for(token)}
+
+
+@router.post("/api/v1/auth/logout", operation_id="logout")
+def logout(request: Request, response: Response, principal: CurrentPrincipal,
+           runtime: RuntimeDep) -> dict[str, bool]:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        with runtime.db.session() as session:
+            accounts.revoke_token(session, token)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"ok": True}
+
+
+@router.get("/api/v1/me", operation_id="me")
+def me(principal: CurrentPrincipal) -> Me:
+    return Me(email=principal.email, account_id=principal.account_id, is_admin=principal.is_admin)
+
+
+@router.get("/login", include_in_schema=False)
+def login_link(token: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
+    with runtime.db.session() as session:
+        session_token = accounts.redeem_login_link(session, token)
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, request, session_token)
+    return response

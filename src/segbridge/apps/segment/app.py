@@ -1,0 +1,122 @@
+"""The Segment application: settings, validation and Test connection (the ping)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import httpx
+
+from segbridge.apps.base import (
+    Capability,
+    Check,
+    ConnectionConfig,
+    PingResult,
+    SettingKind,
+    SettingSpec,
+)
+from segbridge.apps.segment.client import TrackingClient, stamp
+from segbridge.apps.segment.endpoints import Endpoint, endpoint_problem, resolve_endpoint
+from segbridge.core.errors import ApplicationError, FieldProblem
+
+TEST_USER_ID = "segbridge-connection-test"
+WRITE_KEY_HELP = (
+    "In Segment: Connections > Sources > your source > Settings > API keys; copy the Write key. "
+    "It is encrypted with AES-256 and never shown again; re-enter it on every edit."
+)
+
+
+class SegmentApplication:
+    """Segment: import records as identify, track, page, screen, group and alias calls."""
+
+    key = "segment"
+    name = "Segment"
+    description = "Send identify, track, page, screen, group and alias calls to a Segment source."
+    capabilities = frozenset({Capability.PING, Capability.IMPORT, Capability.LISTEN})
+    settings: tuple[SettingSpec, ...] = (
+        SettingSpec("write_key", "Write key", SettingKind.SECRET, required=True,
+                    help=WRITE_KEY_HELP, max_length=200),
+        SettingSpec("region", "Region", SettingKind.CHOICE, advanced=True, default="us",
+                    choices=(("us", "US (api.segment.io)"),
+                             ("eu", "EU (events.eu1.segmentapis.com)")),
+                    help="The region of your Segment workspace. An EU source must use EU."),
+        SettingSpec("endpoint", "Custom endpoint URL", SettingKind.URL, advanced=True,
+                    help="Only for a Segment-compatible receiver, e.g. segbridge's local Segment "
+                         "(http://127.0.0.1:8000/sandbox) or a RudderStack data plane. "
+                         "Leave empty to send to Segment."),
+    )
+
+    def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        endpoint = values.get("endpoint")
+        if endpoint:
+            reason = endpoint_problem(endpoint)
+            if reason:
+                problems.append(FieldProblem("settings.endpoint", reason))
+            if values.get("region") == "eu":
+                problems.append(FieldProblem(
+                    "settings.region",
+                    "choose either the EU region or a custom endpoint URL, not both"))
+        return problems
+
+    def endpoint(self, config: ConnectionConfig) -> Endpoint:
+        return resolve_endpoint(config.values.get("region"), config.values.get("endpoint"))
+
+    def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
+        endpoint = self.endpoint(config)
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+            client = TrackingClient(endpoint, config.secrets["write_key"], http)
+            return _ping(client, endpoint)
+
+
+def _ping(client: TrackingClient, endpoint: Endpoint) -> PingResult:
+    call = stamp({"userId": TEST_USER_ID, "traits": {"name": "segbridge connection test"}})
+    message_id = str(call["messageId"])
+    url = endpoint.url("identify")
+    started = time.perf_counter()
+    try:
+        response = client.send("identify", call)
+    except ApplicationError as exc:
+        return PingResult(
+            ok=False, endpoint=url, status=exc.status, latency_ms=_since(started),
+            message_id=message_id, cause=exc.cause, message=exc.message,
+            checks=(_check_write_key(client),) if exc.cause != "refused" else (),
+        )
+    latency = _since(started)
+    return PingResult(
+        ok=True, endpoint=url, status=response.status_code, latency_ms=latency,
+        message_id=message_id,
+        message=f"The ping was accepted ({response.status_code}) in {latency:.0f} ms.",
+        checks=(_check_write_key(client),),
+        debugger_hint=_debugger_hint(endpoint, message_id),
+    )
+
+
+def _check_write_key(client: TrackingClient) -> Check:
+    """Ask the source-settings endpoint whether it knows the key (Segment answers 200 anyway)."""
+    try:
+        response = client.fetch_source_settings()
+    except ApplicationError as exc:
+        return Check("write_key", "could_not_check",
+                     "Write key: could not check", f"The source-settings endpoint: {exc.message}")
+    if response.status_code == 200:
+        return Check("write_key", "recognised", "Write key: recognised",
+                     "The source-settings endpoint knows a source with this write key.")
+    if response.status_code == 404:
+        return Check(
+            "write_key", "not_recognised", "Write key: not recognised (warning)",
+            "The source-settings endpoint does not know this write key. Segment accepts calls "
+            "with any key and drops them silently, so check the source's Debugger for the ping. "
+            "(Some server-side sources answer 404 here too.)")
+    return Check("write_key", "could_not_check", "Write key: could not check",
+                 f"The source-settings endpoint answered {response.status_code}.")
+
+
+def _debugger_hint(endpoint: Endpoint, message_id: str) -> str:
+    where = ("the receiver's Debugger for this source" if endpoint.custom else
+             "Segment: Connections > Sources > your source > Debugger")
+    return f"Open {where} and look for user {TEST_USER_ID}, messageId {message_id}."
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

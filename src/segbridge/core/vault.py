@@ -1,0 +1,177 @@
+"""The vault: AES-256-GCM encryption of secrets at rest, with a key ring for rotation.
+
+Ciphertext format (ASCII, stored as text): ``v1.<key_id>.<base64url(nonce || ciphertext+tag)>``.
+- a fresh 96-bit nonce per value;
+- ``key_id`` is the first 16 hex digits of SHA-256 of the key, so a wrong key is recognised;
+- associated data binds the ciphertext to its place (account, connection, field): a
+  ciphertext copied to another row fails to decrypt.
+
+Key ring file: JSON ``{"keys": ["<base64 key>", ...], "primary": "<key_id>"}`` with mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from segbridge.core.errors import ConfigurationError, SegbridgeError
+from segbridge.core.secrets import Secret
+
+VERSION = "v1"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+
+
+class VaultError(SegbridgeError):
+    """A secret could not be decrypted: wrong key, or moved to another row."""
+
+    code = "vault_error"
+
+
+def key_id_of(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def associated_data(account_id: str, owner_id: str, field: str) -> bytes:
+    return f"segbridge/{VERSION}|{account_id}|{owner_id}|{field}".encode()
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """All master keys that can decrypt, and the primary one that encrypts."""
+
+    keys: dict[str, bytes]
+    primary: str
+
+    @classmethod
+    def single(cls, key: bytes) -> KeyRing:
+        _check_length(key)
+        return cls(keys={key_id_of(key): key}, primary=key_id_of(key))
+
+    def with_new_primary(self, key: bytes) -> KeyRing:
+        _check_length(key)
+        return KeyRing(keys={**self.keys, key_id_of(key): key}, primary=key_id_of(key))
+
+    def only_primary(self) -> KeyRing:
+        return KeyRing(keys={self.primary: self.keys[self.primary]}, primary=self.primary)
+
+
+class Vault:
+    """Encrypts and decrypts secrets with the key ring."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._ring = ring
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._ring
+
+    @property
+    def primary_key_id(self) -> str:
+        return self._ring.primary
+
+    def can_decrypt_with(self, key_id: str) -> bool:
+        return key_id in self._ring.keys
+
+    def encrypt(self, secret: Secret, aad: bytes) -> str:
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        sealed = AESGCM(self._ring.keys[self._ring.primary]).encrypt(
+            nonce, secret.reveal().encode(), aad
+        )
+        body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+        return f"{VERSION}.{self._ring.primary}.{body}"
+
+    def decrypt(self, ciphertext: str, aad: bytes) -> Secret:
+        version, key_id, body = _split(ciphertext)
+        key = self._ring.keys.get(key_id)
+        if version != VERSION or key is None:
+            raise VaultError(
+                f"A secret was encrypted with master key {key_id}, which is not in the key ring. "
+                "Start segbridge with the master key this database was created with."
+            )
+        raw = base64.urlsafe_b64decode(body)
+        try:
+            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise VaultError(
+                "A secret failed its integrity check: it was altered or copied from another "
+                "connection. Enter the secret again."
+            ) from None
+        return Secret(plain.decode())
+
+    @staticmethod
+    def key_id_in(ciphertext: str) -> str:
+        return _split(ciphertext)[1]
+
+
+def _split(ciphertext: str) -> tuple[str, str, str]:
+    parts = ciphertext.split(".", 2)
+    if len(parts) != 3:
+        raise VaultError("A stored secret is not in the vault's format; enter the secret again.")
+    return parts[0], parts[1], parts[2]
+
+
+def _check_length(key: bytes) -> None:
+    if len(key) != KEY_BYTES:
+        raise ConfigurationError(
+            f"The master key must be {KEY_BYTES} bytes (base64 of 32 random bytes); "
+            f"got {len(key)} bytes. Generate one with: "
+            "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+        )
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+def decode_key(text: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        raise ConfigurationError(
+            "SEGBRIDGE_MASTER_KEY is not valid base64; it must be base64 of 32 random bytes."
+        ) from None
+    _check_length(key)
+    return key
+
+
+def read_key_ring(path: Path) -> KeyRing:
+    try:
+        data = json.loads(path.read_text())
+        keys = {key_id_of(k): k for k in (base64.b64decode(text) for text in data["keys"])}
+        primary = str(data["primary"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigurationError(
+            f"The master key file {path} cannot be read or is damaged. Restore it from your "
+            "backup; segbridge will not overwrite it."
+        ) from None
+    for key in keys.values():
+        _check_length(key)
+    if primary not in keys:
+        raise ConfigurationError(f"The master key file {path} names a primary key it lacks.")
+    return KeyRing(keys=keys, primary=primary)
+
+
+def write_key_ring(path: Path, ring: KeyRing) -> None:
+    """Write the key ring atomically with mode 0600."""
+    data = {
+        "keys": [base64.b64encode(k).decode("ascii") for k in ring.keys.values()],
+        "primary": ring.primary,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)

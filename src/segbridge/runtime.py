@@ -1,0 +1,73 @@
+"""Wiring: settings -> database (migrated) -> vault -> services. Used by the server and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from segbridge.accounts import service as accounts
+from segbridge.accounts.service import Principal
+from segbridge.apps.base import Registry
+from segbridge.apps.registry import default_registry
+from segbridge.connections.service import ConnectionService
+from segbridge.core.errors import NotFound
+from segbridge.core.settings import Settings
+from segbridge.core.vault import Vault
+from segbridge.keys import load_vault
+from segbridge.storage.db import Database
+from segbridge.storage.models import Account, User
+
+ADMIN_EMAIL = "admin@localhost"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    vault: Vault
+    registry: Registry
+    connections: ConnectionService
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Open the database, apply migrations, load the master key, build the services."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    db.migrate()
+    vault = load_vault(settings, db)
+    registry = default_registry()
+    connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds)
+    return Runtime(settings, db, vault, registry, connections)
+
+
+def first_start(runtime: Runtime) -> str | None:
+    """On an empty database create the account and its admin; return a one-time login URL."""
+    with runtime.db.session() as session:
+        if session.scalar(select(Account.id).limit(1)) is not None:
+            return None
+        account = accounts.create_account(session, "Default")
+        admin = accounts.create_user(session, account.id, ADMIN_EMAIL, None, is_admin=True)
+        token = accounts.issue_token(session, admin, kind="login", name="first start",
+                                     ttl=accounts.LOGIN_LINK_TTL)
+    return login_url(runtime, token)
+
+
+def login_url(runtime: Runtime, token: str) -> str:
+    return f"{runtime.settings.base_url}/login?token={token}"
+
+
+def cli_principal(runtime: Runtime, email: str | None = None) -> Principal:
+    """The CLI acts as a user of the local database: the one named, else the first admin."""
+    with runtime.db.session() as session:
+        if email:
+            return accounts.principal_for(accounts.find_user(session, email), via="cli")
+        user = session.scalar(select(User).where(User.is_admin.is_(True))
+                              .order_by(User.created_at))
+        if user is None:
+            raise NotFound("No admin user exists yet; start the server once (`segbridge "
+                           "serve`) or create one with `segbridge users create --admin`.")
+        return accounts.principal_for(user, via="cli")

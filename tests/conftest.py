@@ -1,0 +1,45 @@
+"""Shared fixtures. Tiers by folder: tests/unit (no I/O), tests/integration (real SQLite and
+PostgreSQL, real HTTP servers on loopback), tests/sandbox (the local Segment), tests/e2e."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from segbridge.core.settings import Settings, load_settings
+from segbridge.runtime import Runtime, build_runtime
+from tests.support.databases import postgres_database, sqlite_url
+
+TIERS = ("unit", "integration", "sandbox", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for tier in TIERS:
+            if tier in parts:
+                item.add_marker("integration" if tier == "sandbox" else tier)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(home=tmp_path / "home", database_url=database_url,
+                         http_timeout_seconds=3.0)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    built = build_runtime(settings)
+    yield built
+    built.close()
