@@ -6,7 +6,7 @@ RUN_STAMP  = $(VENV)/.installed-run
 TEST_STAMP = $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast check bench services clean
+.PHONY: help run test check bench services browser clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,7 +29,10 @@ run: $(RUN_STAMP) ## start segbridge on http://127.0.0.1:8000 (migrates; first s
 services: ## start PostgreSQL if it is not running (the suite runs on SQLite and PostgreSQL)
 	@scripts/ensure-services
 
-test: $(TEST_STAMP) services ## install what the tests need and run the whole suite
+browser: ## install Debian's chromium for the browser tests when it is missing
+	@scripts/ensure-browser
+
+test: $(TEST_STAMP) services browser ## install what the tests need and run the whole suite
 	$(BIN)/python -m pytest
 
 check: $(TEST_STAMP) ## ruff and mypy (strict) on src
