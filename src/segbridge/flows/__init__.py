@@ -1,0 +1,1 @@
+"""Flows: export records from a source, map them, import them into Segment."""

@@ -1,0 +1,62 @@
+"""The contracts between the parts of a flow: exports yield SourceRecords, a compiled mapping
+turns a record's data into a Segment call, and the engine batches and sends the calls.
+
+    export (files, database)  --SourceRecord-->  mapping  --call dict-->  batcher -> sender
+
+Exports are synchronous iterators (files and DB cursors are), read in a worker thread by the
+engine; they must stream (never load a whole file or result set) and be resumable from a
+position. Nothing here touches the ORM or does per-record SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class SourceRecord:
+    """One record as an export produced it.
+
+    position: 0-based ordinal of the record in this export's output, stable when the same
+        input is exported again (so a resumed run can skip what it already delivered).
+    ref: where the record came from, for people: "line 12", "row 7", "id=42".
+    data: the record, or None when it could not be read.
+    error: why it could not be read (malformed CSV line, invalid UTF-8, not a JSON object...).
+    field: the field the error is about, when there is one.
+    raw: the raw text of an unreadable record (truncated to a few KB), kept with the error.
+    cursor: for incremental database exports, the value of the cursor column of this record.
+    """
+
+    position: int
+    ref: str
+    data: dict[str, Any] | None
+    error: str | None = None
+    field: str | None = None
+    raw: str | None = None
+    cursor: Any = None
+
+
+class Export(Protocol):
+    """A source step: streams records, starting at a position."""
+
+    def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
+        """Yield records in order, skipping the first ``start_position`` ones cheaply."""
+        ...
+
+
+class MappingError(Exception):
+    """A record cannot be mapped: names the field and the reason (becomes a record error)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+MapRecord = Callable[[dict[str, Any]], dict[str, Any]]
+"""A compiled mapping: record data -> a Segment call dict with "type" and the mapped fields
+(userId, anonymousId, event, name, groupId, previousId, timestamp, traits/properties, context,
+integrations). It raises MappingError for a record that cannot be mapped. It does not set
+messageId or sentAt: the engine does."""
