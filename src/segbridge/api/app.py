@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import ORJSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
 
 import segbridge
 from segbridge.api.errors import install_error_handlers
@@ -19,7 +19,6 @@ def create_app(runtime: Runtime) -> FastAPI:
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
     )
     app.state.runtime = runtime
     install_error_handlers(app)

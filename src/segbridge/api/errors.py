@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segbridge.core.errors import SegbridgeError
@@ -27,18 +27,18 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-async def _segbridge_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _segbridge_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SegbridgeError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-    return ORJSONResponse(error_body(exc.code, exc.message, exc.details),
+    return JSONResponse(error_body(exc.code, exc.message, exc.details),
                           status_code=exc.http_status, headers=headers)
 
 
-async def _request_invalid(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [_problem(error) for error in exc.errors()]
     message = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return ORJSONResponse(error_body("validation_failed", message, problems), status_code=422)
+    return JSONResponse(error_body("validation_failed", message, problems), status_code=422)
 
 
 def _problem(error: Any) -> dict[str, str]:
@@ -58,15 +58,15 @@ def _problem(error: Any) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 401: "not_authenticated"}
-    return ORJSONResponse(error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+    return JSONResponse(error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
                           status_code=exc.status_code)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error while serving a request", exc_info=exc)
-    return ORJSONResponse(
+    return JSONResponse(
         error_body("internal_error", "segbridge had an internal error; see the server log."),
         status_code=500)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
-
 from segbridge.apps.base import Registry
 
 
-@cache
 def default_registry() -> Registry:
+    """A fresh registry of the built-in applications (one per runtime)."""
     from segbridge.apps.segment.app import SegmentApplication
 
     registry = Registry()

@@ -192,15 +192,8 @@ class ConnectionService:
         own_id = existing.id if existing else None
         problems = validation.check_name(session, principal.account_id, draft.name,
                                          own_id=own_id)
-        application, app_problems = validation.check_application(
-            self.registry, draft.application or (existing.application if existing else None))
+        application, app_problems = self._check_application(draft, existing)
         problems += app_problems
-        if existing and application and application.key != existing.application:
-            application = None
-            problems = [p for p in problems if p.field != "application"]
-            problems.append(FieldProblem(
-                "application", f"the application of a connection cannot be changed (it is "
-                               f"{existing.application}); create a new connection instead"))
         values: dict[str, str | None] = {}
         secrets: dict[str, Secret] = {}
         if application is not None:
@@ -216,6 +209,17 @@ class ConnectionService:
         return validation.ValidDraft(
             name=draft.name.strip(), application=application, values=values, secrets=secrets,
             concurrency_level=draft.concurrency_level, lender=lender)
+
+    def _check_application(
+        self, draft: ConnectionDraft, existing: Connection | None
+    ) -> tuple[Application | None, list[FieldProblem]]:
+        if existing is None:
+            return validation.check_application(self.registry, draft.application)
+        if draft.application and draft.application != existing.application:
+            return None, [FieldProblem(
+                "application", f"the application of a connection cannot be changed (it is "
+                               f"{existing.application}); create a new connection instead")]
+        return validation.check_application(self.registry, existing.application)
 
     def _ping_or_refuse(self, valid: validation.ValidDraft) -> PingResult:
         result = self._ping(valid.application, ConnectionConfig(valid.values, valid.secrets))
