@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.support.receivers import Answers, status_receiver
 
 from segbridge.cli.main import cli
 from segbridge.core.settings import Settings
-from tests.support.receivers import Answers, status_receiver
 
 KEY = "cliKeyAbcdefghijklmnopqrstuvwxyz"
 
@@ -72,7 +72,9 @@ def test_first_user_then_connections_end_to_end(
     assert json.loads(run(env, "connections", "list", "--json").output) == []
 
 
-def test_errors_name_the_field_and_exit_1(env: dict[str, str], receiver: tuple[str, Answers]) -> None:
+def test_errors_name_the_field_and_exit_1(
+    env: dict[str, str], receiver: tuple[str, Answers],
+) -> None:
     run(env, "users", "create", "ana@example.com", "--no-password")
     url, _ = receiver
     result = run(env, "connections", "create", "--name", "", "--endpoint", url,
