@@ -1,44 +1,17 @@
-"""Running the server: first start, the periodic re-test of offline connections, uvicorn."""
+"""Running the server: first start, background workers, uvicorn."""
 
 from __future__ import annotations
 
 import logging
-import threading
 
 import click
 import uvicorn
 
 from segbridge.api.app import create_app
 from segbridge.runtime import Runtime, first_start
+from segbridge.workers import Workers
 
 log = logging.getLogger(__name__)
-
-
-class RetestLoop:
-    """Re-tests offline connections every ``interval`` seconds in a background thread."""
-
-    def __init__(self, runtime: Runtime, interval: float) -> None:
-        self._runtime = runtime
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="retest-offline", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                back = self._runtime.connections.retest_offline()
-            except Exception:
-                log.exception("re-testing offline connections failed")
-            else:
-                if back:
-                    log.info("%d offline connection(s) came back online", back)
 
 
 def serve(runtime: Runtime, host: str, port: int) -> None:
@@ -49,14 +22,17 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         click.echo("segbridge: first start. Sign in as the admin with this one-time link:")
         click.echo(f"    {link}")
     _ensure_sandbox_source(app)
-    loop = RetestLoop(runtime, runtime.settings.retest_interval_seconds)
-    loop.start()
+    workers = Workers(runtime)
+    resumed = workers.start()
+    if resumed:
+        click.echo(f"segbridge: resuming {len(resumed)} interrupted run(s)")
     click.echo(f"segbridge: serving on http://{host}:{port}  (data: {runtime.settings.home})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=runtime.settings.log_level.lower(),
                     proxy_headers=False, server_header=False)
     finally:
-        loop.stop()
+        workers.stop()
+        _close_sandbox(app)
         runtime.close()
 
 
@@ -67,6 +43,13 @@ def _ensure_sandbox_source(app: object) -> None:
     from segbridge.sandbox import ensure_default_source
 
     ensure_default_source(sandbox)
+
+
+def _close_sandbox(app: object) -> None:
+    """A mounted app's lifespan does not run: close the local Segment's state here."""
+    sandbox = getattr(getattr(app, "state", None), "sandbox_app", None)
+    if sandbox is not None:
+        sandbox.state.sandbox.close()
 
 
 def configure_logging(level: str) -> None:

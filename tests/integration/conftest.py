@@ -69,6 +69,7 @@ def server(runtime: Runtime) -> Iterator[Server]:
         trust_env=False,
     ) as api:
         yield Server(base_url, runtime, token, api)
+    app.state.sandbox_app.state.sandbox.close()
 
 
 @pytest.fixture

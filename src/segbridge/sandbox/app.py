@@ -1,0 +1,59 @@
+"""Assembling the receiver: one Starlette app with the tracking API, management API and pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from segbridge.sandbox.auth import AccessPolicy, Authorizer
+from segbridge.sandbox.config import SandboxConfig
+from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
+from segbridge.sandbox.management import ManagementAPI
+from segbridge.sandbox.pages import STATIC, Pages
+from segbridge.sandbox.responses import ApiError, handle_api_error
+from segbridge.sandbox.state import SandboxState, build_state
+from segbridge.sandbox.store import InvalidSourceName, Source, SourceNotFound, SourceStore
+from segbridge.sandbox.tracking import TrackingAPI, settings_endpoint
+
+
+def create_sandbox_app(
+    config: SandboxConfig,
+    *,
+    authorize_manage: Authorizer | None = None,
+    authorize_admin: Authorizer | None = None,
+) -> Starlette:
+    """The receiver as an ASGI app; its state is ``app.state.sandbox`` (a ``SandboxState``).
+
+    Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
+    lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown.
+    """
+    state = build_state(config)
+    policy = AccessPolicy(config.admin_token, authorize_manage, authorize_admin)
+    routes: list[BaseRoute] = [
+        Route("/v1/projects/{write_key}/settings", settings_endpoint(state), methods=["GET"]),
+        Route("/v1/{call}", TrackingAPI(state), methods=["POST", "OPTIONS"]),
+        *ManagementAPI(state, policy).routes(),
+        *Pages(state, policy).routes(),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    handlers = {cls: handle_api_error for cls in (ApiError, SourceNotFound, InvalidSourceName)}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    app.state.sandbox = state
+    return app
+
+
+def ensure_default_source(app_or_store: Starlette | SandboxState | SourceStore) -> Source:
+    """The first source, created as "My first source" when the workspace has none."""
+    target = app_or_store.state.sandbox if isinstance(app_or_store, Starlette) else app_or_store
+    store: SourceStore = target.store if isinstance(target, SandboxState) else target
+    return store.first_or_create(DEFAULT_SOURCE_NAME)

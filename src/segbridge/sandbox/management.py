@@ -1,0 +1,139 @@
+"""The JSON management API: sources, their Debugger events, drops and counters; faults.
+
+Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge):
+
+    GET    /api/sources                      list            (manage)
+    POST   /api/sources {"name"}             create -> 201   (manage)
+    GET    /api/sources/{id}                 one source      (manage)
+    PATCH  /api/sources/{id} {"name"}        rename          (manage)
+    DELETE /api/sources/{id}                 delete -> 204   (manage)
+    GET    /api/sources/{id}/events?q=&limit=  newest first  (manage)
+    GET    /api/sources/{id}/events/stream   server-sent events (manage)
+    GET    /api/sources/{id}/stats           counters        (manage)
+    GET    /api/sources/{id}/dropped?limit=  drop log        (manage)
+    GET    /api/receiver                     unknown keys, missing keys, rejected (manage)
+    GET|PUT|DELETE /api/faults               fault injection (admin)
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from segbridge.sandbox.auth import AccessPolicy
+from segbridge.sandbox.faults import FaultSettingsError, parse_fault_request
+from segbridge.sandbox.responses import ApiError, json_response, read_json_object
+from segbridge.sandbox.sse import event_stream
+from segbridge.sandbox.state import SandboxState
+from segbridge.sandbox.store import Source
+
+
+def _limit(request: Request, default: int, maximum: int) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        message = f"limit must be a whole number from 1 to {maximum}"
+        raise ApiError(422, "invalid_limit", message, {"field": "limit"})
+    return int(raw)
+
+
+class ManagementAPI:
+    def __init__(self, state: SandboxState, policy: AccessPolicy) -> None:
+        self.state = state
+        self.policy = policy
+
+    def routes(self) -> list[Route]:
+        sources = "/api/sources"
+        return [
+            Route(sources, self.list_sources, methods=["GET"]),
+            Route(sources, self.create_source, methods=["POST"]),
+            Route(sources + "/{id}", self.get_source, methods=["GET"]),
+            Route(sources + "/{id}", self.rename_source, methods=["PATCH"]),
+            Route(sources + "/{id}", self.delete_source, methods=["DELETE"]),
+            Route(sources + "/{id}/events", self.events, methods=["GET"]),
+            Route(sources + "/{id}/events/stream", self.stream, methods=["GET"]),
+            Route(sources + "/{id}/stats", self.stats, methods=["GET"]),
+            Route(sources + "/{id}/dropped", self.dropped, methods=["GET"]),
+            Route("/api/receiver", self.receiver, methods=["GET"]),
+            Route("/api/faults", self.get_faults, methods=["GET"]),
+            Route("/api/faults", self.put_faults, methods=["PUT"]),
+            Route("/api/faults", self.delete_faults, methods=["DELETE"]),
+        ]
+
+    def _source(self, request: Request) -> Source:
+        self.policy.require_manage(request)
+        return self.state.store.get(request.path_params["id"])
+
+    async def list_sources(self, request: Request) -> Response:
+        self.policy.require_manage(request)
+        return json_response({"sources": [s.to_json() for s in self.state.store.list()]})
+
+    async def create_source(self, request: Request) -> Response:
+        self.policy.require_manage(request)
+        body = await read_json_object(request)
+        return json_response(self.state.store.create(body.get("name")).to_json(), 201)
+
+    async def get_source(self, request: Request) -> Response:
+        return json_response(self._source(request).to_json())
+
+    async def rename_source(self, request: Request) -> Response:
+        source = self._source(request)
+        body = await read_json_object(request)
+        return json_response(self.state.store.rename(source.id, body.get("name")).to_json())
+
+    async def delete_source(self, request: Request) -> Response:
+        source = self._source(request)
+        self.state.store.delete(source.id)
+        self.state.debugger.remove(source.id)
+        return Response(status_code=204)
+
+    async def events(self, request: Request) -> Response:
+        source = self._source(request)
+        limit = _limit(request, self.state.config.debugger_size, self.state.config.debugger_size)
+        query = request.query_params.get("q", "")
+        records = self.state.debugger.feed(source.id).newest(query, limit)
+        return json_response({"events": [r.to_json() for r in records], "count": len(records)})
+
+    async def stream(self, request: Request) -> Response:
+        source = self._source(request)
+        return event_stream(self.state.debugger.feed(source.id))
+
+    async def stats(self, request: Request) -> Response:
+        source = self._source(request)
+        feed = self.state.debugger.feed(source.id)
+        body = {"source_id": source.id, **feed.stats.to_json(), "in_debugger": len(feed.events)}
+        return json_response(body)
+
+    async def dropped(self, request: Request) -> Response:
+        source = self._source(request)
+        feed = self.state.debugger.feed(source.id)
+        limit = _limit(request, self.state.config.debugger_size, self.state.config.debugger_size)
+        records = list(reversed(feed.dropped))[:limit]
+        return json_response({"dropped": [r.to_json() for r in records]})
+
+    async def receiver(self, request: Request) -> Response:
+        self.policy.require_manage(request)
+        return json_response(
+            {**self.state.receiver.to_json(), "mode": self.state.config.unknown_key_mode}
+        )
+
+    async def get_faults(self, request: Request) -> Response:
+        self.policy.require_admin(request)
+        return json_response(self.state.faults.to_json())
+
+    async def put_faults(self, request: Request) -> Response:
+        self.policy.require_admin(request)
+        body = await read_json_object(request)
+        try:
+            settings, seed = parse_fault_request(body)
+        except FaultSettingsError as err:
+            raise ApiError(422, "invalid_faults", str(err), {"problems": err.problems}) from err
+        self.state.faults.apply(settings, seed)
+        return json_response(self.state.faults.to_json())
+
+    async def delete_faults(self, request: Request) -> Response:
+        self.policy.require_admin(request)
+        self.state.faults.reset()
+        return json_response(self.state.faults.to_json())

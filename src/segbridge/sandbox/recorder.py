@@ -1,0 +1,106 @@
+"""Recording a validated request: receiver-level counters, drops, dedup, archive, Debugger."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from segbridge.sandbox.archive import ArchiveWriter
+from segbridge.sandbox.calls import PreparedCall, PreparedRequest
+from segbridge.sandbox.debugger import Debugger
+from segbridge.sandbox.dedup import MessageIdDeduper
+from segbridge.sandbox.store import Source
+from segbridge.sandbox.timestamps import iso
+
+UNKNOWN_KEY_LOG = 100
+
+
+def mask_key(key: str) -> str:
+    """Enough of a write key to recognise it, never the whole key."""
+    return f"{key[:4]}… ({len(key)} characters)"
+
+
+@dataclass
+class ReceiverStats:
+    """Counters that belong to no source (the key is missing or unknown)."""
+
+    requests: int = 0
+    unknown_key_requests: int = 0
+    unknown_key_events: int = 0
+    missing_key_requests: int = 0
+    rejected_requests: int = 0  # every 400, with or without a known source
+    faults: Counter[str] = field(default_factory=Counter)
+    unknown_keys: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=UNKNOWN_KEY_LOG)
+    )
+
+    def unknown_key(self, key: str, events: int) -> None:
+        self.unknown_key_requests += 1
+        self.unknown_key_events += events
+        at = iso(datetime.now(UTC))
+        self.unknown_keys.append({"at": at, "write_key": mask_key(key), "events": events})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rejected_requests": self.rejected_requests,
+            "missing_key_requests": self.missing_key_requests,
+            "unknown_write_key": {
+                "requests": self.unknown_key_requests,
+                "events": self.unknown_key_events,
+                "recent": list(reversed(self.unknown_keys)),
+            },
+        }
+
+
+class Recorder:
+    """Turns a validated request for a known source into Debugger events and archive lines."""
+
+    def __init__(
+        self, debugger: Debugger, dedup: MessageIdDeduper, archive: ArchiveWriter | None
+    ) -> None:
+        self.debugger = debugger
+        self.dedup = dedup
+        self.archive = archive
+
+    async def record(self, source: Source, request: PreparedRequest, received_at: str) -> None:
+        """Record a request whole, or (archive failure: ``OSError``) nothing of it."""
+        feed = self.debugger.feed(source.id)
+        if request.over_limit:
+            feed.stats.received += request.over_limit
+            feed.record_drop(received_at, "too_many_calls", None, request.over_limit)
+            return
+        accepted, dropped = self._sift(source, request.calls)
+        if self.archive is not None:
+            try:
+                await self.archive.append([call.line for call in accepted])
+            except OSError:
+                self._forget(source, accepted)
+                raise
+        feed.stats.received += len(request.calls)
+        for call, reason in dropped:
+            feed.record_drop(received_at, reason, call)
+        feed.add_events(accepted, received_at)
+
+    def _sift(
+        self, source: Source, calls: list[PreparedCall]
+    ) -> tuple[list[PreparedCall], list[tuple[PreparedCall, str]]]:
+        """The accepted calls, and the dropped ones with the reason (duplicates included)."""
+        accepted: list[PreparedCall] = []
+        dropped: list[tuple[PreparedCall, str]] = []
+        seen = self.dedup.seen
+        for call in calls:
+            if call.drop:
+                dropped.append((call, call.drop))
+            elif not call.generated_id and seen(source.id, call.message_id or ""):
+                dropped.append((call, "duplicate_message_id"))
+            else:
+                accepted.append(call)
+        return accepted, dropped
+
+    def _forget(self, source: Source, calls: list[PreparedCall]) -> None:
+        for call in calls:
+            if not call.generated_id:
+                self.dedup.forget(source.id, call.message_id or "")

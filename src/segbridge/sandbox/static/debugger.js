@@ -1,0 +1,103 @@
+"use strict";
+// The Debugger page: a live list (EventSource) with Live/Pause, search, Pretty/Raw views.
+(function () {
+  const root = document.getElementById("debugger");
+  if (!root) return;
+  const size = Number(root.dataset.size) || 500;
+  const list = document.getElementById("event-list");
+  const detail = document.getElementById("event-detail");
+  const search = document.getElementById("search");
+  const liveButton = document.getElementById("live-toggle");
+  const prettyButton = document.getElementById("view-pretty");
+  const rawButton = document.getElementById("view-raw");
+  const status = document.getElementById("status");
+  const stats = document.getElementById("stats");
+  let events = [];
+  let live = true;
+  let view = "pretty";
+  let selected = null;
+  let query = "";
+
+  function matches(event) {
+    return !query || JSON.stringify(event.raw).toLowerCase().includes(query);
+  }
+
+  function summary(event) {
+    const raw = event.raw;
+    return raw.event || raw.name || raw.userId || raw.anonymousId || raw.groupId || "";
+  }
+
+  function item(event) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.setAttribute("aria-current", String(selected !== null && selected.seq === event.seq));
+    const type = document.createElement("span");
+    type.className = "type";
+    type.textContent = event.type;
+    const text = document.createElement("span");
+    text.textContent = String(summary(event));
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = event.received_at + " · " + event.message_id;
+    button.append(type, text, time);
+    button.addEventListener("click", () => { selected = event; showDetail(); render(); });
+    li.append(button);
+    return li;
+  }
+
+  function render() {
+    list.replaceChildren(...events.filter(matches).map(item));
+  }
+
+  function showDetail() {
+    if (!selected) return;
+    detail.textContent = view === "pretty" ? selected.pretty : JSON.stringify(selected.raw, null, 2);
+  }
+
+  function setView(next) {
+    view = next;
+    prettyButton.setAttribute("aria-pressed", String(view === "pretty"));
+    rawButton.setAttribute("aria-pressed", String(view === "raw"));
+    showDetail();
+  }
+
+  async function loadStats() {
+    const response = await fetch(root.dataset.statsUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const s = await response.json();
+    stats.textContent = `Received ${s.received} · accepted ${s.accepted} · dropped ${s.dropped}` +
+      ` · duplicates ${s.duplicates} · rejected requests ${s.rejected}`;
+  }
+
+  async function load() {
+    const response = await fetch(root.dataset.eventsUrl, { credentials: "same-origin" });
+    if (!response.ok) { status.textContent = "Could not load events."; return; }
+    events = (await response.json()).events;
+    render();
+    loadStats();
+  }
+
+  function connect() {
+    const source = new EventSource(root.dataset.streamUrl);
+    source.addEventListener("open", () => { status.textContent = live ? "Live" : "Paused"; });
+    source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
+    source.addEventListener("event", (message) => {
+      events.unshift(JSON.parse(message.data));
+      if (events.length > size) events.length = size;
+      if (live) { render(); loadStats(); }
+    });
+  }
+
+  liveButton.addEventListener("click", () => {
+    live = !live;
+    liveButton.setAttribute("aria-pressed", String(live));
+    liveButton.textContent = live ? "Live" : "Paused";
+    status.textContent = live ? "Live" : "Paused";
+    if (live) { render(); loadStats(); }
+  });
+  search.addEventListener("input", () => { query = search.value.trim().toLowerCase(); render(); });
+  prettyButton.addEventListener("click", () => setView("pretty"));
+  rawButton.addEventListener("click", () => setView("raw"));
+  load().then(connect);
+})();

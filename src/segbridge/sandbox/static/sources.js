@@ -1,0 +1,16 @@
+"use strict";
+// Copy buttons for write keys (Settings > API keys).
+document.querySelectorAll("button.copy").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const input = document.getElementById(button.dataset.copy);
+    const status = button.parentElement.querySelector(".copied");
+    try {
+      await navigator.clipboard.writeText(input.value);
+      status.textContent = "Copied.";
+    } catch (error) {
+      input.focus();
+      input.select();
+      status.textContent = "Press Ctrl+C to copy.";
+    }
+  });
+});

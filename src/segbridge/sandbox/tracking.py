@@ -1,0 +1,240 @@
+"""The tracking API (``POST /v1/<call>``) and the source settings (``GET /v1/projects/...``).
+
+Raw ASGI for speed: no request object, no per-event model; orjson; one pass per call.
+
+Per request: faults (if any are on) -> Content-Type -> body read within the limit -> gunzip ->
+JSON -> write key (Basic user name, else ``writeKey`` in the body) -> the whole request
+validated and stamped -> unknown key: 200 and drop ("segment") or 401 ("strict") -> drops,
+duplicates, archive, Debugger -> ``200 {"success": true}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from segbridge.sandbox.calls import (
+    PreparedRequest,
+    TrackingError,
+    prepare_batch,
+    prepare_single,
+)
+from segbridge.sandbox.faults import FaultAction
+from segbridge.sandbox.limits import (
+    BATCH_PATHS,
+    CALL_TYPES,
+    MAX_BATCH_BYTES,
+    MAX_CALL_BYTES,
+    MIN_WRITE_KEY_CHARS,
+)
+from segbridge.sandbox.state import SandboxState
+from segbridge.sandbox.store import Source
+from segbridge.sandbox.timestamps import Receipt
+from segbridge.sandbox.wire import (
+    CORS_HEADERS,
+    ClientGone,
+    Headers,
+    basic_write_key,
+    check_content_type,
+    error_body,
+    headers_of,
+    inflate,
+    parse_json,
+    read_body,
+    send_bytes,
+)
+
+logger = logging.getLogger("segbridge.sandbox")
+SUCCESS = b'{"success":true}'
+_PREFLIGHT = [
+    *CORS_HEADERS,
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    (b"access-control-max-age", b"86400"),
+]
+DRAIN_LIMIT = 2 * MAX_BATCH_BYTES
+_UNAUTHORIZED = [(b"www-authenticate", b'Basic realm="segbridge sandbox"')]
+
+
+@dataclass
+class _Attempt:
+    """What is known about a request so far (to count a refusal against its source)."""
+
+    source: Source | None = None
+
+
+class TrackingAPI:
+    """ASGI endpoint for ``/v1/{call}``."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path_params"]["call"]
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if path not in CALL_TYPES and path not in BATCH_PATHS:
+            await send_bytes(send, 404, error_body("not_found", f"no tracking call {path!r}"))
+            return
+        self.state.receiver.requests += 1
+        if self.state.faults.active() and await self._fault(receive, send):
+            return
+        await self._handle(path, headers_of(scope), receive, send)
+
+    async def _handle(self, path: str, headers: Headers, receive: Receive, send: Send) -> None:
+        attempt = _Attempt()
+        try:
+            await self._ingest(path, headers, receive, attempt)
+        except TrackingError as err:
+            self._count_refusal(err, attempt)
+            extra = _UNAUTHORIZED if err.status == 401 else []
+            await send_bytes(send, err.status, error_body(err.code, err.message), headers=extra)
+            return
+        except ClientGone:
+            return
+        except OSError:
+            logger.exception("the sandbox archive could not be written")
+            body = error_body("archive_failed", "the event archive could not be written")
+            await send_bytes(send, 500, body)
+            return
+        await send_bytes(send, 200, SUCCESS)
+
+    def _count_refusal(self, err: TrackingError, attempt: _Attempt) -> None:
+        if err.status == 400:
+            self.state.receiver.rejected_requests += 1
+        if err.code == "missing_write_key":
+            self.state.receiver.missing_key_requests += 1
+        if attempt.source is not None:
+            self.state.debugger.feed(attempt.source.id).stats.rejected += 1
+
+    async def _ingest(
+        self, path: str, headers: Headers, receive: Receive, attempt: _Attempt
+    ) -> None:
+        state = self.state
+        strict = state.config.unknown_key_mode == "strict"
+        header_key = basic_write_key(headers)
+        attempt.source = state.store.by_write_key(header_key) if header_key else None
+        if strict and header_key and attempt.source is None:
+            self._refuse_unknown(header_key)  # RudderStack checks the key before the body
+        check_content_type(headers)
+        limit = MAX_BATCH_BYTES if path in BATCH_PATHS else MAX_CALL_BYTES
+        data = inflate(await read_body(receive, headers, limit), headers, limit)
+        body = parse_json(data)
+        key = self._write_key(header_key, body, strict)
+        attempt.source = source = state.store.by_write_key(key)
+        if source is None and strict:
+            self._refuse_unknown(key)
+        receipt = Receipt()
+        prepared = self._prepare(path, body, receipt, len(data))
+        if source is None:
+            state.receiver.unknown_key(key, prepared.over_limit or len(prepared.calls))
+            return
+        await state.recorder.record(source, prepared, receipt.iso)
+
+    def _refuse_unknown(self, key: str) -> None:
+        if len(key) < MIN_WRITE_KEY_CHARS:
+            raise TrackingError(401, "missing_write_key", "the write key is too short")
+        self.state.receiver.unknown_key(key, 0)
+        raise TrackingError(401, "invalid_write_key", "Invalid write key")
+
+    @staticmethod
+    def _prepare(path: str, body: object, receipt: Receipt, size: int) -> PreparedRequest:
+        if path in BATCH_PATHS:
+            return prepare_batch(body, receipt, size)
+        return prepare_single(body, path, receipt)
+
+    @staticmethod
+    def _write_key(header_key: str | None, body: object, strict: bool) -> str:
+        key = header_key
+        if not key and isinstance(body, dict):
+            body_key = body.get("writeKey")
+            key = body_key if isinstance(body_key, str) else None
+        if not key or len(key) < MIN_WRITE_KEY_CHARS:
+            message = "a write key is required (HTTP Basic user name or writeKey)"
+            if key:
+                message = "the write key is too short"
+            raise TrackingError(401 if strict else 400, "missing_write_key", message)
+        return key
+
+    async def _fault(self, receive: Receive, send: Send) -> bool:
+        """Apply the configured faults; True when the request was answered (or dropped)."""
+        latency = self.state.faults.settings.latency_ms
+        if latency:
+            await asyncio.sleep(latency / 1000)
+        action = self.state.faults.decide()
+        if action is None:
+            return False
+        if action.kind == "drop":
+            await drop_connection(receive, send)
+            return True
+        await send_bytes(send, action.status or 503, *_fault_answer(action))
+        return True
+
+
+def _fault_answer(action: FaultAction) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
+    messages = {
+        "500": "injected fault: internal server error",
+        "503": "injected fault: service unavailable",
+        "429": "injected fault: too many requests",
+        "down": "injected fault: the receiver is down",
+    }
+    headers: list[tuple[bytes, bytes]] = []
+    if action.retry_after is not None:
+        headers.append((b"retry-after", str(action.retry_after).encode()))
+    if action.kind == "429":
+        headers.append((b"x-ratelimit-reset", str(action.retry_after).encode()))
+    body = error_body(f"fault_{action.kind}", messages[action.kind])
+    return body, b"application/json", headers
+
+
+async def drop_connection(receive: Receive, send: Send) -> None:
+    """Close the connection without any answer: the client sees a connection error.
+
+    ASGI has no "close" message, so this reaches for the server's transport (uvicorn's
+    request cycle holds it). Where that is not available, a response is started and never
+    finished, which makes any server close the connection mid-answer.
+    """
+    read = 0
+    while read <= DRAIN_LIMIT:  # read the request first: the client is left waiting for an answer
+        message = await receive()
+        read += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    transport = getattr(getattr(receive, "__self__", None), "transport", None)
+    if transport is not None and hasattr(transport, "close"):
+        transport.close()
+        for _ in range(5):
+            await asyncio.sleep(0)  # let the server notice, so it does not answer 500
+        return
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+    await send(start)
+
+
+def settings_endpoint(state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /v1/projects/{write_key}/settings``: what analytics.js loads from Segment's CDN."""
+
+    async def project_settings(request: Request) -> Response:
+        key = request.path_params["write_key"]
+        if state.store.by_write_key(key) is None:
+            return PlainTextResponse("Invalid path or write key provided.", 404, headers=_cors())
+        api_host = f"{request.url.netloc}{request.scope.get('root_path', '')}/v1"
+        body = {
+            "integrations": {"Segment.io": {"apiKey": key, "apiHost": api_host}},
+            "plan": {"track": {"__default": {"enabled": True}}},
+        }
+        return Response(orjson.dumps(body), media_type="application/json", headers=_cors())
+
+    return project_settings
+
+
+def _cors() -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in CORS_HEADERS}

@@ -1,0 +1,138 @@
+"""Low-level HTTP for the tracking API: headers, bounded body reading, gzip, JSON, answers.
+
+The tracking endpoints are raw ASGI for speed. A body is read chunk by chunk and refused as
+soon as it passes the limit (by ``Content-Length`` first, else by counting), so a 10 MB body
+is never held in memory; gzip is inflated with an output cap for the same reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import zlib
+from collections.abc import Iterable
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from segbridge.sandbox.calls import TrackingError, bad_request
+from segbridge.sandbox.limits import GZIP_SLACK_BYTES
+
+Headers = dict[bytes, bytes]
+_GZIP_MAGIC = b"\x1f\x8b"
+_JSON_TYPES = (b"application/json", b"text/plain", b"")  # analytics.js sends text/plain
+CORS_HEADERS = [(b"access-control-allow-origin", b"*")]
+
+
+class ClientGone(Exception):
+    """The client disconnected before the body arrived."""
+
+
+def headers_of(scope: Scope) -> Headers:
+    return {name: value for name, value in scope["headers"]}
+
+
+def check_content_type(headers: Headers) -> None:
+    media = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
+    if media not in _JSON_TYPES and not media.endswith(b"+json"):
+        raise bad_request("unsupported_content_type", "Content-Type must be application/json")
+
+
+def basic_write_key(headers: Headers) -> str | None:
+    """The user name of HTTP Basic credentials (``base64("<writeKey>:")``), if any."""
+    scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+    if scheme.lower() != b"basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[0]
+
+
+def _too_large(limit: int) -> TrackingError:
+    return bad_request("too_large", f"the request is over {limit:,} bytes")
+
+
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The raw body, or a 400 as soon as it is known to be over ``limit`` bytes of JSON.
+
+    A gzip body is allowed ``GZIP_SLACK_BYTES`` more: gzip never grows JSON by more.
+    """
+    most = limit + GZIP_SLACK_BYTES
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > most:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        more = message.get("more_body", False)
+        size += len(chunk)
+        if size > most:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def inflate(raw: bytes, headers: Headers, limit: int) -> bytes:
+    """The JSON bytes: ``raw``, or gunzipped (by header or magic bytes); at most ``limit``."""
+    encoding = headers.get(b"content-encoding", b"").strip().lower()
+    if encoding not in (b"", b"identity", b"gzip", b"x-gzip"):
+        raise bad_request("unsupported_encoding", "Content-Encoding must be gzip or absent")
+    if encoding in (b"gzip", b"x-gzip") or raw.startswith(_GZIP_MAGIC):
+        return _gunzip(raw, limit)
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return raw
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise bad_request("invalid_gzip", "the body is not valid gzip") from exc
+    if len(data) > limit:
+        raise _too_large(limit)
+    if not inflater.eof:
+        raise bad_request("invalid_gzip", "the gzip body is truncated")
+    return data
+
+
+def parse_json(data: bytes) -> object:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc).split(":", 1)[0][:80]
+        raise bad_request("invalid_json", f"the body is not valid JSON ({reason})") from exc
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *CORS_HEADERS,
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"success": False, "error": {"code": code, "message": message}})

@@ -1,0 +1,136 @@
+"""The Debugger: the last N events newest first, search, live stream, counters."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory, basic
+
+pytestmark = pytest.mark.integration
+
+
+def _send(sandbox: Sandbox, source: dict[str, Any], count: int, start: int = 0) -> None:
+    batch = [
+        {"type": "track", "userId": f"user-{i}", "event": "E", "messageId": f"msg-{i}"}
+        for i in range(start, start + count)
+    ]
+    response = sandbox.http.post(
+        "/v1/batch", json={"batch": batch}, headers=basic(source["write_key"])
+    )
+    assert response.status_code == 200
+
+
+def test_keeps_only_the_last_500_newest_first(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    _send(sandbox, source, 2_000)
+    _send(sandbox, source, 300, start=2_000)
+    events = sandbox.events(source["id"])
+    assert len(events) == 500
+    assert [e["message_id"] for e in events] == [f"msg-{i}" for i in range(2_299, 1_799, -1)]
+    assert sandbox.stats(source["id"])["accepted"] == 2_300
+    assert sandbox.stats(source["id"])["in_debugger"] == 500
+
+
+def test_limit_and_search(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    _send(sandbox, source, 30)
+    assert [e["message_id"] for e in sandbox.events(source["id"], limit=2)] == ["msg-29", "msg-28"]
+    found = sandbox.events(source["id"], q="USER-17")
+    assert [e["message_id"] for e in found] == ["msg-17"]
+    assert [e["message_id"] for e in sandbox.events(source["id"], q="msg-2", limit=3)] == [
+        "msg-29",
+        "msg-28",
+        "msg-27",
+    ]
+    assert sandbox.events(source["id"], q="nothing-like-this") == []
+
+
+def test_invalid_limit_is_422(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    for limit in ("0", "501", "ten"):
+        response = sandbox.admin.get(f"/api/sources/{source['id']}/events", params={"limit": limit})
+        assert response.status_code == 422
+        assert response.json()["error"]["details"] == {"field": "limit"}
+
+
+def test_raw_keeps_the_call_as_received_plus_stamps(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    call = {
+        "userId": "u",
+        "event": "E",
+        "properties": {"b": 2, "a": [1, {"x": None}]},
+        "context": {"k": "v"},
+    }
+    sandbox.http.post("/v1/track", json=call, headers=basic(source["write_key"]))
+    [event] = sandbox.events(source["id"])
+    raw = event["raw"]
+    assert {k: raw[k] for k in call} == call
+    assert set(raw) - set(call) == {"type", "messageId", "receivedAt", "timestamp"}
+
+
+def test_smaller_debugger_size(make_sandbox: SandboxFactory) -> None:
+    small = make_sandbox(debugger_size=5)
+    source = small.new_source()
+    _send(small, source, 12)
+    assert [e["message_id"] for e in small.events(source["id"])] == [
+        f"msg-{i}" for i in range(11, 6, -1)
+    ]
+
+
+def test_live_stream_delivers_a_posted_event(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    received: list[dict[str, Any]] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        url = f"{sandbox.url}/api/sources/{source['id']}/events/stream"
+        with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    connected.set()
+                if line.startswith("data: "):
+                    received.append(orjson.loads(line[6:]))
+                    return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert connected.wait(5)
+    call = {"userId": "live-user", "event": "Streamed", "messageId": "live-1"}
+    assert (
+        sandbox.http.post("/v1/track", json=call, headers=basic(source["write_key"])).status_code
+        == 200
+    )
+    thread.join(5)
+    [event] = received
+    assert event["message_id"] == "live-1"
+    assert event["raw"]["userId"] == "live-user"
+    assert event["pretty"].startswith('analytics.track("Streamed"')
+
+
+def test_stream_ends_when_the_source_is_deleted(sandbox: Sandbox) -> None:
+    source = sandbox.new_source()
+    connected = threading.Event()
+    ended = threading.Event()
+
+    def listen() -> None:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        url = f"{sandbox.url}/api/sources/{source['id']}/events/stream"
+        with httpx.stream("GET", url, headers=headers, timeout=10) as response:
+            for line in response.iter_lines():
+                if line.startswith(": connected"):
+                    connected.set()
+        ended.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert connected.wait(5)
+    assert sandbox.admin.delete(f"/api/sources/{source['id']}").status_code == 204
+    assert ended.wait(5)
+
+
+def test_stream_needs_rights(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    response = sandbox.http.get(f"/api/sources/{source['id']}/events/stream")
+    assert response.status_code == 401

@@ -1,0 +1,109 @@
+"""The server-rendered pages: sources with their write keys, and each source's Debugger."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory
+
+pytestmark = pytest.mark.integration
+
+EVIL = '<script>alert("x")</script>'
+
+
+def _no_inline_script(html: str) -> None:
+    for tag in re.findall(r"<script[^>]*>.*?</script>", html, flags=re.S):
+        assert re.fullmatch(r'<script src="[^"]+\.js" defer></script>', tag), tag
+
+
+def test_sources_page_lists_write_keys_with_a_copy_button(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    response = sandbox.admin.get("/sources")
+    assert response.status_code == 200
+    html = response.text
+    assert source["name"] in html
+    assert f'value="{source["write_key"]}"' in html
+    assert f'<label for="key-{source["id"]}">Write key</label>' in html
+    assert 'class="copy"' in html
+    assert "Settings &gt; API keys" in html
+    assert f'href="/sources/{source["id"]}/debugger"' in html
+    _no_inline_script(html)
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_a_script_in_a_source_name_is_escaped(sandbox: Sandbox) -> None:
+    source = sandbox.new_source(EVIL)
+    for path in ("/sources", f"/sources/{source['id']}/debugger"):
+        html = sandbox.admin.get(path).text
+        assert EVIL not in html
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+        _no_inline_script(html)
+
+
+def test_debugger_page_wires_the_live_list(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    response = sandbox.admin.get(f"/sources/{source['id']}/debugger")
+    assert response.status_code == 200
+    html = response.text
+    assert f'data-stream-url="/api/sources/{source["id"]}/events/stream"' in html
+    assert f'data-events-url="/api/sources/{source["id"]}/events"' in html
+    for control in (
+        'id="live-toggle"',
+        'id="search"',
+        'for="search"',
+        'id="view-pretty"',
+        'id="view-raw"',
+    ):
+        assert control in html
+    assert '<script src="/static/debugger.js" defer></script>' in html
+    _no_inline_script(html)
+
+
+def test_static_files_are_served(sandbox: Sandbox) -> None:
+    for name, kind in (
+        ("debugger.js", "javascript"),
+        ("sources.js", "javascript"),
+        ("sandbox.css", "css"),
+    ):
+        response = sandbox.http.get(f"/static/{name}")
+        assert response.status_code == 200
+        assert kind in response.headers["content-type"]
+    script = sandbox.http.get("/static/debugger.js").text
+    assert "EventSource" in script
+    assert "innerHTML" not in script  # everything is written with textContent
+
+
+def test_unknown_source_page_is_404(sandbox: Sandbox) -> None:
+    response = sandbox.admin.get("/sources/src_nope/debugger")
+    assert response.status_code == 404
+    assert "No such source" in response.text
+
+
+def test_a_browser_signs_in_with_the_token(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    with httpx.Client(base_url=sandbox.url) as browser:
+        first = browser.get("/sources")
+        assert first.status_code == 303
+        assert first.headers["location"] == "/login"
+        form = browser.get("/login")
+        assert '<label for="token">Admin token</label>' in form.text
+        wrong = browser.post("/login", data={"token": "wrong"})
+        assert wrong.status_code == 401
+        assert "Wrong admin token." in wrong.text
+        right = browser.post("/login", data={"token": ADMIN_TOKEN})
+        assert right.status_code == 303
+        cookie = right.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert ADMIN_TOKEN not in right.headers["set-cookie"]
+        assert source["write_key"] in browser.get("/sources").text
+        assert browser.get(f"/api/sources/{source['id']}/events").status_code == 200
+
+
+def test_pages_use_the_manage_check(make_sandbox: SandboxFactory) -> None:
+    closed = make_sandbox(admin_token=None, authorize_manage=lambda r: False)
+    response = closed.http.get("/sources")
+    assert response.status_code == 403
+    assert "Not allowed" in response.text
