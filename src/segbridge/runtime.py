@@ -14,6 +14,8 @@ from segbridge.connections.service import ConnectionService
 from segbridge.core.errors import NotFound
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
+from segbridge.flows.integrations import IntegrationService
+from segbridge.flows.service import FlowService, flows_using
 from segbridge.keys import load_vault
 from segbridge.storage.db import Database
 from segbridge.storage.models import Account, User
@@ -28,6 +30,8 @@ class Runtime:
     vault: Vault
     registry: Registry
     connections: ConnectionService
+    integrations: IntegrationService
+    flows: FlowService
 
     def close(self) -> None:
         self.db.dispose()
@@ -40,8 +44,10 @@ def build_runtime(settings: Settings) -> Runtime:
     db.migrate()
     vault = load_vault(settings, db)
     registry = default_registry()
-    connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds)
-    return Runtime(settings, db, vault, registry, connections)
+    connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,
+                                    usage_checks=(flows_using,))
+    return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
+                   FlowService(db))
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -27,6 +27,8 @@ class SourceRecord:
     field: the field the error is about, when there is one.
     raw: the raw text of an unreadable record (truncated to a few KB), kept with the error.
     cursor: for incremental database exports, the value of the cursor column of this record.
+    call, import_name: set only when a failed call is retried: the call as it was (or as the
+        user edited it), sent again to that import without mapping, keeping its messageId.
     """
 
     position: int
@@ -36,6 +38,8 @@ class SourceRecord:
     field: str | None = None
     raw: str | None = None
     cursor: Any = None
+    call: dict[str, Any] | None = None
+    import_name: str | None = None
 
 
 class Export(Protocol):

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -116,3 +117,122 @@ class AuditEntry(Base):
     entity_id: Mapped[str] = mapped_column(String(40))
     fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Integration(Base):
+    """A named group of flows, with the connections registered to it."""
+
+    __tablename__ = "integrations"
+    __table_args__ = (UniqueConstraint("account_id", "name_key", name="uq_integration_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntegrationConnection(Base):
+    __tablename__ = "integration_connections"
+
+    integration_id: Mapped[str] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Flow(Base):
+    """A flow: one export, optional steps, one or more imports (``definition``, validated)."""
+
+    __tablename__ = "flows"
+    __table_args__ = (UniqueConstraint("account_id", "name_key", name="uq_flow_name"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    name_key: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    schedule_cron: Mapped[str | None] = mapped_column(String(100), default=None)
+    schedule_timezone: Mapped[str | None] = mapped_column(String(64), default=None)
+    next_run_at: Mapped[datetime | None] = mapped_column(default=None)
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    active_run_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlowConnection(Base):
+    """Which connections a flow uses (so deleting a connection in use is refused)."""
+
+    __tablename__ = "flow_connections"
+
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id"), primary_key=True)
+
+
+class Run(Base):
+    """One execution of a flow: a state machine with counts, a checkpoint and timings."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_flow_started", "flow_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(30), index=True)
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")
+    fresh_message_ids: Mapped[bool] = mapped_column(Boolean, default=False)
+    definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checkpoint: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    export_bounds: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    message: Mapped[str | None] = mapped_column(Text, default=None)
+    owner: Mapped[str | None] = mapped_column(String(200), default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RecordError(Base):
+    """A record that failed, kept with its data, step, reason and source position."""
+
+    __tablename__ = "record_errors"
+    __table_args__ = (
+        Index("ix_record_errors_flow_status", "flow_id", "status"),
+        Index("ix_record_errors_run_position", "run_id", "position"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40))
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    import_name: Mapped[str | None] = mapped_column(String(100), default=None)
+    position: Mapped[int] = mapped_column(Integer)
+    ref: Mapped[str] = mapped_column(String(200))
+    step: Mapped[str] = mapped_column(String(20))
+    field: Mapped[str | None] = mapped_column(String(200), default=None)
+    reason: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    retriable: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    raw: Mapped[str | None] = mapped_column(Text, default=None)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Upload(Base):
+    """A file uploaded for a file export, stored under ``<home>/uploads``."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(40), index=True)
+    filename: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,224 @@
+"""/api/v1/integrations, /flows, /runs and record errors: thin adapters over the services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from segbridge.api.deps import CurrentPrincipal, RuntimeDep
+from segbridge.api.schemas import ErrorResponse, Strict
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
+router = APIRouter(responses=ERRORS)
+FINISHED = {"succeeded", "completed_with_errors", "failed", "canceled"}
+
+
+class IntegrationCreate(Strict):
+    name: str
+
+
+class ConnectionRef(Strict):
+    connection_id: str
+
+
+class RunRequest(Strict):
+    fresh_message_ids: bool = Field(
+        default=False, description="new messageIds: Segment will not deduplicate a resend")
+
+
+class PreviewRequest(Strict):
+    limit: int = Field(default=10, ge=1, le=500)
+    flow: dict[str, Any] | None = Field(default=None, description="an unsaved flow document")
+
+
+class ErrorIds(Strict):
+    error_ids: list[str]
+    edits: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="error id -> corrected record (or call) data")
+
+
+class EnabledBody(Strict):
+    enabled: bool
+
+
+class Json(BaseModel):
+    model_config = {"extra": "allow"}
+
+
+# ---- integrations ----------------------------------------------------------------------
+
+@router.get("/integrations", tags=["integrations"], operation_id="list_integrations")
+def list_integrations(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return runtime.integrations.list_all(principal)
+
+
+@router.post("/integrations", status_code=201, tags=["integrations"],
+             operation_id="create_integration")
+def create_integration(body: IntegrationCreate, principal: CurrentPrincipal,
+                       runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.integrations.create(principal, body.name)
+
+
+@router.get("/integrations/{integration_id}", tags=["integrations"],
+            operation_id="get_integration")
+def get_integration(integration_id: str, principal: CurrentPrincipal,
+                    runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.integrations.get(principal, integration_id)
+
+
+@router.put("/integrations/{integration_id}", tags=["integrations"],
+            operation_id="rename_integration")
+def rename_integration(integration_id: str, body: IntegrationCreate,
+                       principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.integrations.rename(principal, integration_id, body.name)
+
+
+@router.delete("/integrations/{integration_id}", status_code=204, tags=["integrations"],
+               operation_id="delete_integration")
+def delete_integration(integration_id: str, principal: CurrentPrincipal,
+                       runtime: RuntimeDep) -> Response:
+    runtime.integrations.delete(principal, integration_id)
+    return Response(status_code=204)
+
+
+@router.post("/integrations/{integration_id}/connections", tags=["integrations"],
+             operation_id="register_connection")
+def register_connection(integration_id: str, body: ConnectionRef, principal: CurrentPrincipal,
+                        runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.integrations.register(principal, integration_id, body.connection_id)
+
+
+# ---- flows -------------------------------------------------------------------------------
+
+@router.get("/flows", tags=["flows"], operation_id="list_flows")
+def list_flows(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return runtime.flows.list_all(principal)
+
+
+@router.post("/flows", status_code=201, tags=["flows"], operation_id="create_flow")
+def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    """Create a flow from its document; refused with every problem listed."""
+    return runtime.flows.create(principal, body.model_dump())
+
+
+@router.post("/flows/import", tags=["flows"], operation_id="import_flow_yaml",
+             openapi_extra={"requestBody": {"content": {"application/yaml": {
+                 "schema": {"type": "string"}}}}})
+async def import_flow_yaml(request: Request, principal: CurrentPrincipal,
+                           runtime: RuntimeDep) -> dict[str, Any]:
+    """Create or update (by name) a flow from YAML (flows as code)."""
+    text = (await request.body()).decode("utf-8", errors="replace")
+    return await asyncio.to_thread(runtime.flows.import_yaml, principal, text)
+
+
+@router.get("/flows/{flow_id}", tags=["flows"], operation_id="get_flow")
+def get_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.flows.get(principal, flow_id)
+
+
+@router.get("/flows/{flow_id}/yaml", tags=["flows"], operation_id="export_flow_yaml",
+            response_class=PlainTextResponse)
+def export_flow_yaml(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> str:
+    return runtime.flows.export_yaml(principal, flow_id)
+
+
+@router.put("/flows/{flow_id}", tags=["flows"], operation_id="update_flow")
+def update_flow(flow_id: str, body: Json, principal: CurrentPrincipal,
+                runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.flows.update(principal, flow_id, body.model_dump())
+
+
+@router.put("/flows/{flow_id}/enabled", tags=["flows"], operation_id="set_flow_enabled")
+def set_flow_enabled(flow_id: str, body: EnabledBody, principal: CurrentPrincipal,
+                     runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.flows.set_enabled(principal, flow_id, body.enabled)
+
+
+@router.delete("/flows/{flow_id}", status_code=204, tags=["flows"], operation_id="delete_flow")
+def delete_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> Response:
+    runtime.flows.delete(principal, flow_id)
+    return Response(status_code=204)
+
+
+@router.post("/flows/{flow_id}/preview", tags=["flows"], operation_id="preview_flow")
+def preview_flow(flow_id: str, body: PreviewRequest, principal: CurrentPrincipal,
+                 runtime: RuntimeDep) -> dict[str, Any]:
+    """Dry run: the exact calls the first records would become, and their errors; sends nothing."""
+    from segbridge.flows.preview import preview
+
+    return preview(runtime, principal, flow_id, body.flow, body.limit)
+
+
+# ---- runs --------------------------------------------------------------------------------
+
+@router.post("/flows/{flow_id}/runs", status_code=202, tags=["runs"], operation_id="run_flow")
+def run_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
+             body: RunRequest | None = None) -> dict[str, Any]:
+    """Run now. 409 while the flow has a run queued, running or paused."""
+    fresh = body.fresh_message_ids if body else False
+    return runtime.flows.start_run(principal, flow_id, fresh_message_ids=fresh)
+
+
+@router.get("/flows/{flow_id}/runs", tags=["runs"], operation_id="list_runs")
+def list_runs(flow_id: str, principal: CurrentPrincipal,
+              runtime: RuntimeDep) -> list[dict[str, Any]]:
+    return runtime.flows.list_runs(principal, flow_id)
+
+
+@router.get("/runs/{run_id}", tags=["runs"], operation_id="get_run")
+def get_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.flows.get_run(principal, run_id)
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"], operation_id="cancel_run")
+def cancel_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    return runtime.flows.cancel_run(principal, run_id)
+
+
+@router.get("/runs/{run_id}/progress", tags=["runs"], operation_id="stream_run_progress",
+            response_class=StreamingResponse)
+async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
+                              runtime: RuntimeDep) -> StreamingResponse:
+    """Server-sent events: the run as it progresses, until it ends."""
+    first = await asyncio.to_thread(runtime.flows.get_run, principal, run_id)
+
+    async def events() -> AsyncIterator[bytes]:
+        run = first
+        while True:
+            yield b"event: run\ndata: " + orjson.dumps(run) + b"\n\n"
+            if run["status"] in FINISHED:
+                return
+            await asyncio.sleep(0.5)
+            run = await asyncio.to_thread(runtime.flows.get_run, principal, run_id)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+# ---- record errors -----------------------------------------------------------------------
+
+@router.get("/flows/{flow_id}/errors", tags=["errors"], operation_id="list_errors")
+def list_errors(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
+                status: str | None = "open", run_id: str | None = None) -> list[dict[str, Any]]:
+    return runtime.flows.list_errors(principal, flow_id, status=status or None, run_id=run_id)
+
+
+@router.post("/flows/{flow_id}/errors/resolve", tags=["errors"], operation_id="resolve_errors")
+def resolve_errors(flow_id: str, body: ErrorIds, principal: CurrentPrincipal,
+                   runtime: RuntimeDep) -> dict[str, int]:
+    return {"resolved": runtime.flows.resolve_errors(principal, flow_id, body.error_ids)}
+
+
+@router.post("/flows/{flow_id}/errors/retry", status_code=202, tags=["errors"],
+             operation_id="retry_errors")
+def retry_errors(flow_id: str, body: ErrorIds, principal: CurrentPrincipal,
+                 runtime: RuntimeDep) -> dict[str, Any]:
+    """Send the records of these errors again (with edited data where given), as a run."""
+    return runtime.flows.retry_errors(principal, flow_id, body.error_ids, body.edits)

@@ -1,0 +1,22 @@
+"""/api/v1/uploads: a file for a file export, streamed to disk (never held in memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from segbridge.api.deps import CurrentPrincipal, RuntimeDep
+from segbridge.flows.uploads import store_upload
+
+router = APIRouter(tags=["uploads"])
+
+
+@router.post("/uploads", status_code=201, operation_id="upload_file",
+             openapi_extra={"requestBody": {"content": {"application/octet-stream": {
+                 "schema": {"type": "string", "format": "binary"}}}}})
+async def upload_file(request: Request, principal: CurrentPrincipal, runtime: RuntimeDep,
+                      filename: str = "upload") -> dict[str, Any]:
+    """Send the file as the raw body; use the returned id as ``export.upload``."""
+    return await store_upload(runtime.db, runtime.settings.home, principal.account_id,
+                              filename, request.stream())

@@ -1,0 +1,271 @@
+"""`segbridge integrations ...`, `segbridge flows ...` and `segbridge runs ...`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from segbridge.cli.context import handles_errors, principal_of, runtime_of
+from segbridge.cli.output import emit_json, emit_table
+from segbridge.flows.executor import run_in_foreground
+from segbridge.flows.runs import Tally
+
+
+@click.group("integrations")
+def integrations() -> None:
+    """Integrations: groups of flows."""
+
+
+@integrations.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handles_errors
+def integrations_list(ctx: click.Context, as_json: bool) -> None:
+    rows = runtime_of(ctx).integrations.list_all(principal_of(ctx))
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(["ID", "NAME", "FLOWS", "CONNECTIONS"], [
+        [r["id"], r["name"], len(r["flows"]), ", ".join(c["name"] for c in r["connections"])]
+        for r in rows])
+
+
+@integrations.command("create")
+@click.argument("name")
+@click.pass_context
+@handles_errors
+def integrations_create(ctx: click.Context, name: str) -> None:
+    created = runtime_of(ctx).integrations.create(principal_of(ctx), name)
+    click.echo(f"Created integration '{created['name']}' ({created['id']}).")
+
+
+@integrations.command("delete")
+@click.argument("integration_id")
+@click.pass_context
+@handles_errors
+def integrations_delete(ctx: click.Context, integration_id: str) -> None:
+    runtime_of(ctx).integrations.delete(principal_of(ctx), integration_id)
+    click.echo(f"Deleted integration {integration_id}.")
+
+
+@click.group("flows")
+def flows() -> None:
+    """Flows: export, map, import into Segment."""
+
+
+def _flow(ctx: click.Context, name: str) -> dict[str, Any]:
+    return runtime_of(ctx).flows.find(principal_of(ctx), name)
+
+
+@flows.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handles_errors
+def flows_list(ctx: click.Context, as_json: bool) -> None:
+    rows = runtime_of(ctx).flows.list_all(principal_of(ctx))
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(["ID", "NAME", "INTEGRATION", "ENABLED", "LAST RUN"], [
+        [r["id"], r["name"], r["integration"], r["enabled"],
+         (r["last_run"] or {}).get("status", "")] for r in rows])
+
+
+@flows.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.pass_context
+@handles_errors
+def flows_import(ctx: click.Context, path: str) -> None:
+    """Create or update a flow from a YAML file ('-' for standard input)."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    flow = runtime_of(ctx).flows.import_yaml(principal_of(ctx), text)
+    click.echo(f"Saved flow '{flow['name']}' ({flow['id']}).")
+
+
+@flows.command("export")
+@click.argument("name")
+@click.pass_context
+@handles_errors
+def flows_export(ctx: click.Context, name: str) -> None:
+    """Print a flow as YAML."""
+    flow = _flow(ctx, name)
+    click.echo(runtime_of(ctx).flows.export_yaml(principal_of(ctx), flow["id"]), nl=False)
+
+
+@flows.command("show")
+@click.argument("name")
+@click.pass_context
+@handles_errors
+def flows_show(ctx: click.Context, name: str) -> None:
+    emit_json(_flow(ctx, name))
+
+
+@flows.command("preview")
+@click.argument("name")
+@click.option("--limit", default=5, show_default=True, help="How many records to map.")
+@click.pass_context
+@handles_errors
+def flows_preview(ctx: click.Context, name: str, limit: int) -> None:
+    """Show the calls the first records would become; sends nothing."""
+    from segbridge.flows.preview import preview
+
+    runtime = runtime_of(ctx)
+    emit_json(preview(runtime, principal_of(ctx), _flow(ctx, name)["id"], None, limit))
+
+
+@flows.command("run")
+@click.argument("name")
+@click.option("--follow", is_flag=True, help="Show live progress.")
+@click.option("--fresh-ids", is_flag=True,
+              help="New messageIds: Segment will not deduplicate records sent before.")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
+@click.pass_context
+@handles_errors
+def flows_run(ctx: click.Context, name: str, follow: bool, fresh_ids: bool,
+              as_json: bool) -> None:
+    """Run a flow now, here, until it ends."""
+    runtime = runtime_of(ctx)
+    principal = principal_of(ctx)
+    flow = _flow(ctx, name)
+    run = runtime.flows.start_run(principal, flow["id"], fresh_message_ids=fresh_ids,
+                                  execute=False)
+    click.echo(f"Run {run['id']} of '{flow['name']}' started.", err=as_json)
+    _execute(ctx, run["id"], follow, as_json)
+
+
+@click.group("runs")
+def runs() -> None:
+    """Runs of flows."""
+
+
+@runs.command("resume")
+@click.argument("run_id")
+@click.option("--follow", is_flag=True, help="Show live progress.")
+@click.pass_context
+@handles_errors
+def runs_resume(ctx: click.Context, run_id: str, follow: bool) -> None:
+    """Resume an interrupted run from its last checkpoint."""
+    run = runtime_of(ctx).flows.get_run(principal_of(ctx), run_id)
+    if run["status"] not in ("queued", "running", "paused"):
+        raise click.ClickException(f"Run {run_id} is {run['status']}; nothing to resume.")
+    _execute(ctx, run_id, follow, False)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.pass_context
+@handles_errors
+def runs_show(ctx: click.Context, run_id: str) -> None:
+    emit_json(runtime_of(ctx).flows.get_run(principal_of(ctx), run_id))
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.pass_context
+@handles_errors
+def runs_cancel(ctx: click.Context, run_id: str) -> None:
+    runtime_of(ctx).flows.cancel_run(principal_of(ctx), run_id)
+    click.echo(f"Canceling run {run_id}.")
+
+
+@flows.command("errors")
+@click.argument("name")
+@click.option("--status", default="open", show_default=True,
+              type=click.Choice(["open", "resolved", "retried", "retrying", "all"]))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handles_errors
+def flows_errors(ctx: click.Context, name: str, status: str, as_json: bool) -> None:
+    """List a flow's record errors."""
+    rows = runtime_of(ctx).flows.list_errors(principal_of(ctx), _flow(ctx, name)["id"],
+                                             status=None if status == "all" else status)
+    if as_json:
+        emit_json(rows)
+        return
+    emit_table(["ID", "REF", "STEP", "FIELD", "STATUS", "REASON"], [
+        [r["id"], r["ref"], r["step"], r["field"] or "", r["http_status"] or "", r["reason"]]
+        for r in rows])
+
+
+@flows.command("retry")
+@click.argument("name")
+@click.argument("error_ids", nargs=-1)
+@click.option("--all", "retry_all", is_flag=True, help="Retry every open error.")
+@click.pass_context
+@handles_errors
+def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
+                retry_all: bool) -> None:
+    """Send the records of open errors again."""
+    runtime = runtime_of(ctx)
+    principal = principal_of(ctx)
+    flow_id = _flow(ctx, name)["id"]
+    ids = list(error_ids) or ([e["id"] for e in runtime.flows.list_errors(principal, flow_id)]
+                              if retry_all else [])
+    if not ids:
+        raise click.ClickException("Name the errors to retry, or use --all.")
+    submit, runtime.flows.submit = runtime.flows.submit, None
+    run = runtime.flows.retry_errors(principal, flow_id, ids)
+    runtime.flows.submit = submit
+    _execute(ctx, run["id"], False, False)
+
+
+@flows.command("resolve")
+@click.argument("name")
+@click.argument("error_ids", nargs=-1, required=True)
+@click.pass_context
+@handles_errors
+def flows_resolve(ctx: click.Context, name: str, error_ids: tuple[str, ...]) -> None:
+    """Mark errors resolved without sending them."""
+    count = runtime_of(ctx).flows.resolve_errors(principal_of(ctx), _flow(ctx, name)["id"],
+                                                 list(error_ids))
+    click.echo(f"Resolved {count} error(s).")
+
+
+def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
+    runtime = runtime_of(ctx)
+    progress = Progress() if follow else None
+    result = run_in_foreground(runtime.db, runtime.vault, runtime.settings.home, run_id,
+                               timeout=runtime.settings.http_timeout_seconds,
+                               on_progress=progress.show if progress else None)
+    if progress:
+        progress.done()
+    run = runtime.flows.get_run(principal_of(ctx), run_id)
+    if as_json:
+        emit_json(run)
+    else:
+        _summary(run)
+    if result.status == "failed":
+        sys.exit(1)
+
+
+class Progress:
+    """One live line: counts and rate, redrawn as chunks are committed."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def show(self, tally: Tally) -> None:
+        t = tally.totals
+        rate = t["exported"] / max(time.monotonic() - self.started, 1e-6)
+        bar = "#" * min(30, int(t["sent"] ** 0.25)) if t["sent"] else ""
+        click.echo(f"\r[{bar:<30}] exported {t['exported']:,}  sent {t['sent']:,}  "
+                   f"failed {t['failed']:,}  ignored {t['ignored']:,}  {rate:,.0f} rec/s",
+                   nl=False, err=True)
+
+    def done(self) -> None:
+        click.echo("", err=True)
+
+
+def _summary(run: dict[str, Any]) -> None:
+    counts = run["counts"]
+    click.echo(f"Run {run['id']}: {run['status']}"
+               + (f" ({run['message']})" if run.get("message") else ""))
+    click.echo("  " + "  ".join(f"{key} {counts.get(key, 0):,}" for key in
+                                ("exported", "sent", "failed", "ignored", "retried", "batches")))
+    if run.get("duration_seconds"):
+        rate = counts.get("sent", 0) / max(run["duration_seconds"], 1e-6)
+        click.echo(f"  {run['duration_seconds']:.1f} s, {rate:,.0f} events/s")

@@ -1,0 +1,1 @@
+"""The concurrency governor: how many requests may be in flight per connection pool."""

@@ -1,0 +1,54 @@
+"""Batches cut by bytes: add a call's JSON, flush when the next call would not fit.
+
+Calls are serialised once (orjson) and a batch body is built by joining those bytes, so no
+call is encoded twice. Limits come from ``apps.segment.limits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from segbridge.apps.segment.limits import BATCH_CUT_BYTES, MAX_BATCH_CALLS
+
+ENVELOPE_BYTES = 64  # {"batch":[...],"sentAt":"2026-01-01T00:00:00.000Z"}
+
+
+@dataclass(slots=True)
+class Item:
+    """One call in a batch: where its record came from and its JSON."""
+
+    position: int
+    ref: str
+    body: bytes
+
+
+@dataclass
+class Batcher:
+    """Collects calls until the next one would pass the byte or count limit."""
+
+    cut_bytes: int = BATCH_CUT_BYTES
+    max_calls: int = MAX_BATCH_CALLS
+    items: list[Item] = field(default_factory=list)
+    size: int = ENVELOPE_BYTES
+
+    def fits(self, item: Item) -> bool:
+        return (len(self.items) < self.max_calls
+                and self.size + len(item.body) + 1 <= self.cut_bytes)
+
+    def add(self, item: Item) -> None:
+        self.items.append(item)
+        self.size += len(item.body) + 1
+
+    def take(self) -> list[Item]:
+        items, self.items, self.size = self.items, [], ENVELOPE_BYTES
+        return items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def batch_body(items: list[Item], sent_at: str, extra: dict[str, Any] | None = None) -> bytes:
+    """The /v1/batch body for these items, built from their serialised bytes."""
+    calls = b",".join(item.body for item in items)
+    return b'{"batch":[' + calls + b'],"sentAt":"' + sent_at.encode() + b'"}'

@@ -1,0 +1,338 @@
+"""The run engine: export -> filter -> map -> batch -> deliver, with checkpoints per chunk.
+
+A producer thread reads the export, filters and maps each record, serialises each call once,
+and cuts the stream into *chunks*: a chunk ends when a call no longer fits its import's batch,
+so a chunk holds at most one batch per import. The event loop delivers chunks concurrently
+(the governor keeps each connection within its limit) and commits them strictly in order:
+counts, record errors and the checkpoint (the position after the chunk) in one transaction.
+A run killed at any moment resumes at its checkpoint; the records after it are sent again with
+the same messageIds, so the receiver deduplicates them. Nothing here touches the ORM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from segbridge.apps.segment.limits import MAX_CALL_BYTES
+from segbridge.core.errors import ApplicationError
+from segbridge.flows.batching import Batcher, Item
+from segbridge.flows.contracts import Export, MappingError, MapRecord, SourceRecord
+from segbridge.flows.delivery import Delivery, Outcome, RunFailed
+from segbridge.flows.message_ids import MessageIds
+from segbridge.flows.runs import ErrorRow, RunStore, Tally
+
+log = logging.getLogger(__name__)
+CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
+RAW_LIMIT = 4096
+
+
+@dataclass
+class ImportPlan:
+    name: str
+    call_type: str
+    map_record: MapRecord
+    ids: MessageIds
+    delivery: Delivery
+    connection_id: str
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    export: Export
+    imports: list[ImportPlan]
+    start: int = 0
+    key_field: str | None = None
+    filters: list[Callable[[Mapping[str, Any]], Any]] = field(default_factory=list)
+    cursor_after: Callable[[], dict[str, Any] | None] | None = None
+    chunks_ahead: int = 8
+
+
+@dataclass
+class Chunk:
+    seq: int
+    start: int
+    end: int = 0
+    batches: list[tuple[ImportPlan, list[Item]]] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    errors: list[ErrorRow] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    status: str
+    message: str | None
+    counts: Tally
+
+
+class Producer:
+    """Runs in its own thread: reads, filters, maps, serialises and cuts chunks."""
+
+    def __init__(self, plan: RunPlan, emit: Callable[[Chunk | None], None],
+                 slots: threading.Semaphore, stop: threading.Event) -> None:
+        self.plan = plan
+        self.emit = emit
+        self.slots = slots
+        self.stop = stop
+        self.error: BaseException | None = None
+        self._seq = 0
+        self._batchers = {imp.name: Batcher() for imp in plan.imports}
+
+    def run(self) -> None:
+        try:
+            self._produce()
+        except BaseException as exc:  # reported by the engine as the run's failure
+            self.error = exc
+        finally:
+            self.emit(None)
+
+    def _produce(self) -> None:
+        chunk = self._new_chunk(self.plan.start)
+        started = time.monotonic()
+        position = self.plan.start
+        for count, record in enumerate(self.plan.export.records(self.plan.start)):
+            if self.stop.is_set():
+                return
+            items, effects = self._process(record)
+            if self._must_cut(chunk, items, count, started):
+                chunk = self._close(chunk, record.position)
+                started = time.monotonic()
+            for imp, item in items:
+                self._batchers[imp.name].add(item)
+            effects(chunk)
+            position = record.position + 1
+        self._close(chunk, position, last=True)
+
+    def _must_cut(self, chunk: Chunk, items: list[tuple[ImportPlan, Item]], count: int,
+                  started: float) -> bool:
+        if any(not self._batchers[imp.name].fits(item) for imp, item in items):
+            return True
+        return count % 256 == 255 and time.monotonic() - started > CHUNK_SECONDS
+
+    def _new_chunk(self, start: int) -> Chunk:
+        while not self.slots.acquire(timeout=0.2):
+            if self.stop.is_set():
+                break
+        self._seq += 1
+        return Chunk(seq=self._seq, start=start)
+
+    def _close(self, chunk: Chunk, end: int, *, last: bool = False) -> Chunk:
+        chunk.end = end
+        chunk.batches = [(imp, self._batchers[imp.name].take()) for imp in self.plan.imports]
+        self.emit(chunk)
+        return chunk if last else self._new_chunk(end)
+
+    def _process(
+        self, record: SourceRecord
+    ) -> tuple[list[tuple[ImportPlan, Item]], Callable[[Chunk], None]]:
+        """Map one record; return its items and how it changes the chunk's counts."""
+        if record.call is not None:
+            return self._prepared_call(record)
+        if record.data is None:
+            return [], lambda chunk: self._unreadable(chunk, record)
+        data = record.data
+        try:
+            if not all(keep(data) for keep in self.plan.filters):
+                return [], lambda chunk: self._ignored(chunk)
+        except Exception as exc:  # an expression error in a filter: the record fails
+            return [], lambda chunk: self._failed_all(chunk, record, "filter", None, str(exc))
+        items: list[tuple[ImportPlan, Item]] = []
+        failures: list[ErrorRow] = []
+        for imp in self.plan.imports:
+            outcome = self._map(imp, record, data)
+            if isinstance(outcome, ErrorRow):
+                failures.append(outcome)
+            else:
+                items.append((imp, outcome))
+
+        def effects(chunk: Chunk) -> None:
+            chunk.tally.add("exported")
+            for row in failures:
+                chunk.tally.add("failed", import_name=row.import_name)
+                chunk.errors.append(row)
+
+        return items, effects
+
+    def _prepared_call(
+        self, record: SourceRecord
+    ) -> tuple[list[tuple[ImportPlan, Item]], Callable[[Chunk], None]]:
+        """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
+        assert record.call is not None
+        body = orjson.dumps(record.call, default=str)
+        items = [(imp, Item(record.position, record.ref, body))
+                 for imp in self.plan.imports if imp.name == record.import_name]
+        if not items:
+            reason = f"the import '{record.import_name}' is no longer in the flow"
+            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
+        return items, lambda chunk: chunk.tally.add("exported")
+
+    def _map(self, imp: ImportPlan, record: SourceRecord, data: dict[str, Any]) -> Item | ErrorRow:
+        try:
+            call = imp.map_record(data)
+        except MappingError as exc:
+            return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
+                            field=exc.field, data=data)
+        call["messageId"] = self._message_id(imp, record, data)
+        body = orjson.dumps(call, default=str)
+        if len(body) > MAX_CALL_BYTES:
+            return ErrorRow(record.position, record.ref, "import",
+                            f"the call is {len(body):,} bytes; Segment accepts at most "
+                            f"{MAX_CALL_BYTES:,} bytes per call: map fewer or smaller fields",
+                            imp.name, data=data)
+        return Item(record.position, record.ref, body)
+
+    def _message_id(self, imp: ImportPlan, record: SourceRecord, data: dict[str, Any]) -> str:
+        key_field = self.plan.key_field
+        if key_field is not None:
+            key = data.get(key_field)
+            if key not in (None, ""):
+                return imp.ids.by_key(key)
+        return imp.ids.by_position(record.position, data)
+
+    def _unreadable(self, chunk: Chunk, record: SourceRecord) -> None:
+        self._failed_all(chunk, record, "export", record.field, record.error or "unreadable")
+
+    def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
+                    reason: str) -> None:
+        chunk.tally.add("exported")
+        chunk.tally.add("failed")
+        for imp in self.plan.imports:
+            chunk.tally.imports.setdefault(imp.name, {"sent": 0, "failed": 0, "ignored": 0})
+            chunk.tally.imports[imp.name]["failed"] += 1
+        raw = record.raw[:RAW_LIMIT] if record.raw else None
+        chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
+                                     field=field, data=record.data, raw=raw))
+
+    def _ignored(self, chunk: Chunk) -> None:
+        chunk.tally.add("exported")
+        chunk.tally.add("ignored")
+        for imp in self.plan.imports:
+            chunk.tally.imports.setdefault(imp.name, {"sent": 0, "failed": 0, "ignored": 0})
+            chunk.tally.imports[imp.name]["ignored"] += 1
+
+
+class Engine:
+    """Executes one run on the current event loop."""
+
+    def __init__(self, plan: RunPlan, store: RunStore,
+                 on_progress: Callable[[Tally], None] | None = None) -> None:
+        self.plan = plan
+        self.store = store
+        self.on_progress = on_progress
+        self.totals = Tally()
+        self._failure: str | None = None
+        self._canceled = False
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(plan.chunks_ahead)
+        self._done: dict[int, Chunk] = {}
+        self._next_seq = 1
+        self._commit_lock = asyncio.Lock()
+
+    async def execute(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+        producer = Producer(self.plan, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c),
+                            self._slots, self._stop)
+        thread = threading.Thread(target=producer.run, name=f"export-{self.plan.run_id}",
+                                  daemon=True)
+        thread.start()
+        tasks: set[asyncio.Task[None]] = set()
+        while (chunk := await queue.get()) is not None:
+            task = asyncio.create_task(self._deliver(chunk))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+        await asyncio.to_thread(thread.join)
+        if producer.error is not None and self._failure is None:
+            self._failure = _describe(producer.error)
+        return self._result()
+
+    async def _deliver(self, chunk: Chunk) -> None:
+        if not self._stop.is_set():
+            outcomes = await asyncio.gather(
+                *(self._deliver_batch(imp, items) for imp, items in chunk.batches if items),
+                return_exceptions=True)
+            for (imp, _items), outcome in zip(
+                    [b for b in chunk.batches if b[1]], outcomes, strict=True):
+                self._merge(chunk, imp, outcome)
+        self._done[chunk.seq] = chunk
+        await self._advance()
+
+    async def _deliver_batch(self, imp: ImportPlan, items: list[Item]) -> Outcome:
+        return await imp.delivery.deliver(items)
+
+    def _merge(self, chunk: Chunk, imp: ImportPlan, outcome: Outcome | BaseException) -> None:
+        if isinstance(outcome, RunFailed):
+            self._fail(f"{imp.name}: {outcome.error.message}")
+            return
+        if isinstance(outcome, BaseException):
+            self._fail(f"{imp.name}: {_describe(outcome)}")
+            return
+        chunk.tally.add("sent", outcome.sent, imp.name)
+        chunk.tally.add("retried", outcome.retried)
+        chunk.tally.add("batches", 1)
+        chunk.tally.add("bytes", outcome.bytes)
+        for error in outcome.errors:
+            chunk.tally.add("failed", 1, imp.name)
+            chunk.errors.append(ErrorRow(
+                error.item.position, error.item.ref, "import", error.reason, imp.name,
+                http_status=error.status, retriable=error.retriable,
+                data=orjson.loads(error.item.body)))
+
+    def _fail(self, message: str) -> None:
+        if self._failure is None:
+            self._failure = message
+        self._stop.set()
+
+    async def _advance(self) -> None:
+        """Commit finished chunks in order; the checkpoint only moves past finished work."""
+        async with self._commit_lock:
+            while self._next_seq in self._done:
+                chunk = self._done.pop(self._next_seq)
+                self._next_seq += 1
+                self._slots.release()
+                if self._stop.is_set() and self._failure is not None:
+                    continue  # a failed run keeps its checkpoint where delivery stopped
+                await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
+                                        chunk.errors)
+                self._count(chunk.tally)
+                await self._check_canceled()
+
+    def _count(self, tally: Tally) -> None:
+        merged = tally.merged_into({**self.totals.totals, "imports": self.totals.imports})
+        self.totals = Tally(totals={k: merged[k] for k in self.totals.totals},
+                            imports=merged["imports"])
+        if self.on_progress is not None:
+            self.on_progress(self.totals)
+
+    async def _check_canceled(self) -> None:
+        if await asyncio.to_thread(self.store.status) == "canceling":
+            self._canceled = True
+            self._stop.set()
+
+    def _result(self) -> RunResult:
+        if self._failure is not None:
+            return RunResult("failed", self._failure, self.totals)
+        if self._canceled:
+            return RunResult("canceled", "canceled by a user", self.totals)
+        failed = self.totals.totals["failed"]
+        if failed:
+            return RunResult("completed_with_errors",
+                             f"{failed} record error(s); see the run's errors", self.totals)
+        return RunResult("succeeded", None, self.totals)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}"

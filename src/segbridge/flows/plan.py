@@ -1,0 +1,131 @@
+"""Building a run's plan from its definition snapshot: the export, the filters, and for each
+import its compiled mapping, messageIds and delivery (endpoint, write key, connection pool)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from segbridge.apps.segment.endpoints import resolve_endpoint
+from segbridge.concurrency.governor import Governor
+from segbridge.connections.model import DEFAULT_CONCURRENCY
+from segbridge.connections.secret_store import load_secrets
+from segbridge.connections.views import root_lender
+from segbridge.core.errors import FatalError
+from segbridge.core.vault import Vault
+from segbridge.flows.contracts import Export, SourceRecord
+from segbridge.flows.delivery import Delivery, Reachability, RetryPolicy
+from segbridge.flows.engine import ImportPlan, RunPlan
+from segbridge.flows.exports_factory import build_export
+from segbridge.flows.message_ids import MessageIds
+from segbridge.flows.runs import RunStore
+from segbridge.storage.db import Database
+from segbridge.storage.models import Connection, RecordError, Run
+
+
+@dataclass
+class PlanContext:
+    db: Database
+    vault: Vault
+    governor: Governor
+    http: httpx.AsyncClient
+    home: Path
+    policy: RetryPolicy
+
+
+def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
+    definition = run.definition
+    from segbridge.flows.mapping import compile_expression, compile_mapping
+
+    imports = [_import_plan(ctx, run, step, store, compile_mapping)
+               for step in definition["imports"]]
+    export_def = definition["export"]
+    export, cursor_after = _export(ctx, run, export_def, store)
+    filters = [compile_expression(step["filter"]["expression"])
+               for step in definition.get("steps", [])]
+    chunks_ahead = max(4, min(64, 2 * max(_level(ctx, i.connection_id) for i in imports)))
+    return RunPlan(run_id=run.id, export=export, imports=imports, start=run.checkpoint,
+                   key_field=export_def.get("key_field"), filters=filters,
+                   cursor_after=cursor_after, chunks_ahead=chunks_ahead)
+
+
+def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
+            store: RunStore) -> tuple[Export, Any]:
+    if "retry_errors" in run.definition:
+        return ErrorsExport(ctx.db, run.definition["retry_errors"]), None
+    return build_export(ctx.db, ctx.vault, ctx.home, run, export_def, store)
+
+
+def _level(ctx: PlanContext, connection_id: str) -> int:
+    with ctx.db.session() as session:
+        connection = session.get(Connection, connection_id)
+        assert connection is not None
+        return root_lender(session, connection).concurrency_level or DEFAULT_CONCURRENCY
+
+
+def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunStore,
+                 compile_mapping: Any) -> ImportPlan:
+    connection_id = step["connection_id"]
+    with ctx.db.session() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.account_id != run.account_id:
+            raise FatalError(f"The connection of import '{step['name']}' no longer exists.",
+                             cause="missing_connection")
+        root = root_lender(session, connection)
+        secrets = load_secrets(session, ctx.vault, connection)
+        endpoint = resolve_endpoint(connection.settings.get("region"),
+                                    connection.settings.get("endpoint"))
+    pool = root.id
+    ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)
+    delivery = Delivery(ctx.http, endpoint, secrets["write_key"], ctx.governor, pool,
+                        _reachability(store, connection_id), ctx.policy)
+    salt = run.id if run.fresh_message_ids else ""
+    ids = MessageIds(run.flow_id, step["name"], step["call"], salt)
+    return ImportPlan(name=step["name"], call_type=step["call"],
+                      map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,
+                      delivery=delivery, connection_id=connection_id)
+
+
+def _reachability(store: RunStore, connection_id: str) -> Reachability:
+    import asyncio
+
+    async def unreachable(error: Any) -> None:
+        await asyncio.to_thread(store.set_status, "paused",
+                                f"paused: the receiver cannot be reached ({error.message}); "
+                                "the run resumes when it is back")
+        await asyncio.to_thread(store.set_connection_status, connection_id, "offline")
+
+    async def reachable() -> None:
+        await asyncio.to_thread(store.set_status, "running", "")
+        await asyncio.to_thread(store.set_connection_status, connection_id, "online")
+
+    return Reachability(unreachable=unreachable, reachable=reachable)
+
+
+class ErrorsExport:
+    """The records of chosen errors, for a retry run: record data, or the failed call."""
+
+    def __init__(self, db: Database, error_ids: list[str]) -> None:
+        self._db = db
+        self._ids = error_ids
+
+    def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
+        with self._db.session() as session:
+            rows = {row.id: row for row in session.scalars(
+                select(RecordError).where(RecordError.id.in_(self._ids)))}
+        for position, error_id in enumerate(self._ids):
+            if position < start_position or error_id not in rows:
+                continue
+            row = rows[error_id]
+            if row.step == "import" and row.data is not None:
+                yield SourceRecord(position, row.ref, None, call=row.data,
+                                   import_name=row.import_name)
+            elif row.data is not None:
+                yield SourceRecord(position, row.ref, row.data)
+            else:
+                yield SourceRecord(position, row.ref, None, error=row.reason, raw=row.raw)

@@ -1,0 +1,337 @@
+"""Flows: create and validate (flows as code), run now, preview, runs and record errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import yaml
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from segbridge.accounts.service import Principal
+from segbridge.connections.model import name_key
+from segbridge.core.clock import utcnow
+from segbridge.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from segbridge.core.ids import new_id
+from segbridge.flows.definition import validate_definition
+from segbridge.flows.integrations import find_integration
+from segbridge.flows.retries import retry_definition
+from segbridge.flows.runs import ACTIVE, create_run
+from segbridge.flows.views import document, public_error, public_flow, public_run
+from segbridge.storage.db import Database
+from segbridge.storage.models import (
+    Connection,
+    Flow,
+    FlowConnection,
+    Integration,
+    IntegrationConnection,
+    RecordError,
+    Run,
+)
+
+
+class RunSubmitter(Protocol):
+    def __call__(self, run_id: str) -> None: ...
+
+
+class FlowService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.submit: RunSubmitter | None = None  # set by the server: runs execute there
+
+    # ---- flows -----------------------------------------------------------------------------
+
+    def create(self, principal: Principal, doc: Any) -> dict[str, Any]:
+        with self.db.session() as session:
+            flow = Flow(id=new_id("flw"), account_id=principal.account_id)
+            self._apply(session, principal, flow, doc)
+            session.add(flow)
+            self._save(session, flow)
+            return self._public(session, flow)
+
+    def update(self, principal: Principal, flow_id: str, doc: Any) -> dict[str, Any]:
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            self._apply(session, principal, flow, doc)
+            flow.updated_at = utcnow()
+            self._save(session, flow)
+            return self._public(session, flow)
+
+    def import_yaml(self, principal: Principal, text: str) -> dict[str, Any]:
+        """Create the flow, or update the flow of the same name (flows as code)."""
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValidationFailed([FieldProblem("yaml", f"not valid YAML: {exc}")]) from None
+        name = doc.get("name") if isinstance(doc, dict) else None
+        with self.db.session() as session:
+            existing = session.scalar(select(Flow.id).where(
+                Flow.account_id == principal.account_id,
+                Flow.name_key == name_key(str(name or ""))))
+        if existing:
+            return self.update(principal, existing, doc)
+        return self.create(principal, doc)
+
+    def export_yaml(self, principal: Principal, flow_id: str) -> str:
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            doc = document(flow.definition)
+            return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+    def get(self, principal: Principal, flow_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return self._public(session, _owned(session, principal, flow_id))
+
+    def find(self, principal: Principal, name_or_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            flow = session.get(Flow, name_or_id)
+            if flow is None or flow.account_id != principal.account_id:
+                flow = session.scalar(select(Flow).where(
+                    Flow.account_id == principal.account_id,
+                    Flow.name_key == name_key(name_or_id)))
+            if flow is None:
+                raise NotFound(f"No flow named or with id '{name_or_id}' in your account.")
+            return self._public(session, flow)
+
+    def list_all(self, principal: Principal) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            rows = session.scalars(select(Flow).where(
+                Flow.account_id == principal.account_id).order_by(Flow.name_key))
+            return [self._public(session, row) for row in rows]
+
+    def set_enabled(self, principal: Principal, flow_id: str, enabled: bool) -> dict[str, Any]:
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            flow.enabled = enabled
+            flow.definition = {**flow.definition, "enabled": enabled}
+            flow.next_run_at = next_fire(flow) if enabled else None
+            return self._public(session, flow)
+
+    def delete(self, principal: Principal, flow_id: str) -> None:
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            if flow.active_run_id:
+                raise Conflict(f"The flow '{flow.name}' has a run in progress; cancel it first.")
+            session.execute(delete(RecordError).where(RecordError.flow_id == flow.id))
+            session.execute(delete(Run).where(Run.flow_id == flow.id))
+            session.delete(flow)
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    def start_run(self, principal: Principal, flow_id: str, *, fresh_message_ids: bool = False,
+                  trigger: str = "manual", execute: bool = True) -> dict[str, Any]:
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            if not flow.enabled:
+                raise Conflict(f"The flow '{flow.name}' is disabled; enable it to run it.")
+            run = create_run(session, flow, trigger=trigger, fresh_message_ids=fresh_message_ids,
+                             definition=dict(flow.definition))
+            public = public_run(run)
+        if execute and self.submit is not None:
+            self.submit(public["id"])
+        return public
+
+    def get_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return public_run(_owned_run(session, principal, run_id))
+
+    def list_runs(self, principal: Principal, flow_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            _owned(session, principal, flow_id)
+            rows = session.scalars(select(Run).where(Run.flow_id == flow_id)
+                                   .order_by(Run.created_at.desc()).limit(limit))
+            return [public_run(row) for row in rows]
+
+    def cancel_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            run = _owned_run(session, principal, run_id)
+            if run.status not in ACTIVE:
+                raise Conflict(f"The run is {run.status}; only a queued, running or paused run "
+                               "can be canceled.")
+            run.status = "canceling"
+            return public_run(run)
+
+    # ---- record errors ---------------------------------------------------------------------
+
+    def list_errors(self, principal: Principal, flow_id: str, *, status: str | None = "open",
+                    run_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            _owned(session, principal, flow_id)
+            query = select(RecordError).where(RecordError.flow_id == flow_id)
+            if status:
+                query = query.where(RecordError.status == status)
+            if run_id:
+                query = query.where(RecordError.run_id == run_id)
+            rows = session.scalars(query.order_by(RecordError.created_at, RecordError.position)
+                                   .limit(limit))
+            return [public_error(row) for row in rows]
+
+    def resolve_errors(self, principal: Principal, flow_id: str, error_ids: list[str]) -> int:
+        with self.db.session() as session:
+            rows = self._open_errors(session, principal, flow_id, error_ids)
+            for row in rows:
+                row.status = "resolved"
+                row.resolved_at = utcnow()
+            return len(rows)
+
+    def retry_errors(self, principal: Principal, flow_id: str, error_ids: list[str],
+                     edits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Send the chosen errors' records again (optionally with edited data) in a retry run."""
+        edits = edits or {}
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            rows = self._open_errors(session, principal, flow_id, error_ids)
+            for row in rows:
+                if row.id in edits:
+                    row.data = edits[row.id]
+                row.status = "retrying"
+            run = create_run(session, flow, trigger="retry", fresh_message_ids=False,
+                             definition=retry_definition(dict(flow.definition),
+                                                         [r.id for r in rows]))
+            public = public_run(run)
+        if self.submit is not None:
+            self.submit(public["id"])
+        return public
+
+    def _open_errors(self, session: Session, principal: Principal, flow_id: str,
+                     error_ids: list[str]) -> list[RecordError]:
+        _owned(session, principal, flow_id)
+        rows = list(session.scalars(select(RecordError).where(
+            RecordError.flow_id == flow_id, RecordError.id.in_(error_ids),
+            RecordError.status == "open").order_by(RecordError.created_at,
+                                                   RecordError.position)))
+        missing = set(error_ids) - {row.id for row in rows}
+        if missing:
+            raise NotFound(f"No open error with id(s) {', '.join(sorted(missing))} in this flow.")
+        return rows
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _apply(self, session: Session, principal: Principal, flow: Flow, doc: Any) -> None:
+        problems = validate_definition(doc)
+        if not problems:
+            problems = self._resolve(session, principal, flow, doc)
+        if problems:
+            raise ValidationFailed(problems)
+
+    def _resolve(self, session: Session, principal: Principal, flow: Flow,
+                 doc: dict[str, Any]) -> list[FieldProblem]:
+        problems: list[FieldProblem] = []
+        account = principal.account_id
+        integration = find_integration(session, account, doc["integration"])
+        if integration is None:
+            problems.append(FieldProblem("integration", f"no integration named "
+                                         f"'{doc['integration']}'; create it first"))
+        other = session.scalar(select(Flow.id).where(
+            Flow.account_id == account, Flow.name_key == name_key(doc["name"])))
+        if other is not None and other != flow.id:
+            problems.append(FieldProblem("name", f"a flow named '{doc['name'].strip()}' exists "
+                                                 "already; choose another name"))
+        definition = {**doc, "name": doc["name"].strip(), "enabled": doc.get("enabled", True),
+                      "steps": doc.get("steps", [])}
+        export = dict(doc["export"])
+        if export["type"] == "database":
+            export["connection_id"] = _connection_id(
+                session, account, export["connection"], "database", "export.connection", problems)
+        definition["export"] = export
+        imports = []
+        for index, step in enumerate(doc["imports"]):
+            resolved = dict(step)
+            resolved["connection_id"] = _connection_id(
+                session, account, step["connection"], "segment", f"imports.{index}.connection",
+                problems)
+            imports.append(resolved)
+        definition["imports"] = imports
+        if problems or integration is None:
+            return problems
+        _fill(flow, definition, integration)
+        return []
+
+    def _save(self, session: Session, flow: Flow) -> None:
+        try:
+            session.flush()
+        except IntegrityError:
+            raise ValidationFailed([FieldProblem("name", "this flow name was just taken")]) \
+                from None
+        session.execute(delete(FlowConnection).where(FlowConnection.flow_id == flow.id))
+        used = {step["connection_id"] for step in flow.definition["imports"]}
+        if flow.definition["export"].get("connection_id"):
+            used.add(flow.definition["export"]["connection_id"])
+        for connection_id in used:
+            session.add(FlowConnection(flow_id=flow.id, connection_id=connection_id))
+            if session.get(IntegrationConnection, (flow.integration_id, connection_id)) is None:
+                session.add(IntegrationConnection(integration_id=flow.integration_id,
+                                                  connection_id=connection_id))
+
+    def _public(self, session: Session, flow: Flow) -> dict[str, Any]:
+        integration = session.get(Integration, flow.integration_id)
+        last = session.scalar(select(Run).where(Run.flow_id == flow.id)
+                              .order_by(Run.created_at.desc()).limit(1))
+        return public_flow(flow, integration.name if integration else "", last)
+
+
+def _fill(flow: Flow, definition: dict[str, Any], integration: Integration) -> None:
+    flow.integration_id = integration.id
+    flow.name = definition["name"]
+    flow.name_key = name_key(definition["name"])
+    flow.enabled = bool(definition["enabled"])
+    definition["integration"] = integration.name
+    flow.definition = definition
+    schedule = definition.get("schedule")
+    flow.schedule_cron = schedule["cron"] if schedule else None
+    flow.schedule_timezone = schedule.get("timezone", "UTC") if schedule else None
+    flow.next_run_at = next_fire(flow)
+
+
+def next_fire(flow: Flow, after: datetime | None = None) -> datetime | None:
+    """The next time the flow's schedule fires, in UTC (the cron is read in its time zone)."""
+    if not flow.schedule_cron or not flow.enabled:
+        return None
+    from croniter import croniter
+
+    zone = ZoneInfo(flow.schedule_timezone or "UTC")
+    start = (after or utcnow()).astimezone(zone)
+    fire: datetime = croniter(flow.schedule_cron, start).get_next(datetime)
+    return fire.astimezone(UTC)
+
+
+def _connection_id(session: Session, account_id: str, name_or_id: str, application: str,
+                   field: str, problems: list[FieldProblem]) -> str | None:
+    connection = session.get(Connection, name_or_id)
+    if connection is None or connection.account_id != account_id:
+        connection = session.scalar(select(Connection).where(
+            Connection.account_id == account_id, Connection.name_key == name_key(name_or_id)))
+    if connection is None:
+        problems.append(FieldProblem(field, f"no connection named '{name_or_id}'; create it "
+                                            "first (Resources > Connections)"))
+        return None
+    if connection.application != application:
+        problems.append(FieldProblem(field, f"'{connection.name}' is a {connection.application}"
+                                            f" connection; choose a {application} connection"))
+        return None
+    return connection.id
+
+
+def _owned(session: Session, principal: Principal, flow_id: str) -> Flow:
+    flow = session.get(Flow, flow_id)
+    if flow is None or flow.account_id != principal.account_id:
+        raise NotFound(f"No flow with id '{flow_id}' in your account.")
+    return flow
+
+
+def _owned_run(session: Session, principal: Principal, run_id: str) -> Run:
+    run = session.get(Run, run_id)
+    if run is None or run.account_id != principal.account_id:
+        raise NotFound(f"No run with id '{run_id}' in your account.")
+    return run
+
+
+def flows_using(session: Session, connection: Connection) -> list[str]:
+    """For deleting a connection: the flows that use it, by name."""
+    names = session.scalars(select(Flow.name).join(
+        FlowConnection, FlowConnection.flow_id == Flow.id)
+        .where(FlowConnection.connection_id == connection.id).order_by(Flow.name))
+    return [f"flow '{name}' uses it" for name in names]

@@ -1,0 +1,69 @@
+"""Background work of a server: the run executor, the schedule and the re-test of offline
+connections. Started by ``segbridge serve`` (and by the tests' servers)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from segbridge.flows.delivery import RetryPolicy
+from segbridge.flows.executor import RunExecutor
+from segbridge.flows.scheduler import start_due_runs
+from segbridge.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SCHEDULE_TICK_SECONDS = 15.0
+
+
+class Every:
+    """Calls a function every ``interval`` seconds in a daemon thread."""
+
+    def __init__(self, name: str, interval: float, work: Callable[[], object]) -> None:
+        self._interval = interval
+        self._work = work
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._work()
+            except Exception:
+                log.exception("background work %s failed", self._thread.name)
+
+
+class Workers:
+    def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None) -> None:
+        self.runtime = runtime
+        self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings.home,
+                                    timeout=runtime.settings.http_timeout_seconds,
+                                    policy=policy)
+        runtime.flows.submit = self.submit
+        self._loops = [
+            Every("retest-offline", runtime.settings.retest_interval_seconds,
+                  runtime.connections.retest_offline),
+            Every("schedule", SCHEDULE_TICK_SECONDS, lambda: start_due_runs(runtime.flows)),
+        ]
+
+    def submit(self, run_id: str) -> None:
+        self.executor.submit(run_id)
+
+    def start(self) -> list[str]:
+        """Start the loops; resume the runs a killed process left behind; return their ids."""
+        for loop in self._loops:
+            loop.start()
+        return self.executor.resume_orphans()
+
+    def stop(self) -> None:
+        for loop in self._loops:
+            loop.stop()
+        self.runtime.flows.submit = None
+        self.executor.shutdown()
