@@ -41,10 +41,11 @@ class Every:
 
 
 class Workers:
-    def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None,
+                 http_timeout: float | None = None) -> None:
         self.runtime = runtime
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings.home,
-                                    timeout=runtime.settings.http_timeout_seconds,
+                                    timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy)
         runtime.flows.submit = self.submit
         self._loops = [

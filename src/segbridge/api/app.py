@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import RedirectResponse
 
 import segbridge
 from segbridge.api.errors import install_error_handlers
-from segbridge.api.routes import applications, auth, connections
+from segbridge.api.routes import applications, auth, connections, flows, uploads
 from segbridge.runtime import Runtime
+from segbridge.web import mount_web
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -25,10 +25,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     api.include_router(applications.router)
     api.include_router(connections.router)
+    api.include_router(flows.router)
+    api.include_router(uploads.router)
     app.include_router(api)
+    mount_web(app)  # the web UI; before auth: its GET /login also serves the sign-in form
     app.include_router(auth.router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/", _home, methods=["GET"], include_in_schema=False)
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)
     return app
@@ -36,10 +38,6 @@ def create_app(runtime: Runtime) -> FastAPI:
 
 def _health() -> dict[str, str]:
     return {"status": "ok", "version": segbridge.__version__}
-
-
-def _home() -> RedirectResponse:
-    return RedirectResponse("/api/docs", status_code=307)
 
 
 def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:

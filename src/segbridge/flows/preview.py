@@ -1,0 +1,91 @@
+"""Preview (dry run): the exact calls the first records would become, and each record's
+errors. Nothing is sent and nothing is stored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from segbridge.accounts.service import Principal
+from segbridge.apps.segment.limits import MAX_CALL_BYTES
+from segbridge.core.errors import FieldProblem, ValidationFailed
+from segbridge.flows.contracts import MappingError
+from segbridge.flows.message_ids import MessageIds
+
+if TYPE_CHECKING:
+    from segbridge.runtime import Runtime
+
+
+def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
+            doc: dict[str, Any] | None, limit: int) -> dict[str, Any]:
+    from segbridge.flows.exports_factory import preview_export
+    from segbridge.flows.mapping import compile_expression, compile_mapping
+
+    definition = _definition(runtime, principal, flow_id, doc)
+    flow_key = flow_id or "preview"
+    export = preview_export(runtime.db, runtime.vault, runtime.settings.home,
+                            principal.account_id, definition["export"])
+    filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]
+    imports = [(step, compile_mapping(step["call"], step["mapping"]),
+                MessageIds(flow_key, step["name"], step["call"])) for step in definition["imports"]]
+    key_field = definition["export"].get("key_field")
+    records = []
+    for record in export.records(0):
+        if len(records) >= limit:
+            break
+        entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
+                                 "data": record.data, "calls": [], "errors": [], "ignored": False}
+        records.append(entry)
+        if record.data is None:
+            entry["errors"].append({"step": "export", "field": record.field,
+                                    "reason": record.error})
+            continue
+        try:
+            if not all(keep(record.data) for keep in filters):
+                entry["ignored"] = True
+                continue
+        except Exception as exc:
+            entry["errors"].append({"step": "filter", "field": None, "reason": str(exc)})
+            continue
+        for step, map_record, ids in imports:
+            _preview_call(entry, step, map_record, ids, record.data, record.position, key_field)
+    return {"records": records, "sent": False}
+
+
+def _preview_call(entry: dict[str, Any], step: dict[str, Any], map_record: Any,
+                  ids: MessageIds, data: dict[str, Any], position: int,
+                  key_field: str | None) -> None:
+    try:
+        call = map_record(data)
+    except MappingError as exc:
+        entry["errors"].append({"step": "map", "import": step["name"], "field": exc.field,
+                                "reason": exc.reason})
+        return
+    key = data.get(key_field) if key_field else None
+    call["messageId"] = ids.by_key(key) if key not in (None, "") else ids.by_position(position,
+                                                                                         data)
+    size = len(orjson.dumps(call, default=str))
+    if size > MAX_CALL_BYTES:
+        entry["errors"].append({"step": "import", "import": step["name"], "field": None,
+                                "reason": f"the call is {size:,} bytes; at most "
+                                          f"{MAX_CALL_BYTES:,} are accepted"})
+        return
+    entry["calls"].append({"import": step["name"], "call": call})
+
+
+def _definition(runtime: Runtime, principal: Principal, flow_id: str | None,
+                doc: dict[str, Any] | None) -> dict[str, Any]:
+    if doc is not None:
+        from segbridge.flows.definition import validate_definition
+
+        problems = validate_definition(doc)
+        if problems:
+            raise ValidationFailed(problems)
+        return doc
+    if flow_id is None:
+        raise ValidationFailed([FieldProblem("flow", "give a flow id or a flow document")])
+    with runtime.db.session() as session:
+        from segbridge.flows.service import _owned
+
+        return dict(_owned(session, principal, flow_id).definition)

@@ -1,0 +1,42 @@
+"""Mount the web UI into the segbridge app: page routes, static files, error handlers.
+
+Call ``mount_web(app)`` before the API's auth router is included: the login page's
+``GET /login`` also redeems the one-time ``/login?token=`` link.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from segbridge.web.auth import CsrfRejected, LoginRequired, login_url
+from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
+from segbridge.web.routes import connections, home, login, pane
+
+
+def mount_web(app: FastAPI) -> None:
+    app.include_router(login.router)
+    app.include_router(home.router)
+    app.include_router(pane.router)  # /connections/new before /connections/{id}
+    app.include_router(connections.router)
+    app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="web-static")
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(CsrfRejected, _csrf_rejected)
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    target = login_url(exc.next_path)
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _csrf_rejected(request: Request, _exc: Exception) -> Response:
+    # htmx does not swap a 403: have it reload the page, which carries a fresh token.
+    headers = {"HX-Refresh": "true"} if is_htmx(request) else None
+    return render("error.html", status=403, user=None, headers=headers,
+                  heading="This form has expired",
+                  message="The form was sent without this session's security token. Reload "
+                          "the page and try again.")

@@ -1,0 +1,86 @@
+"""Sign in (one-time link or email and password) and sign out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from segbridge.accounts import service as accounts
+from segbridge.api.deps import SESSION_COOKIE
+from segbridge.api.routes.auth import set_session_cookie
+from segbridge.core.errors import NotAuthenticated
+from segbridge.web.auth import (
+    CSRF_FIELD,
+    LOGIN_CSRF_COOKIE,
+    LOGIN_PATH,
+    CheckedForm,
+    PostedForm,
+    SignedIn,
+    form_text,
+    new_login_csrf,
+    runtime_of,
+    safe_next,
+    session_user,
+    tokens_match,
+)
+from segbridge.web.rendering import render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get(LOGIN_PATH)
+def login_page(request: Request, token: str | None = None, next: str | None = None) -> Response:
+    target = safe_next(next)
+    if token:
+        return _redeem_link(request, token, target)
+    if session_user(request) is not None:
+        return RedirectResponse(target, status_code=303)
+    return _login_form(target, email="", error=None)
+
+
+@router.post(LOGIN_PATH)
+def login_submit(request: Request, form: PostedForm) -> Response:
+    target = safe_next(form_text(form, "next"))
+    email = form_text(form, "email").strip()
+    if not tokens_match(form_text(form, CSRF_FIELD), request.cookies.get(LOGIN_CSRF_COOKIE, "")):
+        return _login_form(target, email=email, status=403,
+                           error="The sign-in form expired. Please try again.")
+    try:
+        with runtime_of(request).db.session() as session:
+            token = accounts.login_with_password(session, email, form_text(form, "password"))
+    except NotAuthenticated as exc:
+        return _login_form(target, email=email, error=exc.message, status=401)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, request, token)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=LOGIN_PATH)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, _form: CheckedForm, _user: SignedIn) -> Response:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    with runtime_of(request).db.session() as session:
+        accounts.revoke_token(session, token)
+    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _redeem_link(request: Request, token: str, target: str) -> Response:
+    try:
+        with runtime_of(request).db.session() as session:
+            session_token = accounts.redeem_login_link(session, token)
+    except NotAuthenticated as exc:
+        return _login_form(target, email="", error=exc.message, status=401)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, request, session_token)
+    return response
+
+
+def _login_form(target: str, *, email: str, error: str | None, status: int = 200) -> Response:
+    csrf = new_login_csrf()
+    response = render("login.html", status=status, user=None, next=target, email=email,
+                      error=error, csrf_field=CSRF_FIELD, login_csrf=csrf)
+    response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
+                        path=LOGIN_PATH, max_age=3600)
+    return response

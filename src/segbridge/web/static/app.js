@@ -1,0 +1,269 @@
+"use strict";
+// segbridge web UI behaviour: the Resources menu; the side pane (focus in and back out, Escape,
+// the unsaved-changes dialog); borrowing disables the concurrency level; field errors after
+// htmx swaps. Loaded as a file: the pages' Content-Security-Policy forbids inline script.
+(function () {
+  const PANE_HOST = "pane-host";
+  let openerId = null;
+  let lastSubmitterId = null;
+
+  const byId = (id) => document.getElementById(id);
+  const pane = () => byId("pane");
+  const background = () => [byId("topbar"), byId("page")].filter(Boolean);
+
+  // ---- the Resources menu (a disclosure: a button and a list of links) -------------------
+
+  function menuOf(button) { return byId(button.getAttribute("aria-controls")); }
+
+  function setMenu(button, open) {
+    button.setAttribute("aria-expanded", String(open));
+    menuOf(button).hidden = !open;
+  }
+
+  function openMenuButton() {
+    return document.querySelector(".menu-button[aria-expanded='true']");
+  }
+
+  function closeMenus(exceptButton) {
+    document.querySelectorAll(".menu-button[aria-expanded='true']").forEach((button) => {
+      if (button !== exceptButton) setMenu(button, false);
+    });
+  }
+
+  function menuLinks(button) { return Array.from(menuOf(button).querySelectorAll("a")); }
+
+  function onMenuKey(event) {
+    const button = event.target.closest(".menu").querySelector(".menu-button");
+    const links = menuLinks(button);
+    const index = links.indexOf(document.activeElement);
+    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+      event.preventDefault();
+      if (button.getAttribute("aria-expanded") !== "true") setMenu(button, true);
+      const step = event.key === "ArrowDown" ? 1 : -1;
+      const next = index < 0 ? (step > 0 ? 0 : links.length - 1)
+        : (index + step + links.length) % links.length;
+      links[next].focus();
+    }
+  }
+
+  function setupMenus() {
+    document.querySelectorAll(".menu-button").forEach((button) => {
+      button.addEventListener("click", () => {
+        const open = button.getAttribute("aria-expanded") !== "true";
+        closeMenus(button);
+        setMenu(button, open);
+      });
+      button.closest(".menu").addEventListener("keydown", onMenuKey);
+      button.closest(".menu").addEventListener("focusout", (event) => {
+        if (!button.closest(".menu").contains(event.relatedTarget)) setMenu(button, false);
+      });
+    });
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest(".menu")) closeMenus(null);
+    });
+  }
+
+  // ---- the pane ----------------------------------------------------------------------------
+
+  function paneForm() {
+    const current = pane();
+    return current ? current.querySelector("form.pane-form") : null;
+  }
+
+  function isDirty() {
+    const form = paneForm();
+    return Boolean(form) && form.dataset.dirty === "true";
+  }
+
+  function setBackgroundInert(inert) {
+    background().forEach((element) => { element.inert = inert; });
+    document.body.classList.toggle("pane-open", inert);
+  }
+
+  function focusInPane(current) {
+    const target = current.querySelector("[aria-invalid='true']")
+      || current.querySelector("[data-autofocus]")
+      || byId("pane-title");
+    if (target) target.focus();
+  }
+
+  function onPaneShown() {
+    const current = pane();
+    if (!current) { onPaneHidden(); return; }
+    setBackgroundInert(true);
+    syncBorrowing(current);
+    syncErrors(current);
+    focusInPane(current);
+  }
+
+  function onPaneHidden() {
+    setBackgroundInert(false);
+    const opener = (openerId && byId(openerId)) || byId("create-connection") || byId("main");
+    openerId = null;
+    if (opener) opener.focus();
+  }
+
+  function closePane() {
+    const current = pane();
+    const host = byId(PANE_HOST);
+    if (!current || !host) return;
+    const url = current.dataset.closeUrl || "/connections";
+    host.replaceChildren();
+    if (window.location.pathname !== url) {
+      window.history.pushState({ htmx: true }, "", url);
+    }
+    onPaneHidden();
+  }
+
+  function requestClose() {
+    if (isDirty()) {
+      byId("discard-dialog").showModal();
+    } else {
+      closePane();
+    }
+  }
+
+  function setupDialog() {
+    const dialog = byId("discard-dialog");
+    if (!dialog) return;
+    byId("discard-keep").addEventListener("click", () => dialog.close());
+    byId("discard-confirm").addEventListener("click", () => { dialog.close(); closePane(); });
+  }
+
+  // ---- fields ------------------------------------------------------------------------------
+
+  function syncBorrowing(root) {
+    root.querySelectorAll("select[data-borrow]").forEach((select) => {
+      const level = byId(select.dataset.borrow);
+      const note = byId(select.dataset.borrowNote);
+      const borrowing = select.value !== "";
+      if (level) level.disabled = borrowing;
+      if (note) note.hidden = !borrowing;
+    });
+  }
+
+  function syncErrors(root) {
+    root.querySelectorAll("[data-error]").forEach((control) => {
+      const error = byId(control.dataset.error);
+      const wrong = Boolean(error) && error.textContent.trim() !== "";
+      if (wrong) {
+        control.setAttribute("aria-invalid", "true");
+      } else {
+        control.removeAttribute("aria-invalid");
+      }
+      const field = control.closest(".field");
+      if (field) field.classList.toggle("has-error", wrong);
+      if (wrong) {
+        const details = control.closest("details");
+        if (details) details.open = true;
+      }
+    });
+  }
+
+  function afterTest() {
+    const current = pane();
+    if (!current) return;
+    syncErrors(current);
+    const invalid = current.querySelector("[aria-invalid='true']");
+    const result = byId("test-result");
+    if (invalid) {
+      invalid.focus();
+    } else if (document.activeElement === document.body || !current.contains(document.activeElement)) {
+      const submitter = lastSubmitterId && byId(lastSubmitterId);
+      (submitter || result).focus();
+    }
+    if (result) result.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- events ------------------------------------------------------------------------------
+
+  function markDirty(event) {
+    const form = event.target.closest("form.pane-form");
+    if (form) form.dataset.dirty = "true";
+    if (event.target.matches("select[data-borrow]")) syncBorrowing(form || document);
+  }
+
+  function onClick(event) {
+    const closer = event.target.closest("[data-pane-close], [data-pane-backdrop]");
+    if (closer && pane()) {
+      event.preventDefault();
+      requestClose();
+      return;
+    }
+    const submit = event.target.closest("form.pane-form button[type='submit']");
+    if (submit) lastSubmitterId = submit.id;
+    const fill = event.target.closest("[data-fill]");
+    if (fill) {
+      const input = byId(fill.dataset.fill);
+      input.value = fill.dataset.value;
+      input.dispatchEvent(new Event("input", { bubbles: true }));
+      input.focus();
+    }
+  }
+
+  function onKeydown(event) {
+    if (event.key !== "Escape") return;
+    const dialog = byId("discard-dialog");
+    if (dialog && dialog.open) return;
+    const menu = openMenuButton();
+    if (menu) {
+      setMenu(menu, false);
+      menu.focus();
+      return;
+    }
+    if (pane()) {
+      event.preventDefault();
+      requestClose();
+    }
+  }
+
+  function targetId(event) {
+    const target = event.detail && event.detail.target;
+    return target ? target.id : "";
+  }
+
+  function onBeforeRequest(event) {
+    if (targetId(event) === PANE_HOST && !pane()) {
+      const elt = event.detail.elt;
+      openerId = elt && elt.id ? elt.id : null;
+    }
+  }
+
+  function onAfterSettle(event) {
+    const id = targetId(event);
+    if (id === PANE_HOST) {
+      if (pane()) { onPaneShown(); } else { onPaneHidden(); }
+    } else if (id === "test-result") {
+      afterTest();
+    }
+  }
+
+  function showToast(text) {
+    const toast = byId("toast");
+    if (!toast) return;
+    toast.textContent = text;
+    toast.hidden = false;
+    window.clearTimeout(showToast.timer);
+    showToast.timer = window.setTimeout(() => { toast.hidden = true; }, 8000);
+  }
+
+  function onResponseError(event) {
+    const status = event.detail.xhr ? event.detail.xhr.status : 0;
+    showToast(`segbridge answered ${status}: the action did not complete. Try again; if it ` +
+      "keeps failing, see the server log.");
+  }
+
+  document.addEventListener("htmx:responseError", onResponseError);
+  document.addEventListener("htmx:sendError", () => {
+    showToast("segbridge could not be reached. Check that the server is running, then try again.");
+  });
+  document.addEventListener("input", markDirty);
+  document.addEventListener("change", markDirty);
+  document.addEventListener("click", onClick);
+  document.addEventListener("keydown", onKeydown);
+  document.addEventListener("htmx:beforeRequest", onBeforeRequest);
+  document.addEventListener("htmx:afterSettle", onAfterSettle);
+  setupMenus();
+  setupDialog();
+  if (pane()) onPaneShown();
+})();
