@@ -30,7 +30,8 @@ class Every:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
@@ -48,6 +49,7 @@ class Workers:
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy)
         runtime.flows.submit = self.submit
+        self._stopped = False
         self._loops = [
             Every("retest-offline", runtime.settings.retest_interval_seconds,
                   runtime.connections.retest_offline),
@@ -64,7 +66,11 @@ class Workers:
         return self.executor.resume_orphans()
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         for loop in self._loops:
             loop.stop()
-        self.runtime.flows.submit = None
+        if self.runtime.flows.submit == self.submit:
+            self.runtime.flows.submit = None
         self.executor.shutdown()

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.servers import serve_in_thread
 
 from segbridge.accounts import service as accounts
 from segbridge.api.app import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
+from tests.support.servers import serve_in_thread
 
 
 @dataclass

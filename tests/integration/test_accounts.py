@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from tests.integration.conftest import Server
 
 from segbridge.accounts import service as accounts
 from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE
 from segbridge.runtime import ADMIN_EMAIL
+from tests.integration.conftest import Server
 
 
 def other_account_client(server: Server) -> httpx.Client:

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from tests.integration.conftest import Server
-from tests.integration.test_connections_api import problems, update_body
 
 from segbridge.accounts import service as accounts
 from segbridge.apps.base import Capability, ConnectionConfig, PingResult, SettingKind, SettingSpec
 from segbridge.core.errors import FieldProblem
+from tests.integration.conftest import Server
+from tests.integration.test_connections_api import problems, update_body
 
 
 class EchoApplication:

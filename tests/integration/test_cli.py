@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from tests.support.receivers import Answers, status_receiver
 
 from segbridge.cli.main import cli
 from segbridge.core.settings import Settings
+from tests.support.receivers import Answers, status_receiver
 
 KEY = "cliKeyAbcdefghijklmnopqrstuvwxyz"
 

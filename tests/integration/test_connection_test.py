@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import Server
 from tests.support.receivers import silent_server, status_receiver
 from tests.support.servers import serve_in_thread, unused_port

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.integration.conftest import Server
 
 LONG_NAME = "x" * 101

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from tests.integration.conftest import Server
 
 from segbridge.cli.main import cli
 from segbridge.core.errors import ConfigurationError
 from segbridge.core.settings import Settings, load_settings
 from segbridge.runtime import build_runtime, cli_principal
+from tests.integration.conftest import Server
 
 
 def test_first_start_generates_a_key_file_with_mode_0600(settings: Settings) -> None:

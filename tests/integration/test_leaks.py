@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
-from tests.integration.conftest import Server
 
 from segbridge.cli.main import cli
+from tests.integration.conftest import Server
 
 
 def database_bytes(server: Server) -> bytes:

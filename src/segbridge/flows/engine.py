@@ -143,7 +143,8 @@ class Producer:
             if not all(keep(data) for keep in self.plan.filters):
                 return [], lambda chunk: self._ignored(chunk)
         except Exception as exc:  # an expression error in a filter: the record fails
-            return [], lambda chunk: self._failed_all(chunk, record, "filter", None, str(exc))
+            reason = str(exc)  # (``exc`` is unbound once the except block ends)
+            return [], lambda chunk: self._failed_all(chunk, record, "filter", None, reason)
         items: list[tuple[ImportPlan, Item]] = []
         failures: list[ErrorRow] = []
         for imp in self.plan.imports:
@@ -239,8 +240,10 @@ class Engine:
     async def execute(self) -> RunResult:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
-        producer = Producer(self.plan, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c),
-                            self._slots, self._stop)
+        def emit(chunk: Chunk | None) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+
+        producer = Producer(self.plan, emit, self._slots, self._stop)
         thread = threading.Thread(target=producer.run, name=f"export-{self.plan.run_id}",
                                   daemon=True)
         thread.start()

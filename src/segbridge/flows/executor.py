@@ -70,17 +70,13 @@ class RunExecutor:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
         self._thread.start()
-        self._http = self._call(self._make_http(timeout))
+        self._http = asyncio.run_coroutine_threadsafe(
+            self._make_http(timeout), self._loop).result()
         self._active: dict[str, Future[RunResult]] = {}
 
     @staticmethod
     async def _make_http(timeout: float) -> httpx.AsyncClient:
         return new_http(timeout)
-
-    def _call(self, coroutine: object) -> httpx.AsyncClient:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)  # type: ignore[arg-type]
-        result: httpx.AsyncClient = future.result()
-        return result
 
     def submit(self, run_id: str) -> Future[RunResult]:
         if run_id in self._active and not self._active[run_id].done():

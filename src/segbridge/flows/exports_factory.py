@@ -2,26 +2,71 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
+from segbridge.connections.model import name_key
+from segbridge.connections.secret_store import load_secrets
+from segbridge.core.errors import NotFound
 from segbridge.core.vault import Vault
 from segbridge.flows.contracts import Export
+from segbridge.flows.exports import (
+    CursorBounds,
+    DatabaseExport,
+    decode_cursor_value,
+    encode_cursor_value,
+    file_export,
+    next_cursor_value,
+)
 from segbridge.flows.runs import RunStore
 from segbridge.flows.uploads import resolve_upload
 from segbridge.storage.db import Database
-from segbridge.storage.models import Run
+from segbridge.storage.models import Connection, Flow, Run
 
-CursorAfter = Any
+CursorAfter = Callable[[], dict[str, Any] | None] | None
 
 
 def build_export(db: Database, vault: Vault, home: Path, run: Run, export_def: dict[str, Any],
                  store: RunStore) -> tuple[Export, CursorAfter]:
-    kind = export_def["type"]
-    if kind == "database":
-        return _database_export(db, vault, run, export_def, store)
-    path = _file_path(db, home, run.account_id, export_def)
-    return file_export(kind, path, export_def.get("options", {})), None
+    """The export of a run; an incremental one keeps the same bounds when resumed."""
+    if export_def["type"] != "database":
+        path = _file_path(db, home, run.account_id, export_def)
+        return file_export(export_def["type"], path, export_def.get("options", {})), None
+    connection_id = export_def["connection_id"]
+    url, password = _database_target(db, vault, run.account_id, connection_id)
+    cursor = export_def.get("cursor")
+    if cursor is None:
+        return DatabaseExport(url, password, export_def["query"]), None
+    if run.export_bounds:
+        saved = CursorBounds.from_json(run.export_bounds)
+        export = DatabaseExport(url, password, export_def["query"],
+                                cursor_column=cursor["column"], last_cursor=saved.last,
+                                upper_bound=saved.upper)
+    else:
+        export = DatabaseExport(url, password, export_def["query"],
+                                cursor_column=cursor["column"],
+                                last_cursor=_saved_cursor(db, run.flow_id),
+                                lag_seconds=cursor.get("lag_seconds"))
+    bounds = export.bounds()
+    if bounds is None:
+        return export, None
+    store.save_bounds(bounds.to_json())
+    return export, lambda: {"value": encode_cursor_value(next_cursor_value(bounds))}
+
+
+def preview_export(db: Database, vault: Vault, home: Path, account_id: str,
+                   export_def: dict[str, Any]) -> Export:
+    """The export of a flow document for a preview (all rows; nothing is saved)."""
+    if export_def["type"] != "database":
+        path = _file_path(db, home, account_id, export_def)
+        return file_export(export_def["type"], path, export_def.get("options", {}))
+    connection_id = export_def.get("connection_id") or _find_connection(
+        db, account_id, export_def["connection"])
+    url, password = _database_target(db, vault, account_id, connection_id)
+    return DatabaseExport(url, password, export_def["query"])
 
 
 def _file_path(db: Database, home: Path, account_id: str, export_def: dict[str, Any]) -> Path:
@@ -30,10 +75,28 @@ def _file_path(db: Database, home: Path, account_id: str, export_def: dict[str, 
     return Path(export_def["path"])
 
 
-def file_export(kind: str, path: Path, options: dict[str, Any]) -> Export:
-    raise NotImplementedError("file exports land with the exports package")
+def _database_target(db: Database, vault: Vault, account_id: str,
+                     connection_id: str) -> tuple[str, Any]:
+    with db.session() as session:
+        connection = session.get(Connection, connection_id)
+        if connection is None or connection.account_id != account_id:
+            raise NotFound("The export's Database connection no longer exists.")
+        secrets = load_secrets(session, vault, connection)
+        return str(connection.settings["url"]), secrets.get("password")
 
 
-def _database_export(db: Database, vault: Vault, run: Run, export_def: dict[str, Any],
-                     store: RunStore) -> tuple[Export, CursorAfter]:
-    raise NotImplementedError("database exports land with the exports package")
+def _saved_cursor(db: Database, flow_id: str) -> Any:
+    with db.session() as session:
+        flow = session.get(Flow, flow_id)
+        saved = (flow.cursor or {}) if flow else {}
+        return decode_cursor_value(saved.get("value"))
+
+
+def _find_connection(db: Database, account_id: str, name_or_id: str) -> str:
+    with db.session() as session:
+        found = session.scalar(select(Connection.id).where(
+            Connection.account_id == account_id,
+            (Connection.id == name_or_id) | (Connection.name_key == name_key(name_or_id))))
+    if found is None:
+        raise NotFound(f"No connection named '{name_or_id}' in your account.")
+    return str(found)

@@ -30,7 +30,7 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     imports = [(step, compile_mapping(step["call"], step["mapping"]),
                 MessageIds(flow_key, step["name"], step["call"])) for step in definition["imports"]]
     key_field = definition["export"].get("key_field")
-    records = []
+    records: list[dict[str, Any]] = []
     for record in export.records(0):
         if len(records) >= limit:
             break

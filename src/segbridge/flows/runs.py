@@ -65,7 +65,8 @@ class Tally:
             per[key] += amount
 
     def merged_into(self, counts: dict[str, Any]) -> dict[str, Any]:
-        merged = {key: int(counts.get(key, 0)) + value for key, value in self.totals.items()}
+        merged: dict[str, Any] = {key: int(counts.get(key, 0)) + value
+                                  for key, value in self.totals.items()}
         per = {name: dict(values) for name, values in counts.get("imports", {}).items()}
         for name, values in self.imports.items():
             into = per.setdefault(name, {"sent": 0, "failed": 0, "ignored": 0})

@@ -138,7 +138,9 @@ class FlowService:
         with self.db.session() as session:
             return public_run(_owned_run(session, principal, run_id))
 
-    def list_runs(self, principal: Principal, flow_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    def list_runs(
+        self, principal: Principal, flow_id: str, limit: int = 50
+    ) -> list[dict[str, Any]]:
         with self.db.session() as session:
             _owned(session, principal, flow_id)
             rows = session.scalars(select(Run).where(Run.flow_id == flow_id)

@@ -1,0 +1,173 @@
+"""Benchmark: N CSV rows mapped to track calls, delivered by segbridge, against the same N
+track calls sent by segment-analytics-python (queue large enough to drop nothing, other
+settings default). Same machine, same receiver (bench/counting_receiver.py), one after the
+other. Reports events/s, CPU seconds per million events and peak memory (VmHWM) of each
+sender, each measured in its own process.
+
+    python bench/flows_bench.py --rows 1000000            # both
+    python bench/flows_bench.py --rows 10000000 --only segbridge
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+PROPERTIES = ("order_id", "total", "currency", "sku", "quantity")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(HERE / "counting_receiver.py"), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(f"{url}/count", trust_env=False)
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the receiver did not start")
+
+
+def received(url: str) -> int:
+    return int(httpx.get(f"{url}/count", trust_env=False).json()["calls"])
+
+
+def write_rows(path: Path, rows: int) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "created_at", *PROPERTIES])
+        for i in range(rows):
+            writer.writerow([f"user-{i % 50_000}", "2026-11-28T10:00:00Z", i, f"{i % 997}.50",
+                             "EUR", f"sku-{i % 311}", i % 7 + 1])
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
+    from segbridge.accounts.service import principal_for
+    from segbridge.connections.model import ConnectionDraft
+    from segbridge.core.settings import load_settings
+    from segbridge.flows.executor import run_in_foreground
+    from segbridge.runtime import build_runtime, first_start
+    from segbridge.storage.models import User
+
+    home = Path(tempfile.mkdtemp(prefix="segbridge-bench-"))
+    runtime = build_runtime(load_settings(home=home, http_timeout_seconds=60))
+    first_start(runtime)
+    with runtime.db.session() as session:
+        principal = principal_for(session.query(User).one(), via="cli")
+    runtime.connections.create(principal, ConnectionDraft(
+        name="Bench", application="segment",
+        settings={"write_key": "benchbenchbenchbenchbenchbench12", "endpoint": url}))
+    runtime.integrations.create(principal, "Bench")
+    flow = runtime.flows.create(principal, {
+        "name": "Bench", "integration": "Bench",
+        "export": {"type": "csv", "path": str(csv_path)},
+        "imports": [{"name": "Track", "connection": "Bench", "call": "track", "mapping": {
+            "userId": "user_id", "event": {"constant": "Order Completed"},
+            "timestamp": {"field": "created_at"},
+            "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
+    run = runtime.flows.start_run(principal, flow["id"], execute=False)
+    cpu, started = cpu_seconds(), time.perf_counter()
+    result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60)
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    assert result.status == "succeeded", result
+    return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu}
+
+
+def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
+    import segment.analytics as analytics
+
+    analytics.write_key = "benchbenchbenchbenchbenchbench12"
+    analytics.host = url
+    analytics.max_queue_size = rows + 1
+    cpu, started = cpu_seconds(), time.perf_counter()
+    with csv_path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            analytics.track(row["user_id"], "Order Completed",
+                            {name: row[name] for name in PROPERTIES},
+                            timestamp=None)
+    analytics.flush()
+    analytics.shutdown()
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    return {"sent": rows, "seconds": seconds, "cpu": cpu}
+
+
+def child(which: str, url: str, rows: int, csv_path: Path) -> None:
+    runner = run_segbridge if which == "segbridge" else run_analytics
+    result = runner(url, rows, csv_path)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(result))
+
+
+def measure(which: str, url: str, rows: int, csv_path: Path) -> dict[str, Any]:
+    before = received(url)
+    output = subprocess.run([sys.executable, __file__, "--child", which, "--url", url,
+                             "--rows", str(rows), "--csv", str(csv_path)],
+                            check=True, capture_output=True, text=True).stdout
+    result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    result["received"] = received(url) - before
+    result["events_per_s"] = result["received"] / result["seconds"]
+    result["cpu_s_per_million"] = result["cpu"] / rows * 1_000_000
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["segbridge", "analytics"])
+    parser.add_argument("--child")
+    parser.add_argument("--url")
+    parser.add_argument("--csv")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.url, args.rows, Path(args.csv))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="flows-bench-"))
+    csv_path = workdir / "rows.csv"
+    write_rows(csv_path, args.rows)
+    receiver, url = start_receiver()
+    try:
+        for which in (["segbridge", "analytics"] if not args.only else [args.only]):
+            result = measure(which, url, args.rows, csv_path)
+            print(f"{which:>10}: {result['received']:,} of {args.rows:,} received, "
+                  f"{result['events_per_s']:,.0f} events/s, "
+                  f"{result['cpu_s_per_million']:.1f} CPU s per million, "
+                  f"peak {result['peak_rss_mb']:.0f} MB")
+    finally:
+        receiver.terminate()
+        os.remove(csv_path)
+
+
+if __name__ == "__main__":
+    main()

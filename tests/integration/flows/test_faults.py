@@ -1,0 +1,186 @@
+"""Reliability against the receiver's injected faults: after every run the receiver's archive
+holds exactly one event per exported record, and exported = sent + open errors + ignored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segbridge.workers import Workers
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    Receiver,
+    assert_invariant,
+    orders,
+    segment_connection,
+    track_flow,
+    wait_for_run,
+    write_csv,
+)
+from tests.integration.flows.test_flow_runs import create_flow, run_flow
+
+ROWS = 4000
+
+
+def delivered_once(receiver: Receiver, count: int) -> None:
+    events = receiver.archived()
+    ids = [e["properties"]["order_id"] for e in events]
+    assert len(ids) == count, f"{len(ids)} events archived for {count} records"
+    assert len(set(ids)) == count
+
+
+@pytest.mark.parametrize("faults", [
+    pytest.param({"error_500": 0.3}, id="30% 500s"),
+    pytest.param({"error_429": 0.3, "retry_after": 1}, id="429 with Retry-After"),
+    pytest.param({"drop": 0.3}, id="dropped connections"),
+])
+def test_a_run_delivers_everything_once_through_faults(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+    faults: dict[str, Any],
+) -> None:
+    connection = segment_connection(server, receiver, concurrency_level=4)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(tmp_path / "o.csv", orders(ROWS)), connection["name"]))
+    receiver.faults(**faults)
+    run = run_flow(server, flow["id"])
+    receiver.no_faults()
+    assert run["status"] == "succeeded", run
+    assert run["counts"]["retried"] > 0
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, ROWS)
+
+
+def test_slow_answers_past_the_timeout_pause_the_run_which_resumes(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    workers.stop()
+    slow_workers = Workers(server.runtime, policy=workers.executor.policy, http_timeout=1.0)
+    slow_workers.start()
+    try:
+        connection = segment_connection(server, receiver)
+        flow = create_flow(server, track_flow(
+            "Orders", write_csv(tmp_path / "o.csv", orders(ROWS)), connection["name"]))
+        receiver.faults(latency_ms=1500)
+        statuses: list[str] = []
+        response = server.api.post(f"/api/v1/flows/{flow['id']}/runs")
+        run_id = response.json()["id"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "paused" not in statuses:
+            statuses.append(server.api.get(f"/api/v1/runs/{run_id}").json()["status"])
+            time.sleep(0.1)
+        offline = server.api.get(f"/api/v1/connections/{connection['id']}").json()["status"]
+        receiver.no_faults()
+        run = wait_for_run(server, run_id)
+    finally:
+        slow_workers.stop()
+    assert "paused" in statuses and offline == "offline"
+    assert run["status"] == "succeeded"
+    back = server.api.get(f"/api/v1/connections/{connection['id']}").json()["status"]
+    assert back == "online"
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, ROWS)
+
+
+def test_a_receiver_down_for_20_seconds_loses_nothing(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(tmp_path / "o.csv", orders(ROWS)), connection["name"]))
+    receiver.faults(down_seconds=20)
+    started = time.monotonic()
+    run = run_flow(server, flow["id"])
+    assert time.monotonic() - started >= 15
+    assert run["status"] == "succeeded", run
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, ROWS)
+
+
+def cli(server: Server, *args: str) -> subprocess.Popen[bytes]:
+    settings = server.runtime.settings
+    env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+    return subprocess.Popen([sys.executable, "-m", "segbridge.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path,
+                   rows: int) -> tuple[dict[str, Any], str]:
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(tmp_path / "o.csv", orders(rows)), connection["name"]))
+    receiver.faults(latency_ms=150)
+    process = cli(server, "flows", "run", "Orders")
+    run_id = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()
+        if runs and runs[0]["checkpoint"] > 0:
+            run_id = runs[0]["id"]
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    receiver.no_faults()
+    assert run_id, "the run never reached a checkpoint"
+    run = server.api.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "running" and 0 < run["checkpoint"] < rows
+    return flow, run_id
+
+
+def test_a_run_killed_with_sigkill_is_resumed_by_command(
+    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    rows = 30_000
+    flow, run_id = killed_mid_run(server, receiver, tmp_path, rows)
+    resumed = cli(server, "runs", "resume", run_id)
+    output, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, output.decode()
+    run = server.api.get(f"/api/v1/runs/{run_id}").json()
+    assert run["status"] == "succeeded"
+    assert run["counts"]["exported"] == run["counts"]["sent"] == rows
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, rows)
+
+
+def test_a_run_killed_with_sigkill_is_resumed_when_the_server_starts(
+    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    rows = 30_000
+    flow, run_id = killed_mid_run(server, receiver, tmp_path, rows)
+    workers = Workers(server.runtime)
+    assert workers.start() == [run_id]
+    try:
+        run = wait_for_run(server, run_id)
+    finally:
+        workers.stop()
+    assert run["status"] == "succeeded"
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, rows)
+
+
+def test_concurrency_stays_within_the_connection_level(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    lender = segment_connection(server, receiver, name="Lender", concurrency_level=2)
+    borrower = segment_connection(server, receiver, name="Borrower",
+                                  borrow_concurrency_from=lender["id"])
+    one = create_flow(server, track_flow("One", write_csv(tmp_path / "1.csv", orders(20_000)),
+                                         "Lender"))
+    two = create_flow(server, track_flow("Two", write_csv(tmp_path / "2.csv", orders(20_000)),
+                                         "Borrower"))
+    receiver.faults(latency_ms=50)
+    runs = [server.api.post(f"/api/v1/flows/{f['id']}/runs").json() for f in (one, two)]
+    done = [wait_for_run(server, r["id"]) for r in runs]
+    receiver.no_faults()
+    assert [r["status"] for r in done] == ["succeeded", "succeeded"]
+    assert workers.executor.governor.peak_in_flight(lender["id"]) == 2
+    assert borrower["effective_concurrency"]["lender_id"] == lender["id"]
+
