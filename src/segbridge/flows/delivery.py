@@ -44,7 +44,7 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, 300.0)
         ceiling = min(self.cap_seconds, self.base_seconds * (2 ** attempt))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+        return random.uniform(ceiling / 2, ceiling)
 
 
 @dataclass(slots=True)
