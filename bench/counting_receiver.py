@@ -1,4 +1,5 @@
-"""A minimal Segment-compatible receiver that only counts calls: the same receiver for both
+"""A minimal Segment-compatible receiver that only counts track calls (not the connection
+test's identify ping): the same receiver for both
 sides of the flows benchmark (decodes each body with orjson, gunzips gzip bodies).
 
 Run: python bench/counting_receiver.py PORT   (GET /count answers the number of calls)
@@ -33,7 +34,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = gzip.decompress(body)
     payload = orjson.loads(body)
     COUNT["requests"] += 1
-    COUNT["calls"] += len(payload["batch"]) if "batch" in payload else 1
+    calls = payload["batch"] if "batch" in payload else [payload]
+    COUNT["calls"] += sum(1 for call in calls if call.get("type", "track") == "track")
     await _answer(send, b'{"success":true}')
 
 
