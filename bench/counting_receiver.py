@@ -34,7 +34,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = gzip.decompress(body)
     payload = orjson.loads(body)
     COUNT["requests"] += 1
-    calls = payload["batch"] if "batch" in payload else [payload]
+    calls = payload.get("batch", [payload])
     COUNT["calls"] += sum(1 for call in calls if call.get("type", "track") == "track")
     await _answer(send, b'{"success":true}')
 

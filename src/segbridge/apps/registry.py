@@ -7,8 +7,10 @@ from segbridge.apps.base import Registry
 
 def default_registry() -> Registry:
     """A fresh registry of the built-in applications (one per runtime)."""
+    from segbridge.apps.database.app import DatabaseApplication
     from segbridge.apps.segment.app import SegmentApplication
 
     registry = Registry()
     registry.add(SegmentApplication())
+    registry.add(DatabaseApplication())
     return registry

@@ -44,17 +44,19 @@ def build_export(db: Database, vault: Vault, home: Path, run: Run, export_def: d
         saved = CursorBounds.from_json(run.export_bounds)
         export = DatabaseExport(url, password, export_def["query"],
                                 cursor_column=cursor["column"], last_cursor=saved.last,
-                                upper_bound=saved.upper)
+                                upper_bound=saved.upper, lag_seconds=cursor.get("lag_seconds"))
     else:
         export = DatabaseExport(url, password, export_def["query"],
                                 cursor_column=cursor["column"],
-                                last_cursor=_saved_cursor(db, run.flow_id),
+                                last_cursor=_saved_cursor(db, run.flow_id, cursor["column"]),
                                 lag_seconds=cursor.get("lag_seconds"))
     bounds = export.bounds()
     if bounds is None:
         return export, None
     store.save_bounds(bounds.to_json())
-    return export, lambda: {"value": encode_cursor_value(next_cursor_value(bounds))}
+    column = cursor["column"]
+    return export, lambda: {"column": column,
+                            "value": encode_cursor_value(next_cursor_value(bounds))}
 
 
 def preview_export(db: Database, vault: Vault, home: Path, account_id: str,
@@ -85,11 +87,14 @@ def _database_target(db: Database, vault: Vault, account_id: str,
         return str(connection.settings["url"]), secrets.get("password")
 
 
-def _saved_cursor(db: Database, flow_id: str) -> Any:
+def _saved_cursor(db: Database, flow_id: str, column: str) -> Any:
+    """The high-water mark of the last successful run, unless the cursor column changed."""
     with db.session() as session:
         flow = session.get(Flow, flow_id)
         saved = (flow.cursor or {}) if flow else {}
-        return decode_cursor_value(saved.get("value"))
+    if saved.get("column") != column:
+        return None
+    return decode_cursor_value(saved.get("value"))
 
 
 def _find_connection(db: Database, account_id: str, name_or_id: str) -> str:

@@ -1,0 +1,1 @@
+"""The Database application: PostgreSQL, MySQL/MariaDB and SQLite, for exports and lookups."""

@@ -1,0 +1,94 @@
+"""The Database application: settings, validation and Test connection (connect, SELECT 1)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from sqlalchemy import text
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from segbridge.apps.base import Capability, ConnectionConfig, PingResult, SettingKind, SettingSpec
+from segbridge.apps.database.connect import create_database_engine
+from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.url import (
+    DRIVERS,
+    EXAMPLES,
+    DatabaseUrlError,
+    parse_database_url,
+    public_url,
+    url_problems,
+)
+from segbridge.core.errors import FieldProblem
+from segbridge.core.secrets import Secret
+
+URL_HELP = (f"A SQLAlchemy URL without the password, e.g. {EXAMPLES}. Query parameters are "
+            "passed to the driver (e.g. ?sslmode=require for PostgreSQL).")
+HIDDEN_FIELD_HELP = (
+    "The database user's password, encrypted with AES-256 and never shown again; "
+    "re-enter it on every edit. Leave empty when the database needs none.")
+
+
+class DatabaseApplication:
+    """A SQL database (PostgreSQL, MySQL/MariaDB, SQLite): export the rows of a query."""
+
+    key = "database"
+    name = "Database"
+    description = ("Export the rows of a SQL query from PostgreSQL, MySQL / MariaDB or SQLite, "
+                   "all at once or incrementally on a cursor column.")
+    capabilities = frozenset({Capability.PING, Capability.EXPORT, Capability.LOOKUP})
+    settings: tuple[SettingSpec, ...] = (
+        SettingSpec("url", "Database URL", SettingKind.TEXT, required=True, help=URL_HELP,
+                    max_length=2000),
+        SettingSpec("password", "Password", SettingKind.SECRET, help=HIDDEN_FIELD_HELP,
+                    max_length=1000),
+    )
+
+    def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
+        return [FieldProblem("settings.url", problem)
+                for problem in url_problems(values.get("url"))]
+
+    def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
+        try:
+            url = parse_database_url(config.values.get("url") or "")
+        except DatabaseUrlError as exc:
+            return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0,
+                              message_id=None, cause="config", message=str(exc))
+        return _ping(url, config.secrets.get("password"), timeout)
+
+
+def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:
+    endpoint = public_url(url)
+    engine = create_database_engine(url, password, connect_timeout=timeout,
+                                    read_timeout=timeout)
+    started = time.perf_counter()
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar_one()
+            version = _version(connection)
+    except (SQLAlchemyError, OSError) as exc:
+        found = diagnose(exc, url, password, timeout=timeout)
+        return PingResult(ok=False, endpoint=endpoint, status=None,
+                          latency_ms=_since(started), message_id=None, cause=found.cause,
+                          message=found.message)
+    finally:
+        engine.dispose()
+    latency = _since(started)
+    return PingResult(ok=True, endpoint=endpoint, status=None, latency_ms=latency,
+                      message_id=None,
+                      message=f"Connected to {version} and ran SELECT 1 in {latency:.0f} ms.")
+
+
+def _version(connection: Connection) -> str:
+    product = DRIVERS.get(connection.engine.url.drivername, "the database")
+    info = connection.dialect.server_version_info
+    if product == "MySQL / MariaDB":
+        product = "MariaDB" if getattr(connection.dialect, "is_mariadb", False) else "MySQL"
+    if not info:
+        return product
+    return f"{product} {'.'.join(str(part) for part in info)}"
+
+
+def _since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

@@ -1,0 +1,64 @@
+"""Engines for the Database application: the password injected at the last moment, timeouts
+per driver, SQLite opened read-only, no pool (one connection per ping or export).
+
+Driver libraries are imported by SQLAlchemy only when an engine of that driver is created.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.pool import NullPool
+
+from segbridge.apps.database.url import with_password
+from segbridge.core.secrets import MASK, Secret
+
+APPLICATION_NAME = "segbridge"
+
+
+def create_database_engine(url: URL, password: Secret | None, *, connect_timeout: float,
+                           read_timeout: float | None = None) -> Engine:
+    """An engine for a checked URL. ``read_timeout`` bounds each wait for the server (the
+    ping); exports leave it unset, a long query may take its time."""
+    target = _sqlite_read_only(url) if url.drivername == "sqlite" else url
+    return create_engine(with_password(target, password), poolclass=NullPool,
+                         connect_args=_connect_args(url, connect_timeout, read_timeout),
+                         hide_parameters=True)
+
+
+def _connect_args(url: URL, connect_timeout: float,
+                  read_timeout: float | None) -> dict[str, Any]:
+    if url.drivername == "postgresql+psycopg":
+        args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
+        if "application_name" not in url.query:
+            args["application_name"] = APPLICATION_NAME
+        return args
+    if url.drivername == "mysql+pymysql":
+        args = {"connect_timeout": connect_timeout}
+        if read_timeout is not None:
+            args["read_timeout"] = read_timeout
+            args["write_timeout"] = read_timeout
+        return args
+    return {"timeout": connect_timeout}  # sqlite: how long to wait for a locked database
+
+
+def _sqlite_read_only(url: URL) -> URL:
+    """sqlite:////srv/shop.db -> the same file through a read-only URI (never created)."""
+    path = url.database or ""
+    return url.set(database=f"file:{quote(path)}", query={**url.query, "mode": "ro",
+                                                          "uri": "true"})
+
+
+def scrub(text: str, password: Secret | None) -> str:
+    """The text with the password (and its URL-encoded forms) masked."""
+    if password is None or not password:
+        return text
+    secret = password.reveal()
+    for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+        if form:
+            text = text.replace(form, MASK)
+    return text

@@ -1,0 +1,101 @@
+"""Database URLs: parsed, checked, and shown without a password.
+
+The URL carries everything but the password (``postgresql+psycopg://app@db.example/shop``);
+the password is a secret setting injected only when connecting.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from segbridge.core.secrets import Secret
+
+DRIVERS = {
+    "postgresql+psycopg": "PostgreSQL",
+    "mysql+pymysql": "MySQL / MariaDB",
+    "sqlite": "SQLite",
+}
+EXAMPLES = ("postgresql+psycopg://app@db.example:5432/shop, mysql+pymysql://app@db.example/shop "
+            "or sqlite:////srv/data/shop.db")
+PASSWORD_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
+
+
+class DatabaseUrlError(ValueError):
+    """A URL that cannot be used; the message says what to change (and never echoes it)."""
+
+
+def parse_database_url(text: str) -> URL:
+    """The URL, checked: a supported driver, no password inside, an absolute SQLite path."""
+    problems = url_problems(text)
+    if problems:
+        raise DatabaseUrlError(problems[0])
+    return make_url(text.strip())
+
+
+def url_problems(text: str | None) -> list[str]:
+    """Every problem with a database URL, as what to do (empty: the URL is fine)."""
+    if not text or not text.strip():
+        return [f"Enter the database URL, e.g. {EXAMPLES}."]
+    try:
+        url = make_url(text.strip())
+    except (ArgumentError, ValueError):
+        return [f"This is not a database URL; write it like {EXAMPLES}."]
+    problems: list[str] = []
+    if url.drivername not in DRIVERS:
+        problems.append(_driver_problem(url.drivername))
+    if url.password is not None or PASSWORD_QUERY_KEYS & {k.lower() for k in url.query}:
+        problems.append("Remove the password from the URL and enter it in the Password field "
+                        "(it is stored encrypted there).")
+    if url.drivername == "sqlite":
+        problems += _sqlite_problems(url)
+    return problems
+
+
+def _driver_problem(driver: str) -> str:
+    hint = ""
+    if driver.startswith("postgres"):
+        hint = " For PostgreSQL write postgresql+psycopg://..."
+    elif driver.startswith(("mysql", "mariadb")):
+        hint = " For MySQL or MariaDB write mysql+pymysql://..."
+    elif driver.startswith("sqlite"):
+        hint = " For SQLite write sqlite:////absolute/path/file.db"
+    return f"The driver '{driver}' is not supported; use {', '.join(DRIVERS)}.{hint}"
+
+
+def _sqlite_problems(url: URL) -> list[str]:
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return ["Give the path of the SQLite file: sqlite:////srv/data/shop.db "
+                "(four slashes before an absolute path)."]
+    if not PurePosixPath(database).is_absolute():
+        return [f"Use an absolute path for the SQLite file: sqlite:////{database.lstrip('/')} "
+                "(four slashes)."]
+    return []
+
+
+def public_url(url: URL | str) -> str:
+    """The URL as it may be shown and logged: the password, if any, is masked."""
+    try:
+        parsed = make_url(url) if isinstance(url, str) else url
+    except (ArgumentError, ValueError):
+        return "(not a database URL)"
+    return parsed.render_as_string(hide_password=True)
+
+
+def with_password(url: URL, password: Secret | None) -> URL:
+    """The URL to connect with (never shown: only given to create_engine). SQLite files have
+    no password: one given is ignored."""
+    if password is None or not password or url.drivername == "sqlite":
+        return url
+    return url.set(password=password.reveal())
+
+
+def describe(url: URL) -> str:
+    """Where the database is, for messages: "db.example:5432", "the file /srv/shop.db"."""
+    if url.drivername == "sqlite":
+        return f"the file {url.database}"
+    host = url.host or "localhost (socket)"
+    return f"{host}:{url.port}" if url.port else host
