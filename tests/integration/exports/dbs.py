@@ -1,6 +1,6 @@
 """A database prepared for one export test (see conftest.py for the fixtures)."""
 
-# ruff: noqa: S608 - SQL built from table names the tests generate
+
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """DatabaseExport against real SQLite, PostgreSQL and MariaDB: streaming, types, positions,
 incremental runs with fixed bounds and a lag, and clear errors."""
 
-# ruff: noqa: S608 - SQL built from table names the tests generate
+
 
 from __future__ import annotations
 
