@@ -12,15 +12,20 @@ from segbridge.core.settings import Settings, load_settings
 from segbridge.runtime import Runtime, build_runtime
 from tests.support.databases import postgres_database, sqlite_url
 
-TIERS = ("unit", "integration", "sandbox", "e2e")
+TIERS = ("unit", "sandbox", "integration", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = Path(str(item.fspath)).parts
-        for tier in TIERS:
-            if tier in parts:
-                item.add_marker("integration" if tier == "sandbox" else tier)
+        item.add_marker("integration" if _tier(item) == "sandbox" else _tier(item))
+    # fastest first; browser tests last: Playwright's sync API leaves an event loop running
+    # in the main thread, where asyncio.run() (used by the CLI's foreground runs) then fails
+    items.sort(key=lambda item: TIERS.index(_tier(item)))
+
+
+def _tier(item: pytest.Item) -> str:
+    parts = Path(str(item.fspath)).parts
+    return next((tier for tier in TIERS if tier in parts), "integration")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
