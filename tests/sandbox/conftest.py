@@ -27,19 +27,17 @@ def basic(write_key: str) -> dict[str, str]:
 
 @contextmanager
 def serve(app: Starlette, **options: Any) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn server on a free loopback port; yield its base URL."""
+    """Run ``app`` under a real uvicorn server on a free loopback port; yield its base URL.
+
+    ``options`` go to ``uvicorn.Config``; ``timeout_graceful_shutdown`` is 1 s unless given
+    (``None``: uvicorn waits for open connections without limit, as ``segbridge serve`` does).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="on",
-        http="httptools",
-        timeout_graceful_shutdown=1,
-        **options,
-    )
+    options.setdefault("timeout_graceful_shutdown", 1)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", http="httptools", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -114,7 +112,9 @@ def make_sandbox() -> Iterator[SandboxFactory]:
         config.setdefault("state_path", None)
         config.setdefault("admin_token", ADMIN_TOKEN)
         callbacks = {
-            k: config.pop(k) for k in ("authorize_manage", "authorize_admin") if k in config
+            k: config.pop(k)
+            for k in ("authorize_manage", "authorize_admin", "csrf_token")
+            if k in config
         }
         app = create_sandbox_app(SandboxConfig(**config), **callbacks)
         running = serve(app)
@@ -147,3 +147,34 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def source(sandbox: Sandbox) -> dict[str, Any]:
     return sandbox.new_source()
+
+
+class StreamListener:
+    """A Debugger stream read on a thread: ``connected`` once it opened, ``ended`` when it ends."""
+
+    def __init__(self, url: str, **request: Any) -> None:
+        self.url = url
+        self.request = request
+        self.connected = threading.Event()
+        self.ended = threading.Event()
+        self.lines: list[str] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, timeout: float = 5) -> StreamListener:
+        self.thread.start()
+        assert self.connected.wait(timeout), f"the stream did not open: {self.error!r}"
+        return self
+
+    def _run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, timeout=30, **self.request) as response:
+                assert response.status_code == 200, response.status_code
+                for line in response.iter_lines():
+                    self.lines.append(line)
+                    if line.startswith(": connected"):
+                        self.connected.set()
+        except Exception as exc:  # reported by the test (e.g. a connection cut mid-stream)
+            self.error = exc
+        finally:
+            self.ended.set()

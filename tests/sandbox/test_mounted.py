@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from segbridge.sandbox import SandboxConfig, create_sandbox_app, ensure_default_source
 
-from .conftest import basic, serve
+from .conftest import SandboxFactory, basic, serve
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +81,27 @@ def test_dropped_connections_work_when_mounted(mounted: tuple[str, dict[str, Any
                 )
         finally:
             assert client.delete("/api/faults").status_code == 200
+
+
+def test_a_host_passes_its_own_csrf_token(make_sandbox: SandboxFactory) -> None:
+    """``csrf_token`` gives the host's token; the verified token reaches its check as a header."""
+    seen: list[str | None] = []
+
+    def manage(request: Request) -> bool:
+        seen.append(request.headers.get("x-csrf-token"))
+        return request.cookies.get("host_session") == "alice"
+
+    def csrf(request: Request) -> str | None:
+        session = request.cookies.get("host_session")
+        return f"token-of-{session}" if session else None
+
+    hosted = make_sandbox(admin_token=None, authorize_manage=manage, csrf_token=csrf)
+    with httpx.Client(base_url=hosted.url, cookies={"host_session": "alice"}) as browser:
+        assert 'name="csrf_token" value="token-of-alice"' in browser.get("/sources").text
+        refused = browser.post("/sources", data={"name": "Forged", "csrf_token": "token-of-bob"})
+        assert refused.status_code == 403
+        assert "This form has expired" in refused.text
+        made = browser.post("/sources", data={"name": "Hosted", "csrf_token": "token-of-alice"})
+        assert made.status_code == 303
+    assert seen[-1] == "token-of-alice"
+    assert [s.name for s in hosted.state.store.list()] == ["Hosted"]

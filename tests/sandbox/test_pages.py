@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory
+from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory, basic
 
 pytestmark = pytest.mark.integration
 
@@ -107,3 +107,37 @@ def test_pages_use_the_manage_check(make_sandbox: SandboxFactory) -> None:
     response = closed.http.get("/sources")
     assert response.status_code == 403
     assert "Not allowed" in response.text
+
+
+def test_debugger_page_passes_q_to_the_script(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    calls = [
+        {"type": "track", "userId": "u", "event": "E", "messageId": mid}
+        for mid in ("q-test-a", "q-test-b", "q-test-c")
+    ]
+    sandbox.http.post("/v1/batch", json={"batch": calls}, headers=basic(source["write_key"]))
+    page = sandbox.admin.get(f"/sources/{source['id']}/debugger", params={"q": " Q-TEST-B "})
+    html = page.text
+    assert 'data-query="Q-TEST-B"' in html  # trimmed, for the script
+    assert 'value="Q-TEST-B">' in html  # and in the search box, also without script
+    events_url = re.search(r'data-events-url="([^"]+)"', html)
+    assert events_url is not None
+    found = sandbox.admin.get(events_url.group(1), params={"q": "Q-TEST-B"}).json()["events"]
+    assert [e["message_id"] for e in found] == ["q-test-b"]
+    script = sandbox.http.get("/static/debugger.js").text
+    assert "root.dataset.query" in script
+    assert 'searchParams.set("q"' in script  # the search is kept in the address
+
+    plain = sandbox.admin.get(f"/sources/{source['id']}/debugger").text
+    assert 'data-query=""' in plain
+
+
+def test_q_is_escaped_on_the_debugger_page(sandbox: Sandbox, source: dict[str, Any]) -> None:
+    evil = '"><script>alert(1)</script>'
+    html = sandbox.admin.get(f"/sources/{source['id']}/debugger", params={"q": evil}).text
+    assert evil not in html
+    assert 'data-query="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    _no_inline_script(html)
+
+
+def test_standalone_pages_have_no_way_back_to_segbridge(sandbox: Sandbox) -> None:
+    assert "← segbridge" not in sandbox.admin.get("/sources").text

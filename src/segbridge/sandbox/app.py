@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from segbridge.sandbox.auth import AccessPolicy, Authorizer
+from segbridge.sandbox.auth import AccessPolicy, Authorizer, CsrfTokenFor
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.management import ManagementAPI
@@ -25,14 +25,19 @@ def create_sandbox_app(
     *,
     authorize_manage: Authorizer | None = None,
     authorize_admin: Authorizer | None = None,
+    csrf_token: CsrfTokenFor | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app; its state is ``app.state.sandbox`` (a ``SandboxState``).
+
+    Mounted, ``authorize_manage`` and ``authorize_admin`` are the host's checks, and
+    ``csrf_token`` gives the CSRF token of a request's browser session (None without one) for
+    the pages' forms; by default segbridge's (see ``auth``).
 
     Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
     lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown.
     """
     state = build_state(config)
-    policy = AccessPolicy(config.admin_token, authorize_manage, authorize_admin)
+    policy = AccessPolicy(config.admin_token, authorize_manage, authorize_admin, csrf_token)
     routes: list[BaseRoute] = [
         Route("/v1/projects/{write_key}/settings", settings_endpoint(state), methods=["GET"]),
         Route("/v1/{call}", TrackingAPI(state), methods=["POST", "OPTIONS"]),

@@ -2,12 +2,16 @@
 events with the reason, counters, and live subscribers for the server-sent event stream.
 
 Everything here lives in memory and runs on the event loop; like Segment's Debugger it is a
-live sample, not a record (the optional archive is the complete record).
+live sample, not a record (the optional archive is the complete record). The one exception is
+``close()`` (of a feed or of the whole Debugger), which any thread may call: each subscriber
+is ended on its own event loop (``call_soon_threadsafe`` from other threads), and the
+``closed`` flag, which streams also poll, ends them even if that loop no longer runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -88,14 +92,47 @@ class SourceStats:
         }
 
 
+class Subscriber:
+    """One live viewer: a bounded queue of records (``None`` ends the stream) on its loop."""
+
+    __slots__ = ("loop", "queue")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
+
+    def offer(self, record: EventRecord) -> None:
+        """Queue a record unless the viewer is too far behind (runs on ``loop``)."""
+        if not self.queue.full():
+            self.queue.put_nowait(record)
+
+    def end(self) -> None:
+        """Queue the end of the stream from any thread; never blocks, never raises."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            self._put_end()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self.loop.call_soon_threadsafe(self._put_end)
+
+    def _put_end(self) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()  # the end matters more than the oldest pending event
+        self.queue.put_nowait(None)
+
+
 class SourceFeed:
     """One source's Debugger."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, closed: bool = False) -> None:
         self.events: deque[EventRecord] = deque(maxlen=size)
         self.dropped: deque[DropRecord] = deque(maxlen=size)
         self.stats = SourceStats()
-        self.subscribers: set[asyncio.Queue[EventRecord | None]] = set()
+        self.subscribers: set[Subscriber] = set()
+        self.closed = closed  # set by close() from any thread; streams poll it
         self._seq = 0
 
     def record_drop(self, at: str, reason: str, call: PreparedCall | None, count: int = 1) -> None:
@@ -125,9 +162,8 @@ class SourceFeed:
             self._publish(record)
 
     def _publish(self, record: EventRecord) -> None:
-        for queue in self.subscribers:
-            if not queue.full():
-                queue.put_nowait(record)
+        for subscriber in self.subscribers:
+            subscriber.offer(record)
 
     def newest(self, query: str = "", limit: int | None = None) -> list[EventRecord]:
         needle = query.casefold()
@@ -139,20 +175,22 @@ class SourceFeed:
                 found.append(record)
         return found
 
-    def subscribe(self) -> asyncio.Queue[EventRecord | None]:
-        queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(SUBSCRIBER_QUEUE)
-        self.subscribers.add(queue)
-        return queue
+    def subscribe(self) -> Subscriber:
+        """A new live viewer, on the running event loop (already ended if the feed is closed)."""
+        subscriber = Subscriber()
+        self.subscribers.add(subscriber)
+        if self.closed:
+            subscriber.end()
+        return subscriber
 
-    def unsubscribe(self, queue: asyncio.Queue[EventRecord | None]) -> None:
-        self.subscribers.discard(queue)
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
 
     def close(self) -> None:
-        """End every live stream of this feed."""
-        for queue in self.subscribers:
-            while queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+        """End every live stream of this feed; safe from any thread."""
+        self.closed = True
+        for subscriber in list(self.subscribers):  # a copy: the loop may (un)subscribe meanwhile
+            subscriber.end()
 
 
 class Debugger:
@@ -160,12 +198,15 @@ class Debugger:
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.closed = False
         self._feeds: dict[str, SourceFeed] = {}
 
     def feed(self, source_id: str) -> SourceFeed:
         feed = self._feeds.get(source_id)
         if feed is None:
-            feed = self._feeds[source_id] = SourceFeed(self.size)
+            feed = self._feeds[source_id] = SourceFeed(self.size, closed=self.closed)
+            if self.closed:  # close() ran on another thread meanwhile and may have missed it
+                feed.close()
         return feed
 
     def remove(self, source_id: str) -> None:
@@ -174,7 +215,9 @@ class Debugger:
             feed.close()
 
     def close(self) -> None:
-        for feed in self._feeds.values():
+        """End every live stream (and any opened later); safe from any thread."""
+        self.closed = True
+        for feed in list(self._feeds.values()):
             feed.close()
 
     def feeds(self) -> Iterable[SourceFeed]:

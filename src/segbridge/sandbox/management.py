@@ -84,9 +84,7 @@ class ManagementAPI:
         return json_response(self.state.store.rename(source.id, body.get("name")).to_json())
 
     async def delete_source(self, request: Request) -> Response:
-        source = self._source(request)
-        self.state.store.delete(source.id)
-        self.state.debugger.remove(source.id)
+        self.state.delete_source(self._source(request).id)
         return Response(status_code=204)
 
     async def events(self, request: Request) -> Response:
@@ -98,7 +96,7 @@ class ManagementAPI:
 
     async def stream(self, request: Request) -> Response:
         source = self._source(request)
-        return event_stream(self.state.debugger.feed(source.id))
+        return event_stream(self.state.debugger.feed(source.id), request.receive)
 
     async def stats(self, request: Request) -> Response:
         source = self._source(request)

@@ -1,7 +1,10 @@
-"""Server-rendered pages: the sources list (Settings > API keys) and each source's Debugger.
+"""Server-rendered pages: the sources list (Settings > API keys, with forms to create, rename
+and delete sources) and each source's Debugger.
 
 Jinja2 with autoescaping; scripts and styles are static files served by the app, and a
-Content-Security-Policy forbids anything else (no inline script, no CDN).
+Content-Security-Policy forbids anything else (no inline script, no CDN). The forms post to
+page routes that call the same store functions as the JSON API, with the CSRF check of
+``AccessPolicy.require_manage_form``, and answer with a redirect (post/redirect/get).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from segbridge.sandbox.auth import SESSION_COOKIE, AccessPolicy
+from segbridge.sandbox.auth import CSRF_FIELD, SESSION_COOKIE, AccessPolicy
 from segbridge.sandbox.responses import ApiError
 from segbridge.sandbox.state import SandboxState
-from segbridge.sandbox.store import SourceNotFound
+from segbridge.sandbox.store import InvalidSourceName, Source, SourceNotFound
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -32,6 +35,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+MAX_FORM_BYTES = 8 * 1024
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
 
 
@@ -40,8 +44,28 @@ def _base(request: Request) -> str:
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _ENV.get_template(template).render(base=_base(request), **context)
+    """A page; ``mounted`` (a root path, e.g. /sandbox in segbridge) adds the way back."""
+    base = _base(request)
+    html = _ENV.get_template(template).render(base=base, mounted=bool(base), **context)
     return HTMLResponse(html, status, headers=SECURITY_HEADERS)
+
+
+class FormTooLarge(Exception):
+    pass
+
+
+async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, str]:
+    """A posted urlencoded form (first value of each field), read up to ``limit`` bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise FormTooLarge
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    except ValueError as exc:  # more fields than any of these forms has
+        raise FormTooLarge from exc
+    return {name: values[0] for name, values in fields.items()}
 
 
 class Pages:
@@ -52,38 +76,151 @@ class Pages:
     def routes(self) -> list[Route]:
         return [
             Route("/sources", self.sources, methods=["GET"]),
+            Route("/sources", self.create_source, methods=["POST"]),
+            Route("/sources/{id}/rename", self.rename_source, methods=["POST"]),
+            Route("/sources/{id}/delete", self.delete_source, methods=["POST"]),
             Route("/sources/{id}/debugger", self.debugger, methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
         ]
 
+    def _refusal(self, request: Request, err: ApiError) -> Response:
+        if err.code == "csrf_failed":
+            message = (
+                "The form was sent without this session's security token. "
+                "Reload the page and try again."
+            )
+            return render(
+                request, "message.html", 403, heading="This form has expired", message=message
+            )
+        if self.policy.uses_login:
+            return RedirectResponse(f"{_base(request)}/login", 303)
+        return render(
+            request, "message.html", err.status, heading="Not allowed", message=err.message
+        )
+
     def _denied(self, request: Request) -> Response | None:
         try:
             self.policy.require_manage(request)
         except ApiError as err:
-            if self.policy.uses_login:
-                return RedirectResponse(f"{_base(request)}/login", 303)
-            return render(
-                request, "message.html", err.status, heading="Not allowed", message=err.message
-            )
+            return self._refusal(request, err)
         return None
+
+    async def _form(self, request: Request) -> dict[str, str] | Response:
+        """The posted form once the manage and CSRF checks passed, or the refusal."""
+        try:
+            form = await read_form(request)
+        except FormTooLarge:
+            message = f"The form is over {MAX_FORM_BYTES:,} bytes."
+            return render(request, "message.html", 413, heading="Form too large", message=message)
+        try:
+            self.policy.require_manage_form(request, form.get(CSRF_FIELD, ""))
+        except ApiError as err:
+            return self._refusal(request, err)
+        return form
+
+    def _sources_page(
+        self,
+        request: Request,
+        status: int = 200,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        error_for: str | None = None,
+        name: str = "",
+    ) -> Response:
+        """The sources page; ``error_for`` is "new" (the create form) or a source's id."""
+        return render(
+            request,
+            "sources.html",
+            status,
+            sources=self.state.store.list(),
+            csrf=self.policy.form_token(request),
+            csrf_field=CSRF_FIELD,
+            notice=notice,
+            error=error,
+            error_for=error_for,
+            name=name,
+        )
+
+    def _source_or_none(self, source_id: str) -> Source | None:
+        try:
+            return self.state.store.get(source_id)
+        except SourceNotFound:
+            return None
+
+    def _no_such_source(self, request: Request) -> Response:
+        message = "There is no source with this id."
+        return render(request, "message.html", 404, heading="No such source", message=message)
+
+    def _done(self, request: Request, what: str, source_id: str | None = None) -> Response:
+        query = f"?{what}={source_id}" if source_id else f"?{what}=1"
+        anchor = f"#source-{source_id}" if source_id else ""
+        return RedirectResponse(f"{_base(request)}/sources{query}{anchor}", 303)
 
     async def sources(self, request: Request) -> Response:
         denied = self._denied(request)
         if denied:
             return denied
-        return render(request, "sources.html", sources=self.state.store.list())
+        params = request.query_params
+        notice = None
+        for what in ("created", "renamed"):
+            source = self._source_or_none(params.get(what, ""))
+            if source is not None:
+                notice = f"Source “{source.name}” {what}."
+        if params.get("deleted"):
+            notice = "Source deleted."
+        return self._sources_page(request, notice=notice)
+
+    async def create_source(self, request: Request) -> Response:
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        name = form.get("name", "")
+        try:
+            source = self.state.store.create(name)
+        except InvalidSourceName as err:
+            return self._sources_page(request, 422, error=str(err), error_for="new", name=name)
+        return self._done(request, "created", source.id)
+
+    async def rename_source(self, request: Request) -> Response:
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        source_id = request.path_params["id"]
+        name = form.get("name", "")
+        try:
+            self.state.store.rename(source_id, name)
+        except SourceNotFound:
+            return self._no_such_source(request)
+        except InvalidSourceName as err:
+            return self._sources_page(request, 422, error=str(err), error_for=source_id, name=name)
+        return self._done(request, "renamed", source_id)
+
+    async def delete_source(self, request: Request) -> Response:
+        form = await self._form(request)
+        if isinstance(form, Response):
+            return form
+        try:
+            self.state.delete_source(request.path_params["id"])
+        except SourceNotFound:
+            return self._no_such_source(request)
+        return self._done(request, "deleted")
 
     async def debugger(self, request: Request) -> Response:
         denied = self._denied(request)
         if denied:
             return denied
-        try:
-            source = self.state.store.get(request.path_params["id"])
-        except SourceNotFound:
-            message = "There is no source with this id."
-            return render(request, "message.html", 404, heading="No such source", message=message)
-        return render(request, "debugger.html", source=source, size=self.state.config.debugger_size)
+        source = self._source_or_none(request.path_params["id"])
+        if source is None:
+            return self._no_such_source(request)
+        return render(
+            request,
+            "debugger.html",
+            source=source,
+            size=self.state.config.debugger_size,
+            query=request.query_params.get("q", "").strip(),
+        )
 
     async def login_form(self, request: Request) -> Response:
         return render(request, "login.html", enabled=self.policy.uses_login, error=None)
@@ -91,8 +228,11 @@ class Pages:
     async def login(self, request: Request) -> Response:
         if not self.policy.uses_login:
             return render(request, "login.html", 404, enabled=False, error=None)
-        form = parse_qs((await request.body())[:4096].decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0].strip()
+        try:
+            form = await read_form(request, 4096)
+        except FormTooLarge:
+            form = {}
+        token = form.get("token", "").strip()
         if not self.policy.token_matches(token):
             return render(request, "login.html", 401, enabled=True, error="Wrong admin token.")
         response = RedirectResponse(f"{_base(request)}/sources", 303)

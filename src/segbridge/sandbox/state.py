@@ -10,7 +10,7 @@ from segbridge.sandbox.debugger import Debugger
 from segbridge.sandbox.dedup import MessageIdDeduper
 from segbridge.sandbox.faults import Faults, FaultSettings
 from segbridge.sandbox.recorder import ReceiverStats, Recorder
-from segbridge.sandbox.store import SourceStore
+from segbridge.sandbox.store import Source, SourceStore
 
 
 @dataclass
@@ -24,8 +24,18 @@ class SandboxState:
     archive: ArchiveWriter | None
     recorder: Recorder
 
+    def delete_source(self, source_id: str) -> Source:
+        """Delete a source: its key becomes unknown and its live streams end."""
+        source = self.store.delete(source_id)
+        self.debugger.remove(source_id)
+        return source
+
     def close(self) -> None:
-        """End live streams, flush and close the archive, close the database."""
+        """End live streams, flush and close the archive, close the database.
+
+        Safe to call from any thread (e.g. after ``uvicorn.run`` returns, or from a test
+        while the server still runs) and more than once.
+        """
         self.debugger.close()
         if self.archive is not None:
             self.archive.close()

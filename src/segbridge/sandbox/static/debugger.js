@@ -1,5 +1,7 @@
 "use strict";
 // The Debugger page: a live list (EventSource) with Live/Pause, search, Pretty/Raw views.
+// The search starts from ?q= (rendered into data-query and the box, e.g. a test's messageId),
+// filters the loaded events and every live one, and is kept in the address as it changes.
 (function () {
   const root = document.getElementById("debugger");
   if (!root) return;
@@ -17,6 +19,17 @@
   let view = "pretty";
   let selected = null;
   let query = "";
+
+  function setQuery(text) {
+    query = text.trim().toLowerCase();
+  }
+
+  function keepQueryInAddress() {
+    const url = new URL(window.location.href);
+    const text = search.value.trim();
+    if (text) url.searchParams.set("q", text); else url.searchParams.delete("q");
+    window.history.replaceState(window.history.state, "", url);
+  }
 
   function matches(event) {
     return !query || JSON.stringify(event.raw).toLowerCase().includes(query);
@@ -47,7 +60,15 @@
   }
 
   function render() {
-    list.replaceChildren(...events.filter(matches).map(item));
+    const shown = events.filter(matches);
+    if (shown.length || !query) {
+      list.replaceChildren(...shown.map(item));
+      return;
+    }
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = `No event matches “${search.value.trim()}” yet; new ones appear here live.`;
+    list.replaceChildren(empty);
   }
 
   function showDetail() {
@@ -74,7 +95,9 @@
     const response = await fetch(root.dataset.eventsUrl, { credentials: "same-origin" });
     if (!response.ok) { status.textContent = "Could not load events."; return; }
     events = (await response.json()).events;
+    if (query) selected = events.find(matches) || null;  // e.g. the test event of ?q=
     render();
+    showDetail();
     loadStats();
   }
 
@@ -83,9 +106,13 @@
     source.addEventListener("open", () => { status.textContent = live ? "Live" : "Paused"; });
     source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
     source.addEventListener("event", (message) => {
-      events.unshift(JSON.parse(message.data));
+      const event = JSON.parse(message.data);
+      events.unshift(event);
       if (events.length > size) events.length = size;
-      if (live) { render(); loadStats(); }
+      if (!live) return;
+      if (query && !selected && matches(event)) { selected = event; showDetail(); }
+      render();
+      loadStats();
     });
   }
 
@@ -96,8 +123,11 @@
     status.textContent = live ? "Live" : "Paused";
     if (live) { render(); loadStats(); }
   });
-  search.addEventListener("input", () => { query = search.value.trim().toLowerCase(); render(); });
+  search.addEventListener("input", () => { setQuery(search.value); keepQueryInAddress(); render(); });
   prettyButton.addEventListener("click", () => setView("pretty"));
   rawButton.addEventListener("click", () => setView("raw"));
+  const initial = root.dataset.query ?? new URLSearchParams(window.location.search).get("q") ?? "";
+  search.value = initial;
+  setQuery(initial);
   load().then(connect);
 })();

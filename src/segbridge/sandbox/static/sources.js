@@ -14,3 +14,10 @@ document.querySelectorAll("button.copy").forEach((button) => {
     }
   });
 });
+
+// Deleting a source asks first (the key stops working at once).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});

@@ -1,0 +1,197 @@
+"""Mounted in the real segbridge server: its browser session (``segbridge_session``) and its
+CSRF token (``csrf_token_for``) guard the sandbox's forms; the way back to segbridge; open
+Debugger streams never hold the server's shutdown."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from segbridge.accounts import service as accounts
+from segbridge.api.app import create_app
+from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
+from segbridge.sandbox import SandboxState
+from tests.integration.conftest import admin_token
+from tests.support.databases import sqlite_url
+from tests.support.servers import serve_in_thread
+
+from .conftest import StreamListener
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield sqlite_url(tmp_path)  # the sandbox's side of the mount does not depend on the database
+
+
+@dataclass
+class Segbridge:
+    url: str
+    sandbox: SandboxState
+    session: str
+    api_token: str
+
+    def browser(self, session: str | None = None) -> httpx.Client:
+        cookies = {SESSION_COOKIE: session or self.session}
+        return httpx.Client(base_url=f"{self.url}/sandbox", cookies=cookies, trust_env=False)
+
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sandbox.store.list()]
+
+
+def new_session(runtime: Runtime) -> str:
+    with runtime.db.session() as session:
+        user = accounts.find_user(session, ADMIN_EMAIL)
+        return accounts.issue_token(
+            session, user, kind="session", name="sandbox-tests", ttl=accounts.SESSION_TTL
+        )
+
+
+@pytest.fixture
+def segbridge(runtime: Runtime) -> Iterator[Segbridge]:
+    app = create_app(runtime)
+    first_start(runtime)
+    state: SandboxState = app.state.sandbox_app.state.sandbox
+    try:
+        with serve_in_thread(app) as url:
+            yield Segbridge(url, state, new_session(runtime), admin_token(runtime))
+    finally:
+        state.close()
+
+
+def form_token(page: str) -> str:
+    tokens = set(re.findall(r'name="csrf_token" value="([^"]+)"', page))
+    assert len(tokens) == 1, tokens
+    return tokens.pop()
+
+
+def test_pages_show_the_way_back_to_segbridge(segbridge: Segbridge) -> None:
+    with segbridge.browser() as browser:
+        page = browser.get("/sources")
+    assert page.status_code == 200
+    assert '<a class="back" href="/">← segbridge</a>' in page.text
+
+
+def test_the_form_carries_the_segbridge_session_token(segbridge: Segbridge) -> None:
+    with segbridge.browser() as browser:
+        page = browser.get("/sources").text
+    assert form_token(page) == csrf_token_for(segbridge.session)
+
+
+def test_create_a_source_with_the_form(segbridge: Segbridge) -> None:
+    with segbridge.browser() as browser:
+        token = form_token(browser.get("/sources").text)
+        response = browser.post("/sources", data={"name": "Made in segbridge", "csrf_token": token})
+        assert response.status_code == 303
+        assert response.headers["location"].startswith("/sandbox/sources?created=src_")
+        assert (
+            "Source “Made in segbridge” created."
+            in browser.get(f"{segbridge.url}{response.headers['location']}").text
+        )
+    assert "Made in segbridge" in segbridge.source_names()
+
+
+@pytest.mark.parametrize("token", [None, "", "0" * 40])
+def test_a_form_without_the_sessions_token_is_refused(
+    segbridge: Segbridge, token: str | None
+) -> None:
+    data = {"name": f"Forged {token!r}"}
+    if token is not None:
+        data["csrf_token"] = token
+    with segbridge.browser() as browser:
+        response = browser.post("/sources", data=data)
+    assert response.status_code == 403
+    assert "This form has expired" in response.text
+    assert data["name"] not in segbridge.source_names()
+
+
+def test_another_sessions_token_is_refused(segbridge: Segbridge, runtime: Runtime) -> None:
+    other = new_session(runtime)
+    with segbridge.browser() as browser:
+        data = {"name": "Cross session", "csrf_token": csrf_token_for(other)}
+        assert browser.post("/sources", data=data).status_code == 403
+    assert "Cross session" not in segbridge.source_names()
+
+
+def test_no_session_is_not_allowed(segbridge: Segbridge) -> None:
+    with httpx.Client(base_url=f"{segbridge.url}/sandbox", trust_env=False) as anonymous:
+        assert 'name="csrf_token"' not in anonymous.get("/sources").text
+        response = anonymous.post("/sources", data={"name": "Anonymous"})
+    assert response.status_code == 403
+    assert "Not allowed" in response.text
+    with segbridge.browser("not-a-session") as stale:
+        token = csrf_token_for("not-a-session")
+        assert (
+            stale.post("/sources", data={"name": "Stale", "csrf_token": token}).status_code == 403
+        )
+    assert not {"Anonymous", "Stale"} & set(segbridge.source_names())
+
+
+def test_rename_and_delete_with_the_forms(segbridge: Segbridge) -> None:
+    source = segbridge.sandbox.store.create("To rename")
+    with segbridge.browser() as browser:
+        token = form_token(browser.get("/sources").text)
+        renamed = browser.post(
+            f"/sources/{source.id}/rename", data={"name": "Renamed", "csrf_token": token}
+        )
+        assert renamed.status_code == 303
+        assert segbridge.sandbox.store.get(source.id).name == "Renamed"
+        assert browser.post(f"/sources/{source.id}/delete", data={}).status_code == 403
+        deleted = browser.post(f"/sources/{source.id}/delete", data={"csrf_token": token})
+        assert deleted.status_code == 303
+        assert deleted.headers["location"] == "/sandbox/sources?deleted=1"
+    assert segbridge.sandbox.store.by_write_key(source.write_key) is None
+
+
+def test_an_api_token_needs_no_form_token(segbridge: Segbridge) -> None:
+    headers = {"Authorization": f"Bearer {segbridge.api_token}"}
+    with httpx.Client(base_url=f"{segbridge.url}/sandbox", headers=headers) as api:
+        assert api.post("/sources", data={"name": "By API token"}).status_code == 303
+    assert "By API token" in segbridge.source_names()
+
+
+def test_the_debugger_page_takes_q(segbridge: Segbridge) -> None:
+    source = segbridge.sandbox.store.create("Debugged")
+    with segbridge.browser() as browser:
+        page = browser.get(f"/sources/{source.id}/debugger", params={"q": "segbridge-test-1"})
+    assert 'data-query="segbridge-test-1"' in page.text
+    assert '<a class="back" href="/">← segbridge</a>' in page.text
+
+
+def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:
+    """``segbridge serve`` gives uvicorn no graceful timeout: it would wait for the stream."""
+    app = create_app(runtime)
+    first_start(runtime)
+    state: SandboxState = app.state.sandbox_app.state.sandbox
+    source = state.store.create("Watched")
+    session = new_session(runtime)
+    with serve_in_thread(app) as url:
+        listener = StreamListener(
+            f"{url}/sandbox/api/sources/{source.id}/events/stream",
+            cookies={SESSION_COOKIE: session},
+        ).start()
+        started = time.monotonic()
+    assert time.monotonic() - started < 3
+    assert listener.ended.wait(2)
+    state.close()
+
+
+def test_close_from_another_thread_ends_the_stream(segbridge: Segbridge) -> None:
+    source = segbridge.sandbox.store.create("Closing")
+    listener = StreamListener(
+        f"{segbridge.url}/sandbox/api/sources/{source.id}/events/stream",
+        cookies={SESSION_COOKIE: segbridge.session},
+    ).start()
+    started = time.monotonic()
+    segbridge.sandbox.close()  # as segbridge's serve() does, here while the server still runs
+    assert time.monotonic() - started < 1
+    assert listener.ended.wait(2)
+    assert listener.error is None
