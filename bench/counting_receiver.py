@@ -34,8 +34,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = gzip.decompress(body)
     payload = orjson.loads(body)
     COUNT["requests"] += 1
-    calls = payload.get("batch", [payload])
-    COUNT["calls"] += sum(1 for call in calls if call.get("type", "track") == "track")
+    single = "track" if scope["path"].endswith("/track") else "other"
+    calls = payload.get("batch", [{"type": single}])
+    COUNT["calls"] += sum(1 for call in calls if call.get("type") == "track")
     await _answer(send, b'{"success":true}')
 
 

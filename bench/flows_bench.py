@@ -124,6 +124,9 @@ def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
 
 
 def child(which: str, url: str, rows: int, csv_path: Path) -> None:
+    from segbridge.core.memory import tune_allocator
+
+    tune_allocator()
     runner = run_segbridge if which == "segbridge" else run_analytics
     result = runner(url, rows, csv_path)
     result["peak_rss_mb"] = peak_rss_mb()

@@ -8,7 +8,7 @@ Nothing is dropped: every call ends as sent, or as a record error with its reaso
 from __future__ import annotations
 
 import asyncio
-import gzip
+import zlib
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,7 +25,7 @@ from segbridge.concurrency.governor import Governor
 from segbridge.core.clock import isoformat, utcnow
 from segbridge.core.errors import ApplicationError, FatalError, RetriableError
 from segbridge.core.secrets import Secret
-from segbridge.flows.batching import Item, batch_body
+from segbridge.flows.batching import Item
 
 UNREACHABLE_CAUSES = frozenset({"dns", "refused", "timeout", "dropped", "network"})
 SPLIT_STATUSES = frozenset({400, 413})
@@ -179,5 +179,26 @@ class Delivery:
         return None
 
     def _compress(self, items: list[Item]) -> bytes:
-        return gzip.compress(batch_body(items, isoformat(utcnow())),
-                             compresslevel=self.policy.gzip_level)
+        return gzip_batch(items, isoformat(utcnow()), self.policy.gzip_level)
+
+
+GZIP_WBITS = 16 + 13  # gzip container, 8 KB window
+GZIP_MEM_LEVEL = 7
+
+
+def gzip_batch(items: list[Item], sent_at: str, level: int) -> bytes:
+    """The gzipped /v1/batch body, compressed call by call.
+
+    No buffer of the whole batch (~0.5 MB) is ever built and zlib's state stays under 128 KB:
+    large short-lived blocks made glibc's heap fragment until a 1M-row run peaked at 1.9 GB.
+    """
+    stream = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS, GZIP_MEM_LEVEL)
+    parts = [stream.compress(b'{"batch":[')]
+    separator = b""
+    for item in items:
+        parts.append(stream.compress(separator))
+        parts.append(stream.compress(item.body))
+        separator = b","
+    parts.append(stream.compress(b'],"sentAt":"' + sent_at.encode() + b'"}'))
+    parts.append(stream.flush())
+    return b"".join(parts)

@@ -48,7 +48,7 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     export, cursor_after = _export(ctx, run, export_def, store)
     filters = [compile_expression(step["filter"]["expression"])
                for step in definition.get("steps", [])]
-    chunks_ahead = max(4, min(64, 2 * max(_level(ctx, i.connection_id) for i in imports)))
+    chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     return RunPlan(run_id=run.id, export=export, imports=imports, start=run.checkpoint,
                    key_field=export_def.get("key_field"), filters=filters,
                    cursor_after=cursor_after, chunks_ahead=chunks_ahead)
