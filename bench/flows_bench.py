@@ -124,9 +124,6 @@ def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
 
 
 def child(which: str, url: str, rows: int, csv_path: Path) -> None:
-    from segbridge.core.memory import tune_allocator
-
-    tune_allocator()
     runner = run_segbridge if which == "segbridge" else run_analytics
     result = runner(url, rows, csv_path)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -135,9 +132,12 @@ def child(which: str, url: str, rows: int, csv_path: Path) -> None:
 
 def measure(which: str, url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     before = received(url)
+    # segbridge's run commands set MALLOC_ARENA_MAX=2 for themselves (core/memory.py); the
+    # benchmark gives both senders the same environment
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     output = subprocess.run([sys.executable, __file__, "--child", which, "--url", url,
                              "--rows", str(rows), "--csv", str(csv_path)],
-                            check=True, capture_output=True, text=True).stdout
+                            check=True, capture_output=True, text=True, env=env).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     result["received"] = received(url) - before
     result["events_per_s"] = result["received"] / result["seconds"]

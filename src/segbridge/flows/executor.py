@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 
 from segbridge.concurrency.governor import Governor, LocalGovernor
-from segbridge.core.memory import tune_allocator
 from segbridge.core.vault import Vault
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.engine import Engine, RunResult
@@ -41,7 +40,6 @@ async def execute_run(
     on_progress: Callable[[Tally], None] | None = None,
 ) -> RunResult:
     """Run (or resume) one run to its end; returns its final status and counts."""
-    tune_allocator()
     store = RunStore(db, run_id)
     run = await asyncio.to_thread(store.start)
     try:
