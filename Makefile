@@ -39,8 +39,9 @@ check: $(TEST_STAMP) ## ruff and mypy (strict) on src
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: $(TEST_STAMP) ## benchmarks; results go to docs/performance.md by hand
+bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python); see docs/performance.md
 	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/flows_bench.py --rows 1000000
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
