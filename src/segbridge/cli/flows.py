@@ -251,8 +251,7 @@ class Progress:
     def show(self, tally: Tally) -> None:
         t = tally.totals
         rate = t["exported"] / max(time.monotonic() - self.started, 1e-6)
-        bar = "#" * min(30, int(t["sent"] ** 0.25)) if t["sent"] else ""
-        click.echo(f"\r[{bar:<30}] exported {t['exported']:,}  sent {t['sent']:,}  "
+        click.echo(f"\rexported {t['exported']:,}  sent {t['sent']:,}  "
                    f"failed {t['failed']:,}  ignored {t['ignored']:,}  {rate:,.0f} rec/s",
                    nl=False, err=True)
 

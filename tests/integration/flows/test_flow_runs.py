@@ -210,3 +210,32 @@ def test_filters_ignore_records_and_a_filter_error_fails_only_its_record(
     [error] = open_errors(server, flow["id"], run["id"])
     assert (error["ref"], error["step"]) == ("line 5", "filter")
     assert error["data"]["total"] == "not a number"
+
+
+def test_the_cli_imports_runs_with_progress_and_exports_a_flow(
+    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from segbridge.cli.main import cli
+
+    connection = segment_connection(server, receiver)
+    doc = track_flow("Orders", write_csv(tmp_path / "o.csv", orders(500)), connection["name"])
+    flow_file = tmp_path / "orders.yaml"
+    flow_file.write_text(yaml.safe_dump(doc))
+    settings = server.runtime.settings
+    env = {"SEGBRIDGE_HOME": str(settings.home),
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+    runner = CliRunner()
+    imported = runner.invoke(cli, ["flows", "import", str(flow_file)], env=env, obj={})
+    assert imported.exit_code == 0 and "Saved flow 'Orders'" in imported.output
+    ran = runner.invoke(cli, ["flows", "run", "Orders", "--follow", "--json"], env=env, obj={})
+    assert ran.exit_code == 0, ran.output
+    run = json.loads(ran.stdout[ran.stdout.index("{"):])
+    assert run["status"] == "succeeded" and run["counts"]["sent"] == 500
+    assert "exported 500" in ran.stderr
+    exported = runner.invoke(cli, ["flows", "export", "Orders"], env=env, obj={})
+    assert yaml.safe_load(exported.output)["imports"][0]["call"] == "track"
+    assert len(receiver.archived()) == 500
