@@ -7,7 +7,6 @@ call is encoded twice. Limits come from ``apps.segment.limits``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from segbridge.apps.segment.limits import BATCH_CUT_BYTES, MAX_BATCH_CALLS
 
@@ -48,7 +47,7 @@ class Batcher:
         return len(self.items)
 
 
-def batch_body(items: list[Item], sent_at: str, extra: dict[str, Any] | None = None) -> bytes:
+def batch_body(items: list[Item], sent_at: str) -> bytes:
     """The /v1/batch body for these items, built from their serialised bytes."""
     calls = b",".join(item.body for item in items)
     return b'{"batch":[' + calls + b'],"sentAt":"' + sent_at.encode() + b'"}'

@@ -204,20 +204,14 @@ class Producer:
     def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
                     reason: str) -> None:
         chunk.tally.add("exported")
-        chunk.tally.add("failed")
-        for imp in self.plan.imports:
-            chunk.tally.imports.setdefault(imp.name, {"sent": 0, "failed": 0, "ignored": 0})
-            chunk.tally.imports[imp.name]["failed"] += 1
+        chunk.tally.add_for_every_import("failed", [imp.name for imp in self.plan.imports])
         raw = record.raw[:RAW_LIMIT] if record.raw else None
         chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
                                      field=field, data=record.data, raw=raw))
 
     def _ignored(self, chunk: Chunk) -> None:
         chunk.tally.add("exported")
-        chunk.tally.add("ignored")
-        for imp in self.plan.imports:
-            chunk.tally.imports.setdefault(imp.name, {"sent": 0, "failed": 0, "ignored": 0})
-            chunk.tally.imports[imp.name]["ignored"] += 1
+        chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.plan.imports])
 
 
 class Engine:

@@ -64,6 +64,13 @@ class Tally:
             per = self.imports.setdefault(import_name, {"sent": 0, "failed": 0, "ignored": 0})
             per[key] += amount
 
+    def add_for_every_import(self, key: str, import_names: list[str]) -> None:
+        """One record counted once in the totals and once for each import (failed, ignored)."""
+        self.totals[key] += 1
+        for name in import_names:
+            per = self.imports.setdefault(name, {"sent": 0, "failed": 0, "ignored": 0})
+            per[key] += 1
+
     def merged_into(self, counts: dict[str, Any]) -> dict[str, Any]:
         merged: dict[str, Any] = {key: int(counts.get(key, 0)) + value
                                   for key, value in self.totals.items()}
