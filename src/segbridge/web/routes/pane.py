@@ -139,14 +139,23 @@ def save_new(request: Request, app_key: str, user: SignedIn, form: CheckedForm) 
 
 # ---- editing ---------------------------------------------------------------------------------
 
+def _existing(request: Request, user: WebUser, connection_id: str
+              ) -> tuple[dict[str, Any], Application] | Response:
+    """The saved connection and its application, or the not-found page."""
+    try:
+        connection = runtime_of(request).connections.get(user.principal, connection_id)
+        return connection, _application(request, str(connection["application"]))
+    except NotFound as exc:
+        return _not_found(user, exc)
+
+
 @router.get(LIST_PATH + "/{connection_id}")
 def edit_pane(request: Request, connection_id: str, user: SignedIn,
               saved: str | None = None) -> Response:
-    try:
-        connection = runtime_of(request).connections.get(user.principal, connection_id)
-        application = _application(request, str(connection["application"]))
-    except NotFound as exc:
-        return _not_found(user, exc)
+    found = _existing(request, user, connection_id)
+    if isinstance(found, Response):
+        return found
+    connection, application = found
     form = ConnectionForm.from_connection(connection, application)
     banner = Banner("ok", f"Saved '{connection['name']}'.") if saved else None
     context = _pane(request, user, application, form, connection=connection,
@@ -157,22 +166,20 @@ def edit_pane(request: Request, connection_id: str, user: SignedIn,
 @router.post(LIST_PATH + "/{connection_id}/test")
 def test_existing(request: Request, connection_id: str, user: SignedIn,
                   form: CheckedForm) -> Response:
-    try:
-        connection = runtime_of(request).connections.get(user.principal, connection_id)
-        application = _application(request, str(connection["application"]))
-    except NotFound as exc:
-        return _not_found(user, exc)
+    found = _existing(request, user, connection_id)
+    if isinstance(found, Response):
+        return found
+    connection, application = found
     return _test(request, user, application, ConnectionForm.parse(form, application), connection)
 
 
 @router.post(LIST_PATH + "/{connection_id}")
 def save_existing(request: Request, connection_id: str, user: SignedIn,
                   form: CheckedForm) -> Response:
-    try:
-        connection = runtime_of(request).connections.get(user.principal, connection_id)
-        application = _application(request, str(connection["application"]))
-    except NotFound as exc:
-        return _not_found(user, exc)
+    found = _existing(request, user, connection_id)
+    if isinstance(found, Response):
+        return found
+    connection, application = found
     entered = ConnectionForm.parse(form, application)
     return _save(request, user, application, entered, connection,
                  close=_closing(form_text(form, "then")))
