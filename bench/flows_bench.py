@@ -132,12 +132,9 @@ def child(which: str, url: str, rows: int, csv_path: Path) -> None:
 
 def measure(which: str, url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     before = received(url)
-    # segbridge's run commands set MALLOC_ARENA_MAX=2 for themselves (core/memory.py); the
-    # benchmark gives both senders the same environment
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
     output = subprocess.run([sys.executable, __file__, "--child", which, "--url", url,
                              "--rows", str(rows), "--csv", str(csv_path)],
-                            check=True, capture_output=True, text=True, env=env).stdout
+                            check=True, capture_output=True, text=True).stdout
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     result["received"] = received(url) - before
     result["events_per_s"] = result["received"] / result["seconds"]

@@ -7,16 +7,12 @@ from an argument.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from segbridge.api.routes.applications import application_public
 from segbridge.cli import connections, flows, keys, users
 from segbridge.cli.context import handles_errors, runtime_of
 from segbridge.cli.output import emit_json, emit_table
-from segbridge.core.memory import needs_arena_limit, reexec_with_arena_limit
 from segbridge.core.settings import load_settings
 from segbridge.runtime import build_runtime
 
@@ -88,7 +84,4 @@ _add_sandbox()
 
 
 def main() -> None:
-    arguments = sys.argv[1:]
-    if needs_arena_limit(arguments, os.environ):
-        reexec_with_arena_limit(arguments)
     cli(obj={})

@@ -182,23 +182,21 @@ class Delivery:
         return gzip_batch(items, isoformat(utcnow()), self.policy.gzip_level)
 
 
-GZIP_WBITS = 16 + 13  # gzip container, 8 KB window
-GZIP_MEM_LEVEL = 7
+GZIP_WBITS = 16 + 15  # gzip container, 32 KB window
+GZIP_GROUP = 128  # calls joined per compress call (~40 KB): few GIL round trips, small blocks
 
 
 def gzip_batch(items: list[Item], sent_at: str, level: int) -> bytes:
-    """The gzipped /v1/batch body, compressed call by call.
+    """The gzipped /v1/batch body, compressed a group of calls at a time.
 
-    No buffer of the whole batch (~0.5 MB) is ever built and zlib's state stays under 128 KB:
-    large short-lived blocks made glibc's heap fragment until a 1M-row run peaked at 1.9 GB.
+    zlib releases the GIL while it compresses, so a batch compressed in a worker thread runs
+    beside the thread that maps records; groups keep each joined block small.
     """
-    stream = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS, GZIP_MEM_LEVEL)
+    stream = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
     parts = [stream.compress(b'{"batch":[')]
-    separator = b""
-    for item in items:
-        parts.append(stream.compress(separator))
-        parts.append(stream.compress(item.body))
-        separator = b","
+    for start in range(0, len(items), GZIP_GROUP):
+        group = b",".join([item.body for item in items[start:start + GZIP_GROUP]])
+        parts.append(stream.compress(b"," + group if start else group))
     parts.append(stream.compress(b'],"sentAt":"' + sent_at.encode() + b'"}'))
     parts.append(stream.flush())
     return b"".join(parts)

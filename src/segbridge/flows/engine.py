@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -73,8 +74,17 @@ class RunResult:
     counts: Tally
 
 
+Effects = Callable[[Chunk], None]
+"""How a record that did not simply map changes its chunk's counts and errors."""
+
+
 class Producer:
-    """Runs in its own thread: reads, filters, maps, serialises and cuts chunks."""
+    """Runs in its own thread: reads, filters, maps, serialises and cuts chunks.
+
+    The loop is the run's throughput: a record that maps cleanly costs its mapping, its
+    messageId, one orjson dump and one append; anything else (an unreadable record, a filter,
+    a mapping error, a retried call) takes ``_process``, which returns its effects.
+    """
 
     def __init__(self, plan: RunPlan, emit: Callable[[Chunk | None], None],
                  slots: threading.Semaphore, stop: threading.Event) -> None:
@@ -84,7 +94,7 @@ class Producer:
         self.stop = stop
         self.error: BaseException | None = None
         self._seq = 0
-        self._batchers = {imp.name: Batcher() for imp in plan.imports}
+        self._batchers = [Batcher() for _ in plan.imports]
 
     def run(self) -> None:
         try:
@@ -95,27 +105,46 @@ class Producer:
             self.emit(None)
 
     def _produce(self) -> None:
-        chunk = self._new_chunk(self.plan.start)
-        started = time.monotonic()
-        position = self.plan.start
-        for count, record in enumerate(self.plan.export.records(self.plan.start)):
-            if self.stop.is_set():
-                return
-            items, effects = self._process(record)
-            if self._must_cut(chunk, items, count, started):
-                chunk = self._close(chunk, record.position)
-                started = time.monotonic()
-            for imp, item in items:
-                self._batchers[imp.name].add(item)
-            effects(chunk)
+        plan, batchers = self.plan, self._batchers
+        direct = not plan.filters
+        imports = list(enumerate(plan.imports))
+        chunk = self._new_chunk(plan.start)
+        exported, position = 0, plan.start
+        deadline = time.monotonic() + CHUNK_SECONDS
+        for count, record in enumerate(plan.export.records(plan.start)):
+            if not count & 255:
+                if self.stop.is_set():
+                    return
+                if time.monotonic() > deadline and any(batchers):
+                    chunk = self._close(chunk, record.position, exported)
+                    exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
+            effects: Effects | None = None
+            data = record.data
+            if direct and data is not None and record.call is None:
+                items: list[tuple[int, Item]] = []
+                failures: list[ErrorRow] | None = None
+                for index, imp in imports:
+                    outcome = self._map(imp, record, data)
+                    if isinstance(outcome, Item):
+                        items.append((index, outcome))
+                    else:
+                        failures = [*(failures or []), outcome]
+                if failures is not None:
+                    effects = partial(self._failed, failures=failures)
+            else:
+                items, effects = self._process(record)
+            for index, item in items:
+                if not batchers[index].fits(item):
+                    chunk = self._close(chunk, record.position, exported)
+                    exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
+                    break
+            for index, item in items:
+                batchers[index].add(item)
+            exported += 1
+            if effects is not None:
+                effects(chunk)
             position = record.position + 1
-        self._close(chunk, position, last=True)
-
-    def _must_cut(self, chunk: Chunk, items: list[tuple[ImportPlan, Item]], count: int,
-                  started: float) -> bool:
-        if any(not self._batchers[imp.name].fits(item) for imp, item in items):
-            return True
-        return count % 256 == 255 and time.monotonic() - started > CHUNK_SECONDS
+        self._close(chunk, position, exported, last=True)
 
     def _new_chunk(self, start: int) -> Chunk:
         while not self.slots.acquire(timeout=0.2):
@@ -124,16 +153,22 @@ class Producer:
         self._seq += 1
         return Chunk(seq=self._seq, start=start)
 
-    def _close(self, chunk: Chunk, end: int, *, last: bool = False) -> Chunk:
+    def _close(self, chunk: Chunk, end: int, exported: int, *, last: bool = False) -> Chunk:
         chunk.end = end
-        chunk.batches = [(imp, self._batchers[imp.name].take()) for imp in self.plan.imports]
+        chunk.tally.add("exported", exported)
+        chunk.batches = [(imp, batcher.take())
+                         for imp, batcher in zip(self.plan.imports, self._batchers, strict=True)]
         self.emit(chunk)
         return chunk if last else self._new_chunk(end)
 
-    def _process(
-        self, record: SourceRecord
-    ) -> tuple[list[tuple[ImportPlan, Item]], Callable[[Chunk], None]]:
-        """Map one record; return its items and how it changes the chunk's counts."""
+    @staticmethod
+    def _failed(chunk: Chunk, failures: list[ErrorRow]) -> None:
+        for row in failures:
+            chunk.tally.add("failed", import_name=row.import_name)
+            chunk.errors.append(row)
+
+    def _process(self, record: SourceRecord) -> tuple[list[tuple[int, Item]], Effects | None]:
+        """A record off the direct path: unreadable, filtered, or a retried call."""
         if record.call is not None:
             return self._prepared_call(record)
         if record.data is None:
@@ -141,39 +176,33 @@ class Producer:
         data = record.data
         try:
             if not all(keep(data) for keep in self.plan.filters):
-                return [], lambda chunk: self._ignored(chunk)
+                return [], self._ignored
         except Exception as exc:  # an expression error in a filter: the record fails
             reason = str(exc)  # (``exc`` is unbound once the except block ends)
             return [], lambda chunk: self._failed_all(chunk, record, "filter", None, reason)
-        items: list[tuple[ImportPlan, Item]] = []
+        items: list[tuple[int, Item]] = []
         failures: list[ErrorRow] = []
-        for imp in self.plan.imports:
+        for index, imp in enumerate(self.plan.imports):
             outcome = self._map(imp, record, data)
             if isinstance(outcome, ErrorRow):
                 failures.append(outcome)
             else:
-                items.append((imp, outcome))
-
-        def effects(chunk: Chunk) -> None:
-            chunk.tally.add("exported")
-            for row in failures:
-                chunk.tally.add("failed", import_name=row.import_name)
-                chunk.errors.append(row)
-
-        return items, effects
+                items.append((index, outcome))
+        return items, partial(self._failed, failures=failures) if failures else None
 
     def _prepared_call(
         self, record: SourceRecord
-    ) -> tuple[list[tuple[ImportPlan, Item]], Callable[[Chunk], None]]:
+    ) -> tuple[list[tuple[int, Item]], Effects | None]:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
         assert record.call is not None
         body = compact(orjson.dumps(record.call, default=str))
-        items = [(imp, Item(record.position, record.ref, body))
-                 for imp in self.plan.imports if imp.name == record.import_name]
+        items = [(index, Item(record.position, record.ref, body))
+                 for index, imp in enumerate(self.plan.imports)
+                 if imp.name == record.import_name]
         if not items:
             reason = f"the import '{record.import_name}' is no longer in the flow"
             return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
-        return items, lambda chunk: chunk.tally.add("exported")
+        return items, None
 
     def _map(self, imp: ImportPlan, record: SourceRecord, data: dict[str, Any]) -> Item | ErrorRow:
         try:
@@ -181,7 +210,10 @@ class Producer:
         except MappingError as exc:
             return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
                             field=exc.field, data=data)
-        call["messageId"] = self._message_id(imp, record, data)
+        key_field = self.plan.key_field
+        key = data.get(key_field) if key_field is not None else None
+        call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
+            else imp.ids.by_position(record.position, data)
         body = compact(orjson.dumps(call, default=str))
         if len(body) > MAX_CALL_BYTES:
             return ErrorRow(record.position, record.ref, "import",
@@ -190,27 +222,17 @@ class Producer:
                             imp.name, data=data)
         return Item(record.position, record.ref, body)
 
-    def _message_id(self, imp: ImportPlan, record: SourceRecord, data: dict[str, Any]) -> str:
-        key_field = self.plan.key_field
-        if key_field is not None:
-            key = data.get(key_field)
-            if key not in (None, ""):
-                return imp.ids.by_key(key)
-        return imp.ids.by_position(record.position, data)
-
     def _unreadable(self, chunk: Chunk, record: SourceRecord) -> None:
         self._failed_all(chunk, record, "export", record.field, record.error or "unreadable")
 
     def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
                     reason: str) -> None:
-        chunk.tally.add("exported")
         chunk.tally.add_for_every_import("failed", [imp.name for imp in self.plan.imports])
         raw = record.raw[:RAW_LIMIT] if record.raw else None
         chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
                                      field=field, data=record.data, raw=raw))
 
     def _ignored(self, chunk: Chunk) -> None:
-        chunk.tally.add("exported")
         chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.plan.imports])
 
 
@@ -229,7 +251,7 @@ class Engine:
         self._slots = threading.Semaphore(plan.chunks_ahead)
         self._done: dict[int, Chunk] = {}
         self._next_seq = 1
-        self._commit_lock = asyncio.Lock()
+        self._committing = False
 
     async def execute(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -261,6 +283,7 @@ class Engine:
             for (imp, _items), outcome in zip(
                     [b for b in chunk.batches if b[1]], outcomes, strict=True):
                 self._merge(chunk, imp, outcome)
+        chunk.batches = []  # delivered: the calls are not needed any more (errors keep theirs)
         self._done[chunk.seq] = chunk
         await self._advance()
 
@@ -291,18 +314,26 @@ class Engine:
         self._stop.set()
 
     async def _advance(self) -> None:
-        """Commit finished chunks in order; the checkpoint only moves past finished work."""
-        async with self._commit_lock:
+        """Commit finished chunks in order; the checkpoint only moves past finished work.
+
+        One coroutine at a time commits (it goes on while the next chunk is finished); the
+        others return at once, so no finished chunk waits in a queue of lock waiters."""
+        if self._committing:
+            return
+        self._committing = True
+        try:
             while self._next_seq in self._done:
                 chunk = self._done.pop(self._next_seq)
                 self._next_seq += 1
+                if not (self._stop.is_set() and self._failure is not None):
+                    # (a failed run keeps its checkpoint where delivery stopped)
+                    await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
+                                            chunk.errors)
+                    self._count(chunk.tally)
+                    await self._check_canceled()
                 self._slots.release()
-                if self._stop.is_set() and self._failure is not None:
-                    continue  # a failed run keeps its checkpoint where delivery stopped
-                await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
-                                        chunk.errors)
-                self._count(chunk.tally)
-                await self._check_canceled()
+        finally:
+            self._committing = False
 
     def _count(self, tally: Tally) -> None:
         merged = tally.merged_into({**self.totals.totals, "imports": self.totals.imports})

@@ -115,8 +115,11 @@ def converter(fmt: str, zone: tzinfo | None) -> Callable[[Any], str]:
             moment = parse(value)
         except ValueError:
             return iso_utc(to_datetime(value, "iso", zone))  # stripped, or a clear error
-        if len(value) == 24 and value[23] == "Z" and value[10] == "T" and value[19] == ".":
-            return value  # already in the output form
+        if value[-1:] == "Z" and value[10:11] == "T":  # UTC already: keep the digits
+            if len(value) == 24 and value[19] == ".":
+                return value  # already in the output form
+            if len(value) == 20:
+                return value[:19] + ".000Z"  # whole seconds
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=naive_zone)
         text = moment.astimezone(UTC).isoformat()
