@@ -243,17 +243,28 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
 
 
 class Progress:
-    """One live line: counts and rate, redrawn as chunks are committed."""
+    """One live line, redrawn as chunks are committed: a bar with the share of the input read
+    when the export knows it (files, retries), then counts and rate."""
+
+    width = 24
 
     def __init__(self) -> None:
         self.started = time.monotonic()
 
-    def show(self, tally: Tally) -> None:
+    def show(self, tally: Tally, share: float | None) -> None:
+        click.echo("\r" + self.line(tally, share, time.monotonic() - self.started), nl=False,
+                   err=True)
+
+    @classmethod
+    def line(cls, tally: Tally, share: float | None, seconds: float) -> str:
         t = tally.totals
-        rate = t["exported"] / max(time.monotonic() - self.started, 1e-6)
-        click.echo(f"\rexported {t['exported']:,}  sent {t['sent']:,}  "
-                   f"failed {t['failed']:,}  ignored {t['ignored']:,}  {rate:,.0f} rec/s",
-                   nl=False, err=True)
+        rate = t["exported"] / max(seconds, 1e-6)
+        counts = (f"exported {t['exported']:,}  sent {t['sent']:,}  failed {t['failed']:,}  "
+                  f"ignored {t['ignored']:,}  {rate:,.0f} rec/s")
+        if share is None:
+            return counts
+        filled = round(share * cls.width)
+        return f"[{'#' * filled}{'.' * (cls.width - filled)}] {share:4.0%}  {counts}"
 
     def done(self) -> None:
         click.echo("", err=True)

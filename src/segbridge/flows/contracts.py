@@ -49,6 +49,11 @@ class Export(Protocol):
         """Yield records in order, skipping the first ``start_position`` ones cheaply."""
         ...
 
+    def read_share(self) -> float | None:
+        """How much of the input has been read, from 0 to 1 (None when it cannot be known,
+        as for a query's results); asked between two records by the reading thread."""
+        ...
+
 
 class MappingError(Exception):
     """A record cannot be mapped: names the field and the reason (becomes a record error)."""

@@ -65,6 +65,7 @@ class Chunk:
     batches: list[tuple[ImportPlan, list[Item]]] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
     errors: list[ErrorRow] = field(default_factory=list)
+    share: float | None = None  # of the input read when the chunk was closed (progress)
 
 
 @dataclass
@@ -74,6 +75,8 @@ class RunResult:
     counts: Tally
 
 
+OnProgress = Callable[[Tally, float | None], None]
+"""Told after each committed chunk: the run's counts and the share of its input read."""
 Effects = Callable[[Chunk], None]
 """How a record that did not simply map changes its chunk's counts and errors."""
 
@@ -156,6 +159,7 @@ class Producer:
     def _close(self, chunk: Chunk, end: int, exported: int, *, last: bool = False) -> Chunk:
         chunk.end = end
         chunk.tally.add("exported", exported)
+        chunk.share = self.plan.export.read_share()
         chunk.batches = [(imp, batcher.take())
                          for imp, batcher in zip(self.plan.imports, self._batchers, strict=True)]
         self.emit(chunk)
@@ -240,7 +244,7 @@ class Engine:
     """Executes one run on the current event loop."""
 
     def __init__(self, plan: RunPlan, store: RunStore,
-                 on_progress: Callable[[Tally], None] | None = None) -> None:
+                 on_progress: OnProgress | None = None) -> None:
         self.plan = plan
         self.store = store
         self.on_progress = on_progress
@@ -328,19 +332,19 @@ class Engine:
                 if not (self._stop.is_set() and self._failure is not None):
                     # (a failed run keeps its checkpoint where delivery stopped)
                     await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
-                                            chunk.errors)
-                    self._count(chunk.tally)
+                                            chunk.errors, chunk.share)
+                    self._count(chunk.tally, chunk.share)
                     await self._check_canceled()
                 self._slots.release()
         finally:
             self._committing = False
 
-    def _count(self, tally: Tally) -> None:
+    def _count(self, tally: Tally, share: float | None) -> None:
         merged = tally.merged_into({**self.totals.totals, "imports": self.totals.imports})
         self.totals = Tally(totals={k: merged[k] for k in self.totals.totals},
                             imports=merged["imports"])
         if self.on_progress is not None:
-            self.on_progress(self.totals)
+            self.on_progress(self.totals, share)
 
     async def _check_canceled(self) -> None:
         if await asyncio.to_thread(self.store.status) == "canceling":

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import httpx
 from segbridge.concurrency.governor import Governor, LocalGovernor
 from segbridge.core.vault import Vault
 from segbridge.flows.delivery import RetryPolicy
-from segbridge.flows.engine import Engine, RunResult
+from segbridge.flows.engine import Engine, OnProgress, RunResult
 from segbridge.flows.plan import PlanContext, build_plan
 from segbridge.flows.retries import after_run
 from segbridge.flows.runs import RunStore, Tally, orphaned_runs
@@ -37,7 +36,7 @@ def new_http(timeout: float) -> httpx.AsyncClient:
 async def execute_run(
     db: Database, vault: Vault, home: Path, governor: Governor, http: httpx.AsyncClient,
     run_id: str, *, policy: RetryPolicy | None = None,
-    on_progress: Callable[[Tally], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> RunResult:
     """Run (or resume) one run to its end; returns its final status and counts."""
     store = RunStore(db, run_id)
@@ -116,7 +115,7 @@ class RunExecutor:
 
 def run_in_foreground(
     db: Database, vault: Vault, home: Path, run_id: str, *, timeout: float = 30.0,
-    policy: RetryPolicy | None = None, on_progress: Callable[[Tally], None] | None = None,
+    policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
 ) -> RunResult:
     """The CLI's way: execute a run (and the automatic retry that may follow) here and now."""
     from segbridge.flows.retries import queued_retry_runs

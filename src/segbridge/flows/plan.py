@@ -113,12 +113,17 @@ class ErrorsExport:
     def __init__(self, db: Database, error_ids: list[str]) -> None:
         self._db = db
         self._ids = error_ids
+        self._next = 0
+
+    def read_share(self) -> float | None:
+        return self._next / len(self._ids) if self._ids else 1.0
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
         with self._db.session() as session:
             rows = {row.id: row for row in session.scalars(
                 select(RecordError).where(RecordError.id.in_(self._ids)))}
         for position, error_id in enumerate(self._ids):
+            self._next = position
             if position < start_position or error_id not in rows:
                 continue
             row = rows[error_id]

@@ -130,13 +130,15 @@ class RunStore:
             session.expunge(run)
             return run
 
-    def commit_chunk(self, checkpoint: int, tally: Tally, errors: list[ErrorRow]) -> None:
+    def commit_chunk(self, checkpoint: int, tally: Tally, errors: list[ErrorRow],
+                     share: float | None = None) -> None:
         with self.db.session() as session:
             run = self._get(session)
             if errors:
                 session.add_all([self._error(run, row) for row in errors])
             run.counts = tally.merged_into(run.counts)
             run.checkpoint = checkpoint
+            run.progress = share
             run.heartbeat_at = utcnow()
 
     def set_status(self, status: str, message: str | None = None) -> None:

@@ -15,7 +15,7 @@ def public_run(run: Run) -> dict[str, Any]:
     return {
         "id": run.id, "flow_id": run.flow_id, "status": run.status, "trigger": run.trigger,
         "fresh_message_ids": run.fresh_message_ids, "counts": run.counts,
-        "checkpoint": run.checkpoint, "message": run.message,
+        "checkpoint": run.checkpoint, "progress": run.progress, "message": run.message,
         "created_at": iso(run.created_at), "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at), "duration_seconds": seconds,
         "retry_of_run": run.definition.get("retry_of_run"),

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -187,6 +188,7 @@ class Run(Base):
     fresh_message_ids: Mapped[bool] = mapped_column(Boolean, default=False)
     definition: Mapped[dict[str, Any]] = mapped_column(default=dict)
     checkpoint: Mapped[int] = mapped_column(Integer, default=0)
+    progress: Mapped[float | None] = mapped_column(Float, default=None)  # share of input read
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     export_bounds: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     message: Mapped[str | None] = mapped_column(Text, default=None)

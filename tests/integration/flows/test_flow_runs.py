@@ -236,6 +236,8 @@ def test_the_cli_imports_runs_with_progress_and_exports_a_flow(
     run = json.loads(ran.stdout[ran.stdout.index("{"):])
     assert run["status"] == "succeeded" and run["counts"]["sent"] == 500
     assert "exported 500" in ran.stderr
+    assert f"[{'#' * 24}] 100%" in ran.stderr  # a file export: the bar shows the share read
+    assert run["progress"] == 1.0
     exported = runner.invoke(cli, ["flows", "export", "Orders"], env=env, obj={})
     assert yaml.safe_load(exported.output)["imports"][0]["call"] == "track"
     assert len(receiver.archived()) == 500

@@ -1,14 +1,16 @@
-"""NdjsonExport and JsonArrayExport: records, refs, positions and bad input."""
+"""NdjsonExport and JsonArrayExport: records, refs, positions and bad input; how much of its
+file each file export has read."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segbridge.flows.contracts import SourceRecord
-from segbridge.flows.exports import ExportError, JsonArrayExport, NdjsonExport
+from segbridge.flows.exports import CsvExport, ExportError, JsonArrayExport, NdjsonExport
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "data.json") -> Path:
@@ -168,3 +170,28 @@ def test_array_is_streamed(tmp_path: Path) -> None:
     assert count == 20_000
     assert path.stat().st_size > 5_000_000
     assert peak < 1_000_000
+
+
+@pytest.mark.parametrize("kind", ["csv", "ndjson", "json"])
+def test_file_exports_tell_how_much_of_the_file_they_have_read(tmp_path: Path,
+                                                               kind: str) -> None:
+    rows = [{"id": i, "name": f"customer {i}"} for i in range(40_000)]
+    path = tmp_path / f"rows.{kind}"
+    if kind == "csv":
+        path.write_text("id,name\n" + "".join(f"{r['id']},{r['name']}\n" for r in rows))
+        export: CsvExport | NdjsonExport | JsonArrayExport = CsvExport(path)
+    elif kind == "ndjson":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        export = NdjsonExport(path)
+    else:
+        path.write_text(json.dumps(rows))
+        export = JsonArrayExport(path)
+    assert export.read_share() is None  # not opened yet
+    records = export.records()
+    shares = []
+    for record in records:
+        if record.position % 10_000 == 5_000:
+            shares.append(export.read_share())
+    assert shares == sorted(shares) and len(shares) == 4
+    assert 0.05 < shares[0] < 0.3 and 0.3 < shares[1] < 0.55 and 0.8 < shares[3] < 1.0
+    assert export.read_share() == 1.0  # read to the end and closed

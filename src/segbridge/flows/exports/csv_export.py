@@ -24,6 +24,7 @@ from segbridge.flows.exports.csv_recovery import Failure, Recovery
 from segbridge.flows.exports.errors import ExportError
 from segbridge.flows.exports.source import (
     MAX_LINE_BYTES,
+    ReadShare,
     dedupe,
     line_codec,
     open_binary,
@@ -58,7 +59,7 @@ class CsvOptions:
             raise ExportError("Give at least one column name, or header: true.", cause="config")
 
 
-class CsvExport:
+class CsvExport(ReadShare):
     """A CSV file on the server, as records of column name -> string value."""
 
     max_line_bytes = MAX_LINE_BYTES
@@ -85,6 +86,7 @@ class _CsvPass:
     """One pass over the file: the reader, the line count and the slow path's state."""
 
     def __init__(self, export: CsvExport) -> None:
+        self.export = export
         self.path = export.path
         self.options = export.options
         self.codec = export.codec
@@ -109,7 +111,7 @@ class _CsvPass:
         self.recovery.checkpoint(lines_before)
 
     def records(self, begin: int) -> Iterator[SourceRecord]:
-        with open_binary(self.path) as handle:
+        with self.export.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
             self.handle = handle
             self.recovery = Recovery(handle, self.codec, self.limit)

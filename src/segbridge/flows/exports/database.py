@@ -91,6 +91,10 @@ class DatabaseExport:
             self._bounds = self._run(self._compute_bounds)
         return self._bounds
 
+    def read_share(self) -> float | None:
+        """Unknown: counting a query's rows would run it twice."""
+        return None
+
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
         bounds = self.bounds()
         if bounds is not None and bounds.empty:

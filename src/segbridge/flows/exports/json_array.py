@@ -21,7 +21,13 @@ import orjson
 from segbridge.flows.contracts import SourceRecord
 from segbridge.flows.exports.errors import ExportError
 from segbridge.flows.exports.ndjson import json_kind
-from segbridge.flows.exports.source import UTF8_NAMES, open_binary, skip_bom, unreadable
+from segbridge.flows.exports.source import (
+    UTF8_NAMES,
+    ReadShare,
+    open_binary,
+    skip_bom,
+    unreadable,
+)
 
 CHUNK = 64 * 1024
 PEEK = 64 * 1024
@@ -60,7 +66,7 @@ class _Utf8Reader:
         return self._text.read(size if size > 0 else CHUNK).encode("utf-8")
 
 
-class JsonArrayExport:
+class JsonArrayExport(ReadShare):
     """A file holding one JSON array of objects; each item is a record ("item 1", ...)."""
 
     def __init__(self, path: str | Path, *, encoding: str = "utf-8") -> None:
@@ -76,7 +82,7 @@ class JsonArrayExport:
         return f"JsonArrayExport({str(self.path)!r})"
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        with open_binary(self.path) as handle:
+        with self.opened(open_binary(self.path)) as handle:
             if self.codec == "utf-8":
                 skip_bom(handle)
             stream = self._stream(handle)

@@ -17,6 +17,7 @@ import orjson
 from segbridge.flows.contracts import SourceRecord
 from segbridge.flows.exports.source import (
     MAX_LINE_BYTES,
+    ReadShare,
     decode_problem,
     line_codec,
     open_binary,
@@ -41,7 +42,7 @@ def json_kind(value: Any) -> str:
     return "a JSON number"
 
 
-class NdjsonExport:
+class NdjsonExport(ReadShare):
     """A newline-delimited JSON file on the server: each line one record."""
 
     max_line_bytes = MAX_LINE_BYTES
@@ -54,7 +55,7 @@ class NdjsonExport:
         return f"NdjsonExport({str(self.path)!r})"
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        with open_binary(self.path) as handle:
+        with self.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
             yield from self._records(handle, start_position)
 

@@ -9,6 +9,7 @@ UTF-16 and UTF-32 files are refused with a message to convert them.
 from __future__ import annotations
 
 import codecs
+import os
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,28 @@ RAW_LIMIT = 4096  # characters of raw text kept with an unreadable record
 MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer physical line is one error record, not held whole
 UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})
 BOM = codecs.BOM_UTF8
+
+
+class ReadShare:
+    """What a file export has read of its file, as a share of its size (for progress bars).
+
+    Asked by the thread that reads the records, between two records; None before the file is
+    opened, 1 once it is read and closed."""
+
+    _handle: BinaryIO | None = None
+    _size: int = 0
+
+    def opened(self, handle: BinaryIO) -> BinaryIO:
+        self._handle, self._size = handle, os.fstat(handle.fileno()).st_size
+        return handle
+
+    def read_share(self) -> float | None:
+        handle = self._handle
+        if handle is None:
+            return None
+        if handle.closed or not self._size:
+            return 1.0
+        return min(handle.tell() / self._size, 1.0)
 
 
 def open_binary(path: str | Path) -> BinaryIO:
