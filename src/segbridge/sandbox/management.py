@@ -11,7 +11,8 @@ Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge
     GET    /api/sources/{id}/events/stream   server-sent events (manage)
     GET    /api/sources/{id}/stats           counters        (manage)
     GET    /api/sources/{id}/dropped?limit=  drop log        (manage)
-    GET    /api/receiver                     unknown keys, missing keys, rejected (manage)
+    GET    /api/receiver                     unknown keys, missing keys, rejected, peak
+                                             requests in flight (manage)
     GET|PUT|DELETE /api/faults               fault injection (admin)
 """
 

@@ -31,6 +31,8 @@ class ReceiverStats:
     unknown_key_events: int = 0
     missing_key_requests: int = 0
     rejected_requests: int = 0  # every 400, with or without a known source
+    in_flight: int = 0  # tracking requests being handled now
+    peak_in_flight: int = 0  # the most at once since the receiver started (or was reset)
     faults: Counter[str] = field(default_factory=Counter)
     unknown_keys: deque[dict[str, Any]] = field(
         default_factory=lambda: deque(maxlen=UNKNOWN_KEY_LOG)
@@ -42,9 +44,18 @@ class ReceiverStats:
         at = iso(datetime.now(UTC))
         self.unknown_keys.append({"at": at, "write_key": mask_key(key), "events": events})
 
+    def request_started(self) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def request_ended(self) -> None:
+        self.in_flight -= 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
+            "in_flight": self.in_flight,
+            "peak_in_flight": self.peak_in_flight,
             "rejected_requests": self.rejected_requests,
             "missing_key_requests": self.missing_key_requests,
             "unknown_write_key": {

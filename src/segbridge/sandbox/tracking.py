@@ -85,10 +85,15 @@ class TrackingAPI:
         if path not in CALL_TYPES and path not in BATCH_PATHS:
             await send_bytes(send, 404, error_body("not_found", f"no tracking call {path!r}"))
             return
-        self.state.receiver.requests += 1
-        if self.state.faults.active() and await self._fault(receive, send):
-            return
-        await self._handle(path, headers_of(scope), receive, send)
+        receiver = self.state.receiver
+        receiver.requests += 1
+        receiver.request_started()
+        try:
+            if self.state.faults.active() and await self._fault(receive, send):
+                return
+            await self._handle(path, headers_of(scope), receive, send)
+        finally:
+            receiver.request_ended()
 
     async def _handle(self, path: str, headers: Headers, receive: Receive, send: Send) -> None:
         attempt = _Attempt()

@@ -181,6 +181,8 @@ def test_concurrency_stays_within_the_connection_level(
     done = [wait_for_run(server, r["id"]) for r in runs]
     receiver.no_faults()
     assert [r["status"] for r in done] == ["succeeded", "succeeded"]
+    # seen by the receiver: both flows together never had more than 2 requests in flight
+    assert receiver.client.get("/api/receiver").json()["peak_in_flight"] == 2
     assert workers.executor.governor.peak_in_flight(lender["id"]) == 2
     assert borrower["effective_concurrency"]["lender_id"] == lender["id"]
 
