@@ -42,6 +42,7 @@ check: $(TEST_STAMP) ## ruff and mypy (strict) on src
 bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python); see docs/performance.md
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/flows_bench.py --rows 1000000
+	$(BIN)/python bench/flows_bench.py --only ceiling
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

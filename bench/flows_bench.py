@@ -6,6 +6,7 @@ sender, each measured in its own process.
 
     python bench/flows_bench.py --rows 1000000            # both
     python bench/flows_bench.py --rows 10000000 --only segbridge
+    python bench/flows_bench.py --only ceiling            # the receiver's own limit
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -142,10 +142,40 @@ def measure(which: str, url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     return result
 
 
+def receiver_ceiling(url: str, batches: int = 480, in_flight: int = 8) -> float:
+    """Events/s the receiver takes from a client that only replays one pre-built gzip batch of
+    2,000 track calls: what no sender on this machine can pass."""
+    import asyncio
+    import gzip
+
+    import orjson
+
+    calls = [orjson.dumps({
+        "type": "track", "event": "Order Completed", "userId": f"user-{i}",
+        "timestamp": "2026-11-28T10:00:00.000Z", "messageId": f"sb-{i:032x}",
+        "properties": {"order_id": str(i), "total": "12.50", "currency": "EUR",
+                       "sku": "sku-1", "quantity": "3"}}) for i in range(2000)]
+    body = gzip.compress(b'{"batch":[' + b",".join(calls) + b"]}", 3)
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+
+    async def replay() -> float:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            async def worker(count: int) -> None:
+                for _ in range(count):
+                    (await client.post(f"{url}/v1/batch", content=body,
+                                       headers=headers)).raise_for_status()
+
+            started = time.perf_counter()
+            await asyncio.gather(*(worker(batches // in_flight) for _ in range(in_flight)))
+            return batches // in_flight * in_flight * len(calls) / (time.perf_counter() - started)
+
+    return asyncio.run(replay())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--only", choices=["segbridge", "analytics"])
+    parser.add_argument("--only", choices=["segbridge", "analytics", "ceiling"])
     parser.add_argument("--child")
     parser.add_argument("--url")
     parser.add_argument("--csv")
@@ -155,9 +185,14 @@ def main() -> None:
         return
     workdir = Path(tempfile.mkdtemp(prefix="flows-bench-"))
     csv_path = workdir / "rows.csv"
-    write_rows(csv_path, args.rows)
+    if args.only != "ceiling":
+        write_rows(csv_path, args.rows)
     receiver, url = start_receiver()
     try:
+        if args.only == "ceiling":
+            print(f"   ceiling: the receiver takes {receiver_ceiling(url):,.0f} events/s of "
+                  "pre-built batches")
+            return
         for which in (["segbridge", "analytics"] if not args.only else [args.only]):
             result = measure(which, url, args.rows, csv_path)
             print(f"{which:>10}: {result['received']:,} of {args.rows:,} received, "
@@ -166,7 +201,7 @@ def main() -> None:
                   f"peak {result['peak_rss_mb']:.0f} MB")
     finally:
         receiver.terminate()
-        os.remove(csv_path)
+        csv_path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
