@@ -203,7 +203,7 @@ def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
     runtime = runtime_of(ctx)
     principal = principal_of(ctx)
     flow_id = _flow(ctx, name)["id"]
-    ids = list(error_ids) or ([e["id"] for e in runtime.flows.list_errors(principal, flow_id)]
+    ids = list(error_ids) or (runtime.flows.open_error_ids(principal, flow_id)
                               if retry_all else [])
     if not ids:
         raise click.ClickException("Name the errors to retry, or use --all.")

@@ -32,6 +32,7 @@ from segbridge.flows.runs import ErrorRow, RunStore, Tally
 
 log = logging.getLogger(__name__)
 CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
+MAX_CHUNK_ERRORS = 1024  # ... or once it holds this many record errors (flat memory)
 RAW_LIMIT = 4096
 
 
@@ -118,7 +119,8 @@ class Producer:
             if not count & 255:
                 if self.stop.is_set():
                     return
-                if time.monotonic() > deadline and any(batchers):
+                if exported and (time.monotonic() > deadline
+                                 or len(chunk.errors) >= MAX_CHUNK_ERRORS):
                     chunk = self._close(chunk, record.position, exported)
                     exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
             effects: Effects | None = None

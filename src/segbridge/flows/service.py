@@ -159,7 +159,9 @@ class FlowService:
     # ---- record errors ---------------------------------------------------------------------
 
     def list_errors(self, principal: Principal, flow_id: str, *, status: str | None = "open",
-                    run_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+                    run_id: str | None = None, limit: int = 1000,
+                    offset: int = 0) -> list[dict[str, Any]]:
+        """A page of a flow's record errors, oldest first (``offset`` pages on)."""
         with self.db.session() as session:
             _owned(session, principal, flow_id)
             query = select(RecordError).where(RecordError.flow_id == flow_id)
@@ -167,9 +169,19 @@ class FlowService:
                 query = query.where(RecordError.status == status)
             if run_id:
                 query = query.where(RecordError.run_id == run_id)
-            rows = session.scalars(query.order_by(RecordError.created_at, RecordError.position)
-                                   .limit(limit))
+            rows = session.scalars(query.order_by(RecordError.created_at, RecordError.position,
+                                                  RecordError.id)
+                                   .limit(limit).offset(offset))
             return [public_error(row) for row in rows]
+
+    def open_error_ids(self, principal: Principal, flow_id: str) -> list[str]:
+        """The ids of every open error of a flow (to retry or resolve them all)."""
+        with self.db.session() as session:
+            _owned(session, principal, flow_id)
+            return list(session.scalars(
+                select(RecordError.id).where(RecordError.flow_id == flow_id,
+                                             RecordError.status == "open")
+                .order_by(RecordError.created_at, RecordError.position, RecordError.id)))
 
     def resolve_errors(self, principal: Principal, flow_id: str, error_ids: list[str]) -> int:
         with self.db.session() as session:

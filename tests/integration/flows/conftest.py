@@ -130,9 +130,17 @@ def wait_for_run(server: Server, run_id: str, timeout: float = 120) -> dict[str,
 
 
 def open_errors(server: Server, flow_id: str, run_id: str) -> list[dict[str, Any]]:
-    errors: list[dict[str, Any]] = server.api.get(
-        f"/api/v1/flows/{flow_id}/errors", params={"run_id": run_id}).json()
-    return errors
+    """Every open error of the run, page by page."""
+    errors: list[dict[str, Any]] = []
+    for _ in range(100):
+        page: list[dict[str, Any]] = server.api.get(
+            f"/api/v1/flows/{flow_id}/errors",
+            params={"run_id": run_id, "limit": 5000, "offset": len(errors)}).json()
+        errors.extend(page)
+        if len(page) < 5000:
+            assert len({error["id"] for error in errors}) == len(errors), "pages overlap"
+            return errors
+    raise AssertionError("more than 100 pages of errors")
 
 
 def assert_invariant(server: Server, flow_id: str, run: dict[str, Any]) -> None:

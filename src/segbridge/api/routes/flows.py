@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -206,8 +206,13 @@ async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
 
 @router.get("/flows/{flow_id}/errors", tags=["errors"], operation_id="list_errors")
 def list_errors(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
-                status: str | None = "open", run_id: str | None = None) -> list[dict[str, Any]]:
-    return runtime.flows.list_errors(principal, flow_id, status=status or None, run_id=run_id)
+                status: str | None = "open", run_id: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+    """A page of the flow's record errors, oldest first; ``offset`` pages on (a run's
+    ``counts.failed`` says how many there are)."""
+    return runtime.flows.list_errors(principal, flow_id, status=status or None, run_id=run_id,
+                                     limit=limit, offset=offset)
 
 
 @router.post("/flows/{flow_id}/errors/resolve", tags=["errors"], operation_id="resolve_errors")
