@@ -111,7 +111,6 @@ class Producer:
     def _produce(self) -> None:
         plan, batchers = self.plan, self._batchers
         direct = not plan.filters
-        imports = list(enumerate(plan.imports))
         chunk = self._new_chunk(plan.start)
         exported, position = 0, plan.start
         deadline = time.monotonic() + CHUNK_SECONDS
@@ -123,19 +122,9 @@ class Producer:
                                  or len(chunk.errors) >= MAX_CHUNK_ERRORS):
                     chunk = self._close(chunk, record.position, exported)
                     exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
-            effects: Effects | None = None
             data = record.data
             if direct and data is not None and record.call is None:
-                items: list[tuple[int, Item]] = []
-                failures: list[ErrorRow] | None = None
-                for index, imp in imports:
-                    outcome = self._map(imp, record, data)
-                    if isinstance(outcome, Item):
-                        items.append((index, outcome))
-                    else:
-                        failures = [*(failures or []), outcome]
-                if failures is not None:
-                    effects = partial(self._failed, failures=failures)
+                items, effects = self._map_all(record, data)
             else:
                 items, effects = self._process(record)
             for index, item in items:
@@ -186,14 +175,19 @@ class Producer:
         except Exception as exc:  # an expression error in a filter: the record fails
             reason = str(exc)  # (``exc`` is unbound once the except block ends)
             return [], lambda chunk: self._failed_all(chunk, record, "filter", None, reason)
+        return self._map_all(record, data)
+
+    def _map_all(self, record: SourceRecord,
+                 data: dict[str, Any]) -> tuple[list[tuple[int, Item]], Effects | None]:
+        """The record's call for every import; the imports that cannot map it fail it."""
         items: list[tuple[int, Item]] = []
-        failures: list[ErrorRow] = []
+        failures: list[ErrorRow] | None = None
         for index, imp in enumerate(self.plan.imports):
             outcome = self._map(imp, record, data)
-            if isinstance(outcome, ErrorRow):
-                failures.append(outcome)
-            else:
+            if isinstance(outcome, Item):
                 items.append((index, outcome))
+            else:
+                failures = [*(failures or []), outcome]
         return items, partial(self._failed, failures=failures) if failures else None
 
     def _prepared_call(
