@@ -15,6 +15,7 @@ import argparse
 import csv
 import json
 import resource
+import shutil
 import socket
 import subprocess
 import sys
@@ -102,6 +103,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
+    runtime.db.dispose()
+    shutil.rmtree(home, ignore_errors=True)
     return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu}
 
 
@@ -201,7 +204,7 @@ def main() -> None:
                   f"peak {result['peak_rss_mb']:.0f} MB")
     finally:
         receiver.terminate()
-        csv_path.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
