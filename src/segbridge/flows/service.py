@@ -147,6 +147,15 @@ class FlowService:
                                    .order_by(Run.created_at.desc()).limit(limit))
             return [public_run(row) for row in rows]
 
+    def recent_runs(self, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
+        """The account's latest runs, of every flow, newest first, with their flow's name."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(Run, Flow.name).join(Flow, Flow.id == Run.flow_id)
+                .where(Run.account_id == principal.account_id)
+                .order_by(Run.created_at.desc()).limit(limit))
+            return [{**public_run(run), "flow_name": name} for run, name in rows]
+
     def cancel_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)

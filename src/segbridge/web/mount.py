@@ -12,7 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from segbridge.web.auth import CsrfRejected, LoginRequired, login_url
 from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
-from segbridge.web.routes import connections, home, login, pane
+from segbridge.web.routes import connections, home, login, pane, runs
 
 
 def mount_web(app: FastAPI) -> None:
@@ -20,6 +20,7 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(home.router)
     app.include_router(pane.router)  # /connections/new before /connections/{id}
     app.include_router(connections.router)
+    app.include_router(runs.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
