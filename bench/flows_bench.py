@@ -77,6 +77,7 @@ def cpu_seconds() -> float:
 def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     from segbridge.accounts.service import principal_for
     from segbridge.connections.model import ConnectionDraft
+    from segbridge.core.gc_tuning import freeze_long_lived_objects
     from segbridge.core.settings import load_settings
     from segbridge.flows.executor import run_in_foreground
     from segbridge.runtime import build_runtime, first_start
@@ -99,6 +100,7 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
             "timestamp": {"field": "created_at"},
             "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
     run = runtime.flows.start_run(principal, flow["id"], execute=False)
+    freeze_long_lived_objects()  # as `segbridge flows run` does before its run
     cpu, started = cpu_seconds(), time.perf_counter()
     result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu

@@ -8,6 +8,7 @@ import click
 import uvicorn
 
 from segbridge.api.app import create_app
+from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.runtime import Runtime, first_start
 from segbridge.workers import Workers
 
@@ -22,6 +23,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         click.echo("segbridge: first start. Sign in as the admin with this one-time link:")
         click.echo(f"    {link}")
     _ensure_sandbox_source(app)
+    freeze_long_lived_objects()
     workers = Workers(runtime)
     resumed = workers.start()
     if resumed:

@@ -11,6 +11,7 @@ import click
 
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
+from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.flows.executor import run_in_foreground
 from segbridge.flows.runs import Tally
 
@@ -228,6 +229,7 @@ def flows_resolve(ctx: click.Context, name: str, error_ids: tuple[str, ...]) -> 
 def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
     runtime = runtime_of(ctx)
     progress = Progress() if follow else None
+    freeze_long_lived_objects()
     result = run_in_foreground(runtime.db, runtime.vault, runtime.settings.home, run_id,
                                timeout=runtime.settings.http_timeout_seconds,
                                on_progress=progress.show if progress else None)
