@@ -6,7 +6,9 @@ one pool keyed by the root lender's id, so two flows on one connection share one
 slots again after a run of successes, up to the connection's level.
 
 ``Governor`` is the interface; ``LocalGovernor`` serves one process (all runs of a process share
-one event loop). A Redis-backed governor for Celery workers implements the same interface.
+one event loop); ``host.HostGovernor`` adds slot file locks so the processes of one machine
+share a limit. A Redis-backed governor for workers on several machines would implement the
+same interface.
 """
 
 from __future__ import annotations
@@ -83,10 +85,14 @@ class LocalGovernor:
             if waiter in state.waiters:
                 state.waiters.remove(waiter)
             elif waiter.done() and not waiter.cancelled():
-                self.release(pool)
+                self._give_back(pool)
             raise
 
     def release(self, pool: str) -> None:
+        self._give_back(pool)
+
+    def _give_back(self, pool: str) -> None:
+        """This process's slot of the pool is free again (subclasses release more)."""
         state = self._pools[pool]
         state.in_flight -= 1
         self._hand_over(pool, state)

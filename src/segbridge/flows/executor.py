@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from segbridge.concurrency.governor import Governor, LocalGovernor
+from segbridge.concurrency.governor import Governor
+from segbridge.concurrency.host import HostGovernor
 from segbridge.core.vault import Vault
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.engine import Engine, OnProgress, RunResult
@@ -26,6 +27,11 @@ from segbridge.storage.db import Database
 
 log = logging.getLogger(__name__)
 HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+
+
+def slots_folder(home: Path) -> Path:
+    """Where the processes of this home share connection limits (``HostGovernor``)."""
+    return home / "slots"
 
 
 def new_http(timeout: float) -> httpx.AsyncClient:
@@ -65,7 +71,7 @@ class RunExecutor:
         self.vault = vault
         self.home = home
         self.policy = policy
-        self.governor = LocalGovernor()
+        self.governor = HostGovernor(slots_folder(home))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
         self._thread.start()
@@ -111,6 +117,7 @@ class RunExecutor:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self.governor.close()
 
 
 def run_in_foreground(
@@ -121,12 +128,16 @@ def run_in_foreground(
     from segbridge.flows.retries import queued_retry_runs
 
     async def main() -> RunResult:
-        governor = LocalGovernor()
-        async with new_http(timeout) as http:
-            result = await execute_run(db, vault, home, governor, http, run_id, policy=policy,
-                                       on_progress=on_progress)
-            for follow_up in queued_retry_runs(db, run_id):
-                await execute_run(db, vault, home, governor, http, follow_up, policy=policy)
-            return result
+        governor = HostGovernor(slots_folder(home))
+        try:
+            async with new_http(timeout) as http:
+                result = await execute_run(db, vault, home, governor, http, run_id,
+                                           policy=policy, on_progress=on_progress)
+                for follow_up in queued_retry_runs(db, run_id):
+                    await execute_run(db, vault, home, governor, http, follow_up,
+                                      policy=policy)
+                return result
+        finally:
+            governor.close()
 
     return asyncio.run(main())

@@ -186,3 +186,32 @@ def test_concurrency_stays_within_the_connection_level(
     assert workers.executor.governor.peak_in_flight(lender["id"]) == 2
     assert borrower["effective_concurrency"]["lender_id"] == lender["id"]
 
+
+
+def test_a_terminal_run_and_a_server_run_share_the_connection_limit(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    segment_connection(server, receiver, name="Shared", concurrency_level=2)
+    one = create_flow(server, track_flow(
+        "In the server", write_csv(tmp_path / "1.csv", orders(60_000)), "Shared"))
+    two = create_flow(server, track_flow(
+        "In a terminal", write_csv(tmp_path / "2.csv", orders(20_000, start=60_000)), "Shared"))
+    receiver.faults(latency_ms=200)
+    in_server = server.api.post(f"/api/v1/flows/{one['id']}/runs").json()
+    settings = server.runtime.settings
+    env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+    in_terminal = subprocess.run(
+        [sys.executable, "-m", "segbridge.cli", "flows", "run", "In a terminal"],
+        env=env, capture_output=True, text=True, timeout=300)
+    done = wait_for_run(server, in_server["id"])
+    receiver.no_faults()
+
+    assert in_terminal.returncode == 0, in_terminal.stderr
+    [terminal_run] = server.api.get(f"/api/v1/flows/{two['id']}/runs").json()
+    assert done["status"] == terminal_run["status"] == "succeeded"
+    assert terminal_run["started_at"] < done["finished_at"]  # the two runs overlapped
+    assert done["started_at"] < terminal_run["finished_at"]
+    # two processes, one connection of level 2: never more than 2 requests at once
+    assert receiver.client.get("/api/receiver").json()["peak_in_flight"] == 2
+    assert len(receiver.archived()) == 80_000

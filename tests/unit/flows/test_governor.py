@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from segbridge.concurrency.governor import SUCCESSES_TO_CLIMB, LocalGovernor
+from segbridge.concurrency.host import HostGovernor
 
 
 async def hold(governor: LocalGovernor, pool: str, seconds: float, active: list[int],
@@ -88,3 +90,39 @@ def test_without_retry_after_the_pause_doubles() -> None:
     governor = LocalGovernor()
     governor.configure("p", 4)
     assert [governor.rate_limited("p", None) for _ in range(3)] == [1.0, 2.0, 4.0]
+
+
+def test_processes_of_one_home_share_a_connection_limit(tmp_path: Path) -> None:
+    """Two HostGovernors on one folder act as two processes: flock locks taken through
+    different open files exclude each other even inside one process."""
+
+    async def main() -> tuple[int, int]:
+        server, terminal = HostGovernor(tmp_path), HostGovernor(tmp_path)
+        for governor in (server, terminal):
+            governor.configure("lender", 2)
+        active, peak = [0], [0]
+        await asyncio.gather(*(hold(governor, "lender", 0.01, active, peak)
+                               for governor in (server, terminal) for _ in range(10)))
+        server.close()
+        terminal.close()
+        return peak[0], active[0]
+
+    assert asyncio.run(main()) == (2, 0)
+
+
+def test_a_slot_held_by_a_dead_holder_is_free_again(tmp_path: Path) -> None:
+    async def main() -> None:
+        dead = HostGovernor(tmp_path)
+        dead.configure("lender", 1)
+        await dead.acquire("lender")
+        alive = HostGovernor(tmp_path)
+        alive.configure("lender", 1)
+        waiting = asyncio.create_task(alive.acquire("lender"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the only slot is taken by the other process
+        dead.close()  # what the kernel does for a killed process: its locks go
+        await asyncio.wait_for(waiting, 1)
+        alive.release("lender")
+        alive.close()
+
+    asyncio.run(main())
