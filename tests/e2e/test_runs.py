@@ -87,3 +87,26 @@ def test_an_unknown_run_is_a_404_page(signed_in: Page, server: WebServer) -> Non
     assert response is not None and response.status == 404
     expect(signed_in.get_by_role("heading", name="Not found")).to_be_visible()
     expect(signed_in.locator("main")).to_contain_text("No run with id 'run_nothing'")
+
+
+def test_a_run_page_follows_a_run_until_it_ends(signed_in: Page, server: WebServer,
+                                               source: dict[str, Any], workers: Workers,
+                                               tmp_path: Path) -> None:
+    page = signed_in
+    server.new_connection("Segment - slow", source["write_key"], concurrency_level=1)
+    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+    doc = track_flow("Many orders", write_csv(tmp_path / "orders.csv", orders(20_000)),
+                     "Segment - slow")
+    flow = server.api.post("/api/v1/flows", json=doc).json()
+    slow = server.api.put("/sandbox/api/faults", json={"latency_ms": 400})
+    assert slow.status_code == 200, slow.text
+    run = server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()
+
+    page.goto(f"{server.base_url}/runs/{run['id']}")
+    status = page.locator("#run-status")
+    expect(status).to_have_attribute("hx-trigger", "every 2s")  # still going: it polls
+    expect(status.locator(".badge")).to_have_text("running")
+    # no reload: the block refreshes itself until the run ends, then stops polling
+    expect(status.locator(".badge")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#count-sent")).to_have_text("20,000")
+    expect(page.locator("#run-status")).not_to_have_attribute("hx-trigger", "every 2s")
