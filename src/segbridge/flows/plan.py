@@ -123,7 +123,7 @@ class ErrorsExport:
             rows = {row.id: row for row in session.scalars(
                 select(RecordError).where(RecordError.id.in_(self._ids)))}
         for position, error_id in enumerate(self._ids):
-            self._next = position
+            self._next = position + 1  # read so far, this one included
             if position < start_position or error_id not in rows:
                 continue
             row = rows[error_id]

@@ -128,6 +128,7 @@ def test_errors_can_be_retried_with_edited_data_and_resolved(
     assert retry.status_code == 202
     retried = wait_for_run(server, retry.json()["id"])
     assert retried["status"] == "succeeded" and retried["counts"]["sent"] == 1
+    assert retried["progress"] == 1.0  # every chosen error was read
     assert "c-fixed" in {e["userId"] for e in receiver.archived()}
     resolved = server.api.post(f"/api/v1/flows/{flow['id']}/errors/resolve",
                                json={"error_ids": [second["id"]]})
