@@ -75,8 +75,10 @@ def test_runs_list_and_a_run_with_its_errors(signed_in: Page, server: WebServer,
     client = server.session_client()
     block = client.get(f"/runs/{run['id']}",
                        headers={"HX-Request": "true", "HX-Target": "run-status"}).text
-    assert block.startswith('<section id="run-status"') and "Open record errors" not in block
+    assert block.startswith('<section id="run-status"') and "<h1" not in block
     assert 'id="count-sent">49<' in block
+    assert '<div id="run-errors" class="table-wrap" hx-swap-oob="true">' in block
+    assert "line 8" in block
 
     html = page.content() + client.get("/runs").text + block
     assert source["write_key"] not in html
@@ -95,8 +97,9 @@ def test_a_run_page_follows_a_run_until_it_ends(signed_in: Page, server: WebServ
     page = signed_in
     server.new_connection("Segment - slow", source["write_key"], concurrency_level=1)
     assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
-    doc = track_flow("Many orders", write_csv(tmp_path / "orders.csv", orders(20_000)),
-                     "Segment - slow")
+    rows = orders(20_000)
+    rows[-1]["customer_id"] = ""  # the last line: its error is stored at the end of the run
+    doc = track_flow("Many orders", write_csv(tmp_path / "orders.csv", rows), "Segment - slow")
     flow = server.api.post("/api/v1/flows", json=doc).json()
     slow = server.api.put("/sandbox/api/faults", json={"latency_ms": 400})
     assert slow.status_code == 200, slow.text
@@ -106,7 +109,14 @@ def test_a_run_page_follows_a_run_until_it_ends(signed_in: Page, server: WebServ
     status = page.locator("#run-status")
     expect(status).to_have_attribute("hx-trigger", "every 2s")  # still going: it polls
     expect(status.locator(".badge")).to_have_text("running")
-    # no reload: the block refreshes itself until the run ends, then stops polling
-    expect(status.locator(".badge")).to_have_text("succeeded", timeout=60_000)
-    expect(page.locator("#count-sent")).to_have_text("20,000")
+    expect(page.locator("#run-errors")).to_contain_text("No open record errors")
+    # no reload: the block refreshes itself until the run ends, then stops polling, and the
+    # errors table comes along with it
+    expect(status.locator(".badge")).to_have_text("completed with errors", timeout=60_000)
+    expect(page.locator("#count-sent")).to_have_text("19,999")
     expect(page.locator("#run-status")).not_to_have_attribute("hx-trigger", "every 2s")
+    error = page.locator("#run-errors tbody tr")
+    expect(error).to_have_count(1)
+    expect(error.locator("th")).to_have_text("line 20001")
+    expect(error).to_contain_text("userId")
+    expect(page.locator("#run-errors .count")).to_have_text("1 open record error.")

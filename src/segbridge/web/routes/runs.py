@@ -1,7 +1,8 @@
 """Runs: the account's latest runs, and one run with its counts and open record errors.
 
 Read-only pages over the flow service (flows are managed through the API and the CLI for
-now). A run that is still going refreshes its status block every two seconds.
+now). A run that is still going refreshes its status block every two seconds, and its errors
+table with it (out of band), until it ends.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def run_page(request: Request, run_id: str, user: SignedIn) -> Response:
     except NotFound as exc:
         return render("error.html", status=404, user=user, heading="Not found",
                       message=exc.message)
-    if htmx_target(request) == STATUS_TARGET:
-        return render("runs/_status.html", run=run)
-    flow = flows.get(user.principal, run["flow_id"])
     errors = flows.list_errors(user.principal, run["flow_id"], run_id=run_id,
                                limit=ERRORS_SHOWN)
-    return render("runs/page.html", user=user, nav="runs", run=run, flow=flow, errors=errors)
+    if htmx_target(request) == STATUS_TARGET:
+        return render("runs/_poll.html", run=run, errors=errors, limit=ERRORS_SHOWN,
+                      oob=True)
+    flow = flows.get(user.principal, run["flow_id"])
+    return render("runs/page.html", user=user, nav="runs", run=run, flow=flow, errors=errors,
+                  limit=ERRORS_SHOWN)
