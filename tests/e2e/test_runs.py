@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from segbridge.workers import Workers
 from tests.e2e.conftest import WebServer, screenshot
-from tests.integration.flows.conftest import FAST, orders, track_flow, wait_for_run, write_csv
-
-
-@pytest.fixture
-def workers(server: WebServer) -> Iterator[Workers]:
-    started = Workers(server.runtime, policy=FAST)
-    started.start()
-    yield started
-    started.stop()
+from tests.integration.flows.conftest import (
+    orders,
+    track_flow,
+    wait_for_run,
+    workers,  # noqa: F401 - the flows tests' fixture, here on the browser tests' server
+    write_csv,
+)
 
 
 def finished_run(server: WebServer, source: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -36,8 +32,9 @@ def finished_run(server: WebServer, source: dict[str, Any], tmp_path: Path) -> d
     return wait_for_run(server, started.json()["id"])
 
 
+@pytest.mark.usefixtures("workers")
 def test_runs_list_and_a_run_with_its_errors(signed_in: Page, server: WebServer,
-                                            source: dict[str, Any], workers: Workers,
+                                            source: dict[str, Any],
                                             tmp_path: Path) -> None:
     page = signed_in
     page.goto(f"{server.base_url}/runs")
@@ -91,8 +88,9 @@ def test_an_unknown_run_is_a_404_page(signed_in: Page, server: WebServer) -> Non
     expect(signed_in.locator("main")).to_contain_text("No run with id 'run_nothing'")
 
 
+@pytest.mark.usefixtures("workers")
 def test_a_run_page_follows_a_run_until_it_ends(signed_in: Page, server: WebServer,
-                                               source: dict[str, Any], workers: Workers,
+                                               source: dict[str, Any],
                                                tmp_path: Path) -> None:
     page = signed_in
     server.new_connection("Segment - slow", source["write_key"], concurrency_level=1)

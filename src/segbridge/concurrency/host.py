@@ -65,11 +65,9 @@ class HostGovernor(LocalGovernor):
         super().__init__()
         self._folder = folder
         self._slots: dict[str, _Slots] = {}
-        self._limits: dict[str, int] = {}
 
     def configure(self, pool: str, limit: int) -> None:
         super().configure(pool, limit)
-        self._limits[pool] = limit
         slots = self._slots.setdefault(pool, _Slots(self._folder / _safe(pool)))
         slots.ensure(limit)
 
@@ -92,7 +90,7 @@ class HostGovernor(LocalGovernor):
 
     async def _take_slot(self, pool: str) -> None:
         slots, wait = self._slots[pool], FIRST_WAIT_SECONDS
-        while not slots.try_take(self._limits[pool]):
+        while not slots.try_take(self._pools[pool].limit):
             await asyncio.sleep(wait)  # another process holds every slot
             wait = min(MAX_WAIT_SECONDS, wait * 2)
 
