@@ -70,8 +70,17 @@ def peak_rss_mb() -> float:
 
 
 def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """Of this process and of its children that ended (segbridge's lane processes)."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+def children_peak_mb() -> float:
+    """The largest peak RSS of the children that ended (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
@@ -80,11 +89,13 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     from segbridge.core.gc_tuning import freeze_long_lived_objects
     from segbridge.core.settings import load_settings
     from segbridge.flows.executor import run_in_foreground
+    from segbridge.flows.lanes import lane_policy
     from segbridge.runtime import build_runtime, first_start
     from segbridge.storage.models import User
 
     home = Path(tempfile.mkdtemp(prefix="segbridge-bench-"))
-    runtime = build_runtime(load_settings(home=home, http_timeout_seconds=60))
+    settings = load_settings(home=home, http_timeout_seconds=60)
+    runtime = build_runtime(settings)
     first_start(runtime)
     with runtime.db.session() as session:
         principal = principal_for(session.query(User).one(), via="cli")
@@ -102,12 +113,15 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     run = runtime.flows.start_run(principal, flow["id"], execute=False)
     freeze_long_lived_objects()  # as `segbridge flows run` does before its run
     cpu, started = cpu_seconds(), time.perf_counter()
-    result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60)
+    lanes = lane_policy(settings)  # as `segbridge flows run` does
+    result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60,
+                               lanes=lanes)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
     runtime.db.dispose()
     shutil.rmtree(home, ignore_errors=True)
-    return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu}
+    return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu,
+            "lanes": lanes.count if lanes.applies(csv_path.stat().st_size) else 0}
 
 
 def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
@@ -132,6 +146,7 @@ def child(which: str, url: str, rows: int, csv_path: Path) -> None:
     runner = run_segbridge if which == "segbridge" else run_analytics
     result = runner(url, rows, csv_path)
     result["peak_rss_mb"] = peak_rss_mb()
+    result["lane_peak_mb"] = children_peak_mb() if result.get("lanes") else 0.0
     print(json.dumps(result))
 
 
@@ -177,6 +192,17 @@ def receiver_ceiling(url: str, batches: int = 480, in_flight: int = 8) -> float:
     return asyncio.run(replay())
 
 
+def _memory(result: dict[str, Any]) -> str:
+    """The run process's peak, and with lanes the sum of all processes' peaks (each lane
+    counted at the largest lane's peak)."""
+    lanes = result.get("lanes", 0)
+    if not lanes:
+        return f"{result['peak_rss_mb']:.0f} MB"
+    total = result["peak_rss_mb"] + lanes * result["lane_peak_mb"]
+    return (f"{total:.0f} MB in all ({result['peak_rss_mb']:.0f} MB run process + {lanes} "
+            f"lanes x {result['lane_peak_mb']:.0f} MB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -203,7 +229,7 @@ def main() -> None:
             print(f"{which:>10}: {result['received']:,} of {args.rows:,} received, "
                   f"{result['events_per_s']:,.0f} events/s, "
                   f"{result['cpu_s_per_million']:.1f} CPU s per million, "
-                  f"peak {result['peak_rss_mb']:.0f} MB")
+                  f"peak {_memory(result)}")
     finally:
         receiver.terminate()
         shutil.rmtree(workdir, ignore_errors=True)

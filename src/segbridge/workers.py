@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.executor import RunExecutor
+from segbridge.flows.lanes import LanePolicy, lane_policy
 from segbridge.flows.scheduler import start_due_runs
 from segbridge.runtime import Runtime
 
@@ -43,11 +44,11 @@ class Every:
 
 class Workers:
     def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None,
-                 http_timeout: float | None = None) -> None:
+                 http_timeout: float | None = None, lanes: LanePolicy | None = None) -> None:
         self.runtime = runtime
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings.home,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
-                                    policy=policy)
+                                    policy=policy, lanes=lanes or lane_policy(runtime.settings))
         runtime.flows.submit = self.submit
         self._stopped = False
         self._loops = [

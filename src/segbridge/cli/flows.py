@@ -13,6 +13,7 @@ from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.flows.executor import run_in_foreground
+from segbridge.flows.lanes import lane_policy
 from segbridge.flows.runs import Tally
 
 
@@ -232,7 +233,8 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
     freeze_long_lived_objects()
     result = run_in_foreground(runtime.db, runtime.vault, runtime.settings.home, run_id,
                                timeout=runtime.settings.http_timeout_seconds,
-                               on_progress=progress.show if progress else None)
+                               on_progress=progress.show if progress else None,
+                               lanes=lane_policy(runtime.settings))
     if progress:
         progress.done()
     run = runtime.flows.get_run(principal_of(ctx), run_id)

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     sandbox_enabled: bool = True
     sandbox_unknown_key_mode: Literal["segment", "strict"] = "segment"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    run_lanes: int | None = Field(
+        default=None, ge=0, le=8,
+        description="producer processes per run of a large file; default one per core, "
+                    "0 or 1 to map in the run's own process",
+    )
+    run_lanes_min_file_mb: float = Field(
+        default=32, ge=0, description="files from this size (MB) are run in lanes",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -20,6 +20,7 @@ from segbridge.concurrency.host import HostGovernor
 from segbridge.core.vault import Vault
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.engine import Engine, OnProgress, RunResult
+from segbridge.flows.lanes import LanePolicy
 from segbridge.flows.plan import PlanContext, build_plan
 from segbridge.flows.retries import after_run
 from segbridge.flows.runs import RunStore, Tally, orphaned_runs
@@ -42,13 +43,14 @@ def new_http(timeout: float) -> httpx.AsyncClient:
 async def execute_run(
     db: Database, vault: Vault, home: Path, governor: Governor, http: httpx.AsyncClient,
     run_id: str, *, policy: RetryPolicy | None = None,
-    on_progress: OnProgress | None = None,
+    on_progress: OnProgress | None = None, lanes: LanePolicy | None = None,
 ) -> RunResult:
     """Run (or resume) one run to its end; returns its final status and counts."""
     store = RunStore(db, run_id)
     run = await asyncio.to_thread(store.start)
     try:
-        ctx = PlanContext(db, vault, governor, http, home, policy or RetryPolicy())
+        ctx = PlanContext(db, vault, governor, http, home, policy or RetryPolicy(),
+                          lanes or LanePolicy())
         plan = await asyncio.to_thread(build_plan, ctx, run, store)
     except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
@@ -66,11 +68,12 @@ class RunExecutor:
     """The server's executor: one event loop thread, one governor, one HTTP client."""
 
     def __init__(self, db: Database, vault: Vault, home: Path, *, timeout: float = 30.0,
-                 policy: RetryPolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, lanes: LanePolicy | None = None) -> None:
         self.db = db
         self.vault = vault
         self.home = home
         self.policy = policy
+        self.lanes = lanes
         self.governor = HostGovernor(slots_folder(home))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
@@ -92,7 +95,7 @@ class RunExecutor:
 
     async def _run(self, run_id: str) -> RunResult:
         result = await execute_run(self.db, self.vault, self.home, self.governor, self._http,
-                                   run_id, policy=self.policy)
+                                   run_id, policy=self.policy, lanes=self.lanes)
         for follow_up in await asyncio.to_thread(self._queued_follow_ups, run_id):
             self.submit(follow_up)
         return result
@@ -123,6 +126,7 @@ class RunExecutor:
 def run_in_foreground(
     db: Database, vault: Vault, home: Path, run_id: str, *, timeout: float = 30.0,
     policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
+    lanes: LanePolicy | None = None,
 ) -> RunResult:
     """The CLI's way: execute a run (and the automatic retry that may follow) here and now."""
     from segbridge.flows.retries import queued_retry_runs
@@ -132,10 +136,11 @@ def run_in_foreground(
         try:
             async with new_http(timeout) as http:
                 result = await execute_run(db, vault, home, governor, http, run_id,
-                                           policy=policy, on_progress=on_progress)
+                                           policy=policy, on_progress=on_progress,
+                                           lanes=lanes)
                 for follow_up in queued_retry_runs(db, run_id):
                     await execute_run(db, vault, home, governor, http, follow_up,
-                                      policy=policy)
+                                      policy=policy, lanes=lanes)
                 return result
         finally:
             governor.close()

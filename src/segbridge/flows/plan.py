@@ -4,7 +4,7 @@ import its compiled mapping, messageIds and delivery (endpoint, write key, conne
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,11 @@ from segbridge.core.vault import Vault
 from segbridge.flows.contracts import Export, SourceRecord
 from segbridge.flows.delivery import Delivery, Reachability, RetryPolicy
 from segbridge.flows.engine import ImportPlan, RunPlan
+from segbridge.flows.exports import FILE_TYPES
 from segbridge.flows.exports_factory import build_export
+from segbridge.flows.lanes import LaneImport, LanePolicy, LaneSpec
 from segbridge.flows.message_ids import MessageIds
+from segbridge.flows.producer import Source
 from segbridge.flows.runs import RunStore
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, RecordError, Run
@@ -36,6 +39,7 @@ class PlanContext:
     http: httpx.AsyncClient
     home: Path
     policy: RetryPolicy
+    lanes: LanePolicy = field(default_factory=LanePolicy)
 
 
 def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
@@ -46,12 +50,37 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
                for step in definition["imports"]]
     export_def = definition["export"]
     export, cursor_after = _export(ctx, run, export_def, store)
-    filters = [compile_expression(step["filter"]["expression"])
-               for step in definition.get("steps", [])]
+    filters = [compile_expression(text) for text in _filter_expressions(definition)]
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
-    return RunPlan(run_id=run.id, export=export, imports=imports, start=run.checkpoint,
-                   key_field=export_def.get("key_field"), filters=filters,
-                   cursor_after=cursor_after, chunks_ahead=chunks_ahead)
+    source = Source(export=export, imports=imports, start=run.checkpoint,
+                    key_field=export_def.get("key_field"), filters=filters)
+    return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
+                   chunks_ahead=chunks_ahead, lanes=_lanes(ctx.lanes, run, export))
+
+
+def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:
+    """Lanes for a large file (not for a query, nor for a retry of chosen errors)."""
+    definition = run.definition
+    export_def = definition["export"]
+    path = getattr(export, "path", None)
+    if export_def["type"] not in FILE_TYPES or "retry_errors" in definition \
+            or not isinstance(path, Path) or policy.count < 2:
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # the run's own export says what is wrong with the file
+    if not policy.applies(size):
+        return None
+    imports = [LaneImport(step["name"], step["call"], step["mapping"], run.flow_id,
+                          _salt(run))
+               for step in definition["imports"]]
+    return LaneSpec(count=policy.count, block_records=policy.block_records,
+                    export={"type": export_def["type"], "path": str(path),
+                            "options": export_def.get("options", {})},
+                    imports=imports,
+                    filters=_filter_expressions(definition),
+                    key_field=export_def.get("key_field"), start=run.checkpoint)
 
 
 def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
@@ -59,6 +88,15 @@ def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
     if "retry_errors" in run.definition:
         return ErrorsExport(ctx.db, run.definition["retry_errors"]), None
     return build_export(ctx.db, ctx.vault, ctx.home, run, export_def, store)
+
+
+def _filter_expressions(definition: dict[str, Any]) -> list[str]:
+    return [step["filter"]["expression"] for step in definition.get("steps", [])]
+
+
+def _salt(run: Run) -> str:
+    """What makes messageIds fresh when a run asks for it (its id), else nothing."""
+    return run.id if run.fresh_message_ids else ""
 
 
 def _level(ctx: PlanContext, connection_id: str) -> int:
@@ -84,8 +122,7 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
     ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)
     delivery = Delivery(ctx.http, endpoint, secrets["write_key"], ctx.governor, pool,
                         _reachability(store, connection_id), ctx.policy)
-    salt = run.id if run.fresh_message_ids else ""
-    ids = MessageIds(run.flow_id, step["name"], step["call"], salt)
+    ids = MessageIds(run.flow_id, step["name"], step["call"], _salt(run))
     return ImportPlan(name=step["name"], call_type=step["call"],
                       map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,
                       delivery=delivery, connection_id=connection_id)

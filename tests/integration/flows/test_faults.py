@@ -103,21 +103,24 @@ def test_a_receiver_down_for_20_seconds_loses_nothing(
     delivered_once(receiver, ROWS)
 
 
-def cli(server: Server, *args: str) -> subprocess.Popen[bytes]:
+IN_LANES = {"SEGBRIDGE_RUN_LANES": "2", "SEGBRIDGE_RUN_LANES_MIN_FILE_MB": "0"}
+
+
+def cli(server: Server, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     settings = server.runtime.settings
     env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
-           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "segbridge.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path,
-                   rows: int) -> tuple[dict[str, Any], str]:
+def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path, rows: int,
+                   env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     connection = segment_connection(server, receiver, concurrency_level=1)
     flow = create_flow(server, track_flow(
         "Orders", write_csv(tmp_path / "o.csv", orders(rows)), connection["name"]))
     receiver.faults(latency_ms=150)
-    process = cli(server, "flows", "run", "Orders")
+    process = cli(server, "flows", "run", "Orders", env=env)
     run_id = ""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -135,12 +138,15 @@ def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path,
     return flow, run_id
 
 
+@pytest.mark.parametrize("env", [pytest.param(None, id="one producer"),
+                                 pytest.param(IN_LANES, id="in lanes")])
 def test_a_run_killed_with_sigkill_is_resumed_by_command(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+    env: dict[str, str] | None,
 ) -> None:
     rows = 30_000
-    flow, run_id = killed_mid_run(server, receiver, tmp_path, rows)
-    resumed = cli(server, "runs", "resume", run_id)
+    flow, run_id = killed_mid_run(server, receiver, tmp_path, rows, env)
+    resumed = cli(server, "runs", "resume", run_id, env=env)
     output, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, output.decode()
     run = server.api.get(f"/api/v1/runs/{run_id}").json()

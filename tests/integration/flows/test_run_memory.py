@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from segbridge.apps.segment.limits import MAX_BATCH_CALLS
-from segbridge.flows import engine
+from segbridge.flows import producer
 from segbridge.flows.batching import Item
 from segbridge.flows.runs import ErrorRow
 from segbridge.workers import Workers
@@ -31,7 +31,7 @@ from tests.integration.flows.conftest import (
 ROWS = 120_000
 LEVEL = 8
 CHUNKS_AHEAD = 4 + LEVEL  # plan.build_plan: chunks a run may produce ahead of its commits
-ERRORS_PER_CHUNK = 1024 + 256  # engine.MAX_CHUNK_ERRORS, checked every 256 records
+ERRORS_PER_CHUNK = 1024 + 256  # producer.MAX_CHUNK_ERRORS, checked every 256 records
 
 
 def live(kind: type) -> int:
@@ -79,7 +79,7 @@ def test_a_file_of_bad_records_is_committed_a_bounded_number_of_errors_at_a_time
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(engine, "CHUNK_SECONDS", 3600.0)  # only the error count cuts chunks
+    monkeypatch.setattr(producer, "CHUNK_SECONDS", 3600.0)  # only the error count cuts chunks
     connection = segment_connection(server, receiver, concurrency_level=LEVEL)
     rows = [{**row, "customer_id": ""} for row in orders(60_000)]  # no userId: every row fails
     doc = track_flow("Bad orders", write_csv(tmp_path / "bad.csv", rows), connection["name"])

@@ -1,0 +1,295 @@
+"""Lanes: a large file's run produced by N processes, so mapping uses every core.
+
+One thread holding the GIL maps ~100k records/s; a large CSV, NDJSON or JSON file is therefore
+produced by N *lane* processes (``python -m segbridge.flows.lanes``), each a ``Producer`` in
+lane mode: the input is cut into blocks of ``block_records`` positions, lane i maps blocks i,
+i+N, i+2N..., and each block comes back as one chunk (seq = block + 1). Every lane reads the
+whole file, so positions, refs and record errors are exactly those of one producer, and
+messageIds (flow, import, position or key) are the same whichever process made them.
+
+The run's process keeps everything else: a ``LaneReader`` thread reads the chunks in seq
+order (lane (seq - 1) mod N), within the engine's chunks-ahead slots, and the engine delivers,
+counts and commits them as always. A lane only reads a file and writes to a pipe: killing it
+loses nothing, and a lane whose run's process died ends on its next write.
+
+    run process                         lane i (stdin: the spec as JSON)
+      LaneReader --reads frames------<  stdout: [8-byte length][pickle] per chunk, then
+      (seq order, within slots)                 ("end", peak KB) or ("error", message)
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from itertools import starmap
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from segbridge.core.errors import FatalError
+from segbridge.flows.batching import Item
+from segbridge.flows.producer import Chunk, Lane, Producer, Source
+from segbridge.flows.runs import ErrorRow, Tally
+
+if TYPE_CHECKING:
+    from segbridge.core.settings import Settings
+
+FRAME_HEADER = struct.Struct("<Q")
+PIPE_BUFFER = 1 << 20
+DEFAULT_MIN_FILE_BYTES = 32 * 1024 * 1024
+DEFAULT_BLOCK_RECORDS = 8192
+MAX_LANES = 8
+
+
+@dataclass(frozen=True)
+class LanePolicy:
+    """When a run is split into lanes: a file export of at least ``min_file_bytes`` on a
+    machine where ``count`` >= 2 (0 or 1: always one producer thread)."""
+
+    count: int = 0
+    min_file_bytes: int = DEFAULT_MIN_FILE_BYTES
+    block_records: int = DEFAULT_BLOCK_RECORDS
+
+    @classmethod
+    def for_machine(cls, count: int | None = None,
+                    min_file_bytes: int = DEFAULT_MIN_FILE_BYTES) -> LanePolicy:
+        """``count`` lanes, or one per core (at most ``MAX_LANES``) when None."""
+        lanes = min(os.cpu_count() or 1, MAX_LANES) if count is None else count
+        return cls(count=lanes if lanes >= 2 else 0, min_file_bytes=min_file_bytes)
+
+    def applies(self, file_bytes: int) -> bool:
+        return self.count >= 2 and file_bytes >= self.min_file_bytes
+
+
+def lane_policy(settings: Settings) -> LanePolicy:
+    """The lanes of the server's and the CLI's runs (``SEGBRIDGE_RUN_LANES``...)."""
+    return LanePolicy.for_machine(settings.run_lanes,
+                                  int(settings.run_lanes_min_file_mb * 1024 * 1024))
+
+
+@dataclass(frozen=True)
+class LaneImport:
+    name: str
+    call: str
+    mapping: dict[str, Any]
+    flow_id: str
+    salt: str
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """Everything a lane needs to produce its blocks (JSON: it crosses a process boundary)."""
+
+    count: int
+    block_records: int
+    export: dict[str, Any]  # {"type", "path", "options"}
+    imports: list[LaneImport]
+    filters: list[str] = field(default_factory=list)
+    key_field: str | None = None
+    start: int = 0
+
+    def to_json(self, index: int) -> bytes:
+        return orjson.dumps({"index": index, **asdict(self)})
+
+
+class LaneFailed(FatalError):
+    """A lane could not go on (its export failed, or the process died)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, cause="lane")
+
+
+# -- in the run's process -------------------------------------------------------------------
+
+
+class LaneProcess:
+    """One lane: the process and the frames it writes."""
+
+    def __init__(self, spec: LaneSpec, index: int) -> None:
+        self.index = index
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "segbridge.flows.lanes"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, bufsize=PIPE_BUFFER)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._out: IO[bytes] = self.process.stdout
+        self.process.stdin.write(spec.to_json(index))
+        self.process.stdin.close()
+        self.peak_kb = 0
+
+    def read(self) -> tuple[Any, ...]:
+        header = self._out.read(FRAME_HEADER.size)
+        if len(header) < FRAME_HEADER.size:
+            code = self.process.wait()
+            raise LaneFailed(f"lane {self.index} ended unexpectedly (exit code {code}); "
+                             "see the server's log")
+        (size,) = FRAME_HEADER.unpack(header)
+        # our own child process over a private pipe: trusted
+        frame: tuple[Any, ...] = pickle.loads(self._out.read(size))  # noqa: S301
+        return frame
+
+    def close(self, *, ended: bool) -> None:
+        if not ended:
+            self.process.kill()
+        self.process.wait()
+        self._out.close()
+
+
+class LaneReader:
+    """Takes the place of the producer thread when a run has lanes: starts them, reads their
+    chunks in seq order within the engine's slots, and stops them when the run stops."""
+
+    def __init__(self, spec: LaneSpec, emit: Callable[[Chunk | None], None],
+                 slots: threading.Semaphore, stop: threading.Event) -> None:
+        self.spec = spec
+        self.emit = emit
+        self.slots = slots
+        self.stop = stop
+        self.error: BaseException | None = None
+        self.peak_kb: list[int] = []
+
+    def run(self) -> None:
+        lanes: list[LaneProcess] = []
+        ended = False
+        try:
+            lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
+            ended = self._read(lanes)
+        except BaseException as exc:  # reported by the engine as the run's failure
+            self.error = exc
+        finally:
+            self.emit(None)
+            for lane in lanes:
+                lane.close(ended=ended)
+
+    def _read(self, lanes: list[LaneProcess]) -> bool:
+        """Chunks in seq order until a lane has no next block; False when stopped."""
+        seq = 1
+        while self._take_slot():
+            lane = lanes[(seq - 1) % len(lanes)]
+            frame = lane.read()
+            if frame[0] == "chunk":
+                chunk = chunk_from_frame(frame)
+                if chunk.seq != seq:
+                    raise LaneFailed(f"lane {lane.index} sent chunk {chunk.seq}, not {seq}")
+                self.emit(chunk)
+                seq += 1
+                continue
+            self.slots.release()
+            self._ended(lane, frame)
+            for other in lanes:  # no lane holds a later block: each one ends too
+                if other is not lane:
+                    self._ended(other, other.read())
+            return True
+        return False
+
+    def _ended(self, lane: LaneProcess, frame: tuple[Any, ...]) -> None:
+        if frame[0] == "error":
+            raise LaneFailed(frame[1])
+        if frame[0] != "end":
+            raise LaneFailed(f"lane {lane.index} sent a chunk after the input ended")
+        self.peak_kb.append(int(frame[1]))
+
+    def _take_slot(self) -> bool:
+        while not self.slots.acquire(timeout=0.2):
+            if self.stop.is_set():
+                return False
+        if self.stop.is_set():
+            self.slots.release()
+            return False
+        return True
+
+
+def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
+    """A chunk as plain tuples (pickled fast; Items are rebuilt on the other side)."""
+    batches = [(index, [(item.position, item.ref, item.body) for item in items])
+               for index, items in chunk.batches]
+    return ("chunk", chunk.seq, chunk.start, chunk.end, chunk.tally.totals,
+            chunk.tally.imports, [_error_tuple(row) for row in chunk.errors], chunk.share,
+            batches)
+
+
+def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:
+    _kind, seq, start, end, totals, imports, errors, share, batches = frame
+    return Chunk(seq=seq, start=start, end=end,
+                 batches=[(index, list(starmap(Item, items))) for index, items in batches],
+                 tally=Tally(totals=totals, imports=imports),
+                 errors=[ErrorRow(*row) for row in errors], share=share)
+
+
+def _error_tuple(row: ErrorRow) -> tuple[Any, ...]:
+    return (row.position, row.ref, row.step, row.reason, row.import_name, row.field,
+            row.http_status, row.retriable, row.data, row.raw)
+
+
+# -- in a lane process ----------------------------------------------------------------------
+
+
+@dataclass
+class _CompiledImport:
+    name: str
+    map_record: Any
+    ids: Any
+
+
+def lane_source(spec: dict[str, Any]) -> Source:
+    """The lane's export, compiled mappings, messageIds and filters, from its spec."""
+    from segbridge.flows.exports import file_export
+    from segbridge.flows.mapping import compile_expression, compile_mapping
+    from segbridge.flows.message_ids import MessageIds
+
+    export = spec["export"]
+    imports = [_CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                               MessageIds(step["flow_id"], step["name"], step["call"],
+                                          step["salt"]))
+               for step in spec["imports"]]
+    return Source(export=file_export(export["type"], export["path"], export.get("options")),
+                  imports=imports, start=spec["start"], key_field=spec["key_field"],
+                  filters=[compile_expression(text) for text in spec["filters"]])
+
+
+def lane_main() -> None:
+    """``python -m segbridge.flows.lanes``: produce this lane's chunks on stdout."""
+    from segbridge.core.gc_tuning import freeze_long_lived_objects
+
+    spec = orjson.loads(sys.stdin.buffer.read())
+    out = os.fdopen(os.dup(1), "wb", buffering=PIPE_BUFFER)
+    os.dup2(2, 1)  # anything printed by mistake goes to stderr, not into the frames
+
+    def write(frame: tuple[Any, ...]) -> None:
+        payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(FRAME_HEADER.pack(len(payload)))
+        out.write(payload)
+        out.flush()
+
+    def emit(chunk: Chunk | None) -> None:
+        if chunk is not None:
+            write(chunk_frame(chunk))
+
+    try:
+        source = lane_source(spec)
+    except Exception as exc:
+        write(("error", getattr(exc, "message", None) or str(exc)))
+        return
+    freeze_long_lived_objects()
+    lane = Lane(spec["index"], spec["count"], spec["block_records"])
+    producer = Producer(source, emit, None, threading.Event(), lane)
+    producer.run()
+    if producer.error is not None:
+        error = producer.error
+        write(("error", getattr(error, "message", None) or f"{type(error).__name__}: {error}"))
+    else:
+        write(("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out.close()
+
+
+if __name__ == "__main__":
+    try:
+        lane_main()
+    except BrokenPipeError:  # the run's process is gone: nothing to report to
+        sys.exit(1)
