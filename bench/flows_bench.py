@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -78,9 +80,40 @@ def cpu_seconds() -> float:
     return total
 
 
-def children_peak_mb() -> float:
-    """The largest peak RSS of the children that ended (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+class ChildrenPeaks:
+    """The peak RSS (VmHWM) of each child process (segbridge's lanes), sampled from /proc
+    while they run. (getrusage's ru_maxrss of children counts the parent's pages a child had
+    between fork and exec, so it overstates them.)"""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> ChildrenPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        me = str(os.getpid())
+        while not self._stop.wait(0.05):
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    self._read(entry, me)
+
+    def _read(self, entry: Path, me: str) -> None:
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            return
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
+            peak = int(fields["VmHWM"].split()[0]) / 1024
+            self.peaks[int(entry.name)] = max(peak, self.peaks.get(int(entry.name), 0.0))
 
 
 def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
@@ -112,16 +145,17 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
             "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
     run = runtime.flows.start_run(principal, flow["id"], execute=False)
     freeze_long_lived_objects()  # as `segbridge flows run` does before its run
-    cpu, started = cpu_seconds(), time.perf_counter()
     lanes = lane_policy(settings)  # as `segbridge flows run` does
-    result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60,
-                               lanes=lanes)
+    cpu, started = cpu_seconds(), time.perf_counter()
+    with ChildrenPeaks() as children:
+        result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60,
+                                   lanes=lanes)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
     runtime.db.dispose()
     shutil.rmtree(home, ignore_errors=True)
     return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu,
-            "lanes": lanes.count if lanes.applies(csv_path.stat().st_size) else 0}
+            "lane_peaks_mb": sorted(children.peaks.values())}
 
 
 def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
@@ -146,7 +180,6 @@ def child(which: str, url: str, rows: int, csv_path: Path) -> None:
     runner = run_segbridge if which == "segbridge" else run_analytics
     result = runner(url, rows, csv_path)
     result["peak_rss_mb"] = peak_rss_mb()
-    result["lane_peak_mb"] = children_peak_mb() if result.get("lanes") else 0.0
     print(json.dumps(result))
 
 
@@ -193,14 +226,14 @@ def receiver_ceiling(url: str, batches: int = 480, in_flight: int = 8) -> float:
 
 
 def _memory(result: dict[str, Any]) -> str:
-    """The run process's peak, and with lanes the sum of all processes' peaks (each lane
-    counted at the largest lane's peak)."""
-    lanes = result.get("lanes", 0)
+    """The run process's peak, and with lanes the sum of every process's peak."""
+    lanes = result.get("lane_peaks_mb", [])
     if not lanes:
         return f"{result['peak_rss_mb']:.0f} MB"
-    total = result["peak_rss_mb"] + lanes * result["lane_peak_mb"]
-    return (f"{total:.0f} MB in all ({result['peak_rss_mb']:.0f} MB run process + {lanes} "
-            f"lanes x {result['lane_peak_mb']:.0f} MB)")
+    total = result["peak_rss_mb"] + sum(lanes)
+    each = " + ".join(f"{peak:.0f}" for peak in lanes)
+    return (f"{total:.0f} MB in all ({result['peak_rss_mb']:.0f} MB run process + lanes "
+            f"{each} MB)")
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ import click
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
+from segbridge.flows.counts import Tally
 from segbridge.flows.executor import run_in_foreground
 from segbridge.flows.lanes import lane_policy
-from segbridge.flows.runs import Tally
 
 
 @click.group("integrations")

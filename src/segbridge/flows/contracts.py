@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)
@@ -40,6 +40,24 @@ class SourceRecord:
     cursor: Any = None
     call: dict[str, Any] | None = None
     import_name: str | None = None
+
+
+class Spans(Protocol):
+    """The positions a reader wants, as ranges (a lane's blocks)."""
+
+    def around(self, position: int) -> tuple[int, int]:
+        """The first wanted range [low, high) that ends after ``position``."""
+        ...
+
+
+@runtime_checkable
+class SpanReader(Protocol):
+    """An export that can leave out, cheaply, the records outside some spans (CSV: it parses
+    them, to count positions and lines, but builds no record)."""
+
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+        """The records in the spans, in order (unreadable records may come from outside)."""
+        ...
 
 
 class Export(Protocol):

@@ -23,11 +23,12 @@ import orjson
 from segbridge.core.errors import ApplicationError
 from segbridge.flows.batching import Item
 from segbridge.flows.contracts import MapRecord
+from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.delivery import Delivery, Outcome, RunFailed
 from segbridge.flows.lanes import LaneReader, LaneSpec
 from segbridge.flows.message_ids import MessageIds
 from segbridge.flows.producer import Chunk, Producer, Source
-from segbridge.flows.runs import ErrorRow, RunStore, Tally
+from segbridge.flows.runs import RunStore
 
 log = logging.getLogger(__name__)
 

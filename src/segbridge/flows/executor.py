@@ -18,12 +18,13 @@ import httpx
 from segbridge.concurrency.governor import Governor
 from segbridge.concurrency.host import HostGovernor
 from segbridge.core.vault import Vault
+from segbridge.flows.counts import Tally
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.engine import Engine, OnProgress, RunResult
 from segbridge.flows.lanes import LanePolicy
 from segbridge.flows.plan import PlanContext, build_plan
 from segbridge.flows.retries import after_run
-from segbridge.flows.runs import RunStore, Tally, orphaned_runs
+from segbridge.flows.runs import RunStore, orphaned_runs
 from segbridge.storage.db import Database
 
 log = logging.getLogger(__name__)

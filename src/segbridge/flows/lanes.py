@@ -35,8 +35,8 @@ import orjson
 
 from segbridge.core.errors import FatalError
 from segbridge.flows.batching import Item
+from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.producer import Chunk, Lane, Producer, Source
-from segbridge.flows.runs import ErrorRow, Tally
 
 if TYPE_CHECKING:
     from segbridge.core.settings import Settings
@@ -277,7 +277,7 @@ def lane_main() -> None:
         write(("error", getattr(exc, "message", None) or str(exc)))
         return
     freeze_long_lived_objects()
-    lane = Lane(spec["index"], spec["count"], spec["block_records"])
+    lane = Lane(spec["index"], spec["count"], spec["block_records"], spec["start"])
     producer = Producer(source, emit, None, threading.Event(), lane)
     producer.run()
     if producer.error is not None:

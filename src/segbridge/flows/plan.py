@@ -31,6 +31,9 @@ from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, RecordError, Run
 
 
+TYPICAL_BATCH_CALLS = 2000  # calls of ~250 bytes in a batch cut at ~475 KB
+
+
 @dataclass
 class PlanContext:
     db: Database
@@ -54,8 +57,17 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters)
+    lanes = _lanes(ctx.lanes, run, export)
+    if lanes is not None:
+        chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
     return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
-                   chunks_ahead=chunks_ahead, lanes=_lanes(ctx.lanes, run, export))
+                   chunks_ahead=chunks_ahead, lanes=lanes)
+
+
+def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
+    """A lane's chunk is a block of records (several batches), not one batch: keep about as
+    many calls ahead as one producer would, and at least one block per lane."""
+    return max(lanes.count + 1, -(-chunks_ahead * TYPICAL_BATCH_CALLS // lanes.block_records))
 
 
 def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:

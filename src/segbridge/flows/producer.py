@@ -29,9 +29,15 @@ import orjson
 
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
 from segbridge.flows.batching import Batcher, Item
-from segbridge.flows.contracts import Export, MappingError, MapRecord, SourceRecord
+from segbridge.flows.contracts import (
+    Export,
+    MappingError,
+    MapRecord,
+    SourceRecord,
+    SpanReader,
+)
+from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.message_ids import MessageIds
-from segbridge.flows.runs import ErrorRow, Tally
 
 CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
 MAX_CHUNK_ERRORS = 1024  # ... or once it holds this many record errors (flat memory)
@@ -65,14 +71,20 @@ class Source:
 
 @dataclass(frozen=True)
 class Lane:
-    """This producer's share of the input: blocks ``index``, ``index + count``, ..."""
+    """This producer's share of the input: blocks ``index``, ``index + count``, ... of
+    ``block_records`` positions each, counted from ``start`` (the run's checkpoint)."""
 
     index: int
     count: int
     block_records: int
+    start: int = 0
 
-    def block_start(self, start: int, block: int) -> int:
-        return start + block * self.block_records
+    def around(self, position: int) -> tuple[int, int]:
+        """This lane's first block that ends after ``position`` (``Spans``)."""
+        block = max(0, (position - self.start) // self.block_records)
+        block += (self.index - block) % self.count
+        low = self.start + block * self.block_records
+        return low, low + self.block_records
 
 
 @dataclass
@@ -153,19 +165,19 @@ class Producer:
     def _produce_lane(self, lane: Lane) -> None:
         """Map this lane's blocks; every block is one chunk, emitted when the block ends."""
         source, batchers = self.source, self._batchers
-        block = lane.index
-        low = lane.block_start(source.start, block)
-        high = low + lane.block_records
-        chunk = Chunk(seq=block + 1, start=low)
+        low, high = lane.around(lane.start)
+        chunk = Chunk(seq=lane.index + 1, start=low)
         exported, position = 0, low
-        for record in source.export.records(low):
+        export = source.export
+        records = export.records_in(lane) if isinstance(export, SpanReader) \
+            else export.records(low)
+        for record in records:
             position = record.position
             if position >= high:
                 if exported:
                     self._close_block(chunk, high, exported)
-                block += lane.count
-                low = lane.block_start(source.start, block)
-                high = low + lane.block_records
+                low, high = lane.around(position)
+                block = (low - lane.start) // lane.block_records
                 chunk, exported = Chunk(seq=block + 1, start=low), 0
             if position < low:
                 continue  # another lane's block

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -23,64 +22,16 @@ from sqlalchemy.orm import Session
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import Conflict
 from segbridge.core.ids import new_id
+from segbridge.flows.counts import COUNT_KEYS, ErrorRow, Tally
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, Flow, RecordError, Run
 
 ACTIVE = ("queued", "running", "paused", "canceling")
 FINISHED = ("succeeded", "completed_with_errors", "failed", "canceled")
-COUNT_KEYS = ("exported", "sent", "failed", "ignored", "retried", "batches", "bytes")
 
 
 def owner_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-@dataclass(slots=True)
-class ErrorRow:
-    """A record error before it is written."""
-
-    position: int
-    ref: str
-    step: str
-    reason: str
-    import_name: str | None = None
-    field: str | None = None
-    http_status: int | None = None
-    retriable: bool = False
-    data: dict[str, Any] | None = None
-    raw: str | None = None
-
-
-@dataclass
-class Tally:
-    """Counts of a chunk or a run, in total and per import."""
-
-    totals: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_KEYS, 0))
-    imports: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    def add(self, key: str, amount: int = 1, import_name: str | None = None) -> None:
-        self.totals[key] += amount
-        if import_name is not None and key in ("sent", "failed", "ignored"):
-            per = self.imports.setdefault(import_name, {"sent": 0, "failed": 0, "ignored": 0})
-            per[key] += amount
-
-    def add_for_every_import(self, key: str, import_names: list[str]) -> None:
-        """One record counted once in the totals and once for each import (failed, ignored)."""
-        self.totals[key] += 1
-        for name in import_names:
-            per = self.imports.setdefault(name, {"sent": 0, "failed": 0, "ignored": 0})
-            per[key] += 1
-
-    def merged_into(self, counts: dict[str, Any]) -> dict[str, Any]:
-        merged: dict[str, Any] = {key: int(counts.get(key, 0)) + value
-                                  for key, value in self.totals.items()}
-        per = {name: dict(values) for name, values in counts.get("imports", {}).items()}
-        for name, values in self.imports.items():
-            into = per.setdefault(name, {"sent": 0, "failed": 0, "ignored": 0})
-            for key, value in values.items():
-                into[key] = into.get(key, 0) + value
-        merged["imports"] = per
-        return merged
 
 
 def empty_counts(import_names: Iterable[str] = ()) -> dict[str, Any]:

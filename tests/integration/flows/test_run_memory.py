@@ -15,7 +15,7 @@ import pytest
 from segbridge.apps.segment.limits import MAX_BATCH_CALLS
 from segbridge.flows import producer
 from segbridge.flows.batching import Item
-from segbridge.flows.runs import ErrorRow
+from segbridge.flows.counts import ErrorRow
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from segbridge.flows.exports.csv_export import CsvExport
 from segbridge.flows.exports.cursor import (
     CursorBounds,
@@ -16,7 +18,6 @@ from segbridge.flows.exports.cursor import (
     encode_cursor_value,
     next_cursor_value,
 )
-from segbridge.flows.exports.database import DatabaseExport
 from segbridge.flows.exports.errors import ExportError, ExportUnavailable
 from segbridge.flows.exports.files import FILE_TYPES, file_export
 from segbridge.flows.exports.json_array import JsonArrayExport
@@ -36,3 +37,16 @@ __all__ = [
     "file_export",
     "next_cursor_value",
 ]
+
+if TYPE_CHECKING:
+    from segbridge.flows.exports.database import DatabaseExport
+
+
+def __getattr__(name: str) -> Any:
+    """DatabaseExport loads SQLAlchemy: only when it is asked for (a lane process reading a
+    file never does)."""
+    if name == "DatabaseExport":
+        from segbridge.flows.exports.database import DatabaseExport
+
+        return DatabaseExport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

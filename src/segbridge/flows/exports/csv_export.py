@@ -13,13 +13,14 @@ are not guessed). Blank lines are not records.
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from segbridge.flows.contracts import SourceRecord
+from segbridge.flows.contracts import SourceRecord, Spans
 from segbridge.flows.exports.csv_recovery import Failure, Recovery
 from segbridge.flows.exports.errors import ExportError
 from segbridge.flows.exports.source import (
@@ -79,7 +80,20 @@ class CsvExport(ReadShare):
         return f"CsvExport({str(self.path)!r})"
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        return _CsvPass(self).records(start_position)
+        return _CsvPass(self).records(From(start_position))
+
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+        return _CsvPass(self).records(spans)
+
+
+class From:
+    """Every position from ``start`` on."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+
+    def around(self, position: int) -> tuple[int, int]:
+        return self.start, sys.maxsize
 
 
 class _CsvPass:
@@ -110,7 +124,7 @@ class _CsvPass:
         self.base = lines_before
         self.recovery.checkpoint(lines_before)
 
-    def records(self, begin: int) -> Iterator[SourceRecord]:
+    def records(self, spans: Spans) -> Iterator[SourceRecord]:
         with self.export.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
             self.handle = handle
@@ -119,11 +133,14 @@ class _CsvPass:
             header = self.header()
             if header is not None:
                 self.recovery.checkpoint(self.reader.line_num)
-                yield from self.rows(header, begin)
+                yield from self.rows(header, spans)
 
-    def rows(self, header: list[str], begin: int) -> Iterator[SourceRecord]:
+    def rows(self, header: list[str], spans: Spans) -> Iterator[SourceRecord]:
         """The hot loop, restarted with a new reader after a record the reader gave up on.
-        (Locals for everything used per row: this loop is the CSV throughput.)"""
+        Records before ``low`` are parsed (positions, lines) but not built; at ``high`` the
+        spans say which range comes next. (Locals for everything used per row: this loop is
+        the CSV throughput.)"""
+        low, high = spans.around(0)
         width, blank_ok, checkpoint = len(header), self.options.skip_blank_lines, \
             self.recovery.checkpoint
         expect = width if width > 1 else -1  # one column: every row takes the careful path
@@ -142,16 +159,19 @@ class _CsvPass:
                             row = row or [""]  # a blank line is one empty field
                         if len(row) != width:
                             record = self.mismatch(row, width, position, first)
-                            if position >= begin:
+                            if position >= low:
                                 yield record
                             position += 1
                             if self.reader is not reader:
                                 break
                             first = start + reader.line_num
                             continue
-                    if position >= begin:
-                        yield record_type(position, f"line {first}",
-                                          make_dict(pair(header, row)))  # same length
+                    if position >= low:
+                        if position >= high:
+                            low, high = spans.around(position)
+                        if position >= low:
+                            yield record_type(position, f"line {first}",
+                                              make_dict(pair(header, row)))  # same length
                     position += 1
                     first = start + reader.line_num
                     if not position & mask:
@@ -161,7 +181,7 @@ class _CsvPass:
             except (UnicodeDecodeError, csv.Error) as exc:
                 self.position, self.first = position, first
                 record = self.fail(exc)
-                if record.position >= begin:
+                if record.position >= low:
                     yield record
 
     def mismatch(self, row: list[str], width: int, position: int, first: int) -> SourceRecord:
