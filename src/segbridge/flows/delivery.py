@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -25,7 +25,7 @@ from segbridge.concurrency.governor import Governor
 from segbridge.core.clock import isoformat, utcnow
 from segbridge.core.errors import ApplicationError, FatalError, RetriableError
 from segbridge.core.secrets import Secret
-from segbridge.flows.batching import Item
+from segbridge.flows.batching import Item, PackedCalls
 
 UNREACHABLE_CAUSES = frozenset({"dns", "refused", "timeout", "dropped", "network"})
 SPLIT_STATUSES = frozenset({400, 413})
@@ -98,12 +98,12 @@ class Delivery:
         self._reach = reachability
         self.policy = policy or RetryPolicy()
 
-    async def deliver(self, items: list[Item]) -> Outcome:
+    async def deliver(self, items: Sequence[Item]) -> Outcome:
         outcome = Outcome()
         await self._deliver_part(items, outcome)
         return outcome
 
-    async def _deliver_part(self, items: list[Item], outcome: Outcome) -> None:
+    async def _deliver_part(self, items: Sequence[Item], outcome: Outcome) -> None:
         try:
             await self._send_with_retries(items, outcome)
         except FatalError as exc:
@@ -116,7 +116,7 @@ class Delivery:
         else:
             outcome.sent += len(items)
 
-    async def _split(self, items: list[Item], outcome: Outcome, exc: FatalError) -> None:
+    async def _split(self, items: Sequence[Item], outcome: Outcome, exc: FatalError) -> None:
         if len(items) == 1:
             outcome.errors.append(CallError(items[0], exc.message, exc.status, False))
             return
@@ -124,7 +124,7 @@ class Delivery:
         await self._deliver_part(items[:middle], outcome)
         await self._deliver_part(items[middle:], outcome)
 
-    async def _send_with_retries(self, items: list[Item], outcome: Outcome) -> None:
+    async def _send_with_retries(self, items: Sequence[Item], outcome: Outcome) -> None:
         attempt = 0
         failures_in_a_row = 0
         paused = False
@@ -178,7 +178,7 @@ class Delivery:
         outcome.bytes += len(body)
         return None
 
-    def _compress(self, items: list[Item]) -> bytes:
+    def _compress(self, items: Sequence[Item]) -> bytes:
         return gzip_batch(items, isoformat(utcnow()), self.policy.gzip_level)
 
 
@@ -186,7 +186,7 @@ GZIP_WBITS = 16 + 15  # gzip container, 32 KB window
 GZIP_GROUP = 128  # calls joined per compress call (~40 KB): few GIL round trips, small blocks
 
 
-def gzip_batch(items: list[Item], sent_at: str, level: int) -> bytes:
+def gzip_batch(items: Sequence[Item], sent_at: str, level: int) -> bytes:
     """The gzipped /v1/batch body, compressed a group of calls at a time.
 
     zlib releases the GIL while it compresses, so a batch compressed in a worker thread runs
@@ -194,9 +194,12 @@ def gzip_batch(items: list[Item], sent_at: str, level: int) -> bytes:
     """
     stream = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
     parts = [stream.compress(b'{"batch":[')]
-    for start in range(0, len(items), GZIP_GROUP):
-        group = b",".join([item.body for item in items[start:start + GZIP_GROUP]])
-        parts.append(stream.compress(b"," + group if start else group))
+    if isinstance(items, PackedCalls):  # already joined (a lane's batch)
+        parts.append(stream.compress(items.joined()))
+    else:
+        for start in range(0, len(items), GZIP_GROUP):
+            group = b",".join([item.body for item in items[start:start + GZIP_GROUP]])
+            parts.append(stream.compress(b"," + group if start else group))
     parts.append(stream.compress(b'],"sentAt":"' + sent_at.encode() + b'"}'))
     parts.append(stream.flush())
     return b"".join(parts)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,8 @@ class Engine:
         return Producer(self.plan.source, emit, self._slots, self._stop)
 
     async def _deliver(self, chunk: Chunk) -> None:
-        if not self._stop.is_set():
+        chunk.delivered = not self._stop.is_set()
+        if chunk.delivered:
             batches = [(self.plan.imports[index], items)
                        for index, items in chunk.batches if items]
             outcomes = await asyncio.gather(
@@ -121,7 +122,7 @@ class Engine:
         self._done[chunk.seq] = chunk
         await self._advance()
 
-    async def _deliver_batch(self, imp: ImportPlan, items: list[Item]) -> Outcome:
+    async def _deliver_batch(self, imp: ImportPlan, items: Sequence[Item]) -> Outcome:
         return await imp.delivery.deliver(items)
 
     def _merge(self, chunk: Chunk, imp: ImportPlan, outcome: Outcome | BaseException) -> None:
@@ -159,8 +160,9 @@ class Engine:
             while self._next_seq in self._done:
                 chunk = self._done.pop(self._next_seq)
                 self._next_seq += 1
-                if not (self._stop.is_set() and self._failure is not None):
-                    # (a failed run keeps its checkpoint where delivery stopped)
+                if chunk.delivered and not (self._stop.is_set() and self._failure is not None):
+                    # (a failed run keeps its checkpoint where delivery stopped; a chunk that
+                    # came after a cancel was not sent, so it is not counted either)
                     await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
                                             chunk.errors, chunk.share)
                     self._count(chunk.tally, chunk.share)

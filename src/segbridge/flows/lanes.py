@@ -28,13 +28,12 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from itertools import starmap
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from segbridge.core.errors import FatalError
-from segbridge.flows.batching import Item
+from segbridge.flows.batching import PackedCalls
 from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.producer import Chunk, Lane, Producer, Source
 
@@ -206,9 +205,8 @@ class LaneReader:
 
 
 def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
-    """A chunk as plain tuples (pickled fast; Items are rebuilt on the other side)."""
-    batches = [(index, [(item.position, item.ref, item.body) for item in items])
-               for index, items in chunk.batches]
+    """A chunk as plain data, its calls packed (pickled fast, unpacked only on failures)."""
+    batches = [(index, PackedCalls.pack(items)) for index, items in chunk.batches]
     return ("chunk", chunk.seq, chunk.start, chunk.end, chunk.tally.totals,
             chunk.tally.imports, [_error_tuple(row) for row in chunk.errors], chunk.share,
             batches)
@@ -217,7 +215,7 @@ def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
 def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:
     _kind, seq, start, end, totals, imports, errors, share, batches = frame
     return Chunk(seq=seq, start=start, end=end,
-                 batches=[(index, list(starmap(Item, items))) for index, items in batches],
+                 batches=batches,
                  tally=Tally(totals=totals, imports=imports),
                  errors=[ErrorRow(*row) for row in errors], share=share)
 

@@ -30,7 +30,6 @@ from segbridge.flows.runs import RunStore
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, RecordError, Run
 
-
 TYPICAL_BATCH_CALLS = 2000  # calls of ~250 bytes in a batch cut at ~475 KB
 
 
@@ -66,8 +65,10 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
 
 def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
     """A lane's chunk is a block of records (several batches), not one batch: keep about as
-    many calls ahead as one producer would, and at least one block per lane."""
-    return max(lanes.count + 1, -(-chunks_ahead * TYPICAL_BATCH_CALLS // lanes.block_records))
+    many calls ahead as one producer would, at least one block per lane, and never more
+    chunks than one producer (a cancel stops what has not started)."""
+    in_calls = -(-chunks_ahead * TYPICAL_BATCH_CALLS // lanes.block_records)
+    return min(chunks_ahead, max(lanes.count + 1, in_calls))
 
 
 def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:

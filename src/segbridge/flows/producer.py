@@ -92,10 +92,11 @@ class Chunk:
     seq: int
     start: int
     end: int = 0
-    batches: list[tuple[int, list[Item]]] = field(default_factory=list)  # (import index, calls)
+    batches: list[tuple[int, Sequence[Item]]] = field(default_factory=list)  # by import index
     tally: Tally = field(default_factory=Tally)
     errors: list[ErrorRow] = field(default_factory=list)
     share: float | None = None  # of the input read when the chunk was closed (progress)
+    delivered: bool = False  # set by the engine: False when the run stopped before its turn
 
 
 Effects = Callable[[Chunk], None]
