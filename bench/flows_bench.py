@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import resource
 import shutil
 import socket
@@ -99,21 +98,28 @@ class ChildrenPeaks:
         self._thread.join()
 
     def _sample(self) -> None:
-        me = str(os.getpid())
-        while not self._stop.wait(0.05):
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    self._read(entry, me)
+        while not self._stop.wait(0.1):
+            for pid in self._children():
+                self._read(pid)
 
-    def _read(self, entry: Path, me: str) -> None:
+    @staticmethod
+    def _children() -> set[int]:
+        pids: set[int] = set()
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                pids.update(int(pid) for pid in (task / "children").read_text().split())
+            except OSError:
+                continue
+        return pids
+
+    def _read(self, pid: int) -> None:
         try:
-            status = (entry / "status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             return
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == me and "VmHWM" in fields:
-            peak = int(fields["VmHWM"].split()[0]) / 1024
-            self.peaks[int(entry.name)] = max(peak, self.peaks.get(int(entry.name), 0.0))
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                self.peaks[pid] = max(int(line.split()[1]) / 1024, self.peaks.get(pid, 0.0))
 
 
 def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
