@@ -19,6 +19,7 @@ loses nothing, and a lane whose run's process died ends on its next write.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import resource
@@ -40,6 +41,7 @@ from segbridge.flows.producer import Chunk, Lane, Producer, Source
 if TYPE_CHECKING:
     from segbridge.core.settings import Settings
 
+log = logging.getLogger(__name__)
 FRAME_HEADER = struct.Struct("<Q")
 PIPE_BUFFER = 1 << 20
 DEFAULT_MIN_FILE_BYTES = 32 * 1024 * 1024
@@ -157,6 +159,8 @@ class LaneReader:
         lanes: list[LaneProcess] = []
         ended = False
         try:
+            log.info("the run is produced by %d lanes, blocks of %d records", self.spec.count,
+                     self.spec.block_records)
             lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
             ended = self._read(lanes)
         except BaseException as exc:  # reported by the engine as the run's failure

@@ -114,6 +114,20 @@ def cli(server: Server, *args: str, env: dict[str, str] | None = None) -> subpro
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+def lane_processes(server: Server) -> list[int]:
+    """Lane processes of runs of this server's home (whoever their parent is now)."""
+    home = f"SEGBRIDGE_HOME={server.runtime.settings.home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if b"segbridge.flows.lanes" in (entry / "cmdline").read_bytes() \
+                    and home in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path, rows: int,
                    env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
     connection = segment_connection(server, receiver, concurrency_level=1)
@@ -129,8 +143,14 @@ def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path, rows: int
             run_id = runs[0]["id"]
             break
         time.sleep(0.05)
+    lanes = lane_processes(server)
+    assert bool(lanes) == bool(env), "a run in lanes has lane processes, and only then"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+    deadline = time.monotonic() + 10  # a lane ends on its next write to the dead process
+    while lane_processes(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lane_processes(server) == []
     receiver.no_faults()
     assert run_id, "the run never reached a checkpoint"
     run = server.api.get(f"/api/v1/runs/{run_id}").json()
@@ -144,7 +164,7 @@ def test_a_run_killed_with_sigkill_is_resumed_by_command(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
     env: dict[str, str] | None,
 ) -> None:
-    rows = 30_000
+    rows = 100_000 if env else 30_000  # lanes: 13 blocks, so lanes are still reading at the kill
     flow, run_id = killed_mid_run(server, receiver, tmp_path, rows, env)
     resumed = cli(server, "runs", "resume", run_id, env=env)
     output, _ = resumed.communicate(timeout=120)
