@@ -122,53 +122,54 @@ def test_lanes_send_the_calls_and_errors_of_one_producer(
     assert laned["progress"] == 1.0
 
 
-def test_a_lane_that_dies_fails_its_run_and_no_lane_outlives_it(
-    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
-    tmp_path: Path,
-) -> None:
-    connection = segment_connection(server, receiver, concurrency_level=1)
-    flow = create_flow(server, track_flow(
-        "Orders", messy_csv(tmp_path / "o.csv", ROWS), connection["name"]))
-    receiver.faults(latency_ms=200)  # a slow receiver: the lanes wait, blocked on their pipes
-    started = server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()
-    deadline = time.monotonic() + 30
-    while len(pids := lane_pids()) < LANES.count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(pids) == LANES.count
-    os.kill(pids[0], signal.SIGKILL)
-
-    run = wait_for_run(server, started["id"])
-
-    assert run["status"] == "failed"
-    assert "ended unexpectedly" in run["message"], run["message"]
-    assert 0 <= run["checkpoint"] < ROWS
-    deadline = time.monotonic() + 10
-    while lane_pids() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert lane_pids() == []
-
-
-def test_canceling_a_run_in_lanes_stops_its_lanes(
-    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
-    tmp_path: Path,
-) -> None:
+def slow_run_in_lanes(server: Server, receiver: Receiver,
+                      tmp_path: Path) -> tuple[dict[str, Any], str, list[int]]:
+    """A run of a slow receiver (its lanes wait, blocked on their pipes): the flow, the run's
+    id and its lanes' process ids once they all run."""
     connection = segment_connection(server, receiver, concurrency_level=1)
     flow = create_flow(server, track_flow(
         "Orders", messy_csv(tmp_path / "o.csv", ROWS), connection["name"]))
     receiver.faults(latency_ms=200)
     started = server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()
     deadline = time.monotonic() + 30
-    while not lane_pids() and time.monotonic() < deadline:
+    while len(pids := lane_pids()) < LANES.count and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert lane_pids()
-    assert server.api.post(f"/api/v1/runs/{started['id']}/cancel").status_code == 200
+    assert len(pids) == LANES.count
+    return flow, started["id"], pids
 
-    run = wait_for_run(server, started["id"])
 
-    assert run["status"] == "canceled"
-    assert run["counts"]["exported"] < ROWS
-    assert_invariant(server, flow["id"], run)  # over the chunks committed before the cancel
+def assert_no_lane_left() -> None:
     deadline = time.monotonic() + 10
     while lane_pids() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lane_pids() == []
+
+
+def test_a_lane_that_dies_fails_its_run_and_no_lane_outlives_it(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    _flow, run_id, pids = slow_run_in_lanes(server, receiver, tmp_path)
+    os.kill(pids[0], signal.SIGKILL)
+
+    run = wait_for_run(server, run_id)
+
+    assert run["status"] == "failed"
+    assert "ended unexpectedly" in run["message"], run["message"]
+    assert 0 <= run["checkpoint"] < ROWS
+    assert_no_lane_left()
+
+
+def test_canceling_a_run_in_lanes_stops_its_lanes(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    flow, run_id, _pids = slow_run_in_lanes(server, receiver, tmp_path)
+    assert server.api.post(f"/api/v1/runs/{run_id}/cancel").status_code == 200
+
+    run = wait_for_run(server, run_id)
+
+    assert run["status"] == "canceled"
+    assert run["counts"]["exported"] < ROWS
+    assert_invariant(server, flow["id"], run)  # over the chunks committed before the cancel
+    assert_no_lane_left()
