@@ -27,13 +27,14 @@ import struct
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from segbridge.core.errors import FatalError
+from segbridge.core.errors import FatalError, SegbridgeError
 from segbridge.flows.batching import PackedCalls
 from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.producer import Chunk, Lane, Producer, Source
@@ -122,18 +123,20 @@ class LaneProcess:
         self._out: IO[bytes] = self.process.stdout
         self.process.stdin.write(spec.to_json(index))
         self.process.stdin.close()
-        self.peak_kb = 0
 
     def read(self) -> tuple[Any, ...]:
-        header = self._out.read(FRAME_HEADER.size)
-        if len(header) < FRAME_HEADER.size:
-            code = self.process.wait()
-            raise LaneFailed(f"lane {self.index} ended unexpectedly (exit code {code}); "
-                             "see the server's log")
-        (size,) = FRAME_HEADER.unpack(header)
+        (size,) = FRAME_HEADER.unpack(self._read_exactly(FRAME_HEADER.size))
         # our own child process over a private pipe: trusted
-        frame: tuple[Any, ...] = pickle.loads(self._out.read(size))  # noqa: S301
+        frame: tuple[Any, ...] = pickle.loads(self._read_exactly(size))  # noqa: S301
         return frame
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = self._out.read(size)
+        if len(data) < size:
+            code = self.process.wait()
+            raise LaneFailed(f"lane {self.index} ended unexpectedly (exit code {code}); its "
+                             "error output is in segbridge's log")
+        return data
 
     def close(self, *, ended: bool) -> None:
         if not ended:
@@ -163,6 +166,9 @@ class LaneReader:
                      self.spec.block_records)
             lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
             ended = self._read(lanes)
+            if ended:
+                log.info("the lanes are done; peak memory of each: %s MB",
+                         ", ".join(str(kb // 1024) for kb in self.peak_kb))
         except BaseException as exc:  # reported by the engine as the run's failure
             self.error = exc
         finally:
@@ -284,6 +290,8 @@ def lane_main() -> None:
     producer.run()
     if producer.error is not None:
         error = producer.error
+        if not isinstance(error, SegbridgeError):  # a bug: its traceback goes to the log
+            traceback.print_exception(error)
         write(("error", getattr(error, "message", None) or f"{type(error).__name__}: {error}"))
     else:
         write(("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))

@@ -173,3 +173,20 @@ def test_canceling_a_run_in_lanes_stops_its_lanes(
     assert run["counts"]["exported"] < ROWS
     assert_invariant(server, flow["id"], run)  # over the chunks committed before the cancel
     assert_no_lane_left()
+
+
+def test_an_export_error_in_a_lane_fails_the_run_with_its_reason(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    path = tmp_path / "o.csv"
+    path.write_bytes(b"order_id,customer_\xff_id\n1,c1\n")
+    flow = create_flow(server, track_flow("Orders", path, connection["name"]))
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "failed"
+    assert "The header on line 1 is not valid utf-8" in run["message"], run["message"]
+    assert run["checkpoint"] == 0 and receiver.archived() == []
+    assert_no_lane_left()
