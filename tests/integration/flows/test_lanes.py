@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from segbridge.flows.lanes import LanePolicy
@@ -78,16 +79,35 @@ def messy_csv(path: Path, rows: int) -> Path:
     return path
 
 
+def messy_ndjson(path: Path, rows: int) -> Path:
+    """Orders as JSON lines, with lines that are not JSON, not objects, or miss the id."""
+    lines = []
+    for row in orders(rows):
+        i = row["order_id"]
+        if i % 257 == 3:
+            lines.append(b'{"order_id": 1,')
+        elif i % 331 == 4:
+            lines.append(b"[1, 2]")
+        else:
+            lines.append(orjson.dumps({**row, "customer_id": "" if i % 211 == 5 else
+                                       row["customer_id"]}))
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
 def errors_of(server: Server, flow_id: str, run_id: str) -> set[tuple[Any, ...]]:
     return {(e["ref"], e["step"], e["field"], e["reason"])
             for e in open_errors(server, flow_id, run_id)}
 
 
+@pytest.mark.parametrize("kind", ["csv", "ndjson"])
 def test_lanes_send_the_calls_and_errors_of_one_producer(
-    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path, kind: str,
 ) -> None:
     connection = segment_connection(server, receiver)
-    doc = track_flow("Orders", messy_csv(tmp_path / "o.csv", ROWS), connection["name"])
+    write = messy_csv if kind == "csv" else messy_ndjson
+    doc = track_flow("Orders", write(tmp_path / f"o.{kind}", ROWS), connection["name"],
+                     type=kind)
     del doc["export"]["key_field"]  # messageIds from positions and content: the hard case
     flow = create_flow(server, doc)
 
