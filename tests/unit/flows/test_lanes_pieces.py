@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from pathlib import Path
 
 import orjson
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from segbridge.flows.batching import Item, PackedCalls
 from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.delivery import gzip_batch
+from segbridge.flows.exports import CsvExport
 from segbridge.flows.lanes import LanePolicy, chunk_frame, chunk_from_frame
 from segbridge.flows.producer import Chunk, Lane
 
@@ -93,3 +95,22 @@ def test_lanes_apply_to_large_files_on_machines_with_cores() -> None:
     policy = LanePolicy.for_machine(count=4, min_file_bytes=1000)
     assert policy.applies(1000) and not policy.applies(999)
     assert not LanePolicy(count=0, min_file_bytes=0).applies(10**9)
+
+
+def test_a_csv_read_in_lanes_gives_each_record_once_as_one_pass_does(tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    path.write_bytes(b"id,name\n1,a\n2,b\n\n3,\"multi\nline\"\n4,too,many\n5,e\n6,\xff\n7,g\n"
+                     b"8,h\n9,i\n10,j\n")
+    export = CsvExport(path)
+    whole = [(r.position, r.ref, r.data, r.error) for r in export.records(0)]
+
+    seen = []
+    for index in range(2):
+        lane = Lane(index, 2, 3, start=1)
+        for record in CsvExport(path).records_in(lane):
+            low, _high = lane.around(record.position)
+            if record.position >= low:  # (unreadable records may come from other blocks)
+                seen.append((record.position, record.ref, record.data, record.error))
+
+    assert sorted(seen) == [row for row in whole if row[0] >= 1]
+    assert ("line 5", {"id": "3", "name": "multi\nline"}) in [(r[1], r[2]) for r in seen]
