@@ -29,15 +29,16 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
 from segbridge.core.errors import FatalError, SegbridgeError
 from segbridge.flows.batching import PackedCalls
-from segbridge.flows.counts import ErrorRow, Tally
-from segbridge.flows.producer import Chunk, Lane, Producer, Source
+from segbridge.flows.contracts import MapRecord
+from segbridge.flows.message_ids import MessageIds
+from segbridge.flows.producer import Chunk, Lane, Producer, Source, take_slot
 
 if TYPE_CHECKING:
     from segbridge.core.settings import Settings
@@ -179,7 +180,7 @@ class LaneReader:
     def _read(self, lanes: list[LaneProcess]) -> bool:
         """Chunks in seq order until a lane has no next block; False when stopped."""
         seq = 1
-        while self._take_slot():
+        while take_slot(self.slots, self.stop):
             lane = lanes[(seq - 1) % len(lanes)]
             frame = lane.read()
             if frame[0] == "chunk":
@@ -204,35 +205,16 @@ class LaneReader:
             raise LaneFailed(f"lane {lane.index} sent a chunk after the input ended")
         self.peak_kb.append(int(frame[1]))
 
-    def _take_slot(self) -> bool:
-        while not self.slots.acquire(timeout=0.2):
-            if self.stop.is_set():
-                return False
-        if self.stop.is_set():
-            self.slots.release()
-            return False
-        return True
-
 
 def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
-    """A chunk as plain data, its calls packed (pickled fast, unpacked only on failures)."""
-    batches = [(index, PackedCalls.pack(items)) for index, items in chunk.batches]
-    return ("chunk", chunk.seq, chunk.start, chunk.end, chunk.tally.totals,
-            chunk.tally.imports, [_error_tuple(row) for row in chunk.errors], chunk.share,
-            batches)
+    """A chunk with its calls packed (pickled fast, unpacked only for failed calls)."""
+    return ("chunk", replace(chunk, batches=[(index, PackedCalls.pack(items))
+                                             for index, items in chunk.batches]))
 
 
 def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:
-    _kind, seq, start, end, totals, imports, errors, share, batches = frame
-    return Chunk(seq=seq, start=start, end=end,
-                 batches=batches,
-                 tally=Tally(totals=totals, imports=imports),
-                 errors=[ErrorRow(*row) for row in errors], share=share)
-
-
-def _error_tuple(row: ErrorRow) -> tuple[Any, ...]:
-    return (row.position, row.ref, row.step, row.reason, row.import_name, row.field,
-            row.http_status, row.retriable, row.data, row.raw)
+    chunk: Chunk = frame[1]
+    return chunk
 
 
 # -- in a lane process ----------------------------------------------------------------------
@@ -241,15 +223,14 @@ def _error_tuple(row: ErrorRow) -> tuple[Any, ...]:
 @dataclass
 class _CompiledImport:
     name: str
-    map_record: Any
-    ids: Any
+    map_record: MapRecord
+    ids: MessageIds
 
 
 def lane_source(spec: dict[str, Any]) -> Source:
     """The lane's export, compiled mappings, messageIds and filters, from its spec."""
     from segbridge.flows.exports import file_export
     from segbridge.flows.mapping import compile_expression, compile_mapping
-    from segbridge.flows.message_ids import MessageIds
 
     export = spec["export"]
     imports = [_CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),

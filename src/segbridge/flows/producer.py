@@ -86,6 +86,11 @@ class Lane:
         low = self.start + block * self.block_records
         return low, low + self.block_records
 
+    def seq(self, low: int) -> int:
+        """The chunk number of the block starting at ``low``: blocks are numbered from 1 in
+        input order, whichever lane maps them (the engine commits in that order)."""
+        return (low - self.start) // self.block_records + 1
+
 
 @dataclass
 class Chunk:
@@ -167,7 +172,7 @@ class Producer:
         """Map this lane's blocks; every block is one chunk, emitted when the block ends."""
         source, batchers = self.source, self._batchers
         low, high = lane.around(lane.start)
-        chunk = Chunk(seq=lane.index + 1, start=low)
+        chunk = Chunk(seq=lane.seq(low), start=low)
         exported, position = 0, low
         export = source.export
         records = export.records_in(lane) if isinstance(export, SpanReader) \
@@ -178,8 +183,7 @@ class Producer:
                 if exported:
                     self._close_block(chunk, high, exported)
                 low, high = lane.around(position)
-                block = (low - lane.start) // lane.block_records
-                chunk, exported = Chunk(seq=block + 1, start=low), 0
+                chunk, exported = Chunk(seq=lane.seq(low), start=low), 0
             if position < low:
                 continue  # another lane's block
             items, effects = self._record(record)
@@ -195,12 +199,9 @@ class Producer:
             self._close_block(chunk, position + 1, exported)
 
     def _close_block(self, chunk: Chunk, end: int, exported: int) -> None:
-        chunk.end = end
-        chunk.tally.add("exported", exported)
-        chunk.share = self.source.export.read_share()
         chunk.batches.extend((index, batcher.take())
                              for index, batcher in enumerate(self._batchers) if len(batcher))
-        self.emit(chunk)
+        self._emit_closed(chunk, end, exported)
 
     def _record(self, record: SourceRecord) -> Mapped:
         data = record.data
@@ -210,19 +211,20 @@ class Producer:
 
     def _new_chunk(self, start: int) -> Chunk:
         if self.slots is not None:
-            while not self.slots.acquire(timeout=0.2):
-                if self.stop.is_set():
-                    break
+            take_slot(self.slots, self.stop)  # (stopped: the loop ends at its next check)
         self._seq += 1
         return Chunk(seq=self._seq, start=start)
 
     def _close(self, chunk: Chunk, end: int, exported: int, *, last: bool = False) -> Chunk:
+        chunk.batches = [(index, batcher.take()) for index, batcher in enumerate(self._batchers)]
+        self._emit_closed(chunk, end, exported)
+        return chunk if last else self._new_chunk(end)
+
+    def _emit_closed(self, chunk: Chunk, end: int, exported: int) -> None:
         chunk.end = end
         chunk.tally.add("exported", exported)
         chunk.share = self.source.export.read_share()
-        chunk.batches = [(index, batcher.take()) for index, batcher in enumerate(self._batchers)]
         self.emit(chunk)
-        return chunk if last else self._new_chunk(end)
 
     @staticmethod
     def _failed(chunk: Chunk, failures: list[ErrorRow]) -> None:
@@ -300,6 +302,14 @@ class Producer:
 
     def _ignored(self, chunk: Chunk) -> None:
         chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.source.imports])
+
+
+def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:
+    """Wait for one of the chunks-ahead slots; False (no slot taken) once the run stops."""
+    while not slots.acquire(timeout=0.2):
+        if stop.is_set():
+            return False
+    return True
 
 
 def compact(body: bytes) -> bytes:

@@ -3,6 +3,7 @@ calls, messageIds and record errors one producer gives, and no lane process outl
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -95,6 +96,11 @@ def messy_ndjson(path: Path, rows: int) -> Path:
     return path
 
 
+def ran_in_lanes(caplog: pytest.LogCaptureFixture) -> int:
+    """How many runs started lanes (each says so in the log)."""
+    return caplog.text.count(f"the run is produced by {LANES.count} lanes")
+
+
 def errors_of(server: Server, flow_id: str, run_id: str) -> set[tuple[Any, ...]]:
     return {(e["ref"], e["step"], e["field"], e["reason"])
             for e in open_errors(server, flow_id, run_id)}
@@ -103,7 +109,9 @@ def errors_of(server: Server, flow_id: str, run_id: str) -> set[tuple[Any, ...]]
 @pytest.mark.parametrize("kind", ["csv", "ndjson"])
 def test_lanes_send_the_calls_and_errors_of_one_producer(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path, kind: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="segbridge.flows.lanes")
     connection = segment_connection(server, receiver)
     write = messy_csv if kind == "csv" else messy_ndjson
     doc = track_flow("Orders", write(tmp_path / f"o.{kind}", ROWS), connection["name"],
@@ -117,6 +125,7 @@ def test_lanes_send_the_calls_and_errors_of_one_producer(
         laned = run_flow(server, flow["id"])
     finally:
         with_lanes.stop()
+    assert ran_in_lanes(caplog) == 1
     assert lane_pids() == []
     one_producer = Workers(server.runtime, policy=FAST, lanes=LanePolicy(count=0))
     one_producer.start()
@@ -124,6 +133,7 @@ def test_lanes_send_the_calls_and_errors_of_one_producer(
         single = run_flow(server, flow["id"])
     finally:
         one_producer.stop()
+    assert ran_in_lanes(caplog) == 1  # not this one
 
     assert laned["status"] == single["status"] == "completed_with_errors"
     records = ("exported", "sent", "failed", "ignored", "imports")  # not batches nor bytes
@@ -197,8 +207,9 @@ def test_canceling_a_run_in_lanes_stops_its_lanes(
 
 def test_an_export_error_in_a_lane_fails_the_run_with_its_reason(
     server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="segbridge.flows.lanes")
     connection = segment_connection(server, receiver)
     path = tmp_path / "o.csv"
     path.write_bytes(b"order_id,customer_\xff_id\n1,c1\n")
@@ -207,6 +218,7 @@ def test_an_export_error_in_a_lane_fails_the_run_with_its_reason(
     run = run_flow(server, flow["id"])
 
     assert run["status"] == "failed"
+    assert ran_in_lanes(caplog) == 1
     assert "The header on line 1 is not valid utf-8" in run["message"], run["message"]
     assert run["checkpoint"] == 0 and receiver.archived() == []
     assert_no_lane_left()
