@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segbridge.core.errors import SegbridgeError
+from segbridge.core.errors import SegbridgeError, TooManyAttempts
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def install_error_handlers(app: FastAPI) -> None:
 async def _segbridge_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SegbridgeError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
     return JSONResponse(error_body(exc.code, exc.message, exc.details),
                           status_code=exc.http_status, headers=headers)
 

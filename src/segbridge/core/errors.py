@@ -7,9 +7,12 @@
     |   +-- NotFound            404     unknown id, or another account's
     |   +-- Conflict            409     name taken, still in use, ...
     |   +-- ConnectionTestFailed 422    save refused because the test failed (details = result)
+    |   +-- PayloadTooLarge     413     an upload or body over the configured limit
+    |   +-- NotAllowedHere      403     a path outside the allowed roots, a denied address
     +-- AuthError
     |   +-- NotAuthenticated    401
-    |   +-- PermissionDenied    403
+    |   +-- PermissionDenied    403     the caller's role may not do this
+    |   +-- TooManyAttempts     429     sign-in throttled: wait ``retry_after`` seconds
     +-- ApplicationError                an application (Segment, a database) answered badly
         +-- RetriableError              network errors, 429, 5xx: try again later
         +-- FatalError                  other 4xx: retrying will not help
@@ -91,6 +94,19 @@ class ConnectionTestFailed(UserInputError):
     http_status = 422
 
 
+class PayloadTooLarge(UserInputError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class NotAllowedHere(UserInputError):
+    """A file path outside the allowed roots, or an address the outbound policy denies.
+    ``details`` may name the field ({"field": ...}) so forms show it in place."""
+
+    code = "not_allowed_here"
+    http_status = 403
+
+
 class AuthError(SegbridgeError):
     code = "auth_error"
     http_status = 401
@@ -104,6 +120,15 @@ class NotAuthenticated(AuthError):
 class PermissionDenied(AuthError):
     code = "permission_denied"
     http_status = 403
+
+
+class TooManyAttempts(AuthError):
+    code = "too_many_attempts"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, details={"retry_after": round(retry_after, 1)})
+        self.retry_after = retry_after
 
 
 class ApplicationError(SegbridgeError):

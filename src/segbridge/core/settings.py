@@ -45,6 +45,36 @@ class Settings(BaseSettings):
     run_lanes_min_file_mb: float = Field(
         default=32, ge=0, description="files from this size (MB) are run in lanes",
     )
+    # -- trust: where data may come from, what may be called, hostile input ------------------
+    file_roots: str = Field(
+        default="",
+        description="directories (separated by ':') whose files file exports and SQLite "
+                    "connections may read, besides the account's own uploads; the segbridge "
+                    "home is never readable that way",
+    )
+    outbound_deny_private: bool = Field(
+        default=False,
+        description="refuse connection endpoints, database hosts and HTTP sources on "
+                    "loopback, private, link-local and other non-public addresses (set it "
+                    "for a multi-account install); segbridge's own local Segment stays allowed",
+    )
+    outbound_allow_hosts: str = Field(
+        default="",
+        description="host names or addresses (separated by ',') allowed even when "
+                    "SEGBRIDGE_OUTBOUND_DENY_PRIVATE is set",
+    )
+    max_upload_mb: float = Field(default=1024, gt=0, description="largest upload (MB)")
+    record_max_depth: int = Field(
+        default=64, ge=2, le=200, description="deepest nesting of a record (JSON/NDJSON)")
+    record_max_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest record of a file export (bytes)")
+    record_max_fields: int = Field(
+        default=10_000, ge=10, description="most fields in one record (all levels)")
+    run_lease_seconds: int = Field(
+        default=30, ge=5, le=600,
+        description="a running run's owner renews its lease this often (x1) and loses it "
+                    "after twice this long without a heartbeat; a live server then takes it over",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -60,6 +90,17 @@ class Settings(BaseSettings):
     @property
     def resolved_master_key_file(self) -> Path:
         return self.master_key_file or self.home / "master.key"
+
+    @property
+    def allowed_file_roots(self) -> tuple[Path, ...]:
+        """The operator's file roots, absolute, symlinks resolved (empty entries skipped)."""
+        return tuple(Path(part).expanduser().resolve()
+                     for part in self.file_roots.split(":") if part.strip())
+
+    @property
+    def outbound_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(part.strip().lower().strip("[]")
+                         for part in self.outbound_allow_hosts.split(",") if part.strip())
 
     @property
     def base_url(self) -> str:
