@@ -154,8 +154,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     lanes = lane_policy(settings)  # as `segbridge flows run` does
     cpu, started = cpu_seconds(), time.perf_counter()
     with ChildrenPeaks() as children:
-        result = run_in_foreground(runtime.db, runtime.vault, home, run["id"], timeout=60,
-                                   lanes=lanes)
+        result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run["id"],
+                                   timeout=60, lanes=lanes)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
     runtime.db.dispose()

@@ -46,7 +46,7 @@ class Workers:
     def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None,
                  http_timeout: float | None = None, lanes: LanePolicy | None = None) -> None:
         self.runtime = runtime
-        self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings.home,
+        self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy, lanes=lanes or lane_policy(runtime.settings))
         runtime.flows.submit = self.submit

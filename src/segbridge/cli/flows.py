@@ -231,7 +231,7 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
     runtime = runtime_of(ctx)
     progress = Progress() if follow else None
     freeze_long_lived_objects()
-    result = run_in_foreground(runtime.db, runtime.vault, runtime.settings.home, run_id,
+    result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run_id,
                                timeout=runtime.settings.http_timeout_seconds,
                                on_progress=progress.show if progress else None,
                                lanes=lane_policy(runtime.settings))

@@ -17,6 +17,7 @@ import httpx
 
 from segbridge.concurrency.governor import Governor
 from segbridge.concurrency.host import HostGovernor
+from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.counts import Tally
 from segbridge.flows.delivery import RetryPolicy
@@ -42,7 +43,8 @@ def new_http(timeout: float) -> httpx.AsyncClient:
 
 
 async def execute_run(
-    db: Database, vault: Vault, home: Path, governor: Governor, http: httpx.AsyncClient,
+    db: Database, vault: Vault, settings: Settings, governor: Governor,
+    http: httpx.AsyncClient,
     run_id: str, *, policy: RetryPolicy | None = None,
     on_progress: OnProgress | None = None, lanes: LanePolicy | None = None,
 ) -> RunResult:
@@ -50,7 +52,7 @@ async def execute_run(
     store = RunStore(db, run_id)
     run = await asyncio.to_thread(store.start)
     try:
-        ctx = PlanContext(db, vault, governor, http, home, policy or RetryPolicy(),
+        ctx = PlanContext(db, vault, governor, http, settings, policy or RetryPolicy(),
                           lanes or LanePolicy())
         plan = await asyncio.to_thread(build_plan, ctx, run, store)
     except Exception as exc:
@@ -68,14 +70,15 @@ async def execute_run(
 class RunExecutor:
     """The server's executor: one event loop thread, one governor, one HTTP client."""
 
-    def __init__(self, db: Database, vault: Vault, home: Path, *, timeout: float = 30.0,
+    def __init__(self, db: Database, vault: Vault, settings: Settings, *,
+                 timeout: float = 30.0,
                  policy: RetryPolicy | None = None, lanes: LanePolicy | None = None) -> None:
         self.db = db
         self.vault = vault
-        self.home = home
+        self.settings = settings
         self.policy = policy
         self.lanes = lanes
-        self.governor = HostGovernor(slots_folder(home))
+        self.governor = HostGovernor(slots_folder(settings.home))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
         self._thread.start()
@@ -95,7 +98,7 @@ class RunExecutor:
         return future
 
     async def _run(self, run_id: str) -> RunResult:
-        result = await execute_run(self.db, self.vault, self.home, self.governor, self._http,
+        result = await execute_run(self.db, self.vault, self.settings, self.governor, self._http,
                                    run_id, policy=self.policy, lanes=self.lanes)
         for follow_up in await asyncio.to_thread(self._queued_follow_ups, run_id):
             self.submit(follow_up)
@@ -125,7 +128,7 @@ class RunExecutor:
 
 
 def run_in_foreground(
-    db: Database, vault: Vault, home: Path, run_id: str, *, timeout: float = 30.0,
+    db: Database, vault: Vault, settings: Settings, run_id: str, *, timeout: float = 30.0,
     policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
     lanes: LanePolicy | None = None,
 ) -> RunResult:
@@ -133,14 +136,14 @@ def run_in_foreground(
     from segbridge.flows.retries import queued_retry_runs
 
     async def main() -> RunResult:
-        governor = HostGovernor(slots_folder(home))
+        governor = HostGovernor(slots_folder(settings.home))
         try:
             async with new_http(timeout) as http:
-                result = await execute_run(db, vault, home, governor, http, run_id,
+                result = await execute_run(db, vault, settings, governor, http, run_id,
                                            policy=policy, on_progress=on_progress,
                                            lanes=lanes)
                 for follow_up in queued_retry_runs(db, run_id):
-                    await execute_run(db, vault, home, governor, http, follow_up,
+                    await execute_run(db, vault, settings, governor, http, follow_up,
                                       policy=policy, lanes=lanes)
                 return result
         finally:

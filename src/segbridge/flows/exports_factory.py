@@ -11,6 +11,7 @@ from sqlalchemy import select
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
 from segbridge.core.errors import NotFound
+from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.contracts import Export
 from segbridge.flows.exports import (
@@ -29,11 +30,11 @@ from segbridge.storage.models import Connection, Flow, Run
 CursorAfter = Callable[[], dict[str, Any] | None] | None
 
 
-def build_export(db: Database, vault: Vault, home: Path, run: Run, export_def: dict[str, Any],
-                 store: RunStore) -> tuple[Export, CursorAfter]:
+def build_export(db: Database, vault: Vault, settings: Settings, run: Run,
+                 export_def: dict[str, Any], store: RunStore) -> tuple[Export, CursorAfter]:
     """The export of a run; an incremental one keeps the same bounds when resumed."""
     if export_def["type"] != "database":
-        path = _file_path(db, home, run.account_id, export_def)
+        path = _file_path(db, settings, run.account_id, export_def)
         return file_export(export_def["type"], path, export_def.get("options", {})), None
     connection_id = export_def["connection_id"]
     url, password = _database_target(db, vault, run.account_id, connection_id)
@@ -59,11 +60,11 @@ def build_export(db: Database, vault: Vault, home: Path, run: Run, export_def: d
                             "value": encode_cursor_value(next_cursor_value(bounds))}
 
 
-def preview_export(db: Database, vault: Vault, home: Path, account_id: str,
+def preview_export(db: Database, vault: Vault, settings: Settings, account_id: str,
                    export_def: dict[str, Any]) -> Export:
     """The export of a flow document for a preview (all rows; nothing is saved)."""
     if export_def["type"] != "database":
-        path = _file_path(db, home, account_id, export_def)
+        path = _file_path(db, settings, account_id, export_def)
         return file_export(export_def["type"], path, export_def.get("options", {}))
     connection_id = export_def.get("connection_id") or _find_connection(
         db, account_id, export_def["connection"])
@@ -71,9 +72,10 @@ def preview_export(db: Database, vault: Vault, home: Path, account_id: str,
     return DatabaseExport(url, password, export_def["query"])
 
 
-def _file_path(db: Database, home: Path, account_id: str, export_def: dict[str, Any]) -> Path:
+def _file_path(db: Database, settings: Settings, account_id: str,
+               export_def: dict[str, Any]) -> Path:
     if export_def.get("upload"):
-        return resolve_upload(db, home, account_id, export_def["upload"])
+        return resolve_upload(db, settings.home, account_id, export_def["upload"])
     return Path(export_def["path"])
 
 

@@ -17,6 +17,7 @@ from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import load_secrets
 from segbridge.connections.views import root_lender
 from segbridge.core.errors import FatalError
+from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.contracts import Export, SourceRecord
 from segbridge.flows.delivery import Delivery, Reachability, RetryPolicy
@@ -39,7 +40,7 @@ class PlanContext:
     vault: Vault
     governor: Governor
     http: httpx.AsyncClient
-    home: Path
+    settings: Settings
     policy: RetryPolicy
     lanes: LanePolicy = field(default_factory=LanePolicy)
 
@@ -100,7 +101,7 @@ def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
             store: RunStore) -> tuple[Export, Any]:
     if "retry_errors" in run.definition:
         return ErrorsExport(ctx.db, run.definition["retry_errors"]), None
-    return build_export(ctx.db, ctx.vault, ctx.home, run, export_def, store)
+    return build_export(ctx.db, ctx.vault, ctx.settings, run, export_def, store)
 
 
 def _filter_expressions(definition: dict[str, Any]) -> list[str]:

@@ -24,7 +24,7 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
 
     definition = _definition(runtime, principal, flow_id, doc)
     flow_key = flow_id or "preview"
-    export = preview_export(runtime.db, runtime.vault, runtime.settings.home,
+    export = preview_export(runtime.db, runtime.vault, runtime.settings,
                             principal.account_id, definition["export"])
     filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]
     imports = [(step, compile_mapping(step["call"], step["mapping"]),
