@@ -57,6 +57,7 @@ def first_start(runtime: Runtime) -> str | None:
             return None
         account = accounts.create_account(session, "Default")
         admin = accounts.create_user(session, account.id, ADMIN_EMAIL, None, is_admin=True)
+        admin.is_instance_admin = True
         token = accounts.issue_token(session, admin, kind="login", name="first start",
                                      ttl=accounts.LOGIN_LINK_TTL)
     return login_url(runtime, token)
@@ -71,7 +72,7 @@ def cli_principal(runtime: Runtime, email: str | None = None) -> Principal:
     with runtime.db.session() as session:
         if email:
             return accounts.principal_for(accounts.find_user(session, email), via="cli")
-        user = session.scalar(select(User).where(User.is_admin.is_(True))
+        user = session.scalar(select(User).where(User.role == "admin")
                               .order_by(User.created_at))
         if user is None:
             raise NotFound("No admin user exists yet; start the server once (`segbridge "

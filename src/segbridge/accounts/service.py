@@ -68,7 +68,8 @@ def create_user(
     if session.scalar(select(User).where(func.lower(User.email) == email)) is not None:
         raise Conflict(f"A user with the email {email} exists already; choose another email.")
     user = User(
-        id=new_id("usr"), account_id=account_id, email=email, is_admin=is_admin,
+        id=new_id("usr"), account_id=account_id, email=email,
+        role="admin" if is_admin else "manage",
         password_hash=_hasher.hash(password) if password else None,
     )
     session.add(user)

@@ -42,8 +42,15 @@ class User(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(200))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(20), default="manage")  # admin | manage | monitor
+    is_instance_admin: Mapped[bool] = mapped_column(Boolean, default=False)  # creates accounts
+    disabled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin (owner) of the user's account."""
+        return self.role == "admin"
 
 
 class ApiToken(Base):
@@ -57,8 +64,20 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(20), default="api")  # api | login | session
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
-    used_at: Mapped[datetime | None] = mapped_column(default=None)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)  # a login link's redemption
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoginFailures(Base):
+    """Failed sign-ins per key (``email:<email>`` or ``address:<ip>``), for throttling."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Connection(Base):
