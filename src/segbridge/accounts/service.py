@@ -15,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from segbridge.accounts.roles import ROLES, valid_role
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
     Conflict,
@@ -39,8 +40,14 @@ class Principal:
     user_id: str | None
     account_id: str
     email: str
-    is_admin: bool
-    via: str  # token | session | cli
+    role: str  # admin | manage | monitor (accounts/roles.py says what each may do)
+    via: str  # token | session | cli | system
+    is_instance_admin: bool = False  # may create accounts
+
+    @property
+    def is_admin(self) -> bool:
+        """An admin (owner) of the account."""
+        return self.role == "admin"
 
     @property
     def actor(self) -> str:
@@ -59,9 +66,12 @@ def create_account(session: Session, name: str) -> Account:
 
 
 def create_user(
-    session: Session, account_id: str, email: str, password: str | None, *, is_admin: bool
+    session: Session, account_id: str, email: str, password: str | None, *,
+    is_admin: bool = False, role: str | None = None,
 ) -> User:
+    """A user of the account with ``role`` (default: admin if ``is_admin``, else manage)."""
     email = _valid_email(email)
+    role = _valid_role(role) if role is not None else ("admin" if is_admin else "manage")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed([FieldProblem(
             "password", f"use at least {MIN_PASSWORD_LENGTH} characters")])
@@ -69,7 +79,7 @@ def create_user(
         raise Conflict(f"A user with the email {email} exists already; choose another email.")
     user = User(
         id=new_id("usr"), account_id=account_id, email=email,
-        role="admin" if is_admin else "manage",
+        role=role,
         password_hash=_hasher.hash(password) if password else None,
     )
     session.add(user)
@@ -116,6 +126,8 @@ def authenticate_token(session: Session, token: str, *, kinds: tuple[str, ...]) 
     user = session.get(User, row.user_id)
     if user is None:
         raise NotAuthenticated("The token's user no longer exists.")
+    if user.disabled_at is not None:
+        raise NotAuthenticated("This user is disabled; ask an admin of the account.")
     return _principal(user, via="token" if row.kind == "api" else "session")
 
 
@@ -151,7 +163,7 @@ def principal_for(user: User, via: str) -> Principal:
 
 def _principal(user: User, *, via: str) -> Principal:
     return Principal(user_id=user.id, account_id=user.account_id, email=user.email,
-                     is_admin=user.is_admin, via=via)
+                     role=user.role, via=via, is_instance_admin=user.is_instance_admin)
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -167,6 +179,13 @@ def _expired(expires_at: datetime | None) -> bool:
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
     return expires_at <= utcnow()
+
+
+def _valid_role(role: str) -> str:
+    chosen = valid_role(role)
+    if chosen is None:
+        raise ValidationFailed([FieldProblem("role", f"choose one of: {', '.join(ROLES)}")])
+    return chosen.value
 
 
 def _valid_email(email: str) -> str:

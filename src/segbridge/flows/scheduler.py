@@ -27,7 +27,7 @@ def start_due_runs(flows: FlowService) -> list[str]:
     started = []
     for flow_id, account_id, name in work:
         system = Principal(user_id=None, account_id=account_id, email="scheduler",
-                           is_admin=True, via="system")
+                           role="admin", via="system")
         try:
             started.append(flows.start_run(system, flow_id, trigger="schedule")["id"])
         except Conflict:
