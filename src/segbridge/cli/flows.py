@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from segbridge.accounts.roles import Permission, require
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
@@ -151,6 +152,7 @@ def runs() -> None:
 @handles_errors
 def runs_resume(ctx: click.Context, run_id: str, follow: bool) -> None:
     """Resume an interrupted run from its last checkpoint."""
+    require(principal_of(ctx), Permission.RUN_FLOWS)
     run = runtime_of(ctx).flows.get_run(principal_of(ctx), run_id)
     if run["status"] not in ("queued", "running", "paused"):
         raise click.ClickException(f"Run {run_id} is {run['status']}; nothing to resume.")

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
 from segbridge.apps.base import Application, ConnectionConfig, PingResult, Registry
 from segbridge.connections import validation
@@ -81,6 +82,7 @@ class ConnectionService:
 
     def test_draft(self, principal: Principal, draft: ConnectionDraft) -> PingResult:
         """Test connection for a configuration not saved yet: validate settings, then ping."""
+        require(principal, Permission.TEST_CONNECTIONS)
         application, problems = validation.check_application(self.registry, draft.application)
         if application is None:
             raise ValidationFailed(problems)
@@ -91,6 +93,7 @@ class ConnectionService:
 
     def test_saved(self, principal: Principal, connection_id: str) -> PingResult:
         """Test a saved connection with its stored secrets; record the result and status."""
+        require(principal, Permission.TEST_CONNECTIONS)
         with self.db.session() as session:
             connection = _owned(session, principal, connection_id)
             application, config = self._config(session, connection)
@@ -107,6 +110,7 @@ class ConnectionService:
         self, principal: Principal, draft: ConnectionDraft
     ) -> tuple[dict[str, Any], PingResult]:
         """Save: validate everything, test, and commit only if the test passed."""
+        require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
             valid = self._validate(session, principal, draft, existing=None)
         result = self._ping_or_refuse(valid)
@@ -126,6 +130,7 @@ class ConnectionService:
         self, principal: Principal, connection_id: str, draft: ConnectionDraft
     ) -> tuple[dict[str, Any], PingResult]:
         """Save an edit: the application stays, the write key must be entered again."""
+        require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
             existing = _owned(session, principal, connection_id)
             valid = self._validate(session, principal, draft, existing=existing)
@@ -142,6 +147,7 @@ class ConnectionService:
             return public_connection(session, self.registry, connection), result
 
     def delete(self, principal: Principal, connection_id: str) -> None:
+        require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
             connection = _owned(session, principal, connection_id)
             users = [f"connection '{c.name}' borrows its concurrency"

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
 from segbridge.connections.model import name_key
 from segbridge.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
@@ -21,6 +22,7 @@ class IntegrationService:
         self.db = db
 
     def create(self, principal: Principal, name: str) -> dict[str, Any]:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             clean = _valid_name(session, principal.account_id, name, own_id=None)
             integration = Integration(id=new_id("int"), account_id=principal.account_id,
@@ -40,6 +42,7 @@ class IntegrationService:
             return public_integration(session, owned(session, principal, integration_id))
 
     def rename(self, principal: Principal, integration_id: str, name: str) -> dict[str, Any]:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             integration = owned(session, principal, integration_id)
             clean = _valid_name(session, principal.account_id, name, own_id=integration.id)
@@ -48,6 +51,7 @@ class IntegrationService:
             return public_integration(session, integration)
 
     def delete(self, principal: Principal, integration_id: str) -> None:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             integration = owned(session, principal, integration_id)
             flows = list(session.scalars(select(Flow.name).where(
@@ -61,6 +65,7 @@ class IntegrationService:
     def register(self, principal: Principal, integration_id: str,
                  connection_id: str) -> dict[str, Any]:
         """Register a saved connection with an integration (it is available to its flows)."""
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             integration = owned(session, principal, integration_id)
             connection = session.get(Connection, connection_id)
@@ -73,6 +78,7 @@ class IntegrationService:
             return public_integration(session, integration)
 
     def unregister(self, principal: Principal, integration_id: str, connection_id: str) -> None:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             integration = owned(session, principal, integration_id)
             link = session.get(IntegrationConnection, (integration.id, connection_id))

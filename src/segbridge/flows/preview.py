@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
 from segbridge.core.errors import FieldProblem, ValidationFailed
@@ -22,6 +23,7 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     from segbridge.flows.exports_factory import preview_export
     from segbridge.flows.mapping import compile_expression, compile_mapping
 
+    require(principal, Permission.PREVIEW)
     definition = _definition(runtime, principal, flow_id, doc)
     flow_key = flow_id or "preview"
     export = preview_export(runtime.db, runtime.vault, runtime.settings,

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from segbridge.accounts.roles import Permission, may, require
 from segbridge.accounts.service import Principal
 from segbridge.connections.model import name_key
 from segbridge.core.clock import utcnow
@@ -45,6 +46,7 @@ class FlowService:
     # ---- flows -----------------------------------------------------------------------------
 
     def create(self, principal: Principal, doc: Any) -> dict[str, Any]:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = Flow(id=new_id("flw"), account_id=principal.account_id)
             self._apply(session, principal, flow, doc)
@@ -53,6 +55,7 @@ class FlowService:
             return self._public(session, flow)
 
     def update(self, principal: Principal, flow_id: str, doc: Any) -> dict[str, Any]:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
             self._apply(session, principal, flow, doc)
@@ -62,6 +65,7 @@ class FlowService:
 
     def import_yaml(self, principal: Principal, text: str) -> dict[str, Any]:
         """Create the flow, or update the flow of the same name (flows as code)."""
+        require(principal, Permission.EDIT_FLOWS)
         try:
             doc = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -103,6 +107,7 @@ class FlowService:
             return [self._public(session, row) for row in rows]
 
     def set_enabled(self, principal: Principal, flow_id: str, enabled: bool) -> dict[str, Any]:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
             flow.enabled = enabled
@@ -111,6 +116,7 @@ class FlowService:
             return self._public(session, flow)
 
     def delete(self, principal: Principal, flow_id: str) -> None:
+        require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
             if flow.active_run_id:
@@ -123,6 +129,7 @@ class FlowService:
 
     def start_run(self, principal: Principal, flow_id: str, *, fresh_message_ids: bool = False,
                   trigger: str = "manual", execute: bool = True) -> dict[str, Any]:
+        require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
             if not flow.enabled:
@@ -157,6 +164,7 @@ class FlowService:
             return [{**public_run(run), "flow_name": name} for run, name in rows]
 
     def cancel_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
+        require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)
             if run.status not in ACTIVE:
@@ -181,7 +189,8 @@ class FlowService:
             rows = session.scalars(query.order_by(RecordError.created_at, RecordError.position,
                                                   RecordError.id)
                                    .limit(limit).offset(offset))
-            return [public_error(row) for row in rows]
+            with_data = may(principal, Permission.VIEW_RECORD_DATA)
+            return [public_error(row, with_data=with_data) for row in rows]
 
     def open_error_ids(self, principal: Principal, flow_id: str) -> list[str]:
         """The ids of every open error of a flow (to retry or resolve them all)."""
@@ -193,6 +202,7 @@ class FlowService:
                 .order_by(RecordError.created_at, RecordError.position, RecordError.id)))
 
     def resolve_errors(self, principal: Principal, flow_id: str, error_ids: list[str]) -> int:
+        require(principal, Permission.HANDLE_ERRORS)
         with self.db.session() as session:
             rows = self._open_errors(session, principal, flow_id, error_ids)
             for row in rows:
@@ -203,6 +213,7 @@ class FlowService:
     def retry_errors(self, principal: Principal, flow_id: str, error_ids: list[str],
                      edits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Send the chosen errors' records again (optionally with edited data) in a retry run."""
+        require(principal, Permission.HANDLE_ERRORS)
         edits = edits or {}
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)

@@ -22,13 +22,16 @@ def public_run(run: Run) -> dict[str, Any]:
     }
 
 
-def public_error(error: RecordError) -> dict[str, Any]:
+def public_error(error: RecordError, *, with_data: bool = True) -> dict[str, Any]:
+    """A record error; without the record's ``data`` and ``raw`` for a role that may not see
+    record data (``data_hidden`` says so)."""
     return {
         "id": error.id, "flow_id": error.flow_id, "run_id": error.run_id,
         "import": error.import_name, "position": error.position, "ref": error.ref,
         "step": error.step, "field": error.field, "reason": error.reason,
-        "http_status": error.http_status, "retriable": error.retriable, "data": error.data,
-        "raw": error.raw, "status": error.status, "attempts": error.attempts,
+        "http_status": error.http_status, "retriable": error.retriable,
+        "data": error.data if with_data else None, "raw": error.raw if with_data else None,
+        "data_hidden": not with_data, "status": error.status, "attempts": error.attempts,
         "created_at": iso(error.created_at), "resolved_at": iso(error.resolved_at),
     }
 

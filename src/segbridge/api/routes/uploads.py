@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from segbridge.accounts.roles import Permission, require
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.flows.uploads import store_upload
 
@@ -18,5 +19,6 @@ router = APIRouter(tags=["uploads"])
 async def upload_file(request: Request, principal: CurrentPrincipal, runtime: RuntimeDep,
                       filename: str = "upload") -> dict[str, Any]:
     """Send the file as the raw body; use the returned id as ``export.upload``."""
+    require(principal, Permission.UPLOAD)
     return await store_upload(runtime.db, runtime.settings.home, principal.account_id,
                               filename, request.stream())
