@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from segbridge.accounts import throttle
 from segbridge.accounts.roles import ROLES, valid_role
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
@@ -25,11 +27,13 @@ from segbridge.core.errors import (
     ValidationFailed,
 )
 from segbridge.core.ids import new_id, new_token
+from segbridge.storage.db import Database
 from segbridge.storage.models import Account, ApiToken, User
 
 LOGIN_LINK_TTL = timedelta(hours=24)
 SESSION_TTL = timedelta(days=7)
 MIN_PASSWORD_LENGTH = 10
+LAST_USED_PRECISION = timedelta(minutes=1)
 _hasher = PasswordHasher()
 
 
@@ -128,7 +132,16 @@ def authenticate_token(session: Session, token: str, *, kinds: tuple[str, ...]) 
         raise NotAuthenticated("The token's user no longer exists.")
     if user.disabled_at is not None:
         raise NotAuthenticated("This user is disabled; ask an admin of the account.")
+    _note_use(row)
     return _principal(user, via="token" if row.kind == "api" else "session")
+
+
+def _note_use(row: ApiToken) -> None:
+    """Record when a token was last used: at most one write a minute per token."""
+    now = utcnow()
+    last = row.last_used_at
+    if last is None or now - _aware(last) >= LAST_USED_PRECISION:
+        row.last_used_at = now
 
 
 def redeem_login_link(session: Session, token: str) -> str:
@@ -144,11 +157,43 @@ def redeem_login_link(session: Session, token: str) -> str:
     return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
 
 
-def login_with_password(session: Session, email: str, password: str) -> str:
-    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    if user is None or not user.password_hash or not _verify(user.password_hash, password):
-        raise NotAuthenticated("The email or password is wrong.")
-    return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+def login_with_password(db: Database, email: str, password: str, *,
+                        address: str | None) -> str:
+    """Sign in from ``address``; return a new session token.
+
+    Throttled per email and per address (accounts/throttle.py): a blocked attempt raises
+    ``TooManyAttempts`` even with the right password. An unknown email, or a user without a
+    password, costs the same Argon2 work and gets the same answer as a wrong password.
+    """
+    keys = throttle.keys_for(email, address)
+    with db.session() as session:
+        throttle.begin_attempt(session, keys, utcnow())  # committed before the check below
+    with db.session() as session:
+        user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+        if password_matches(user, password):
+            assert user is not None
+            if user.disabled_at is not None:
+                raise NotAuthenticated("This user is disabled; ask an admin of the account.")
+            throttle.succeeded(session, keys)
+            throttle.forget_stale(session, utcnow())
+            return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+    with db.session() as session:
+        throttle.failed(session, keys, utcnow())
+    raise NotAuthenticated("The email or password is wrong.")
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Argon2 verify; without a user or a password, verify against a dummy hash instead, so
+    the time taken does not tell which emails exist."""
+    if user is None or not user.password_hash:
+        _verify(_dummy_hash(), password)
+        return False
+    return _verify(user.password_hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    return _hasher.hash(new_token())
 
 
 def revoke_token(session: Session, token: str) -> None:
@@ -179,6 +224,11 @@ def _expired(expires_at: datetime | None) -> bool:
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
     return expires_at <= utcnow()
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _valid_role(role: str) -> str:

@@ -19,11 +19,19 @@ def set_session_cookie(response: Response, request: Request, token: str) -> None
         secure=request.url.scheme == "https", path="/")
 
 
-@router.post("/api/v1/auth/login", operation_id="login")
+def client_address(request: Request) -> str | None:
+    """The address sign-ins are throttled by (the server runs without proxy headers)."""
+    return request.client.host if request.client else None
+
+
+@router.post("/api/v1/auth/login", operation_id="login", responses={
+    401: {"description": "The email or password is wrong."},
+    429: {"description": "Too many failed sign-ins for this email or address; wait the "
+                         "seconds in Retry-After."}})
 def login(body: LoginRequest, request: Request, response: Response,
           runtime: RuntimeDep) -> dict[str, str]:
-    with runtime.db.session() as session:
-        token = accounts.login_with_password(session, body.email, body.password)
+    token = accounts.login_with_password(runtime.db, body.email, body.password,
+                                         address=client_address(request))
     set_session_cookie(response, request, token)
     return {"csrf_token": csrf_token_for(token)}
 
@@ -41,7 +49,8 @@ def logout(request: Request, response: Response, principal: CurrentPrincipal,
 
 @router.get("/api/v1/me", operation_id="me")
 def me(principal: CurrentPrincipal) -> Me:
-    return Me(email=principal.email, account_id=principal.account_id, is_admin=principal.is_admin)
+    return Me(email=principal.email, account_id=principal.account_id, role=principal.role,
+              is_admin=principal.is_admin, is_instance_admin=principal.is_instance_admin)
 
 
 @router.get("/login", include_in_schema=False)

@@ -7,8 +7,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from segbridge.accounts import service as accounts
 from segbridge.api.deps import SESSION_COOKIE
-from segbridge.api.routes.auth import set_session_cookie
-from segbridge.core.errors import NotAuthenticated
+from segbridge.api.routes.auth import client_address, set_session_cookie
+from segbridge.core.errors import NotAuthenticated, TooManyAttempts
 from segbridge.web.auth import (
     CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
@@ -46,8 +46,12 @@ def login_submit(request: Request, form: PostedForm) -> Response:
         return _login_form(target, email=email, status=403,
                            error="The sign-in form expired. Please try again.")
     try:
-        with runtime_of(request).db.session() as session:
-            token = accounts.login_with_password(session, email, form_text(form, "password"))
+        token = accounts.login_with_password(runtime_of(request).db, email,
+                                             form_text(form, "password"),
+                                             address=client_address(request))
+    except TooManyAttempts as exc:
+        return _login_form(target, email=email, error=exc.message, status=429,
+                           headers={"Retry-After": str(max(1, round(exc.retry_after)))})
     except NotAuthenticated as exc:
         return _login_form(target, email=email, error=exc.message, status=401)
     response = RedirectResponse(target, status_code=303)
@@ -77,10 +81,11 @@ def _redeem_link(request: Request, token: str, target: str) -> Response:
     return response
 
 
-def _login_form(target: str, *, email: str, error: str | None, status: int = 200) -> Response:
+def _login_form(target: str, *, email: str, error: str | None, status: int = 200,
+                headers: dict[str, str] | None = None) -> Response:
     csrf = new_login_csrf()
-    response = render("login.html", status=status, user=None, next=target, email=email,
-                      error=error, csrf_field=CSRF_FIELD, login_csrf=csrf)
+    response = render("login.html", status=status, headers=headers, user=None, next=target,
+                      email=email, error=error, csrf_field=CSRF_FIELD, login_csrf=csrf)
     response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
                         path=LOGIN_PATH, max_age=3600)
     return response
