@@ -11,7 +11,7 @@ from segbridge.accounts.service import Principal
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.connections.service import ConnectionService
-from segbridge.core.errors import NotFound
+from segbridge.core.errors import NotAuthenticated, NotFound
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.integrations import IntegrationService
@@ -68,12 +68,19 @@ def login_url(runtime: Runtime, token: str) -> str:
 
 
 def cli_principal(runtime: Runtime, email: str | None = None) -> Principal:
-    """The CLI acts as a user of the local database: the one named, else the first admin."""
+    """The CLI acts as a user of the local database: the one named, else the instance admin
+    (else the first active admin). Its role applies as in the API and the pages."""
     with runtime.db.session() as session:
         if email:
-            return accounts.principal_for(accounts.find_user(session, email), via="cli")
-        user = session.scalar(select(User).where(User.role == "admin")
-                              .order_by(User.created_at))
+            named = accounts.find_user(session, email)
+            if named.disabled_at is not None:
+                raise NotAuthenticated(f"The user {named.email} is disabled; ask an admin of "
+                                       "the account, or act as another user with --as.")
+            return accounts.principal_for(named, via="cli")
+        user = session.scalar(select(User).where(User.role == "admin",
+                                                 User.disabled_at.is_(None))
+                              .order_by(User.is_instance_admin.desc(), User.created_at)
+                              .limit(1))
         if user is None:
             raise NotFound("No admin user exists yet; start the server once (`segbridge "
                            "serve`) or create one with `segbridge users create --admin`.")

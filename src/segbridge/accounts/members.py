@@ -49,10 +49,11 @@ class UserPublic:
 
 @dataclass(frozen=True)
 class Invitation:
-    """A new user and the one-time login token to hand over (shown once)."""
+    """A new user and the one-time login token to hand over (shown once; None when the user
+    was given a password instead)."""
 
     user: UserPublic
-    login_token: str
+    login_token: str | None
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,10 @@ def list_members(session: Session, principal: Principal) -> list[UserPublic]:
     return [user_public(row) for row in rows]
 
 
-def invite(session: Session, principal: Principal, email: str, role: str,
-           *, account_id: str | None = None) -> Invitation:
-    """A new user of the account (of ``account_id`` for the instance admin) with a login link."""
+def invite(session: Session, principal: Principal, email: str, role: str, *,
+           account_id: str | None = None, password: str | None = None) -> Invitation:
+    """A new user of the account (of ``account_id`` for the instance admin) with a login link,
+    or with ``password`` (from the CLI)."""
     require(principal, Permission.MANAGE_USERS)
     target = principal.account_id
     if account_id is not None and account_id != principal.account_id:
@@ -89,8 +91,9 @@ def invite(session: Session, principal: Principal, email: str, role: str,
         if session.get(Account, account_id) is None:
             raise NotFound(f"No account with id '{account_id}'.")
         target = account_id
-    user = create_user(session, target, email, None, role=role)
-    token = issue_token(session, user, kind="login", name="invitation", ttl=LOGIN_LINK_TTL)
+    user = create_user(session, target, email, password, role=role)
+    token = None if password else issue_token(session, user, kind="login", name="invitation",
+                                              ttl=LOGIN_LINK_TTL)
     _audit(session, principal, target, "invite", user, [f"role={user.role}"])
     return Invitation(user_public(user), token)
 
@@ -145,6 +148,7 @@ def remove(session: Session, principal: Principal, user_id: str) -> None:
 
 def member_by_email(session: Session, principal: Principal, email: str) -> str:
     """The id of the account's user with this email (for the CLI, which names users so)."""
+    require(principal, Permission.VIEW)
     user_id = session.scalar(select(User.id).where(
         User.account_id == principal.account_id,
         func.lower(User.email) == email.strip().lower()))
@@ -179,6 +183,30 @@ def create_account_with_admin(session: Session, principal: Principal | None, nam
                            entity="account", entity_id=account.id, fields=[f"name={clean}"]))
     return NewAccount(AccountPublic(account.id, account.name, 1, account.created_at),
                       user_public(admin), token)
+
+
+def first_user(session: Session, email: str, password: str | None) -> UserPublic:
+    """On an empty database: the Default account and its admin, the instance admin."""
+    if session.scalar(select(Account.id).limit(1)) is not None:
+        raise Conflict("segbridge has an account already; act as one of its admins instead.")
+    account = create_account(session, "Default")
+    user = create_user(session, account.id, email, password, role=Role.ADMIN.value)
+    user.is_instance_admin = True
+    return user_public(user)
+
+
+def issue_for_member(session: Session, principal: Principal, email: str, *, kind: str,
+                     name: str) -> str:
+    """An API token or a login link for a user of the account: one's own, or (admins) any."""
+    user_id = member_by_email(session, principal, email)
+    if user_id != principal.user_id:
+        require(principal, Permission.MANAGE_OTHERS_TOKENS)
+    user = session.get(User, user_id)
+    assert user is not None
+    if user.disabled_at is not None:
+        raise Conflict(f"{user.email} is disabled; enable the user first.")
+    ttl = LOGIN_LINK_TTL if kind == "login" else None
+    return issue_token(session, user, kind=kind, name=name, ttl=ttl)
 
 
 def list_accounts(session: Session, principal: Principal) -> list[AccountPublic]:

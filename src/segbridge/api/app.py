@@ -6,7 +6,16 @@ from fastapi import APIRouter, FastAPI
 
 import segbridge
 from segbridge.api.errors import install_error_handlers
-from segbridge.api.routes import applications, auth, connections, flows, uploads
+from segbridge.api.routes import (
+    accounts,
+    applications,
+    auth,
+    connections,
+    flows,
+    uploads,
+    users,
+)
+from segbridge.api.routes import tokens as api_tokens
 from segbridge.runtime import Runtime
 from segbridge.web import mount_web
 
@@ -27,6 +36,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     api.include_router(connections.router)
     api.include_router(flows.router)
     api.include_router(uploads.router)
+    api.include_router(users.router)
+    api.include_router(accounts.router)
+    api.include_router(api_tokens.router)
     app.include_router(api)
     mount_web(app)  # the web UI; before auth: its GET /login also serves the sign-in form
     app.include_router(auth.router)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
@@ -127,7 +128,66 @@ class LoginRequest(Strict):
 class Me(BaseModel):
     email: str
     account_id: str
+    role: str = Field(description="admin, manage or monitor: what the user may do")
     is_admin: bool
+    is_instance_admin: bool = Field(description="may create accounts")
+
+
+RoleName = Literal["admin", "manage", "monitor"]
+
+
+class UserPublic(BaseModel):
+    """A user of the account as its admins see it (never a password or token)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    role: str
+    disabled: bool
+    disabled_at: datetime | None
+    is_instance_admin: bool
+    has_password: bool
+    created_at: datetime | None
+
+
+class UserInvite(Strict):
+    email: str = Field(min_length=3, max_length=254, description="the new user's email")
+    role: RoleName = Field(default="manage", description="admin, manage or monitor")
+
+
+class UserRoleChange(Strict):
+    role: RoleName
+
+
+class InvitationPublic(BaseModel):
+    """The new user and a one-time login link to hand over; it is shown only this once."""
+
+    user: UserPublic
+    login_url: str
+
+
+class AccountPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    users: int
+    created_at: datetime | None
+
+
+class AccountCreate(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    admin_email: str = Field(min_length=3, max_length=254,
+                             description="the email of the account's first admin")
+
+
+class NewAccountPublic(BaseModel):
+    """The account, its admin, and a one-time login link for that admin (shown once)."""
+
+    account: AccountPublic
+    admin: UserPublic
+    login_url: str
 
 
 class ErrorDetail(BaseModel):

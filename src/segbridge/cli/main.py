@@ -1,4 +1,5 @@
-"""The segbridge command line: serve, applications, connections, keys, users, sandbox.
+"""The segbridge command line: serve, applications, connections, keys, users, accounts,
+sandbox.
 
 Commands act on the local database as a user (``--as EMAIL``, default the first admin).
 Write keys are read from a hidden prompt, ``--write-key-file`` or standard input, never
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from segbridge.api.routes.applications import application_public
-from segbridge.cli import connections, flows, keys, users
+from segbridge.cli import accounts, connections, flows, keys, users
 from segbridge.cli.context import handles_errors, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.settings import load_settings
@@ -69,6 +70,7 @@ def applications_list(ctx: click.Context, as_json: bool) -> None:
 cli.add_command(connections.group)
 cli.add_command(keys.group)
 cli.add_command(users.group)
+cli.add_command(accounts.group)
 cli.add_command(flows.integrations)
 cli.add_command(flows.flows)
 cli.add_command(flows.runs)

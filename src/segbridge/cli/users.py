@@ -1,4 +1,5 @@
-"""`segbridge users ...`: create users, API tokens and login links."""
+"""`segbridge users ...`: the account's users (invite with a role, list, change a role,
+disable, enable, remove), API tokens and login links."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import sys
 
 import click
 
-from segbridge.accounts import service as accounts
+from segbridge.accounts import members
+from segbridge.accounts.roles import ROLES
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.errors import NotFound
@@ -15,43 +17,57 @@ from segbridge.runtime import login_url
 
 @click.group("users")
 def group() -> None:
-    """Users of the account, their tokens and login links."""
+    """Users of the account, their roles, tokens and login links."""
 
 
 @group.command("create")
 @click.argument("email")
-@click.option("--admin", is_flag=True, help="Make the user an admin.")
+@click.option("--role", type=click.Choice(ROLES), default=None,
+              help="What the user may do (default manage).")
+@click.option("--admin", is_flag=True, help="Make the user an admin (same as --role admin).")
+@click.option("--account", "account_id", default=None, metavar="ID",
+              help="Create the user in this account (the instance admin only).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--no-password", is_flag=True, help="No password; sign in with a login link.")
+@click.option("--no-password", is_flag=True,
+              help="No password; print a one-time login link to hand over instead.")
 @click.pass_context
 @handles_errors
-def create(ctx: click.Context, email: str, admin: bool, password_stdin: bool,
-           no_password: bool) -> None:
-    """Create a user in the acting user's account."""
+def create(ctx: click.Context, email: str, role: str | None, admin: bool,
+           account_id: str | None, password_stdin: bool, no_password: bool) -> None:
+    """Create (invite) a user of the acting user's account, with a role."""
+    if admin and role not in (None, "admin"):
+        raise click.UsageError("--admin and --role disagree; give one of them.")
+    chosen = "admin" if admin else (role or "manage")
     password: str | None = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif not no_password:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, type=str)
     runtime = runtime_of(ctx)
-    account_id = account_for_new_user(ctx)
-    if account_id is None:
-        admin = True  # the very first user administers the new account
+    if _empty(ctx):
+        with runtime.db.session() as session:
+            first = members.first_user(session, email, password)
+        click.echo(f"Created user {first.email} (admin), the instance admin.")
+        return
+    principal = principal_of(ctx)
     with runtime.db.session() as session:
-        if account_id is None:
-            account_id = accounts.create_account(session, "Default").id
-        user = accounts.create_user(session, account_id, email, password, is_admin=admin)
-    click.echo(f"Created user {user.email}{' (admin)' if admin else ''}.")
+        invitation = members.invite(session, principal, email, chosen, account_id=account_id,
+                                    password=password)
+    click.echo(f"Created user {invitation.user.email} ({invitation.user.role}).")
+    if invitation.login_token:
+        click.echo(f"One-time login link (valid 24 hours, shown once): "
+                   f"{login_url(runtime, invitation.login_token)}")
 
 
-def account_for_new_user(ctx: click.Context) -> str | None:
-    """The acting user's account; None on an empty database (no user yet)."""
+def _empty(ctx: click.Context) -> bool:
+    """No user yet (and none named with --as): the first user administers a new account."""
     try:
-        return principal_of(ctx).account_id
+        principal_of(ctx)
     except NotFound:
         if ctx.find_root().obj.get("as_email"):
             raise
-        return None
+        return True
+    return False
 
 
 @group.command("list")
@@ -59,16 +75,73 @@ def account_for_new_user(ctx: click.Context) -> str | None:
 @click.pass_context
 @handles_errors
 def list_users(ctx: click.Context, as_json: bool) -> None:
-    """List the users of the account."""
+    """List the users of the account (admins only)."""
     runtime = runtime_of(ctx)
-    account_id = principal_of(ctx).account_id
     with runtime.db.session() as session:
-        rows = [{"id": u.id, "email": u.email, "is_admin": u.is_admin}
-                for u in accounts.list_users(session, account_id)]
+        users = members.list_members(session, principal_of(ctx))
+    rows = [{"id": u.id, "email": u.email, "role": u.role, "is_admin": u.role == "admin",
+             "disabled": u.disabled} for u in users]
     if as_json:
         emit_json(rows)
     else:
-        emit_table(["ID", "EMAIL", "ADMIN"], [[r["id"], r["email"], r["is_admin"]] for r in rows])
+        emit_table(["ID", "EMAIL", "ROLE", "STATUS"],
+                   [[r["id"], r["email"], r["role"], "disabled" if r["disabled"] else "active"]
+                    for r in rows])
+
+
+@group.command("role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+@click.pass_context
+@handles_errors
+def change_role(ctx: click.Context, email: str, role: str) -> None:
+    """Change a user's role (the last admin of the account keeps theirs)."""
+    principal = principal_of(ctx)
+    with runtime_of(ctx).db.session() as session:
+        user = members.change_role(session, principal,
+                                   members.member_by_email(session, principal, email), role)
+    click.echo(f"{user.email} is now {user.role}.")
+
+
+@group.command("disable")
+@click.argument("email")
+@click.pass_context
+@handles_errors
+def disable(ctx: click.Context, email: str) -> None:
+    """Disable a user: their sessions and tokens stop working at once."""
+    principal = principal_of(ctx)
+    with runtime_of(ctx).db.session() as session:
+        user = members.disable(session, principal,
+                               members.member_by_email(session, principal, email))
+    click.echo(f"Disabled {user.email}.")
+
+
+@group.command("enable")
+@click.argument("email")
+@click.pass_context
+@handles_errors
+def enable(ctx: click.Context, email: str) -> None:
+    """Enable a disabled user again."""
+    principal = principal_of(ctx)
+    with runtime_of(ctx).db.session() as session:
+        user = members.enable(session, principal,
+                              members.member_by_email(session, principal, email))
+    click.echo(f"Enabled {user.email}.")
+
+
+@group.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@handles_errors
+def remove(ctx: click.Context, email: str, yes: bool) -> None:
+    """Remove a user and every token of theirs."""
+    if not yes:
+        click.confirm(f"Remove {email} and every token of theirs?", abort=True)
+    principal = principal_of(ctx)
+    with runtime_of(ctx).db.session() as session:
+        members.remove(session, principal, members.member_by_email(session, principal, email))
+    click.echo(f"Removed {email}.")
 
 
 @group.command("token")
@@ -77,11 +150,10 @@ def list_users(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 @handles_errors
 def token(ctx: click.Context, email: str, name: str) -> None:
-    """Create an API token for a user; it is printed once."""
-    runtime = runtime_of(ctx)
-    with runtime.db.session() as session:
-        user = accounts.find_user(session, email)
-        value = accounts.issue_token(session, user, kind="api", name=name)
+    """Create an API token for a user (one's own; admins: any user's); it is printed once."""
+    with runtime_of(ctx).db.session() as session:
+        value = members.issue_for_member(session, principal_of(ctx), email, kind="api",
+                                         name=name)
     click.echo(value)
 
 
@@ -93,7 +165,6 @@ def login_link(ctx: click.Context, email: str) -> None:
     """Create a one-time login link for a user (valid 24 hours)."""
     runtime = runtime_of(ctx)
     with runtime.db.session() as session:
-        user = accounts.find_user(session, email)
-        value = accounts.issue_token(session, user, kind="login", name="login link",
-                                     ttl=accounts.LOGIN_LINK_TTL)
+        value = members.issue_for_member(session, principal_of(ctx), email, kind="login",
+                                         name="login link")
     click.echo(login_url(runtime, value))
