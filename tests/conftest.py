@@ -39,7 +39,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
+    # the test's own folder is where its files live: the file root of the install (the home
+    # inside it stays unreadable, as in production)
     return load_settings(home=tmp_path / "home", database_url=database_url,
+                         file_roots=str(tmp_path),
                          http_timeout_seconds=3.0)
 
 

@@ -11,7 +11,9 @@ from segbridge.accounts.service import Principal
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.connections.service import ConnectionService
+from segbridge.core.access import AccessPolicy
 from segbridge.core.errors import NotAuthenticated, NotFound
+from segbridge.core.files import make_private_dir, restrict_sqlite_file
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.integrations import IntegrationService
@@ -32,6 +34,7 @@ class Runtime:
     connections: ConnectionService
     integrations: IntegrationService
     flows: FlowService
+    access: AccessPolicy
 
     def close(self) -> None:
         self.db.dispose()
@@ -39,15 +42,17 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     """Open the database, apply migrations, load the master key, build the services."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
     db = Database(settings.resolved_database_url)
     db.migrate()
+    restrict_sqlite_file(settings.resolved_database_url)
     vault = load_vault(settings, db)
     registry = default_registry()
+    access = AccessPolicy.from_settings(settings)
     connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,
-                                    usage_checks=(flows_using,))
+                                    usage_checks=(flows_using,), access=access)
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
-                   FlowService(db))
+                   FlowService(db, access), access)
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -25,7 +25,8 @@ def receiver() -> Iterator[tuple[str, Answers]]:
 @pytest.fixture
 def env(settings: Settings) -> dict[str, str]:
     return {"SEGBRIDGE_HOME": str(settings.home),
-            "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+            "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
+           "SEGBRIDGE_FILE_ROOTS": settings.file_roots}
 
 
 def run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:

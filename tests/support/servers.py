@@ -13,11 +13,12 @@ import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Yield the base URL (http://127.0.0.1:PORT) while the app is served."""
+def serve_in_thread(app: Any, port: int = 0) -> Iterator[str]:
+    """Yield the base URL (http://127.0.0.1:PORT) while the app is served (on ``port``, or
+    on a free one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     server = uvicorn.Server(config)

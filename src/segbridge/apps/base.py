@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 from segbridge.core.secrets import Secret
 
@@ -119,6 +120,10 @@ class Application(Protocol):
 
     def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
         """Application-specific checks beyond each setting's own (kind, required, length)."""
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        """The files and URLs a connection with these settings reads or calls, so the
+        install's access policy can be checked before any of them is touched."""
 
     def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
         """Test the connection for real."""

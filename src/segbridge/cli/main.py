@@ -8,6 +8,8 @@ from an argument.
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from segbridge.api.routes.applications import application_public
@@ -86,4 +88,7 @@ _add_sandbox()
 
 
 def main() -> None:
+    # everything a segbridge process creates (database, uploads, local Segment state, slot
+    # locks, key ring) is for its owner only; see core/files.py for the explicit modes
+    os.umask(0o077)
     cli(obj={})

@@ -21,11 +21,13 @@ from segbridge.connections import validation
 from segbridge.connections.model import ConnectionDraft, name_key
 from segbridge.connections.secret_store import load_secrets, store_secret
 from segbridge.connections.views import borrowers, public_connection
+from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
     Conflict,
     ConnectionTestFailed,
     FieldProblem,
+    NotAllowedHere,
     NotFound,
     ValidationFailed,
 )
@@ -44,8 +46,9 @@ UsageCheck = Callable[[Session, Connection], list[str]]
 class ConnectionService:
     def __init__(
         self, db: Database, vault: Vault, registry: Registry, *, timeout: float,
-        usage_checks: tuple[UsageCheck, ...] = (),
+        usage_checks: tuple[UsageCheck, ...] = (), access: AccessPolicy,
     ) -> None:
+        self.access = access
         self.db = db
         self.vault = vault
         self.registry = registry
@@ -236,6 +239,12 @@ class ConnectionService:
         return result
 
     def _ping(self, application: Application, config: ConnectionConfig) -> PingResult:
+        """The application's ping, once the access policy allows what it would reach."""
+        try:
+            self.access.check_targets(application.targets(config.values))
+        except NotAllowedHere as exc:
+            return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0,
+                              message_id=None, cause="not_allowed", message=exc.message)
         return application.ping(config, timeout=self.timeout)
 
     def _config(

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from segbridge.apps.database.url import targets_of
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
+from segbridge.core.access import AccessPolicy
 from segbridge.core.errors import NotFound
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
@@ -37,7 +39,7 @@ def build_export(db: Database, vault: Vault, settings: Settings, run: Run,
         path = _file_path(db, settings, run.account_id, export_def)
         return file_export(export_def["type"], path, export_def.get("options", {})), None
     connection_id = export_def["connection_id"]
-    url, password = _database_target(db, vault, run.account_id, connection_id)
+    url, password = _database_target(db, vault, settings, run.account_id, connection_id)
     cursor = export_def.get("cursor")
     if cursor is None:
         return DatabaseExport(url, password, export_def["query"]), None
@@ -68,25 +70,30 @@ def preview_export(db: Database, vault: Vault, settings: Settings, account_id: s
         return file_export(export_def["type"], path, export_def.get("options", {}))
     connection_id = export_def.get("connection_id") or _find_connection(
         db, account_id, export_def["connection"])
-    url, password = _database_target(db, vault, account_id, connection_id)
+    url, password = _database_target(db, vault, settings, account_id, connection_id)
     return DatabaseExport(url, password, export_def["query"])
 
 
 def _file_path(db: Database, settings: Settings, account_id: str,
                export_def: dict[str, Any]) -> Path:
+    """An upload of the account, or a server path the access policy allows (checked again
+    at every run and preview: a symlink may have changed, or the operator's roots)."""
     if export_def.get("upload"):
         return resolve_upload(db, settings.home, account_id, export_def["upload"])
-    return Path(export_def["path"])
+    return AccessPolicy.from_settings(settings).check_file(export_def["path"],
+                                                           field="export.path")
 
 
-def _database_target(db: Database, vault: Vault, account_id: str,
+def _database_target(db: Database, vault: Vault, settings: Settings, account_id: str,
                      connection_id: str) -> tuple[str, Any]:
     with db.session() as session:
         connection = session.get(Connection, connection_id)
         if connection is None or connection.account_id != account_id:
             raise NotFound("The export's Database connection no longer exists.")
+        url = str(connection.settings["url"])
+        AccessPolicy.from_settings(settings).check_targets(targets_of(url, "export.connection"))
         secrets = load_secrets(session, vault, connection)
-        return str(connection.settings["url"]), secrets.get("password")
+        return url, secrets.get("password")
 
 
 def _saved_cursor(db: Database, flow_id: str, column: str) -> Any:

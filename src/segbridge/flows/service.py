@@ -14,8 +14,15 @@ from sqlalchemy.orm import Session
 from segbridge.accounts.roles import Permission, may, require
 from segbridge.accounts.service import Principal
 from segbridge.connections.model import name_key
+from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
-from segbridge.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from segbridge.core.errors import (
+    Conflict,
+    FieldProblem,
+    NotAllowedHere,
+    NotFound,
+    ValidationFailed,
+)
 from segbridge.core.ids import new_id
 from segbridge.flows.definition import validate_definition
 from segbridge.flows.integrations import find_integration
@@ -31,6 +38,7 @@ from segbridge.storage.models import (
     IntegrationConnection,
     RecordError,
     Run,
+    Upload,
 )
 
 
@@ -39,8 +47,9 @@ class RunSubmitter(Protocol):
 
 
 class FlowService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, access: AccessPolicy) -> None:
         self.db = db
+        self.access = access
         self.submit: RunSubmitter | None = None  # set by the server: runs execute there
 
     # ---- flows -----------------------------------------------------------------------------
@@ -270,6 +279,8 @@ class FlowService:
         if export["type"] == "database":
             export["connection_id"] = _connection_id(
                 session, account, export["connection"], "database", "export.connection", problems)
+        else:
+            problems += file_source_problems(session, self.access, account, export)
         definition["export"] = export
         imports = []
         for index, step in enumerate(doc["imports"]):
@@ -318,6 +329,22 @@ def _fill(flow: Flow, definition: dict[str, Any], integration: Integration) -> N
     flow.schedule_cron = schedule["cron"] if schedule else None
     flow.schedule_timezone = schedule.get("timezone", "UTC") if schedule else None
     flow.next_run_at = next_fire(flow)
+
+
+def file_source_problems(session: Session, access: AccessPolicy, account_id: str,
+                         export: dict[str, Any]) -> list[FieldProblem]:
+    """A file export reads a path the access policy allows, or an upload of the account."""
+    if export.get("upload"):
+        upload = session.get(Upload, str(export["upload"]))
+        if upload is None or upload.account_id != account_id:
+            return [FieldProblem("export.upload", f"no upload '{export['upload']}' in your "
+                                                  "account; upload the file again")]
+        return []
+    try:
+        access.check_file(str(export["path"]), field="export.path")
+    except NotAllowedHere as exc:
+        return [FieldProblem("export.path", exc.message)]
+    return []
 
 
 def next_fire(flow: Flow, after: datetime | None = None) -> datetime | None:

@@ -109,7 +109,8 @@ IN_LANES = {"SEGBRIDGE_RUN_LANES": "2", "SEGBRIDGE_RUN_LANES_MIN_FILE_MB": "0"}
 def cli(server: Server, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     settings = server.runtime.settings
     env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
-           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url, **(env or {})}
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
+           "SEGBRIDGE_FILE_ROOTS": settings.file_roots, **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "segbridge.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -226,7 +227,8 @@ def test_a_terminal_run_and_a_server_run_share_the_connection_limit(
     in_server = server.api.post(f"/api/v1/flows/{one['id']}/runs").json()
     settings = server.runtime.settings
     env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
-           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
+           "SEGBRIDGE_FILE_ROOTS": settings.file_roots}
     in_terminal = subprocess.run(
         [sys.executable, "-m", "segbridge.cli", "flows", "run", "In a terminal"],
         env=env, capture_output=True, text=True, timeout=300)

@@ -228,7 +228,8 @@ def test_the_cli_imports_runs_with_progress_and_exports_a_flow(
     flow_file.write_text(yaml.safe_dump(doc))
     settings = server.runtime.settings
     env = {"SEGBRIDGE_HOME": str(settings.home),
-           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url}
+           "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
+           "SEGBRIDGE_FILE_ROOTS": settings.file_roots}
     runner = CliRunner()
     imported = runner.invoke(cli, ["flows", "import", str(flow_file)], env=env, obj={})
     assert imported.exit_code == 0 and "Saved flow 'Orders'" in imported.output

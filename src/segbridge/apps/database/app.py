@@ -18,8 +18,10 @@ from segbridge.apps.database.url import (
     DatabaseUrlError,
     parse_database_url,
     public_url,
+    targets_of,
     url_problems,
 )
+from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 from segbridge.core.secrets import Secret
 
@@ -48,6 +50,9 @@ class DatabaseApplication:
     def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
         return [FieldProblem("settings.url", problem)
                 for problem in url_problems(values.get("url"))]
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        return targets_of(values.get("url"))
 
     def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
         try:

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from segbridge.core.access import Targets
 from segbridge.core.secrets import Secret
 
 DRIVERS = {
@@ -74,6 +75,26 @@ def _sqlite_problems(url: URL) -> list[str]:
         return [f"Use an absolute path for the SQLite file: sqlite:////{database.lstrip('/')} "
                 "(four slashes)."]
     return []
+
+
+def targets_of(text: str | None, field: str = "settings.url") -> Targets:
+    """What a database URL reaches: the SQLite file, or the server's host (a socket path
+    given in the query counts as this machine)."""
+    try:
+        url = make_url((text or "").strip())
+    except (ArgumentError, ValueError):
+        return Targets()
+    if url.drivername == "sqlite":
+        return Targets(files=((field, url.database),)) if url.database else Targets()
+    host = _query_text(url, "host") or _query_text(url, "unix_socket") or url.host or "localhost"
+    return Targets(hosts=((field, host, url.port),))
+
+
+def _query_text(url: URL, key: str) -> str | None:
+    value = url.query.get(key)
+    if isinstance(value, tuple):
+        value = value[0] if value else None
+    return value or None
 
 
 def public_url(url: URL | str) -> str:

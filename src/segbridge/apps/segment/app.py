@@ -17,6 +17,7 @@ from segbridge.apps.base import (
 )
 from segbridge.apps.segment.client import TrackingClient, stamp
 from segbridge.apps.segment.endpoints import Endpoint, endpoint_problem, resolve_endpoint
+from segbridge.core.access import Targets
 from segbridge.core.errors import ApplicationError, FieldProblem
 
 TEST_USER_ID = "segbridge-connection-test"
@@ -58,6 +59,10 @@ class SegmentApplication:
                     "settings.region",
                     "choose either the EU region or a custom endpoint URL, not both"))
         return problems
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        endpoint = resolve_endpoint(values.get("region"), values.get("endpoint"))
+        return Targets(urls=(("settings.endpoint", endpoint.url("")),))
 
     def endpoint(self, config: ConnectionConfig) -> Endpoint:
         return resolve_endpoint(config.values.get("region"), config.values.get("endpoint"))
