@@ -133,7 +133,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     from segbridge.storage.models import User
 
     home = Path(tempfile.mkdtemp(prefix="segbridge-bench-"))
-    settings = load_settings(home=home, http_timeout_seconds=60)
+    settings = load_settings(home=home, http_timeout_seconds=60,
+                             file_roots=str(csv_path.parent))  # the flow reads the CSV there
     runtime = build_runtime(settings)
     first_start(runtime)
     with runtime.db.session() as session:
