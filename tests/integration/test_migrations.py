@@ -20,3 +20,39 @@ def test_migrated_database_matches_the_models(database_url: str) -> None:
     finally:
         db.dispose()
     assert differences == []
+
+
+def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration(
+        database_url: str) -> None:
+    """0004 turns users.is_admin into roles: admins stay admins, the first admin becomes the
+    instance's administrator, everyone else can manage (what they could do before)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from segbridge.storage.db import alembic_config
+
+    db = Database(database_url)
+    try:
+        with db.engine.begin() as connection:
+            config = alembic_config(database_url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.execute(text("INSERT INTO accounts (id, name, created_at) "
+                                    "VALUES ('acc_1', 'Default', '2026-01-01')"))
+            for user_id, email, admin, created in (
+                    ("usr_1", "first@x.example", True, "2026-01-01"),
+                    ("usr_2", "second@x.example", True, "2026-02-01"),
+                    ("usr_3", "member@x.example", False, "2026-03-01")):
+                connection.execute(text(
+                    "INSERT INTO users (id, account_id, email, is_admin, created_at) "
+                    "VALUES (:id, 'acc_1', :email, :admin, :created)"),
+                    {"id": user_id, "email": email, "admin": admin, "created": created})
+        db.migrate()
+        with db.engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT email, role, is_instance_admin FROM users ORDER BY email")).all()
+    finally:
+        db.dispose()
+    assert [tuple(row) for row in rows] == [("first@x.example", "admin", True),
+                                            ("member@x.example", "manage", False),
+                                            ("second@x.example", "admin", False)]
