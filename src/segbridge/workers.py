@@ -1,5 +1,6 @@
-"""Background work of a server: the run executor, the schedule and the re-test of offline
-connections. Started by ``segbridge serve`` (and by the tests' servers)."""
+"""Background work of a server: the run executor, the schedule, the re-test of offline
+connections and the take-over of runs nobody executes any more. Started by ``segbridge serve``
+(and by the tests' servers)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ class Workers:
             Every("retest-offline", runtime.settings.retest_interval_seconds,
                   runtime.connections.retest_offline),
             Every("schedule", SCHEDULE_TICK_SECONDS, lambda: start_due_runs(runtime.flows)),
+            # runs whose process died (a killed CLI run, a crashed server): taken over within
+            # half a lease on this host, within 2.5 leases from another one
+            Every("take-over", runtime.settings.run_lease_seconds / 2,
+                  self.executor.take_over_orphans),
         ]
 
     def submit(self, run_id: str) -> None:

@@ -14,6 +14,7 @@ from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.flows.counts import Tally
+from segbridge.flows.engine import TAKEN_OVER_RESULT
 from segbridge.flows.executor import run_in_foreground
 from segbridge.flows.lanes import lane_policy
 
@@ -151,11 +152,12 @@ def runs() -> None:
 @click.pass_context
 @handles_errors
 def runs_resume(ctx: click.Context, run_id: str, follow: bool) -> None:
-    """Resume an interrupted run from its last checkpoint."""
+    """Resume a run from its last checkpoint, here: one whose process was killed, or one that
+    failed by a crash (its lanes kept dying)."""
     require(principal_of(ctx), Permission.RUN_FLOWS)
-    run = runtime_of(ctx).flows.get_run(principal_of(ctx), run_id)
-    if run["status"] not in ("queued", "running", "paused"):
-        raise click.ClickException(f"Run {run_id} is {run['status']}; nothing to resume.")
+    runtime = runtime_of(ctx)
+    runtime.flows.resume_run(principal_of(ctx), run_id, execute=False,
+                             lease_seconds=runtime.settings.run_lease_seconds)
     _execute(ctx, run_id, follow, False)
 
 
@@ -244,7 +246,7 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
         emit_json(run)
     else:
         _summary(run)
-    if result.status == "failed":
+    if result.status in ("failed", TAKEN_OVER_RESULT):  # (taken over: another process has it)
         sys.exit(1)
 
 

@@ -7,6 +7,10 @@ governor keeps each connection within its limit) and commits them strictly in or
 record errors and the checkpoint (the position after the chunk) in one transaction. A run
 killed at any moment resumes at its checkpoint; the records after it are sent again with the
 same messageIds, so the receiver deduplicates them. Nothing here touches the ORM.
+
+A run whose lease was lost (another process took it over: ``RunStore`` raises ``LeaseLost``,
+or the executor's heartbeat says so) stops at once and commits nothing more: its new owner
+goes on from the checkpoint. A run whose lanes kept dying fails as *crashed* (resumable).
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from segbridge.flows.batching import Item
 from segbridge.flows.contracts import MapRecord
 from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.delivery import Delivery, Outcome, RunFailed
-from segbridge.flows.lanes import LaneReader, LaneSpec
+from segbridge.flows.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.flows.message_ids import MessageIds
 from segbridge.flows.producer import Chunk, Producer, Source
-from segbridge.flows.runs import RunStore
+from segbridge.flows.runs import CRASHED, LeaseLost, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ class RunResult:
     counts: Tally
 
 
+TAKEN_OVER_RESULT = "taken_over"  # not a run status: this process lost the run to another
 OnProgress = Callable[[Tally, float | None], None]
 """Told after each committed chunk: the run's counts and the share of its input read."""
 
@@ -74,6 +79,7 @@ class Engine:
         self.on_progress = on_progress
         self.totals = Tally()
         self._failure: str | None = None
+        self._lost: str | None = None
         self._canceled = False
         self._stop = threading.Event()
         self._slots = threading.Semaphore(plan.chunks_ahead)
@@ -99,9 +105,23 @@ class Engine:
         if tasks:
             await asyncio.gather(*tasks)
         await asyncio.to_thread(thread.join)
-        if producer.error is not None and self._failure is None:
-            self._failure = _describe(producer.error)
+        if producer.error is not None and self._failure is None and self._lost is None:
+            self._failure = self._producer_failure(producer.error)
         return self._result()
+
+    def lose_lease(self, message: str) -> None:
+        """Another process owns the run now: stop, and commit nothing more."""
+        if self._lost is None:
+            log.warning("run %s: %s; stopping here", self.plan.run_id, message)
+            self._lost = message
+        self._stop.set()
+
+    def _producer_failure(self, error: BaseException) -> str:
+        if isinstance(error, LaneDied):
+            return (f"{CRASHED}{error.message}, after {MAX_LANE_RESTARTS} lane restarts; "
+                    "nothing was lost: resume the run to go on from its checkpoint "
+                    f"(segbridge runs resume {self.plan.run_id})")
+        return _describe(error)
 
     def _producer(self, emit: Callable[[Chunk | None], None]) -> Producer | LaneReader:
         if self.plan.lanes is not None:
@@ -126,6 +146,9 @@ class Engine:
         return await imp.delivery.deliver(items)
 
     def _merge(self, chunk: Chunk, imp: ImportPlan, outcome: Outcome | BaseException) -> None:
+        if isinstance(outcome, LeaseLost):  # (pausing the run found it taken over)
+            self.lose_lease(str(outcome))
+            return
         if isinstance(outcome, RunFailed):
             self._fail(f"{imp.name}: {outcome.error.message}")
             return
@@ -160,16 +183,24 @@ class Engine:
             while self._next_seq in self._done:
                 chunk = self._done.pop(self._next_seq)
                 self._next_seq += 1
-                if chunk.delivered and not (self._stop.is_set() and self._failure is not None):
+                if chunk.delivered and self._lost is None \
+                        and not (self._stop.is_set() and self._failure is not None):
                     # (a failed run keeps its checkpoint where delivery stopped; a chunk that
                     # came after a cancel was not sent, so it is not counted either)
-                    await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
-                                            chunk.errors, chunk.share)
-                    self._count(chunk.tally, chunk.share)
-                    await self._check_canceled()
+                    await self._commit(chunk)
                 self._slots.release()
         finally:
             self._committing = False
+
+    async def _commit(self, chunk: Chunk) -> None:
+        try:
+            await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
+                                    chunk.errors, chunk.share)
+        except LeaseLost as lost:
+            self.lose_lease(str(lost))
+            return
+        self._count(chunk.tally, chunk.share)
+        await self._check_canceled()
 
     def _count(self, tally: Tally, share: float | None) -> None:
         merged = tally.merged_into({**self.totals.totals, "imports": self.totals.imports})
@@ -184,6 +215,8 @@ class Engine:
             self._stop.set()
 
     def _result(self) -> RunResult:
+        if self._lost is not None:
+            return RunResult(TAKEN_OVER_RESULT, self._lost, self.totals)
         if self._failure is not None:
             return RunResult("failed", self._failure, self.totals)
         if self._canceled:

@@ -1,8 +1,11 @@
 """Executing runs: in the server, on one event loop thread shared by all runs (so every run of
 the process draws from the same connection pools); in the CLI, in the foreground.
 
-Runs left behind by a killed process are resumed at start (``resume_orphans``). The same
-``execute_run`` is what a Celery worker would call for scale-out.
+Whoever executes a run holds its lease (``flows.runs``): ``execute_run`` renews it every
+``run_lease_seconds`` and stops, committing nothing more, once another process took the run
+over. A server takes over the runs nobody executes any more (``take_over_orphans``): at start,
+and every half lease while it runs (``workers``). The same ``execute_run`` is what a Celery
+worker would call for scale-out.
 """
 
 from __future__ import annotations
@@ -10,22 +13,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from segbridge.concurrency.governor import Governor
 from segbridge.concurrency.host import HostGovernor
+from segbridge.core.errors import Conflict
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.flows.counts import Tally
 from segbridge.flows.delivery import RetryPolicy
-from segbridge.flows.engine import Engine, OnProgress, RunResult
+from segbridge.flows.engine import TAKEN_OVER_RESULT, Engine, OnProgress, RunResult
 from segbridge.flows.lanes import LanePolicy
 from segbridge.flows.plan import PlanContext, build_plan
 from segbridge.flows.retries import after_run
-from segbridge.flows.runs import RunStore, orphaned_runs
+from segbridge.flows.runs import LeaseLost, RunStore, orphaned_runs, take_over
 from segbridge.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -48,22 +54,58 @@ async def execute_run(
     run_id: str, *, policy: RetryPolicy | None = None,
     on_progress: OnProgress | None = None, lanes: LanePolicy | None = None,
 ) -> RunResult:
-    """Run (or resume) one run to its end; returns its final status and counts."""
-    store = RunStore(db, run_id)
+    """Run (or resume) one run to its end; returns its final status and counts.
+
+    Refused (``Conflict``) while another live process executes the run."""
+    store = RunStore(db, run_id, settings.run_lease_seconds)
     run = await asyncio.to_thread(store.start)
+    if run.status == "canceling":  # canceled while nobody executed it
+        return await _finish(store, RunResult("canceled", "canceled by a user", Tally()))
     try:
         ctx = PlanContext(db, vault, governor, http, settings, policy or RetryPolicy(),
                           lanes or LanePolicy())
         plan = await asyncio.to_thread(build_plan, ctx, run, store)
     except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
-        await asyncio.to_thread(store.finish, "failed", f"the run could not start: {message}",
-                                None)
-        return RunResult("failed", message, Tally())
-    result = await Engine(plan, store, on_progress).execute()
+        return await _finish(store, RunResult(
+            "failed", f"the run could not start: {message}", Tally()))
+    engine = Engine(plan, store, on_progress)
+    lease = asyncio.create_task(keep_lease(store, settings.run_lease_seconds, engine.lose_lease))
+    try:
+        result = await engine.execute()
+    finally:
+        lease.cancel()
     cursor = plan.cursor_after() if plan.cursor_after and result.status != "failed" else None
-    await asyncio.to_thread(store.finish, result.status, result.message, cursor)
-    await asyncio.to_thread(after_run, db, run_id)
+    result = await _finish(store, result, cursor)
+    if result.status != TAKEN_OVER_RESULT:
+        await asyncio.to_thread(after_run, db, run_id)
+    return result
+
+
+async def keep_lease(store: RunStore, seconds: float, lost: Callable[[str], None]) -> None:
+    """Renew the run's lease every ``seconds``; tell ``lost`` once another process owns it."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            held = await asyncio.to_thread(store.renew)
+        except Exception:  # the database is out of reach for now: the next renewal may work
+            log.warning("run %s: could not renew its lease", store.run_id, exc_info=True)
+            continue
+        if not held:
+            lost(f"run {store.run_id} was taken over by another process")
+            return
+
+
+async def _finish(store: RunStore, result: RunResult,
+                  cursor: dict[str, Any] | None = None) -> RunResult:
+    """Record the run's end, unless another process took it over meanwhile."""
+    if result.status == TAKEN_OVER_RESULT:
+        return result
+    try:
+        await asyncio.to_thread(store.finish, result.status, result.message, cursor)
+    except LeaseLost as lost:
+        log.warning("run %s ended here as %s, but %s", store.run_id, result.status, lost)
+        return RunResult(TAKEN_OVER_RESULT, str(lost), result.counts)
     return result
 
 
@@ -98,8 +140,12 @@ class RunExecutor:
         return future
 
     async def _run(self, run_id: str) -> RunResult:
-        result = await execute_run(self.db, self.vault, self.settings, self.governor, self._http,
-                                   run_id, policy=self.policy, lanes=self.lanes)
+        try:
+            result = await execute_run(self.db, self.vault, self.settings, self.governor,
+                                       self._http, run_id, policy=self.policy, lanes=self.lanes)
+        except Conflict as busy:  # another live process executes it: leave it to that one
+            log.warning("run %s not started here: %s", run_id, busy.message)
+            raise
         for follow_up in await asyncio.to_thread(self._queued_follow_ups, run_id):
             self.submit(follow_up)
         return result
@@ -109,13 +155,24 @@ class RunExecutor:
 
         return queued_retry_runs(self.db, run_id)
 
-    def resume_orphans(self) -> list[str]:
-        """Resume every run a dead process left queued, running or paused."""
-        run_ids = orphaned_runs(self.db)
-        for run_id in run_ids:
-            log.info("resuming run %s", run_id)
-            self.submit(run_id)
-        return run_ids
+    def take_over_orphans(self) -> list[str]:
+        """Take over (claim atomically, then resume from its checkpoint) every queued,
+        running or paused run nobody executes any more; returns their ids."""
+        orphans = orphaned_runs(self.db, self.settings.run_lease_seconds, busy=self._busy())
+        taken = []
+        for orphan in orphans:
+            if orphan.run_id in self._busy() or not take_over(self.db, orphan):
+                continue  # started here meanwhile, or another server claimed it first
+            log.warning("taking over run %s from %s (%s); it resumes from its checkpoint",
+                        orphan.run_id, orphan.owner or "nobody", orphan.why)
+            self.submit(orphan.run_id)
+            taken.append(orphan.run_id)
+        return taken
+
+    resume_orphans = take_over_orphans  # (at start: what a killed process left behind)
+
+    def _busy(self) -> set[str]:
+        return {run_id for run_id, future in list(self._active.items()) if not future.done()}
 
     def shutdown(self) -> None:
         async def close() -> None:

@@ -12,6 +12,11 @@ order (lane (seq - 1) mod N), within the engine's chunks-ahead slots, and the en
 counts and commits them as always. A lane only reads a file and writes to a pipe: killing it
 loses nothing, and a lane whose run's process died ends on its next write.
 
+A lane that dies (killed, out of memory) is started again in its place, from its first block
+not yet read (``LaneProcess(first_block=...)``: the same blocks, numbered from there), so every
+block is read once; after ``MAX_LANE_RESTARTS`` deaths in one run the run fails as *crashed*
+(``LaneDied``), which may be resumed from its checkpoint.
+
     run process                         lane i (stdin: the spec as JSON)
       LaneReader --reads frames------<  stdout: [8-byte length][pickle] per chunk, then
       (seq order, within slots)                 ("end", peak KB) or ("error", message)
@@ -49,6 +54,7 @@ PIPE_BUFFER = 1 << 20
 DEFAULT_MIN_FILE_BYTES = 32 * 1024 * 1024
 DEFAULT_BLOCK_RECORDS = 8192
 MAX_LANES = 8
+MAX_LANE_RESTARTS = 3  # lane deaths one run survives; one more and the run has crashed
 
 
 @dataclass(frozen=True)
@@ -109,20 +115,36 @@ class LaneFailed(FatalError):
         super().__init__(message, cause="lane")
 
 
+class LaneDied(LaneFailed):
+    """A lane's process ended without its last frame: a crash, not a fault of the data."""
+
+    def __init__(self, index: int, code: int) -> None:
+        super().__init__(f"lane {index} ended unexpectedly (exit code {code})")
+        self.index = index
+        self.exit_code = code
+
+
 # -- in the run's process -------------------------------------------------------------------
 
 
 class LaneProcess:
-    """One lane: the process and the frames it writes."""
+    """One lane: the process and the frames it writes.
 
-    def __init__(self, spec: LaneSpec, index: int) -> None:
+    ``first_block`` > 0 starts a lane again in the place of one that died: it produces lane
+    ``index``'s blocks from that block on (0-based, counted from ``spec.start``), as a lane of
+    a spec that starts there, its chunks numbered back (``offset``) to the run's seq."""
+
+    def __init__(self, spec: LaneSpec, index: int, *, first_block: int = 0) -> None:
         self.index = index
+        self.offset = first_block
+        if first_block:
+            spec = replace(spec, start=spec.start + first_block * spec.block_records)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "segbridge.flows.lanes"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, bufsize=PIPE_BUFFER)
         assert self.process.stdin is not None and self.process.stdout is not None
         self._out: IO[bytes] = self.process.stdout
-        self.process.stdin.write(spec.to_json(index))
+        self.process.stdin.write(spec.to_json((index - first_block) % spec.count))
         self.process.stdin.close()
 
     def read(self) -> tuple[Any, ...]:
@@ -134,9 +156,7 @@ class LaneProcess:
     def _read_exactly(self, size: int) -> bytes:
         data = self._out.read(size)
         if len(data) < size:
-            code = self.process.wait()
-            raise LaneFailed(f"lane {self.index} ended unexpectedly (exit code {code}); its "
-                             "error output is in segbridge's log")
+            raise LaneDied(self.index, self.process.wait())
         return data
 
     def close(self, *, ended: bool) -> None:
@@ -158,6 +178,7 @@ class LaneReader:
         self.stop = stop
         self.error: BaseException | None = None
         self.peak_kb: list[int] = []
+        self.restarts_left = MAX_LANE_RESTARTS
 
     def run(self) -> None:
         lanes: list[LaneProcess] = []
@@ -181,10 +202,12 @@ class LaneReader:
         """Chunks in seq order until a lane has no next block; False when stopped."""
         seq = 1
         while take_slot(self.slots, self.stop):
-            lane = lanes[(seq - 1) % len(lanes)]
-            frame = lane.read()
+            turn = (seq - 1) % len(lanes)
+            frame = self._next_frame(lanes, turn, seq)
+            lane = lanes[turn]
             if frame[0] == "chunk":
                 chunk = chunk_from_frame(frame)
+                chunk.seq += lane.offset
                 if chunk.seq != seq:
                     raise LaneFailed(f"lane {lane.index} sent chunk {chunk.seq}, not {seq}")
                 self.emit(chunk)
@@ -192,11 +215,27 @@ class LaneReader:
                 continue
             self.slots.release()
             self._ended(lane, frame)
-            for other in lanes:  # no lane holds a later block: each one ends too
-                if other is not lane:
-                    self._ended(other, other.read())
+            for other in range(len(lanes)):  # no lane holds a later block: each one ends too
+                if other != turn:
+                    self._ended(lanes[other], self._next_frame(lanes, other, seq))
             return True
         return False
+
+    def _next_frame(self, lanes: list[LaneProcess], turn: int, seq: int) -> tuple[Any, ...]:
+        """The next frame of lane ``turn``; a lane that died is started again in its place,
+        from its first block not yet read (every block before ``seq`` was read)."""
+        while True:
+            lane = lanes[turn]
+            try:
+                return lane.read()
+            except LaneDied as died:
+                if self.restarts_left <= 0 or self.stop.is_set():
+                    raise
+                self.restarts_left -= 1
+                log.warning("%s; starting it again from chunk %d (%d restart(s) left)",
+                            died.message, seq, self.restarts_left)
+                lane.close(ended=True)
+                lanes[turn] = LaneProcess(self.spec, lane.index, first_block=seq - 1)
 
     def _ended(self, lane: LaneProcess, frame: tuple[Any, ...]) -> None:
         if frame[0] == "error":

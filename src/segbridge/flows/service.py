@@ -27,7 +27,7 @@ from segbridge.core.ids import new_id
 from segbridge.flows.definition import validate_definition
 from segbridge.flows.integrations import find_integration
 from segbridge.flows.retries import retry_definition
-from segbridge.flows.runs import ACTIVE, create_run
+from segbridge.flows.runs import ACTIVE, create_run, reopen
 from segbridge.flows.views import document, public_error, public_flow, public_run
 from segbridge.storage.db import Database
 from segbridge.storage.models import (
@@ -181,6 +181,19 @@ class FlowService:
                                "can be canceled.")
             run.status = "canceling"
             return public_run(run)
+
+    def resume_run(self, principal: Principal, run_id: str, *, lease_seconds: int,
+                   execute: bool = True) -> dict[str, Any]:
+        """Resume a run from its checkpoint: one whose process was killed, or one that failed
+        by a crash; 409, saying why, for any other run."""
+        require(principal, Permission.RUN_FLOWS)
+        with self.db.session() as session:
+            run = _owned_run(session, principal, run_id)
+            reopen(session, run, lease_seconds)
+            public = public_run(run)
+        if execute and self.submit is not None:
+            self.submit(run_id)
+        return public
 
     # ---- record errors ---------------------------------------------------------------------
 

@@ -182,6 +182,15 @@ def cancel_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) ->
     return runtime.flows.cancel_run(principal, run_id)
 
 
+@router.post("/runs/{run_id}/resume", status_code=202, tags=["runs"], operation_id="resume_run")
+def resume_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+    """Resume a run from its checkpoint: one whose process was killed, or one that failed by a
+    crash (``crashed:``). 409 for a run another process executes, or one that failed for its
+    data or configuration."""
+    return runtime.flows.resume_run(principal, run_id,
+                                    lease_seconds=runtime.settings.run_lease_seconds)
+
+
 @router.get("/runs/{run_id}/progress", tags=["runs"], operation_id="stream_run_progress",
             response_class=StreamingResponse)
 async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
