@@ -294,3 +294,27 @@ def _run_to_end(server: Server, flow_id: str) -> dict[str, Any]:
         raise AssertionError(f"the run did not end: {body}")
     finally:
         workers.stop()
+
+
+def test_segbridge_own_postgresql_database_is_never_a_source(server: Server) -> None:
+    """On PostgreSQL the same theft as with the SQLite file: every account's data is there."""
+    from sqlalchemy.engine import make_url
+
+    own = server.runtime.settings.resolved_database_url
+    if not own.startswith("postgresql"):
+        pytest.skip("segbridge runs on SQLite here: its file is protected as a path")
+    url = make_url(own)
+    spelled_otherwise = url.set(host="localhost" if url.host != "localhost" else "127.0.0.1")
+    other_database = url.set(database="postgres")
+
+    refused = [server.api.post("/api/v1/connections", json={
+        "name": f"Own {index}", "application": "database",
+        "settings": {"url": candidate.render_as_string(hide_password=False)}})
+        for index, candidate in enumerate((url, spelled_otherwise))]
+    allowed = server.api.post("/api/v1/connections", json={
+        "name": "Another database", "application": "database",
+        "settings": {"url": other_database.render_as_string(hide_password=False)}})
+
+    assert [answer.status_code for answer in refused] == [422, 422], [a.text for a in refused]
+    assert all("segbridge's own database" in a.json()["error"]["message"] for a in refused)
+    assert allowed.status_code == 201, allowed.text

@@ -40,6 +40,7 @@ class Targets:
     files: tuple[tuple[str, str], ...] = ()  # (field, path)
     urls: tuple[tuple[str, str], ...] = ()  # (field, URL)
     hosts: tuple[tuple[str, str, int | None], ...] = ()  # (field, host, port)
+    databases: tuple[tuple[str, str, int | None, str], ...] = ()  # (field, host, port, name)
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class AccessPolicy:
     allow_hosts: frozenset[str] = frozenset()
     own_ports: frozenset[int] = frozenset()
     own_hosts: frozenset[str] = field(default_factory=frozenset)
+    own_database: tuple[str, int, str] | None = None  # segbridge's PostgreSQL: host, port, name
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AccessPolicy:
@@ -60,7 +62,8 @@ class AccessPolicy:
                    deny_private=settings.outbound_deny_private,
                    allow_hosts=settings.outbound_allowed_hosts,
                    own_ports=frozenset(_own_ports(settings)),
-                   own_hosts=frozenset(_own_hosts(settings)))
+                   own_hosts=frozenset(_own_hosts(settings)),
+                   own_database=_own_database(settings.resolved_database_url))
 
     # -- files ---------------------------------------------------------------------------
     def check_file(self, path: str | Path, *, field: str = "path") -> Path:
@@ -107,6 +110,21 @@ class AccessPolicy:
             self.check_url(url, field=field_name)
         for field_name, host, port in targets.hosts:
             self.check_host(host, port, field=field_name)
+        for field_name, host, port, name in targets.databases:
+            self.check_database(host, port, name, field=field_name)
+
+    def check_database(self, host: str, port: int | None, name: str, *,
+                       field: str = "url") -> None:
+        """segbridge's own database is never a source, whatever the policy: it holds every
+        account's flows, record errors and encrypted secrets."""
+        if self.own_database is not None:
+            own_host, own_port, own_name = self.own_database
+            if (port or 5432) == own_port and name.lower() == own_name.lower() \
+                    and _same_machine(host, own_host):
+                raise _refused(field, "This is segbridge's own database, which holds every "
+                                      "account's data; a connection may never read it. Use "
+                                      "the database your records are in.")
+        self.check_host(host, port, field=field)
 
     def _own_local_segment(self, host: str, port: int, path: str) -> bool:
         if port not in self.own_ports or not path.rstrip("/").startswith(SANDBOX_PREFIX):
@@ -127,6 +145,41 @@ def _protected_paths(settings: Settings) -> tuple[Path, ...]:
         if database and database != ":memory:":
             places.append(Path(database))
     return tuple(_real(place) for place in places)
+
+
+def _own_database(url: str) -> tuple[str, int, str] | None:
+    if not url.startswith("postgresql"):
+        return None  # a SQLite file is protected as a path
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return (parsed.host or "localhost", parsed.port or 5432, parsed.database or "")
+
+
+def _same_machine(host: str, other: str) -> bool:
+    """Both names reach the same machine: a shared address, or both on this machine."""
+    mine, theirs = set(_addresses(host.lower(), None)), set(_addresses(other.lower(), None))
+    if mine & theirs:
+        return True
+    if host.lower() == other.lower():
+        return True
+    return _on_this_machine(mine) and _on_this_machine(theirs)
+
+
+def _on_this_machine(found: set[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    """Every address is one of this machine's own (loopback, or an interface's address:
+    binding to it succeeds)."""
+    return bool(found) and all(address.is_loopback or _bindable(address) for address in found)
+
+
+def _bindable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((str(address), 0))
+        except OSError:
+            return False
+    return True
 
 
 def _own_ports(settings: Settings) -> Iterable[int]:

@@ -87,7 +87,7 @@ def targets_of(text: str | None, field: str = "settings.url") -> Targets:
     if url.drivername == "sqlite":
         return Targets(files=((field, url.database),)) if url.database else Targets()
     host = _query_text(url, "host") or _query_text(url, "unix_socket") or url.host or "localhost"
-    return Targets(hosts=((field, host, url.port),))
+    return Targets(databases=((field, host, url.port, url.database or ""),))
 
 
 def _query_text(url: URL, key: str) -> str | None:
