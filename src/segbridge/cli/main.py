@@ -14,6 +14,7 @@ import click
 
 from segbridge.api.routes.applications import application_public
 from segbridge.cli import accounts, connections, flows, keys, users
+from segbridge.cli import tokens as cli_tokens
 from segbridge.cli.context import handles_errors, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.settings import load_settings
@@ -72,6 +73,7 @@ def applications_list(ctx: click.Context, as_json: bool) -> None:
 cli.add_command(connections.group)
 cli.add_command(keys.group)
 cli.add_command(users.group)
+cli.add_command(cli_tokens.group)
 cli.add_command(accounts.group)
 cli.add_command(flows.integrations)
 cli.add_command(flows.flows)

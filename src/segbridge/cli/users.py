@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from segbridge.accounts import members
+from segbridge.accounts import credentials, members
 from segbridge.accounts.roles import ROLES
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
@@ -147,14 +147,42 @@ def remove(ctx: click.Context, email: str, yes: bool) -> None:
 @group.command("token")
 @click.argument("email")
 @click.option("--name", default="cli", help="A name to recognise the token by.")
+@click.option("--expires-in-days", type=click.IntRange(1, credentials.MAX_EXPIRES_IN_DAYS),
+              default=None, help="Days until the token stops working (default: never).")
 @click.pass_context
 @handles_errors
-def token(ctx: click.Context, email: str, name: str) -> None:
-    """Create an API token for a user (one's own; admins: any user's); it is printed once."""
+def token(ctx: click.Context, email: str, name: str, expires_in_days: int | None) -> None:
+    """Create an API token for a user (one's own; admins: any user's of the account).
+
+    The token alone is printed on standard output, this once; a note goes to standard error.
+    """
     with runtime_of(ctx).db.session() as session:
-        value = members.issue_for_member(session, principal_of(ctx), email, kind="api",
-                                         name=name)
-    click.echo(value)
+        created = credentials.create_api_token(session, principal_of(ctx), name,
+                                               expires_in_days, user_email=email)
+    expiry = f"expires {created.expires_at[:16]}" if created.expires_at else "never expires"
+    click.echo(f"Created the API token '{created.name}' ({created.id}) for {created.user_email};"
+               f" it {expiry}. It is shown only now:", err=True)
+    click.echo(created.token)
+
+
+@group.command("password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+@handles_errors
+def password(ctx: click.Context, email: str, password_stdin: bool) -> None:
+    """Set a user's password (one's own; admins: any user's of the account).
+
+    No current password is asked: the CLI runs on the server. The user's browser sessions end;
+    API tokens stay valid.
+    """
+    if password_stdin:
+        value = sys.stdin.readline().rstrip("\n")
+    else:
+        value = click.prompt("New password", hide_input=True, confirmation_prompt=True, type=str)
+    with runtime_of(ctx).db.session() as session:
+        user = credentials.reset_password(session, principal_of(ctx), email, value)
+    click.echo(f"Set the password of {user}; their browser sessions ended.")
 
 
 @group.command("login-link")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from pydantic import Field
 
+from segbridge.accounts import credentials
 from segbridge.accounts import service as accounts
 from segbridge.api.deps import SESSION_COOKIE, CurrentPrincipal, RuntimeDep, csrf_token_for
-from segbridge.api.schemas import LoginRequest, Me
+from segbridge.api.schemas import LoginRequest, Me, Strict
 
 router = APIRouter(tags=["auth"])
 SESSION_MAX_AGE = int(accounts.SESSION_TTL.total_seconds())
@@ -60,3 +62,23 @@ def login_link(token: str, request: Request, runtime: RuntimeDep) -> RedirectRes
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, request, session_token)
     return response
+
+
+class PasswordChange(Strict):
+    """A new password for the caller; the current one is needed once a password is set."""
+
+    current_password: str | None = Field(default=None, max_length=1000)
+    new_password: str = Field(min_length=accounts.MIN_PASSWORD_LENGTH, max_length=1000)
+
+
+@router.put("/api/v1/me/password", status_code=204, operation_id="change_password", responses={
+    401: {"description": "Not signed in."},
+    422: {"description": "The current password did not match, or the new one is too short."}})
+def change_password(body: PasswordChange, request: Request, principal: CurrentPrincipal,
+                    runtime: RuntimeDep) -> Response:
+    """Set or change your password. Your other browser sessions end; API tokens stay."""
+    with runtime.db.session() as session:
+        credentials.change_password(session, principal, body.current_password,
+                                    body.new_password,
+                                    keep_session=request.cookies.get(SESSION_COOKIE))
+    return Response(status_code=204)
