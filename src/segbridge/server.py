@@ -6,10 +6,13 @@ import logging
 
 import click
 import uvicorn
+from sqlalchemy import select
 
 from segbridge.api.app import create_app
+from segbridge.core import log_redaction
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.runtime import Runtime, first_start
+from segbridge.storage.models import Account
 from segbridge.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -22,7 +25,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     if link:
         click.echo("segbridge: first start. Sign in as the admin with this one-time link:")
         click.echo(f"    {link}")
-    _ensure_sandbox_source(app)
+    _ensure_sandbox_source(app, runtime)
     freeze_long_lived_objects()
     workers = Workers(runtime)
     resumed = workers.start()
@@ -31,6 +34,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     click.echo(f"segbridge: serving on http://{host}:{port}  (data: {runtime.settings.home})")
     try:
         uvicorn.run(app, host=host, port=port, log_level=runtime.settings.log_level.lower(),
+                    log_config=log_redaction.uvicorn_log_config(),
                     proxy_headers=False, server_header=False)
     finally:
         workers.stop()
@@ -38,13 +42,24 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         runtime.close()
 
 
-def _ensure_sandbox_source(app: object) -> None:
+def _ensure_sandbox_source(app: object, runtime: Runtime) -> None:
+    """The first account owns the local Segment's default source, and the sources of a state
+    file from before accounts (the receiver's implicit account)."""
     sandbox = getattr(getattr(app, "state", None), "sandbox_app", None)
     if sandbox is None:
         return
     from segbridge.sandbox import ensure_default_source
+    from segbridge.sandbox.store import IMPLICIT_ACCOUNT
 
-    ensure_default_source(sandbox)
+    with runtime.db.session() as session:
+        first = session.scalar(select(Account.id).order_by(Account.created_at, Account.id))
+    if first is None:
+        return
+    moved = sandbox.state.sandbox.store.adopt(IMPLICIT_ACCOUNT, first)
+    if moved:
+        log.info("the local Segment's %d earlier source(s) now belong to account %s",
+                 len(moved), first)
+    ensure_default_source(sandbox, first)
 
 
 def _close_sandbox(app: object) -> None:
@@ -55,4 +70,6 @@ def _close_sandbox(app: object) -> None:
 
 
 def configure_logging(level: str) -> None:
+    """segbridge's log lines; every handler masks keys and tokens (``core.log_redaction``)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_redaction.install()

@@ -17,7 +17,7 @@ from segbridge.accounts import service as accounts
 from segbridge.api.app import create_app
 from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
-from segbridge.sandbox import SandboxState
+from segbridge.sandbox import SandboxState, Source
 from tests.integration.conftest import admin_token
 from tests.support.databases import sqlite_url
 from tests.support.servers import serve_in_thread
@@ -38,13 +38,23 @@ class Segbridge:
     sandbox: SandboxState
     session: str
     api_token: str
+    account_id: str
 
     def browser(self, session: str | None = None) -> httpx.Client:
         cookies = {SESSION_COOKIE: session or self.session}
         return httpx.Client(base_url=f"{self.url}/sandbox", cookies=cookies, trust_env=False)
 
     def source_names(self) -> list[str]:
-        return [s.name for s in self.sandbox.store.list()]
+        return [s.name for s in self.sandbox.store.list(self.account_id)]
+
+    def new_source(self, name: str) -> Source:
+        """A source of the signed-in admin's account, made directly in the store."""
+        return self.sandbox.store.create(name, self.account_id)
+
+
+def admin_account(runtime: Runtime) -> str:
+    with runtime.db.session() as session:
+        return accounts.find_user(session, ADMIN_EMAIL).account_id
 
 
 def new_session(runtime: Runtime) -> str:
@@ -62,7 +72,9 @@ def segbridge(runtime: Runtime) -> Iterator[Segbridge]:
     state: SandboxState = app.state.sandbox_app.state.sandbox
     try:
         with serve_in_thread(app) as url:
-            yield Segbridge(url, state, new_session(runtime), admin_token(runtime))
+            yield Segbridge(
+                url, state, new_session(runtime), admin_token(runtime), admin_account(runtime)
+            )
     finally:
         state.close()
 
@@ -136,7 +148,7 @@ def test_no_session_is_not_allowed(segbridge: Segbridge) -> None:
 
 
 def test_rename_and_delete_with_the_forms(segbridge: Segbridge) -> None:
-    source = segbridge.sandbox.store.create("To rename")
+    source = segbridge.new_source("To rename")
     with segbridge.browser() as browser:
         token = form_token(browser.get("/sources").text)
         renamed = browser.post(
@@ -159,7 +171,7 @@ def test_an_api_token_needs_no_form_token(segbridge: Segbridge) -> None:
 
 
 def test_the_debugger_page_takes_q(segbridge: Segbridge) -> None:
-    source = segbridge.sandbox.store.create("Debugged")
+    source = segbridge.new_source("Debugged")
     with segbridge.browser() as browser:
         page = browser.get(f"/sources/{source.id}/debugger", params={"q": "segbridge-test-1"})
     assert 'data-query="segbridge-test-1"' in page.text
@@ -171,7 +183,7 @@ def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:
     app = create_app(runtime)
     first_start(runtime)
     state: SandboxState = app.state.sandbox_app.state.sandbox
-    source = state.store.create("Watched")
+    source = state.store.create("Watched", admin_account(runtime))
     session = new_session(runtime)
     with serve_in_thread(app) as url:
         listener = StreamListener(
@@ -185,7 +197,7 @@ def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:
 
 
 def test_close_from_another_thread_ends_the_stream(segbridge: Segbridge) -> None:
-    source = segbridge.sandbox.store.create("Closing")
+    source = segbridge.new_source("Closing")
     listener = StreamListener(
         f"{segbridge.url}/sandbox/api/sources/{source.id}/events/stream",
         cookies={SESSION_COOKIE: segbridge.session},

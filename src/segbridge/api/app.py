@@ -53,7 +53,7 @@ def _health() -> dict[str, str]:
 
 
 def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
-    from segbridge.api.deps import request_is_authenticated
+    from segbridge.api.deps import sandbox_caller
     from segbridge.sandbox import SandboxConfig, create_sandbox_app
 
     config = SandboxConfig(
@@ -62,8 +62,7 @@ def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
     )
     sandbox = create_sandbox_app(
         config,
-        authorize_manage=lambda request: request_is_authenticated(request, admin=False),
-        authorize_admin=lambda request: request_is_authenticated(request, admin=True),
+        authorize=sandbox_caller,  # each account: its own sources, Debugger and faults
     )
     sandbox.state.segbridge_runtime = runtime
     app.state.sandbox_app = sandbox

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -12,6 +12,9 @@ from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
 from segbridge.core.errors import NotAuthenticated, PermissionDenied
 from segbridge.runtime import Runtime
+
+if TYPE_CHECKING:
+    from segbridge.sandbox.auth import Caller as SandboxCaller
 
 SESSION_COOKIE = "segbridge_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -64,10 +67,18 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def request_is_authenticated(request: Request, *, admin: bool) -> bool:
-    """For the mounted local Segment: may this request manage sources (or inject faults)?"""
+def sandbox_caller(request: Request) -> SandboxCaller | None:
+    """For the mounted local Segment: the caller's account and what its role may change.
+
+    None when the request is not signed in (or a browser change lacks its CSRF token). A
+    monitor reads only; manage and admin change sources; only admins set faults.
+    """
+    from segbridge.sandbox.auth import Caller
+
     try:
         principal = principal_from_request(request, request.app.state.segbridge_runtime)
     except (NotAuthenticated, PermissionDenied):
-        return False
-    return principal.is_admin or not admin
+        return None
+    role = getattr(principal, "role", None)  # admin | manage | monitor, where roles exist
+    return Caller(principal.account_id, can_manage=role != "monitor",
+                  can_admin=bool(principal.is_admin))

@@ -9,35 +9,46 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from segbridge.sandbox.auth import AccessPolicy, Authorizer, CsrfTokenFor
+from segbridge.sandbox.auth import AccessPolicy, Authorizer, CallerFor, CsrfTokenFor
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.management import ManagementAPI
 from segbridge.sandbox.pages import STATIC, Pages
 from segbridge.sandbox.responses import ApiError, handle_api_error
 from segbridge.sandbox.state import SandboxState, build_state
-from segbridge.sandbox.store import InvalidSourceName, Source, SourceNotFound, SourceStore
+from segbridge.sandbox.store import (
+    IMPLICIT_ACCOUNT,
+    InvalidSourceName,
+    Source,
+    SourceNotFound,
+    SourceStore,
+)
 from segbridge.sandbox.tracking import TrackingAPI, settings_endpoint
 
 
 def create_sandbox_app(
     config: SandboxConfig,
     *,
+    authorize: CallerFor | None = None,
     authorize_manage: Authorizer | None = None,
     authorize_admin: Authorizer | None = None,
     csrf_token: CsrfTokenFor | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app; its state is ``app.state.sandbox`` (a ``SandboxState``).
 
-    Mounted, ``authorize_manage`` and ``authorize_admin`` are the host's checks, and
-    ``csrf_token`` gives the CSRF token of a request's browser session (None without one) for
-    the pages' forms; by default segbridge's (see ``auth``).
+    Mounted, ``authorize`` is the host's check: the request's ``Caller`` (account, may manage,
+    may set faults) or None; each account then has its own sources, Debugger and faults. A
+    host of one namespace may pass ``authorize_manage`` and ``authorize_admin`` (yes/no)
+    instead. ``csrf_token`` gives the CSRF token of a request's browser session (None without
+    one) for the pages' forms; by default segbridge's (see ``auth``).
 
     Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
     lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown.
     """
     state = build_state(config)
-    policy = AccessPolicy(config.admin_token, authorize_manage, authorize_admin, csrf_token)
+    policy = AccessPolicy(
+        config.admin_token, authorize_manage, authorize_admin, csrf_token, authorize
+    )
     routes: list[BaseRoute] = [
         Route("/v1/projects/{write_key}/settings", settings_endpoint(state), methods=["GET"]),
         Route("/v1/{call}", TrackingAPI(state), methods=["POST", "OPTIONS"]),
@@ -57,8 +68,10 @@ def create_sandbox_app(
     return app
 
 
-def ensure_default_source(app_or_store: Starlette | SandboxState | SourceStore) -> Source:
-    """The first source, created as "My first source" when the workspace has none."""
+def ensure_default_source(
+    app_or_store: Starlette | SandboxState | SourceStore, account_id: str = IMPLICIT_ACCOUNT
+) -> Source:
+    """The account's first source, created as "My first source" when it has none."""
     target = app_or_store.state.sandbox if isinstance(app_or_store, Starlette) else app_or_store
     store: SourceStore = target.store if isinstance(target, SandboxState) else target
-    return store.first_or_create(DEFAULT_SOURCE_NAME)
+    return store.first_or_create(DEFAULT_SOURCE_NAME, account_id)

@@ -1,7 +1,9 @@
 """The optional archive: every accepted event, one JSON line each, appended and fsynced.
 
-Writes run on one dedicated thread, in request order, so the event loop keeps parsing the
-next request while the disk syncs; a request is answered only after its lines are synced.
+The file is readable by its owner only (0600; a missing directory is created 0700; an older
+file is tightened at start). Writes run on one dedicated thread, in request order, so the
+event loop keeps parsing the next request while the disk syncs; a request is answered only
+after its lines are synced.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from pathlib import Path
 class ArchiveWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
+        if not path.parent.exists():
+            path.parent.mkdir(mode=0o700, parents=True)
+        if path.is_file():
+            os.chmod(path, 0o600)
         self._fd: int | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sandbox-archive")
 

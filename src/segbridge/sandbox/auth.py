@@ -1,7 +1,13 @@
-"""Who may manage sources (and read the Debugger) and who may change faults.
+"""Who is calling, in which account, and whether they may read, manage sources or set faults.
 
-Mounted in segbridge, the server passes its own checks (``authorize_manage`` and
-``authorize_admin``, each ``Request -> bool``; False gives 403). Standalone, both levels need
+Every check returns the ``Caller``: the account whose sources the request sees and changes
+(``account_id``), whether it may change sources (``can_manage``) and faults (``can_admin``).
+Reading (source lists, the Debugger, counters) needs only a caller.
+
+Mounted in segbridge, the server passes ``authorize`` (``Request -> Caller | None``; None gives
+403): the signed-in user's account and role. Hosts of one namespace may instead pass
+``authorize_manage`` and ``authorize_admin`` (``Request -> bool``): their callers are in the
+implicit account. Standalone, both levels need
 ``Authorization: Bearer <admin token>`` (401 without it); with no admin token configured they
 are refused (403). So that a browser can open the standalone pages, ``POST /login`` with the
 token sets a session cookie (HttpOnly, SameSite=Strict) that is accepted for reading (GET)
@@ -23,18 +29,43 @@ import hashlib
 import hmac
 import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from segbridge.sandbox.responses import ApiError
+from segbridge.sandbox.store import IMPLICIT_ACCOUNT
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls: the account whose sources they see, and what they may change."""
+
+    account_id: str
+    can_manage: bool
+    can_admin: bool
+
 
 Authorizer = Callable[[Request], bool]
+CallerFor = Callable[[Request], "Caller | None"]
 CsrfTokenFor = Callable[[Request], str | None]
 SESSION_COOKIE = "segbridge_sandbox_session"
 SEGBRIDGE_SESSION_COOKIE = "segbridge_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _READ_METHODS = ("GET", "HEAD")
+_OWNER = Caller(IMPLICIT_ACCOUNT, can_manage=True, can_admin=True)  # stand-alone admin token
+
+
+def one_namespace(manage: Authorizer | None, admin: Authorizer | None) -> CallerFor:
+    """A ``CallerFor`` from a host's two yes/no checks: every caller in the implicit account."""
+
+    def caller(request: Request) -> Caller | None:
+        can_manage = manage is not None and manage(request)
+        can_admin = admin is not None and admin(request)
+        return Caller(IMPLICIT_ACCOUNT, can_manage, can_admin) if can_manage or can_admin else None
+
+    return caller
 
 
 def segbridge_csrf_token(request: Request) -> str | None:
@@ -65,18 +96,27 @@ class AccessPolicy:
         authorize_manage: Authorizer | None = None,
         authorize_admin: Authorizer | None = None,
         csrf_token: CsrfTokenFor | None = None,
+        authorize: CallerFor | None = None,
     ) -> None:
         self._token = admin_token
-        self._manage = authorize_manage
+        if authorize is None and authorize_manage is not None:
+            authorize = one_namespace(authorize_manage, authorize_admin)
+        self._authorize = authorize
+        self._admin_only = authorize_manage is None and authorize_admin is not None
         self._admin = authorize_admin
-        if csrf_token is None and authorize_manage is not None:
+        if csrf_token is None and authorize is not None:
             csrf_token = segbridge_csrf_token
         self._csrf = csrf_token
 
     @property
+    def hosted(self) -> bool:
+        """Whether a host (segbridge) decides who calls."""
+        return self._authorize is not None
+
+    @property
     def uses_login(self) -> bool:
         """Whether the standalone login page is how a browser gets in."""
-        return self._manage is None and self._token is not None
+        return not self.hosted and self._token is not None
 
     def session_value(self) -> str:
         token = (self._token or "").encode()
@@ -84,7 +124,7 @@ class AccessPolicy:
 
     def form_token(self, request: Request) -> str | None:
         """The CSRF token this browser's page forms carry; None when it has no session."""
-        if self._manage is not None:
+        if self.hosted:
             return self._csrf(request) if self._csrf is not None else None
         if self._has_session(request):
             token = (self._token or "").encode()
@@ -92,7 +132,7 @@ class AccessPolicy:
             return hmac.new(token, label, hashlib.sha256).hexdigest()
         return None
 
-    def require_manage_form(self, request: Request, sent: str) -> None:
+    def require_manage_form(self, request: Request, sent: str) -> Caller:
         """A page form's change: the CSRF token ``sent`` (for browser sessions), then manage.
 
         Raises ``ApiError`` 403 ``csrf_failed`` for a missing or wrong token, else as
@@ -103,35 +143,56 @@ class AccessPolicy:
             sent and hmac.compare_digest(sent.encode(), expected.encode())
         ):
             raise ApiError(403, "csrf_failed", "the form lacks this session's security token")
-        if self._manage is not None:
+        if self.hosted:
             checked = request if expected is None else _with_header(request, CSRF_HEADER, expected)
-            if not self._manage(checked):
-                raise ApiError(403, "forbidden", "you may not manage sandbox sources")
-            return
+            return _may_manage(self._caller(checked))
         if expected is not None:  # standalone: a signed-in browser with its token
-            return
+            return _OWNER
         self._require_token(request)
+        return _OWNER
 
     def token_matches(self, candidate: str) -> bool:
         return self._token is not None and hmac.compare_digest(
             candidate.encode(), self._token.encode()
         )
 
-    def require_manage(self, request: Request) -> None:
-        if self._manage is not None:
-            if not self._manage(request):
-                raise ApiError(403, "forbidden", "you may not manage sandbox sources")
-            return
-        if request.method in _READ_METHODS and self._has_session(request):
-            return
-        self._require_token(request)
+    def require_read(self, request: Request) -> Caller:
+        """Anyone the host lets in (a monitor too): their account's sources and Debugger."""
+        if self.hosted:
+            return self._caller(request)
+        return self._standalone(request)
 
-    def require_admin(self, request: Request) -> None:
-        if self._admin is not None:
+    def require_manage(self, request: Request) -> Caller:
+        """Changing sources: the host's callers whose role may manage."""
+        if self.hosted:
+            return _may_manage(self._caller(request))
+        return self._standalone(request)
+
+    def require_admin(self, request: Request) -> Caller:
+        """Faults: the account's admins."""
+        if self._admin_only and self._admin is not None:
             if not self._admin(request):
                 raise ApiError(403, "forbidden", "this needs sandbox admin rights")
-            return
+            return _OWNER
+        if self.hosted:
+            caller = self._caller(request)
+            if not caller.can_admin:
+                raise ApiError(403, "forbidden", "this needs sandbox admin rights")
+            return caller
         self._require_token(request)
+        return _OWNER
+
+    def _caller(self, request: Request) -> Caller:
+        caller = self._authorize(request) if self._authorize is not None else None
+        if caller is None:
+            raise ApiError(403, "forbidden", "you may not manage sandbox sources")
+        return caller
+
+    def _standalone(self, request: Request) -> Caller:
+        if request.method in _READ_METHODS and self._has_session(request):
+            return _OWNER
+        self._require_token(request)
+        return _OWNER
 
     def _has_session(self, request: Request) -> bool:
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -152,3 +213,9 @@ class AccessPolicy:
                 "send Authorization: Bearer <admin token>",
                 headers={"WWW-Authenticate": 'Bearer realm="segbridge sandbox"'},
             )
+
+
+def _may_manage(caller: Caller) -> Caller:
+    if not caller.can_manage:
+        raise ApiError(403, "forbidden", "your role may read the local Segment but not change it")
+    return caller

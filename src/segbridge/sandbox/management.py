@@ -1,19 +1,22 @@
 """The JSON management API: sources, their Debugger events, drops and counters; faults.
 
+Each caller sees and changes only its account's sources (another account's id: 404) and
+its account's faults. "read" is anyone the host lets in (a monitor too).
+
 Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge):
 
-    GET    /api/sources                      list            (manage)
+    GET    /api/sources                      list            (read)
     POST   /api/sources {"name"}             create -> 201   (manage)
-    GET    /api/sources/{id}                 one source      (manage)
+    GET    /api/sources/{id}                 one source      (read)
     PATCH  /api/sources/{id} {"name"}        rename          (manage)
     DELETE /api/sources/{id}                 delete -> 204   (manage)
-    GET    /api/sources/{id}/events?q=&limit=  newest first  (manage)
-    GET    /api/sources/{id}/events/stream   server-sent events (manage)
-    GET    /api/sources/{id}/stats           counters        (manage)
-    GET    /api/sources/{id}/dropped?limit=  drop log        (manage)
+    GET    /api/sources/{id}/events?q=&limit=  newest first  (read)
+    GET    /api/sources/{id}/events/stream   server-sent events (read)
+    GET    /api/sources/{id}/stats           counters        (read)
+    GET    /api/sources/{id}/dropped?limit=  drop log        (read)
     GET    /api/receiver                     unknown keys, missing keys, rejected, peak
-                                             requests in flight (manage)
-    GET|PUT|DELETE /api/faults               fault injection (admin)
+                                             requests in flight (read)
+    GET|PUT|DELETE /api/faults               the account's fault injection (admin)
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from segbridge.sandbox.auth import AccessPolicy
+from segbridge.sandbox.auth import AccessPolicy, Caller
 from segbridge.sandbox.faults import FaultSettingsError, parse_fault_request
+from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.responses import ApiError, json_response, read_json_object
 from segbridge.sandbox.sse import event_stream
 from segbridge.sandbox.state import SandboxState
-from segbridge.sandbox.store import Source
+from segbridge.sandbox.store import IMPLICIT_ACCOUNT, Source
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:
@@ -63,29 +67,43 @@ class ManagementAPI:
             Route("/api/faults", self.delete_faults, methods=["DELETE"]),
         ]
 
+    def _reader(self, request: Request) -> Caller:
+        """The caller; an account opening the receiver for the first time gets its source."""
+        caller = self.policy.require_read(request)
+        if caller.account_id != IMPLICIT_ACCOUNT:
+            self.state.store.open_workspace(caller.account_id, DEFAULT_SOURCE_NAME)
+        return caller
+
     def _source(self, request: Request) -> Source:
-        self.policy.require_manage(request)
-        return self.state.store.get(request.path_params["id"])
+        caller = self.policy.require_read(request)
+        return self.state.store.get(request.path_params["id"], caller.account_id)
+
+    def _own_source(self, request: Request) -> Source:
+        """A source the caller may change (404 for another account's)."""
+        caller = self.policy.require_manage(request)
+        return self.state.store.get(request.path_params["id"], caller.account_id)
 
     async def list_sources(self, request: Request) -> Response:
-        self.policy.require_manage(request)
-        return json_response({"sources": [s.to_json() for s in self.state.store.list()]})
+        caller = self._reader(request)
+        sources = self.state.store.list(caller.account_id)
+        return json_response({"sources": [s.to_json() for s in sources]})
 
     async def create_source(self, request: Request) -> Response:
-        self.policy.require_manage(request)
+        caller = self.policy.require_manage(request)
         body = await read_json_object(request)
-        return json_response(self.state.store.create(body.get("name")).to_json(), 201)
+        source = self.state.store.create(body.get("name"), caller.account_id)
+        return json_response(source.to_json(), 201)
 
     async def get_source(self, request: Request) -> Response:
         return json_response(self._source(request).to_json())
 
     async def rename_source(self, request: Request) -> Response:
-        source = self._source(request)
+        source = self._own_source(request)
         body = await read_json_object(request)
         return json_response(self.state.store.rename(source.id, body.get("name")).to_json())
 
     async def delete_source(self, request: Request) -> Response:
-        self.state.delete_source(self._source(request).id)
+        self.state.delete_source(self._own_source(request).id)
         return Response(status_code=204)
 
     async def events(self, request: Request) -> Response:
@@ -113,26 +131,26 @@ class ManagementAPI:
         return json_response({"dropped": [r.to_json() for r in records]})
 
     async def receiver(self, request: Request) -> Response:
-        self.policy.require_manage(request)
+        self.policy.require_read(request)
         return json_response(
             {**self.state.receiver.to_json(), "mode": self.state.config.unknown_key_mode}
         )
 
     async def get_faults(self, request: Request) -> Response:
-        self.policy.require_admin(request)
-        return json_response(self.state.faults.to_json())
+        caller = self.policy.require_admin(request)
+        return json_response(self.state.faults_for(caller.account_id).to_json())
 
     async def put_faults(self, request: Request) -> Response:
-        self.policy.require_admin(request)
+        faults = self.state.faults_for(self.policy.require_admin(request).account_id)
         body = await read_json_object(request)
         try:
             settings, seed = parse_fault_request(body)
         except FaultSettingsError as err:
             raise ApiError(422, "invalid_faults", str(err), {"problems": err.problems}) from err
-        self.state.faults.apply(settings, seed)
-        return json_response(self.state.faults.to_json())
+        faults.apply(settings, seed)
+        return json_response(faults.to_json())
 
     async def delete_faults(self, request: Request) -> Response:
-        self.policy.require_admin(request)
-        self.state.faults.reset()
-        return json_response(self.state.faults.to_json())
+        faults = self.state.faults_for(self.policy.require_admin(request).account_id)
+        faults.reset()
+        return json_response(faults.to_json())

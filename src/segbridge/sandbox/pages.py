@@ -4,7 +4,9 @@ and delete sources) and each source's Debugger.
 Jinja2 with autoescaping; scripts and styles are static files served by the app, and a
 Content-Security-Policy forbids anything else (no inline script, no CDN). The forms post to
 page routes that call the same store functions as the JSON API, with the CSRF check of
-``AccessPolicy.require_manage_form``, and answer with a redirect (post/redirect/get).
+``AccessPolicy.require_manage_form``, and answer with a redirect (post/redirect/get). Like the
+API, the pages show and change only the caller's account's sources; a caller who may only
+read (a monitor) sees no forms.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from segbridge.sandbox.auth import CSRF_FIELD, SESSION_COOKIE, AccessPolicy
+from segbridge.sandbox.auth import CSRF_FIELD, SESSION_COOKIE, AccessPolicy, Caller
+from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.responses import ApiError
 from segbridge.sandbox.state import SandboxState
-from segbridge.sandbox.store import InvalidSourceName, Source, SourceNotFound
+from segbridge.sandbox.store import IMPLICIT_ACCOUNT, InvalidSourceName, Source, SourceNotFound
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -99,29 +102,34 @@ class Pages:
             request, "message.html", err.status, heading="Not allowed", message=err.message
         )
 
-    def _denied(self, request: Request) -> Response | None:
+    def _reader(self, request: Request) -> Caller | Response:
+        """The caller (whose account, when new, gets its first source), or the refusal."""
         try:
-            self.policy.require_manage(request)
+            caller = self.policy.require_read(request)
         except ApiError as err:
             return self._refusal(request, err)
-        return None
+        if caller.account_id != IMPLICIT_ACCOUNT:
+            self.state.store.open_workspace(caller.account_id, DEFAULT_SOURCE_NAME)
+        return caller
 
-    async def _form(self, request: Request) -> dict[str, str] | Response:
-        """The posted form once the manage and CSRF checks passed, or the refusal."""
+    async def _form(self, request: Request) -> tuple[Caller, dict[str, str]] | Response:
+        """The caller and the posted form once the manage and CSRF checks passed, or the
+        refusal."""
         try:
             form = await read_form(request)
         except FormTooLarge:
             message = f"The form is over {MAX_FORM_BYTES:,} bytes."
             return render(request, "message.html", 413, heading="Form too large", message=message)
         try:
-            self.policy.require_manage_form(request, form.get(CSRF_FIELD, ""))
+            caller = self.policy.require_manage_form(request, form.get(CSRF_FIELD, ""))
         except ApiError as err:
             return self._refusal(request, err)
-        return form
+        return caller, form
 
     def _sources_page(
         self,
         request: Request,
+        caller: Caller,
         status: int = 200,
         *,
         notice: str | None = None,
@@ -134,7 +142,8 @@ class Pages:
             request,
             "sources.html",
             status,
-            sources=self.state.store.list(),
+            sources=self.state.store.list(caller.account_id),
+            can_manage=caller.can_manage,
             csrf=self.policy.form_token(request),
             csrf_field=CSRF_FIELD,
             notice=notice,
@@ -143,9 +152,9 @@ class Pages:
             name=name,
         )
 
-    def _source_or_none(self, source_id: str) -> Source | None:
+    def _source_or_none(self, source_id: str, caller: Caller) -> Source | None:
         try:
-            return self.state.store.get(source_id)
+            return self.state.store.get(source_id, caller.account_id)
         except SourceNotFound:
             return None
 
@@ -159,59 +168,66 @@ class Pages:
         return RedirectResponse(f"{_base(request)}/sources{query}{anchor}", 303)
 
     async def sources(self, request: Request) -> Response:
-        denied = self._denied(request)
-        if denied:
-            return denied
+        caller = self._reader(request)
+        if isinstance(caller, Response):
+            return caller
         params = request.query_params
         notice = None
         for what in ("created", "renamed"):
-            source = self._source_or_none(params.get(what, ""))
+            source = self._source_or_none(params.get(what, ""), caller)
             if source is not None:
                 notice = f"Source “{source.name}” {what}."
         if params.get("deleted"):
             notice = "Source deleted."
-        return self._sources_page(request, notice=notice)
+        return self._sources_page(request, caller, notice=notice)
 
     async def create_source(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
+        caller, form = posted
         name = form.get("name", "")
         try:
-            source = self.state.store.create(name)
+            source = self.state.store.create(name, caller.account_id)
         except InvalidSourceName as err:
-            return self._sources_page(request, 422, error=str(err), error_for="new", name=name)
+            return self._sources_page(
+                request, caller, 422, error=str(err), error_for="new", name=name
+            )
         return self._done(request, "created", source.id)
 
     async def rename_source(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
+        caller, form = posted
         source_id = request.path_params["id"]
         name = form.get("name", "")
         try:
-            self.state.store.rename(source_id, name)
+            self.state.store.rename(source_id, name, caller.account_id)
         except SourceNotFound:
             return self._no_such_source(request)
         except InvalidSourceName as err:
-            return self._sources_page(request, 422, error=str(err), error_for=source_id, name=name)
+            return self._sources_page(
+                request, caller, 422, error=str(err), error_for=source_id, name=name
+            )
         return self._done(request, "renamed", source_id)
 
     async def delete_source(self, request: Request) -> Response:
-        form = await self._form(request)
-        if isinstance(form, Response):
-            return form
+        posted = await self._form(request)
+        if isinstance(posted, Response):
+            return posted
+        caller, _ = posted
         try:
-            self.state.delete_source(request.path_params["id"])
+            self.state.delete_source(request.path_params["id"], caller.account_id)
         except SourceNotFound:
             return self._no_such_source(request)
         return self._done(request, "deleted")
 
     async def debugger(self, request: Request) -> Response:
-        denied = self._denied(request)
-        if denied:
-            return denied
-        source = self._source_or_none(request.path_params["id"])
+        caller = self._reader(request)
+        if isinstance(caller, Response):
+            return caller
+        source = self._source_or_none(request.path_params["id"], caller)
         if source is None:
             return self._no_such_source(request)
         return render(

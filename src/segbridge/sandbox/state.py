@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from segbridge.sandbox.archive import ArchiveWriter
 from segbridge.sandbox.config import SandboxConfig
@@ -10,11 +10,14 @@ from segbridge.sandbox.debugger import Debugger
 from segbridge.sandbox.dedup import MessageIdDeduper
 from segbridge.sandbox.faults import Faults, FaultSettings
 from segbridge.sandbox.recorder import ReceiverStats, Recorder
-from segbridge.sandbox.store import Source, SourceStore
+from segbridge.sandbox.store import IMPLICIT_ACCOUNT, Source, SourceStore
 
 
 @dataclass
 class SandboxState:
+    """``faults`` are the implicit account's (stand-alone: the receiver's); each account has
+    its own (``faults_for``), which apply to the tracking requests of its sources."""
+
     config: SandboxConfig
     store: SourceStore
     debugger: Debugger
@@ -23,10 +26,30 @@ class SandboxState:
     faults: Faults
     archive: ArchiveWriter | None
     recorder: Recorder
+    account_faults: dict[str, Faults] = field(default_factory=dict)
 
-    def delete_source(self, source_id: str) -> Source:
-        """Delete a source: its key becomes unknown and its live streams end."""
-        source = self.store.delete(source_id)
+    def faults_for(self, account_id: str) -> Faults:
+        """The faults set by ``account_id``'s admins (off until they set some)."""
+        if account_id == IMPLICIT_ACCOUNT:
+            return self.faults
+        faults = self.account_faults.get(account_id)
+        if faults is None:
+            faults = self.account_faults.setdefault(account_id, Faults())
+        return faults
+
+    def active_faults(self, source: Source | None) -> Faults | None:
+        """The faults that apply to a tracking request for ``source`` (None: a missing or
+        unknown key, the implicit account's), or None when none are on."""
+        account_id = source.account_id if source is not None else IMPLICIT_ACCOUNT
+        faults = self.faults_for(account_id) if account_id == IMPLICIT_ACCOUNT else (
+            self.account_faults.get(account_id)
+        )
+        return faults if faults is not None and faults.active() else None
+
+    def delete_source(self, source_id: str, account_id: str | None = None) -> Source:
+        """Delete a source (of ``account_id`` when given): its key becomes unknown and its live
+        streams end."""
+        source = self.store.delete(source_id, account_id)
         self.debugger.remove(source_id)
         return source
 

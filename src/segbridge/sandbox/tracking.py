@@ -2,10 +2,12 @@
 
 Raw ASGI for speed: no request object, no per-event model; orjson; one pass per call.
 
-Per request: faults (if any are on) -> Content-Type -> body read within the limit -> gunzip ->
-JSON -> write key (Basic user name, else ``writeKey`` in the body) -> the whole request
-validated and stamped -> unknown key: 200 and drop ("segment") or 401 ("strict") -> drops,
-duplicates, archive, Debugger -> ``200 {"success": true}``.
+Per request: the Basic write key's faults (if any are on: those of its source's account; for
+no key or an unknown one, the implicit account's) -> Content-Type -> body read within the
+limit -> gunzip -> JSON -> write key (Basic user name, else ``writeKey`` in the body; a body
+key's account's faults apply here) -> the whole request validated and stamped -> unknown key:
+200 and drop ("segment") or 401 ("strict") -> drops, duplicates, archive, Debugger ->
+``200 {"success": true}``. Events are recorded for the source, so in its account only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from segbridge.sandbox.calls import (
     prepare_batch,
     prepare_single,
 )
-from segbridge.sandbox.faults import FaultAction
+from segbridge.sandbox.faults import FaultAction, Faults
 from segbridge.sandbox.limits import (
     BATCH_PATHS,
     CALL_TYPES,
@@ -67,7 +69,13 @@ _UNAUTHORIZED = [(b"www-authenticate", b'Basic realm="segbridge sandbox"')]
 class _Attempt:
     """What is known about a request so far (to count a refusal against its source)."""
 
+    header_key: str | None
     source: Source | None = None
+    faults: Faults | None = None  # the faults already applied
+
+
+class _Answered(Exception):
+    """The request was answered (or dropped) by a fault once its body was read."""
 
 
 class TrackingAPI:
@@ -89,16 +97,24 @@ class TrackingAPI:
         receiver.requests += 1
         receiver.request_started()
         try:
-            if self.state.faults.active() and await self._fault(receive, send):
+            headers = headers_of(scope)
+            header_key = basic_write_key(headers)
+            attempt = _Attempt(header_key)
+            known = self.state.store.by_write_key(header_key) if header_key else None
+            attempt.faults = self.state.active_faults(known)
+            if attempt.faults is not None and await self._fault(attempt.faults, receive, send):
                 return
-            await self._handle(path, headers_of(scope), receive, send)
+            await self._handle(path, headers, receive, send, attempt)
         finally:
             receiver.request_ended()
 
-    async def _handle(self, path: str, headers: Headers, receive: Receive, send: Send) -> None:
-        attempt = _Attempt()
+    async def _handle(
+        self, path: str, headers: Headers, receive: Receive, send: Send, attempt: _Attempt
+    ) -> None:
         try:
-            await self._ingest(path, headers, receive, attempt)
+            await self._ingest(path, headers, receive, send, attempt)
+        except _Answered:
+            return
         except TrackingError as err:
             self._count_refusal(err, attempt)
             extra = _UNAUTHORIZED if err.status == 401 else []
@@ -122,11 +138,11 @@ class TrackingAPI:
             self.state.debugger.feed(attempt.source.id).stats.rejected += 1
 
     async def _ingest(
-        self, path: str, headers: Headers, receive: Receive, attempt: _Attempt
+        self, path: str, headers: Headers, receive: Receive, send: Send, attempt: _Attempt
     ) -> None:
         state = self.state
         strict = state.config.unknown_key_mode == "strict"
-        header_key = basic_write_key(headers)
+        header_key = attempt.header_key
         attempt.source = state.store.by_write_key(header_key) if header_key else None
         if strict and header_key and attempt.source is None:
             self._refuse_unknown(header_key)  # RudderStack checks the key before the body
@@ -138,6 +154,10 @@ class TrackingAPI:
         attempt.source = source = state.store.by_write_key(key)
         if source is None and strict:
             self._refuse_unknown(key)
+        faults = state.active_faults(source)
+        late = faults is not None and faults is not attempt.faults  # a key in the body
+        if late and faults and await self._fault(faults, receive, send, body_read=True):
+            raise _Answered
         receipt = Receipt()
         prepared = self._prepare(path, body, receipt, len(data))
         if source is None:
@@ -170,16 +190,18 @@ class TrackingAPI:
             raise TrackingError(401 if strict else 400, "missing_write_key", message)
         return key
 
-    async def _fault(self, receive: Receive, send: Send) -> bool:
-        """Apply the configured faults; True when the request was answered (or dropped)."""
-        latency = self.state.faults.settings.latency_ms
+    async def _fault(
+        self, faults: Faults, receive: Receive, send: Send, *, body_read: bool = False
+    ) -> bool:
+        """Apply ``faults``; True when the request was answered (or dropped)."""
+        latency = faults.settings.latency_ms
         if latency:
             await asyncio.sleep(latency / 1000)
-        action = self.state.faults.decide()
+        action = faults.decide()
         if action is None:
             return False
         if action.kind == "drop":
-            await drop_connection(receive, send)
+            await drop_connection(receive, send, body_read=body_read)
             return True
         await send_bytes(send, action.status or 503, *_fault_answer(action))
         return True
@@ -201,7 +223,7 @@ def _fault_answer(action: FaultAction) -> tuple[bytes, bytes, list[tuple[bytes, 
     return body, b"application/json", headers
 
 
-async def drop_connection(receive: Receive, send: Send) -> None:
+async def drop_connection(receive: Receive, send: Send, *, body_read: bool = False) -> None:
     """Close the connection without any answer: the client sees a connection error.
 
     ASGI has no "close" message, so this reaches for the server's transport (uvicorn's
@@ -209,7 +231,8 @@ async def drop_connection(receive: Receive, send: Send) -> None:
     finished, which makes any server close the connection mid-answer.
     """
     read = 0
-    while read <= DRAIN_LIMIT:  # read the request first: the client is left waiting for an answer
+    # read the request first (unless read already): the client is left waiting for an answer
+    while not body_read and read <= DRAIN_LIMIT:
         message = await receive()
         read += len(message.get("body", b""))
         if not message.get("more_body"):
