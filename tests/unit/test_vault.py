@@ -95,6 +95,7 @@ def test_key_ring_file_is_written_with_mode_0600_and_read_back(tmp_path: Path) -
 def test_a_damaged_key_file_is_a_clear_configuration_error(tmp_path: Path) -> None:
     path = tmp_path / "master.key"
     path.write_text("not json")
+    path.chmod(0o600)
     with pytest.raises(ConfigurationError, match="cannot be read or is damaged"):
         read_key_ring(path)
 
@@ -103,3 +104,84 @@ def test_a_damaged_key_file_is_a_clear_configuration_error(tmp_path: Path) -> No
 def test_a_bad_master_key_is_refused_with_how_to_make_one(text: str) -> None:
     with pytest.raises(ConfigurationError, match="base64"):
         decode_key(text)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+def test_a_key_file_that_others_may_read_or_write_is_refused_with_how_to_fix_it(
+    tmp_path: Path, mode: int,
+) -> None:
+    path = tmp_path / "master.key"
+    write_key_ring(path, KeyRing.single(os.urandom(32)))
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match=f"has mode {mode:04o}") as refused:
+        read_key_ring(path)
+    assert f"chmod 600 {path}" in refused.value.message
+
+
+def rotated_file(path: Path, ring: KeyRing) -> KeyRing:
+    rotated = ring.with_new_primary(os.urandom(32))
+    write_key_ring(path, rotated)
+    return rotated
+
+
+def test_a_vault_following_its_key_file_encrypts_with_the_new_primary_once_the_file_changes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "master.key"
+    ring = KeyRing.single(os.urandom(32))
+    write_key_ring(path, ring)
+    running = Vault(read_key_ring(path), key_file=path)
+    aad = associated_data("acc_1", "con_1", "write_key")
+    assert Vault.key_id_in(running.encrypt(Secret(WRITE_KEY), aad)) == ring.primary
+    rotated = rotated_file(path, ring)
+    ciphertext = running.encrypt(Secret(WRITE_KEY), aad)
+    assert Vault.key_id_in(ciphertext) == rotated.primary
+    assert running.primary_key_id == rotated.primary
+    assert running.decrypt(ciphertext, aad).reveal() == WRITE_KEY
+
+
+def test_a_vault_reads_its_key_file_again_when_a_secret_names_a_key_it_lacks(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "master.key"
+    ring = KeyRing.single(os.urandom(32))
+    write_key_ring(path, ring)
+    running = Vault(read_key_ring(path), key_file=path)
+    elsewhere = Vault(rotated_file(path, ring))  # another process rotated and re-encrypted
+    aad = associated_data("acc_1", "con_1", "write_key")
+    assert running.decrypt(elsewhere.encrypt(Secret(WRITE_KEY), aad), aad).reveal() == WRITE_KEY
+
+
+def test_a_vault_does_not_read_an_unchanged_key_file_again(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    write_key_ring(path, KeyRing.single(os.urandom(32)))
+    running = Vault(read_key_ring(path), key_file=path)
+    ring = running.ring
+    running.encrypt(Secret(WRITE_KEY), associated_data("acc_1", "con_1", "write_key"))
+    assert running.refresh() is ring
+
+
+def test_a_key_file_made_readable_by_others_while_running_stops_encryption(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "master.key"
+    ring = KeyRing.single(os.urandom(32))
+    write_key_ring(path, ring)
+    running = Vault(read_key_ring(path), key_file=path)
+    rotated_file(path, ring)
+    path.chmod(0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        running.encrypt(Secret(WRITE_KEY), associated_data("acc_1", "con_1", "write_key"))
+
+
+def test_a_vault_from_the_environment_keeps_its_key(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    running = Vault(KeyRing.single(key))
+    assert running.key_file is None
+    assert running.reload().primary == key_id_of(key)
+
+
+def test_pruning_a_ring_never_removes_its_primary_key() -> None:
+    ring = KeyRing.single(os.urandom(32)).with_new_primary(os.urandom(32))
+    assert ring.without(set(ring.keys)).keys == {ring.primary: ring.keys[ring.primary]}
+    assert ring.retired == [kid for kid in ring.keys if kid != ring.primary]

@@ -7,6 +7,12 @@ Ciphertext format (ASCII, stored as text): ``v1.<key_id>.<base64url(nonce || cip
   ciphertext copied to another row fails to decrypt.
 
 Key ring file: JSON ``{"keys": ["<base64 key>", ...], "primary": "<key_id>"}`` with mode 0600.
+The primary key encrypts; every other key in the ring is a retired key kept for decryption
+until no secret uses it. A key file that group or others may read or write is refused.
+
+A vault made from a key file follows that file: before encrypting it checks (one ``stat``)
+whether the file was replaced, and a ciphertext naming a key it lacks makes it read the file
+again; so a rotation reaches every running server and CLI process without a restart.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import hashlib
 import json
 import os
 import secrets
+import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +36,7 @@ from segbridge.core.secrets import Secret
 VERSION = "v1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+PRIVATE_MODE = 0o600
 
 
 class VaultError(SegbridgeError):
@@ -60,38 +69,29 @@ class KeyRing:
         _check_length(key)
         return KeyRing(keys={**self.keys, key_id_of(key): key}, primary=key_id_of(key))
 
+    def without(self, key_ids: set[str]) -> KeyRing:
+        """The ring less some retired keys; the primary key is never removed."""
+        kept = {kid: key for kid, key in self.keys.items() if kid not in key_ids - {self.primary}}
+        return KeyRing(keys=kept, primary=self.primary)
+
     def only_primary(self) -> KeyRing:
-        return KeyRing(keys={self.primary: self.keys[self.primary]}, primary=self.primary)
-
-
-class Vault:
-    """Encrypts and decrypts secrets with the key ring."""
-
-    def __init__(self, ring: KeyRing) -> None:
-        self._ring = ring
+        return self.without(set(self.keys))
 
     @property
-    def ring(self) -> KeyRing:
-        return self._ring
+    def retired(self) -> list[str]:
+        """Key ids kept for decryption only."""
+        return [kid for kid in self.keys if kid != self.primary]
 
-    @property
-    def primary_key_id(self) -> str:
-        return self._ring.primary
-
-    def can_decrypt_with(self, key_id: str) -> bool:
-        return key_id in self._ring.keys
-
-    def encrypt(self, secret: Secret, aad: bytes) -> str:
+    def seal(self, secret: Secret, aad: bytes) -> str:
+        """Encrypt with the primary key."""
         nonce = secrets.token_bytes(NONCE_BYTES)
-        sealed = AESGCM(self._ring.keys[self._ring.primary]).encrypt(
-            nonce, secret.reveal().encode(), aad
-        )
+        sealed = AESGCM(self.keys[self.primary]).encrypt(nonce, secret.reveal().encode(), aad)
         body = base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
-        return f"{VERSION}.{self._ring.primary}.{body}"
+        return f"{VERSION}.{self.primary}.{body}"
 
-    def decrypt(self, ciphertext: str, aad: bytes) -> Secret:
+    def unseal(self, ciphertext: str, aad: bytes) -> Secret:
         version, key_id, body = _split(ciphertext)
-        key = self._ring.keys.get(key_id)
+        key = self.keys.get(key_id)
         if version != VERSION or key is None:
             raise VaultError(
                 f"A secret was encrypted with master key {key_id}, which is not in the key ring. "
@@ -107,9 +107,69 @@ class Vault:
             ) from None
         return Secret(plain.decode())
 
+
+class Vault:
+    """Encrypts and decrypts secrets with the key ring, following its key file if it has one."""
+
+    def __init__(self, ring: KeyRing, key_file: Path | None = None) -> None:
+        self._ring = ring
+        self._key_file = key_file
+        self._seen = _identity(key_file) if key_file is not None else None
+        self._lock = threading.Lock()
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._ring
+
+    @property
+    def key_file(self) -> Path | None:
+        """The key ring file this vault follows; None when the key came from the environment."""
+        return self._key_file
+
+    @property
+    def primary_key_id(self) -> str:
+        return self._ring.primary
+
+    def can_decrypt_with(self, key_id: str) -> bool:
+        return key_id in self._ring.keys
+
+    def refresh(self) -> KeyRing:
+        """The current ring: read the key file again if it was replaced since it was read."""
+        if self._key_file is not None and _identity(self._key_file) != self._seen:
+            return self.reload()
+        return self._ring
+
+    def reload(self) -> KeyRing:
+        """Read the key file again (a no-op for a key from the environment)."""
+        if self._key_file is None:
+            return self._ring
+        with self._lock:
+            seen = _identity(self._key_file)
+            self._ring = read_key_ring(self._key_file)
+            self._seen = seen
+        return self._ring
+
+    def encrypt(self, secret: Secret, aad: bytes) -> str:
+        return self.refresh().seal(secret, aad)
+
+    def decrypt(self, ciphertext: str, aad: bytes) -> Secret:
+        ring = self._ring
+        if self._key_file is not None and Vault.key_id_in(ciphertext) not in ring.keys:
+            ring = self.reload()
+        return ring.unseal(ciphertext, aad)
+
     @staticmethod
     def key_id_in(ciphertext: str) -> str:
         return _split(ciphertext)[1]
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when the key file is rewritten (a rotation replaces it: a new inode)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def _split(ciphertext: str) -> tuple[str, str, str]:
@@ -144,7 +204,9 @@ def decode_key(text: str) -> bytes:
 
 
 def read_key_ring(path: Path) -> KeyRing:
+    """Read the key ring; refuse a file that group or others may read or write."""
     try:
+        check_private(path)
         data = json.loads(path.read_text())
         keys = {key_id_of(k): k for k in (base64.b64decode(text) for text in data["keys"])}
         primary = str(data["primary"])
@@ -160,18 +222,29 @@ def read_key_ring(path: Path) -> KeyRing:
     return KeyRing(keys=keys, primary=primary)
 
 
+def check_private(path: Path) -> None:
+    """Refuse a key file whose mode lets group or others read or write it."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"The master key file {path} has mode {mode:04o}: other users of this machine can "
+            f"read or change it. Make it private to segbridge's user with `chmod 600 {path}`, "
+            "then start segbridge again."
+        )
+
+
 def write_key_ring(path: Path, ring: KeyRing) -> None:
-    """Write the key ring atomically with mode 0600."""
+    """Write the key ring atomically with mode 0600 (a new file, so readers see the change)."""
     data = {
         "keys": [base64.b64encode(k).decode("ascii") for k in ring.keys.values()],
         "primary": ring.primary,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
+    os.chmod(tmp, PRIVATE_MODE)
     os.replace(tmp, path)
