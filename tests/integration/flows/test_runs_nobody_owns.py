@@ -1,0 +1,185 @@
+"""Runs nobody owns: a run whose process was killed is taken over by a live server (a lease
+with heartbeats, claimed atomically), without a restart; records still arrive exactly once."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segbridge.core.clock import utcnow
+from segbridge.core.settings import Settings, load_settings
+from segbridge.flows.counts import Tally
+from segbridge.flows.runs import (
+    LeaseLost,
+    Orphan,
+    RunStore,
+    create_run,
+    orphaned_runs,
+    take_over,
+)
+from segbridge.storage.db import Database
+from segbridge.storage.models import Flow, Run
+from segbridge.workers import Workers
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    FAST,
+    Receiver,
+    assert_invariant,
+    orders,
+    segment_connection,
+    track_flow,
+    wait_for_run,
+    write_csv,
+)
+from tests.integration.flows.test_faults import cli, delivered_once
+from tests.integration.flows.test_flow_runs import create_flow
+
+LEASE = 5  # seconds: a killed owner's run is taken over within half of it on this host
+ROWS = 20_000
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """Where the flows' files are (an allowed file root)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, data: Path) -> Settings:
+    return load_settings(home=tmp_path / "home", database_url=database_url,
+                         http_timeout_seconds=3.0, run_lease_seconds=LEASE,
+                         file_roots=str(data))
+
+
+@pytest.fixture
+def server_workers(server: Server) -> Iterator[Workers]:
+    started = Workers(server.runtime, policy=FAST)
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_a_killed_cli_run_is_taken_over_by_the_running_server(
+    server: Server, receiver: Receiver, server_workers: Workers, shop: dict[str, Any],
+    data: Path,
+) -> None:
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(data / "o.csv", orders(ROWS)), connection["name"]))
+    receiver.faults(latency_ms=150)  # a slow receiver: the run is still going when killed
+    terminal = cli(server, "flows", "run", "Orders",
+                   env={"SEGBRIDGE_RUN_LEASE_SECONDS": str(LEASE),
+                        "SEGBRIDGE_FILE_ROOTS": str(data)})
+    run_id = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not run_id:
+        runs = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()
+        run_id = runs[0]["id"] if runs and runs[0]["checkpoint"] > 0 else ""
+        time.sleep(0.05)
+    assert run_id, "the terminal's run never reached a checkpoint"
+
+    terminal.send_signal(signal.SIGKILL)
+    terminal.wait(timeout=10)
+    killed_at = time.monotonic()
+    while time.monotonic() - killed_at < 4 * LEASE:
+        run = server.api.get(f"/api/v1/runs/{run_id}").json()
+        if "taken over from" in (run["message"] or ""):
+            break
+        time.sleep(0.1)
+    taken_after = time.monotonic() - killed_at
+    receiver.no_faults()
+    run = wait_for_run(server, run_id)
+
+    # the server noticed within half a lease (its check period), plus a little slack
+    assert taken_after < LEASE, f"taken over {taken_after:.1f} s after the kill"
+    assert run["status"] == "succeeded", run
+    assert f"taken over from {socket.gethostname()}:{terminal.pid}" in run["message"]
+    assert "its process had ended" in run["message"]
+    assert run["counts"]["exported"] == run["counts"]["sent"] == ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, ROWS)
+    # the flow is free again: a new run starts at once
+    again = server.api.post(f"/api/v1/flows/{flow['id']}/runs")
+    assert again.status_code == 202, again.text
+    assert wait_for_run(server, again.json()["id"])["status"] == "succeeded"
+
+
+def expired_run(db: Database, flow_id: str, owner: str, silent_seconds: float) -> str:
+    """A running run of ``owner`` whose last heartbeat was ``silent_seconds`` ago."""
+    with db.session() as session:
+        flow = session.get(Flow, flow_id)
+        assert flow is not None
+        run = create_run(session, flow, trigger="manual", fresh_message_ids=False,
+                         definition=dict(flow.definition))
+        run.status, run.owner = "running", owner
+        run.heartbeat_at = utcnow() - timedelta(seconds=silent_seconds)
+        return run.id
+
+
+def claimed_at_once(servers: list[Database], orphan: Orphan) -> list[bool]:
+    """Each server claims the run at the same moment (in its own thread): who won."""
+    won: list[bool] = []
+    start = threading.Barrier(len(servers))
+
+    def claim(db: Database) -> None:
+        start.wait()
+        won.append(take_over(db, orphan))
+
+    threads = [threading.Thread(target=claim, args=(db,)) for db in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return won
+
+
+def test_of_two_servers_claiming_an_expired_run_exactly_one_wins(
+    server: Server, receiver: Receiver, shop: dict[str, Any], data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    flows = [create_flow(server, track_flow(f"Orders {i}", write_csv(
+        data / f"{i}.csv", orders(10)), connection["name"])) for i in range(10)]
+    url = server.runtime.settings.resolved_database_url
+    servers = [Database(url), Database(url)]  # two processes' engines, as two servers have
+    try:
+        for flow in flows:
+            run_id = expired_run(server.runtime.db, flow["id"], "elsewhere:4242", 3 * LEASE)
+            [orphan] = [o for o in orphaned_runs(servers[0], LEASE) if o.run_id == run_id]
+            assert orphan.why.startswith("no heartbeat for")
+            assert sorted(claimed_at_once(servers, orphan)) == [False, True]
+            # the old owner, were it only slow, may not write the run any more
+            with pytest.raises(LeaseLost):
+                old = RunStore(server.runtime.db, run_id, LEASE)
+                old.owner = "elsewhere:4242"
+                old.commit_chunk(10, Tally(), [])
+            with server.runtime.db.session() as session:
+                run = session.get(Run, run_id)
+                assert run is not None and run.checkpoint == 0
+                assert run.message == "taken over from elsewhere:4242 (no heartbeat for 15 s)"
+    finally:
+        for db in servers:
+            db.dispose()
+
+
+def test_a_run_of_another_host_with_a_fresh_heartbeat_is_left_alone(
+    server: Server, receiver: Receiver, shop: dict[str, Any], data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", orders(10)),
+                                          connection["name"]))
+    run_id = expired_run(server.runtime.db, flow["id"], "elsewhere:4242", LEASE)  # 1 lease
+
+    assert run_id not in [o.run_id for o in orphaned_runs(server.runtime.db, LEASE)]
+    resumed = server.api.post(f"/api/v1/runs/{run_id}/resume")
+    assert resumed.status_code == 409
+    assert "is being executed by elsewhere:4242" in resumed.json()["error"]["message"]
