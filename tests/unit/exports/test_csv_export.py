@@ -188,7 +188,8 @@ def test_an_overlong_line_is_skipped(tmp_path: Path) -> None:
     source.max_line_bytes = 64
     assert summary(list(source.records())) == [
         (0, "line 2", {"a": "1", "b": "2"}),
-        (1, "line 3", "line 3: longer than 64 bytes (the line is skipped)"),
+        (1, "line 3", "line 3: longer than 64 bytes (the line is skipped); a record may have "
+                      "at most that many bytes (SEGBRIDGE_RECORD_MAX_BYTES)"),
         (2, "line 4", {"a": "3", "b": "4"}),
     ]
 

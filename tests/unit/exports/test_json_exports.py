@@ -75,7 +75,8 @@ def test_ndjson_overlong_line(tmp_path: Path) -> None:
     source.max_line_bytes = 64
     assert summary(list(source.records())) == [
         (0, "line 1", {"a": 1}), (1, "line 2", "line 2: longer than 64 bytes (the line is "
-                                               "skipped)"),
+                                               "skipped); a record may have at most that "
+                                               "many bytes (SEGBRIDGE_RECORD_MAX_BYTES)"),
         (2, "line 3", {"c": 3})]
 
 

@@ -1,6 +1,7 @@
 """Exports: the source steps of a flow, streaming SourceRecords out of files and databases.
 
-    file_export(kind, path, options)   csv | ndjson | json (see files.py)
+    file_export(kind, path, options, limits)   csv | ndjson | json (see files.py)
+    RecordLimits                       the caps on every record: depth, size, fields
     CsvExport, NdjsonExport, JsonArrayExport
     DatabaseExport                     a SQL query, all rows or incrementally on a cursor
     CursorBounds, next_cursor_value    the cursor range of a run and the mark to save after it
@@ -21,6 +22,7 @@ from segbridge.flows.exports.cursor import (
 from segbridge.flows.exports.errors import ExportError, ExportUnavailable
 from segbridge.flows.exports.files import FILE_TYPES, file_export
 from segbridge.flows.exports.json_array import JsonArrayExport
+from segbridge.flows.exports.limits import RecordLimits
 from segbridge.flows.exports.ndjson import NdjsonExport
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ExportUnavailable",
     "JsonArrayExport",
     "NdjsonExport",
+    "RecordLimits",
     "decode_cursor_value",
     "encode_cursor_value",
     "file_export",

@@ -8,6 +8,10 @@ keep the raw text and, when a quote was never closed, start again on the next li
 A record's ``ref`` is the physical line it starts on ("line 7"), also when a quoted field
 holds newlines. A record with fewer or more fields than the header is an error (its fields
 are not guessed). Blank lines are not records.
+
+The caps (``limits``): a line longer than the size cap is an error record (skipped unread), and
+so is a record over several lines (quoted line ends) larger than the cap; a header with more
+columns than the field cap fails the export, a row with more fields is an error record.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from typing import Any, BinaryIO
 from segbridge.flows.contracts import SourceRecord, Spans
 from segbridge.flows.exports.csv_recovery import Failure, Recovery
 from segbridge.flows.exports.errors import ExportError
+from segbridge.flows.exports.limits import RecordLimits
 from segbridge.flows.exports.source import (
-    MAX_LINE_BYTES,
     ReadShare,
+    clip,
     dedupe,
     line_codec,
     open_binary,
@@ -63,12 +68,12 @@ class CsvOptions:
 class CsvExport(ReadShare):
     """A CSV file on the server, as records of column name -> string value."""
 
-    max_line_bytes = MAX_LINE_BYTES
-
     def __init__(self, path: str | Path, *, header: bool | Sequence[str] = True,
                  delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
-                 skip_blank_lines: bool = True) -> None:
+                 skip_blank_lines: bool = True, limits: RecordLimits | None = None) -> None:
         self.path = Path(path)
+        self.limits = limits or RecordLimits()
+        self.max_line_bytes = self.limits.max_bytes
         if isinstance(header, str):
             raise ExportError("header is true, or a list of column names.", cause="config")
         names = header if isinstance(header, bool) else tuple(header)
@@ -105,6 +110,7 @@ class _CsvPass:
         self.options = export.options
         self.codec = export.codec
         self.limit = export.max_line_bytes
+        self.limits = export.limits
         self.base = 0  # physical lines consumed before self.reader started
         self.position = 0
         self.first = 1  # the line the record being read starts on
@@ -145,6 +151,7 @@ class _CsvPass:
             self.recovery.checkpoint
         expect = width if width > 1 else -1  # one column: every row takes the careful path
         mask, record_type, make_dict, pair = CHECKPOINT_EVERY - 1, SourceRecord, dict, zip
+        oversized = self.oversized
         while True:
             reader, position = self.reader, self.position
             start = self.base + 1
@@ -170,8 +177,11 @@ class _CsvPass:
                         if position >= high:
                             low, high = spans.around(position)
                         if position >= low:
-                            yield record_type(position, f"line {first}",
-                                              make_dict(pair(header, row)))  # same length
+                            if start + reader.line_num - first > 1 and oversized(row):
+                                yield self.too_large(row, position, first)
+                            else:
+                                yield record_type(position, f"line {first}",
+                                                  make_dict(pair(header, row)))  # same length
                     position += 1
                     first = start + reader.line_num
                     if not position & mask:
@@ -188,6 +198,8 @@ class _CsvPass:
         """A row with the wrong number of fields (replaces the reader after an overlong line)."""
         count = len(row)
         reason = f"{count} {'field' if count == 1 else 'fields'}, the header has {width}"
+        if count > self.limits.max_fields:
+            reason = f"{self.limits.too_many_fields(count)}; the header has {width}"
         failure = self.recovery.explain(first, Failure.FIELDS, reason)
         self.position = position + 1
         if failure.restart_after is not None:
@@ -195,6 +207,17 @@ class _CsvPass:
         else:
             self.recovery.checkpoint(self.base + self.reader.line_num)
         return failure.record(position)
+
+    def oversized(self, row: list[str]) -> bool:
+        """A record over several lines past the size cap (characters, and the delimiters)."""
+        return sum(map(len, row)) + len(row) > self.limits.max_bytes
+
+    def too_large(self, row: list[str], position: int, first: int) -> SourceRecord:
+        text = self.options.delimiter.join(row)
+        size = len(text.encode(self.codec, "replace"))
+        return SourceRecord(position, f"line {first}", None,
+                            error=f"line {first}: {self.limits.too_large(size)}",
+                            raw=clip(text, size))
 
     def fail(self, exc: UnicodeDecodeError | csv.Error) -> SourceRecord:
         """A record the reader gave up on: reading goes on with a new reader."""
@@ -209,11 +232,11 @@ class _CsvPass:
     def header(self) -> list[str] | None:
         """The column names: given, or read from the first non-blank line (None: empty file)."""
         if not isinstance(self.options.header, bool):
-            return dedupe(list(self.options.header))
+            return self.checked(dedupe(list(self.options.header)))
         try:
             for row in self.reader:
                 if row and (len(row) > 1 or row[0].strip()):
-                    return dedupe(row)
+                    return self.checked(dedupe(row))
         except UnicodeDecodeError as exc:
             line = self.reader.line_num + 1
             raise ExportError(f"The header on line {line} is not valid {exc.encoding} at byte "
@@ -223,3 +246,12 @@ class _CsvPass:
             raise ExportError(f"The header on line {self.reader.line_num} cannot be read: "
                               f"{exc}.", cause="bad_header") from None
         return None
+
+    def checked(self, header: list[str]) -> list[str]:
+        """The header, unless it has more columns than a record may have fields."""
+        if len(header) > self.limits.max_fields:
+            raise ExportError(f"The header has {len(header):,} columns; a record may have at "
+                              f"most {self.limits.max_fields:,} fields "
+                              "(SEGBRIDGE_RECORD_MAX_FIELDS). Export fewer columns.",
+                              cause="bad_header")
+        return header

@@ -12,15 +12,20 @@ one, it is wrapped::
 ``start_position`` is applied with OFFSET on the wrapped query (the database skips the rows);
 an unwrapped query is read and the first rows are dropped unconverted, because wrapping it
 would lose its ORDER BY on MySQL/MariaDB.
+
+Each row is held to the caps (``limits``): a query with more columns than the field cap fails
+the export; a row larger than the size cap, or whose json values nest too deep or hold too many
+fields, is an error record (with an excerpt) and the rows after it go on.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection, Engine, Result
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,7 +45,8 @@ from segbridge.flows.exports.cursor import (
     range_sql,
 )
 from segbridge.flows.exports.errors import ExportError, ExportUnavailable
-from segbridge.flows.exports.source import dedupe
+from segbridge.flows.exports.limits import RecordLimits, excerpt
+from segbridge.flows.exports.source import clip, dedupe
 
 CONNECT_TIMEOUT = 30.0
 MYSQL_NET_WRITE_TIMEOUT = 3600  # seconds the server waits while the engine is busy sending
@@ -60,8 +66,10 @@ class DatabaseExport:
     def __init__(self, engine_or_url: Engine | URL | str, password: Secret | None, query: str,
                  *, cursor_column: str | None = None, last_cursor: Any = None,
                  upper_bound: Any = None, lag_seconds: int | None = None,
-                 fetch_size: int = 5000, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 fetch_size: int = 5000, connect_timeout: float = CONNECT_TIMEOUT,
+                 limits: RecordLimits | None = None) -> None:
         self._engine, self.url = _target(engine_or_url)
+        self.limits = limits or RecordLimits()
         self._password = password
         self._query = clean_query(query)
         self.cursor_column = check_column(cursor_column) if cursor_column is not None else None
@@ -115,16 +123,15 @@ class DatabaseExport:
                 self._read_only(connection)
                 result = self._execute(connection, bounds, start)
                 keys = result.keys()
-                names = dedupe([str(key) for key in keys])
+                names = self._checked(dedupe([str(key) for key in keys]))
                 at = _column_index(names, self.cursor_column)
+                record = self._record
                 position = start if bounds is not None else 0
                 try:
                     for partition in result.partitions():
                         for row in partition:
                             if position >= start:
-                                yield SourceRecord(position, f"row {position + 1}",
-                                                   convert_row(names, row),
-                                                   cursor=row[at] if at is not None else None)
+                                yield record(position, names, row, at)
                             position += 1
                 except GeneratorExit:  # the consumer stopped early
                     if self.dialect == "mysql":
@@ -132,6 +139,39 @@ class DatabaseExport:
                     raise
         except SQLAlchemyError as exc:
             raise self._error(exc, phase) from None
+
+    def _checked(self, names: list[str]) -> list[str]:
+        """The column names, unless there are more than a record may have fields."""
+        if len(names) > self.limits.max_fields:
+            raise ExportError(f"The query returns {len(names):,} columns; a record may have at "
+                              f"most {self.limits.max_fields:,} fields "
+                              "(SEGBRIDGE_RECORD_MAX_FIELDS). Select fewer columns.",
+                              cause="config")
+        return names
+
+    def _record(self, position: int, names: list[str], row: Sequence[Any],
+                at: int | None) -> SourceRecord:
+        """A row as a record, or an error record when it breaks a cap."""
+        ref = f"row {position + 1}"
+        cursor = row[at] if at is not None else None
+        limits = self.limits
+        try:
+            data = convert_row(names, row)
+        except RecursionError:  # a json value nested past what Python converts
+            return SourceRecord(position, ref, None, cursor=cursor,
+                                error=f"{ref}: {limits.too_deep(limits.max_depth, at_least=True)}")
+        try:
+            text: bytes | None = orjson.dumps(data)
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes
+            text = None
+        problem = None if text is not None and limits.line_fits(text) \
+            else limits.shape_problem(data)
+        if problem is None and text is not None and len(text) > limits.max_bytes:
+            problem = limits.too_large(len(text))
+        if problem is None:
+            return SourceRecord(position, ref, data, cursor=cursor)
+        return SourceRecord(position, ref, None, cursor=cursor, error=f"{ref}: {problem}",
+                            raw=clip(excerpt(data), len(text) if text is not None else None))
 
     def _execute(self, connection: Connection, bounds: CursorBounds | None,
                  start: int) -> Result[Any]:

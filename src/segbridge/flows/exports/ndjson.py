@@ -1,8 +1,10 @@
 """NDJSON files: one JSON object per line, parsed with orjson straight from the bytes.
 
 Blank lines are not records. A line that is not valid JSON, not valid UTF-8, or a JSON value
-that is not an object becomes an error record and the stream goes on. Lines before the start
-position are counted, not parsed.
+that is not an object becomes an error record and the stream goes on; so does a record past
+the caps (``limits``): a line longer than the size cap is skipped before it is parsed, a record
+nested too deep or with too many fields after. Lines before the start position are counted,
+not parsed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from segbridge.flows.contracts import SourceRecord
+from segbridge.flows.exports.limits import RecordLimits, text_depth
 from segbridge.flows.exports.source import (
-    MAX_LINE_BYTES,
     ReadShare,
     decode_problem,
     line_codec,
@@ -45,11 +47,12 @@ def json_kind(value: Any) -> str:
 class NdjsonExport(ReadShare):
     """A newline-delimited JSON file on the server: each line one record."""
 
-    max_line_bytes = MAX_LINE_BYTES
-
-    def __init__(self, path: str | Path, *, encoding: str = "utf-8") -> None:
+    def __init__(self, path: str | Path, *, encoding: str = "utf-8",
+                 limits: RecordLimits | None = None) -> None:
         self.path = Path(path)
         self.codec = line_codec(encoding)
+        self.limits = limits or RecordLimits()
+        self.max_line_bytes = self.limits.max_bytes
 
     def __repr__(self) -> str:
         return f"NdjsonExport({str(self.path)!r})"
@@ -65,9 +68,10 @@ class NdjsonExport(ReadShare):
         limit = self.max_line_bytes
         for line, raw in enumerate(physical_lines(handle, limit), start=1):
             if len(raw) == limit and not raw.endswith(b"\n"):
-                skip_rest_of_line(handle)
+                size = limit + skip_rest_of_line(handle)
                 if position >= begin:
-                    yield unreadable(position, f"line {line}", too_long(line, limit), _text(raw))
+                    yield unreadable(position, f"line {line}", too_long(line, limit),
+                                     _text(raw), size)
                 position += 1
                 continue
             if not raw or raw.isspace():
@@ -77,28 +81,37 @@ class NdjsonExport(ReadShare):
             position += 1
 
     def _parser(self) -> Callable[[int, int, bytes], SourceRecord]:
-        codec = self.codec
+        codec, limits = self.codec, self.limits
+        fits = limits.line_fits
 
         def parse(position: int, line: int, raw: bytes) -> SourceRecord:
             try:
                 value = orjson.loads(raw if codec == "utf-8" else raw.decode(codec))
             except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                 return unreadable(position, f"line {line}",
-                                  f"line {line}: {_problem(raw, exc, codec)}", _text(raw, codec))
+                                  f"line {line}: {_problem(raw, exc, codec, limits)}",
+                                  _text(raw, codec), size=len(raw))
             if type(value) is not dict:
                 return unreadable(position, f"line {line}",
                                   f"line {line}: {json_kind(value)}, not an object",
-                                  _text(raw, codec))
+                                  _text(raw, codec), size=len(raw))
+            if not fits(raw):
+                problem = limits.shape_problem(value)
+                if problem is not None:
+                    return unreadable(position, f"line {line}", f"line {line}: {problem}",
+                                      _text(raw, codec), size=len(raw))
             return SourceRecord(position, f"line {line}", value)
 
         return parse
 
 
-def _problem(raw: bytes, exc: ValueError, codec: str) -> str:
+def _problem(raw: bytes, exc: ValueError, codec: str, limits: RecordLimits) -> str:
     try:
         raw.decode(codec)
     except UnicodeDecodeError as bad:
         return decode_problem(bad)
+    if "depth limit" in str(exc):  # orjson builds at most 1024 levels
+        return limits.too_deep(text_depth(raw))
     return invalid_json(exc)
 
 

@@ -17,9 +17,11 @@ from typing import BinaryIO
 
 from segbridge.flows.contracts import SourceRecord
 from segbridge.flows.exports.errors import ExportError
+from segbridge.flows.exports.limits import EXCERPT_CHARS, clip_text
 
-RAW_LIMIT = 4096  # characters of raw text kept with an unreadable record
-MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer physical line is one error record, not held whole
+RAW_LIMIT = EXCERPT_CHARS  # characters of raw text kept with an unreadable record
+MAX_LINE_BYTES = 16 * 1024 * 1024  # the longest line of a CSV or NDJSON file ever (a longer
+# physical line is one error record, never held whole); the record size cap is usually lower
 UTF8_NAMES = frozenset({"utf-8", "utf-8-sig"})
 BOM = codecs.BOM_UTF8
 
@@ -94,15 +96,20 @@ def physical_lines(handle: BinaryIO, limit: int = MAX_LINE_BYTES) -> Iterator[by
     return iter(partial(handle.readline, limit), b"")
 
 
-def skip_rest_of_line(handle: BinaryIO) -> None:
-    """Read on to the end of the current line (after a piece of an overlong line)."""
+def skip_rest_of_line(handle: BinaryIO) -> int:
+    """Read on to the end of the current line (after a piece of an overlong line); the bytes
+    skipped."""
+    skipped = 0
     for rest in physical_lines(handle, 1024 * 1024):
+        skipped += len(rest)
         if rest.endswith(b"\n"):
-            return
+            break
+    return skipped
 
 
 def too_long(line: int, limit: int) -> str:
-    return f"line {line}: longer than {_size(limit)} (the line is skipped)"
+    return (f"line {line}: longer than {_size(limit)} (the line is skipped); a record may "
+            "have at most that many bytes (SEGBRIDGE_RECORD_MAX_BYTES)")
 
 
 def _size(count: int) -> str:
@@ -117,13 +124,16 @@ def decode_problem(exc: UnicodeDecodeError) -> str:
     return f"not valid {label} at byte {exc.start + 1}"
 
 
-def clip(text: str) -> str:
-    return text[:RAW_LIMIT]
+def clip(text: str, size: int | None = None) -> str:
+    """An excerpt of a record's raw text: at most RAW_LIMIT characters, and when cut
+    " ... (N bytes)" (``size``: the bytes of the whole record, when known)."""
+    return clip_text(text, size, RAW_LIMIT)
 
 
-def unreadable(position: int, ref: str, error: str, raw: str | None) -> SourceRecord:
+def unreadable(position: int, ref: str, error: str, raw: str | None,
+               size: int | None = None) -> SourceRecord:
     return SourceRecord(position, ref, None, error=error,
-                        raw=clip(raw.rstrip("\r\n")) if raw is not None else None)
+                        raw=clip(raw.rstrip("\r\n"), size) if raw is not None else None)
 
 
 def dedupe(names: list[str]) -> list[str]:
