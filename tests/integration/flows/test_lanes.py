@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,19 +174,7 @@ def assert_no_lane_left() -> None:
     assert lane_pids() == []
 
 
-def test_a_lane_that_dies_fails_its_run_and_no_lane_outlives_it(
-    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
-    tmp_path: Path,
-) -> None:
-    _flow, run_id, pids = slow_run_in_lanes(server, receiver, tmp_path)
-    os.kill(pids[0], signal.SIGKILL)
-
-    run = wait_for_run(server, run_id)
-
-    assert run["status"] == "failed"
-    assert "ended unexpectedly" in run["message"], run["message"]
-    assert 0 <= run["checkpoint"] < ROWS
-    assert_no_lane_left()
+# A lane that dies: tests/integration/flows/test_runs_nobody_owns.py (started again).
 
 
 def test_canceling_a_run_in_lanes_stops_its_lanes(

@@ -3,6 +3,8 @@ with heartbeats, claimed atomically), without a restart; records still arrive ex
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import socket
 import threading
@@ -40,7 +42,14 @@ from tests.integration.flows.conftest import (
     write_csv,
 )
 from tests.integration.flows.test_faults import cli, delivered_once
-from tests.integration.flows.test_flow_runs import create_flow
+from tests.integration.flows.test_flow_runs import create_flow, run_flow
+from tests.integration.flows.test_lanes import (
+    LANES,
+    assert_no_lane_left,
+    lane_pids,
+    slow_run_in_lanes,
+)
+from tests.integration.flows.test_lanes import ROWS as LANE_ROWS
 
 LEASE = 5  # seconds: a killed owner's run is taken over within half of it on this host
 ROWS = 20_000
@@ -183,3 +192,99 @@ def test_a_run_of_another_host_with_a_fresh_heartbeat_is_left_alone(
     resumed = server.api.post(f"/api/v1/runs/{run_id}/resume")
     assert resumed.status_code == 409
     assert "is being executed by elsewhere:4242" in resumed.json()["error"]["message"]
+
+
+# ---- lanes that die ------------------------------------------------------------------------
+
+@pytest.fixture
+def lane_workers(server: Server) -> Iterator[Workers]:
+    started = Workers(server.runtime, policy=FAST, lanes=LANES)
+    started.start()
+    yield started
+    started.stop()
+
+
+def delivered_exactly_once(receiver: Receiver, run: dict[str, Any]) -> None:
+    """The receiver holds one event per call the run counts as sent, each messageId once."""
+    archived = receiver.archived()
+    assert len(archived) == run["counts"]["sent"]
+    assert len({e["messageId"] for e in archived}) == len(archived)
+
+
+def kill_lanes_until_it_ends(server: Server, run_id: str) -> dict[str, Any]:
+    """SIGKILL every lane process, again and again, as long as the run goes on."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for pid in lane_pids():
+            os.kill(pid, signal.SIGKILL)
+        run: dict[str, Any] = server.api.get(f"/api/v1/runs/{run_id}").json()
+        if run["status"] in ("succeeded", "completed_with_errors", "failed", "canceled"):
+            return run
+        time.sleep(0.3)
+    raise AssertionError(f"run {run_id} went on for 120 s")
+
+
+def test_a_lane_that_dies_is_started_again_and_every_record_arrives_once(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    data: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="segbridge.flows.lanes")
+    flow, run_id, pids = slow_run_in_lanes(server, receiver, data)
+    os.kill(pids[0], signal.SIGKILL)
+    time.sleep(1)
+    receiver.no_faults()
+
+    run = wait_for_run(server, run_id)
+
+    assert "lane 0 ended unexpectedly (exit code -9); starting it again" in caplog.text
+    assert run["status"] == "completed_with_errors", run  # (the file's bad rows)
+    assert run["counts"]["exported"] == LANE_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_exactly_once(receiver, run)
+    assert_no_lane_left()
+
+
+def test_a_run_whose_lanes_keep_dying_fails_as_crashed_and_resumes_to_the_end(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    data: Path,
+) -> None:
+    flow, run_id, _pids = slow_run_in_lanes(server, receiver, data)
+    crashed = kill_lanes_until_it_ends(server, run_id)
+    receiver.no_faults()
+    assert crashed["status"] == "failed"
+    assert crashed["message"].startswith("crashed: lane "), crashed["message"]
+    assert f"segbridge runs resume {run_id}" in crashed["message"]
+    assert crashed["checkpoint"] < LANE_ROWS
+    assert_no_lane_left()
+
+    resumed = server.api.post(f"/api/v1/runs/{run_id}/resume")
+    assert resumed.status_code == 202, resumed.text
+    run = wait_for_run(server, run_id)
+
+    assert run["status"] == "completed_with_errors", run
+    assert run["counts"]["exported"] == LANE_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_exactly_once(receiver, run)
+
+
+def test_a_run_failed_for_its_data_cannot_be_resumed(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    path = data / "o.csv"
+    path.write_bytes(b"order_id,customer_\xff_id\n1,c1\n")
+    flow = create_flow(server, track_flow("Orders", path, connection["name"]))
+    run = run_flow(server, flow["id"])
+    assert run["status"] == "failed"
+
+    by_api = server.api.post(f"/api/v1/runs/{run['id']}/resume")
+    by_cli = cli(server, "runs", "resume", run["id"], env={"SEGBRIDGE_FILE_ROOTS": str(data)})
+    output, _ = by_cli.communicate(timeout=60)
+
+    refusal = "failed for its data or configuration"
+    assert by_api.status_code == 409
+    assert refusal in by_api.json()["error"]["message"]
+    assert "can be resumed" in by_api.json()["error"]["message"]
+    assert by_cli.returncode != 0 and refusal in output.decode()
+    assert server.api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "failed"
