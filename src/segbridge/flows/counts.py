@@ -6,12 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from segbridge.flows.exports.limits import EXCERPT_CHARS, clip_text, excerpt
+
 COUNT_KEYS = ("exported", "sent", "failed", "ignored", "retried", "batches", "bytes")
+KEPT_DATA_BYTES = 64 * 1024  # a record error keeps its data whole up to this (to retry it)
 
 
 @dataclass(slots=True)
 class ErrorRow:
-    """A record error before it is written."""
+    """A record error before it is written.
+
+    What it keeps of the record is bounded, so the errors of a run stay small whatever the
+    input: ``raw`` is an excerpt of at most EXCERPT_CHARS characters (" ... (N bytes)" when
+    cut); ``data`` is kept whole when its JSON is at most KEPT_DATA_BYTES (it can then be
+    retried), else it becomes an excerpt in ``raw`` and the reason says it cannot be retried
+    as it is."""
 
     position: int
     ref: str
@@ -23,6 +34,26 @@ class ErrorRow:
     retriable: bool = False
     data: dict[str, Any] | None = None
     raw: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.raw is not None and len(self.raw) > EXCERPT_CHARS + 32:
+            self.raw = clip_text(self.raw, None, EXCERPT_CHARS)
+        if self.data is not None:
+            self._bound_data(self.data)
+
+    def _bound_data(self, data: dict[str, Any]) -> None:
+        try:
+            size: int | None = len(orjson.dumps(data, default=str))
+        except (TypeError, ValueError, RecursionError):  # nested deeper than orjson writes
+            size = None
+        if size is not None and size <= KEPT_DATA_BYTES:
+            return
+        self.data = None
+        if self.raw is None:
+            self.raw = clip_text(excerpt(data), size, EXCERPT_CHARS)
+        what = f"{size:,} bytes" if size is not None else "nested too deep to store"
+        self.reason = (f"{self.reason} (the record is too large to keep whole ({what}); only "
+                       "an excerpt is kept, so it cannot be retried as it is)")
 
 
 @dataclass

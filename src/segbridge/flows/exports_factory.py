@@ -19,6 +19,7 @@ from segbridge.flows.contracts import Export
 from segbridge.flows.exports import (
     CursorBounds,
     DatabaseExport,
+    RecordLimits,
     decode_cursor_value,
     encode_cursor_value,
     file_export,
@@ -37,22 +38,26 @@ def build_export(db: Database, vault: Vault, settings: Settings, run: Run,
     """The export of a run; an incremental one keeps the same bounds when resumed."""
     if export_def["type"] != "database":
         path = _file_path(db, settings, run.account_id, export_def)
-        return file_export(export_def["type"], path, export_def.get("options", {})), None
+        return file_export(export_def["type"], path, export_def.get("options", {}),
+                           RecordLimits.from_settings(settings)), None
     connection_id = export_def["connection_id"]
     url, password = _database_target(db, vault, settings, run.account_id, connection_id)
     cursor = export_def.get("cursor")
     if cursor is None:
-        return DatabaseExport(url, password, export_def["query"]), None
+        return DatabaseExport(url, password, export_def["query"],
+                              limits=RecordLimits.from_settings(settings)), None
     if run.export_bounds:
         saved = CursorBounds.from_json(run.export_bounds)
         export = DatabaseExport(url, password, export_def["query"],
                                 cursor_column=cursor["column"], last_cursor=saved.last,
-                                upper_bound=saved.upper, lag_seconds=cursor.get("lag_seconds"))
+                                upper_bound=saved.upper, lag_seconds=cursor.get("lag_seconds"),
+                                limits=RecordLimits.from_settings(settings))
     else:
         export = DatabaseExport(url, password, export_def["query"],
                                 cursor_column=cursor["column"],
                                 last_cursor=_saved_cursor(db, run.flow_id, cursor["column"]),
-                                lag_seconds=cursor.get("lag_seconds"))
+                                lag_seconds=cursor.get("lag_seconds"),
+                                limits=RecordLimits.from_settings(settings))
     bounds = export.bounds()
     if bounds is None:
         return export, None
@@ -67,11 +72,13 @@ def preview_export(db: Database, vault: Vault, settings: Settings, account_id: s
     """The export of a flow document for a preview (all rows; nothing is saved)."""
     if export_def["type"] != "database":
         path = _file_path(db, settings, account_id, export_def)
-        return file_export(export_def["type"], path, export_def.get("options", {}))
+        return file_export(export_def["type"], path, export_def.get("options", {}),
+                           RecordLimits.from_settings(settings))
     connection_id = export_def.get("connection_id") or _find_connection(
         db, account_id, export_def["connection"])
     url, password = _database_target(db, vault, settings, account_id, connection_id)
-    return DatabaseExport(url, password, export_def["query"])
+    return DatabaseExport(url, password, export_def["query"],
+                          limits=RecordLimits.from_settings(settings))
 
 
 def _file_path(db: Database, settings: Settings, account_id: str,

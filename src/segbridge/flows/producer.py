@@ -41,7 +41,7 @@ from segbridge.flows.message_ids import MessageIds
 
 CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
 MAX_CHUNK_ERRORS = 1024  # ... or once it holds this many record errors (flat memory)
-RAW_LIMIT = 4096
+UNWRITABLE = (RecursionError, TypeError, ValueError)  # orjson's errors are TypeError/ValueError
 
 
 class ImportMapping(Protocol):
@@ -262,7 +262,11 @@ class Producer:
     def _prepared_call(self, record: SourceRecord) -> Mapped:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
         assert record.call is not None
-        body = compact(orjson.dumps(record.call, default=str))
+        try:
+            body = compact(orjson.dumps(record.call, default=str))
+        except UNWRITABLE as exc:
+            reason = f"the call cannot be written as JSON: {exc}"
+            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
         items = [(index, Item(record.position, record.ref, body))
                  for index, imp in enumerate(self.source.imports)
                  if imp.name == record.import_name]
@@ -275,14 +279,18 @@ class Producer:
              data: dict[str, Any]) -> Item | ErrorRow:
         try:
             call = imp.map_record(data)
+            key_field = self.source.key_field
+            key = data.get(key_field) if key_field is not None else None
+            call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
+                else imp.ids.by_position(record.position, data)
+            body = compact(orjson.dumps(call, default=str))
         except MappingError as exc:
             return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
                             field=exc.field, data=data)
-        key_field = self.source.key_field
-        key = data.get(key_field) if key_field is not None else None
-        call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
-            else imp.ids.by_position(record.position, data)
-        body = compact(orjson.dumps(call, default=str))
+        except UNWRITABLE as exc:  # one record's problem (e.g. nested too deep to write)
+            return ErrorRow(record.position, record.ref, "map",
+                            f"the record cannot be mapped to a call: {_unwritable(exc)}",
+                            imp.name, data=data)
         if len(body) > MAX_CALL_BYTES:
             return ErrorRow(record.position, record.ref, "import",
                             f"the call is {len(body):,} bytes; Segment accepts at most "
@@ -296,12 +304,17 @@ class Producer:
     def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
                     reason: str) -> None:
         chunk.tally.add_for_every_import("failed", [imp.name for imp in self.source.imports])
-        raw = record.raw[:RAW_LIMIT] if record.raw else None
         chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
-                                     field=field, data=record.data, raw=raw))
+                                     field=field, data=record.data, raw=record.raw))
 
     def _ignored(self, chunk: Chunk) -> None:
         chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.source.imports])
+
+
+def _unwritable(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError) or "ecursion" in str(exc):
+        return "it is nested too deep"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:

@@ -184,7 +184,8 @@ def clip_text(text: str, size: int | None = None, limit: int = EXCERPT_CHARS) ->
         if size is None or size <= whole + 2:
             return text
     total = size if size is not None else len(text.encode("utf-8", "replace"))
-    return f"{text[:limit]} ... ({total:,} bytes)"
+    body = text[:limit]
+    return f"{body.removesuffix(' ...')} ... ({total:,} bytes)"  # (an excerpt's own end)
 
 
 def _size(count: int) -> str:
