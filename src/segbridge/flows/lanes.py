@@ -103,6 +103,7 @@ class LaneSpec:
     filters: list[str] = field(default_factory=list)
     key_field: str | None = None
     start: int = 0
+    limits: dict[str, int] = field(default_factory=dict)  # RecordLimits; {}: the defaults
 
     def to_json(self, index: int) -> bytes:
         return orjson.dumps({"index": index, **asdict(self)})
@@ -268,15 +269,17 @@ class _CompiledImport:
 
 def lane_source(spec: dict[str, Any]) -> Source:
     """The lane's export, compiled mappings, messageIds and filters, from its spec."""
-    from segbridge.flows.exports import file_export
+    from segbridge.flows.exports import RecordLimits, file_export
     from segbridge.flows.mapping import compile_expression, compile_mapping
 
     export = spec["export"]
+    limits = RecordLimits(**spec.get("limits") or {})
     imports = [_CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
                                MessageIds(step["flow_id"], step["name"], step["call"],
                                           step["salt"]))
                for step in spec["imports"]]
-    return Source(export=file_export(export["type"], export["path"], export.get("options")),
+    return Source(export=file_export(export["type"], export["path"], export.get("options"),
+                                     limits),
                   imports=imports, start=spec["start"], key_field=spec["key_field"],
                   filters=[compile_expression(text) for text in spec["filters"]])
 

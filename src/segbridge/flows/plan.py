@@ -23,7 +23,7 @@ from segbridge.core.vault import Vault
 from segbridge.flows.contracts import Export, SourceRecord
 from segbridge.flows.delivery import Delivery, Reachability, RetryPolicy
 from segbridge.flows.engine import ImportPlan, RunPlan
-from segbridge.flows.exports import FILE_TYPES
+from segbridge.flows.exports import FILE_TYPES, RecordLimits
 from segbridge.flows.exports_factory import build_export
 from segbridge.flows.lanes import LaneImport, LanePolicy, LaneSpec
 from segbridge.flows.message_ids import MessageIds
@@ -90,12 +90,14 @@ def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:
     imports = [LaneImport(step["name"], step["call"], step["mapping"], run.flow_id,
                           _salt(run))
                for step in definition["imports"]]
+    limits = getattr(export, "limits", None)  # the caps of the run's own export
     return LaneSpec(count=policy.count, block_records=policy.block_records,
                     export={"type": export_def["type"], "path": str(path),
                             "options": export_def.get("options", {})},
                     imports=imports,
                     filters=_filter_expressions(definition),
-                    key_field=export_def.get("key_field"), start=run.checkpoint)
+                    key_field=export_def.get("key_field"), start=run.checkpoint,
+                    limits=limits.to_json() if isinstance(limits, RecordLimits) else {})
 
 
 def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
