@@ -55,7 +55,7 @@ def revoke_token(request: Request, token_id: str, user: SignedIn,
         with runtime_of(request).db.session() as session:
             credentials.revoke_token(session, user.principal, token_id)
     except NotFound as exc:
-        return _page(request, user, status=404, error=exc.message)
+        return _page(request, user, status=404, problem=exc.message)
     return RedirectResponse(f"{PAGE}?done=revoked", status_code=303)
 
 
@@ -98,7 +98,7 @@ def _days(text: str) -> int | None:
 
 
 def _page(request: Request, user: WebUser, *, status: int = 200, flash: str | None = None,
-          error: str | None = None, new_token: ApiTokenCreated | None = None,
+          problem: str | None = None, new_token: ApiTokenCreated | None = None,
           token_form: dict[str, str] | None = None, token_errors: FieldErrors | None = None,
           password_errors: FieldErrors | None = None) -> Response:
     with runtime_of(request).db.session() as session:
@@ -106,7 +106,7 @@ def _page(request: Request, user: WebUser, *, status: int = 200, flash: str | No
         has_password = credentials.has_password(session, user.principal)
     context: dict[str, Any] = {
         "user": user, "nav": "account", "tokens": tokens, "has_password": has_password,
-        "flash": flash, "error": error, "new_token": new_token,
+        "flash": flash, "problem": problem, "new_token": new_token,
         "token_form": token_form or {"name": "", "days": ""},
         "token_errors": token_errors or FieldErrors.none(),
         "password_errors": password_errors or FieldErrors.none(),
