@@ -12,11 +12,13 @@ from starlette.staticfiles import StaticFiles
 
 from segbridge.web.auth import CsrfRejected, LoginRequired, login_url
 from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
+from segbridge.web.routes import account as account_pages
 from segbridge.web.routes import connections, home, login, pane, runs
 
 
 def mount_web(app: FastAPI) -> None:
     app.include_router(login.router)
+    app.include_router(account_pages.router)
     app.include_router(home.router)
     app.include_router(pane.router)  # /connections/new before /connections/{id}
     app.include_router(connections.router)
