@@ -1,8 +1,15 @@
 """Preview (dry run): the exact calls the first records would become, and each record's
-errors. Nothing is sent and nothing is stored."""
+errors. Nothing is sent and nothing is stored.
+
+A preview never fails for one record: whatever goes wrong with a record (unreadable, past a
+cap, a filter or mapping that raises, a call that cannot be written) is that record's error. A
+source that cannot be read at all (a missing file, a bad option, a failing query) is a 422
+naming the export; a database that cannot be reached stays a 502 (try again later)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -11,11 +18,14 @@ from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
 from segbridge.core.errors import FieldProblem, ValidationFailed
-from segbridge.flows.contracts import MappingError
+from segbridge.flows.contracts import Export, MappingError, SourceRecord
+from segbridge.flows.exports.errors import ExportError
 from segbridge.flows.message_ids import MessageIds
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
@@ -26,16 +36,17 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     require(principal, Permission.PREVIEW)
     definition = _definition(runtime, principal, flow_id, doc)
     flow_key = flow_id or "preview"
-    export = preview_export(runtime.db, runtime.vault, runtime.settings,
-                            principal.account_id, definition["export"])
+    try:
+        export = preview_export(runtime.db, runtime.vault, runtime.settings,
+                                principal.account_id, definition["export"])
+    except ExportError as exc:
+        raise _unreadable(exc) from None
     filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]
     imports = [(step, compile_mapping(step["call"], step["mapping"]),
                 MessageIds(flow_key, step["name"], step["call"])) for step in definition["imports"]]
     key_field = definition["export"].get("key_field")
     records: list[dict[str, Any]] = []
-    for record in export.records(0):
-        if len(records) >= limit:
-            break
+    for record in _read(export, limit):
         entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
                                  "data": record.data, "calls": [], "errors": [], "ignored": False}
         records.append(entry)
@@ -51,8 +62,49 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
             entry["errors"].append({"step": "filter", "field": None, "reason": str(exc)})
             continue
         for step, map_record, ids in imports:
-            _preview_call(entry, step, map_record, ids, record.data, record.position, key_field)
+            try:
+                _preview_call(entry, step, map_record, ids, record.data, record.position,
+                              key_field)
+            except Exception as exc:  # one record's problem, never the preview's
+                entry["errors"].append({"step": "map", "import": step["name"], "field": None,
+                                        "reason": _unexpected(exc)})
     return {"records": records, "sent": False}
+
+
+def _read(export: Export, limit: int) -> Iterator[SourceRecord]:
+    """The first ``limit`` records; a source that cannot be read is a 422 naming it."""
+    records = export.records(0)
+    count = 0
+    try:
+        while count < limit:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except ExportError as exc:
+                raise _unreadable(exc) from None
+            except (RecursionError, TypeError, ValueError, UnicodeError) as exc:
+                log.exception("preview: the export failed after %d records", count)
+                raise ValidationFailed([FieldProblem(
+                    "export", f"the source cannot be read after {count} records "
+                              f"({type(exc).__name__}); the server log has the details")]) \
+                    from None
+            count += 1
+            yield record
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
+
+
+def _unreadable(exc: ExportError) -> ValidationFailed:
+    return ValidationFailed([FieldProblem("export", exc.message)])
+
+
+def _unexpected(exc: Exception) -> str:
+    if isinstance(exc, RecursionError) or "ecursion" in str(exc):
+        return "the record cannot be mapped to a call: it is nested too deep"
+    return f"the record cannot be mapped to a call: {type(exc).__name__}: {exc}"
 
 
 def _preview_call(entry: dict[str, Any], step: dict[str, Any], map_record: Any,
