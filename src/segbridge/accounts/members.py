@@ -211,8 +211,9 @@ def issue_for_member(session: Session, principal: Principal, email: str, *, kind
 
 def list_accounts(session: Session, principal: Principal) -> list[AccountPublic]:
     require_instance_admin(principal.is_instance_admin)
-    counts = dict(session.execute(select(User.account_id, func.count(User.id))
-                                  .group_by(User.account_id)).tuples())
+    counts: dict[str, int] = {
+        account_id: count for account_id, count in session.execute(
+            select(User.account_id, func.count(User.id)).group_by(User.account_id))}
     rows = session.scalars(select(Account).order_by(Account.created_at, Account.name))
     return [AccountPublic(a.id, a.name, counts.get(a.id, 0), a.created_at) for a in rows]
 

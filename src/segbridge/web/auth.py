@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
@@ -18,9 +19,10 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from segbridge.accounts import service as accounts
+from segbridge.accounts.roles import Permission, may, require
 from segbridge.accounts.service import Principal
 from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
-from segbridge.core.errors import NotAuthenticated
+from segbridge.core.errors import NotAuthenticated, PermissionDenied
 from segbridge.runtime import Runtime
 
 LOGIN_PATH = "/login"
@@ -38,6 +40,15 @@ class LoginRequired(Exception):
 
 class CsrfRejected(Exception):
     """A POST without the session's CSRF token."""
+
+
+class PageForbidden(Exception):
+    """The signed-in user's role may not open this page or use this button (403 page)."""
+
+    def __init__(self, user: WebUser, message: str) -> None:
+        super().__init__(message)
+        self.user = user
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,30 @@ def signed_in(request: Request) -> WebUser:
 
 
 SignedIn = Annotated[WebUser, Depends(signed_in)]
+
+
+def signed_in_with(permission: Permission) -> Callable[[Request], WebUser]:
+    """A dependency: the signed-in user, whose role must allow ``permission`` (else 403)."""
+
+    def dependency(request: Request) -> WebUser:
+        user = signed_in(request)
+        try:
+            require(user.principal, permission)
+        except PermissionDenied as exc:
+            raise PageForbidden(user, exc.message) from None
+        return user
+
+    return dependency
+
+
+MayEditConnections = Annotated[WebUser, Depends(signed_in_with(Permission.EDIT_CONNECTIONS))]
+MayTestConnections = Annotated[WebUser, Depends(signed_in_with(Permission.TEST_CONNECTIONS))]
+MayManageUsers = Annotated[WebUser, Depends(signed_in_with(Permission.MANAGE_USERS))]
+
+
+def can(user: WebUser | None, permission: str) -> bool:
+    """For templates: may the user do this (``Permission`` by name, e.g. ``EDIT_FLOWS``)?"""
+    return user is not None and may(user.principal, Permission[permission])
 
 
 def tokens_match(sent: str, expected: str) -> bool:

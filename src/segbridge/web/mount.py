@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from segbridge.web.auth import CsrfRejected, LoginRequired, login_url
+from segbridge.web.auth import CsrfRejected, LoginRequired, PageForbidden, login_url
 from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
 from segbridge.web.routes import account as account_pages
 from segbridge.web.routes import connections, home, login, pane, runs
@@ -26,6 +26,7 @@ def mount_web(app: FastAPI) -> None:
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
+    app.add_exception_handler(PageForbidden, _page_forbidden)
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:
@@ -43,3 +44,9 @@ async def _csrf_rejected(request: Request, _exc: Exception) -> Response:
                   heading="This form has expired",
                   message="The form was sent without this session's security token. Reload "
                           "the page and try again.")
+
+
+async def _page_forbidden(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageForbidden)
+    return render("error.html", status=403, user=exc.user, heading="Not allowed for your role",
+                  message=exc.message)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from segbridge.web import forms
+from segbridge.web.auth import can
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(static=static_url, field_id=forms.field_id, error_id=forms.error_id,
+    env.globals.update(can=can, static=static_url, field_id=forms.field_id, error_id=forms.error_id,
                        help_id=forms.help_id, setting_field=forms.setting_field)
     env.filters["sentence"] = _sentence
     return env

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from segbridge.core.errors import NotFound, SegbridgeError
-from segbridge.web.auth import CheckedForm, SignedIn, WebUser, runtime_of
+from segbridge.web.auth import (
+    CheckedForm,
+    MayTestConnections,
+    SignedIn,
+    WebUser,
+    runtime_of,
+)
 from segbridge.web.listing import DEFAULT_SORT, ListView, list_view, row
 from segbridge.web.rendering import htmx_target, is_htmx, render, render_text
 
@@ -71,15 +77,18 @@ def _saved_flash(view: ListView, connection_id: str) -> Flash | None:
 
 
 @router.post(LIST_PATH + "/{connection_id}/retest")
-def retest(request: Request, connection_id: str, user: SignedIn, _form: CheckedForm) -> Response:
+def retest(request: Request, connection_id: str, user: MayTestConnections,
+           _form: CheckedForm) -> Response:
     """Test a saved connection with its stored settings (Test on a row of the list)."""
     service = runtime_of(request).connections
     try:
         service.test_saved(user.principal, connection_id)
         connection = service.get(user.principal, connection_id)
-    except NotFound:
-        return render("connections/_gone.html", user=user) if is_htmx(request) else (
-            RedirectResponse(LIST_PATH, status_code=303))
+    except NotFound as exc:
+        if is_htmx(request):
+            return render("connections/_gone.html", user=user)
+        return render("error.html", status=404, user=user, heading="Not found",
+                      message=exc.message)
     except SegbridgeError as exc:
         return render("error.html", status=exc.http_status, user=user,
                       heading="The test could not run", message=exc.message)

@@ -22,7 +22,15 @@ from segbridge.core.errors import (
     SegbridgeError,
     ValidationFailed,
 )
-from segbridge.web.auth import CheckedForm, SignedIn, WebUser, form_text, runtime_of
+from segbridge.web.auth import (
+    CheckedForm,
+    MayEditConnections,
+    MayTestConnections,
+    SignedIn,
+    WebUser,
+    form_text,
+    runtime_of,
+)
 from segbridge.web.forms import (
     ConnectionForm,
     FieldErrors,
@@ -96,7 +104,7 @@ def _not_found(user: WebUser, exc: SegbridgeError) -> Response:
 # ---- the Application list --------------------------------------------------------------------
 
 @router.get(NEW_PATH)
-def choose_application(request: Request, user: SignedIn, q: str = "") -> Response:
+def choose_application(request: Request, user: MayEditConnections, q: str = "") -> Response:
     applications = [{"key": app.key, "name": app.name, "description": app.description,
                      "icon": icon_for(app.key)}
                      for app in ordered_applications(runtime_of(request).registry, q)]
@@ -109,7 +117,7 @@ def choose_application(request: Request, user: SignedIn, q: str = "") -> Respons
 # ---- Create connection -----------------------------------------------------------------------
 
 @router.get(NEW_PATH + "/{app_key}")
-def create_pane(request: Request, app_key: str, user: SignedIn) -> Response:
+def create_pane(request: Request, app_key: str, user: MayEditConnections) -> Response:
     try:
         application = _application(request, app_key)
     except NotFound as exc:
@@ -119,7 +127,8 @@ def create_pane(request: Request, app_key: str, user: SignedIn) -> Response:
 
 
 @router.post(NEW_PATH + "/{app_key}/test")
-def test_new(request: Request, app_key: str, user: SignedIn, form: CheckedForm) -> Response:
+def test_new(request: Request, app_key: str, user: MayTestConnections,
+             form: CheckedForm) -> Response:
     try:
         application = _application(request, app_key)
     except NotFound as exc:
@@ -128,7 +137,8 @@ def test_new(request: Request, app_key: str, user: SignedIn, form: CheckedForm) 
 
 
 @router.post(NEW_PATH + "/{app_key}")
-def save_new(request: Request, app_key: str, user: SignedIn, form: CheckedForm) -> Response:
+def save_new(request: Request, app_key: str, user: MayEditConnections,
+             form: CheckedForm) -> Response:
     try:
         application = _application(request, app_key)
     except NotFound as exc:
@@ -164,7 +174,7 @@ def edit_pane(request: Request, connection_id: str, user: SignedIn,
 
 
 @router.post(LIST_PATH + "/{connection_id}/test")
-def test_existing(request: Request, connection_id: str, user: SignedIn,
+def test_existing(request: Request, connection_id: str, user: MayTestConnections,
                   form: CheckedForm) -> Response:
     found = _existing(request, user, connection_id)
     if isinstance(found, Response):
@@ -174,7 +184,7 @@ def test_existing(request: Request, connection_id: str, user: SignedIn,
 
 
 @router.post(LIST_PATH + "/{connection_id}")
-def save_existing(request: Request, connection_id: str, user: SignedIn,
+def save_existing(request: Request, connection_id: str, user: MayEditConnections,
                   form: CheckedForm) -> Response:
     found = _existing(request, user, connection_id)
     if isinstance(found, Response):
