@@ -25,7 +25,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     if link:
         click.echo("segbridge: first start. Sign in as the admin with this one-time link:")
         click.echo(f"    {link}")
-    _ensure_sandbox_source(app, runtime)
+    ensure_sandbox_source(app, runtime)
     freeze_long_lived_objects()
     workers = Workers(runtime)
     resumed = workers.start()
@@ -42,7 +42,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         runtime.close()
 
 
-def _ensure_sandbox_source(app: object, runtime: Runtime) -> None:
+def ensure_sandbox_source(app: object, runtime: Runtime) -> None:
     """The first account owns the local Segment's default source, and the sources of a state
     file from before accounts (the receiver's implicit account)."""
     sandbox = getattr(getattr(app, "state", None), "sandbox_app", None)
