@@ -241,6 +241,8 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
                                lanes=lane_policy(runtime.settings))
     if progress:
         progress.done()
+    if result.status == TAKEN_OVER_RESULT:
+        click.echo(f"This process stopped: {result.message}; it goes on there.", err=True)
     run = runtime.flows.get_run(principal_of(ctx), run_id)
     if as_json:
         emit_json(run)

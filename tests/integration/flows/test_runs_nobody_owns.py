@@ -89,23 +89,12 @@ def test_a_killed_cli_run_is_taken_over_by_the_running_server(
     terminal = cli(server, "flows", "run", "Orders",
                    env={"SEGBRIDGE_RUN_LEASE_SECONDS": str(LEASE),
                         "SEGBRIDGE_FILE_ROOTS": str(data)})
-    run_id = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not run_id:
-        runs = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()
-        run_id = runs[0]["id"] if runs and runs[0]["checkpoint"] > 0 else ""
-        time.sleep(0.05)
-    assert run_id, "the terminal's run never reached a checkpoint"
+    run_id = first_checkpoint(server, flow["id"])
 
     terminal.send_signal(signal.SIGKILL)
     terminal.wait(timeout=10)
     killed_at = time.monotonic()
-    while time.monotonic() - killed_at < 4 * LEASE:
-        run = server.api.get(f"/api/v1/runs/{run_id}").json()
-        if "taken over from" in (run["message"] or ""):
-            break
-        time.sleep(0.1)
-    taken_after = time.monotonic() - killed_at
+    taken_after = until_taken_over(server, run_id, 4 * LEASE) - killed_at
     receiver.no_faults()
     run = wait_for_run(server, run_id)
 
@@ -121,6 +110,63 @@ def test_a_killed_cli_run_is_taken_over_by_the_running_server(
     again = server.api.post(f"/api/v1/flows/{flow['id']}/runs")
     assert again.status_code == 202, again.text
     assert wait_for_run(server, again.json()["id"])["status"] == "succeeded"
+
+
+def test_a_stalled_cli_run_is_taken_over_when_its_lease_expires_and_then_stops(
+    server: Server, receiver: Receiver, server_workers: Workers, shop: dict[str, Any],
+    data: Path,
+) -> None:
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(data / "o.csv", orders(ROWS)), connection["name"]))
+    receiver.faults(latency_ms=150)
+    terminal = cli(server, "flows", "run", "Orders",
+                   env={"SEGBRIDGE_RUN_LEASE_SECONDS": str(LEASE),
+                        "SEGBRIDGE_FILE_ROOTS": str(data)})
+    run_id = first_checkpoint(server, flow["id"])
+
+    terminal.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeat any more
+    stopped_at = time.monotonic()
+    try:
+        taken_after = until_taken_over(server, run_id, 4 * LEASE) - stopped_at
+    finally:
+        terminal.send_signal(signal.SIGCONT)
+    output, _ = terminal.communicate(timeout=60)
+    receiver.no_faults()
+    run = wait_for_run(server, run_id)
+
+    # expired after two leases without a heartbeat, seen within half a lease more
+    assert LEASE <= taken_after < 3 * LEASE, f"taken over {taken_after:.1f} s after the stop"
+    assert f"taken over from {socket.gethostname()}:{terminal.pid} (no heartbeat for" \
+        in run["message"]
+    assert terminal.returncode == 1, output.decode()  # it stopped: its run is the server's
+    assert "taken over by another process" in output.decode()
+    assert run["status"] == "succeeded", run
+    assert run["counts"]["exported"] == run["counts"]["sent"] == ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, ROWS)
+
+
+def first_checkpoint(server: Server, flow_id: str) -> str:
+    """The id of the flow's latest run, once it has committed its first chunk."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = server.api.get(f"/api/v1/flows/{flow_id}/runs").json()
+        if runs and runs[0]["checkpoint"] > 0:
+            return str(runs[0]["id"])
+        time.sleep(0.05)
+    raise AssertionError("the run never reached a checkpoint")
+
+
+def until_taken_over(server: Server, run_id: str, timeout: float) -> float:
+    """When (monotonic) the run's message first says it was taken over."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = server.api.get(f"/api/v1/runs/{run_id}").json()
+        if "taken over from" in (run["message"] or ""):
+            return time.monotonic()
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} was not taken over within {timeout} s")
 
 
 def expired_run(db: Database, flow_id: str, owner: str, silent_seconds: float) -> str:
