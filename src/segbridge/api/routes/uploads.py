@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from segbridge.accounts.roles import Permission, require
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.flows.uploads import store_upload
+from segbridge.flows.uploads import max_upload_bytes, store_upload
 
 router = APIRouter(tags=["uploads"])
 
@@ -18,7 +18,16 @@ router = APIRouter(tags=["uploads"])
                  "schema": {"type": "string", "format": "binary"}}}}})
 async def upload_file(request: Request, principal: CurrentPrincipal, runtime: RuntimeDep,
                       filename: str = "upload") -> dict[str, Any]:
-    """Send the file as the raw body; use the returned id as ``export.upload``."""
+    """Send the file as the raw body; use the returned id as ``export.upload``. 413 when it is
+    larger than ``SEGBRIDGE_MAX_UPLOAD_MB`` (nothing is kept)."""
     require(principal, Permission.UPLOAD)
     return await store_upload(runtime.db, runtime.settings.home, principal.account_id,
-                              filename, request.stream())
+                              filename, request.stream(),
+                              max_bytes=max_upload_bytes(runtime.settings.max_upload_mb),
+                              declared_size=_declared_size(request))
+
+
+def _declared_size(request: Request) -> int | None:
+    """The Content-Length the client sent (None: absent or not a number; the stream counts)."""
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else None
