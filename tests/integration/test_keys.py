@@ -204,7 +204,6 @@ def test_a_secret_written_with_the_old_key_while_rotation_runs_is_reencrypted_no
             connection = session.get_one(Connection, connection_id)
             store_secret(session, server.runtime.vault, connection, "write_key",
                          Secret(changed_key))
-            session.flush()
             written.set()
             release.wait(10)
 

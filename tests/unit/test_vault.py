@@ -106,7 +106,7 @@ def test_a_bad_master_key_is_refused_with_how_to_make_one(text: str) -> None:
         decode_key(text)
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660], ids=oct)
 def test_a_key_file_that_others_may_read_or_write_is_refused_with_how_to_fix_it(
     tmp_path: Path, mode: int,
 ) -> None:
