@@ -112,7 +112,8 @@ def change_role(session: Session, principal: Principal, user_id: str, role: str)
 
 
 def disable(session: Session, principal: Principal, user_id: str) -> UserPublic:
-    """Disable a user: their sessions end now and their tokens stop working until enabled."""
+    """Disable a user: their sessions and tokens stop working at once (``authenticate_token``
+    refuses a disabled user); unused login links are deleted."""
     require(principal, Permission.MANAGE_USERS)
     user = _member(session, principal, user_id)
     if user.disabled_at is None:
@@ -120,16 +121,20 @@ def disable(session: Session, principal: Principal, user_id: str) -> UserPublic:
         _keep_instance_admin(user, "disabled")
         user.disabled_at = utcnow()
         session.execute(delete(ApiToken).where(ApiToken.user_id == user.id,
-                                               ApiToken.kind.in_(("session", "login"))))
+                                               ApiToken.kind == "login"))
         _audit(session, principal, user.account_id, "disable", user, [])
     return user_public(user)
 
 
 def enable(session: Session, principal: Principal, user_id: str) -> UserPublic:
+    """Enable a user again: their API tokens work again; browser sessions from before the
+    user was disabled do not (they sign in again)."""
     require(principal, Permission.MANAGE_USERS)
     user = _member(session, principal, user_id)
     if user.disabled_at is not None:
         user.disabled_at = None
+        session.execute(delete(ApiToken).where(ApiToken.user_id == user.id,
+                                               ApiToken.kind == "session"))
         _audit(session, principal, user.account_id, "enable", user, [])
     return user_public(user)
 
