@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import uvicorn
 
+from segbridge.core.log_redaction import uvicorn_log_config
 from segbridge.sandbox.app import create_sandbox_app, ensure_default_source
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.faults import FaultSettings, FaultSettingsError, parse_fault_request
@@ -99,6 +100,7 @@ def sandbox_command(
         loop="auto",
         http="auto",
         access_log=access_log,
+        log_config=uvicorn_log_config(),  # keys in paths masked, query strings dropped
         log_level="info",
         timeout_graceful_shutdown=3,
     )
