@@ -277,6 +277,17 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/connections/{w.ids['connection']}", form=_pane_form(w, "Segment A"))),
     ("POST", "/connections/{connection_id}/retest"): ("manage", lambda w: Req(
         f"/connections/{w.ids['connection']}/retest", form={})),
+    ("GET", "/users"): ("admin", lambda w: Req("/users")),
+    ("POST", "/users"): ("admin", lambda w: Req("/users", form={
+        "email": f"page{next(_serial)}@a.example", "role": "monitor"})),
+    ("POST", "/users/{user_id}/role"): ("admin", lambda w: Req(
+        f"/users/{w.user()}/role", form={"role": "manage"})),
+    ("POST", "/users/{user_id}/disable"): ("admin", lambda w: Req(
+        f"/users/{w.user()}/disable", form={})),
+    ("POST", "/users/{user_id}/enable"): ("admin", lambda w: Req(
+        f"/users/{w.user()}/enable", form={})),
+    ("POST", "/users/{user_id}/remove"): ("admin", lambda w: Req(
+        f"/users/{w.user()}/remove", form={})),
     ("GET", "/runs"): ("monitor", lambda w: Req("/runs")),
     ("GET", "/runs/{run_id}"): ("monitor", lambda w: Req(f"/runs/{w.ids['run']}")),
 }

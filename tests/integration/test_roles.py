@@ -145,6 +145,35 @@ def test_a_monitors_pages_have_no_buttons_it_may_not_use(server: Server,
         assert "needs the manage or admin role" in refused.text
 
 
+def test_an_admin_manages_users_on_the_users_page(server: Server) -> None:
+    user_client(server, "ma@example.com", "manage")[0].close()
+    with browser_for(server, ADMIN_EMAIL) as admin, \
+            browser_for(server, "ma@example.com") as manager:
+        csrf = csrf_token_for(admin.cookies[SESSION_COOKIE])
+        assert 'id="nav-users"' in admin.get("/").text
+        assert 'id="nav-users"' not in manager.get("/").text
+        refused = manager.get("/users")
+        assert refused.status_code == 403 and "needs the admin role" in refused.text
+        invited = admin.post("/users", data={"csrf_token": csrf, "email": "mo@example.com",
+                                             "role": "monitor"})
+        assert invited.status_code == 201
+        token = re.search(r'value="https?://[^"]+/login\?token=([^"]+)"', invited.text)
+        assert token, invited.text
+        users = {u["email"]: u for u in server.api.get("/api/v1/users").json()}
+        assert users["mo@example.com"]["role"] == "monitor"
+        changed = admin.post(f"/users/{users['mo@example.com']['id']}/role",
+                             data={"csrf_token": csrf, "role": "manage"})
+        assert changed.status_code == 303
+        me = users[ADMIN_EMAIL]["id"]
+        kept = admin.post(f"/users/{me}/disable", data={"csrf_token": csrf})
+        assert kept.status_code == 409 and "is the last admin of the account" in kept.text
+        page = admin.get("/users").text
+        assert re.search(r'mo@example.com.*?<option value="manage" selected>', page, re.S)
+    with httpx.Client(base_url=server.base_url, trust_env=False) as new_user:
+        assert new_user.get(f"/login?token={token.group(1)}").status_code == 303
+        assert new_user.get("/api/v1/me").json()["role"] == "manage"
+
+
 # ---- users of an account ---------------------------------------------------------------------
 
 def test_the_last_admin_can_never_be_demoted_disabled_or_removed(server: Server) -> None:

@@ -13,7 +13,7 @@ from starlette.staticfiles import StaticFiles
 from segbridge.web.auth import CsrfRejected, LoginRequired, PageForbidden, login_url
 from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
 from segbridge.web.routes import account as account_pages
-from segbridge.web.routes import connections, home, login, pane, runs
+from segbridge.web.routes import connections, home, login, pane, runs, users
 
 
 def mount_web(app: FastAPI) -> None:
@@ -23,6 +23,7 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(pane.router)  # /connections/new before /connections/{id}
     app.include_router(connections.router)
     app.include_router(runs.router)
+    app.include_router(users.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="web-static")
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
