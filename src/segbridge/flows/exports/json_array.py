@@ -5,11 +5,12 @@ object is an error record and the stream goes on; so is an item past the caps (`
 
 The size cap holds while streaming: ijson builds items in C from what ``_Utf8Reader`` gives it,
 and the reader counts the bytes given since the last finished item. Once they pass the cap, the
-item being built is too large: the reader raises instead of reading on, the item is dropped, and
-the file is read again from its start as parser events (``_CappedItem``), skipping the items
-already given, building each later item only within the caps (slower, but only for a file that
-holds an item over the cap). Depth and field count are checked on each built item (the size
-cap bounds what is built); in the event pass, while it is built.
+item being built is too large: the reader raises instead of reading on and the item is dropped
+(never more than the cap and one read is held). ``_Scanner`` then walks the bytes from where
+that pass started (outside strings, counting brackets and commas, building nothing) to where
+the big item starts and ends: it becomes an error record with its exact size and an excerpt,
+and a new pass goes on after it. Depth and field count are checked on each built item (the size
+cap bounds what is built).
 
 Invalid JSON ends the stream: after a syntax error a streaming parser cannot find the next
 item, so the item where it failed becomes one error record and nothing follows. Files in
@@ -20,7 +21,10 @@ from __future__ import annotations
 
 import codecs
 import io
-from collections.abc import Iterator
+import os
+import re
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -29,7 +33,7 @@ import orjson
 
 from segbridge.flows.contracts import SourceRecord
 from segbridge.flows.exports.errors import ExportError
-from segbridge.flows.exports.limits import NESTED, RecordLimits, excerpt
+from segbridge.flows.exports.limits import EXCERPT_CHARS, NESTED, RecordLimits, excerpt
 from segbridge.flows.exports.ndjson import json_kind
 from segbridge.flows.exports.source import (
     UTF8_NAMES,
@@ -119,12 +123,78 @@ class JsonArrayExport(ReadShare):
         return f"JsonArrayExport({str(self.path)!r})"
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        with self.opened(open_binary(self.path)) as handle:
+        origin: int | None = None  # where a pass starts in the UTF-8 text (None: at its start)
+        first = 0  # the position of the pass's first item
+        while True:
+            with self.opened(open_binary(self.path)) as handle:
+                stream = self._stream_at(handle, origin)
+                if stream is None:
+                    return
+                oversized = yield from self._items(stream, first, start_position)
+            if oversized is None:
+                return
+            skipped = self._skip(origin, oversized - first)
+            if skipped is None:  # only blank space was left
+                return
+            if oversized >= start_position:
+                yield self._skipped_record(oversized, skipped)
+            if skipped.end is None:
+                return
+            origin, first = skipped.end, oversized + 1
+
+    def _stream_at(self, handle: BinaryIO, origin: int | None) -> _Utf8Reader | None:
+        """The UTF-8 text for ijson: the whole array, or "[" and the items from ``origin``."""
+        if self.codec == "utf-8":
+            skip_bom(handle)
+        if origin is None:
+            return self._stream(handle, self.limits.max_bytes)
+        reader = self._reader_at(handle, origin)
+        reader.unread(b"[")
+        reader.given, reader.cap = 0, self.limits.max_bytes
+        return reader
+
+    def _reader_at(self, handle: BinaryIO, origin: int) -> _Utf8Reader:
+        """The UTF-8 text from ``origin`` on (a byte offset in it, after any BOM)."""
+        reader = _Utf8Reader(b"", handle, self.codec)
+        if self.codec == "utf-8":
+            handle.seek(origin, os.SEEK_CUR)
+            return reader
+        left = origin  # re-encoded on the fly: read and drop
+        while left > 0:
+            data = reader.read(min(CHUNK, left))
+            if not data:
+                break
+            if len(data) > left:
+                reader.unread(data[left:])
+                break
+            left -= len(data)
+        return reader
+
+    def _skip(self, origin: int | None, before: int) -> _Skipped | None:
+        """Walk from ``origin`` past ``before`` items, then past the oversized one."""
+        with open_binary(self.path) as handle:
             if self.codec == "utf-8":
                 skip_bom(handle)
-            stream = self._stream(handle, self.limits.max_bytes)
-            if stream is not None:
-                yield from self._items(stream, start_position)
+            reader = self._reader_at(handle, origin) if origin is not None \
+                else _Utf8Reader(b"", handle, self.codec)
+            scanner = _Scanner(reader, origin or 0, depth=0 if origin is None else 1,
+                               keep=self.limits.max_bytes + 1)
+            return scanner.skip(before)
+
+    def _skipped_record(self, position: int, skipped: _Skipped) -> SourceRecord:
+        """The record of an item the scanner walked past: an error when it is over the cap;
+        else (blank space had run the count up) the item itself, from its kept text."""
+        ref = f"item {position + 1}"
+        if skipped.size <= self.limits.max_bytes:
+            try:
+                item = next(BACKEND.items(io.BytesIO(b"[" + skipped.head + b"]"), "item",
+                                          use_float=True))
+            except (ijson.JSONError, UnicodeDecodeError, StopIteration) as exc:
+                return _broken(position, exc)
+            return self._built(position, item, measure=True)
+        text = skipped.head[:HEAD_BYTES].decode("utf-8", "replace")
+        return unreadable(position, ref, f"{ref}: {self.limits.too_large(skipped.size)}", text,
+                          skipped.size)
 
     def _stream(self, handle: BinaryIO, cap: int | None = None) -> _Utf8Reader | None:
         """The file as UTF-8 after checking it starts with "[" (None: an empty file)."""
@@ -149,23 +219,24 @@ class JsonArrayExport(ReadShare):
         reader.given, reader.cap = 0, cap
         return reader
 
-    def _items(self, stream: _Utf8Reader, begin: int) -> Iterator[SourceRecord]:
-        """Items built by ijson in C; from an item over the size cap on, the event pass."""
+    def _items(self, stream: _Utf8Reader, first: int,
+               begin: int) -> Generator[SourceRecord, None, int | None]:
+        """Items built by ijson in C, from position ``first``; returns the position of an item
+        over the size cap (None: the array ended)."""
         items = BACKEND.items(stream, "item", use_float=True, buf_size=self.read_size)
-        position = 0
+        position = first
         measure_from = self.limits.max_bytes - self.read_size
         while True:
             try:
                 item = next(items)
             except StopIteration:
-                return
+                return None
             except _Oversized:
-                yield from self._events_from(position, begin)
-                return
+                return position
             except (ijson.JSONError, UnicodeDecodeError) as exc:
                 if position >= begin:
                     yield _broken(position, exc)
-                return
+                return None
             given = stream.item_taken()
             if position >= begin:
                 yield self._built(position, item, measure=given > measure_from)
@@ -199,99 +270,121 @@ class JsonArrayExport(ReadShare):
             return None, len(text)
         return self.limits.shape_problem(item), len(text)
 
-    def _events_from(self, big: int, begin: int) -> Iterator[SourceRecord]:
-        """The file read again as events: items before ``big`` skipped (already given), item
-        ``big`` too large, the later ones built within the caps."""
-        with self.opened(open_binary(self.path)) as handle:
-            if self.codec == "utf-8":
-                skip_bom(handle)
-            stream = self._stream(handle)
-            assert stream is not None  # (it was read once already)
-            events = BACKEND.basic_parse(stream, use_float=True, buf_size=CHUNK)
-            position, item, started = 0, None, False
-            try:
-                for event, value in events:
-                    if item is None:
-                        if not started or event == "end_array":
-                            started = True  # the array's own start and end
-                            continue
-                        keep = position >= big and position >= begin
-                        item = _CappedItem(self.limits, build=keep)
-                    if item.add(event, value):
-                        if position >= big and position >= begin:
-                            yield item.record(position, too_large=position == big)
-                        position, item = position + 1, None
-            except (ijson.JSONError, UnicodeDecodeError) as exc:
-                if position >= begin and position >= big:
-                    yield _broken(position, exc)
+
+@dataclass(frozen=True)
+class _Skipped:
+    """An item walked past: its size, its first bytes (all of them when it is within the
+    cap), and where the text goes on after it (None: it was the last item)."""
+
+    size: int
+    head: bytes
+    end: int | None
 
 
-class _CappedItem:
-    """One item built from parser events, only while it is within the caps: past one, what
-    was built is kept as an excerpt and the rest of the item is only counted."""
+_STRUCTURE = re.compile(rb'[\[\]{},"]')
+_STRING_END = re.compile(rb'["\\]')
+_NOT_BLANK = re.compile(rb"[^ \t\r\n]")
+HEAD_BYTES = 4 * EXCERPT_CHARS  # of an oversized item, for its excerpt
+BACKSLASH, QUOTE = 0x5C, 0x22
 
-    def __init__(self, limits: RecordLimits, *, build: bool) -> None:
-        self.limits = limits
-        self.building = build
-        self.root: Any = None
-        self.stack: list[Any] = []
-        self.key: str = ""
-        self.size = self.fields = self.depth = self.deepest = 0
-        self.text: str | None = None  # the excerpt, once building stopped
 
-    def add(self, event: str, value: Any) -> bool:
-        """Take one event; True when the item is complete."""
-        if event == "map_key":
-            self.key = value
-            self.size += len(value) + 3
-            return False
-        if event == "start_map" or event == "start_array":
-            self.depth += 1
-            self.deepest = max(self.deepest, self.depth)
-            container: Any = {} if event == "start_map" else []
-            self._put(container, 2)
-            if self.building:
-                self.stack.append(container)
-            return False
-        if event == "end_map" or event == "end_array":
-            self.depth -= 1
-            if self.building:
-                self.stack.pop()
-            return self.depth == 0
-        self._put(value, len(value) + 3 if isinstance(value, str) else 6)
-        return self.depth == 0
+class _Scanner:
+    """Walks JSON text without building anything: brackets and commas outside strings.
+    ``offset`` is the position in the text of ``buf[0]``; ``depth`` 1 is inside the array."""
 
-    def _put(self, value: Any, cost: int) -> None:
-        self.size += cost
-        if self.depth > 1 or (self.depth == 1 and type(value) not in (dict, list)):
-            self.fields += 1
-        if not self.building:
+    def __init__(self, reader: _Utf8Reader, offset: int, depth: int, keep: int) -> None:
+        self.reader = reader
+        self.keep = keep  # bytes of the item kept at most
+        self.buf = b""
+        self.pos = 0
+        self.offset = offset
+        self.depth = depth
+        self.in_string = False
+        self.escaped = False
+        self.mark: int | None = None  # where the recorded item starts (in the text)
+        self.head = bytearray()
+
+    def skip(self, before: int) -> _Skipped | None:
+        """Past ``before`` items, then past the next one, recording it."""
+        passed = 0
+        while passed < before:
+            token = self.token()
+            if token is None or (token == ord("]") and self.depth == 0):
+                return None
+            passed += token == ord(",") and self.depth == 1
+        if not self._blank_skipped():
+            return None
+        self.mark = self.offset + self.pos
+        while True:
+            token = self.token()
+            if token is None or (token == ord("]") and self.depth == 0):
+                return self._skipped(None)
+            if token == ord(",") and self.depth == 1:
+                return self._skipped(self.offset + self.pos)
+
+    def _blank_skipped(self) -> bool:
+        """Past blank space; False when the text or the array ends there."""
+        while True:
+            if self.pos >= len(self.buf) and not self._fill():
+                return False
+            found = _NOT_BLANK.search(self.buf, self.pos)
+            if found is not None:
+                self.pos = found.start()
+                return self.buf[self.pos] != ord("]")
+            self.pos = len(self.buf)
+
+    def _skipped(self, end: int | None) -> _Skipped:
+        assert self.mark is not None
+        stop = self.offset + self.pos - (1 if self.buf else 0)  # before the comma or "]"
+        self._record_until(self.pos - 1)
+        head = bytes(self.head).rstrip()
+        size = stop - self.mark
+        return _Skipped(len(head) if size <= self.keep else size, head, end)  # (head: all)
+
+    def token(self) -> int | None:
+        """The next bracket, comma or opening quote outside a string (None: the text ended);
+        ``pos`` is then after it."""
+        while True:
+            if self.pos >= len(self.buf) and not self._fill():
+                return None
+            if self.escaped:
+                self.pos, self.escaped = self.pos + 1, False
+                continue
+            if self.in_string:
+                found = _STRING_END.search(self.buf, self.pos)
+                if found is None:
+                    self.pos = len(self.buf)
+                elif self.buf[found.start()] == BACKSLASH:
+                    self.pos, self.escaped = found.start() + 1, True
+                else:
+                    self.pos, self.in_string = found.end(), False
+                continue
+            found = _STRUCTURE.search(self.buf, self.pos)
+            if found is None:
+                self.pos = len(self.buf)
+                continue
+            self.pos = found.end()
+            byte = self.buf[found.start()]
+            if byte == QUOTE:
+                self.in_string = True
+            elif byte in b"[{":
+                self.depth += 1
+            elif byte in b"]}":
+                self.depth -= 1
+            return byte
+
+    def _fill(self) -> bool:
+        self._record_until(len(self.buf))
+        self.offset += len(self.buf)
+        self.buf, self.pos = self.reader.read(CHUNK), 0
+        return bool(self.buf)
+
+    def _record_until(self, stop: int) -> None:
+        if self.mark is None or len(self.head) >= self.keep:
             return
-        if not self.stack:
-            self.root = value
-        elif type(self.stack[-1]) is dict:
-            self.stack[-1][self.key] = value
-        else:
-            self.stack[-1].append(value)
-        limits = self.limits
-        if self.size > limits.max_bytes or self.deepest > limits.max_depth \
-                or self.fields > limits.max_fields:
-            self.text = excerpt(self.root)
-            self.building, self.root, self.stack = False, None, []
-
-    def record(self, position: int, *, too_large: bool) -> SourceRecord:
-        limits = self.limits
-        if self.deepest > limits.max_depth:
-            problem: str | None = limits.too_deep(self.deepest)
-        elif self.fields > limits.max_fields:
-            problem = limits.too_many_fields(self.fields)
-        elif self.size > limits.max_bytes or too_large:
-            problem = limits.too_large()
-        else:
-            return _record(position, self.root)
-        ref = f"item {position + 1}"
-        text = self.text if self.text is not None else excerpt(self.root)
-        return unreadable(position, ref, f"{ref}: {problem}", text)
+        start = max(self.mark - self.offset, 0)
+        if stop > start:
+            self.head += self.buf[start:stop][:self.keep - len(self.head)]
 
 
 def _record(position: int, item: Any) -> SourceRecord:
