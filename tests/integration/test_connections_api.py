@@ -95,7 +95,7 @@ def test_unknown_application_and_unknown_fields_are_named(server: Server) -> Non
 def test_malformed_json_gets_a_clear_error(server: Server) -> None:
     response = server.api.post("/api/v1/connections", content=b"{not json",
                                headers={"Content-Type": "application/json"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert problems(response)["body"].startswith("the body is not valid JSON")
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 
 import segbridge
 from segbridge.api.errors import install_error_handlers
+from segbridge.api.openapi import install_contract
 from segbridge.api.routes import (
     accounts,
     applications,
@@ -31,6 +32,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_contract(app, lambda: [application.key for application in runtime.registry.all()])
     api = APIRouter(prefix="/api/v1")
     api.include_router(applications.router)
     api.include_router(connections.router)

@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 LEVEL_SCHEMA: JsonDict = {"minimum": 1, "maximum": 25}
+# The request schemas are as strict as the services behind them (and pydantic enforces them,
+# so a value the schema refuses is refused): the characters ``str.strip()`` removes, spelt
+# out (JSON Schema's and pydantic's ``\s`` differ from Python's), so "not blank" and "no
+# spaces" mean here what they mean to the services.
+STRIPPED = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a"
+            "\u2028\u2029\u202f\u205f\u3000")
+NOT_BLANK = f"[^{STRIPPED}]"
+EMAIL = f"^[^@{STRIPPED}]+@[^{STRIPPED}]+$"
+PATTERN_PROBLEMS = {
+    NOT_BLANK: "enter a name; it cannot be blank",
+    EMAIL: "enter an email address like ana@example.com",
+}
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """Stored times are UTC; SQLite hands them back naive. Answer them with their offset."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime | None, AfterValidator(_as_utc)]
+
+
+def name_field(description: str = "1-100 characters, not blank", **extra: Any) -> Any:
+    return Field(min_length=1, max_length=100, pattern=NOT_BLANK, description=description,
+                 **extra)
 
 
 class Strict(BaseModel):
@@ -18,7 +45,7 @@ class Strict(BaseModel):
 class ConnectionCreate(Strict):
     """The Create connection pane. Secret settings (write_key) are write-only."""
 
-    name: str = Field(description="1-100 characters, unique in the account (case ignored)")
+    name: str = name_field("1-100 characters, unique in the account (case ignored)")
     application: str = Field(description="an application key from GET /applications")
     settings: dict[str, str | None] = Field(
         default_factory=dict,
@@ -32,7 +59,7 @@ class ConnectionCreate(Strict):
 class ConnectionUpdate(Strict):
     """An edit. The application cannot change and the write key must be entered again."""
 
-    name: str
+    name: str = name_field("1-100 characters, unique in the account (case ignored)")
     application: str | None = Field(default=None, description="if given, must be unchanged")
     settings: dict[str, str | None] = Field(
         default_factory=dict, description="must include write_key again")
@@ -145,14 +172,15 @@ class UserPublic(BaseModel):
     email: str
     role: str
     disabled: bool
-    disabled_at: datetime | None
+    disabled_at: UtcDatetime
     is_instance_admin: bool
     has_password: bool
-    created_at: datetime | None
+    created_at: UtcDatetime
 
 
 class UserInvite(Strict):
-    email: str = Field(min_length=3, max_length=254, description="the new user's email")
+    email: str = Field(min_length=3, max_length=254, pattern=EMAIL,
+                       description="the new user's email")
     role: RoleName = Field(default="manage", description="admin, manage or monitor")
 
 
@@ -173,12 +201,12 @@ class AccountPublic(BaseModel):
     id: str
     name: str
     users: int
-    created_at: datetime | None
+    created_at: UtcDatetime
 
 
 class AccountCreate(Strict):
-    name: str = Field(min_length=1, max_length=100)
-    admin_email: str = Field(min_length=3, max_length=254,
+    name: str = name_field()
+    admin_email: str = Field(min_length=3, max_length=254, pattern=EMAIL,
                              description="the email of the account's first admin")
 
 

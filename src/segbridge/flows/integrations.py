@@ -121,8 +121,8 @@ def _valid_name(session: Session, account_id: str, name: str, *, own_id: str | N
     other = session.scalar(select(Integration.id).where(
         Integration.account_id == account_id, Integration.name_key == name_key(clean)))
     if other is not None and other != own_id:
-        raise ValidationFailed([FieldProblem(
-            "name", f"an integration named '{clean}' exists already; choose another name")])
+        raise Conflict(f"An integration named '{clean}' exists already; choose another name.",
+                       details={"field": "name"})
     return clean
 
 
@@ -130,4 +130,5 @@ def _flush(session: Session) -> None:
     try:
         session.flush()
     except IntegrityError:
-        raise ValidationFailed([FieldProblem("name", "this name was just taken")]) from None
+        raise Conflict("This integration name was just taken; choose another name.",
+                       details={"field": "name"}) from None

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.api.schemas import ErrorResponse, Strict
+from segbridge.api.schemas import ErrorResponse, Strict, name_field
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
@@ -21,7 +21,7 @@ FINISHED = {"succeeded", "completed_with_errors", "failed", "canceled"}
 
 
 class IntegrationCreate(Strict):
-    name: str
+    name: str = name_field("1-100 characters, unique in the account (case ignored)")
 
 
 class ConnectionRef(Strict):
@@ -192,7 +192,9 @@ def resume_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) ->
 
 
 @router.get("/runs/{run_id}/progress", tags=["runs"], operation_id="stream_run_progress",
-            response_class=StreamingResponse)
+            response_class=StreamingResponse, responses={200: {
+                "description": "`event: run` with the run as JSON, until it ends",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
 async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
                               runtime: RuntimeDep) -> StreamingResponse:
     """Server-sent events: the run as it progresses, until it ends."""

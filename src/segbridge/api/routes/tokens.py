@@ -13,7 +13,7 @@ from pydantic import Field
 from segbridge.accounts import credentials
 from segbridge.accounts.credentials import ApiTokenCreated, ApiTokenPublic
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.api.schemas import Strict
+from segbridge.api.schemas import NOT_BLANK, Strict
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid token or session; or the token was revoked or expired."},
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/tokens", tags=["tokens"], responses=ERRORS)
 class ApiTokenCreate(Strict):
     """A new API token for the caller."""
 
-    name: str = Field(min_length=1, max_length=credentials.MAX_NAME_LENGTH,
+    name: str = Field(min_length=1, max_length=credentials.MAX_NAME_LENGTH, pattern=NOT_BLANK,
                       description="to recognise the token by, e.g. 'nightly import'")
     expires_in_days: int | None = Field(
         default=None, ge=1, le=credentials.MAX_EXPIRES_IN_DAYS,

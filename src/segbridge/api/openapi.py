@@ -1,0 +1,176 @@
+"""The API contract: FastAPI's OpenAPI document, completed with what the routes cannot say.
+
+For every operation, from the route itself (so new routes are covered without edits):
+- security: ``bearerAuth`` (``Authorization: Bearer <API token>``) or ``cookieAuth`` (the
+  browser session cookie, with ``csrfToken`` for unsafe methods); ``security: []`` where
+  the route does not ask for the caller (sign-in);
+- the error statuses it can answer, each with the one error body (``ErrorResponse``):
+  400 a body that is not JSON, 401/403 for authenticated operations, 404 where the path
+  names something, 413 for raw uploads, 422 where there is input to validate; 409 only
+  on methods that change something (a route's router may declare it wholesale);
+- ``application`` fields of request bodies list the applications this server has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
+
+from segbridge.api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, current_principal
+from segbridge.api.schemas import ErrorResponse
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearerAuth": {
+        "type": "http", "scheme": "bearer",
+        "description": "An API token: `segbridge tokens create` or POST /api/v1/tokens."},
+    "cookieAuth": {
+        "type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+        "description": "The browser session, set by POST /api/v1/auth/login or a login link."},
+    "csrfToken": {
+        "type": "apiKey", "in": "header", "name": CSRF_HEADER,
+        "description": "With the session cookie, on every method but GET/HEAD/OPTIONS: "
+                       "the csrf_token answered by POST /api/v1/auth/login."},
+}
+Security = list[dict[str, list[str]]]
+SAFE_SECURITY: Security = [{"bearerAuth": []}, {"cookieAuth": []}]
+UNSAFE_SECURITY: Security = [{"bearerAuth": []}, {"cookieAuth": [], "csrfToken": []}]
+DESCRIPTIONS = {
+    400: "The body is not JSON: unparseable, or not sent as application/json.",
+    401: "Not signed in: no valid API token or session (revoked, expired, or its user "
+         "disabled).",
+    403: "Not allowed: the caller's role may not do this, a path or address outside what "
+         "the operator allows, or a browser session without a valid X-CSRF-Token header.",
+    404: "No such object in the caller's account.",
+    413: "The body is larger than the server allows (SEGBRIDGE_MAX_UPLOAD_MB).",
+    422: "The input is well-formed but wrong; every problem is listed in error.details.",
+}
+HEADERS = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "required": True,
+                               "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds to wait before trying again",
+                          "required": True, "schema": {"type": "string"}}},
+}
+UNUSED_COMPONENTS = ("HTTPValidationError", "ValidationError")
+
+
+def install_contract(app: FastAPI, applications: Callable[[], list[str]]) -> None:
+    """Make ``app.openapi()`` answer the completed document (built once, then cached)."""
+    fastapi_openapi = app.openapi
+
+    completed: list[int] = []  # FastAPI builds the document anew when routes change
+
+    def contract_openapi() -> dict[str, Any]:
+        spec = fastapi_openapi()
+        if id(spec) not in completed:
+            complete_contract(spec, app, applications())
+            completed[:] = [id(spec)]
+        return spec
+
+    app.openapi = contract_openapi  # type: ignore[method-assign]
+
+
+def complete_contract(spec: dict[str, Any], app: FastAPI, applications: list[str]) -> None:
+    components = spec.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+    spec["security"] = SAFE_SECURITY
+    for route, method, operation in _operations(spec, app):
+        _complete_operation(route, method, operation)
+    schemas = components.setdefault("schemas", {})
+    schemas.update(_error_schemas())
+    for name in UNUSED_COMPONENTS:
+        schemas.pop(name, None)
+    _list_applications(spec, schemas, applications)
+
+
+def _operations(spec: dict[str, Any], app: FastAPI
+                ) -> Iterator[tuple[RouteContext, str, dict[str, Any]]]:
+    """Each documented operation with its route (as included, with its prefix)."""
+    for route in iter_route_contexts(app.routes):
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        path = spec["paths"].get(route.path_format, {})
+        for method in sorted(route.methods or ()):
+            if method.lower() in path:
+                yield route, method, path[method.lower()]
+
+
+def _complete_operation(route: RouteContext, method: str, operation: dict[str, Any]) -> None:
+    authenticated = _asks_for_caller(route.dependant)
+    unsafe = method not in SAFE_METHODS
+    if authenticated:
+        operation["security"] = UNSAFE_SECURITY if unsafe else SAFE_SECURITY
+    else:
+        operation["security"] = []
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    body = operation.get("requestBody", {}).get("content", {})
+    has_json_body = route.body_field is not None
+    has_input = has_json_body or bool(body) or bool(operation.get("parameters"))
+    applies = {  # None: as the route says (e.g. 401 for a wrong password at sign-in)
+        400: has_json_body,
+        401: authenticated or None,
+        403: (authenticated and unsafe) or None,
+        404: bool(route.dependant.path_params),
+        413: "application/octet-stream" in body or None,
+        422: has_input,
+    }
+    for code, answer in applies.items():
+        if answer:
+            responses.setdefault(str(code), {"description": DESCRIPTIONS[code]})
+        elif answer is not None:  # a router's wholesale declaration that cannot happen here
+            responses.pop(str(code), None)
+    if not unsafe:
+        responses.pop("409", None)
+    for status, response in responses.items():
+        if status.isdigit():
+            _describe_error(int(status), response)
+
+
+def _describe_error(code: int, response: dict[str, Any]) -> None:
+    if code < 400:
+        return
+    if response.get("description") in (None, "", "Validation Error"):
+        response["description"] = DESCRIPTIONS.get(code, "An error.")
+    response["content"] = {"application/json": {"schema": ERROR_REF}}
+    if code in HEADERS:
+        response["headers"] = HEADERS[code]
+
+
+def _error_schemas() -> dict[str, Any]:
+    schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    return {**defs, "ErrorResponse": schema}
+
+
+def _asks_for_caller(dependant: Dependant) -> bool:
+    if dependant.call is current_principal:
+        return True
+    return any(_asks_for_caller(sub) for sub in dependant.dependencies)
+
+
+def _list_applications(spec: dict[str, Any], schemas: dict[str, Any],
+                       applications: list[str]) -> None:
+    """An ``application`` field of a request body takes one of this server's applications."""
+    for name in _request_schema_names(spec):
+        field = schemas.get(name, {}).get("properties", {}).get("application")
+        if field is None:
+            continue
+        for option in field.get("anyOf", [field]):
+            if option.get("type") == "string":
+                option["enum"] = sorted(applications)
+
+
+def _request_schema_names(spec: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for path in spec["paths"].values():
+        for operation in path.values():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media in content.values():
+                ref = media.get("schema", {}).get("$ref", "")
+                if ref.startswith("#/components/schemas/"):
+                    names.add(ref.rsplit("/", 1)[1])
+    return names
