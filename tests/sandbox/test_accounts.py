@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.accounts.service import Principal
 from segbridge.api.app import create_app
 from segbridge.api.deps import SESSION_COOKIE
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
@@ -225,15 +224,19 @@ def test_a_manage_user_manages_the_own_accounts_sources_but_not_faults(
     assert alice.api.get("/api/faults").json()["active"] is False
 
 
-@pytest.mark.skipif("role" not in Principal.__dataclass_fields__,
-                    reason="roles (admin | manage | monitor) are not on the Principal yet")
-def test_a_monitor_reads_but_cannot_change_sources(
+def test_a_monitor_sees_the_sources_but_changes_nothing_and_reads_no_events(
     two: TwoAccounts, alice: Member
 ) -> None:
     ours = alice.new_source("Alice's shop")
+    assert two.track(ours["write_key"], "order-data") == 200
     watcher = two.member("watcher@a.example", alice.account_id, role="monitor")
     assert ours["id"] in watcher.source_ids()
-    assert watcher.api.get(f"/api/sources/{ours['id']}/events").status_code == 200
+    assert watcher.api.get(f"/api/sources/{ours['id']}/stats").json()["accepted"] == 1
+    for route in ("/events", "/events/stream"):
+        refused = watcher.api.get(f"/api/sources/{ours['id']}{route}")
+        assert refused.status_code == 403
+        assert "order-data" not in refused.text
+    assert watcher.browser.get(f"/sources/{ours['id']}/debugger").status_code == 403
     assert watcher.api.post("/api/sources", json={"name": "Not allowed"}).status_code == 403
     assert watcher.api.patch(f"/api/sources/{ours['id']}", json={"name": "x"}).status_code == 403
     assert watcher.api.delete(f"/api/sources/{ours['id']}").status_code == 403
@@ -241,8 +244,9 @@ def test_a_monitor_reads_but_cannot_change_sources(
     page = watcher.browser.get("/sources").text
     assert "Create source" not in page
     assert "Delete source" not in page
+    assert f'/sources/{ours["id"]}/debugger' not in page
     assert "Alice&#39;s shop" in page
-    assert alice.api.get(f"/api/sources/{ours['id']}").status_code == 200
+    assert alice.api.get(f"/api/sources/{ours['id']}").json()["name"] == "Alice's shop"
 
 
 def test_a_new_account_gets_its_own_first_source_when_it_opens_the_local_segment(

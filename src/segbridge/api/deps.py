@@ -68,17 +68,21 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 def sandbox_caller(request: Request) -> SandboxCaller | None:
-    """For the mounted local Segment: the caller's account and what its role may change.
+    """For the mounted local Segment: the caller's account and what its role may do there.
 
-    None when the request is not signed in (or a browser change lacks its CSRF token). A
-    monitor reads only; manage and admin change sources; only admins set faults.
+    None when the request is not signed in (or a browser change lacks its CSRF token). By the
+    account's roles (``accounts.roles``): a monitor reads the sources and their counters but
+    not the events' data and changes nothing; manage and admin change sources and read the
+    Debugger; only admins set faults.
     """
+    from segbridge.accounts.roles import Permission, may
     from segbridge.sandbox.auth import Caller
 
     try:
         principal = principal_from_request(request, request.app.state.segbridge_runtime)
     except (NotAuthenticated, PermissionDenied):
         return None
-    role = getattr(principal, "role", None)  # admin | manage | monitor, where roles exist
-    return Caller(principal.account_id, can_manage=role != "monitor",
-                  can_admin=bool(principal.is_admin))
+    return Caller(principal.account_id,
+                  can_manage=may(principal, Permission.EDIT_CONNECTIONS),
+                  can_admin=may(principal, Permission.SET_SANDBOX_FAULTS),
+                  can_see_events=may(principal, Permission.VIEW_RECORD_DATA))

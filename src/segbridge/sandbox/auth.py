@@ -1,8 +1,9 @@
 """Who is calling, in which account, and whether they may read, manage sources or set faults.
 
 Every check returns the ``Caller``: the account whose sources the request sees and changes
-(``account_id``), whether it may change sources (``can_manage``) and faults (``can_admin``).
-Reading (source lists, the Debugger, counters) needs only a caller.
+(``account_id``), whether it may change sources (``can_manage``) and faults (``can_admin``),
+and see the Debugger's events (``can_see_events``). Reading source lists and counters needs
+only a caller.
 
 Mounted in segbridge, the server passes ``authorize`` (``Request -> Caller | None``; None gives
 403): the signed-in user's account and role. Hosts of one namespace may instead pass
@@ -39,11 +40,16 @@ from segbridge.sandbox.store import IMPLICIT_ACCOUNT
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who calls: the account whose sources they see, and what they may change."""
+    """Who calls: the account whose sources they see, and what they may do with them.
+
+    ``can_see_events``: the Debugger's events (the data sent); without it a caller sees the
+    sources and their counters only (segbridge's monitor role).
+    """
 
     account_id: str
     can_manage: bool
     can_admin: bool
+    can_see_events: bool = True
 
 
 Authorizer = Callable[[Request], bool]
@@ -161,6 +167,13 @@ class AccessPolicy:
         if self.hosted:
             return self._caller(request)
         return self._standalone(request)
+
+    def require_events(self, request: Request) -> Caller:
+        """The Debugger's events (the data sent): callers whose role may see records' data."""
+        caller = self.require_read(request)
+        if not caller.can_see_events:
+            raise ApiError(403, "forbidden", "your role may not see the events' data")
+        return caller
 
     def require_manage(self, request: Request) -> Caller:
         """Changing sources: the host's callers whose role may manage."""

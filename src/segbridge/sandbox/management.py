@@ -1,7 +1,8 @@
 """The JSON management API: sources, their Debugger events, drops and counters; faults.
 
 Each caller sees and changes only its account's sources (another account's id: 404) and
-its account's faults. "read" is anyone the host lets in (a monitor too).
+its account's faults. "read" is anyone the host lets in (a monitor too); "events" those whose
+role may see records' data (not a monitor).
 
 Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge):
 
@@ -10,8 +11,8 @@ Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge
     GET    /api/sources/{id}                 one source      (read)
     PATCH  /api/sources/{id} {"name"}        rename          (manage)
     DELETE /api/sources/{id}                 delete -> 204   (manage)
-    GET    /api/sources/{id}/events?q=&limit=  newest first  (read)
-    GET    /api/sources/{id}/events/stream   server-sent events (read)
+    GET    /api/sources/{id}/events?q=&limit=  newest first  (events)
+    GET    /api/sources/{id}/events/stream   server-sent events (events)
     GET    /api/sources/{id}/stats           counters        (read)
     GET    /api/sources/{id}/dropped?limit=  drop log        (read)
     GET    /api/receiver                     unknown keys, missing keys, rejected, peak
@@ -78,6 +79,11 @@ class ManagementAPI:
         caller = self.policy.require_read(request)
         return self.state.store.get(request.path_params["id"], caller.account_id)
 
+    def _watched_source(self, request: Request) -> Source:
+        """A source whose events the caller may see."""
+        caller = self.policy.require_events(request)
+        return self.state.store.get(request.path_params["id"], caller.account_id)
+
     def _own_source(self, request: Request) -> Source:
         """A source the caller may change (404 for another account's)."""
         caller = self.policy.require_manage(request)
@@ -107,14 +113,14 @@ class ManagementAPI:
         return Response(status_code=204)
 
     async def events(self, request: Request) -> Response:
-        source = self._source(request)
+        source = self._watched_source(request)
         limit = _limit(request, self.state.config.debugger_size, self.state.config.debugger_size)
         query = request.query_params.get("q", "")
         records = self.state.debugger.feed(source.id).newest(query, limit)
         return json_response({"events": [r.to_json() for r in records], "count": len(records)})
 
     async def stream(self, request: Request) -> Response:
-        source = self._source(request)
+        source = self._watched_source(request)
         return event_stream(self.state.debugger.feed(source.id), request.receive)
 
     async def stats(self, request: Request) -> Response:

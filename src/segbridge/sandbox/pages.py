@@ -144,6 +144,7 @@ class Pages:
             status,
             sources=self.state.store.list(caller.account_id),
             can_manage=caller.can_manage,
+            can_see_events=caller.can_see_events,
             csrf=self.policy.form_token(request),
             csrf_field=CSRF_FIELD,
             notice=notice,
@@ -230,6 +231,9 @@ class Pages:
         source = self._source_or_none(request.path_params["id"], caller)
         if source is None:
             return self._no_such_source(request)
+        if not caller.can_see_events:
+            message = "Your role may see the sources and their counters, not the events' data."
+            return render(request, "message.html", 403, heading="Not allowed", message=message)
         return render(
             request,
             "debugger.html",
