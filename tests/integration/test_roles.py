@@ -362,3 +362,14 @@ def test_the_cli_creates_an_account_with_a_one_time_link_for_its_admin(
     with runtime.db.session() as session:
         assert accounts.find_user(session, "mo@acme.example").account_id == \
             principal.account_id
+
+
+def test_only_an_admin_rotates_the_master_key_when_the_cli_acts_as_a_user(
+    cli_settings: Settings,
+) -> None:
+    run(cli_settings, "users", "create", "ma@example.com", "--role", "manage", "--no-password")
+    refused = run(cli_settings, "--as", "ma@example.com", "keys", "rotate")
+    assert refused.exit_code == 1
+    assert "may not rotate the master key; this needs the admin role" in refused.output
+    rotated = run(cli_settings, "--as", ADMIN_EMAIL, "keys", "rotate")
+    assert rotated.exit_code == 0, rotated.output

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import click
 
 from segbridge import keys as key_service
-from segbridge.cli.context import handles_errors, runtime_of
+from segbridge.accounts.roles import Permission, require
+from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.clock import isoformat
 from segbridge.keys import KeyChange, KeyState
@@ -23,6 +24,7 @@ def group() -> None:
 @handles_errors
 def rotate(ctx: click.Context) -> None:
     """Add a new master key and re-encrypt every secret with it; the old key stays, retired."""
+    _require_key_admin(ctx)
     runtime = runtime_of(ctx)
     change = key_service.rotate(runtime.settings, runtime.db, runtime.vault)
     click.echo(f"Rotated the master key: key {change.primary} is now primary "
@@ -38,6 +40,7 @@ def rotate(ctx: click.Context) -> None:
 @handles_errors
 def prune(ctx: click.Context) -> None:
     """Remove retired master keys that no secret uses any more from the key ring."""
+    _require_key_admin(ctx)
     runtime = runtime_of(ctx)
     change = key_service.prune(runtime.settings, runtime.db, runtime.vault)
     if change.reencrypted:
@@ -46,6 +49,13 @@ def prune(ctx: click.Context) -> None:
     if not change.removed:
         click.echo("No retired key to remove.")
     _report_ring(change, just_retired=None)
+
+
+def _require_key_admin(ctx: click.Context) -> None:
+    """Acting as a user (``--as``), only an admin may change the keys; without ``--as`` the
+    operator of the key file acts."""
+    if ctx.find_root().obj.get("as_email"):
+        require(principal_of(ctx), Permission.MANAGE_KEYS)
 
 
 @group.command("status")
