@@ -51,9 +51,10 @@ class ErrorRow:
         self.data = None
         if self.raw is None:
             self.raw = clip_text(excerpt(data), size, EXCERPT_CHARS)
-        what = f"{size:,} bytes" if size is not None else "nested too deep to store"
-        self.reason = (f"{self.reason} (the record is too large to keep whole ({what}); only "
-                       "an excerpt is kept, so it cannot be retried as it is)")
+        why = f"too large to keep whole ({size:,} bytes)" if size is not None \
+            else "nested too deep to keep whole"
+        self.reason = (f"{self.reason} (the record is {why}; only an excerpt is kept, so it "
+                       "cannot be retried as it is)")
 
 
 @dataclass
