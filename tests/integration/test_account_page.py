@@ -8,9 +8,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from segbridge.accounts import service as accounts
+from segbridge.accounts import throttle
 from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL
 from segbridge.storage.models import ApiToken, User
@@ -88,6 +90,41 @@ def test_changing_the_password_refuses_the_old_one_and_ends_other_sessions(
     assert api_login(server, NEW) == 200
     with browser(server, other_session) as elsewhere:
         assert elsewhere.get("/account").status_code == 303  # signed out: to the login page
+
+
+def test_guessing_the_current_password_is_throttled_like_a_sign_in(
+    server: Server, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(throttle, "FIRST_DELAY_SECONDS", 60.0)  # holds on a slow machine too
+    set_password(server, OLD)
+    with browser(server) as me:
+        for n in range(5):
+            wrong = post(me, "/account/password", current_password=f"guess {n}",
+                         new_password=NEW, new_password_again=NEW)
+            assert "it did not match" in wrong.text
+        blocked = post(me, "/account/password", current_password=OLD,
+                       new_password=NEW, new_password_again=NEW)
+        assert blocked.status_code == 422
+        assert "Too many attempts; try again in 60 seconds." in blocked.text
+        token = me.cookies[SESSION_COOKIE]
+        api = me.put("/api/v1/me/password", headers={"X-CSRF-Token": csrf_token_for(token)},
+                     json={"current_password": OLD, "new_password": NEW})
+        assert api.status_code == 429 and api.headers["Retry-After"] == "60"
+    assert api_login(server, OLD) == 429  # the same counter as the sign-in's
+    assert api_login(server, NEW) == 429
+
+
+def test_the_password_api_changes_it_and_keeps_api_tokens(server: Server) -> None:
+    set_password(server, OLD)
+    refused = server.api.put("/api/v1/me/password",
+                             json={"current_password": "nope", "new_password": NEW})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "current_password"
+    changed = server.api.put("/api/v1/me/password",
+                             json={"current_password": OLD, "new_password": NEW})
+    assert changed.status_code == 204
+    assert server.api.get("/api/v1/tokens").status_code == 200
+    assert api_login(server, NEW) == 200
 
 
 def test_a_user_who_signed_in_by_link_sets_a_password_without_a_current_one(

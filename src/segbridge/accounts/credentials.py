@@ -21,6 +21,7 @@ from segbridge.accounts.roles import Permission
 from segbridge.accounts.service import Principal
 from segbridge.core.clock import isoformat, utcnow
 from segbridge.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
+from segbridge.storage.db import Database
 from segbridge.storage.models import ApiToken, User
 
 MAX_NAME_LENGTH = 100
@@ -90,19 +91,25 @@ def revoke_token(session: Session, principal: Principal, token_id: str) -> ApiTo
 
 
 def change_password(
-    session: Session, principal: Principal, current: str | None, new: str, *,
-    keep_session: str | None = None,
+    db: Database, principal: Principal, current: str | None, new: str, *,
+    keep_session: str | None = None, address: str | None = None,
 ) -> None:
-    """Set the caller's password. With a password already set, ``current`` must match it.
-    Every other session of the user ends (``keep_session`` is the caller's own cookie)."""
-    user = session.get(User, principal.user_id)
-    if user is None:
-        raise NotFound("Your user no longer exists.")
-    if user.password_hash and not accounts.password_matches(user, current or ""):
+    """Set the caller's password. With a password already set, ``current`` must match it;
+    that check is throttled like a sign-in from ``address`` (a borrowed session cannot guess
+    at speed). Every other session of the user ends (``keep_session``: the caller's cookie)."""
+    accounts.check_new_password(new)  # before the current one: a typo costs no attempt
+    with db.session() as session:
+        needs_current = has_password(session, principal)
+    if needs_current and accounts.verify_password(
+            db, principal.email, current or "", address=address) is None:
         raise ValidationFailed([FieldProblem(
             "current_password", "enter your current password; it did not match")])
-    accounts.set_password(session, user, new)
-    end_sessions(session, user.id, keep=keep_session)
+    with db.session() as session:
+        user = session.get(User, principal.user_id)
+        if user is None:
+            raise NotFound("Your user no longer exists.")
+        accounts.set_password(session, user, new)
+        end_sessions(session, user.id, keep=keep_session)
 
 
 def has_password(session: Session, principal: Principal) -> bool:

@@ -104,10 +104,14 @@ def find_user(session: Session, email: str) -> User:
 
 
 def set_password(session: Session, user: User, password: str) -> None:
+    check_new_password(password)
+    user.password_hash = _hasher.hash(password)
+
+
+def check_new_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationFailed([FieldProblem(
             "password", f"use at least {MIN_PASSWORD_LENGTH} characters")])
-    user.password_hash = _hasher.hash(password)
 
 
 def issue_token(
@@ -165,21 +169,35 @@ def login_with_password(db: Database, email: str, password: str, *,
     ``TooManyAttempts`` even with the right password. An unknown email, or a user without a
     password, costs the same Argon2 work and gets the same answer as a wrong password.
     """
+    user_id = verify_password(db, email, password, address=address)
+    if user_id is None:
+        raise NotAuthenticated("The email or password is wrong.")
+    with db.session() as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        if user.disabled_at is not None:
+            raise NotAuthenticated("This user is disabled; ask an admin of the account.")
+        throttle.forget_stale(session, utcnow())
+        return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+
+
+def verify_password(db: Database, email: str, password: str, *,
+                    address: str | None) -> str | None:
+    """The id of the user if ``password`` is theirs, else None; throttled like a sign-in
+    (``TooManyAttempts`` while blocked). Each step commits on its own: a failure stays
+    counted whatever the caller does next."""
     keys = throttle.keys_for(email, address)
     with db.session() as session:
-        throttle.begin_attempt(session, keys, utcnow())  # committed before the check below
+        throttle.begin_attempt(session, keys, utcnow())
     with db.session() as session:
         user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
         if password_matches(user, password):
             assert user is not None
-            if user.disabled_at is not None:
-                raise NotAuthenticated("This user is disabled; ask an admin of the account.")
             throttle.succeeded(session, keys)
-            throttle.forget_stale(session, utcnow())
-            return issue_token(session, user, kind="session", name="browser", ttl=SESSION_TTL)
+            return user.id
     with db.session() as session:
         throttle.failed(session, keys, utcnow())
-    raise NotAuthenticated("The email or password is wrong.")
+    return None
 
 
 def password_matches(user: User | None, password: str) -> bool:

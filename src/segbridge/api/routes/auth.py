@@ -73,12 +73,12 @@ class PasswordChange(Strict):
 
 @router.put("/api/v1/me/password", status_code=204, operation_id="change_password", responses={
     401: {"description": "Not signed in."},
-    422: {"description": "The current password did not match, or the new one is too short."}})
+    422: {"description": "The current password did not match, or the new one is too short."},
+    429: {"description": "Too many wrong current passwords; wait the seconds in Retry-After."}})
 def change_password(body: PasswordChange, request: Request, principal: CurrentPrincipal,
                     runtime: RuntimeDep) -> Response:
     """Set or change your password. Your other browser sessions end; API tokens stay."""
-    with runtime.db.session() as session:
-        credentials.change_password(session, principal, body.current_password,
-                                    body.new_password,
-                                    keep_session=request.cookies.get(SESSION_COOKIE))
+    credentials.change_password(runtime.db, principal, body.current_password,
+                                body.new_password, address=client_address(request),
+                                keep_session=request.cookies.get(SESSION_COOKIE))
     return Response(status_code=204)

@@ -15,7 +15,8 @@ from starlette.datastructures import FormData
 from segbridge.accounts import credentials
 from segbridge.accounts.credentials import ApiTokenCreated
 from segbridge.api.deps import SESSION_COOKIE
-from segbridge.core.errors import FieldProblem, NotFound, ValidationFailed
+from segbridge.api.routes.auth import client_address
+from segbridge.core.errors import FieldProblem, NotFound, TooManyAttempts, ValidationFailed
 from segbridge.web.auth import CheckedForm, SignedIn, WebUser, form_text, runtime_of
 from segbridge.web.forms import FieldErrors
 from segbridge.web.rendering import render
@@ -75,10 +76,13 @@ def _change_password(request: Request, user: WebUser, form: FormData) -> None:
     if new != form_text(form, "new_password_again"):
         raise ValidationFailed([FieldProblem(
             "new_password_again", "enter the same new password twice")])
-    with runtime_of(request).db.session() as session:
-        credentials.change_password(session, user.principal,
+    try:
+        credentials.change_password(runtime_of(request).db, user.principal,
                                     form_text(form, "current_password") or None, new,
+                                    address=client_address(request),
                                     keep_session=request.cookies.get(SESSION_COOKIE))
+    except TooManyAttempts as exc:
+        raise ValidationFailed([FieldProblem("current_password", exc.message)]) from exc
 
 
 def _on_form(problem: FieldProblem) -> FieldProblem:
