@@ -156,10 +156,10 @@ def _settle(db: Database, path: Path, ring: KeyRing, keep: set[str]) -> KeyChang
 
 def _retire_all_but(db: Database, primary: str) -> None:
     """Mark every other key retired; waits for secrets being written with them to commit."""
-    from segbridge.connections.secret_store import hold_key
+    from segbridge.connections.secret_store import record_key
 
     with db.session() as session:
-        hold_key(session, primary)
+        record_key(session, primary)
         session.execute(
             update(VaultKey)
             .where(VaultKey.key_id != primary, VaultKey.retired_at.is_(None))
@@ -216,4 +216,5 @@ def _remember(db: Database, key_id: str) -> None:
     from segbridge.connections.secret_store import record_key
 
     with db.session() as session:
-        record_key(session, key_id)
+        if session.get(VaultKey, key_id) is None:  # a read first: start-up takes no lock
+            record_key(session, key_id)

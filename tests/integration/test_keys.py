@@ -9,6 +9,7 @@ import os
 import stat
 import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -197,25 +198,34 @@ def test_a_secret_written_with_the_old_key_while_rotation_runs_is_reencrypted_no
     connection_id = saved_connection(server, source)
     settings = server.runtime.settings
     changed_key = source["write_key"] + "x"
-    written, release = threading.Event(), threading.Event()
+    old_primary = server.runtime.vault.primary_key_id
+    written, outcomes = threading.Event(), []
 
-    def writer() -> None:  # a server saving a new write key, its transaction still open
-        with server.runtime.db.session() as session:
-            connection = session.get_one(Connection, connection_id)
-            store_secret(session, server.runtime.vault, connection, "write_key",
-                         Secret(changed_key))
-            written.set()
-            release.wait(10)
+    def writer() -> None:  # a server saving a new write key twice in one open transaction
+        try:
+            with server.runtime.db.session() as session:
+                connection = session.get_one(Connection, connection_id)
+                save = partial(store_secret, session, server.runtime.vault, connection)
+                save("write_key", Secret(source["write_key"]))
+                written.set()
+                wait_for_new_primary(settings, old_primary)
+                time.sleep(0.5)  # the rotation now waits to retire the key this writer holds
+                save("write_key", Secret(changed_key))
+            outcomes.append("saved")
+        except Exception as exc:
+            outcomes.append(repr(exc))
 
-    rotation = threading.Thread(target=keys_command, args=(settings, "rotate"))
-    saving = threading.Thread(target=writer)
-    saving.start()
+    def rotation() -> None:
+        outcomes.append(keys_command(settings, "rotate").output)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=rotation)]
+    threads[0].start()
     assert written.wait(10)
-    rotation.start()
-    time.sleep(1.0)
-    release.set()
-    saving.join(10)
-    rotation.join(60)
+    threads[1].start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes[0] == "saved"  # the rotation waited for the writer
+    assert "Re-encrypted 1 secret(s)" in outcomes[1]  # the one the writer saved
     primary = ring_file(settings)["primary"]
     assert key_ids_of_secrets(server.runtime) == {primary}
     fresh = build_runtime(settings)
@@ -226,6 +236,13 @@ def test_a_secret_written_with_the_old_key_while_rotation_runs_is_reencrypted_no
         assert secrets["write_key"].reveal() == changed_key
     finally:
         fresh.close()
+
+
+def wait_for_new_primary(settings: Settings, old_primary: str) -> None:
+    deadline = time.monotonic() + 30
+    while ring_file(settings)["primary"] == old_primary:
+        assert time.monotonic() < deadline, "the rotation did not write the key file"
+        time.sleep(0.02)
 
 
 def test_a_key_file_readable_by_others_stops_start_up_with_how_to_fix_it(

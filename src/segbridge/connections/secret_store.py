@@ -19,6 +19,8 @@ from segbridge.core.secrets import Secret
 from segbridge.core.vault import KeyRing, Vault, VaultError, associated_data
 from segbridge.storage.models import Connection, ConnectionSecret, VaultKey
 
+_HELD_RING = "segbridge.vault.held_ring"
+
 
 def store_secret(
     session: Session, vault: Vault, connection: Connection, field: str, secret: Secret
@@ -36,7 +38,22 @@ def store_secret(
 
 
 def current_ring(session: Session, vault: Vault) -> KeyRing:
-    """The vault's ring, its primary key locked in use until the session commits."""
+    """The vault's ring, its primary key locked in use until the transaction ends.
+
+    Every secret of one transaction uses the same ring: a transaction that held one key and
+    then waited for another's lock could deadlock with a rotation retiring the first.
+    """
+    session.connection()  # begins the transaction if none has begun yet
+    transaction = session.get_transaction()
+    held = session.info.get(_HELD_RING)
+    if held is not None and held[0] is transaction:
+        return held[1]  # type: ignore[no-any-return]
+    ring = _unretired_ring(session, vault)
+    session.info[_HELD_RING] = (transaction, ring)
+    return ring
+
+
+def _unretired_ring(session: Session, vault: Vault) -> KeyRing:
     ring = vault.refresh()
     if hold_key(session, ring.primary) is None:
         return ring
