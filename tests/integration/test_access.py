@@ -318,3 +318,26 @@ def test_segbridge_own_postgresql_database_is_never_a_source(server: Server) -> 
     assert [answer.status_code for answer in refused] == [422, 422], [a.text for a in refused]
     assert all("segbridge's own database" in a.json()["error"]["message"] for a in refused)
     assert allowed.status_code == 201, allowed.text
+
+
+def test_a_test_result_never_names_another_accounts_local_source(server: Server) -> None:
+    """Account B tests a connection with account A's local write key (the ping lands in A's
+    source, as Segment would take it): B's pane must not name A's source nor link to it."""
+    from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+
+    theirs = server.create_source("Payroll of account A")
+    with server.runtime.db.session() as session:
+        account = accounts.create_account(session, "B")
+        user = accounts.create_user(session, account.id, "bob@b.example", None, is_admin=True)
+        session_token = accounts.issue_token(session, user, kind="session", name="browser",
+                                             ttl=accounts.SESSION_TTL)
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
+                      cookies={SESSION_COOKIE: session_token}) as browser:
+        page = browser.post("/connections/new/segment/test", data={
+            "csrf_token": csrf_token_for(session_token), "name": "Borrowed key",
+            "settings.write_key": theirs["write_key"],
+            "settings.endpoint": server.sandbox_url})
+
+    assert page.status_code == 200, page.text
+    assert "Payroll of account A" not in page.text
+    assert theirs["id"] not in page.text

@@ -54,7 +54,9 @@ class ResultView:
 
 
 def result_view(result: Mapping[str, Any], request: Request | None = None,
-                write_key: str | None = None) -> ResultView:
+                write_key: str | None = None, *, account_id: str | None = None) -> ResultView:
+    """A test result for the pane; the Debugger link names a local source only when it is
+    the viewer's account's own (``account_id``)."""
     ok = bool(result.get("ok"))
     checks = [CheckLine(str(c.get("label", "")), str(c.get("detail", "")),
                         _OUTCOME_TONES.get(str(c.get("outcome")), "neutral"))
@@ -66,16 +68,16 @@ def result_view(result: Mapping[str, Any], request: Request | None = None,
         latency_ms=float(latency) if isinstance(latency, int | float) else None,
         message_id=result.get("message_id"), endpoint=str(result.get("endpoint") or ""),
         checks=checks, at=result.get("at"),
-        debugger=_debugger(result, request, write_key) if ok else None,
+        debugger=_debugger(result, request, write_key, account_id) if ok else None,
     )
 
 
 def _debugger(result: Mapping[str, Any], request: Request | None,
-              write_key: str | None) -> DebuggerLink:
+              write_key: str | None, account_id: str | None) -> DebuggerLink:
     endpoint = str(result.get("endpoint") or "")
     message_id = str(result.get("message_id") or "")
     if request is not None and is_local_sandbox(endpoint, request):
-        source = sandbox_source(request, write_key) if write_key else None
+        source = sandbox_source(request, write_key, account_id) if write_key else None
         if source is None:
             return DebuggerLink(SANDBOX_SOURCES, "Open the Local Segment's sources and choose "
                                                  "the source with this write key.")
@@ -99,12 +101,15 @@ def is_local_sandbox(endpoint: str, request: Request) -> bool:
             and (parts.port or 80) == (here.port or 80))
 
 
-def sandbox_source(request: Request, write_key: str) -> Source | None:
-    """The local Segment's source with this write key, if the receiver is mounted."""
+def sandbox_source(request: Request, write_key: str, account_id: str | None) -> Source | None:
+    """The local Segment's source with this write key, if the receiver is mounted and the
+    source is the viewer's account's (another account's source is not even named)."""
     sandbox_app = getattr(request.app.state, "sandbox_app", None)
-    if sandbox_app is None:
+    if sandbox_app is None or account_id is None:
         return None
     source: Source | None = sandbox_app.state.sandbox.store.by_write_key(write_key)
+    if source is None or source.account_id != account_id:
+        return None
     return source
 
 

@@ -233,7 +233,8 @@ def _run_test(request: Request, user: WebUser, application: Application,
     except SegbridgeError as exc:
         return Outcome(FieldErrors.of([FieldProblem("form", exc.message)], ()))
     return Outcome(FieldErrors.none(),
-                   result=result_view(ping.public(), request, entered.first_secret()))
+                   result=result_view(ping.public(), request, entered.first_secret(),
+                                  account_id=user.principal.account_id))
 
 
 # ---- Save / Save & close ---------------------------------------------------------------------
@@ -256,11 +257,13 @@ def _save(request: Request, user: WebUser, application: Application, entered: Co
         return _save_failed(request, user, application, entered, existing, outcome)
     except ConnectionTestFailed as exc:
         outcome = Outcome(FieldErrors.none(), banner=Banner("error", exc.message),
-                          result=result_view(exc.details or {}, request, entered.first_secret()))
+                          result=result_view(exc.details or {}, request, entered.first_secret(),
+                                      account_id=user.principal.account_id))
         return _save_failed(request, user, application, entered, existing, outcome)
     except NotFound as exc:
         return _not_found(user, exc)
-    result = result_view(ping.public(), request, entered.first_secret())
+    result = result_view(ping.public(), request, entered.first_secret(),
+                                  account_id=user.principal.account_id)
     if close:
         return _saved_and_closed(request, user, saved, result, entered)
     return _saved_and_open(request, user, application, saved, result, entered)
