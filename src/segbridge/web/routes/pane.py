@@ -317,7 +317,8 @@ def _pane(request: Request, user: WebUser, application: Application, form: Conne
     lenders = [c for c in connections_of(request, user)
                if c["application"] == application.key and c["id"] != own_id]
     last = connection.get("last_test") if connection else None
-    result = outcome.result or (result_view(last, request) if last else None)
+    result = outcome.result or (result_view(last, request, account_id=user.principal.account_id)
+                                if last else None)
     return {
         "mode": "edit" if connection else "create",
         "application": application, "icon": icon_for(application.key),
