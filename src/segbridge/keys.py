@@ -178,8 +178,14 @@ def _key_file_to_change(settings: Settings, what: str) -> Path:
 @contextmanager
 def _ring_lock(path: Path) -> Iterator[None]:
     """One rotation or prune at a time on this key file (a lock file next to it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, PRIVATE_MODE)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"segbridge cannot create {lock} ({exc.strerror}), which guards the key file while "
+            f"it changes. Give segbridge's user write access to {path.parent}."
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -155,6 +155,8 @@ def test_prune_reencrypts_a_straggler_before_removing_its_retired_key(
     assert states[old_ring.primary]["state"] == "retired"
     assert states[old_ring.primary]["secrets"] == 1
     assert source["write_key"] not in status.output
+    ring_text = settings.resolved_master_key_file.read_text()
+    assert not any(key in status.output for key in json.loads(ring_text)["keys"])
 
     pruned = keys_command(settings, "prune")
     assert "Re-encrypted 1 secret(s) still on a retired key" in pruned.output

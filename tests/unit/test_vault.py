@@ -185,3 +185,25 @@ def test_pruning_a_ring_never_removes_its_primary_key() -> None:
     ring = KeyRing.single(os.urandom(32)).with_new_primary(os.urandom(32))
     assert ring.without(set(ring.keys)).keys == {ring.primary: ring.keys[ring.primary]}
     assert ring.retired == [kid for kid in ring.keys if kid != ring.primary]
+
+
+def test_a_secret_under_a_key_the_file_lacks_says_to_copy_the_rotated_key_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "master.key"
+    write_key_ring(path, KeyRing.single(os.urandom(32)))
+    running = Vault(read_key_ring(path), key_file=path)
+    elsewhere = vault()  # rotated on another machine; this machine's file was not copied
+    aad = associated_data("acc_1", "con_1", "write_key")
+    with pytest.raises(VaultError, match=f"not in the key ring file {path}") as refused:
+        running.decrypt(elsewhere.encrypt(Secret(WRITE_KEY), aad), aad)
+    assert "copy its key file here" in refused.value.message
+
+
+def test_a_key_file_that_cannot_be_written_is_a_clear_configuration_error(
+    tmp_path: Path,
+) -> None:
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    with pytest.raises(ConfigurationError, match="cannot write the master key file"):
+        write_key_ring(not_a_folder / "master.key", KeyRing.single(os.urandom(32)))

@@ -74,9 +74,6 @@ class KeyRing:
         kept = {kid: key for kid, key in self.keys.items() if kid not in key_ids - {self.primary}}
         return KeyRing(keys=kept, primary=self.primary)
 
-    def only_primary(self) -> KeyRing:
-        return self.without(set(self.keys))
-
     @property
     def retired(self) -> list[str]:
         """Key ids kept for decryption only."""
@@ -153,9 +150,15 @@ class Vault:
         return self.refresh().seal(secret, aad)
 
     def decrypt(self, ciphertext: str, aad: bytes) -> Secret:
-        ring = self._ring
-        if self._key_file is not None and Vault.key_id_in(ciphertext) not in ring.keys:
+        ring, key_id = self._ring, Vault.key_id_in(ciphertext)
+        if self._key_file is not None and key_id not in ring.keys:
             ring = self.reload()
+            if key_id not in ring.keys:
+                raise VaultError(
+                    f"A secret was encrypted with master key {key_id}, which is not in the key "
+                    f"ring file {self._key_file}. If `segbridge keys rotate` ran on another "
+                    "machine, copy its key file here (running processes read it again on their "
+                    "own); otherwise restore the key file this database was used with.")
         return ring.unseal(ciphertext, aad)
 
     @staticmethod
@@ -239,12 +242,18 @@ def write_key_ring(path: Path, ring: KeyRing) -> None:
         "keys": [base64.b64encode(k).decode("ascii") for k in ring.keys.values()],
         "primary": ring.primary,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, PRIVATE_MODE)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_MODE)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, PRIVATE_MODE)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"segbridge cannot write the master key file {path} ({exc.strerror}). Give "
+            f"segbridge's user write access to {path.parent}; the key file was not changed."
+        ) from None
