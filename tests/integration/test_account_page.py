@@ -211,6 +211,45 @@ def _all_tokens(server: Server, email: str) -> list[str]:
                                     .where(User.email == email)))
 
 
+def test_an_admin_revokes_another_users_token_from_the_page_a_member_sees_only_theirs(
+    server: Server,
+) -> None:
+    with server.runtime.db.session() as session:
+        admin = accounts.find_user(session, ADMIN_EMAIL)
+        mia = accounts.create_user(session, admin.account_id, "mia@example.com", None,
+                                   role="manage")
+        mias_token = accounts.issue_token(session, mia, kind="api", name="mia's script")
+        mias_session = accounts.issue_token(session, mia, kind="session", name="browser",
+                                            ttl=accounts.SESSION_TTL)
+    with browser(server, mias_session) as member:
+        page = member.get("/account").text
+        assert "mia&#39;s script" in page and "Other users' API tokens" not in page
+    with browser(server) as me:
+        page = me.get("/account").text
+        assert "Other users' API tokens" in page
+        found = re.search(r'<tr id="token-([^"]+)">\s*<th scope="row">mia&#39;s script</th>\s*'
+                          r"<td>mia@example.com</td>", page)
+        assert found is not None
+        assert post(me, f"/account/tokens/{found.group(1)}/revoke").status_code == 303
+    with httpx.Client(base_url=server.base_url, trust_env=False,
+                      headers={"Authorization": f"Bearer {mias_token}"}) as script:
+        assert script.get("/api/v1/connections").status_code == 401
+
+
+def test_sign_out_other_browsers_ends_every_session_but_this_one(server: Server) -> None:
+    laptop, phone = new_session(server), new_session(server)
+    with browser(server) as me:
+        assert "You are signed in on 2 other browsers too." in me.get("/account").text
+        ended = post(me, "/account/sessions/end")
+        assert ended.status_code == 303
+        page = me.get(ended.headers["location"]).text
+        assert "Your other browser sessions were signed out." in page
+        assert "You are signed in only here." in page
+    for token in (laptop, phone):
+        with browser(server, token) as elsewhere:
+            assert elsewhere.get("/account").status_code == 303
+
+
 def test_the_top_bar_links_to_your_account(server: Server) -> None:
     with browser(server) as me:
         home = me.get("/")

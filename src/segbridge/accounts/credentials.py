@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from segbridge.accounts import members, roles
@@ -186,3 +186,13 @@ def reset_password(session: Session, principal: Principal, email: str, new: str)
     accounts.set_password(session, user, new)
     end_sessions(session, user.id)
     return user.email
+
+
+def count_other_sessions(session: Session, principal: Principal, current: str | None) -> int:
+    """How many browser sessions of the caller are signed in besides ``current``."""
+    query = select(func.count(ApiToken.id)).where(
+        ApiToken.user_id == principal.user_id, ApiToken.kind == "session",
+        ApiToken.expires_at > utcnow())
+    if current:
+        query = query.where(ApiToken.token_hash != accounts.hash_token(current))
+    return int(session.scalar(query) or 0)

@@ -10,10 +10,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from segbridge.accounts import credentials
-from segbridge.accounts.credentials import ApiTokenCreated
+from segbridge.accounts.credentials import ApiTokenCreated, ApiTokenPublic
+from segbridge.accounts.roles import Permission, may
+from segbridge.accounts.service import Principal
 from segbridge.api.deps import SESSION_COOKIE
 from segbridge.api.routes.auth import client_address
 from segbridge.core.errors import FieldProblem, NotFound, TooManyAttempts, ValidationFailed
@@ -28,7 +31,8 @@ PASSWORD_FIELDS = ("current_password", "new_password", "new_password_again")
 EXPIRY_CHOICES = (("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"),
                   ("90", "In 90 days"), ("365", "In a year"))
 DONE = {"revoked": "The token was revoked; it no longer works.",
-        "password": "Your password was saved. Your other browser sessions were signed out."}
+        "password": "Your password was saved. Your other browser sessions were signed out.",
+        "sessions": "Your other browser sessions were signed out."}
 
 
 @router.get(PAGE)
@@ -58,6 +62,15 @@ def revoke_token(request: Request, token_id: str, user: SignedIn,
     except NotFound as exc:
         return _page(request, user, status=404, problem=exc.message)
     return RedirectResponse(f"{PAGE}?done=revoked", status_code=303)
+
+
+@router.post(PAGE + "/sessions/end")
+def end_other_sessions(request: Request, user: SignedIn, _form: CheckedForm) -> Response:
+    """Sign out every other browser of the user (a lost laptop, a shared computer)."""
+    with runtime_of(request).db.session() as session:
+        credentials.end_sessions(session, user.principal.user_id or "",
+                                 keep=request.cookies.get(SESSION_COOKIE))
+    return RedirectResponse(f"{PAGE}?done=sessions", status_code=303)
 
 
 @router.post(PAGE + "/password")
@@ -105,14 +118,27 @@ def _page(request: Request, user: WebUser, *, status: int = 200, flash: str | No
           problem: str | None = None, new_token: ApiTokenCreated | None = None,
           token_form: dict[str, str] | None = None, token_errors: FieldErrors | None = None,
           password_errors: FieldErrors | None = None) -> Response:
+    principal = user.principal
     with runtime_of(request).db.session() as session:
-        tokens = credentials.list_tokens(session, user.principal)
-        has_password = credentials.has_password(session, user.principal)
+        tokens = credentials.list_tokens(session, principal)
+        others = _others_tokens(session, principal)
+        has_password = credentials.has_password(session, principal)
+        other_sessions = credentials.count_other_sessions(
+            session, principal, request.cookies.get(SESSION_COOKIE))
     context: dict[str, Any] = {
         "user": user, "nav": "account", "tokens": tokens, "has_password": has_password,
+        "others_tokens": others, "other_sessions": other_sessions,
         "flash": flash, "problem": problem, "new_token": new_token,
         "token_form": token_form or {"name": "", "days": ""},
         "token_errors": token_errors or FieldErrors.none(),
         "password_errors": password_errors or FieldErrors.none(),
         "expiry_choices": EXPIRY_CHOICES}
     return render("account/page.html", status=status, **context)
+
+
+def _others_tokens(session: Session, principal: Principal) -> list[ApiTokenPublic] | None:
+    """For an admin, the API tokens of the account's other users (else None: not shown)."""
+    if not may(principal, Permission.MANAGE_OTHERS_TOKENS):
+        return None
+    return [token for token in credentials.list_tokens(session, principal, whole_account=True)
+            if token.user_email != principal.email]
