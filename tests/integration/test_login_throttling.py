@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -105,6 +106,15 @@ def test_the_delay_doubles_with_each_failure_and_the_right_password_works_after_
         # success cleared the email's counter: the next wrong password is not blocked at once
         assert login(client, "one typo").status_code == 401
         assert login(client, PASSWORD).status_code == 200
+
+
+def test_parallel_guesses_get_no_more_tries_than_sequential_ones(
+    with_password: Server, minute_blocks: None,
+) -> None:
+    with client_from(with_password, "127.0.0.2") as attacker, \
+            ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda n: login(attacker, f"guess {n}").status_code, range(40)))
+    assert answers.count(401) == 5 and answers.count(429) == 35
 
 
 def test_an_address_spraying_many_emails_is_blocked_by_its_own_counter(
