@@ -72,10 +72,16 @@ class RecordLimits:
         return None
 
     def line_fits(self, line: bytes) -> bool:
-        """A cheap upper bound from a JSON line's bytes: True when its record surely fits the
-        depth and field caps (it has few brackets and commas), so it need not be walked."""
-        brackets = line.count(b"{") + line.count(b"[")
-        return brackets <= self.max_depth and brackets + line.count(b",") <= self.max_fields
+        """A cheap bound from a record's JSON text: True when its record surely fits the
+        depth and field caps, so it need not be walked. A level takes two bytes and so does a
+        field, so a short text fits; else its brackets bound the depth, and its brackets and
+        commas the fields."""
+        size = len(line)
+        if size <= 2 * self.max_depth and size <= 2 * self.max_fields:
+            return True
+        openers = line.count(b"{") + line.count(b"[")
+        return openers <= self.max_depth and (
+            size <= 2 * self.max_fields or openers + line.count(b",") <= self.max_fields)
 
 
 def shape(value: Any) -> tuple[int, int]:

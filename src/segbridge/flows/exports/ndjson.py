@@ -82,7 +82,13 @@ class NdjsonExport(ReadShare):
 
     def _parser(self) -> Callable[[int, int, bytes], SourceRecord]:
         codec, limits = self.codec, self.limits
-        fits = limits.line_fits
+        short, wide, max_depth, max_fields = (2 * limits.max_depth, 2 * limits.max_fields,
+                                              limits.max_depth, limits.max_fields)
+
+        def fits(raw: bytes, size: int) -> bool:  # limits.line_fits, for a line not short
+            openers = raw.count(b"{") + raw.count(b"[")
+            return openers <= max_depth and (
+                size <= wide or openers + raw.count(b",") <= max_fields)
 
         def parse(position: int, line: int, raw: bytes) -> SourceRecord:
             try:
@@ -95,7 +101,8 @@ class NdjsonExport(ReadShare):
                 return unreadable(position, f"line {line}",
                                   f"line {line}: {json_kind(value)}, not an object",
                                   _text(raw, codec), size=len(raw))
-            if not fits(raw):
+            size = len(raw)
+            if (size > short or size > wide) and not fits(raw, size):
                 problem = limits.shape_problem(value)
                 if problem is not None:
                     return unreadable(position, f"line {line}", f"line {line}: {problem}",
