@@ -4,7 +4,7 @@ A record past a cap is a record error with a reason that names the setting, and 
 goes on with the next record::
 
     the record is nested 300 levels deep; at most 64 are allowed (SEGBRIDGE_RECORD_MAX_DEPTH)
-    the record is larger than 1 MB; at most 1,048,576 bytes are allowed (SEGBRIDGE_RECORD_MAX_BYTES)
+    the record is 2,000,000 bytes; at most 1,048,576 bytes are allowed (SEGBRIDGE_RECORD_MAX_BYTES)
     the record has 20,000 fields; at most 10,000 are allowed (SEGBRIDGE_RECORD_MAX_FIELDS)
 
 Depth counts containers: a flat object is 1 level deep, ``{"a": {"b": 1}}`` is 2. Fields are
@@ -44,10 +44,8 @@ class RecordLimits:
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
-    def too_large(self, size: int | None = None) -> str:
-        """The reason for a record over the size cap (``size``: its bytes, when known)."""
-        what = f"{size:,} bytes" if size is not None else f"larger than {_size(self.max_bytes)}"
-        return (f"the record is {what}; at most {self.max_bytes:,} bytes are allowed "
+    def too_large(self, size: int) -> str:
+        return (f"the record is {size:,} bytes; at most {self.max_bytes:,} bytes are allowed "
                 "(SEGBRIDGE_RECORD_MAX_BYTES)")
 
     def too_deep(self, depth: int, *, at_least: bool = False) -> str:
@@ -192,11 +190,3 @@ def clip_text(text: str, size: int | None = None, limit: int = EXCERPT_CHARS) ->
     total = size if size is not None else len(text.encode("utf-8", "replace"))
     body = text[:limit]
     return f"{body.removesuffix(' ...')} ... ({total:,} bytes)"  # (an excerpt's own end)
-
-
-def _size(count: int) -> str:
-    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
-        return f"{count // (1024 * 1024)} MB"
-    if count >= 1024 and count % 1024 == 0:
-        return f"{count // 1024} KB"
-    return f"{count:,} bytes"
