@@ -258,6 +258,8 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/account/tokens/{w.token_of_another_user()}/revoke", form={})),
     ("POST", "/account/password"): ("monitor", lambda w: Req("/account/password", form={
         "new_password": "a long new password", "new_password_again": "a long new password"})),
+    ("POST", "/account/sessions/end"): ("monitor", lambda w: Req("/account/sessions/end",
+                                                                 form={})),
     # pages
     ("GET", "/"): ("monitor", lambda w: Req("/")),
     ("POST", "/logout"): ("monitor", lambda w: Req("/logout", form={})),
