@@ -9,6 +9,7 @@ import httpx
 
 from segbridge.accounts import service as accounts
 from segbridge.apps.base import Capability, ConnectionConfig, PingResult, SettingKind, SettingSpec
+from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 from tests.integration.conftest import Server
 from tests.integration.test_connections_api import problems, update_body
@@ -25,6 +26,9 @@ class EchoApplication:
 
     def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
         return []
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        return Targets()  # it reaches nothing
 
     def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
         return PingResult(ok=True, endpoint="echo", status=200, latency_ms=0.0, message_id=None)
