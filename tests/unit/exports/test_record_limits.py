@@ -202,6 +202,30 @@ def test_json_an_item_of_64_mb_is_never_held_in_memory(tmp_path: Path) -> None:
     assert peak_mb < 48, f"peak memory {peak_mb:.0f} MB for a 64 MB item"
 
 
+def test_json_an_item_nested_8000_deep_is_measured_not_built(tmp_path: Path) -> None:
+    # ijson's builder needs memory in the square of the depth (8,000 levels: about 170 MB)
+    path = tmp_path / "o.json"
+    path.write_bytes(b'[{"id": 1}, ' + b"[" * 8000 + b"]" * 8000 + b', {"id": 3}]')
+    script = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from segbridge.flows.exports import JsonArrayExport
+        records = list(JsonArrayExport(Path(sys.argv[1])).records())
+        assert [r.data for r in records] == [{"id": 1}, None, {"id": 3}], records
+        assert records[1].error == ("item 2: the record is nested 8,000 levels deep; at most "
+                                    "64 are allowed (SEGBRIDGE_RECORD_MAX_DEPTH)"), records
+        status = Path("/proc/self/status").read_text().splitlines()
+        print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM")))
+    """)
+
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+    assert done.returncode == 0, done.stderr
+    peak_mb = int(done.stdout) / 1024
+    assert peak_mb < 48, f"peak memory {peak_mb:.0f} MB for an item 8,000 levels deep"
+
+
 # -- databases ------------------------------------------------------------------------------
 
 

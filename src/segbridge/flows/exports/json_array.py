@@ -45,6 +45,8 @@ from segbridge.flows.exports.source import (
 
 CHUNK = 64 * 1024
 PEEK = 64 * 1024
+READ = 8 * 1024  # what ijson reads at a time: little, so brackets are counted finely
+OPENERS_CAP = 4096  # brackets in what ijson is given for one item before the scanner decides
 
 
 def _backend() -> Any:
@@ -58,14 +60,17 @@ BACKEND = _backend()
 
 
 class _Oversized(Exception):
-    """Raised by the reader into ijson: the item being built is larger than the cap."""
+    """Raised by the reader into ijson: the item being built may be larger than the cap, or
+    nested too deep for ijson to build (its builder takes memory in the square of the depth:
+    10,000 levels, 250 MB)."""
 
 
 class _Utf8Reader:
     """A binary file-like object: what was peeked first, then the rest, as UTF-8 bytes.
 
-    With a ``cap``, it counts the bytes given since the consumer last took an item
-    (``item_taken``) and raises _Oversized rather than give more once they pass the cap."""
+    With a ``cap``, it counts the bytes and the brackets ("[" and "{", in strings too) given
+    since the consumer last took an item (``item_taken``), and raises _Oversized rather than
+    give more once the bytes pass the cap or the brackets OPENERS_CAP."""
 
     def __init__(self, head: bytes, rest: BinaryIO, codec: str,
                  cap: int | None = None) -> None:
@@ -75,13 +80,14 @@ class _Utf8Reader:
                       else io.TextIOWrapper(rest, encoding=codec, newline=""))
         self.cap = cap
         self.given = 0  # bytes given since the last item was taken
+        self.openers = 0  # brackets given since then
 
     def unread(self, data: bytes) -> None:
         self._head = data + self._head
 
     def item_taken(self) -> int:
         """The bytes given since the item before; counting starts again."""
-        given, self.given = self.given, 0
+        given, self.given, self.openers = self.given, 0, 0
         return given
 
     def read(self, size: int = -1) -> bytes:
@@ -90,12 +96,17 @@ class _Utf8Reader:
         if self.cap is not None and self.given > self.cap:
             raise _Oversized
         data = self._read(size)
+        if self.cap is not None:
+            self.openers += data.count(b"[") + data.count(b"{")
+            if self.openers > OPENERS_CAP:
+                raise _Oversized
         self.given += len(data)
         return data
 
     def _read(self, size: int) -> bytes:
         if self._head:
-            head, self._head = self._head, b""
+            cut = size if 0 < size < len(self._head) else len(self._head)
+            head, self._head = self._head[:cut], self._head[cut:]
             return head
         if self._text is None:
             return self._rest.read(size if size > 0 else CHUNK)
@@ -109,9 +120,9 @@ class JsonArrayExport(ReadShare):
                  limits: RecordLimits | None = None) -> None:
         self.path = Path(path)
         self.limits = limits or RecordLimits()
-        # ijson reads this much at a time: a quarter of the cap, so only items larger than
-        # about half the cap need their size measured after they are built
-        self.read_size = max(256, min(CHUNK, self.limits.max_bytes // 4))
+        # ijson reads this much at a time: at most a quarter of the cap, so only items larger
+        # than about half the cap need their size measured after they are built
+        self.read_size = max(256, min(READ, self.limits.max_bytes // 4))
         try:
             name = codecs.lookup(encoding).name
         except LookupError:
@@ -136,9 +147,10 @@ class JsonArrayExport(ReadShare):
             skipped = self._skip(origin, oversized - first)
             if skipped is None:  # only blank space was left
                 return
+            record = self._skipped_record(oversized, skipped)
             if oversized >= start_position:
-                yield self._skipped_record(oversized, skipped)
-            if skipped.end is None:
+                yield record
+            if skipped.end is None or _stops(record):
                 return
             origin, first = skipped.end, oversized + 1
 
@@ -179,13 +191,16 @@ class JsonArrayExport(ReadShare):
                 else _Utf8Reader(b"", handle, self.codec)
             scanner = _Scanner(reader, origin or 0, depth=0 if origin is None else 1,
                                keep=self.limits.max_bytes + 1)
+            if origin is None and scanner.token() != ord("["):  # into the array
+                return None
             return scanner.skip(before)
 
     def _skipped_record(self, position: int, skipped: _Skipped) -> SourceRecord:
         """The record of an item the scanner walked past: an error when it is over the cap;
         else (blank space had run the count up) the item itself, from its kept text."""
         ref = f"item {position + 1}"
-        if skipped.size <= self.limits.max_bytes:
+        limits = self.limits
+        if skipped.depth <= limits.max_depth and skipped.size <= limits.max_bytes:
             try:
                 item = next(BACKEND.items(io.BytesIO(b"[" + skipped.head + b"]"), "item",
                                           use_float=True))
@@ -193,8 +208,9 @@ class JsonArrayExport(ReadShare):
                 return _broken(position, exc)
             return self._built(position, item, measure=True)
         text = skipped.head[:HEAD_BYTES].decode("utf-8", "replace")
-        return unreadable(position, ref, f"{ref}: {self.limits.too_large(skipped.size)}", text,
-                          skipped.size)
+        problem = limits.too_deep(skipped.depth) if skipped.depth > limits.max_depth \
+            else limits.too_large(skipped.size)
+        return unreadable(position, ref, f"{ref}: {problem}", text, skipped.size)
 
     def _stream(self, handle: BinaryIO, cap: int | None = None) -> _Utf8Reader | None:
         """The file as UTF-8 after checking it starts with "[" (None: an empty file)."""
@@ -226,6 +242,7 @@ class JsonArrayExport(ReadShare):
         items = BACKEND.items(stream, "item", use_float=True, buf_size=self.read_size)
         position = first
         measure_from = self.limits.max_bytes - self.read_size
+        fits = self._fits
         while True:
             try:
                 item = next(items)
@@ -237,10 +254,31 @@ class JsonArrayExport(ReadShare):
                 if position >= begin:
                     yield _broken(position, exc)
                 return None
-            given = stream.item_taken()
+            given = stream.given
+            stream.given = stream.openers = 0  # (item_taken, inlined)
             if position >= begin:
-                yield self._built(position, item, measure=given > measure_from)
+                measure = given > measure_from
+                if type(item) is dict and not measure and fits(item):
+                    yield SourceRecord(position, f"item {position + 1}", item)
+                else:
+                    yield self._built(position, item, measure=measure)
             position += 1
+
+    def _fits(self, item: dict[str, Any]) -> bool:
+        """The common case, cheaply: an object surely within the caps (or False: look closer,
+        with _built). A flat object is counted in C; else its JSON text bounds it (see
+        RecordLimits.line_fits, inlined for the common short text)."""
+        limits = self.limits
+        if NESTED.isdisjoint(map(type, item.values())):
+            return len(item) <= limits.max_fields
+        try:
+            text = orjson.dumps(item)
+        except orjson.JSONEncodeError:
+            return False
+        size = len(text)
+        if size > 2 * limits.max_fields or size > limits.max_bytes:
+            return limits.line_fits(text) and size <= limits.max_bytes
+        return text.count(b"{") + text.count(b"[") <= limits.max_depth
 
     def _built(self, position: int, item: Any, *, measure: bool) -> SourceRecord:
         """A built item, within the caps (``measure``: it may be larger than the size cap)."""
@@ -273,10 +311,11 @@ class JsonArrayExport(ReadShare):
 
 @dataclass(frozen=True)
 class _Skipped:
-    """An item walked past: its size, its first bytes (all of them when it is within the
-    cap), and where the text goes on after it (None: it was the last item)."""
+    """An item walked past: its size, its depth, its first bytes (all of them when it is
+    within the cap), and where the text goes on after it (None: it was the last item)."""
 
     size: int
+    depth: int
     head: bytes
     end: int | None
 
@@ -315,12 +354,14 @@ class _Scanner:
         if not self._blank_skipped():
             return None
         self.mark = self.offset + self.pos
+        deepest = 0
         while True:
             token = self.token()
             if token is None or (token == ord("]") and self.depth == 0):
-                return self._skipped(None)
+                return self._skipped(None, deepest)
             if token == ord(",") and self.depth == 1:
-                return self._skipped(self.offset + self.pos)
+                return self._skipped(self.offset + self.pos, deepest)
+            deepest = max(deepest, self.depth - 1)
 
     def _blank_skipped(self) -> bool:
         """Past blank space; False when the text or the array ends there."""
@@ -333,13 +374,14 @@ class _Scanner:
                 return self.buf[self.pos] != ord("]")
             self.pos = len(self.buf)
 
-    def _skipped(self, end: int | None) -> _Skipped:
+    def _skipped(self, end: int | None, depth: int) -> _Skipped:
         assert self.mark is not None
         stop = self.offset + self.pos - (1 if self.buf else 0)  # before the comma or "]"
         self._record_until(self.pos - 1)
         head = bytes(self.head).rstrip()
         size = stop - self.mark
-        return _Skipped(len(head) if size <= self.keep else size, head, end)  # (head: all)
+        return _Skipped(len(head) if size <= self.keep else size, depth, head,
+                        end)  # (head: all of it when within keep)
 
     def token(self) -> int | None:
         """The next bracket, comma or opening quote outside a string (None: the text ended);
@@ -385,6 +427,11 @@ class _Scanner:
         start = max(self.mark - self.offset, 0)
         if stop > start:
             self.head += self.buf[start:stop][:self.keep - len(self.head)]
+
+
+def _stops(record: SourceRecord) -> bool:
+    """Invalid JSON ends the stream (see _broken), wherever it was found."""
+    return record.error is not None and record.error.endswith("(reading stops here)")
 
 
 def _record(position: int, item: Any) -> SourceRecord:
