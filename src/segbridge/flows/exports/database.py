@@ -117,6 +117,7 @@ class DatabaseExport:
     def _stream(self, engine: Engine, bounds: CursorBounds | None,
                 start: int) -> Iterator[SourceRecord]:
         phase = "connect"
+        position = start
         try:
             with engine.connect() as connection:
                 phase = "query"
@@ -139,6 +140,12 @@ class DatabaseExport:
                     raise
         except SQLAlchemyError as exc:
             raise self._error(exc, phase) from None
+        except RecursionError:  # the driver decoding a json value (PostgreSQL), not a row yet
+            raise ExportError(
+                f"A json value in the results (from row {position + 1} on) is nested too deep "
+                "for the database driver to read (about 1,000 levels; a record may have "
+                f"{self.limits.max_depth}: SEGBRIDGE_RECORD_MAX_DEPTH). Leave that column out "
+                "of the query, or select it as text (column::text).", cause="query") from None
 
     def _checked(self, names: list[str]) -> list[str]:
         """The column names, unless there are more than a record may have fields."""
