@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.integration.conftest import Server
 
@@ -126,7 +125,56 @@ def test_times_are_answered_with_their_utc_offset(server: Server) -> None:
     assert datetime.fromisoformat(created).utcoffset() == timedelta(0), created
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_text_with_a_nul_character_is_refused_with_a_422_naming_the_field(
+    server: Server,
+) -> None:
+    """PostgreSQL cannot store a NUL: it was a 500 there (and stored silently by SQLite)."""
+    answers = {
+        "name": server.api.post("/api/v1/integrations", json={"name": "Shop\u0000"}),
+        "connection_id": server.api.get("/api/v1/connections/con_a%00b"),
+        "email": server.api.post("/api/v1/auth/login",
+                                 json={"email": "ana\u0000@example.com", "password": "x"}),
+        "status": server.api.get("/api/v1/flows/flw_x/errors", params={"status": "open\x00"}),
+    }
+    for field, response in answers.items():
+        assert response.status_code == 422, (field, response.text)
+        assert response.json()["error"]["details"] == [
+            {"field": field, "message": "remove the NUL character (\\u0000); segbridge does "
+                                        "not store it"}]
+    assert server.api.get("/api/v1/integrations").json() == []
+
+
+def seed_objects(server: Server, folder: Path) -> dict[str, str]:
+    """One object of each kind, so the run reaches the services behind the ids (it fixes
+    the path ids to these) instead of answering 404s: a connection to the local Segment,
+    an integration, a flow reading a CSV file of the file root, a run, a second user and a
+    second API token (not the one the run signs in with)."""
+    source = server.create_source()
+    connection = server.new_connection("Segment", source["write_key"])
+    integration = server.api.post("/api/v1/integrations", json={"name": "Shop"}).json()
+    orders = folder / "orders.csv"
+    orders.write_text("order_id,customer_id,total\n1,c1,9.50\n2,c2,abc\n")
+    flow = server.api.post("/api/v1/flows", json={
+        "name": "Orders", "integration": "Shop",
+        "export": {"type": "csv", "path": str(orders), "key_field": "order_id"},
+        "imports": [{"name": "Orders", "connection": connection["id"], "call": "track",
+                     "mapping": {"userId": "customer_id",
+                                 "event": {"constant": "Order Completed"},
+                                 "properties": {"fields": {"total": "total"}}}}]})
+    assert flow.status_code == 201, flow.text
+    run = server.api.post(f"/api/v1/flows/{flow.json()['id']}/runs")
+    assert run.status_code == 202, run.text
+    user = server.api.post("/api/v1/users", json={"email": "mo@example.com", "role": "monitor"})
+    assert user.status_code == 201, user.text
+    token = server.api.post("/api/v1/tokens", json={"name": "spare"})
+    assert token.status_code == 201, token.text
+    return {"CONTRACT_CONNECTION_ID": connection["id"],
+            "CONTRACT_INTEGRATION_ID": integration["id"],
+            "CONTRACT_FLOW_ID": flow.json()["id"], "CONTRACT_RUN_ID": run.json()["id"],
+            "CONTRACT_USER_ID": user.json()["user"]["id"],
+            "CONTRACT_TOKEN_ID": token.json()["id"]}
+
+
 def test_schemathesis_finds_no_server_error_and_no_contract_violation(
     server: Server, tmp_path: Path,
 ) -> None:
@@ -138,7 +186,7 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(
          "--no-color", "run", f"{server.base_url}/api/v1/openapi.json",
          "-H", f"Authorization: Bearer {server.token}"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env={**os.environ, "NO_COLOR": "1"}, check=False)
+        env={**os.environ, **seed_objects(server, tmp_path), "NO_COLOR": "1"}, check=False)
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5000:]
     documented = sum(len(methods) for methods in openapi(server)["paths"].values())

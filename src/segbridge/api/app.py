@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 import segbridge
 from segbridge.api.errors import install_error_handlers
+from segbridge.api.input_checks import refuse_nul_characters
 from segbridge.api.openapi import install_contract
 from segbridge.api.routes import (
     accounts,
@@ -19,6 +20,8 @@ from segbridge.api.routes import (
 from segbridge.api.routes import tokens as api_tokens
 from segbridge.runtime import Runtime
 from segbridge.web import mount_web
+
+INPUT_CHECKS = [Depends(refuse_nul_characters)]
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -41,9 +44,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     api.include_router(users.router)
     api.include_router(accounts.router)
     api.include_router(api_tokens.router)
-    app.include_router(api)
+    app.include_router(api, dependencies=INPUT_CHECKS)
     mount_web(app)  # the web UI; before auth: its GET /login also serves the sign-in form
-    app.include_router(auth.router)
+    app.include_router(auth.router, dependencies=INPUT_CHECKS)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     if runtime.settings.sandbox_enabled:
         _mount_sandbox(app, runtime)

@@ -47,7 +47,8 @@ DESCRIPTIONS = {
          "the operator allows, or a browser session without a valid X-CSRF-Token header.",
     404: "No such object in the caller's account.",
     413: "The body is larger than the server allows (SEGBRIDGE_MAX_UPLOAD_MB).",
-    422: "The input is well-formed but wrong; every problem is listed in error.details.",
+    422: "The input is well-formed but wrong (also: text with a NUL character); every "
+         "problem is listed in error.details.",
 }
 HEADERS = {
     401: {"WWW-Authenticate": {"description": "Bearer", "required": True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
 LEVEL_SCHEMA: JsonDict = {"minimum": 1, "maximum": 25}
@@ -33,13 +33,30 @@ def _as_utc(value: datetime | None) -> datetime | None:
 UtcDatetime = Annotated[datetime | None, AfterValidator(_as_utc)]
 
 
+def whole_number(value: Any) -> Any:
+    """JSON's integers: 5 and 5.0 (JSON Schema counts both), never "5", true or 5.5."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("enter a whole number")
+    return value
+
+
+# with limits on an optional field, put them first: Annotated[int, Field(ge=1),
+# BeforeValidator(whole_number)] | None (after the validator they are lost from the schema)
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+
+
 def name_field(description: str = "1-100 characters, not blank", **extra: Any) -> Any:
     return Field(min_length=1, max_length=100, pattern=NOT_BLANK, description=description,
                  **extra)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: exactly the fields and JSON types its schema says (no unknown field,
+    no 0 for false or "5" for 5)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ConnectionCreate(Strict):
@@ -50,7 +67,7 @@ class ConnectionCreate(Strict):
     settings: dict[str, str | None] = Field(
         default_factory=dict,
         description="the application's settings, e.g. {write_key, region, endpoint}")
-    concurrency_level: int | None = Field(
+    concurrency_level: WholeNumber | None = Field(
         default=None, json_schema_extra=LEVEL_SCHEMA, description="1-25; null means 25")
     borrow_concurrency_from: str | None = Field(
         default=None, description="id of a connection of the same application")
@@ -63,7 +80,7 @@ class ConnectionUpdate(Strict):
     application: str | None = Field(default=None, description="if given, must be unchanged")
     settings: dict[str, str | None] = Field(
         default_factory=dict, description="must include write_key again")
-    concurrency_level: int | None = Field(default=None, json_schema_extra=LEVEL_SCHEMA)
+    concurrency_level: WholeNumber | None = Field(default=None, json_schema_extra=LEVEL_SCHEMA)
     borrow_concurrency_from: str | None = None
 
 

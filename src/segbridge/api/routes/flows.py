@@ -12,12 +12,17 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.api.schemas import ErrorResponse, Strict, name_field
+from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
 router = APIRouter(responses=ERRORS)
 FINISHED = {"succeeded", "completed_with_errors", "failed", "canceled"}
+MAX_OFFSET = 2**53 - 1  # the largest whole number every JSON reader keeps exactly
+RUN_EVENT = {  # each server-sent event of /progress (OpenAPI 3.2's itemSchema)
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"const": "run"},
+                   "data": {"type": "string", "contentMediaType": "application/json"}}}
 
 
 class IntegrationCreate(Strict):
@@ -34,7 +39,7 @@ class RunRequest(Strict):
 
 
 class PreviewRequest(Strict):
-    limit: int = Field(default=10, ge=1, le=500)
+    limit: WholeNumber = Field(default=10, ge=1, le=500)
     flow: dict[str, Any] | None = Field(default=None, description="an unsaved flow document")
 
 
@@ -194,7 +199,7 @@ def resume_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) ->
 @router.get("/runs/{run_id}/progress", tags=["runs"], operation_id="stream_run_progress",
             response_class=StreamingResponse, responses={200: {
                 "description": "`event: run` with the run as JSON, until it ends",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}}}})
+                "content": {"text/event-stream": {"itemSchema": RUN_EVENT}}}})
 async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
                               runtime: RuntimeDep) -> StreamingResponse:
     """Server-sent events: the run as it progresses, until it ends."""
@@ -219,7 +224,7 @@ async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
 def list_errors(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
                 status: str | None = "open", run_id: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-                offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
     """A page of the flow's record errors, oldest first; ``offset`` pages on (a run's
     ``counts.failed`` says how many there are)."""
     return runtime.flows.list_errors(principal, flow_id, status=status or None, run_id=run_id,

@@ -5,15 +5,15 @@ The token's value is answered once, by ``POST``; lists never carry it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from segbridge.accounts import credentials
 from segbridge.accounts.credentials import ApiTokenCreated, ApiTokenPublic
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.api.schemas import NOT_BLANK, Strict
+from segbridge.api.schemas import NOT_BLANK, Strict, whole_number
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid token or session; or the token was revoked or expired."},
@@ -27,9 +27,9 @@ class ApiTokenCreate(Strict):
 
     name: str = Field(min_length=1, max_length=credentials.MAX_NAME_LENGTH, pattern=NOT_BLANK,
                       description="to recognise the token by, e.g. 'nightly import'")
-    expires_in_days: int | None = Field(
-        default=None, ge=1, le=credentials.MAX_EXPIRES_IN_DAYS,
-        description="days until the token stops working; null: never")
+    expires_in_days: Annotated[
+        int, Field(ge=1, le=credentials.MAX_EXPIRES_IN_DAYS), BeforeValidator(whole_number),
+    ] | None = Field(default=None, description="days until the token stops working; null: never")
 
 
 @router.post("", status_code=201, operation_id="create_token",
