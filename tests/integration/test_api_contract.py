@@ -99,6 +99,12 @@ def test_request_schemas_are_as_strict_as_the_server(server: Server) -> None:
     assert create["application"]["enum"] == sorted(
         app["key"] for app in server.api.get("/api/v1/applications").json())
     assert (create["name"]["minLength"], create["name"]["maxLength"]) == (1, 100)
+    segment = next(branch["properties"]["settings"]
+                   for branch in schemas["ConnectionCreate"]["anyOf"]
+                   if branch["properties"]["application"] == {"const": "segment"})
+    assert segment["required"] == ["write_key"]
+    assert set(segment["properties"]) == {"write_key", "region", "endpoint"}
+    assert segment["additionalProperties"] is False
     assert schemas["UserInvite"]["properties"]["role"]["enum"] == ["admin", "manage", "monitor"]
     assert schemas["UserInvite"]["properties"]["email"]["pattern"]
     blank = server.api.post("/api/v1/integrations", json={"name": " \u3000 "})

@@ -35,7 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    install_contract(app, lambda: [application.key for application in runtime.registry.all()])
+    install_contract(app, runtime.registry.all)
     api = APIRouter(prefix="/api/v1")
     api.include_router(applications.router)
     api.include_router(connections.router)

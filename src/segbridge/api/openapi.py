@@ -8,7 +8,9 @@ For every operation, from the route itself (so new routes are covered without ed
   400 a body that is not JSON, 401/403 for authenticated operations, 404 where the path
   names something, 413 for raw uploads, 422 where there is input to validate; 409 only
   on methods that change something (a route's router may declare it wholesale);
-- ``application`` fields of request bodies list the applications this server has.
+- ``application`` fields of request bodies list the applications this server has, and the
+  ``settings`` beside them take that application's settings (its names only, its required
+  ones present).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from segbridge.api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, current_principal
 from segbridge.api.schemas import ErrorResponse
+from segbridge.apps.base import Application, SettingSpec
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 SECURITY_SCHEMES: dict[str, Any] = {
@@ -59,7 +62,7 @@ HEADERS = {
 UNUSED_COMPONENTS = ("HTTPValidationError", "ValidationError")
 
 
-def install_contract(app: FastAPI, applications: Callable[[], list[str]]) -> None:
+def install_contract(app: FastAPI, applications: Callable[[], list[Application]]) -> None:
     """Make ``app.openapi()`` answer the completed document (built once, then cached)."""
     fastapi_openapi = app.openapi
 
@@ -75,7 +78,8 @@ def install_contract(app: FastAPI, applications: Callable[[], list[str]]) -> Non
     app.openapi = contract_openapi  # type: ignore[method-assign]
 
 
-def complete_contract(spec: dict[str, Any], app: FastAPI, applications: list[str]) -> None:
+def complete_contract(spec: dict[str, Any], app: FastAPI,
+                      applications: list[Application]) -> None:
     components = spec.setdefault("components", {})
     components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
     spec["security"] = SAFE_SECURITY
@@ -154,15 +158,45 @@ def _asks_for_caller(dependant: Dependant) -> bool:
 
 
 def _list_applications(spec: dict[str, Any], schemas: dict[str, Any],
-                       applications: list[str]) -> None:
-    """An ``application`` field of a request body takes one of this server's applications."""
+                       applications: list[Application]) -> None:
+    """An ``application`` field of a request body takes one of this server's applications;
+    ``settings`` beside it, that application's settings."""
+    keys = sorted(application.key for application in applications)
     for name in _request_schema_names(spec):
-        field = schemas.get(name, {}).get("properties", {}).get("application")
+        schema = schemas.get(name, {})
+        properties = schema.get("properties", {})
+        field = properties.get("application")
         if field is None:
             continue
         for option in field.get("anyOf", [field]):
             if option.get("type") == "string":
-                option["enum"] = sorted(applications)
+                option["enum"] = keys
+        if "settings" in properties:
+            schema["anyOf"] = [_settings_branch(application, fixed="application" in
+                                                schema.get("required", []))
+                               for application in applications]
+
+
+def _settings_branch(application: Application, *, fixed: bool) -> dict[str, Any]:
+    """The settings one application takes (unknown names and missing required ones are
+    refused; values are checked by the service: trimmed, choices, lengths)."""
+    settings = {
+        "type": "object", "additionalProperties": False,
+        "properties": {spec.name: {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                   "description": _setting_description(spec)}
+                       for spec in application.settings},
+        "required": [spec.name for spec in application.settings if spec.required],
+    }
+    branch: dict[str, Any] = {"properties": {"settings": settings}}
+    if fixed:  # the body names its application: the settings are that one's
+        branch["properties"]["application"] = {"const": application.key}
+    return branch
+
+
+def _setting_description(spec: SettingSpec) -> str:
+    choices = f" (one of: {', '.join(value for value, _ in spec.choices)})" if spec.choices else ""
+    secret = "; write-only" if spec.secret else ""
+    return f"{spec.label}{choices}{secret}"
 
 
 def _request_schema_names(spec: dict[str, Any]) -> set[str]:
