@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import Server, admin_token
 
 CONTRACT_CONFIG = Path(__file__).with_name("api_contract.schemathesis.toml")
 ERROR_REF = "#/components/schemas/ErrorResponse"
+MONITOR_EMAIL = "mo@example.com"
 
 
 def openapi(server: Server) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def seed_objects(server: Server, folder: Path) -> dict[str, str]:
     assert flow.status_code == 201, flow.text
     run = server.api.post(f"/api/v1/flows/{flow.json()['id']}/runs")
     assert run.status_code == 202, run.text
-    user = server.api.post("/api/v1/users", json={"email": "mo@example.com", "role": "monitor"})
+    user = server.api.post("/api/v1/users", json={"email": MONITOR_EMAIL, "role": "monitor"})
     assert user.status_code == 201, user.text
     token = server.api.post("/api/v1/tokens", json={"name": "spare"})
     assert token.status_code == 201, token.text
@@ -178,20 +180,34 @@ def seed_objects(server: Server, folder: Path) -> dict[str, str]:
             "CONTRACT_TOKEN_ID": token.json()["id"]}
 
 
-def test_schemathesis_finds_no_server_error_and_no_contract_violation(
-    server: Server, tmp_path: Path,
-) -> None:
+def run_schemathesis(server: Server, folder: Path, caller: str | None = None) -> None:
     """Every check schemathesis has, over the whole document (bounded: a few examples per
     operation, deterministic); see api_contract.schemathesis.toml for what is excluded."""
+    seeded = seed_objects(server, folder)
+    token = admin_token(server.runtime, caller) if caller else server.token
     started = time.monotonic()
     run = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONTRACT_CONFIG),
          "--no-color", "run", f"{server.base_url}/api/v1/openapi.json",
-         "-H", f"Authorization: Bearer {server.token}"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-        env={**os.environ, **seed_objects(server, tmp_path), "NO_COLOR": "1"}, check=False)
+         "-H", f"Authorization: Bearer {token}"],
+        capture_output=True, text=True, timeout=600, cwd=folder,
+        env={**os.environ, **seeded, "NO_COLOR": "1"}, check=False)
     elapsed = time.monotonic() - started
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5000:]
     documented = sum(len(methods) for methods in openapi(server)["paths"].values())
     assert f"Tested: {documented}\n" in run.stdout, run.stdout[-3000:]
     assert elapsed < 300, f"the contract run took {elapsed:.0f} s; lower max-examples"
+
+
+def test_schemathesis_finds_no_server_error_and_no_contract_violation(
+    server: Server, tmp_path: Path,
+) -> None:
+    run_schemathesis(server, tmp_path)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_schemathesis_as_a_monitor_finds_every_refusal_documented(
+    server: Server, tmp_path: Path,
+) -> None:
+    """The same run as a user with the monitor role: every 403 it meets is documented."""
+    run_schemathesis(server, tmp_path, caller=MONITOR_EMAIL)
