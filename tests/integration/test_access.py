@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from segbridge.core.errors import NotAllowedHere
 from segbridge.core.settings import Settings, load_settings
 from segbridge.runtime import Runtime, build_runtime, first_start
 from tests.integration.conftest import Server
+from tests.integration.flows.conftest import wait_for_run
 from tests.support.servers import serve_in_thread, unused_port
 
 RAW_CSV = {"delimiter": "\x01", "quote": "\x02", "header": ["line"]}
@@ -283,15 +283,8 @@ def _run_to_end(server: Server, flow_id: str) -> dict[str, Any]:
     workers.start()
     try:
         run = server.api.post(f"/api/v1/flows/{flow_id}/runs")
-        assert run.status_code in (200, 201, 202), run.text
-        run_id = run.json()["id"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            body: dict[str, Any] = server.api.get(f"/api/v1/runs/{run_id}").json()
-            if body["status"] in ("succeeded", "failed", "canceled", "partial"):
-                return body
-            time.sleep(0.1)
-        raise AssertionError(f"the run did not end: {body}")
+        assert run.status_code == 202, run.text
+        return wait_for_run(server, run.json()["id"], timeout=60)
     finally:
         workers.stop()
 

@@ -4,11 +4,15 @@ disable, enable, remove), API tokens and login links."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
+from sqlalchemy.orm import Session
 
 from segbridge.accounts import credentials, members
+from segbridge.accounts.members import UserPublic
 from segbridge.accounts.roles import ROLES
+from segbridge.accounts.service import Principal
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.errors import NotFound
@@ -96,10 +100,9 @@ def list_users(ctx: click.Context, as_json: bool) -> None:
 @handles_errors
 def change_role(ctx: click.Context, email: str, role: str) -> None:
     """Change a user's role (the last admin of the account keeps theirs)."""
-    principal = principal_of(ctx)
-    with runtime_of(ctx).db.session() as session:
-        user = members.change_role(session, principal,
-                                   members.member_by_email(session, principal, email), role)
+    user = _act_on_member(
+        ctx, email, lambda session, principal, member: members.change_role(
+            session, principal, member, role))
     click.echo(f"{user.email} is now {user.role}.")
 
 
@@ -109,10 +112,7 @@ def change_role(ctx: click.Context, email: str, role: str) -> None:
 @handles_errors
 def disable(ctx: click.Context, email: str) -> None:
     """Disable a user: their sessions and tokens stop working at once."""
-    principal = principal_of(ctx)
-    with runtime_of(ctx).db.session() as session:
-        user = members.disable(session, principal,
-                               members.member_by_email(session, principal, email))
+    user = _act_on_member(ctx, email, members.disable)
     click.echo(f"Disabled {user.email}.")
 
 
@@ -122,10 +122,7 @@ def disable(ctx: click.Context, email: str) -> None:
 @handles_errors
 def enable(ctx: click.Context, email: str) -> None:
     """Enable a disabled user again."""
-    principal = principal_of(ctx)
-    with runtime_of(ctx).db.session() as session:
-        user = members.enable(session, principal,
-                              members.member_by_email(session, principal, email))
+    user = _act_on_member(ctx, email, members.enable)
     click.echo(f"Enabled {user.email}.")
 
 
@@ -196,3 +193,11 @@ def login_link(ctx: click.Context, email: str) -> None:
         value = members.issue_for_member(session, principal_of(ctx), email, kind="login",
                                          name="login link")
     click.echo(login_url(runtime, value))
+
+
+def _act_on_member(ctx: click.Context, email: str,
+                   action: Callable[[Session, Principal, str], UserPublic]) -> UserPublic:
+    """Apply a members action to the account's user with this email, as the CLI's user."""
+    principal = principal_of(ctx)
+    with runtime_of(ctx).db.session() as session:
+        return action(session, principal, members.member_by_email(session, principal, email))
