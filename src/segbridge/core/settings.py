@@ -71,9 +71,10 @@ class Settings(BaseSettings):
     record_max_fields: int = Field(
         default=10_000, ge=10, description="most fields in one record (all levels)")
     run_lease_seconds: int = Field(
-        default=30, ge=5, le=600,
-        description="a running run's owner renews its lease this often (x1) and loses it "
-                    "after twice this long without a heartbeat; a live server then takes it over",
+        default=20, ge=5, le=600,
+        description="a running run's owner renews its lease this often and loses it after "
+                    "twice this long without a heartbeat; a live server then takes it over "
+                    "(checking every half lease: within 2.5 leases, 50 s by default)",
     )
 
     @field_validator("database_url")
