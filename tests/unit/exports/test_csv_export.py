@@ -39,15 +39,15 @@ def test_explicit_names_make_the_first_line_data(tmp_path: Path) -> None:
         (0, "line 1", {"id": "1", "name": "Ann"}), (1, "line 2", {"id": "2", "name": "Bob"})]
 
 
-@pytest.mark.parametrize(("delimiter", "quote", "content"), [
-    (";", '"', 'a;b\n"x;y";"say ""hi"""\n'),
-    ("\t", '"', 'a\tb\n"x;y"\tsay "hi"\n'),
-    ("|", "'", "a|b\n'x;y'|'say ''hi'''\n"),
+@pytest.mark.parametrize(("delimiter", "quote", "content", "said"), [
+    (";", '"', 'a;b\n"x;y";"say ""hi"""\n', 'say "hi"'),
+    ("\t", '"', 'a\tb\n"x;y"\tsay "hi"\n', 'say "hi"'),
+    ("|", "'", "a|b\n'x;y'|'say ''hi'''\n", "say 'hi'"),
 ])
-def test_delimiter_and_quote(tmp_path: Path, delimiter: str, quote: str, content: str) -> None:
+def test_delimiter_and_quote(tmp_path: Path, delimiter: str, quote: str, content: str,
+                             said: str) -> None:
     [record] = read(write(tmp_path, content), delimiter=delimiter, quote=quote)
-    assert record.data == {"a": "x;y", "b": 'say "hi"'} or record.data == {
-        "a": "x;y", "b": "say 'hi'"}
+    assert record.data == {"a": "x;y", "b": said}
 
 
 def test_values_stay_strings_and_empty_fields_stay_empty(tmp_path: Path) -> None:

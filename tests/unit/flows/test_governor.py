@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 from pathlib import Path
 
 from segbridge.concurrency.governor import SUCCESSES_TO_CLIMB, LocalGovernor
@@ -118,11 +120,28 @@ def test_a_slot_held_by_a_dead_holder_is_free_again(tmp_path: Path) -> None:
         alive = HostGovernor(tmp_path)
         alive.configure("lender", 1)
         waiting = asyncio.create_task(alive.acquire("lender"))
-        await asyncio.sleep(0.05)
-        assert not waiting.done()  # the only slot is taken by the other process
+        while alive.peak_in_flight("lender") == 0:  # until it has its in-process slot ...
+            await asyncio.sleep(0)
+        # ... and so has tried the slot file once (in the same step): the other process holds it
+        assert not waiting.done()
+        assert slot_is_locked(tmp_path / "lender" / "0.lock")
         dead.close()  # what the kernel does for a killed process: its locks go
         await asyncio.wait_for(waiting, 1)
         alive.release("lender")
         alive.close()
 
     asyncio.run(main())
+
+
+def slot_is_locked(path: Path) -> bool:
+    """What the kernel says about a slot file: another open file holds its lock."""
+    descriptor = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(descriptor, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(descriptor)
