@@ -25,8 +25,11 @@ from segbridge.storage.models import Account, User
 ADMIN_EMAIL = "admin@localhost"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Runtime:
+    """The services of one segbridge process, built once (``build_runtime``); never reassigned:
+    the vault follows its key file, so rotating keys needs no new Runtime."""
+
     settings: Settings
     db: Database
     vault: Vault

@@ -8,7 +8,7 @@ import click
 import uvicorn
 from sqlalchemy import select
 
-from segbridge.api.app import create_app
+from segbridge.assembly import create_app, local_segment_of
 from segbridge.core import log_redaction
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.runtime import Runtime, first_start
@@ -45,31 +45,38 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
 def ensure_sandbox_source(app: object, runtime: Runtime) -> None:
     """The first account owns the local Segment's default source, and the sources of a state
     file from before accounts (the receiver's implicit account)."""
-    sandbox = getattr(getattr(app, "state", None), "sandbox_app", None)
-    if sandbox is None:
+    segment = local_segment_of(app)
+    if segment is None:
         return
-    from segbridge.sandbox import ensure_default_source
     from segbridge.sandbox.store import IMPLICIT_ACCOUNT
 
     with runtime.db.session() as session:
         first = session.scalar(select(Account.id).order_by(Account.created_at, Account.id))
     if first is None:
         return
-    moved = sandbox.state.sandbox.store.adopt(IMPLICIT_ACCOUNT, first)
+    moved = segment.adopt_sources(IMPLICIT_ACCOUNT, first)
     if moved:
         log.info("the local Segment's %d earlier source(s) now belong to account %s",
                  len(moved), first)
-    ensure_default_source(sandbox, first)
+    segment.ensure_default_source(first)
 
 
 def _close_sandbox(app: object) -> None:
     """A mounted app's lifespan does not run: close the local Segment's state here."""
-    sandbox = getattr(getattr(app, "state", None), "sandbox_app", None)
-    if sandbox is not None:
-        sandbox.state.sandbox.close()
+    segment = local_segment_of(app)
+    if segment is not None:
+        segment.close()
 
 
 def configure_logging(level: str) -> None:
     """segbridge's log lines; every handler masks keys and tokens (``core.log_redaction``)."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_http_client_logs()
     log_redaction.install()
+
+
+def quiet_http_client_logs() -> None:
+    """httpx logs every request's full URL at INFO, and the Segment source-settings URL
+    carries the write key: keep httpx to warnings (and httpcore's wire traces off)."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.INFO)

@@ -20,8 +20,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
 from segbridge.accounts import service as accounts
-from segbridge.api.app import create_app
-from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
+from segbridge.assembly import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
 from tests.integration.conftest import Server, admin_token
 from tests.support.databases import sqlite_url
@@ -81,7 +81,7 @@ def server(runtime: Runtime) -> Iterator[WebServer]:
         ) as api:
             yield WebServer(base_url, runtime, token, api, first_login_token=first_token)
     finally:
-        app.state.sandbox_app.state.sandbox.close()
+        app.state.local_segment.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.api.deps import SESSION_COOKIE
+from segbridge.accounts.sessions import SESSION_COOKIE
 from segbridge.runtime import ADMIN_EMAIL
 from segbridge.web.rendering import SCRUBBED
 from tests.e2e.conftest import WebServer

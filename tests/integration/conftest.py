@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.api.app import create_app
+from segbridge.assembly import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
+from segbridge.server import quiet_http_client_logs
 from tests.support.servers import serve_in_thread
 
 
@@ -61,6 +62,7 @@ def admin_token(runtime: Runtime, email: str = ADMIN_EMAIL) -> str:
 
 @pytest.fixture
 def server(runtime: Runtime) -> Iterator[Server]:
+    quiet_http_client_logs()  # as `segbridge serve` does: httpx would log write keys in URLs
     app = create_app(runtime)
     first_start(runtime)
     token = admin_token(runtime)
@@ -69,7 +71,7 @@ def server(runtime: Runtime) -> Iterator[Server]:
         trust_env=False,
     ) as api:
         yield Server(base_url, runtime, token, api)
-    app.state.sandbox_app.state.sandbox.close()
+    app.state.local_segment.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.api.app import create_app
+from segbridge.assembly import create_app
 from segbridge.core.access import AccessPolicy
 from segbridge.core.errors import NotAllowedHere
 from segbridge.core.settings import Settings, load_settings
@@ -198,7 +198,7 @@ def strict_server(tmp_path: Path, database_url: str) -> Iterator[Server]:
             base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30,
             trust_env=False) as api:
         yield Server(base_url, runtime, token, api)
-    app.state.sandbox_app.state.sandbox.close()
+    app.state.local_segment.close()
     runtime.close()
 
 
@@ -316,7 +316,7 @@ def test_segbridge_own_postgresql_database_is_never_a_source(server: Server) -> 
 def test_a_test_result_never_names_another_accounts_local_source(server: Server) -> None:
     """Account B tests a connection with account A's local write key (the ping lands in A's
     source, as Segment would take it): B's pane must not name A's source nor link to it."""
-    from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+    from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 
     theirs = server.create_source("Payroll of account A")
     with server.runtime.db.session() as session:

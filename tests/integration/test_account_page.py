@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts import throttle
-from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL
 from segbridge.storage.models import ApiToken, User
 from tests.integration.conftest import Server

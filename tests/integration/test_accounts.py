@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from segbridge.accounts import service as accounts
-from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE
 from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
 

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
-from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from segbridge.connections.model import ConnectionDraft
 from segbridge.flows.runs import create_run
 from segbridge.runtime import ADMIN_EMAIL
@@ -315,15 +315,14 @@ def _pane_form(world: World, name: str) -> dict[str, str]:
 
 def served_routes(runtime: Any) -> set[tuple[str, str]]:
     """The routes of the app as ``segbridge serve`` builds it."""
-    from segbridge.api.app import create_app
+    from segbridge.assembly import create_app
 
     app = create_app(runtime)
     try:
         return app_routes(app.routes)
     finally:
-        sandbox = getattr(app.state, "sandbox_app", None)
-        if sandbox is not None:
-            sandbox.state.sandbox.close()
+        if app.state.local_segment is not None:
+            app.state.local_segment.close()
 
 
 def app_routes(routes: Any) -> set[tuple[str, str]]:

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from segbridge.accounts import service as accounts
-from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from segbridge.cli.main import cli
 from segbridge.core.settings import Settings
 from segbridge.runtime import ADMIN_EMAIL, first_start

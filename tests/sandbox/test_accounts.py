@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.api.app import create_app
-from segbridge.api.deps import SESSION_COOKIE
+from segbridge.accounts.sessions import SESSION_COOKIE
+from segbridge.assembly import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
 from segbridge.sandbox import SandboxState
 from segbridge.server import ensure_sandbox_source
@@ -97,7 +97,7 @@ class TwoAccounts:
 def two(runtime: Runtime) -> Iterator[TwoAccounts]:
     app = create_app(runtime)
     first_start(runtime)
-    state: SandboxState = app.state.sandbox_app.state.sandbox
+    state: SandboxState = app.state.local_segment.state
     try:
         with serve_in_thread(app) as url:
             two = TwoAccounts(url, app, runtime, state)
@@ -278,7 +278,7 @@ def test_sources_of_a_state_file_from_before_accounts_go_to_the_first_account(
     app = create_app(runtime)
     first_start(runtime)
     ensure_sandbox_source(app, runtime)  # as `segbridge serve` does at start
-    state: SandboxState = app.state.sandbox_app.state.sandbox
+    state: SandboxState = app.state.local_segment.state
     try:
         with serve_in_thread(app) as url:
             two = TwoAccounts(url, app, runtime, state)

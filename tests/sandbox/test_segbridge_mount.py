@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.api.app import create_app
-from segbridge.api.deps import SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
+from segbridge.assembly import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
 from segbridge.sandbox import SandboxState, Source
 from tests.integration.conftest import admin_token
@@ -69,7 +69,7 @@ def new_session(runtime: Runtime) -> str:
 def segbridge(runtime: Runtime) -> Iterator[Segbridge]:
     app = create_app(runtime)
     first_start(runtime)
-    state: SandboxState = app.state.sandbox_app.state.sandbox
+    state: SandboxState = app.state.local_segment.state
     try:
         with serve_in_thread(app) as url:
             yield Segbridge(
@@ -182,7 +182,7 @@ def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:
     """``segbridge serve`` gives uvicorn no graceful timeout: it would wait for the stream."""
     app = create_app(runtime)
     first_start(runtime)
-    state: SandboxState = app.state.sandbox_app.state.sandbox
+    state: SandboxState = app.state.local_segment.state
     source = state.store.create("Watched", admin_account(runtime))
     session = new_session(runtime)
     with serve_in_thread(app) as url:

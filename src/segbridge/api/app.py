@@ -1,4 +1,8 @@
-"""The segbridge ASGI application: REST API, login, and the local Segment mounted at /sandbox."""
+"""The REST API as a FastAPI app: its routes under /api/v1, sign-in, errors and the contract.
+
+The server's whole app (the API, the web UI, the local Segment) is assembled in
+``segbridge.assembly``; this module knows nothing of the pages or of the receiver.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,12 @@ from segbridge.api.routes import (
 )
 from segbridge.api.routes import tokens as api_tokens
 from segbridge.runtime import Runtime
-from segbridge.web import mount_web
 
 INPUT_CHECKS = [Depends(refuse_nul_characters)]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_api(runtime: Runtime) -> FastAPI:
+    """The app with the REST API under /api/v1, its error answers and its OpenAPI document."""
     app = FastAPI(
         title="segbridge",
         version=segbridge.__version__,
@@ -45,30 +49,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     api.include_router(accounts.router)
     api.include_router(api_tokens.router)
     app.include_router(api, dependencies=INPUT_CHECKS)
-    mount_web(app)  # the web UI; before auth: its GET /login also serves the sign-in form
-    app.include_router(auth.router, dependencies=INPUT_CHECKS)
-    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
-    if runtime.settings.sandbox_enabled:
-        _mount_sandbox(app, runtime)
     return app
+
+
+def include_sign_in(app: FastAPI) -> None:
+    """Sign in and out (password, one-time link) and who am I."""
+    app.include_router(auth.router, dependencies=INPUT_CHECKS)
+
+
+def include_health(app: FastAPI) -> None:
+    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
 
 
 def _health() -> dict[str, str]:
     return {"status": "ok", "version": segbridge.__version__}
-
-
-def _mount_sandbox(app: FastAPI, runtime: Runtime) -> None:
-    from segbridge.api.deps import sandbox_caller
-    from segbridge.sandbox import SandboxConfig, create_sandbox_app
-
-    config = SandboxConfig(
-        state_path=runtime.settings.home / "sandbox.sqlite3",
-        unknown_key_mode=runtime.settings.sandbox_unknown_key_mode,
-    )
-    sandbox = create_sandbox_app(
-        config,
-        authorize=sandbox_caller,  # each account: its own sources, Debugger and faults
-    )
-    sandbox.state.segbridge_runtime = runtime
-    app.state.sandbox_app = sandbox
-    app.mount("/sandbox", sandbox)

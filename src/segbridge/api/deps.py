@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from segbridge.core.errors import NotAuthenticated, PermissionDenied
 from segbridge.runtime import Runtime
 
-if TYPE_CHECKING:
-    from segbridge.sandbox.auth import Caller as SandboxCaller
-
-SESSION_COOKIE = "segbridge_session"
-CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -27,11 +22,6 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-
-
-def csrf_token_for(session_token: str) -> str:
-    """The CSRF token of a browser session, derived so nothing more is stored."""
-    return hashlib.sha256(f"csrf|{session_token}".encode()).hexdigest()[:40]
 
 
 def principal_from_request(request: Request, runtime: Runtime) -> Principal:
@@ -66,23 +56,3 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
-
-def sandbox_caller(request: Request) -> SandboxCaller | None:
-    """For the mounted local Segment: the caller's account and what its role may do there.
-
-    None when the request is not signed in (or a browser change lacks its CSRF token). By the
-    account's roles (``accounts.roles``): a monitor reads the sources and their counters but
-    not the events' data and changes nothing; manage and admin change sources and read the
-    Debugger; only admins set faults.
-    """
-    from segbridge.accounts.roles import Permission, may
-    from segbridge.sandbox.auth import Caller
-
-    try:
-        principal = principal_from_request(request, request.app.state.segbridge_runtime)
-    except (NotAuthenticated, PermissionDenied):
-        return None
-    return Caller(principal.account_id,
-                  can_manage=may(principal, Permission.EDIT_CONNECTIONS),
-                  can_admin=may(principal, Permission.SET_SANDBOX_FAULTS),
-                  can_see_events=may(principal, Permission.VIEW_RECORD_DATA))

@@ -22,7 +22,8 @@ from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from segbridge.api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE, current_principal
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE
+from segbridge.api.deps import SAFE_METHODS, current_principal
 from segbridge.api.schemas import ErrorResponse
 from segbridge.apps.base import Application, SettingSpec
 

@@ -25,7 +25,12 @@ Module map: ``limits`` (Segment's numbers), ``wire`` (bounded body, gzip, JSON),
 
 from __future__ import annotations
 
-from segbridge.sandbox.app import create_sandbox_app, ensure_default_source
+from segbridge.sandbox.app import (
+    LocalSegment,
+    create_local_segment,
+    create_sandbox_app,
+    ensure_default_source,
+)
 from segbridge.sandbox.cli import sandbox_command
 from segbridge.sandbox.config import SandboxConfig, UnknownKeyMode
 from segbridge.sandbox.faults import FaultSettings
@@ -34,11 +39,13 @@ from segbridge.sandbox.store import Source, SourceStore
 
 __all__ = [
     "FaultSettings",
+    "LocalSegment",
     "SandboxConfig",
     "SandboxState",
     "Source",
     "SourceStore",
     "UnknownKeyMode",
+    "create_local_segment",
     "create_sandbox_app",
     "ensure_default_source",
     "sandbox_command",

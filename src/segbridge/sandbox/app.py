@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
@@ -40,10 +41,11 @@ def create_sandbox_app(
     may set faults) or None; each account then has its own sources, Debugger and faults. A
     host of one namespace may pass ``authorize_manage`` and ``authorize_admin`` (yes/no)
     instead. ``csrf_token`` gives the CSRF token of a request's browser session (None without
-    one) for the pages' forms; by default segbridge's (see ``auth``).
+    one) for the pages' forms: the host's own (see ``auth``).
 
     Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
-    lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown.
+    lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown, or
+    build it with ``create_local_segment`` and close that.
     """
     state = build_state(config)
     policy = AccessPolicy(
@@ -75,3 +77,41 @@ def ensure_default_source(
     target = app_or_store.state.sandbox if isinstance(app_or_store, Starlette) else app_or_store
     store: SourceStore = target.store if isinstance(target, SandboxState) else target
     return store.first_or_create(DEFAULT_SOURCE_NAME, account_id)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSegment:
+    """The receiver as a host mounts it: the ASGI app to mount, and the little the host asks
+    of it (a source by write key, the first account's sources, closing on shutdown).
+
+    ``state`` is the receiver's whole state, for tests and diagnostics; hosts use the methods.
+    """
+
+    app: Starlette
+    state: SandboxState
+
+    def source_for_key(self, write_key: str) -> Source | None:
+        """The source with this write key, whichever account it is in (None: unknown key)."""
+        return self.state.store.by_write_key(write_key)
+
+    def adopt_sources(self, from_account: str, to_account: str) -> tuple[Source, ...]:
+        """Move ``from_account``'s sources to ``to_account``; returns the moved sources."""
+        return self.state.store.adopt(from_account, to_account)
+
+    def ensure_default_source(self, account_id: str) -> Source:
+        """The account's first source, created as "My first source" when it has none."""
+        return ensure_default_source(self.state, account_id)
+
+    def close(self) -> None:
+        """End live streams, flush the archive, close the state (a mounted app's lifespan
+        does not run); safe more than once."""
+        self.state.close()
+
+
+def create_local_segment(
+    config: SandboxConfig, *, authorize: CallerFor, csrf_token: CsrfTokenFor
+) -> LocalSegment:
+    """The receiver for a host that decides who calls (``authorize``: the request's
+    ``Caller`` or None) and gives its browser sessions' CSRF token (``csrf_token``)."""
+    app = create_sandbox_app(config, authorize=authorize, csrf_token=csrf_token)
+    return LocalSegment(app, app.state.sandbox)

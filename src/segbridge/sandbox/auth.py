@@ -17,8 +17,9 @@ admin routes.
 
 Page forms (create, rename, delete a source) carry a CSRF token in a hidden ``csrf_token``
 field whenever the browser has a session: standalone, an HMAC of the session under the admin
-token; mounted, the host's own token (``csrf_token``: ``Request -> str | None``; by default
-segbridge's, derived from its ``segbridge_session`` cookie). A form whose token does not match
+token; mounted, the host's own token (``csrf_token``: ``Request -> str | None``, which the
+host passes: segbridge's is derived from its ``segbridge_session`` cookie; without one, forms
+carry none and the host's ``authorize`` alone decides). A form whose token does not match
 is refused (403). Mounted, the verified token is then handed to ``authorize_manage`` as the
 ``X-CSRF-Token`` header, as segbridge's own pages send it, so the host's check applies
 unchanged. SameSite=Strict alone is not enough: another port of the same host is same-site.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,7 +56,6 @@ Authorizer = Callable[[Request], bool]
 CallerFor = Callable[[Request], "Caller | None"]
 CsrfTokenFor = Callable[[Request], str | None]
 SESSION_COOKIE = "segbridge_sandbox_session"
-SEGBRIDGE_SESSION_COOKIE = "segbridge_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 _READ_METHODS = ("GET", "HEAD")
@@ -72,19 +71,6 @@ def one_namespace(manage: Authorizer | None, admin: Authorizer | None) -> Caller
         return Caller(IMPLICIT_ACCOUNT, can_manage, can_admin) if can_manage or can_admin else None
 
     return caller
-
-
-def segbridge_csrf_token(request: Request) -> str | None:
-    """The CSRF token of the request's segbridge browser session (None without a session).
-
-    The derivation is segbridge's own (``segbridge.api.deps.csrf_token_for``), imported when
-    first needed so that the receiver keeps running (and type-checking) on its own.
-    """
-    session = request.cookies.get(SEGBRIDGE_SESSION_COOKIE)
-    if not session:
-        return None
-    deps = importlib.import_module("segbridge.api.deps")
-    return str(deps.csrf_token_for(session))
 
 
 def _with_header(request: Request, name: str, value: str) -> Request:
@@ -110,8 +96,6 @@ class AccessPolicy:
         self._authorize = authorize
         self._admin_only = authorize_manage is None and authorize_admin is not None
         self._admin = authorize_admin
-        if csrf_token is None and authorize is not None:
-            csrf_token = segbridge_csrf_token
         self._csrf = csrf_token
 
     @property

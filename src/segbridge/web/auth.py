@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 from segbridge.accounts import service as accounts
 from segbridge.accounts.roles import Permission, may, require
 from segbridge.accounts.service import Principal
-from segbridge.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
+from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from segbridge.core.errors import NotAuthenticated, PermissionDenied
 from segbridge.runtime import Runtime
 

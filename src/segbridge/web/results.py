@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 
 if TYPE_CHECKING:
+    from segbridge.sandbox import LocalSegment
     from segbridge.sandbox.store import Source
 
 SANDBOX_PREFIX = "/sandbox"
@@ -104,10 +105,10 @@ def is_local_sandbox(endpoint: str, request: Request) -> bool:
 def sandbox_source(request: Request, write_key: str, account_id: str | None) -> Source | None:
     """The local Segment's source with this write key, if the receiver is mounted and the
     source is the viewer's account's (another account's source is not even named)."""
-    sandbox_app = getattr(request.app.state, "sandbox_app", None)
-    if sandbox_app is None or account_id is None:
+    segment = local_segment(request)
+    if segment is None or account_id is None:
         return None
-    source: Source | None = sandbox_app.state.sandbox.store.by_write_key(write_key)
+    source = segment.source_for_key(write_key)
     if source is None or source.account_id != account_id:
         return None
     return source
@@ -115,6 +116,12 @@ def sandbox_source(request: Request, write_key: str, account_id: str | None) -> 
 
 def local_sandbox_url(request: Request) -> str | None:
     """This server's Local Segment, as a custom endpoint URL (None when it is not mounted)."""
-    if getattr(request.app.state, "sandbox_app", None) is None:
+    if local_segment(request) is None:
         return None
     return str(request.base_url).rstrip("/") + SANDBOX_PREFIX
+
+
+def local_segment(request: Request) -> LocalSegment | None:
+    """The local Segment the server mounted (``segbridge.assembly``), None when not enabled."""
+    segment: LocalSegment | None = getattr(request.app.state, "local_segment", None)
+    return segment

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from segbridge.accounts import credentials
 from segbridge.accounts import service as accounts
-from segbridge.api.deps import SESSION_COOKIE, CurrentPrincipal, RuntimeDep, csrf_token_for
+from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
+from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import LoginRequest, Me, Strict
 
 router = APIRouter(tags=["auth"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import logging
 import ssl
 import uuid
 from typing import Any
@@ -26,9 +25,6 @@ from segbridge.core.secrets import Secret
 
 LIBRARY = {"name": "segbridge", "version": segbridge.__version__}
 
-# httpx logs every request's full URL at INFO; the source-settings URL carries the write key.
-logging.getLogger("httpx").setLevel(logging.WARNING)
-logging.getLogger("httpcore").setLevel(logging.INFO)
 GZIP_MIN_BYTES = 1024
 
 

@@ -17,7 +17,7 @@ from segbridge.accounts import credentials
 from segbridge.accounts.credentials import ApiTokenCreated, ApiTokenPublic
 from segbridge.accounts.roles import Permission, may
 from segbridge.accounts.service import Principal
-from segbridge.api.deps import SESSION_COOKIE
+from segbridge.accounts.sessions import SESSION_COOKIE
 from segbridge.api.routes.auth import client_address
 from segbridge.core.errors import FieldProblem, NotFound, TooManyAttempts, ValidationFailed
 from segbridge.web.auth import CheckedForm, SignedIn, WebUser, form_text, runtime_of

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from segbridge.web.auth import SignedIn, runtime_of
 from segbridge.web.rendering import render
+from segbridge.web.results import local_segment
 
 router = APIRouter(include_in_schema=False)
 
@@ -16,4 +17,4 @@ def home(request: Request, user: SignedIn) -> Response:
     connections = runtime_of(request).connections.list_all(user.principal)
     online = sum(1 for c in connections if c["status"] == "online")
     return render("home.html", user=user, nav="home", total=len(connections), online=online,
-                  sandbox=getattr(request.app.state, "sandbox_app", None) is not None)
+                  sandbox=local_segment(request) is not None)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from segbridge.accounts import service as accounts
-from segbridge.api.deps import SESSION_COOKIE
+from segbridge.accounts.sessions import SESSION_COOKIE
 from segbridge.api.routes.auth import client_address, set_session_cookie
 from segbridge.core.errors import NotAuthenticated, TooManyAttempts
 from segbridge.web.auth import (
