@@ -17,6 +17,7 @@ from segbridge.flows.counts import Tally
 from segbridge.flows.engine import TAKEN_OVER_RESULT
 from segbridge.flows.executor import run_in_foreground
 from segbridge.flows.lanes import lane_policy
+from segbridge.flows.lifecycle import RunStatus
 
 
 @click.group("integrations")
@@ -248,7 +249,8 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
         emit_json(run)
     else:
         _summary(run)
-    if result.status in ("failed", TAKEN_OVER_RESULT):  # (taken over: another process has it)
+    # exit code 1 when it failed, or was taken over (another process has it)
+    if result.status in (RunStatus.FAILED, TAKEN_OVER_RESULT):
         sys.exit(1)
 
 

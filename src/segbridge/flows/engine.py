@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -30,6 +30,7 @@ from segbridge.flows.contracts import MapRecord
 from segbridge.flows.counts import ErrorRow, Tally
 from segbridge.flows.delivery import Delivery, Outcome, RunFailed
 from segbridge.flows.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
+from segbridge.flows.lifecycle import RunStatus
 from segbridge.flows.message_ids import MessageIds
 from segbridge.flows.producer import Chunk, Producer, Source
 from segbridge.flows.runs import CRASHED, LeaseLost, RunStore
@@ -57,14 +58,14 @@ class RunPlan:
     lanes: LaneSpec | None = None  # when set, lane processes produce the chunks
 
 
+TAKEN_OVER_RESULT: Final = "taken_over"  # not a run status: this process lost the run to another
+
+
 @dataclass
 class RunResult:
-    status: str
+    status: RunStatus | Literal["taken_over"]
     message: str | None
     counts: Tally
-
-
-TAKEN_OVER_RESULT = "taken_over"  # not a run status: this process lost the run to another
 OnProgress = Callable[[Tally, float | None], None]
 """Told after each committed chunk: the run's counts and the share of its input read."""
 
@@ -210,7 +211,7 @@ class Engine:
             self.on_progress(self.totals, share)
 
     async def _check_canceled(self) -> None:
-        if await asyncio.to_thread(self.store.status) == "canceling":
+        if await asyncio.to_thread(self.store.status) == RunStatus.CANCELING:
             self._canceled = True
             self._stop.set()
 
@@ -218,14 +219,14 @@ class Engine:
         if self._lost is not None:
             return RunResult(TAKEN_OVER_RESULT, self._lost, self.totals)
         if self._failure is not None:
-            return RunResult("failed", self._failure, self.totals)
+            return RunResult(RunStatus.FAILED, self._failure, self.totals)
         if self._canceled:
-            return RunResult("canceled", "canceled by a user", self.totals)
+            return RunResult(RunStatus.CANCELED, "canceled by a user", self.totals)
         failed = self.totals.totals["failed"]
         if failed:
-            return RunResult("completed_with_errors",
+            return RunResult(RunStatus.COMPLETED_WITH_ERRORS,
                              f"{failed} record error(s); see the run's errors", self.totals)
-        return RunResult("succeeded", None, self.totals)
+        return RunResult(RunStatus.SUCCEEDED, None, self.totals)
 
 
 def _describe(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ from segbridge.flows.counts import Tally
 from segbridge.flows.delivery import RetryPolicy
 from segbridge.flows.engine import TAKEN_OVER_RESULT, Engine, OnProgress, RunResult
 from segbridge.flows.lanes import LanePolicy
+from segbridge.flows.lifecycle import RunStatus
 from segbridge.flows.plan import PlanContext, build_plan
 from segbridge.flows.retries import after_run
 from segbridge.flows.runs import LeaseLost, RunStore, orphaned_runs, take_over
@@ -59,8 +60,8 @@ async def execute_run(
     Refused (``Conflict``) while another live process executes the run."""
     store = RunStore(db, run_id, settings.run_lease_seconds)
     run = await asyncio.to_thread(store.start)
-    if run.status == "canceling":  # canceled while nobody executed it
-        return await _finish(store, RunResult("canceled", "canceled by a user", Tally()))
+    if run.status == RunStatus.CANCELING:  # canceled while nobody executed it
+        return await _finish(store, RunResult(RunStatus.CANCELED, "canceled by a user", Tally()))
     try:
         ctx = PlanContext(db, vault, governor, http, settings, policy or RetryPolicy(),
                           lanes or LanePolicy())
@@ -68,14 +69,16 @@ async def execute_run(
     except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
         return await _finish(store, RunResult(
-            "failed", f"the run could not start: {message}", Tally()))
+            RunStatus.FAILED, f"the run could not start: {message}", Tally()))
     engine = Engine(plan, store, on_progress)
     lease = asyncio.create_task(keep_lease(store, settings.run_lease_seconds, engine.lose_lease))
     try:
         result = await engine.execute()
     finally:
         lease.cancel()
-    cursor = plan.cursor_after() if plan.cursor_after and result.status != "failed" else None
+    cursor = None
+    if plan.cursor_after is not None and result.status != RunStatus.FAILED:
+        cursor = plan.cursor_after()
     result = await _finish(store, result, cursor)
     if result.status != TAKEN_OVER_RESULT:
         await asyncio.to_thread(after_run, db, run_id)

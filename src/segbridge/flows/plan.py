@@ -26,6 +26,7 @@ from segbridge.flows.engine import ImportPlan, RunPlan
 from segbridge.flows.exports import FILE_TYPES, RecordLimits
 from segbridge.flows.exports_factory import build_export
 from segbridge.flows.lanes import LaneImport, LanePolicy, LaneSpec
+from segbridge.flows.lifecycle import RunStatus
 from segbridge.flows.message_ids import MessageIds
 from segbridge.flows.producer import Source
 from segbridge.flows.runs import RunStore
@@ -151,13 +152,13 @@ def _reachability(store: RunStore, connection_id: str) -> Reachability:
     import asyncio
 
     async def unreachable(error: Any) -> None:
-        await asyncio.to_thread(store.set_status, "paused",
+        await asyncio.to_thread(store.set_status, RunStatus.PAUSED,
                                 f"paused: the receiver cannot be reached ({error.message}); "
                                 "the run resumes when it is back")
         await asyncio.to_thread(store.set_connection_status, connection_id, "offline")
 
     async def reachable() -> None:
-        await asyncio.to_thread(store.set_status, "running", "")
+        await asyncio.to_thread(store.set_status, RunStatus.RUNNING, "")
         await asyncio.to_thread(store.set_connection_status, connection_id, "online")
 
     return Reachability(unreachable=unreachable, reachable=reachable)

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from segbridge.core.clock import utcnow
-from segbridge.flows.runs import FINISHED, create_run
+from segbridge.flows.lifecycle import COMPLETED, FINISHED, RunStatus
+from segbridge.flows.runs import create_run
 from segbridge.storage.db import Database
 from segbridge.storage.models import Flow, RecordError, Run
 
@@ -37,7 +38,7 @@ def after_run(db: Database, run_id: str) -> None:
             return
         if "retry_errors" in run.definition:
             _settle(session, run)
-        if run.status in ("completed_with_errors", "succeeded"):
+        if run.status in COMPLETED:
             _queue_automatic_retry(session, run)
 
 
@@ -74,6 +75,6 @@ def _queue_automatic_retry(session: Any, run: Run) -> None:
 
 def queued_retry_runs(db: Database, run_id: str) -> list[str]:
     with db.session() as session:
-        rows = session.scalars(select(Run).where(Run.status == "queued",
+        rows = session.scalars(select(Run).where(Run.status == RunStatus.QUEUED,
                                                  Run.trigger == "auto-retry"))
         return [r.id for r in rows if r.definition.get("retry_of_run") == run_id]

@@ -1,9 +1,7 @@
-"""Run records in the database: the state machine, counts, checkpoints and record errors.
+"""Run records in the database: their status, counts, checkpoints and record errors.
 
-    queued -> running -> succeeded | completed_with_errors | failed | canceled
-                 ^  |
-                 |  v
-                paused      (the receiver cannot be reached; resumes when it can)
+Every status change goes through ``flows.lifecycle.transition`` (the statuses and the moves
+between them are drawn there).
 
 Written once per chunk of records (counts, checkpoint and that chunk's errors in one
 transaction), never per record.
@@ -37,11 +35,10 @@ from segbridge.core.clock import utcnow
 from segbridge.core.errors import Conflict
 from segbridge.core.ids import new_id
 from segbridge.flows.counts import COUNT_KEYS, ErrorRow, Tally
+from segbridge.flows.lifecycle import ACTIVE, COMPLETED, FINISHED, RunStatus, decided, transition
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, Flow, RecordError, Run
 
-ACTIVE = ("queued", "running", "paused", "canceling")
-FINISHED = ("succeeded", "completed_with_errors", "failed", "canceled")
 CRASHED = "crashed: "  # the message prefix of a run failed by a crash: it may be resumed
 TAKEN_OVER = "taken over from "
 _LEGACY_CRASH = re.compile(r"^lane \d+ ended unexpectedly")  # failed before leases existed
@@ -75,7 +72,7 @@ def create_run(
         raise Conflict(f"The flow '{flow.name}' is already running (run {flow.active_run_id}); "
                        "wait for it to finish or cancel it.")
     names = [step["name"] for step in definition.get("imports", [])]
-    run = Run(id=run_id, account_id=flow.account_id, flow_id=flow.id, status="queued",
+    run = Run(id=run_id, account_id=flow.account_id, flow_id=flow.id, status=RunStatus.QUEUED,
               trigger=trigger, fresh_message_ids=fresh_message_ids, definition=definition,
               counts=empty_counts(names))
     session.add(run)
@@ -96,7 +93,7 @@ class RunStore:
 
     def start(self) -> Run:
         """Own the run (atomically: refused while another live process does) and mark it
-        running; a run being canceled stays ``canceling``."""
+        running; a run being canceled stays ``canceling``; a finished one is refused."""
         with self.db.session() as session:
             seen = self._get(session)
             holder = live_holder(seen, self.lease_seconds, me=self.owner)
@@ -109,8 +106,10 @@ class RunStore:
             run = self._get(session)
             if run.message and run.message.startswith(TAKEN_OVER):
                 self.note = run.message
-            if run.status != "canceling":
-                run.status = "running"
+            if run.status in FINISHED:  # it ended meanwhile (another process finished it)
+                raise Conflict(f"Run {self.run_id} is already {run.status}; nothing to execute.")
+            if run.status != RunStatus.CANCELING:
+                run.status = transition(run.status, RunStatus.RUNNING)
             run.started_at = run.started_at or utcnow()
             # errors past the checkpoint belong to chunks that will be done again
             session.execute(delete(RecordError).where(
@@ -134,33 +133,36 @@ class RunStore:
             run.checkpoint = checkpoint
             run.progress = share
 
-    def set_status(self, status: str, message: str | None = None) -> None:
+    def set_status(self, status: RunStatus, message: str | None = None) -> None:
+        """Paused or running again (the receiver gone or back), unless a cancel or an end
+        came first: those win."""
         with self.db.session() as session:
             self._own(session)
             run = self._get(session)
-            if run.status not in FINISHED and run.status != "canceling":
-                run.status = status
+            if not decided(run.status):
+                run.status = transition(run.status, status)
                 if message is not None:
                     run.message = message
 
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         with self.db.session() as session:
-            return self._get(session).status
+            return RunStatus(self._get(session).status)
 
-    def finish(self, status: str, message: str | None, cursor: dict[str, Any] | None) -> None:
+    def finish(self, status: RunStatus, message: str | None,
+               cursor: dict[str, Any] | None) -> None:
         if self.note is not None:
             message = f"{message}; {self.note}" if message else self.note
         with self.db.session() as session:
             self._own(session)
             run = self._get(session)
-            run.status = status
+            run.status = transition(run.status, status)
             run.message = message
             run.finished_at = utcnow()
             flow = session.get(Flow, run.flow_id)
             if flow is not None:
                 if flow.active_run_id == run.id:
                     flow.active_run_id = None
-                if cursor is not None and status in ("succeeded", "completed_with_errors"):
+                if cursor is not None and status in COMPLETED:
                     flow.cursor = cursor
 
     def _hold(self, session: Session) -> bool:
@@ -250,7 +252,8 @@ def failed_by_crash(status: str, message: str | None) -> bool:
     """A failed run whose process or lanes died, rather than a failure of its data or
     configuration: it may be resumed."""
     text = message or ""
-    return status == "failed" and (text.startswith(CRASHED) or bool(_LEGACY_CRASH.match(text)))
+    crashed = text.startswith(CRASHED) or bool(_LEGACY_CRASH.match(text))
+    return status == RunStatus.FAILED and crashed
 
 
 def _claim(session: Session, run_id: str, owner: str | None, heartbeat_at: datetime | None,
@@ -331,7 +334,7 @@ def reopen(session: Session, run: Run, lease_seconds: int) -> None:
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"The flow of run {run.id} has another run in progress; wait for it to "
                        "end, then resume this one.")
-    run.status = "queued"
+    run.status = transition(run.status, RunStatus.QUEUED)
     run.message = f"resumed after it crashed ({run.message})"
     run.finished_at = None
     run.owner = owner_name()  # whoever resumes it executes it (no take-over meanwhile)
@@ -339,7 +342,7 @@ def reopen(session: Session, run: Run, lease_seconds: int) -> None:
 
 
 def _not_resumable(run: Run) -> str:
-    if run.status != "failed":
+    if run.status != RunStatus.FAILED:
         return f"Run {run.id} is {run.status}; nothing to resume."
     return (f"Run {run.id} failed for its data or configuration ({run.message}); only a run "
             "stopped by a crash (its process or a lane ended) can be resumed. Fix the cause and "

@@ -26,8 +26,9 @@ from segbridge.core.errors import (
 from segbridge.core.ids import new_id
 from segbridge.flows.definition import validate_definition
 from segbridge.flows.integrations import find_integration
+from segbridge.flows.lifecycle import ACTIVE, RunStatus, transition
 from segbridge.flows.retries import retry_definition
-from segbridge.flows.runs import ACTIVE, create_run, reopen
+from segbridge.flows.runs import create_run, reopen
 from segbridge.flows.views import document, public_error, public_flow, public_run
 from segbridge.storage.db import Database
 from segbridge.storage.models import (
@@ -179,7 +180,7 @@ class FlowService:
             if run.status not in ACTIVE:
                 raise Conflict(f"The run is {run.status}; only a queued, running or paused run "
                                "can be canceled.")
-            run.status = "canceling"
+            run.status = transition(run.status, RunStatus.CANCELING)
             return public_run(run)
 
     def resume_run(self, principal: Principal, run_id: str, *, lease_seconds: int,

@@ -13,7 +13,7 @@ def public_run(run: Run) -> dict[str, Any]:
     if run.started_at and run.finished_at:
         seconds = round((run.finished_at - run.started_at).total_seconds(), 3)
     return {
-        "id": run.id, "flow_id": run.flow_id, "status": run.status, "trigger": run.trigger,
+        "id": run.id, "flow_id": run.flow_id, "status": str(run.status), "trigger": run.trigger,
         "fresh_message_ids": run.fresh_message_ids, "counts": run.counts,
         "checkpoint": run.checkpoint, "progress": run.progress, "message": run.message,
         "created_at": iso(run.created_at), "started_at": iso(run.started_at),

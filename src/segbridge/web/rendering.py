@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from segbridge.flows.lifecycle import ACTIVE
 from segbridge.web import forms
 from segbridge.web.auth import can
 
@@ -66,7 +67,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(can=can, static=static_url, field_id=forms.field_id, error_id=forms.error_id,
-                       help_id=forms.help_id, setting_field=forms.setting_field)
+                       help_id=forms.help_id, setting_field=forms.setting_field,
+                       active_run_statuses=ACTIVE)
     env.filters["sentence"] = _sentence
     return env
 

@@ -13,11 +13,11 @@ from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
+from segbridge.flows.lifecycle import FINISHED
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
 router = APIRouter(responses=ERRORS)
-FINISHED = {"succeeded", "completed_with_errors", "failed", "canceled"}
 MAX_OFFSET = 2**53 - 1  # the largest whole number every JSON reader keeps exactly
 RUN_EVENT = {  # each server-sent event of /progress (OpenAPI 3.2's itemSchema)
     "type": "object", "required": ["event", "data"],
