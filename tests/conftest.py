@@ -10,7 +10,13 @@ import pytest
 
 from segbridge.core.settings import Settings, load_settings
 from segbridge.runtime import Runtime, build_runtime
-from tests.support.databases import postgres_database, sqlite_url
+from tests.support.databases import (
+    migrated_postgres_template,
+    migrated_sqlite_template,
+    postgres_database,
+    sqlite_copy,
+    sqlite_url,
+)
 
 TIERS = ("unit", "sandbox", "integration", "e2e")
 
@@ -28,8 +34,32 @@ def _tier(item: pytest.Item) -> str:
     return next((tier for tier in TIERS if tier in parts), "integration")
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated once per test run; each test gets a copy of the file."""
+    return migrated_sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """Migrated once per test run (only when a PostgreSQL test runs); each test gets a copy."""
+    with migrated_postgres_template() as name:
+        yield name
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database of its own for the test: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield sqlite_copy(request.getfixturevalue("sqlite_template"), tmp_path)
+        return
+    with postgres_database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all, for the tests that run the migrations."""
     if request.param == "sqlite":
         yield sqlite_url(tmp_path)
         return

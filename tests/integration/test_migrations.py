@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import inspect
 
 from segbridge.storage.db import Database
 from segbridge.storage.models import Base
 
 
-def test_migrated_database_matches_the_models(database_url: str) -> None:
-    db = Database(database_url)
+def test_migrated_database_matches_the_models(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     try:
         db.migrate()
         with db.engine.connect() as connection:
@@ -23,7 +24,7 @@ def test_migrated_database_matches_the_models(database_url: str) -> None:
 
 
 def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration(
-        database_url: str) -> None:
+        empty_database_url: str) -> None:
     """0004 turns users.is_admin into roles: admins stay admins, the first admin becomes the
     instance's administrator, everyone else can manage (what they could do before)."""
     from alembic import command
@@ -31,10 +32,10 @@ def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration
 
     from segbridge.storage.db import alembic_config
 
-    db = Database(database_url)
+    db = Database(empty_database_url)
     try:
         with db.engine.begin() as connection:
-            config = alembic_config(database_url)
+            config = alembic_config(empty_database_url)
             config.attributes["connection"] = connection
             command.upgrade(config, "0003")
             connection.execute(text("INSERT INTO accounts (id, name, created_at) "
@@ -56,3 +57,22 @@ def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration
     assert [tuple(row) for row in rows] == [("first@x.example", "admin", True),
                                             ("member@x.example", "manage", False),
                                             ("second@x.example", "admin", False)]
+
+
+def test_each_test_starts_from_a_copy_at_the_latest_migration(database_url: str) -> None:
+    """The tests' databases are copies of one template migrated per test run (see
+    tests/support/databases.py): at head already, so the runtime's migrate() is a no-op."""
+    from alembic.script import ScriptDirectory
+
+    from segbridge.storage.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    db = Database(database_url)
+    try:
+        with db.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+            tables = set(inspect(connection).get_table_names())
+    finally:
+        db.dispose()
+    assert head is not None and current == head
+    assert tables >= {table.name for table in Base.metadata.sorted_tables}
