@@ -35,7 +35,7 @@ from segbridge.storage.models import (
     Flow,
     Integration,
     IntegrationConnection,
-    RecordError,
+    RecordErrorRow,
     Run,
     Upload,
     User,
@@ -111,10 +111,10 @@ class World:
             run = create_run(session, flow, trigger="manual", fresh_message_ids=False,
                              definition=dict(flow.definition))
             run.status, flow.active_run_id = "completed_with_errors", None
-            error = RecordError(id=f"err_m{next(_serial)}", account_id=self.account_a,
-                                flow_id=flow_id, run_id=run.id, position=0, ref="row 2",
-                                step="map", reason="userId is missing",
-                                data={"order_id": "1", "email": "secret@example.com"})
+            error = RecordErrorRow(id=f"err_m{next(_serial)}", account_id=self.account_a,
+                                   flow_id=flow_id, run_id=run.id, position=0, ref="row 2",
+                                   step="map", reason="userId is missing",
+                                   data={"order_id": "1", "email": "secret@example.com"})
             session.add(error)
             return flow_id, error.id
 
@@ -368,8 +368,8 @@ def fingerprint(world: World) -> tuple[Any, ...]:
             rows(Flow.id, Flow.name, Flow.enabled, Flow.definition, Flow.updated_at,
                  Flow.active_run_id, where=Flow.account_id == a),
             rows(Run.id, Run.status, where=Run.account_id == a),
-            rows(RecordError.id, RecordError.status, RecordError.data,
-                 where=RecordError.account_id == a),
+            rows(RecordErrorRow.id, RecordErrorRow.status, RecordErrorRow.data,
+                 where=RecordErrorRow.account_id == a),
             rows(Upload.id, where=Upload.account_id == a),
             rows(User.id, User.email, User.role, User.disabled_at, where=User.account_id == a),
             rows(ApiToken.id, ApiToken.kind, ApiToken.used_at, ApiToken.expires_at,

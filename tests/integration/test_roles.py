@@ -16,7 +16,7 @@ from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_
 from segbridge.cli.main import cli
 from segbridge.core.settings import Settings
 from segbridge.runtime import ADMIN_EMAIL, first_start
-from segbridge.storage.models import ApiToken, AuditEntry, Flow, RecordError, User
+from segbridge.storage.models import ApiToken, AuditEntry, Flow, RecordErrorRow, User
 from tests.integration.conftest import Server
 
 LINK = re.compile(r"https?://\S+/login\?token=(\S+)")
@@ -101,10 +101,10 @@ def test_a_monitor_sees_record_errors_without_their_data(server: Server,
         run = create_run(session, row, trigger="manual", fresh_message_ids=False,
                          definition=dict(row.definition))
         run.status, row.active_run_id = "completed_with_errors", None
-        session.add(RecordError(id="err_roles1", account_id=row.account_id, flow_id=row.id,
-                                run_id=run.id, position=0, ref="row 2", step="map",
-                                reason="userId is missing", raw="1,ana@example.com",
-                                data={"id": "1", "email": "ana@example.com"}))
+        session.add(RecordErrorRow(id="err_roles1", account_id=row.account_id, flow_id=row.id,
+                                   run_id=run.id, position=0, ref="row 2", step="map",
+                                   reason="userId is missing", raw="1,ana@example.com",
+                                   data={"id": "1", "email": "ana@example.com"}))
     monitor, _ = user_client(server, "mo@example.com", "monitor")
     with monitor:
         seen = monitor.get(f"/api/v1/flows/{flow['id']}/errors").json()

@@ -31,7 +31,7 @@ from segbridge.flows.message_ids import MessageIds
 from segbridge.flows.producer import Source
 from segbridge.flows.runs import RunStore
 from segbridge.storage.db import Database
-from segbridge.storage.models import Connection, RecordError, Run
+from segbridge.storage.models import Connection, RecordErrorRow, Run
 
 TYPICAL_BATCH_CALLS = 2000  # calls of ~250 bytes in a batch cut at ~475 KB
 
@@ -178,7 +178,7 @@ class ErrorsExport:
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
         with self._db.session() as session:
             rows = {row.id: row for row in session.scalars(
-                select(RecordError).where(RecordError.id.in_(self._ids)))}
+                select(RecordErrorRow).where(RecordErrorRow.id.in_(self._ids)))}
         for position, error_id in enumerate(self._ids):
             self._next = position + 1  # read so far, this one included
             if position < start_position or error_id not in rows:

@@ -16,7 +16,7 @@ from segbridge.core.clock import utcnow
 from segbridge.flows.lifecycle import COMPLETED, FINISHED, RunStatus
 from segbridge.flows.runs import create_run
 from segbridge.storage.db import Database
-from segbridge.storage.models import Flow, RecordError, Run
+from segbridge.storage.models import Flow, RecordErrorRow, Run
 
 MAX_AUTOMATIC_ATTEMPTS = 3
 
@@ -44,9 +44,11 @@ def after_run(db: Database, run_id: str) -> None:
 
 def _settle(session: Any, run: Run) -> None:
     ids: list[str] = run.definition["retry_errors"]
-    new_errors = list(session.scalars(select(RecordError).where(RecordError.run_id == run.id)))
+    new_errors = list(session.scalars(
+        select(RecordErrorRow).where(RecordErrorRow.run_id == run.id)))
     failed_positions = {error.position for error in new_errors}
-    sources = {e.id: e for e in session.scalars(select(RecordError).where(RecordError.id.in_(ids)))}
+    sources = {e.id: e for e in session.scalars(
+        select(RecordErrorRow).where(RecordErrorRow.id.in_(ids)))}
     for error in new_errors:
         source = sources.get(ids[error.position]) if error.position < len(ids) else None
         error.attempts = (source.attempts if source else 0) + 1
@@ -60,11 +62,11 @@ def _settle(session: Any, run: Run) -> None:
 
 def _queue_automatic_retry(session: Any, run: Run) -> None:
     retriable = list(session.scalars(
-        select(RecordError.id).where(
-            RecordError.run_id == run.id, RecordError.status == "open",
-            RecordError.retriable.is_(True),
-            RecordError.attempts < MAX_AUTOMATIC_ATTEMPTS - 1)
-        .order_by(RecordError.position)))
+        select(RecordErrorRow.id).where(
+            RecordErrorRow.run_id == run.id, RecordErrorRow.status == "open",
+            RecordErrorRow.retriable.is_(True),
+            RecordErrorRow.attempts < MAX_AUTOMATIC_ATTEMPTS - 1)
+        .order_by(RecordErrorRow.position)))
     flow = session.get(Flow, run.flow_id)
     if not retriable or flow is None or flow.active_run_id is not None:
         return

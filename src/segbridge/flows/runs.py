@@ -37,7 +37,7 @@ from segbridge.core.ids import new_id
 from segbridge.flows.counts import COUNT_KEYS, ErrorRow, Tally
 from segbridge.flows.lifecycle import ACTIVE, COMPLETED, FINISHED, RunStatus, decided, transition
 from segbridge.storage.db import Database
-from segbridge.storage.models import Connection, Flow, RecordError, Run
+from segbridge.storage.models import Connection, Flow, RecordErrorRow, Run
 
 CRASHED = "crashed: "  # the message prefix of a run failed by a crash: it may be resumed
 TAKEN_OVER = "taken over from "
@@ -112,8 +112,8 @@ class RunStore:
                 run.status = transition(run.status, RunStatus.RUNNING)
             run.started_at = run.started_at or utcnow()
             # errors past the checkpoint belong to chunks that will be done again
-            session.execute(delete(RecordError).where(
-                RecordError.run_id == self.run_id, RecordError.position >= run.checkpoint))
+            session.execute(delete(RecordErrorRow).where(
+                RecordErrorRow.run_id == self.run_id, RecordErrorRow.position >= run.checkpoint))
             session.expunge(run)
             return run
 
@@ -192,8 +192,8 @@ class RunStore:
         return run
 
     @staticmethod
-    def _error(run: Run, row: ErrorRow) -> RecordError:
-        return RecordError(
+    def _error(run: Run, row: ErrorRow) -> RecordErrorRow:
+        return RecordErrorRow(
             id=new_id("err"), account_id=run.account_id, flow_id=run.flow_id, run_id=run.id,
             import_name=row.import_name, position=row.position, ref=row.ref[:200],
             step=row.step, field=row.field, reason=row.reason, http_status=row.http_status,

@@ -37,7 +37,7 @@ from segbridge.storage.models import (
     FlowConnection,
     Integration,
     IntegrationConnection,
-    RecordError,
+    RecordErrorRow,
     Run,
     Upload,
 )
@@ -131,7 +131,7 @@ class FlowService:
             flow = _owned(session, principal, flow_id)
             if flow.active_run_id:
                 raise Conflict(f"The flow '{flow.name}' has a run in progress; cancel it first.")
-            session.execute(delete(RecordError).where(RecordError.flow_id == flow.id))
+            session.execute(delete(RecordErrorRow).where(RecordErrorRow.flow_id == flow.id))
             session.execute(delete(Run).where(Run.flow_id == flow.id))
             session.delete(flow)
 
@@ -204,13 +204,13 @@ class FlowService:
         """A page of a flow's record errors, oldest first (``offset`` pages on)."""
         with self.db.session() as session:
             _owned(session, principal, flow_id)
-            query = select(RecordError).where(RecordError.flow_id == flow_id)
+            query = select(RecordErrorRow).where(RecordErrorRow.flow_id == flow_id)
             if status:
-                query = query.where(RecordError.status == status)
+                query = query.where(RecordErrorRow.status == status)
             if run_id:
-                query = query.where(RecordError.run_id == run_id)
-            rows = session.scalars(query.order_by(RecordError.created_at, RecordError.position,
-                                                  RecordError.id)
+                query = query.where(RecordErrorRow.run_id == run_id)
+            rows = session.scalars(query.order_by(RecordErrorRow.created_at,
+                                                  RecordErrorRow.position, RecordErrorRow.id)
                                    .limit(limit).offset(offset))
             with_data = may(principal, Permission.VIEW_RECORD_DATA)
             return [public_error(row, with_data=with_data) for row in rows]
@@ -220,9 +220,9 @@ class FlowService:
         with self.db.session() as session:
             _owned(session, principal, flow_id)
             return list(session.scalars(
-                select(RecordError.id).where(RecordError.flow_id == flow_id,
-                                             RecordError.status == "open")
-                .order_by(RecordError.created_at, RecordError.position, RecordError.id)))
+                select(RecordErrorRow.id).where(RecordErrorRow.flow_id == flow_id,
+                                                RecordErrorRow.status == "open")
+                .order_by(RecordErrorRow.created_at, RecordErrorRow.position, RecordErrorRow.id)))
 
     def resolve_errors(self, principal: Principal, flow_id: str, error_ids: list[str]) -> int:
         require(principal, Permission.HANDLE_ERRORS)
@@ -254,12 +254,12 @@ class FlowService:
         return public
 
     def _open_errors(self, session: Session, principal: Principal, flow_id: str,
-                     error_ids: list[str]) -> list[RecordError]:
+                     error_ids: list[str]) -> list[RecordErrorRow]:
         _owned(session, principal, flow_id)
-        rows = list(session.scalars(select(RecordError).where(
-            RecordError.flow_id == flow_id, RecordError.id.in_(error_ids),
-            RecordError.status == "open").order_by(RecordError.created_at,
-                                                   RecordError.position)))
+        rows = list(session.scalars(select(RecordErrorRow).where(
+            RecordErrorRow.flow_id == flow_id, RecordErrorRow.id.in_(error_ids),
+            RecordErrorRow.status == "open").order_by(RecordErrorRow.created_at,
+                                                      RecordErrorRow.position)))
         missing = set(error_ids) - {row.id for row in rows}
         if missing:
             raise NotFound(f"No open error with id(s) {', '.join(sorted(missing))} in this flow.")

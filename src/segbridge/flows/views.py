@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from segbridge.connections.views import iso
-from segbridge.storage.models import Flow, RecordError, Run
+from segbridge.storage.models import Flow, RecordErrorRow, Run
 
 
 def public_run(run: Run) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def public_run(run: Run) -> dict[str, Any]:
     }
 
 
-def public_error(error: RecordError, *, with_data: bool = True) -> dict[str, Any]:
+def public_error(error: RecordErrorRow, *, with_data: bool = True) -> dict[str, Any]:
     """A record error; without the record's ``data`` and ``raw`` for a role that may not see
     record data (``data_hidden`` says so)."""
     return {

@@ -218,8 +218,9 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class RecordError(Base):
-    """A record that failed, kept with its data, step, reason and source position."""
+class RecordErrorRow(Base):
+    """A record that failed, kept with its data, step, reason and source position (the row;
+    ``core.errors.RecordError`` is the exception a failing record raises)."""
 
     __tablename__ = "record_errors"
     __table_args__ = (

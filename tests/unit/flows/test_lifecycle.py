@@ -106,14 +106,14 @@ def test_the_stored_values_are_the_strings_the_api_has_always_shown() -> None:
 
 
 def test_every_status_is_either_active_or_finished() -> None:
-    assert ACTIVE | FINISHED == set(RunStatus)
+    assert set(RunStatus) == ACTIVE | FINISHED
     assert not ACTIVE & FINISHED
-    assert ACTIVE == {"queued", "running", "paused", "canceling"}
-    assert FINISHED == {"succeeded", "completed_with_errors", "failed", "canceled"}
+    assert {"queued", "running", "paused", "canceling"} == ACTIVE
+    assert {"succeeded", "completed_with_errors", "failed", "canceled"} == FINISHED
 
 
 def test_completed_runs_are_the_finished_ones_that_read_their_whole_input() -> None:
-    assert COMPLETED == {"succeeded", "completed_with_errors"}
+    assert {"succeeded", "completed_with_errors"} == COMPLETED
     assert COMPLETED < FINISHED
 
 
