@@ -11,7 +11,7 @@ from segbridge.accounts.service import Principal
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.connections.service import ConnectionService
-from segbridge.core.access import AccessPolicy
+from segbridge.core.access import AccessPolicy, access_policy
 from segbridge.core.errors import NotAuthenticated, NotFound
 from segbridge.core.files import make_private_dir, restrict_sqlite_file
 from segbridge.core.settings import Settings
@@ -51,7 +51,7 @@ def build_runtime(settings: Settings) -> Runtime:
     restrict_sqlite_file(settings.resolved_database_url)
     vault = load_vault(settings, db)
     registry = default_registry()
-    access = AccessPolicy.from_settings(settings)
+    access = access_policy(settings)
     connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,
                                     usage_checks=(flows_using,), access=access)
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),

@@ -19,6 +19,7 @@ check and the connection (rebinding) is not caught here (see docs/security.md).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -135,6 +136,12 @@ class AccessPolicy:
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+@functools.lru_cache(maxsize=16)
+def access_policy(settings: Settings) -> AccessPolicy:
+    """The policy of these settings, built once per process (settings are frozen)."""
+    return AccessPolicy.from_settings(settings)
 
 
 def _protected_paths(settings: Settings) -> tuple[Path, ...]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from segbridge.apps.database.url import targets_of
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
-from segbridge.core.access import AccessPolicy
+from segbridge.core.access import access_policy
 from segbridge.core.errors import NotFound
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
@@ -36,28 +36,23 @@ CursorAfter = Callable[[], dict[str, Any] | None] | None
 def build_export(db: Database, vault: Vault, settings: Settings, run: Run,
                  export_def: dict[str, Any], store: RunStore) -> tuple[Export, CursorAfter]:
     """The export of a run; an incremental one keeps the same bounds when resumed."""
+    limits = RecordLimits.from_settings(settings)
     if export_def["type"] != "database":
         path = _file_path(db, settings, run.account_id, export_def)
         return file_export(export_def["type"], path, export_def.get("options", {}),
-                           RecordLimits.from_settings(settings)), None
+                           limits), None
     connection_id = export_def["connection_id"]
     url, password = _database_target(db, vault, settings, run.account_id, connection_id)
     cursor = export_def.get("cursor")
     if cursor is None:
-        return DatabaseExport(url, password, export_def["query"],
-                              limits=RecordLimits.from_settings(settings)), None
-    if run.export_bounds:
+        return DatabaseExport(url, password, export_def["query"], limits=limits), None
+    if run.export_bounds:  # resumed: the same bounds as when the run started
         saved = CursorBounds.from_json(run.export_bounds)
-        export = DatabaseExport(url, password, export_def["query"],
-                                cursor_column=cursor["column"], last_cursor=saved.last,
-                                upper_bound=saved.upper, lag_seconds=cursor.get("lag_seconds"),
-                                limits=RecordLimits.from_settings(settings))
+        window: dict[str, Any] = {"last_cursor": saved.last, "upper_bound": saved.upper}
     else:
-        export = DatabaseExport(url, password, export_def["query"],
-                                cursor_column=cursor["column"],
-                                last_cursor=_saved_cursor(db, run.flow_id, cursor["column"]),
-                                lag_seconds=cursor.get("lag_seconds"),
-                                limits=RecordLimits.from_settings(settings))
+        window = {"last_cursor": _saved_cursor(db, run.flow_id, cursor["column"])}
+    export = DatabaseExport(url, password, export_def["query"], cursor_column=cursor["column"],
+                            lag_seconds=cursor.get("lag_seconds"), limits=limits, **window)
     bounds = export.bounds()
     if bounds is None:
         return export, None
@@ -87,8 +82,7 @@ def _file_path(db: Database, settings: Settings, account_id: str,
     at every run and preview: a symlink may have changed, or the operator's roots)."""
     if export_def.get("upload"):
         return resolve_upload(db, settings.home, account_id, export_def["upload"])
-    return AccessPolicy.from_settings(settings).check_file(export_def["path"],
-                                                           field="export.path")
+    return access_policy(settings).check_file(export_def["path"], field="export.path")
 
 
 def _database_target(db: Database, vault: Vault, settings: Settings, account_id: str,
@@ -98,7 +92,7 @@ def _database_target(db: Database, vault: Vault, settings: Settings, account_id:
         if connection is None or connection.account_id != account_id:
             raise NotFound("The export's Database connection no longer exists.")
         url = str(connection.settings["url"])
-        AccessPolicy.from_settings(settings).check_targets(targets_of(url, "export.connection"))
+        access_policy(settings).check_targets(targets_of(url, "export.connection"))
         secrets = load_secrets(session, vault, connection)
         return url, secrets.get("password")
 

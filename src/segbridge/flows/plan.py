@@ -16,7 +16,7 @@ from segbridge.concurrency.governor import Governor
 from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import load_secrets
 from segbridge.connections.views import root_lender
-from segbridge.core.access import AccessPolicy
+from segbridge.core.access import access_policy
 from segbridge.core.errors import FatalError
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
@@ -136,7 +136,7 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
         secrets = load_secrets(session, ctx.vault, connection)
         endpoint = resolve_endpoint(connection.settings.get("region"),
                                     connection.settings.get("endpoint"))
-    AccessPolicy.from_settings(ctx.settings).check_url(
+    access_policy(ctx.settings).check_url(
         endpoint.url(""), field=f"imports.{step['name']}.connection")
     pool = root.id
     ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)

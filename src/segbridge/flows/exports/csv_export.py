@@ -249,9 +249,8 @@ class _CsvPass:
 
     def checked(self, header: list[str]) -> list[str]:
         """The header, unless it has more columns than a record may have fields."""
-        if len(header) > self.limits.max_fields:
-            raise ExportError(f"The header has {len(header):,} columns; a record may have at "
-                              f"most {self.limits.max_fields:,} fields "
-                              "(SEGBRIDGE_RECORD_MAX_FIELDS). Export fewer columns.",
-                              cause="bad_header")
+        problem = self.limits.too_many_columns("The header has", len(header),
+                                               "Export fewer columns.")
+        if problem:
+            raise ExportError(problem, cause="bad_header")
         return header

@@ -149,11 +149,10 @@ class DatabaseExport:
 
     def _checked(self, names: list[str]) -> list[str]:
         """The column names, unless there are more than a record may have fields."""
-        if len(names) > self.limits.max_fields:
-            raise ExportError(f"The query returns {len(names):,} columns; a record may have at "
-                              f"most {self.limits.max_fields:,} fields "
-                              "(SEGBRIDGE_RECORD_MAX_FIELDS). Select fewer columns.",
-                              cause="config")
+        problem = self.limits.too_many_columns("The query returns", len(names),
+                                               "Select fewer columns.")
+        if problem:
+            raise ExportError(problem, cause="config")
         return names
 
     def _record(self, position: int, names: list[str], row: Sequence[Any],

@@ -57,6 +57,13 @@ class RecordLimits:
         return (f"the record has {fields:,} fields; at most {self.max_fields:,} are allowed "
                 "(SEGBRIDGE_RECORD_MAX_FIELDS)")
 
+    def too_many_columns(self, source: str, columns: int, fix: str) -> str | None:
+        """Why every record of a source with this many columns would fail, or None."""
+        if columns <= self.max_fields:
+            return None
+        return (f"{source} {columns:,} columns; a record may have at most {self.max_fields:,} "
+                f"fields (SEGBRIDGE_RECORD_MAX_FIELDS). {fix}")
+
     def shape_problem(self, value: Any) -> str | None:
         """Why a parsed record breaks the depth or field cap (None: it does not)."""
         if type(value) is dict and NESTED.isdisjoint(map(type, value.values())):
