@@ -127,8 +127,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     from segbridge.connections.model import ConnectionDraft
     from segbridge.core.gc_tuning import freeze_long_lived_objects
     from segbridge.core.settings import load_settings
-    from segbridge.flows.executor import run_in_foreground
-    from segbridge.flows.lanes import lane_policy
+    from segbridge.runs.executor import run_in_foreground
+    from segbridge.runs.lanes import lane_policy
     from segbridge.runtime import build_runtime, first_start
     from segbridge.storage.models import User
 

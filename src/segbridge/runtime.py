@@ -19,6 +19,7 @@ from segbridge.core.vault import Vault
 from segbridge.flows.integrations import IntegrationService
 from segbridge.flows.service import FlowService, flows_using
 from segbridge.keys import load_vault
+from segbridge.runs.queue import RunQueue
 from segbridge.storage.db import Database
 from segbridge.storage.models import Account, User
 
@@ -38,6 +39,7 @@ class Runtime:
     integrations: IntegrationService
     flows: FlowService
     access: AccessPolicy
+    run_queue: RunQueue
 
     def close(self) -> None:
         self.db.dispose()
@@ -54,8 +56,9 @@ def build_runtime(settings: Settings) -> Runtime:
     access = access_policy(settings)
     connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,
                                     usage_checks=(flows_using,), access=access)
+    run_queue = RunQueue()
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
-                   FlowService(db, access), access)
+                   FlowService(db, access, run_queue), access, run_queue)
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -8,10 +8,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from segbridge.flows.delivery import RetryPolicy
-from segbridge.flows.executor import RunExecutor
-from segbridge.flows.lanes import LanePolicy, lane_policy
+from segbridge.apps.segment.sink import RetryPolicy
 from segbridge.flows.scheduler import start_due_runs
+from segbridge.runs.executor import RunExecutor
+from segbridge.runs.lanes import LanePolicy, lane_policy
 from segbridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Workers:
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy, lanes=lanes or lane_policy(runtime.settings))
-        runtime.flows.submit = self.submit
+        runtime.run_queue.attach(self.submit)
         self._stopped = False
         self._loops = [
             Every("retest-offline", runtime.settings.retest_interval_seconds,
@@ -77,6 +77,5 @@ class Workers:
         self._stopped = True
         for loop in self._loops:
             loop.stop()
-        if self.runtime.flows.submit == self.submit:
-            self.runtime.flows.submit = None
+        self.runtime.run_queue.detach(self.submit)
         self.executor.shutdown()

@@ -24,7 +24,7 @@ from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
 from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE, csrf_token_for
 from segbridge.connections.model import ConnectionDraft
-from segbridge.flows.runs import create_run
+from segbridge.runs.store import create_run
 from segbridge.runtime import ADMIN_EMAIL
 from segbridge.storage.models import (
     Account,

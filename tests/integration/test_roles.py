@@ -95,7 +95,7 @@ def test_a_monitor_sees_record_errors_without_their_data(server: Server,
         "imports": [{"name": "People", "connection": "Segment", "call": "identify",
                      "mapping": {"userId": "id"}}]}).json()
     with server.runtime.db.session() as session:
-        from segbridge.flows.runs import create_run
+        from segbridge.runs.store import create_run
 
         row = session.get(Flow, flow["id"])
         run = create_run(session, row, trigger="manual", fresh_message_ids=False,

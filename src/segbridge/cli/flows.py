@@ -13,11 +13,11 @@ from segbridge.accounts.roles import Permission, require
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
-from segbridge.flows.counts import Tally
-from segbridge.flows.engine import TAKEN_OVER_RESULT
-from segbridge.flows.executor import run_in_foreground
-from segbridge.flows.lanes import lane_policy
-from segbridge.flows.lifecycle import RunStatus
+from segbridge.runs.counts import Tally
+from segbridge.runs.engine import TAKEN_OVER_RESULT
+from segbridge.runs.executor import run_in_foreground
+from segbridge.runs.lanes import lane_policy
+from segbridge.runs.lifecycle import RunStatus
 
 
 @click.group("integrations")
@@ -214,9 +214,7 @@ def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
                               if retry_all else [])
     if not ids:
         raise click.ClickException("Name the errors to retry, or use --all.")
-    submit, runtime.flows.submit = runtime.flows.submit, None
-    run = runtime.flows.retry_errors(principal, flow_id, ids)
-    runtime.flows.submit = submit
+    run = runtime.flows.retry_errors(principal, flow_id, ids, execute=False)
     _execute(ctx, run["id"], False, False)
 
 

@@ -165,7 +165,7 @@ def _check_database_export(export: Mapping[str, Any]) -> list[FieldProblem]:
 def _check_steps(steps: Any) -> list[FieldProblem]:
     if not isinstance(steps, list):
         return [FieldProblem("steps", "use a list of steps, e.g. [{filter: {expression: ...}}]")]
-    from segbridge.flows.mapping import compile_expression
+    from segbridge.mapping import compile_expression
 
     problems: list[FieldProblem] = []
     for index, step in enumerate(steps):
@@ -186,7 +186,7 @@ def _check_imports(imports: Any) -> list[FieldProblem]:
     if not isinstance(imports, list) or not imports:
         return [FieldProblem("imports", "add at least one import: {name, connection, call, "
                                         "mapping}")]
-    from segbridge.flows.mapping import validate_mapping
+    from segbridge.mapping import validate_mapping
 
     problems: list[FieldProblem] = []
     names: set[str] = set()

@@ -18,9 +18,9 @@ from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
 from segbridge.core.errors import FieldProblem, ValidationFailed
-from segbridge.flows.contracts import Export, MappingError, SourceRecord
-from segbridge.flows.exports.errors import ExportError
-from segbridge.flows.message_ids import MessageIds
+from segbridge.exports.contracts import Export, MappingError, SourceRecord
+from segbridge.exports.errors import ExportError
+from segbridge.runs.message_ids import MessageIds
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
             doc: dict[str, Any] | None, limit: int) -> dict[str, Any]:
-    from segbridge.flows.exports_factory import preview_export
-    from segbridge.flows.mapping import compile_expression, compile_mapping
+    from segbridge.mapping import compile_expression, compile_mapping
+    from segbridge.runs.export_factory import preview_export
 
     require(principal, Permission.PREVIEW)
     definition = _definition(runtime, principal, flow_id, doc)

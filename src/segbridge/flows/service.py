@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -26,10 +26,11 @@ from segbridge.core.errors import (
 from segbridge.core.ids import new_id
 from segbridge.flows.definition import validate_definition
 from segbridge.flows.integrations import find_integration
-from segbridge.flows.lifecycle import ACTIVE, RunStatus, transition
-from segbridge.flows.retries import retry_definition
-from segbridge.flows.runs import create_run, reopen
 from segbridge.flows.views import document, public_error, public_flow, public_run
+from segbridge.runs.lifecycle import ACTIVE, RunStatus, transition
+from segbridge.runs.queue import RunQueue
+from segbridge.runs.retries import retry_definition
+from segbridge.runs.store import create_run, reopen
 from segbridge.storage.db import Database
 from segbridge.storage.models import (
     Connection,
@@ -43,15 +44,11 @@ from segbridge.storage.models import (
 )
 
 
-class RunSubmitter(Protocol):
-    def __call__(self, run_id: str) -> None: ...
-
-
 class FlowService:
-    def __init__(self, db: Database, access: AccessPolicy) -> None:
+    def __init__(self, db: Database, access: AccessPolicy, queue: RunQueue) -> None:
         self.db = db
         self.access = access
-        self.submit: RunSubmitter | None = None  # set by the server: runs execute there
+        self.queue = queue  # where started runs go to be executed (see runs/queue.py)
 
     # ---- flows -----------------------------------------------------------------------------
 
@@ -147,8 +144,8 @@ class FlowService:
             run = create_run(session, flow, trigger=trigger, fresh_message_ids=fresh_message_ids,
                              definition=dict(flow.definition))
             public = public_run(run)
-        if execute and self.submit is not None:
-            self.submit(public["id"])
+        if execute:
+            self.queue.enqueue(public["id"])
         return public
 
     def get_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
@@ -192,8 +189,8 @@ class FlowService:
             run = _owned_run(session, principal, run_id)
             reopen(session, run, lease_seconds)
             public = public_run(run)
-        if execute and self.submit is not None:
-            self.submit(run_id)
+        if execute:
+            self.queue.enqueue(run_id)
         return public
 
     # ---- record errors ---------------------------------------------------------------------
@@ -234,7 +231,8 @@ class FlowService:
             return len(rows)
 
     def retry_errors(self, principal: Principal, flow_id: str, error_ids: list[str],
-                     edits: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                     edits: dict[str, dict[str, Any]] | None = None, *,
+                     execute: bool = True) -> dict[str, Any]:
         """Send the chosen errors' records again (optionally with edited data) in a retry run."""
         require(principal, Permission.HANDLE_ERRORS)
         edits = edits or {}
@@ -249,8 +247,8 @@ class FlowService:
                              definition=retry_definition(dict(flow.definition),
                                                          [r.id for r in rows]))
             public = public_run(run)
-        if self.submit is not None:
-            self.submit(public["id"])
+        if execute:
+            self.queue.enqueue(public["id"])
         return public
 
     def _open_errors(self, session: Session, principal: Principal, flow_id: str,

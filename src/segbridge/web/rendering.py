@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from segbridge.flows.lifecycle import ACTIVE
+from segbridge.runs.lifecycle import ACTIVE
 from segbridge.web import forms
 from segbridge.web.auth import can
 

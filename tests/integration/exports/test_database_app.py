@@ -11,8 +11,9 @@ import pytest
 
 from segbridge.apps.base import ConnectionConfig, PingResult
 from segbridge.apps.database.app import DatabaseApplication
+from segbridge.apps.database.export import DatabaseExport
 from segbridge.core.secrets import Secret
-from segbridge.flows.exports import DatabaseExport, ExportError
+from segbridge.exports.errors import ExportError
 from tests.integration.exports.dbs import Db
 
 APP = DatabaseApplication()

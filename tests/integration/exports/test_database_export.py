@@ -17,14 +17,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from segbridge.flows.contracts import SourceRecord
-from segbridge.flows.exports import (
-    CursorBounds,
-    DatabaseExport,
-    ExportError,
-    ExportUnavailable,
-    next_cursor_value,
-)
+from segbridge.apps.database.cursor import CursorBounds, next_cursor_value
+from segbridge.apps.database.export import DatabaseExport
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError, ExportUnavailable
 from tests.integration.exports.dbs import Db
 
 TS = {"sqlite": "TEXT", "postgresql": "TIMESTAMPTZ", "mariadb": "DATETIME(6)"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from segbridge.flows.exports import DatabaseExport, ExportError
+from segbridge.apps.database.export import DatabaseExport
+from segbridge.exports.errors import ExportError
 from tests.integration.exports.dbs import Db
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from segbridge.flows.delivery import RetryPolicy
+from segbridge.apps.segment.sink import RetryPolicy
 from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.workers import Workers
 from tests.integration.conftest import Server

@@ -121,7 +121,7 @@ def lane_processes(server: Server) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if b"segbridge.flows.lanes" in (entry / "cmdline").read_bytes() \
+            if b"segbridge.runs.lanes" in (entry / "cmdline").read_bytes() \
                     and home in (entry / "environ").read_bytes().split(b"\0"):
                 found.append(int(entry.name))
         except (OSError, ValueError):

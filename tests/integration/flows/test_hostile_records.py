@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from segbridge.flows.lanes import LanePolicy
+from segbridge.runs.lanes import LanePolicy
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
@@ -108,7 +108,7 @@ def test_a_record_nested_300_deep_is_one_record_error_and_the_rest_of_its_chunk_
     server: Server, receiver: Receiver, shop: dict[str, Any], kind: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="segbridge.flows.lanes")
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
     connection = segment_connection(server, receiver)
     upload_id = upload(server, f"orders.{kind}", file_body(kind, hostile_orders()))
     flow = create_flow(server, flow_doc("Orders", kind, upload_id, connection["name"]))

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from segbridge.flows.lanes import LanePolicy
+from segbridge.runs.lanes import LanePolicy
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
@@ -44,7 +44,7 @@ def lane_pids() -> list[int]:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == os.getpid() and b"segbridge.flows.lanes" in cmdline:
+        if parent == os.getpid() and b"segbridge.runs.lanes" in cmdline:
             found.append(int(entry.name))
     return found
 
@@ -110,7 +110,7 @@ def test_lanes_send_the_calls_and_errors_of_one_producer(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path, kind: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="segbridge.flows.lanes")
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
     connection = segment_connection(server, receiver)
     write = messy_csv if kind == "csv" else messy_ndjson
     doc = track_flow("Orders", write(tmp_path / f"o.{kind}", ROWS), connection["name"],
@@ -196,7 +196,7 @@ def test_an_export_error_in_a_lane_fails_the_run_with_its_reason(
     server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
     tmp_path: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="segbridge.flows.lanes")
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
     connection = segment_connection(server, receiver)
     path = tmp_path / "o.csv"
     path.write_bytes(b"order_id,customer_\xff_id\n1,c1\n")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from segbridge.core.errors import Conflict
-from segbridge.flows.executor import run_in_foreground
-from segbridge.flows.lifecycle import InvalidTransition, RunStatus
-from segbridge.flows.runs import RunStore
+from segbridge.runs.executor import run_in_foreground
+from segbridge.runs.lifecycle import InvalidTransition, RunStatus
+from segbridge.runs.store import RunStore
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
     Receiver,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from segbridge.apps.segment.limits import MAX_BATCH_CALLS
-from segbridge.flows import producer
-from segbridge.flows.batching import Item
-from segbridge.flows.counts import ErrorRow
+from segbridge.runs import producer
+from segbridge.runs.batching import Item
+from segbridge.runs.counts import ErrorRow
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (

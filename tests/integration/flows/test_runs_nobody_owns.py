@@ -18,8 +18,8 @@ import pytest
 
 from segbridge.core.clock import utcnow
 from segbridge.core.settings import Settings, load_settings
-from segbridge.flows.counts import Tally
-from segbridge.flows.runs import (
+from segbridge.runs.counts import Tally
+from segbridge.runs.store import (
     LeaseLost,
     Orphan,
     RunStore,
@@ -274,7 +274,7 @@ def test_a_lane_that_dies_is_started_again_and_every_record_arrives_once(
     server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
     data: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="segbridge.flows.lanes")
+    caplog.set_level(logging.WARNING, logger="segbridge.runs.lanes")
     flow, run_id, pids = slow_run_in_lanes(server, receiver, data)
     os.kill(pids[0], signal.SIGKILL)
     time.sleep(1)

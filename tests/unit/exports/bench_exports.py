@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from segbridge.flows.contracts import Export
-from segbridge.flows.exports import CsvExport, JsonArrayExport, NdjsonExport
+from segbridge.apps.files.csv_export import CsvExport
+from segbridge.apps.files.json_array import JsonArrayExport
+from segbridge.apps.files.ndjson import NdjsonExport
+from segbridge.exports.contracts import Export
 
 CHUNK_ROWS = 10_000
 

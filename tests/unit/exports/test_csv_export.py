@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from segbridge.flows.contracts import SourceRecord
-from segbridge.flows.exports import CsvExport, ExportError
+from segbridge.apps.files.csv_export import CsvExport
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "data.csv") -> Path:

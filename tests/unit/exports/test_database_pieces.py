@@ -16,21 +16,22 @@ from sqlalchemy.exc import OperationalError
 from segbridge.apps.base import Capability, SettingKind
 from segbridge.apps.database.app import DatabaseApplication
 from segbridge.apps.database.connect import _sqlite_read_only, scrub
-from segbridge.apps.database.diagnose import diagnose
-from segbridge.apps.database.url import public_url, url_problems, with_password
-from segbridge.core.secrets import Secret
-from segbridge.flows.exports import (
+from segbridge.apps.database.convert import convert_row, convert_value
+from segbridge.apps.database.cursor import (
     CursorBounds,
-    DatabaseExport,
-    ExportError,
+    cutoff,
     decode_cursor_value,
     encode_cursor_value,
-    file_export,
     next_cursor_value,
+    offset_clause,
+    range_sql,
 )
-from segbridge.flows.exports.convert import convert_row, convert_value
-from segbridge.flows.exports.cursor import cutoff, offset_clause, range_sql
-from segbridge.flows.exports.database import clean_query
+from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.export import DatabaseExport, clean_query
+from segbridge.apps.database.url import public_url, url_problems, with_password
+from segbridge.apps.files.export import file_export
+from segbridge.core.secrets import Secret
+from segbridge.exports.errors import ExportError
 
 APP = DatabaseApplication()
 PASSWORD = "pa ss/w%rd@1"

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from segbridge.flows.contracts import SourceRecord
-from segbridge.flows.exports import CsvExport, ExportError, JsonArrayExport, NdjsonExport
+from segbridge.apps.files.csv_export import CsvExport
+from segbridge.apps.files.json_array import JsonArrayExport
+from segbridge.apps.files.ndjson import NdjsonExport
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "data.json") -> Path:

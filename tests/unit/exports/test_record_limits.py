@@ -15,19 +15,17 @@ from typing import Any
 import orjson
 import pytest
 
-from segbridge.flows.contracts import SourceRecord
-from segbridge.flows.counts import KEPT_DATA_BYTES, ErrorRow
-from segbridge.flows.exports import (
-    CsvExport,
-    DatabaseExport,
-    ExportError,
-    JsonArrayExport,
-    NdjsonExport,
-    RecordLimits,
-)
-from segbridge.flows.mapping import compile_mapping
-from segbridge.flows.message_ids import MessageIds
-from segbridge.flows.producer import Chunk, Producer, Source
+from segbridge.apps.database.export import DatabaseExport
+from segbridge.apps.files.csv_export import CsvExport
+from segbridge.apps.files.json_array import JsonArrayExport
+from segbridge.apps.files.ndjson import NdjsonExport
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError
+from segbridge.exports.limits import RecordLimits
+from segbridge.mapping import compile_mapping
+from segbridge.runs.counts import KEPT_DATA_BYTES, ErrorRow
+from segbridge.runs.message_ids import MessageIds
+from segbridge.runs.producer import Chunk, Producer, Source
 
 SMALL = RecordLimits(max_depth=64, max_bytes=1024, max_fields=10)
 DEPTH = "at most 64 are allowed (SEGBRIDGE_RECORD_MAX_DEPTH)"
@@ -188,7 +186,7 @@ def test_json_an_item_of_64_mb_is_never_held_in_memory(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from segbridge.flows.exports import JsonArrayExport
+        from segbridge.apps.files.json_array import JsonArrayExport
         errors = [r.error for r in JsonArrayExport(Path(sys.argv[1])).records()]
         assert errors[0] is None and errors[2] is None, errors
         assert "the record is 67,108,885 bytes" in errors[1], errors
@@ -211,7 +209,7 @@ def test_json_an_item_nested_8000_deep_is_measured_not_built(tmp_path: Path) -> 
     script = textwrap.dedent("""
         import sys
         from pathlib import Path
-        from segbridge.flows.exports import JsonArrayExport
+        from segbridge.apps.files.json_array import JsonArrayExport
         records = list(JsonArrayExport(Path(sys.argv[1])).records())
         assert [r.data for r in records] == [{"id": 1}, None, {"id": 3}], records
         assert records[1].error == ("item 2: the record is nested 8,000 levels deep; at most "

@@ -3,8 +3,8 @@ from __future__ import annotations
 import orjson
 
 from segbridge.apps.segment.limits import BATCH_CUT_BYTES, MAX_BATCH_BYTES, MAX_BATCH_CALLS
-from segbridge.flows.batching import Batcher, Item, batch_body
-from segbridge.flows.message_ids import MessageIds
+from segbridge.runs.batching import Batcher, Item, batch_body
+from segbridge.runs.message_ids import MessageIds
 
 
 def item(position: int, size: int) -> Item:

@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from segbridge.flows.batching import Item, PackedCalls
-from segbridge.flows.counts import ErrorRow, Tally
-from segbridge.flows.delivery import gzip_batch
-from segbridge.flows.exports import CsvExport
-from segbridge.flows.lanes import LanePolicy, chunk_frame, chunk_from_frame
-from segbridge.flows.producer import Chunk, Lane
+from segbridge.apps.files.csv_export import CsvExport
+from segbridge.apps.segment.sink import gzip_batch
+from segbridge.runs.batching import Item, PackedCalls
+from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.lanes import LanePolicy, chunk_frame, chunk_from_frame
+from segbridge.runs.producer import Chunk, Lane
 
 
 def items(count: int, start: int = 0) -> list[Item]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from segbridge.flows.lifecycle import (
+from segbridge.runs.lifecycle import (
     ACTIVE,
     COMPLETED,
     FINISHED,

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any
 
-from segbridge.flows.mapping import compile_mapping
+from segbridge.mapping import compile_mapping
 
 SPEC: dict[str, Any] = {
     "userId": "user_id",

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from segbridge.core.errors import ValidationFailed
-from segbridge.flows.contracts import MappingError
-from segbridge.flows.mapping import compile_mapping
+from segbridge.exports.contracts import MappingError
+from segbridge.mapping import compile_mapping
 
 
 def call(call_type: str, spec: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

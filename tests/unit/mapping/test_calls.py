@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segbridge.flows.mapping import CALL_FIELDS, validate_mapping
+from segbridge.mapping import CALL_FIELDS, validate_mapping
 
 from .helpers import call, mapping_error, problems
 

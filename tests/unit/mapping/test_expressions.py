@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from segbridge.flows.mapping import ExpressionError, ExpressionSyntaxError, compile_expression
+from segbridge.mapping import ExpressionError, ExpressionSyntaxError, compile_expression
 
 RECORD: dict[str, Any] = {
     "email": "  Ann@Example.COM ", "first": "Ann", "last": "Lee", "amount": 12.5, "qty": 3,

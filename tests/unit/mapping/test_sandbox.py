@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from segbridge.flows.mapping import ExpressionError, ExpressionSyntaxError, compile_expression
-from segbridge.flows.mapping.expressions import FUNCTIONS
+from segbridge.mapping import ExpressionError, ExpressionSyntaxError, compile_expression
+from segbridge.mapping.expressions import FUNCTIONS
 
 ATTRIBUTE = "attribute access (a.b) is not allowed: use record['a']['b'] or field('a.b')"
 POWER = "** is not allowed (powers make huge numbers): multiply instead"

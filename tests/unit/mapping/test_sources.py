@@ -8,7 +8,7 @@ from uuid import UUID
 
 import pytest
 
-from segbridge.flows.mapping import compile_mapping
+from segbridge.mapping import compile_mapping
 
 from .helpers import call, mapping_error, problems
 

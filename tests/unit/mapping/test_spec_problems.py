@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segbridge.core.errors import ValidationFailed
-from segbridge.flows.mapping import compile_mapping, validate_mapping
+from segbridge.mapping import compile_mapping, validate_mapping
 
 from .helpers import problems
 

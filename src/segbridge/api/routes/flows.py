@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
-from segbridge.flows.lifecycle import FINISHED
+from segbridge.runs.lifecycle import FINISHED
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}

@@ -1,0 +1,1 @@
+"""What every export shares: the record contract, the record caps, export errors."""

@@ -1,0 +1,1 @@
+"""The run engine: plan, produce, deliver, count, checkpoint; one entry point, execute()."""

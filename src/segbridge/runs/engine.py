@@ -1,0 +1,236 @@
+"""The run engine: export -> filter -> map -> batch -> deliver, with checkpoints per chunk.
+
+A producer (``flows.producer``: a thread, or N lane processes for large files, see
+``flows.lanes``) reads the export, filters and maps each record, serialises each call once,
+and cuts the stream into numbered *chunks*. The event loop delivers chunks concurrently (the
+governor keeps each connection within its limit) and commits them strictly in order: counts,
+record errors and the checkpoint (the position after the chunk) in one transaction. A run
+killed at any moment resumes at its checkpoint; the records after it are sent again with the
+same messageIds, so the receiver deduplicates them. Nothing here touches the ORM.
+
+A run whose lease was lost (another process took it over: ``RunStore`` raises ``LeaseLost``,
+or the executor's heartbeat says so) stops at once and commits nothing more: its new owner
+goes on from the checkpoint. A run whose lanes kept dying fails as *crashed* (resumable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import orjson
+
+from segbridge.apps.segment.sink import Delivery, Outcome, RunFailed
+from segbridge.core.errors import ApplicationError
+from segbridge.exports.contracts import MapRecord
+from segbridge.runs.batching import Item
+from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
+from segbridge.runs.lifecycle import RunStatus
+from segbridge.runs.message_ids import MessageIds
+from segbridge.runs.producer import Chunk, Producer, Source
+from segbridge.runs.store import CRASHED, LeaseLost, RunStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ImportPlan:
+    name: str
+    call_type: str
+    map_record: MapRecord
+    ids: MessageIds
+    delivery: Delivery
+    connection_id: str
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    source: Source
+    imports: list[ImportPlan]
+    cursor_after: Callable[[], dict[str, Any] | None] | None = None
+    chunks_ahead: int = 8
+    lanes: LaneSpec | None = None  # when set, lane processes produce the chunks
+
+
+TAKEN_OVER_RESULT: Final = "taken_over"  # not a run status: this process lost the run to another
+
+
+@dataclass
+class RunResult:
+    status: RunStatus | Literal["taken_over"]
+    message: str | None
+    counts: Tally
+OnProgress = Callable[[Tally, float | None], None]
+"""Told after each committed chunk: the run's counts and the share of its input read."""
+
+
+class Engine:
+    """Executes one run on the current event loop."""
+
+    def __init__(self, plan: RunPlan, store: RunStore,
+                 on_progress: OnProgress | None = None) -> None:
+        self.plan = plan
+        self.store = store
+        self.on_progress = on_progress
+        self.totals = Tally()
+        self._failure: str | None = None
+        self._lost: str | None = None
+        self._canceled = False
+        self._stop = threading.Event()
+        self._slots = threading.Semaphore(plan.chunks_ahead)
+        self._done: dict[int, Chunk] = {}
+        self._next_seq = 1
+        self._committing = False
+
+    async def execute(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Chunk | None] = asyncio.Queue()
+        def emit(chunk: Chunk | None) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, chunk)
+
+        producer = self._producer(emit)
+        thread = threading.Thread(target=producer.run, name=f"export-{self.plan.run_id}",
+                                  daemon=True)
+        thread.start()
+        tasks: set[asyncio.Task[None]] = set()
+        while (chunk := await queue.get()) is not None:
+            task = asyncio.create_task(self._deliver(chunk))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks)
+        await asyncio.to_thread(thread.join)
+        if producer.error is not None and self._failure is None and self._lost is None:
+            self._failure = self._producer_failure(producer.error)
+        return self._result()
+
+    def lose_lease(self, message: str) -> None:
+        """Another process owns the run now: stop, and commit nothing more."""
+        if self._lost is None:
+            log.warning("run %s: %s; stopping here", self.plan.run_id, message)
+            self._lost = message
+        self._stop.set()
+
+    def _producer_failure(self, error: BaseException) -> str:
+        if isinstance(error, LaneDied):
+            return (f"{CRASHED}{error.message}, after {MAX_LANE_RESTARTS} lane restarts; "
+                    "nothing was lost: resume the run to go on from its checkpoint "
+                    f"(segbridge runs resume {self.plan.run_id})")
+        return _describe(error)
+
+    def _producer(self, emit: Callable[[Chunk | None], None]) -> Producer | LaneReader:
+        if self.plan.lanes is not None:
+            return LaneReader(self.plan.lanes, emit, self._slots, self._stop)
+        return Producer(self.plan.source, emit, self._slots, self._stop)
+
+    async def _deliver(self, chunk: Chunk) -> None:
+        chunk.delivered = not self._stop.is_set()
+        if chunk.delivered:
+            batches = [(self.plan.imports[index], items)
+                       for index, items in chunk.batches if items]
+            outcomes = await asyncio.gather(
+                *(self._deliver_batch(imp, items) for imp, items in batches),
+                return_exceptions=True)
+            for (imp, _items), outcome in zip(batches, outcomes, strict=True):
+                self._merge(chunk, imp, outcome)
+        chunk.batches = []  # delivered: the calls are not needed any more (errors keep theirs)
+        self._done[chunk.seq] = chunk
+        await self._advance()
+
+    async def _deliver_batch(self, imp: ImportPlan, items: Sequence[Item]) -> Outcome:
+        return await imp.delivery.deliver(items)
+
+    def _merge(self, chunk: Chunk, imp: ImportPlan, outcome: Outcome | BaseException) -> None:
+        if isinstance(outcome, LeaseLost):  # (pausing the run found it taken over)
+            self.lose_lease(str(outcome))
+            return
+        if isinstance(outcome, RunFailed):
+            self._fail(f"{imp.name}: {outcome.error.message}")
+            return
+        if isinstance(outcome, BaseException):
+            self._fail(f"{imp.name}: {_describe(outcome)}")
+            return
+        chunk.tally.add("sent", outcome.sent, imp.name)
+        chunk.tally.add("retried", outcome.retried)
+        chunk.tally.add("batches", 1)
+        chunk.tally.add("bytes", outcome.bytes)
+        for error in outcome.errors:
+            chunk.tally.add("failed", 1, imp.name)
+            chunk.errors.append(ErrorRow(
+                error.item.position, error.item.ref, "import", error.reason, imp.name,
+                http_status=error.status, retriable=error.retriable,
+                data=orjson.loads(error.item.body)))
+
+    def _fail(self, message: str) -> None:
+        if self._failure is None:
+            self._failure = message
+        self._stop.set()
+
+    async def _advance(self) -> None:
+        """Commit finished chunks in order; the checkpoint only moves past finished work.
+
+        One coroutine at a time commits (it goes on while the next chunk is finished); the
+        others return at once, so no finished chunk waits in a queue of lock waiters."""
+        if self._committing:
+            return
+        self._committing = True
+        try:
+            while self._next_seq in self._done:
+                chunk = self._done.pop(self._next_seq)
+                self._next_seq += 1
+                if chunk.delivered and self._lost is None \
+                        and not (self._stop.is_set() and self._failure is not None):
+                    # (a failed run keeps its checkpoint where delivery stopped; a chunk that
+                    # came after a cancel was not sent, so it is not counted either)
+                    await self._commit(chunk)
+                self._slots.release()
+        finally:
+            self._committing = False
+
+    async def _commit(self, chunk: Chunk) -> None:
+        try:
+            await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
+                                    chunk.errors, chunk.share)
+        except LeaseLost as lost:
+            self.lose_lease(str(lost))
+            return
+        self._count(chunk.tally, chunk.share)
+        await self._check_canceled()
+
+    def _count(self, tally: Tally, share: float | None) -> None:
+        merged = tally.merged_into({**self.totals.totals, "imports": self.totals.imports})
+        self.totals = Tally(totals={k: merged[k] for k in self.totals.totals},
+                            imports=merged["imports"])
+        if self.on_progress is not None:
+            self.on_progress(self.totals, share)
+
+    async def _check_canceled(self) -> None:
+        if await asyncio.to_thread(self.store.status) == RunStatus.CANCELING:
+            self._canceled = True
+            self._stop.set()
+
+    def _result(self) -> RunResult:
+        if self._lost is not None:
+            return RunResult(TAKEN_OVER_RESULT, self._lost, self.totals)
+        if self._failure is not None:
+            return RunResult(RunStatus.FAILED, self._failure, self.totals)
+        if self._canceled:
+            return RunResult(RunStatus.CANCELED, "canceled by a user", self.totals)
+        failed = self.totals.totals["failed"]
+        if failed:
+            return RunResult(RunStatus.COMPLETED_WITH_ERRORS,
+                             f"{failed} record error(s); see the run's errors", self.totals)
+        return RunResult(RunStatus.SUCCEEDED, None, self.totals)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApplicationError):
+        return exc.message
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}"

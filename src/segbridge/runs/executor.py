@@ -1,0 +1,212 @@
+"""Executing runs: in the server, on one event loop thread shared by all runs (so every run of
+the process draws from the same connection pools); in the CLI, in the foreground.
+
+Whoever executes a run holds its lease (``flows.runs``): ``execute_run`` renews it every
+``run_lease_seconds`` and stops, committing nothing more, once another process took the run
+over. A server takes over the runs nobody executes any more (``take_over_orphans``): at start,
+and every half lease while it runs (``workers``). The same ``execute_run`` is what a Celery
+worker would call for scale-out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from segbridge.apps.segment.sink import RetryPolicy
+from segbridge.concurrency.governor import Governor
+from segbridge.concurrency.host import HostGovernor
+from segbridge.core.errors import Conflict
+from segbridge.core.settings import Settings
+from segbridge.core.vault import Vault
+from segbridge.runs.counts import Tally
+from segbridge.runs.engine import TAKEN_OVER_RESULT, Engine, OnProgress, RunResult
+from segbridge.runs.lanes import LanePolicy
+from segbridge.runs.lifecycle import RunStatus
+from segbridge.runs.plan import PlanContext, build_plan
+from segbridge.runs.retries import after_run
+from segbridge.runs.store import LeaseLost, RunStore, orphaned_runs, take_over
+from segbridge.storage.db import Database
+
+log = logging.getLogger(__name__)
+HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+
+
+def slots_folder(home: Path) -> Path:
+    """Where the processes of this home share connection limits (``HostGovernor``)."""
+    return home / "slots"
+
+
+def new_http(timeout: float) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=timeout, limits=HTTP_LIMITS, trust_env=False,
+                             follow_redirects=False)
+
+
+async def execute_run(
+    db: Database, vault: Vault, settings: Settings, governor: Governor,
+    http: httpx.AsyncClient,
+    run_id: str, *, policy: RetryPolicy | None = None,
+    on_progress: OnProgress | None = None, lanes: LanePolicy | None = None,
+) -> RunResult:
+    """Run (or resume) one run to its end; returns its final status and counts.
+
+    Refused (``Conflict``) while another live process executes the run."""
+    store = RunStore(db, run_id, settings.run_lease_seconds)
+    run = await asyncio.to_thread(store.start)
+    if run.status == RunStatus.CANCELING:  # canceled while nobody executed it
+        return await _finish(store, RunResult(RunStatus.CANCELED, "canceled by a user", Tally()))
+    try:
+        ctx = PlanContext(db, vault, governor, http, settings, policy or RetryPolicy(),
+                          lanes or LanePolicy())
+        plan = await asyncio.to_thread(build_plan, ctx, run, store)
+    except Exception as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        return await _finish(store, RunResult(
+            RunStatus.FAILED, f"the run could not start: {message}", Tally()))
+    engine = Engine(plan, store, on_progress)
+    lease = asyncio.create_task(keep_lease(store, settings.run_lease_seconds, engine.lose_lease))
+    try:
+        result = await engine.execute()
+    finally:
+        lease.cancel()
+    cursor = None
+    if plan.cursor_after is not None and result.status != RunStatus.FAILED:
+        cursor = plan.cursor_after()
+    result = await _finish(store, result, cursor)
+    if result.status != TAKEN_OVER_RESULT:
+        await asyncio.to_thread(after_run, db, run_id)
+    return result
+
+
+async def keep_lease(store: RunStore, seconds: float, lost: Callable[[str], None]) -> None:
+    """Renew the run's lease every ``seconds``; tell ``lost`` once another process owns it."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            held = await asyncio.to_thread(store.renew)
+        except Exception:  # the database is out of reach for now: the next renewal may work
+            log.warning("run %s: could not renew its lease", store.run_id, exc_info=True)
+            continue
+        if not held:
+            lost(f"run {store.run_id} was taken over by another process")
+            return
+
+
+async def _finish(store: RunStore, result: RunResult,
+                  cursor: dict[str, Any] | None = None) -> RunResult:
+    """Record the run's end, unless another process took it over meanwhile."""
+    if result.status == TAKEN_OVER_RESULT:
+        return result
+    try:
+        await asyncio.to_thread(store.finish, result.status, result.message, cursor)
+    except LeaseLost as lost:
+        log.warning("run %s ended here as %s, but %s", store.run_id, result.status, lost)
+        return RunResult(TAKEN_OVER_RESULT, str(lost), result.counts)
+    return result
+
+
+class RunExecutor:
+    """The server's executor: one event loop thread, one governor, one HTTP client."""
+
+    def __init__(self, db: Database, vault: Vault, settings: Settings, *,
+                 timeout: float = 30.0,
+                 policy: RetryPolicy | None = None, lanes: LanePolicy | None = None) -> None:
+        self.db = db
+        self.vault = vault
+        self.settings = settings
+        self.policy = policy
+        self.lanes = lanes
+        self.governor = HostGovernor(slots_folder(settings.home))
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
+        self._thread.start()
+        self._http = asyncio.run_coroutine_threadsafe(
+            self._make_http(timeout), self._loop).result()
+        self._active: dict[str, Future[RunResult]] = {}
+
+    @staticmethod
+    async def _make_http(timeout: float) -> httpx.AsyncClient:
+        return new_http(timeout)
+
+    def submit(self, run_id: str) -> Future[RunResult]:
+        if run_id in self._active and not self._active[run_id].done():
+            return self._active[run_id]
+        future = asyncio.run_coroutine_threadsafe(self._run(run_id), self._loop)
+        self._active[run_id] = future
+        return future
+
+    async def _run(self, run_id: str) -> RunResult:
+        try:
+            result = await execute_run(self.db, self.vault, self.settings, self.governor,
+                                       self._http, run_id, policy=self.policy, lanes=self.lanes)
+        except Conflict as busy:  # another live process executes it: leave it to that one
+            log.warning("run %s not started here: %s", run_id, busy.message)
+            raise
+        for follow_up in await asyncio.to_thread(self._queued_follow_ups, run_id):
+            self.submit(follow_up)
+        return result
+
+    def _queued_follow_ups(self, run_id: str) -> list[str]:
+        from segbridge.runs.retries import queued_retry_runs
+
+        return queued_retry_runs(self.db, run_id)
+
+    def take_over_orphans(self) -> list[str]:
+        """Take over (claim atomically, then resume from its checkpoint) every queued,
+        running or paused run nobody executes any more; returns their ids."""
+        orphans = orphaned_runs(self.db, self.settings.run_lease_seconds, busy=self._busy())
+        taken = []
+        for orphan in orphans:
+            if orphan.run_id in self._busy() or not take_over(self.db, orphan):
+                continue  # started here meanwhile, or another server claimed it first
+            log.warning("taking over run %s from %s (%s); it resumes from its checkpoint",
+                        orphan.run_id, orphan.owner or "nobody", orphan.why)
+            self.submit(orphan.run_id)
+            taken.append(orphan.run_id)
+        return taken
+
+    resume_orphans = take_over_orphans  # (at start: what a killed process left behind)
+
+    def _busy(self) -> set[str]:
+        return {run_id for run_id, future in list(self._active.items()) if not future.done()}
+
+    def shutdown(self) -> None:
+        async def close() -> None:
+            await self._http.aclose()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self.governor.close()
+
+
+def run_in_foreground(
+    db: Database, vault: Vault, settings: Settings, run_id: str, *, timeout: float = 30.0,
+    policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
+    lanes: LanePolicy | None = None,
+) -> RunResult:
+    """The CLI's way: execute a run (and the automatic retry that may follow) here and now."""
+    from segbridge.runs.retries import queued_retry_runs
+
+    async def main() -> RunResult:
+        governor = HostGovernor(slots_folder(settings.home))
+        try:
+            async with new_http(timeout) as http:
+                result = await execute_run(db, vault, settings, governor, http, run_id,
+                                           policy=policy, on_progress=on_progress,
+                                           lanes=lanes)
+                for follow_up in queued_retry_runs(db, run_id):
+                    await execute_run(db, vault, settings, governor, http, follow_up,
+                                      policy=policy, lanes=lanes)
+                return result
+        finally:
+            governor.close()
+
+    return asyncio.run(main())

@@ -1,0 +1,329 @@
+"""Lanes: a large file's run produced by N processes, so mapping uses every core.
+
+One thread holding the GIL maps ~100k records/s; a large CSV, NDJSON or JSON file is therefore
+produced by N *lane* processes (``python -m segbridge.runs.lanes``), each a ``Producer`` in
+lane mode: the input is cut into blocks of ``block_records`` positions, lane i maps blocks i,
+i+N, i+2N..., and each block comes back as one chunk (seq = block + 1). Every lane reads the
+whole file, so positions, refs and record errors are exactly those of one producer, and
+messageIds (flow, import, position or key) are the same whichever process made them.
+
+The run's process keeps everything else: a ``LaneReader`` thread reads the chunks in seq
+order (lane (seq - 1) mod N), within the engine's chunks-ahead slots, and the engine delivers,
+counts and commits them as always. A lane only reads a file and writes to a pipe: killing it
+loses nothing, and a lane whose run's process died ends on its next write.
+
+A lane that dies (killed, out of memory) is started again in its place, from its first block
+not yet read (``LaneProcess(first_block=...)``: the same blocks, numbered from there), so every
+block is read once; after ``MAX_LANE_RESTARTS`` deaths in one run the run fails as *crashed*
+(``LaneDied``), which may be resumed from its checkpoint.
+
+    run process                         lane i (stdin: the spec as JSON)
+      LaneReader --reads frames------<  stdout: [8-byte length][pickle] per chunk, then
+      (seq order, within slots)                 ("end", peak KB) or ("error", message)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import resource
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from segbridge.core.errors import FatalError, SegbridgeError
+from segbridge.exports.contracts import MapRecord
+from segbridge.runs.batching import PackedCalls
+from segbridge.runs.message_ids import MessageIds
+from segbridge.runs.producer import Chunk, Lane, Producer, Source, take_slot
+
+if TYPE_CHECKING:
+    from segbridge.core.settings import Settings
+
+log = logging.getLogger(__name__)
+FRAME_HEADER = struct.Struct("<Q")
+PIPE_BUFFER = 1 << 20
+DEFAULT_MIN_FILE_BYTES = 32 * 1024 * 1024
+DEFAULT_BLOCK_RECORDS = 8192
+MAX_LANES = 8
+MAX_LANE_RESTARTS = 3  # lane deaths one run survives; one more and the run has crashed
+
+
+@dataclass(frozen=True)
+class LanePolicy:
+    """When a run is split into lanes: a file export of at least ``min_file_bytes`` on a
+    machine where ``count`` >= 2 (0 or 1: always one producer thread)."""
+
+    count: int = 0
+    min_file_bytes: int = DEFAULT_MIN_FILE_BYTES
+    block_records: int = DEFAULT_BLOCK_RECORDS
+
+    @classmethod
+    def for_machine(cls, count: int | None = None,
+                    min_file_bytes: int = DEFAULT_MIN_FILE_BYTES) -> LanePolicy:
+        """``count`` lanes, or one per core (at most ``MAX_LANES``) when None."""
+        lanes = min(os.cpu_count() or 1, MAX_LANES) if count is None else count
+        return cls(count=lanes if lanes >= 2 else 0, min_file_bytes=min_file_bytes)
+
+    def applies(self, file_bytes: int) -> bool:
+        return self.count >= 2 and file_bytes >= self.min_file_bytes
+
+
+def lane_policy(settings: Settings) -> LanePolicy:
+    """The lanes of the server's and the CLI's runs (``SEGBRIDGE_RUN_LANES``...)."""
+    return LanePolicy.for_machine(settings.run_lanes,
+                                  int(settings.run_lanes_min_file_mb * 1024 * 1024))
+
+
+@dataclass(frozen=True)
+class LaneImport:
+    name: str
+    call: str
+    mapping: dict[str, Any]
+    flow_id: str
+    salt: str
+
+
+@dataclass(frozen=True)
+class LaneSpec:
+    """Everything a lane needs to produce its blocks (JSON: it crosses a process boundary)."""
+
+    count: int
+    block_records: int
+    export: dict[str, Any]  # {"type", "path", "options"}
+    imports: list[LaneImport]
+    filters: list[str] = field(default_factory=list)
+    key_field: str | None = None
+    start: int = 0
+    limits: dict[str, int] = field(default_factory=dict)  # RecordLimits; {}: the defaults
+
+    def to_json(self, index: int) -> bytes:
+        return orjson.dumps({"index": index, **asdict(self)})
+
+
+class LaneFailed(FatalError):
+    """A lane could not go on (its export failed, or the process died)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, cause="lane")
+
+
+class LaneDied(LaneFailed):
+    """A lane's process ended without its last frame: a crash, not a fault of the data."""
+
+    def __init__(self, index: int, code: int) -> None:
+        super().__init__(f"lane {index} ended unexpectedly (exit code {code})")
+        self.index = index
+        self.exit_code = code
+
+
+# -- in the run's process -------------------------------------------------------------------
+
+
+class LaneProcess:
+    """One lane: the process and the frames it writes.
+
+    ``first_block`` > 0 starts a lane again in the place of one that died: it produces lane
+    ``index``'s blocks from that block on (0-based, counted from ``spec.start``), as a lane of
+    a spec that starts there, its chunks numbered back (``offset``) to the run's seq."""
+
+    def __init__(self, spec: LaneSpec, index: int, *, first_block: int = 0) -> None:
+        self.index = index
+        self.offset = first_block
+        if first_block:
+            spec = replace(spec, start=spec.start + first_block * spec.block_records)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "segbridge.runs.lanes"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, bufsize=PIPE_BUFFER)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._out: IO[bytes] = self.process.stdout
+        self.process.stdin.write(spec.to_json((index - first_block) % spec.count))
+        self.process.stdin.close()
+
+    def read(self) -> tuple[Any, ...]:
+        (size,) = FRAME_HEADER.unpack(self._read_exactly(FRAME_HEADER.size))
+        # our own child process over a private pipe: trusted
+        frame: tuple[Any, ...] = pickle.loads(self._read_exactly(size))  # noqa: S301
+        return frame
+
+    def _read_exactly(self, size: int) -> bytes:
+        data = self._out.read(size)
+        if len(data) < size:
+            raise LaneDied(self.index, self.process.wait())
+        return data
+
+    def close(self, *, ended: bool) -> None:
+        if not ended:
+            self.process.kill()
+        self.process.wait()
+        self._out.close()
+
+
+class LaneReader:
+    """Takes the place of the producer thread when a run has lanes: starts them, reads their
+    chunks in seq order within the engine's slots, and stops them when the run stops."""
+
+    def __init__(self, spec: LaneSpec, emit: Callable[[Chunk | None], None],
+                 slots: threading.Semaphore, stop: threading.Event) -> None:
+        self.spec = spec
+        self.emit = emit
+        self.slots = slots
+        self.stop = stop
+        self.error: BaseException | None = None
+        self.peak_kb: list[int] = []
+        self.restarts_left = MAX_LANE_RESTARTS
+
+    def run(self) -> None:
+        lanes: list[LaneProcess] = []
+        ended = False
+        try:
+            log.info("the run is produced by %d lanes, blocks of %d records", self.spec.count,
+                     self.spec.block_records)
+            lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
+            ended = self._read(lanes)
+            if ended:
+                log.info("the lanes are done; peak memory of each: %s MB",
+                         ", ".join(str(kb // 1024) for kb in self.peak_kb))
+        except BaseException as exc:  # reported by the engine as the run's failure
+            self.error = exc
+        finally:
+            self.emit(None)
+            for lane in lanes:
+                lane.close(ended=ended)
+
+    def _read(self, lanes: list[LaneProcess]) -> bool:
+        """Chunks in seq order until a lane has no next block; False when stopped."""
+        seq = 1
+        while take_slot(self.slots, self.stop):
+            turn = (seq - 1) % len(lanes)
+            frame = self._next_frame(lanes, turn, seq)
+            lane = lanes[turn]
+            if frame[0] == "chunk":
+                chunk = chunk_from_frame(frame)
+                chunk.seq += lane.offset
+                if chunk.seq != seq:
+                    raise LaneFailed(f"lane {lane.index} sent chunk {chunk.seq}, not {seq}")
+                self.emit(chunk)
+                seq += 1
+                continue
+            self.slots.release()
+            self._ended(lane, frame)
+            for other in range(len(lanes)):  # no lane holds a later block: each one ends too
+                if other != turn:
+                    self._ended(lanes[other], self._next_frame(lanes, other, seq))
+            return True
+        return False
+
+    def _next_frame(self, lanes: list[LaneProcess], turn: int, seq: int) -> tuple[Any, ...]:
+        """The next frame of lane ``turn``; a lane that died is started again in its place,
+        from its first block not yet read (every block before ``seq`` was read)."""
+        while True:
+            lane = lanes[turn]
+            try:
+                return lane.read()
+            except LaneDied as died:
+                if self.restarts_left <= 0 or self.stop.is_set():
+                    raise
+                self.restarts_left -= 1
+                log.warning("%s; starting it again from chunk %d (%d restart(s) left)",
+                            died.message, seq, self.restarts_left)
+                lane.close(ended=True)
+                lanes[turn] = LaneProcess(self.spec, lane.index, first_block=seq - 1)
+
+    def _ended(self, lane: LaneProcess, frame: tuple[Any, ...]) -> None:
+        if frame[0] == "error":
+            raise LaneFailed(frame[1])
+        if frame[0] != "end":
+            raise LaneFailed(f"lane {lane.index} sent a chunk after the input ended")
+        self.peak_kb.append(int(frame[1]))
+
+
+def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
+    """A chunk with its calls packed (pickled fast, unpacked only for failed calls)."""
+    return ("chunk", replace(chunk, batches=[(index, PackedCalls.pack(items))
+                                             for index, items in chunk.batches]))
+
+
+def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:
+    chunk: Chunk = frame[1]
+    return chunk
+
+
+# -- in a lane process ----------------------------------------------------------------------
+
+
+@dataclass
+class _CompiledImport:
+    name: str
+    map_record: MapRecord
+    ids: MessageIds
+
+
+def lane_source(spec: dict[str, Any]) -> Source:
+    """The lane's export, compiled mappings, messageIds and filters, from its spec."""
+    from segbridge.apps.files.export import file_export
+    from segbridge.exports.limits import RecordLimits
+    from segbridge.mapping import compile_expression, compile_mapping
+
+    export = spec["export"]
+    limits = RecordLimits(**spec.get("limits") or {})
+    imports = [_CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                               MessageIds(step["flow_id"], step["name"], step["call"],
+                                          step["salt"]))
+               for step in spec["imports"]]
+    return Source(export=file_export(export["type"], export["path"], export.get("options"),
+                                     limits),
+                  imports=imports, start=spec["start"], key_field=spec["key_field"],
+                  filters=[compile_expression(text) for text in spec["filters"]])
+
+
+def lane_main() -> None:
+    """``python -m segbridge.runs.lanes``: produce this lane's chunks on stdout."""
+    from segbridge.core.gc_tuning import freeze_long_lived_objects
+
+    spec = orjson.loads(sys.stdin.buffer.read())
+    out = os.fdopen(os.dup(1), "wb", buffering=PIPE_BUFFER)
+    os.dup2(2, 1)  # anything printed by mistake goes to stderr, not into the frames
+
+    def write(frame: tuple[Any, ...]) -> None:
+        payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(FRAME_HEADER.pack(len(payload)))
+        out.write(payload)
+        out.flush()
+
+    def emit(chunk: Chunk | None) -> None:
+        if chunk is not None:
+            write(chunk_frame(chunk))
+
+    try:
+        source = lane_source(spec)
+    except Exception as exc:
+        write(("error", getattr(exc, "message", None) or str(exc)))
+        return
+    freeze_long_lived_objects()
+    lane = Lane(spec["index"], spec["count"], spec["block_records"], spec["start"])
+    producer = Producer(source, emit, None, threading.Event(), lane)
+    producer.run()
+    if producer.error is not None:
+        error = producer.error
+        if not isinstance(error, SegbridgeError):  # a bug: its traceback goes to the log
+            traceback.print_exception(error)
+        write(("error", getattr(error, "message", None) or f"{type(error).__name__}: {error}"))
+    else:
+        write(("end", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out.close()
+
+
+if __name__ == "__main__":
+    try:
+        lane_main()
+    except BrokenPipeError:  # the run's process is gone: nothing to report to
+        sys.exit(1)

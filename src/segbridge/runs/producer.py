@@ -1,0 +1,331 @@
+"""The producer: reads the export, filters and maps each record, serialises each call once and
+cuts the stream into *chunks* that the engine delivers and commits in order.
+
+A chunk is a range of positions ``[start, end)`` with the calls of its records (as batches,
+keyed by import), its counts and its record errors. Two ways to cut:
+
+- **one producer** (the default): a chunk ends when a call no longer fits its import's batch,
+  after ``CHUNK_SECONDS``, or at ``MAX_CHUNK_ERRORS``; a chunk holds one batch per import.
+- **a lane** (one of N producer processes, ``flows.lanes``): the input is cut into blocks of
+  ``block_records`` positions dealt round-robin to the lanes; lane i maps the blocks i, i+N,
+  i+2N... and every block is one chunk (seq = block + 1), holding as many batches per import as
+  its calls need. Each lane reads the whole input (so positions, refs and record errors are
+  exactly those of one producer) but maps, identifies and serialises only its own blocks.
+
+Nothing here touches the database or the network: a lane process imports only this, the
+exports and the mapping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import orjson
+
+from segbridge.apps.segment.limits import MAX_CALL_BYTES
+from segbridge.exports.contracts import (
+    Export,
+    MappingError,
+    MapRecord,
+    SourceRecord,
+    SpanReader,
+)
+from segbridge.runs.batching import Batcher, Item
+from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.message_ids import MessageIds
+
+CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
+MAX_CHUNK_ERRORS = 1024  # ... or once it holds this many record errors (flat memory)
+UNWRITABLE = (RecursionError, TypeError, ValueError)  # orjson's errors are TypeError/ValueError
+
+
+class ImportMapping(Protocol):
+    """What the producer needs of an import: its name, compiled mapping and messageIds."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def map_record(self) -> MapRecord: ...
+
+    @property
+    def ids(self) -> MessageIds: ...
+
+
+@dataclass
+class Source:
+    """What a producer reads and how it maps: the export from ``start``, the filters, the
+    imports in the flow's order, and the key field of messageIds."""
+
+    export: Export
+    imports: Sequence[ImportMapping]
+    start: int = 0
+    key_field: str | None = None
+    filters: list[Callable[[Mapping[str, Any]], Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lane:
+    """This producer's share of the input: blocks ``index``, ``index + count``, ... of
+    ``block_records`` positions each, counted from ``start`` (the run's checkpoint)."""
+
+    index: int
+    count: int
+    block_records: int
+    start: int = 0
+
+    def around(self, position: int) -> tuple[int, int]:
+        """This lane's first block that ends after ``position`` (``Spans``)."""
+        block = max(0, (position - self.start) // self.block_records)
+        block += (self.index - block) % self.count
+        low = self.start + block * self.block_records
+        return low, low + self.block_records
+
+    def seq(self, low: int) -> int:
+        """The chunk number of the block starting at ``low``: blocks are numbered from 1 in
+        input order, whichever lane maps them (the engine commits in that order)."""
+        return (low - self.start) // self.block_records + 1
+
+
+@dataclass
+class Chunk:
+    seq: int
+    start: int
+    end: int = 0
+    batches: list[tuple[int, Sequence[Item]]] = field(default_factory=list)  # by import index
+    tally: Tally = field(default_factory=Tally)
+    errors: list[ErrorRow] = field(default_factory=list)
+    share: float | None = None  # of the input read when the chunk was closed (progress)
+    delivered: bool = False  # set by the engine: False when the run stopped before its turn
+
+
+Effects = Callable[[Chunk], None]
+"""How a record that did not simply map changes its chunk's counts and errors."""
+Mapped = tuple[list[tuple[int, Item]], Effects | None]
+
+
+class Producer:
+    """Reads, filters, maps, serialises and cuts chunks (in a thread, or in a lane process).
+
+    The loop is the run's throughput: a record that maps cleanly costs its mapping, its
+    messageId, one orjson dump and one append; anything else (an unreadable record, a filter,
+    a mapping error, a retried call) takes ``_process``, which returns its effects.
+    """
+
+    def __init__(self, source: Source, emit: Callable[[Chunk | None], None],
+                 slots: threading.Semaphore | None, stop: threading.Event,
+                 lane: Lane | None = None) -> None:
+        self.source = source
+        self.emit = emit
+        self.slots = slots
+        self.stop = stop
+        self.lane = lane
+        self.error: BaseException | None = None
+        self._seq = 0
+        self._batchers = [Batcher() for _ in source.imports]
+        self._direct = not source.filters
+
+    def run(self) -> None:
+        try:
+            if self.lane is None:
+                self._produce()
+            else:
+                self._produce_lane(self.lane)
+        except BaseException as exc:  # reported by the engine as the run's failure
+            self.error = exc
+        finally:
+            self.emit(None)
+
+    def _produce(self) -> None:
+        source, batchers = self.source, self._batchers
+        chunk = self._new_chunk(source.start)
+        exported, position = 0, source.start
+        deadline = time.monotonic() + CHUNK_SECONDS
+        for count, record in enumerate(source.export.records(source.start)):
+            if not count & 255:
+                if self.stop.is_set():
+                    return
+                if exported and (time.monotonic() > deadline
+                                 or len(chunk.errors) >= MAX_CHUNK_ERRORS):
+                    chunk = self._close(chunk, record.position, exported)
+                    exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
+            items, effects = self._record(record)
+            for index, item in items:
+                if not batchers[index].fits(item):
+                    chunk = self._close(chunk, record.position, exported)
+                    exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
+                    break
+            for index, item in items:
+                batchers[index].add(item)
+            exported += 1
+            if effects is not None:
+                effects(chunk)
+            position = record.position + 1
+        self._close(chunk, position, exported, last=True)
+
+    def _produce_lane(self, lane: Lane) -> None:
+        """Map this lane's blocks; every block is one chunk, emitted when the block ends."""
+        source, batchers = self.source, self._batchers
+        low, high = lane.around(lane.start)
+        chunk = Chunk(seq=lane.seq(low), start=low)
+        exported, position = 0, low
+        export = source.export
+        records = export.records_in(lane) if isinstance(export, SpanReader) \
+            else export.records(low)
+        for record in records:
+            position = record.position
+            if position >= high:
+                if exported:
+                    self._close_block(chunk, high, exported)
+                low, high = lane.around(position)
+                chunk, exported = Chunk(seq=lane.seq(low), start=low), 0
+            if position < low:
+                continue  # another lane's block
+            items, effects = self._record(record)
+            for index, item in items:
+                batcher = batchers[index]
+                if not batcher.fits(item):
+                    chunk.batches.append((index, batcher.take()))
+                batcher.add(item)
+            exported += 1
+            if effects is not None:
+                effects(chunk)
+        if exported:
+            self._close_block(chunk, position + 1, exported)
+
+    def _close_block(self, chunk: Chunk, end: int, exported: int) -> None:
+        chunk.batches.extend((index, batcher.take())
+                             for index, batcher in enumerate(self._batchers) if len(batcher))
+        self._emit_closed(chunk, end, exported)
+
+    def _record(self, record: SourceRecord) -> Mapped:
+        data = record.data
+        if self._direct and data is not None and record.call is None:
+            return self._map_all(record, data)
+        return self._process(record)
+
+    def _new_chunk(self, start: int) -> Chunk:
+        if self.slots is not None:
+            take_slot(self.slots, self.stop)  # (stopped: the loop ends at its next check)
+        self._seq += 1
+        return Chunk(seq=self._seq, start=start)
+
+    def _close(self, chunk: Chunk, end: int, exported: int, *, last: bool = False) -> Chunk:
+        chunk.batches = [(index, batcher.take()) for index, batcher in enumerate(self._batchers)]
+        self._emit_closed(chunk, end, exported)
+        return chunk if last else self._new_chunk(end)
+
+    def _emit_closed(self, chunk: Chunk, end: int, exported: int) -> None:
+        chunk.end = end
+        chunk.tally.add("exported", exported)
+        chunk.share = self.source.export.read_share()
+        self.emit(chunk)
+
+    @staticmethod
+    def _failed(chunk: Chunk, failures: list[ErrorRow]) -> None:
+        for row in failures:
+            chunk.tally.add("failed", import_name=row.import_name)
+            chunk.errors.append(row)
+
+    def _process(self, record: SourceRecord) -> Mapped:
+        """A record off the direct path: unreadable, filtered, or a retried call."""
+        if record.call is not None:
+            return self._prepared_call(record)
+        if record.data is None:
+            return [], lambda chunk: self._unreadable(chunk, record)
+        data = record.data
+        try:
+            if not all(keep(data) for keep in self.source.filters):
+                return [], self._ignored
+        except Exception as exc:  # an expression error in a filter: the record fails
+            reason = str(exc)  # (``exc`` is unbound once the except block ends)
+            return [], lambda chunk: self._failed_all(chunk, record, "filter", None, reason)
+        return self._map_all(record, data)
+
+    def _map_all(self, record: SourceRecord, data: dict[str, Any]) -> Mapped:
+        """The record's call for every import; the imports that cannot map it fail it."""
+        items: list[tuple[int, Item]] = []
+        failures: list[ErrorRow] | None = None
+        for index, imp in enumerate(self.source.imports):
+            outcome = self._map(imp, record, data)
+            if isinstance(outcome, Item):
+                items.append((index, outcome))
+            else:
+                failures = [*(failures or []), outcome]
+        return items, partial(self._failed, failures=failures) if failures else None
+
+    def _prepared_call(self, record: SourceRecord) -> Mapped:
+        """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
+        assert record.call is not None
+        try:
+            body = compact(orjson.dumps(record.call, default=str))
+        except UNWRITABLE as exc:
+            reason = f"the call cannot be written as JSON: {exc}"
+            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
+        items = [(index, Item(record.position, record.ref, body))
+                 for index, imp in enumerate(self.source.imports)
+                 if imp.name == record.import_name]
+        if not items:
+            reason = f"the import '{record.import_name}' is no longer in the flow"
+            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
+        return items, None
+
+    def _map(self, imp: ImportMapping, record: SourceRecord,
+             data: dict[str, Any]) -> Item | ErrorRow:
+        try:
+            call = imp.map_record(data)
+            key_field = self.source.key_field
+            key = data.get(key_field) if key_field is not None else None
+            call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
+                else imp.ids.by_position(record.position, data)
+            body = compact(orjson.dumps(call, default=str))
+        except MappingError as exc:
+            return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
+                            field=exc.field, data=data)
+        except UNWRITABLE as exc:  # one record's problem (e.g. nested too deep to write)
+            return ErrorRow(record.position, record.ref, "map",
+                            f"the record cannot be mapped to a call: {_unwritable(exc)}",
+                            imp.name, data=data)
+        if len(body) > MAX_CALL_BYTES:
+            return ErrorRow(record.position, record.ref, "import",
+                            f"the call is {len(body):,} bytes; Segment accepts at most "
+                            f"{MAX_CALL_BYTES:,} bytes per call: map fewer or smaller fields",
+                            imp.name, data=data)
+        return Item(record.position, record.ref, body)
+
+    def _unreadable(self, chunk: Chunk, record: SourceRecord) -> None:
+        self._failed_all(chunk, record, "export", record.field, record.error or "unreadable")
+
+    def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
+                    reason: str) -> None:
+        chunk.tally.add_for_every_import("failed", [imp.name for imp in self.source.imports])
+        chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
+                                     field=field, data=record.data, raw=record.raw))
+
+    def _ignored(self, chunk: Chunk) -> None:
+        chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.source.imports])
+
+
+def _unwritable(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError) or "ecursion" in str(exc):
+        return "it is nested too deep"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:
+    """Wait for one of the chunks-ahead slots; False (no slot taken) once the run stops."""
+    while not slots.acquire(timeout=0.2):
+        if stop.is_set():
+            return False
+    return True
+
+
+def compact(body: bytes) -> bytes:
+    """orjson's bytes keep a buffer of at least 4 KB; a call waits in a batch, so keep an exact
+    copy (measured: 4 KB per record held, up to 4 GB at 1M rows, before this)."""
+    return bytes(memoryview(body))
