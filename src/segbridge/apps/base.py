@@ -1,15 +1,34 @@
-"""What an application declares: its settings (which are secret) and what it can do."""
+"""What an application declares: its settings (which are secret) and what it can do.
+
+An application is the plugin boundary: one folder under ``apps/`` and one line in
+``apps/registry.py``. Every application declares its settings, ``targets`` and ``ping``; one
+that can be a source also declares ``export_kinds`` and ``open_export`` (``Exporter``); one that
+can be a destination declares ``open_sink`` (``SinkOpener``). Its ``capabilities`` say which,
+and the ``Registry`` consults them, so the run engine, the plan, the service and the CLI never
+name an application nor one of its settings.
+
+Applications may import ``exports`` (the source contract) and ``sinks`` (the destination
+contract), never ``runs`` (the engine) nor ``flows``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
-from segbridge.core.access import Targets
-from segbridge.core.errors import FieldProblem
+import httpx
+
+from segbridge.concurrency.governor import Governor
+from segbridge.core.access import AccessPolicy, Targets
+from segbridge.core.errors import FatalError, FieldProblem
 from segbridge.core.secrets import Secret
+from segbridge.exports.contracts import Export
+from segbridge.exports.limits import RecordLimits
+from segbridge.sinks.contracts import Reachability, RetryPolicy, Sink, Sleep
 
 
 class Capability(StrEnum):
@@ -110,7 +129,11 @@ class PingResult:
 
 
 class Application(Protocol):
-    """An entry of the Application list."""
+    """An entry of the Application list.
+
+    ``connectable`` is False for an application that has no connection (Files: a file is
+    named in the flow itself); it is not offered where a user picks an application for a
+    connection."""
 
     key: str
     name: str
@@ -129,6 +152,113 @@ class Application(Protocol):
         """Test the connection for real."""
 
 
+UploadResolver = Callable[[str], Path]
+"""An upload id of the run's account -> the file the server stored it at (NotFound if none)."""
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What a run saved before: the bounds it started with (when resumed) and the cursor the
+    flow's last successful run stored (``{"column": ..., "value": ...}``)."""
+
+    saved_bounds: Mapping[str, Any] | None = None
+    saved_cursor: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """Everything an application needs to open a source for a run or a preview.
+
+    ``export`` is the export section of the flow document (``type``, and the kind's own
+    fields). ``connection`` is the export's connection (None for an export without one).
+    ``preview`` asks for every record with nothing saved (no incremental window)."""
+
+    export: Mapping[str, Any]
+    connection: ConnectionConfig | None
+    policy: AccessPolicy
+    limits: RecordLimits
+    uploads: UploadResolver
+    resume: ResumeState = field(default_factory=ResumeState)
+    preview: bool = False
+
+
+@dataclass(frozen=True)
+class LaneSource:
+    """A file that lane processes can split into blocks and re-open each on its own."""
+
+    kind: str
+    path: Path
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class OpenedExport:
+    """An opened source, what the run must save now (``bounds``, so a resumed run reads the
+    same window) and the cursor to store on the flow after the run succeeds."""
+
+    export: Export
+    bounds: Mapping[str, Any] | None = None
+    cursor_after: Mapping[str, Any] | None = None
+    lanes: LaneSource | None = None
+
+
+@dataclass(frozen=True)
+class SinkRequest:
+    """Everything an application needs to open one import's destination for a run."""
+
+    connection: ConnectionConfig
+    import_name: str
+    http: httpx.AsyncClient
+    governor: Governor
+    pool: str  # the governor pool of the connection's root lender
+    reachability: Reachability
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Sleep = asyncio.sleep
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    """An application that can be a source (Capability.EXPORT)."""
+
+    key: str
+    name: str
+    export_kinds: frozenset[str]  # the flow document's export types it opens
+
+    def open_export(self, request: ExportRequest) -> OpenedExport:
+        """Open the export (checking paths and addresses against ``request.policy``)."""
+        ...
+
+
+@runtime_checkable
+class SinkOpener(Protocol):
+    """An application that can be a destination (Capability.IMPORT)."""
+
+    key: str
+    name: str
+
+    def open_sink(self, request: SinkRequest) -> Sink:
+        """Open one import's sink for a run (nothing is sent yet)."""
+        ...
+
+
+class Lookup(Protocol):
+    """Issue 13 (declared, not implemented): answer a record's lookup (Capability.LOOKUP),
+    e.g. the row of a table whose key is a record's field, to enrich it before mapping."""
+
+    def find(self, key: str, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The looked-up record for these key values, or None when there is none."""
+        ...
+
+
+class CannotDoThat(FatalError):
+    """An application was asked for something it cannot do (export, import) or is unknown."""
+
+    code = "application_cannot"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, cause="config")
+
+
 @dataclass
 class Registry:
     """The Application list."""
@@ -143,3 +273,36 @@ class Registry:
 
     def all(self) -> list[Application]:
         return list(self.applications.values())
+
+    def connectable(self) -> list[Application]:
+        """The applications a user can create a connection for."""
+        return [app for app in self.applications.values() if is_connectable(app)]
+
+    def export_kinds(self) -> list[str]:
+        """Every export type a flow document may name, in registry order."""
+        return [kind for app in self.applications.values() if isinstance(app, Exporter)
+                and Capability.EXPORT in app.capabilities for kind in sorted(app.export_kinds)]
+
+    def exporter(self, kind: str) -> Exporter:
+        """The application that opens exports of this type."""
+        for app in self.applications.values():
+            if isinstance(app, Exporter) and Capability.EXPORT in app.capabilities \
+                    and kind in app.export_kinds:
+                return app
+        raise CannotDoThat(f"No application exports '{kind}'; use one of: "
+                           f"{', '.join(self.export_kinds())}.")
+
+    def sink(self, application_key: str) -> SinkOpener:
+        """The application a connection of ``application_key`` sends to."""
+        app = self.applications.get(application_key)
+        if app is None:
+            raise CannotDoThat(f"Unknown application '{application_key}'.")
+        if Capability.IMPORT not in app.capabilities or not isinstance(app, SinkOpener):
+            raise CannotDoThat(f"A {app.name} connection cannot receive records; an import "
+                               "needs a connection of an application that can (e.g. Segment).")
+        return app
+
+
+def is_connectable(app: Application) -> bool:
+    """False for an application without a connection (it says so with ``connectable``)."""
+    return bool(getattr(app, "connectable", True))

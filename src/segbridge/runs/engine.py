@@ -24,16 +24,16 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from segbridge.apps.segment.sink import Delivery, Outcome, RunFailed
 from segbridge.core.errors import ApplicationError
 from segbridge.exports.contracts import MapRecord
-from segbridge.runs.batching import Item
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, Producer, Source
 from segbridge.runs.store import CRASHED, LeaseLost, RunStore
+from segbridge.sinks.calls import Item
+from segbridge.sinks.contracts import Outcome, RunFailed, Sink
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ImportPlan:
     call_type: str
     map_record: MapRecord
     ids: MessageIds
-    delivery: Delivery
+    delivery: Sink  # the connection's application opened it (``apps.base.SinkOpener``)
     connection_id: str
 
 

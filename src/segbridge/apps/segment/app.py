@@ -1,4 +1,5 @@
-"""The Segment application: settings, validation and Test connection (the ping)."""
+"""The Segment application: settings, validation, Test connection (the ping) and the sink
+that imports send their batches through (``sink.py``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from segbridge.apps.base import (
     PingResult,
     SettingKind,
     SettingSpec,
+    SinkRequest,
 )
 from segbridge.apps.segment.client import TrackingClient, stamp
 from segbridge.apps.segment.endpoints import Endpoint, endpoint_problem, resolve_endpoint
+from segbridge.apps.segment.sink import SegmentSink
 from segbridge.core.access import Targets
 from segbridge.core.errors import ApplicationError, FieldProblem
 
@@ -72,6 +75,11 @@ class SegmentApplication:
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
             client = TrackingClient(endpoint, config.secrets["write_key"], http)
             return _ping(client, endpoint)
+
+    def open_sink(self, request: SinkRequest) -> SegmentSink:
+        return SegmentSink(request.http, self.endpoint(request.connection),
+                           request.connection.secrets["write_key"], request.governor,
+                           request.pool, request.reachability, request.policy, request.sleep)
 
 
 def _ping(client: TrackingClient, endpoint: Endpoint) -> PingResult:

@@ -8,10 +8,8 @@ Nothing is dropped: every call ends as sent, or as a record error with its reaso
 from __future__ import annotations
 
 import asyncio
-import random
 import zlib
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import httpx
 
@@ -23,72 +21,27 @@ from segbridge.apps.segment.client import (
 from segbridge.apps.segment.endpoints import Endpoint
 from segbridge.concurrency.governor import Governor
 from segbridge.core.clock import isoformat, utcnow
-from segbridge.core.errors import ApplicationError, FatalError, RetriableError
+from segbridge.core.errors import FatalError, RetriableError
 from segbridge.core.secrets import Secret
-from segbridge.runs.batching import Item, PackedCalls
+from segbridge.sinks.calls import Item, PackedCalls
+from segbridge.sinks.contracts import CallError as CallError
+from segbridge.sinks.contracts import Outcome as Outcome
+from segbridge.sinks.contracts import Reachability as Reachability
+from segbridge.sinks.contracts import RetryPolicy as RetryPolicy
+from segbridge.sinks.contracts import RunFailed as RunFailed
+from segbridge.sinks.contracts import Sleep
 
 UNREACHABLE_CAUSES = frozenset({"dns", "refused", "timeout", "dropped", "network"})
 SPLIT_STATUSES = frozenset({400, 413})
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 8  # for 5xx and 429 before the calls become retriable record errors
-    base_seconds: float = 0.5
-    cap_seconds: float = 30.0
-    pause_after: int = 4  # network failures in a row before the connection is called offline
-    probe_seconds: float = 5.0
-    gzip_level: int = 3
-
-    def backoff(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, 300.0)
-        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** attempt))
-        return random.uniform(ceiling / 2, ceiling)
-
-
-@dataclass(slots=True)
-class CallError:
-    item: Item
-    reason: str
-    status: int | None
-    retriable: bool
-
-
-@dataclass
-class Outcome:
-    """What happened to one batch."""
-
-    sent: int = 0
-    retried: int = 0
-    requests: int = 0
-    bytes: int = 0
-    errors: list[CallError] = field(default_factory=list)
-
-
-class RunFailed(Exception):
-    """The run cannot go on (write key rejected, wrong endpoint): nothing more is sent."""
-
-    def __init__(self, error: ApplicationError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-@dataclass
-class Reachability:
-    """Hooks the engine gives: called once when the receiver becomes unreachable and back."""
-
-    unreachable: Callable[[ApplicationError], Awaitable[None]]
-    reachable: Callable[[], Awaitable[None]]
-
-
-class Delivery:
-    """Sends batches for one import with one write key."""
+class SegmentSink:
+    """Sends batches for one import with one write key (a ``sinks.contracts.Sink``)."""
 
     def __init__(
         self, http: httpx.AsyncClient, endpoint: Endpoint, write_key: Secret,
         governor: Governor, pool: str, reachability: Reachability,
-        policy: RetryPolicy | None = None,
+        policy: RetryPolicy | None = None, sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._http = http
         self._url = endpoint.url("batch")
@@ -97,6 +50,7 @@ class Delivery:
         self._pool = pool
         self._reach = reachability
         self.policy = policy or RetryPolicy()
+        self._sleep = sleep
 
     async def deliver(self, items: Sequence[Item]) -> Outcome:
         outcome = Outcome()
@@ -144,11 +98,11 @@ class Delivery:
                     if not paused:
                         paused = True
                         await self._reach.unreachable(error)
-                    await asyncio.sleep(self.policy.probe_seconds)
+                    await self._sleep(self.policy.probe_seconds)
                     continue
             elif attempt >= self.policy.max_attempts:
                 raise error
-            await asyncio.sleep(self._wait(error, attempt))
+            await self._sleep(self._wait(error, attempt))
 
     def _wait(self, error: RetriableError, attempt: int) -> float:
         if error.cause == "rate_limited":
@@ -180,6 +134,9 @@ class Delivery:
 
     def _compress(self, items: Sequence[Item]) -> bytes:
         return gzip_batch(items, isoformat(utcnow()), self.policy.gzip_level)
+
+
+Delivery = SegmentSink  # the name the run engine used before applications opened their sinks
 
 
 GZIP_WBITS = 16 + 15  # gzip container, 32 KB window
