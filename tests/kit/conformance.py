@@ -20,9 +20,10 @@ from typing import ClassVar
 import pytest
 
 from tests.kit.connection import ConnectionKit
+from tests.kit.sinks import SinkKit
 
 
-class ApplicationConformance(ConnectionKit):
+class ApplicationConformance(ConnectionKit, SinkKit):
     """Everything an application must pass; see the kit's parts for what to fill in."""
 
     known_bugs: ClassVar[Mapping[str, str]] = {}

@@ -1,6 +1,7 @@
 """Segment passes the application conformance kit, against real servers on loopback: the
-built-in local Segment (lenient, and strict as RudderStack: 401 for an unknown key), a port
-with nothing listening, a ``.invalid`` host and a socket that never answers."""
+built-in local Segment (lenient, strict as RudderStack: 401 for an unknown key, and with its
+faults on), a receiver that answers 413 to big batches, a port with nothing listening, a
+``.invalid`` host and a socket that never answers."""
 
 from __future__ import annotations
 
@@ -8,33 +9,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
 
+import orjson
+
 from segbridge.apps.base import ConnectionConfig
 from segbridge.apps.segment.app import SegmentApplication
 from segbridge.core.secrets import Secret
-from segbridge.sandbox import SandboxConfig, create_sandbox_app, ensure_default_source
-from segbridge.sandbox.config import UnknownKeyMode
-from tests.kit import ApplicationConformance, Case, Expect, Provoked
+from segbridge.sandbox import FaultSettings
+from tests.integration.apps.segment_peers import local_segment, size_limited
+from tests.kit import ApplicationConformance, Case, Destination, Expect, Provoked, Trouble
+from tests.kit.sinks import TOO_LARGE_OVER
 from tests.support.receivers import silent_server
-from tests.support.servers import serve_in_thread, unused_port
+from tests.support.servers import unused_port
 
 UNKNOWN_KEY = "kitUnknownWriteKey0123456789abcdef"
 NO_SUCH_HOST = "segbridge-kit-no-such-host.invalid"
+# Retry-After 0: the sink's waits take no time (the kit's sleep), the governor's neither
+FLAKY = FaultSettings(error_500=0.15, error_503=0.15, error_429=0.1, drop=0.1, retry_after=0)
 
 
 def segment_at(endpoint: str, write_key: str) -> ConnectionConfig:
     return ConnectionConfig({"endpoint": endpoint}, {"write_key": Secret(write_key)})
-
-
-@contextmanager
-def local_segment(mode: UnknownKeyMode = "segment") -> Iterator[tuple[str, str]]:
-    """The local Segment on loopback: its URL and the write key of its default source."""
-    app = create_sandbox_app(SandboxConfig(state_path=None, unknown_key_mode=mode))
-    try:
-        write_key = ensure_default_source(app).write_key
-        with serve_in_thread(app) as url:
-            yield url, write_key
-    finally:
-        app.state.sandbox.close()
 
 
 class TestSegmentConformance(ApplicationConformance):
@@ -55,8 +49,8 @@ class TestSegmentConformance(ApplicationConformance):
     @contextmanager
     def provoke(self, case: Case) -> Iterator[Provoked]:
         if case is Case.OK:
-            with local_segment() as (url, write_key):
-                yield Provoked(segment_at(url, write_key))
+            with local_segment() as segment:
+                yield Provoked(segment_at(segment.url, segment.write_key))
         elif case is Case.REFUSED:
             yield Provoked(segment_at(f"http://127.0.0.1:{unused_port()}", UNKNOWN_KEY),
                            mentions=("127.0.0.1",))
@@ -67,8 +61,26 @@ class TestSegmentConformance(ApplicationConformance):
             with silent_server() as url:
                 yield Provoked(segment_at(url, UNKNOWN_KEY), mentions=("127.0.0.1",))
         elif case is Case.UNAUTHORIZED:  # strict receivers answer 401 to an unknown key
-            with local_segment("strict") as (url, _):
-                yield Provoked(segment_at(url, UNKNOWN_KEY))
+            with local_segment("strict") as segment:
+                yield Provoked(segment_at(segment.url, UNKNOWN_KEY))
         else:  # a real server that has no Tracking API at this path
-            with local_segment() as (url, write_key):
-                yield Provoked(segment_at(f"{url}/nothing-here", write_key))
+            with local_segment() as segment:
+                yield Provoked(segment_at(f"{segment.url}/nothing-here", segment.write_key))
+
+    @contextmanager
+    def destination(self, trouble: Trouble) -> Iterator[Destination]:
+        if trouble is Trouble.TOO_LARGE:
+            with size_limited(TOO_LARGE_OVER) as (url, limit):
+                yield Destination(segment_at(url, UNKNOWN_KEY), lambda: list(limit.kept))
+            return
+        mode = "strict" if trouble is Trouble.KEY_REJECTED else "segment"
+        faults = FLAKY if trouble is Trouble.FLAKY else None
+        with local_segment(mode, faults) as segment:
+            key = UNKNOWN_KEY if trouble is Trouble.KEY_REJECTED else segment.write_key
+            yield Destination(segment_at(segment.url, key), segment.kept)
+
+    def call(self, call_id: str, *, valid: bool = True) -> bytes:
+        """A track call; an invalid one has a userId that is an object (Segment: 400)."""
+        user: object = "kit-user" if valid else {"not": "a string"}
+        return orjson.dumps({"type": "track", "event": "Kit Checked", "userId": user,
+                             "messageId": call_id, "properties": {"n": call_id}})
