@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from segbridge.core.clock import SimulatedClock
+
 from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory, basic
 
 pytestmark = pytest.mark.integration
@@ -90,17 +92,22 @@ def test_dropped_connection_is_a_connection_error(
     assert _track(faulty, source).status_code == 200
 
 
-def test_down_for_n_seconds_answers_503_then_recovers(
-    faulty: Sandbox, source: dict[str, Any]
-) -> None:
-    faults = _set(faulty, down_seconds=0.5)
-    assert faults["down_remaining_seconds"] > 0
-    response = _track(faulty, source)
+def test_down_for_n_seconds_answers_503_then_recovers(make_sandbox: SandboxFactory) -> None:
+    """Downtime runs on the receiver's clock: a simulated one lets 20 s go by at once."""
+    clock = SimulatedClock()
+    receiver = make_sandbox(clock=clock)
+    source = receiver.new_source()
+    assert _set(receiver, down_seconds=20)["down_remaining_seconds"] == 20
+    response = _track(receiver, source)
     assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    time.sleep(0.6)
-    assert _track(faulty, source).status_code == 200
-    assert faulty.admin.get("/api/faults").json()["active"] is False
+    assert response.headers["retry-after"] == "20"
+    clock.advance(19.5)
+    assert _track(receiver, source).headers["retry-after"] == "1"  # rounded up, never 0
+    clock.advance(0.5)
+    assert _track(receiver, source).status_code == 200
+    faults = receiver.admin.get("/api/faults").json()
+    assert faults["active"] is False
+    assert faults["injected"] == {"down": 2}
 
 
 def test_shares_are_deterministic_with_a_seed(faulty: Sandbox, source: dict[str, Any]) -> None:

@@ -9,15 +9,19 @@ slots again after a run of successes, up to the connection's level.
 one event loop); ``host.HostGovernor`` adds slot file locks so the processes of one machine
 share a limit. A Redis-backed governor for workers on several machines would implement the
 same interface.
+
+Pauses are measured and waited on the governor's ``Clock`` (the system's unless given), so a
+test with a simulated clock sees a 60 s pause end without waiting 60 s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 
 SUCCESSES_TO_CLIMB = 5
 FIRST_PAUSE_SECONDS = 1.0
@@ -54,14 +58,15 @@ class _Pool:
     paused_until: float = 0.0
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     peak_in_flight: int = 0
-    wake_scheduled: bool = False
+    wake: asyncio.Task[None] | None = None  # the wake-up at the end of a pause, while waiting
 
 
 class LocalGovernor:
     """The in-process governor. All its methods run on one event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._pools: dict[str, _Pool] = {}
+        self._clock = clock
 
     def configure(self, pool: str, limit: int) -> None:
         existing = self._pools.get(pool)
@@ -103,7 +108,7 @@ class LocalGovernor:
         state.successes = 0
         wait = retry_after if retry_after is not None else state.pause
         state.pause = min(MAX_PAUSE_SECONDS, state.pause * 2)
-        state.paused_until = max(state.paused_until, time.monotonic() + wait)
+        state.paused_until = max(state.paused_until, self._clock.monotonic() + wait)
         return wait
 
     def succeeded(self, pool: str) -> None:
@@ -124,7 +129,7 @@ class LocalGovernor:
         return self._pools[pool].peak_in_flight
 
     def _has_room(self, state: _Pool) -> bool:
-        return state.in_flight < state.current and time.monotonic() >= state.paused_until
+        return state.in_flight < state.current and self._clock.monotonic() >= state.paused_until
 
     def _take(self, state: _Pool) -> None:
         state.in_flight += 1
@@ -137,12 +142,19 @@ class LocalGovernor:
                 continue
             self._take(state)
             waiter.set_result(None)
-        if state.waiters and state.in_flight < state.current and not state.wake_scheduled:
-            delay = state.paused_until - time.monotonic()
+        if state.waiters and state.in_flight < state.current and _no_wake(state):
+            delay = state.paused_until - self._clock.monotonic()
             if delay > 0:
-                state.wake_scheduled = True
-                asyncio.get_running_loop().call_later(delay, self._wake, pool, state)
+                state.wake = asyncio.get_running_loop().create_task(
+                    self._wake_after(delay, pool, state))
 
-    def _wake(self, pool: str, state: _Pool) -> None:
-        state.wake_scheduled = False
+    async def _wake_after(self, delay: float, pool: str, state: _Pool) -> None:
+        """At the end of the pause, hand the free slots to the waiters."""
+        await self._clock.sleep(delay)
+        state.wake = None
         self._hand_over(pool, state)
+
+
+def _no_wake(state: _Pool) -> bool:
+    """No wake-up is pending (one whose event loop ended was cancelled: it counts as none)."""
+    return state.wake is None or state.wake.done()

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from segbridge.concurrency.governor import LocalGovernor
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 
 FIRST_WAIT_SECONDS = 0.002
 MAX_WAIT_SECONDS = 0.05
@@ -61,8 +62,8 @@ class _Slots:
 class HostGovernor(LocalGovernor):
     """``LocalGovernor`` plus one slot file lock per request, shared by the machine."""
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__()
+    def __init__(self, folder: Path, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__(clock)
         self._folder = folder
         self._slots: dict[str, _Slots] = {}
 
@@ -91,7 +92,7 @@ class HostGovernor(LocalGovernor):
     async def _take_slot(self, pool: str) -> None:
         slots, wait = self._slots[pool], FIRST_WAIT_SECONDS
         while not slots.try_take(self._pools[pool].limit):
-            await asyncio.sleep(wait)  # another process holds every slot
+            await asyncio.sleep(wait)  # another process holds every slot: a real wait
             wait = min(MAX_WAIT_SECONDS, wait * 2)
 
 

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.sandbox.auth import AccessPolicy, Authorizer, CallerFor, CsrfTokenFor
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
@@ -34,6 +35,7 @@ def create_sandbox_app(
     authorize_manage: Authorizer | None = None,
     authorize_admin: Authorizer | None = None,
     csrf_token: CsrfTokenFor | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
     """The receiver as an ASGI app; its state is ``app.state.sandbox`` (a ``SandboxState``).
 
@@ -41,13 +43,14 @@ def create_sandbox_app(
     may set faults) or None; each account then has its own sources, Debugger and faults. A
     host of one namespace may pass ``authorize_manage`` and ``authorize_admin`` (yes/no)
     instead. ``csrf_token`` gives the CSRF token of a request's browser session (None without
-    one) for the pages' forms: the host's own (see ``auth``).
+    one) for the pages' forms: the host's own (see ``auth``). Injected faults measure their
+    downtime on ``clock`` (tests share a simulated one with the client they test).
 
     Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
     lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown, or
     build it with ``create_local_segment`` and close that.
     """
-    state = build_state(config)
+    state = build_state(config, clock)
     policy = AccessPolicy(
         config.admin_token, authorize_manage, authorize_admin, csrf_token, authorize
     )

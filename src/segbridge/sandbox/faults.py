@@ -4,18 +4,21 @@ Faults are off by default, apply only to ``POST /v1/*`` (never to settings, mana
 pages), and are changed only by admins. One random draw per request picks at most one of
 500 / 503 / 429 / dropped connection, by their shares; "down" answers every tracking request
 503 with ``Retry-After`` (the seconds left) until it ends. The random source is seeded, so a
-test that sets a seed sees the same sequence every time.
+test that sets a seed sees the same sequence every time. Downtime is measured on the
+receiver's ``Clock``: with a simulated one shared with the client, "down for 20 s" ends as soon
+as the client has slept 20 s on it, without 20 real seconds.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 
 MAX_RETRY_AFTER = 3600
 MAX_LATENCY_MS = 60_000
@@ -109,7 +112,7 @@ class Faults:
 
     settings: FaultSettings = field(default_factory=FaultSettings)
     seed: int | None = None
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = SYSTEM_CLOCK
     injected: Counter[str] = field(default_factory=Counter)
     _down_until: float = 0.0
     _rng: random.Random = field(default_factory=random.Random)
@@ -120,7 +123,8 @@ class Faults:
     def apply(self, settings: FaultSettings, seed: int | None = None) -> None:
         """Replace the settings; downtime starts now; a seed restarts the random sequence."""
         self.settings = settings
-        self._down_until = self.clock() + settings.down_seconds if settings.down_seconds else 0.0
+        down = settings.down_seconds
+        self._down_until = self.clock.monotonic() + down if down else 0.0
         if seed is not None:
             self.seed = seed
             self._rng = random.Random(seed)
@@ -129,7 +133,7 @@ class Faults:
         self.apply(FaultSettings())
 
     def down_remaining(self) -> float:
-        return max(0.0, self._down_until - self.clock())
+        return max(0.0, self._down_until - self.clock.monotonic())
 
     def active(self) -> bool:
         s = self.settings

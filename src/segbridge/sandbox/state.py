@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.sandbox.archive import ArchiveWriter
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.debugger import Debugger
@@ -16,7 +17,8 @@ from segbridge.sandbox.store import IMPLICIT_ACCOUNT, Source, SourceStore
 @dataclass
 class SandboxState:
     """``faults`` are the implicit account's (stand-alone: the receiver's); each account has
-    its own (``faults_for``), which apply to the tracking requests of its sources."""
+    its own (``faults_for``), which apply to the tracking requests of its sources. Faults
+    measure their downtime on ``clock``."""
 
     config: SandboxConfig
     store: SourceStore
@@ -27,6 +29,7 @@ class SandboxState:
     archive: ArchiveWriter | None
     recorder: Recorder
     account_faults: dict[str, Faults] = field(default_factory=dict)
+    clock: Clock = SYSTEM_CLOCK
 
     def faults_for(self, account_id: str) -> Faults:
         """The faults set by ``account_id``'s admins (off until they set some)."""
@@ -34,7 +37,7 @@ class SandboxState:
             return self.faults
         faults = self.account_faults.get(account_id)
         if faults is None:
-            faults = self.account_faults.setdefault(account_id, Faults())
+            faults = self.account_faults.setdefault(account_id, Faults(clock=self.clock))
         return faults
 
     def active_faults(self, source: Source | None) -> Faults | None:
@@ -65,7 +68,7 @@ class SandboxState:
         self.store.close()
 
 
-def build_state(config: SandboxConfig) -> SandboxState:
+def build_state(config: SandboxConfig, clock: Clock = SYSTEM_CLOCK) -> SandboxState:
     debugger = Debugger(config.debugger_size)
     dedup = MessageIdDeduper(config.dedup_capacity)
     archive = ArchiveWriter(config.archive_path) if config.archive_path else None
@@ -75,7 +78,8 @@ def build_state(config: SandboxConfig) -> SandboxState:
         debugger=debugger,
         dedup=dedup,
         receiver=ReceiverStats(),
-        faults=Faults(config.faults or FaultSettings(), seed=config.fault_seed),
+        faults=Faults(config.faults or FaultSettings(), seed=config.fault_seed, clock=clock),
         archive=archive,
         recorder=Recorder(debugger, dedup, archive),
+        clock=clock,
     )
