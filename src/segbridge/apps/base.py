@@ -236,6 +236,10 @@ class SinkOpener(Protocol):
     key: str
     name: str
 
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        """What a connection with these settings calls (checked before a sink opens)."""
+        ...
+
     def open_sink(self, request: SinkRequest) -> Sink:
         """Open one import's sink for a run (nothing is sent yet)."""
         ...
@@ -269,14 +273,18 @@ class Registry:
         self.applications[application.key] = application
 
     def get(self, key: str) -> Application | None:
-        return self.applications.get(key)
+        """The application a connection of ``key`` is made to (None for one without
+        connections, like Files: nobody makes a connection to it)."""
+        app = self.applications.get(key)
+        return app if app is not None and is_connectable(app) else None
 
     def all(self) -> list[Application]:
-        return list(self.applications.values())
-
-    def connectable(self) -> list[Application]:
-        """The applications a user can create a connection for."""
+        """The Application list a user picks from for a connection (UI, API, CLI)."""
         return [app for app in self.applications.values() if is_connectable(app)]
+
+    def everything(self) -> list[Application]:
+        """Every application, those without a connection included."""
+        return list(self.applications.values())
 
     def export_kinds(self) -> list[str]:
         """Every export type a flow document may name, in registry order."""

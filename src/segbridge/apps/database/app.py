@@ -1,4 +1,5 @@
-"""The Database application: settings, validation and Test connection (connect, SELECT 1)."""
+"""The Database application: settings, validation, Test connection (connect, SELECT 1) and
+the export of a query's rows, all at once or incrementally on a cursor column."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from segbridge.apps.base import Capability, ConnectionConfig, PingResult, SettingKind, SettingSpec
+from segbridge.apps.base import (
+    Capability,
+    ConnectionConfig,
+    ExportRequest,
+    OpenedExport,
+    PingResult,
+    SettingKind,
+    SettingSpec,
+)
 from segbridge.apps.database.connect import create_database_engine
 from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.source import open_database_export
 from segbridge.apps.database.url import (
     DRIVERS,
     EXAMPLES,
@@ -40,6 +50,7 @@ class DatabaseApplication:
     description = ("Export the rows of a SQL query from PostgreSQL, MySQL / MariaDB or SQLite, "
                    "all at once or incrementally on a cursor column.")
     capabilities = frozenset({Capability.PING, Capability.EXPORT, Capability.LOOKUP})
+    export_kinds = frozenset({"database"})
     settings: tuple[SettingSpec, ...] = (
         SettingSpec("url", "Database URL", SettingKind.TEXT, required=True, help=URL_HELP,
                     max_length=2000),
@@ -61,6 +72,9 @@ class DatabaseApplication:
             return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0,
                               message_id=None, cause="config", message=str(exc))
         return _ping(url, config.secrets.get("password"), timeout)
+
+    def open_export(self, request: ExportRequest) -> OpenedExport:
+        return open_database_export(request)
 
 
 def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:

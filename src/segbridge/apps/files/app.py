@@ -1,0 +1,63 @@
+"""The Files application: CSV, NDJSON and JSON files as a flow's source.
+
+It has no connection (a flow names its file: an upload of the account, or a server path the
+install's access policy allows), so it is not offered where a user picks an application for a
+connection; it is in the registry so that a run or a preview opens a file export the way it
+opens any other: ``registry.exporter(kind).open_export(request)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from segbridge.apps.base import (
+    Capability,
+    ConnectionConfig,
+    ExportRequest,
+    LaneSource,
+    OpenedExport,
+    PingResult,
+    SettingSpec,
+)
+from segbridge.apps.files.export import FILE_TYPES, file_export
+from segbridge.core.access import Targets
+from segbridge.core.errors import FieldProblem
+
+
+class FilesApplication:
+    """Files: export the records of a CSV, NDJSON or JSON file."""
+
+    key = "files"
+    name = "Files"
+    description = "Export the records of a CSV, NDJSON or JSON file (an upload or a server path)."
+    capabilities = frozenset({Capability.EXPORT})
+    settings: tuple[SettingSpec, ...] = ()
+    connectable = False
+    export_kinds = frozenset(FILE_TYPES)
+
+    def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
+        return []
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        return Targets()
+
+    def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
+        return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0, message_id=None,
+                          cause="config", message="Files has no connection to test.")
+
+    def open_export(self, request: ExportRequest) -> OpenedExport:
+        kind = str(request.export["type"])
+        path = file_path(request)
+        options = dict(request.export.get("options") or {})
+        export = file_export(kind, path, options, request.limits)
+        return OpenedExport(export, lanes=LaneSource(kind, path, options))
+
+
+def file_path(request: ExportRequest) -> Path:
+    """An upload of the account, or a server path the access policy allows (checked again
+    at every run and preview: a symlink may have changed, or the operator's roots)."""
+    upload = request.export.get("upload")
+    if upload:
+        return request.uploads(str(upload))
+    return request.policy.check_file(str(request.export["path"]), field="export.path")
