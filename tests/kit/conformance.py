@@ -20,10 +20,11 @@ from typing import ClassVar
 import pytest
 
 from tests.kit.connection import ConnectionKit
+from tests.kit.exports import ExportKit
 from tests.kit.sinks import SinkKit
 
 
-class ApplicationConformance(ConnectionKit, SinkKit):
+class ApplicationConformance(ConnectionKit, ExportKit, SinkKit):
     """Everything an application must pass; see the kit's parts for what to fill in."""
 
     known_bugs: ClassVar[Mapping[str, str]] = {}

@@ -7,7 +7,8 @@ An application's test class gives ``destination(trouble)``, a real destination o
 that behaves as the ``Trouble`` says, and ``call(call_id, valid=...)``, the wire JSON of one
 call the destination will know by ``call_id`` (and refuse when not valid). The kit sends
 calls through ``open_sink`` with a sleep that takes no real time, as plain items and as the
-packed calls lane processes hand over.
+packed calls lane processes hand over; the sink, its governor and the destination share a
+simulated clock, so "down for 20 s" takes no 20 real seconds.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import pytest
 
 from segbridge.apps.base import Application, Capability, ConnectionConfig, SinkOpener, SinkRequest
 from segbridge.concurrency.governor import LocalGovernor
+from segbridge.core.clock import SimulatedClock
 from segbridge.core.errors import ApplicationError
 from segbridge.sinks.calls import Item, PackedCalls
 from segbridge.sinks.contracts import Outcome, Reachability, RetryPolicy, RunFailed
 from tests.kit.secrets import captured_logs, leaks, secret_forms, written_lines
 
 TOO_LARGE_OVER = 4  # a TOO_LARGE destination answers 413 to a request of more calls
+DOWN_SECONDS = 20.0  # how long a DOWN or UNREACHABLE destination is out, on the kit's clock
 CALLS = 24
 INVALID = (3, 10, 11, 23)  # the calls a REFUSES_INVALID destination must refuse
 POOL = "kit"
@@ -42,6 +45,8 @@ class Trouble(StrEnum):
     REFUSES_INVALID = "400"  # answers 400 to any request that holds an invalid call
     TOO_LARGE = "413"  # answers 413 to any request of more than TOO_LARGE_OVER calls
     FLAKY = "flaky"  # answers some requests 5xx or 429, drops some connections
+    DOWN = "down"  # answers every request 503 for DOWN_SECONDS (on the clock given), then works
+    UNREACHABLE = "unreachable"  # nothing listens for DOWN_SECONDS (on the clock), then it does
     KEY_REJECTED = "401"  # refuses the connection's credentials
 
 
@@ -75,7 +80,10 @@ class SinkKit:
     application: ClassVar[Application]
     sink_not_applicable: ClassVar[Mapping[Trouble, str]] = {}
 
-    def destination(self, trouble: Trouble) -> AbstractContextManager[Destination]:
+    def destination(self, trouble: Trouble,
+                    clock: SimulatedClock) -> AbstractContextManager[Destination]:
+        """A destination with this trouble; DOWN and UNREACHABLE measure their time out on
+        ``clock``, the simulated clock the sink waits on."""
         raise NotImplementedError(f"{type(self).__name__}: destination({trouble!r})")
 
     def call(self, call_id: str, *, valid: bool = True) -> bytes:
@@ -95,8 +103,10 @@ class SinkKit:
         opener = self.sink_opener(trouble)
         items = [Item(n, f"row {n + 1}", self.call(call_id(n), valid=n not in invalid))
                  for n in range(CALLS)]
-        with self.destination(trouble) as destination, captured_logs() as logs:
-            delivered = asyncio.run(_deliver(opener, destination.connection, items, packed))
+        clock = SimulatedClock()
+        with self.destination(trouble, clock) as destination, captured_logs() as logs:
+            delivered = asyncio.run(
+                _deliver(opener, destination.connection, items, packed, clock))
             delivered.kept = destination.kept()
         delivered.log_lines = written_lines(logs.records)
         secrets = destination.connection.secrets.values()
@@ -136,6 +146,20 @@ class SinkKit:
         assert delivered.outcome.retried > 0, "the destination was not flaky"
         assert delivered.waits, "a retry waits (through the sleep it was given)"
 
+    def test_a_sink_waits_out_a_destination_that_is_down(self) -> None:
+        delivered = self.deliver(Trouble.DOWN, packed=False)
+        nothing_lost(delivered)
+        assert delivered.outcome is not None
+        assert (delivered.outcome.sent, delivered.outcome.errors) == (CALLS, [])
+        assert sum(delivered.waits) >= DOWN_SECONDS, "the sink did not wait it out"
+
+    def test_a_sink_pauses_while_the_destination_is_unreachable(self) -> None:
+        delivered = self.deliver(Trouble.UNREACHABLE, packed=False)
+        nothing_lost(delivered)
+        assert delivered.outcome is not None
+        assert (delivered.outcome.sent, delivered.outcome.errors) == (CALLS, [])
+        assert delivered.reach == ["unreachable: refused", "reachable"]
+
     def test_a_rejected_key_stops_the_run_and_sends_nothing(self) -> None:
         delivered = self.deliver(Trouble.KEY_REJECTED, packed=False)
         assert delivered.failed is not None, "a rejected key must end the run (RunFailed)"
@@ -164,12 +188,12 @@ def nothing_lost(delivered: Delivered) -> None:
 
 
 async def _deliver(opener: SinkOpener, connection: ConnectionConfig, items: list[Item],
-                   packed: bool) -> Delivered:
+                   packed: bool, clock: SimulatedClock) -> Delivered:
     delivered = Delivered(items, None, None, [])
 
     async def no_wait(seconds: float) -> None:
         delivered.waits.append(seconds)
-        await asyncio.sleep(0)
+        await clock.sleep(seconds)
 
     async def unreachable(error: ApplicationError) -> None:
         delivered.reach.append(f"unreachable: {error.cause}")
@@ -177,7 +201,7 @@ async def _deliver(opener: SinkOpener, connection: ConnectionConfig, items: list
     async def reachable() -> None:
         delivered.reach.append("reachable")
 
-    governor = LocalGovernor()
+    governor = LocalGovernor(clock)
     governor.configure(POOL, 4)
     async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
         sink = opener.open_sink(SinkRequest(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import gzip
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.sandbox import (
     FaultSettings,
     SandboxConfig,
@@ -25,7 +28,7 @@ from segbridge.sandbox import (
     ensure_default_source,
 )
 from segbridge.sandbox.config import UnknownKeyMode
-from tests.support.servers import serve_in_thread
+from tests.support.servers import serve_in_thread, unused_port
 
 
 @dataclass(frozen=True)
@@ -43,20 +46,45 @@ class LocalSegment:
 
 
 @contextmanager
-def local_segment(mode: UnknownKeyMode = "segment",
-                  faults: FaultSettings | None = None) -> Iterator[LocalSegment]:
-    """The local Segment on loopback, with the write key of its default source."""
+def local_segment(mode: UnknownKeyMode = "segment", faults: FaultSettings | None = None,
+                  clock: Clock = SYSTEM_CLOCK, late: float = 0.0) -> Iterator[LocalSegment]:
+    """The local Segment on loopback, with the write key of its default source; its faults'
+    downtime on ``clock``. With ``late``, nothing listens at its address until ``clock`` has
+    gone ``late`` seconds on."""
     with tempfile.TemporaryDirectory(prefix="kit-segment-") as folder:
         archive = Path(folder) / "archive.ndjson"
         app = create_sandbox_app(SandboxConfig(
             state_path=None, archive_path=archive, unknown_key_mode=mode, faults=faults,
-            fault_seed=12))
+            fault_seed=12), clock=clock)
         try:
             write_key = ensure_default_source(app).write_key
-            with serve_in_thread(app) as url:
+            serving = starting_late(app, clock, late) if late else serve_in_thread(app)
+            with serving as url:
                 yield LocalSegment(url, write_key, archive)
         finally:
             app.state.sandbox.close()
+
+
+@contextmanager
+def starting_late(app: Starlette, clock: Clock, after: float) -> Iterator[str]:
+    """``app``'s address at once; it is served from when ``clock`` reads ``after`` on."""
+    port = unused_port()
+    stop = threading.Event()
+
+    def serve_when_due() -> None:
+        while clock.monotonic() < after and not stop.is_set():
+            time.sleep(0.005)
+        if not stop.is_set():
+            with serve_in_thread(app, port):
+                stop.wait()
+
+    thread = threading.Thread(target=serve_when_due, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 @dataclass

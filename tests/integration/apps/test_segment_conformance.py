@@ -13,18 +13,19 @@ import orjson
 
 from segbridge.apps.base import ConnectionConfig
 from segbridge.apps.segment.app import SegmentApplication
+from segbridge.core.clock import SimulatedClock
 from segbridge.core.secrets import Secret
 from segbridge.sandbox import FaultSettings
 from tests.integration.apps.segment_peers import local_segment, size_limited
 from tests.kit import ApplicationConformance, Case, Destination, Expect, Provoked, Trouble
-from tests.kit.sinks import TOO_LARGE_OVER
+from tests.kit.sinks import DOWN_SECONDS, TOO_LARGE_OVER
 from tests.support.receivers import silent_server
 from tests.support.servers import unused_port
 
 UNKNOWN_KEY = "kitUnknownWriteKey0123456789abcdef"
 NO_SUCH_HOST = "segbridge-kit-no-such-host.invalid"
-# Retry-After 0: the sink's waits take no time (the kit's sleep), the governor's neither
-FLAKY = FaultSettings(error_500=0.15, error_503=0.15, error_429=0.1, drop=0.1, retry_after=0)
+FLAKY = FaultSettings(error_500=0.15, error_503=0.15, error_429=0.1, drop=0.1, retry_after=1)
+DOWN = FaultSettings(down_seconds=DOWN_SECONDS)
 
 
 def segment_at(endpoint: str, write_key: str) -> ConnectionConfig:
@@ -68,14 +69,15 @@ class TestSegmentConformance(ApplicationConformance):
                 yield Provoked(segment_at(f"{segment.url}/nothing-here", segment.write_key))
 
     @contextmanager
-    def destination(self, trouble: Trouble) -> Iterator[Destination]:
+    def destination(self, trouble: Trouble, clock: SimulatedClock) -> Iterator[Destination]:
         if trouble is Trouble.TOO_LARGE:
             with size_limited(TOO_LARGE_OVER) as (url, limit):
                 yield Destination(segment_at(url, UNKNOWN_KEY), lambda: list(limit.kept))
             return
         mode = "strict" if trouble is Trouble.KEY_REJECTED else "segment"
-        faults = FLAKY if trouble is Trouble.FLAKY else None
-        with local_segment(mode, faults) as segment:
+        faults = {Trouble.FLAKY: FLAKY, Trouble.DOWN: DOWN}.get(trouble)
+        late = DOWN_SECONDS if trouble is Trouble.UNREACHABLE else 0.0
+        with local_segment(mode, faults, clock, late) as segment:
             key = UNKNOWN_KEY if trouble is Trouble.KEY_REJECTED else segment.write_key
             yield Destination(segment_at(segment.url, key), segment.kept)
 
