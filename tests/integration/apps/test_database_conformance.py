@@ -1,6 +1,6 @@
 """Database passes the application conformance kit, against the real PostgreSQL and MariaDB
 on loopback, a port with nothing listening, a ``.invalid`` host and a socket that never
-answers.
+answers, and against SQLite files.
 
 PostgreSQL here trusts every loopback connection, so it never checks a password: its
 "who we are" failure is a role that does not exist. MariaDB checks passwords: there it is a
@@ -10,11 +10,12 @@ timed out, so PostgreSQL's timeout case pings with 2 s; MariaDB's with the kit's
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +33,7 @@ PASSWORD = "Kit-s3cret/pass%word"  # URL-special characters on purpose
 NO_SUCH_HOST = "segbridge-kit-no-such-host.invalid"
 MARIADB_ROOT = "mysql+pymysql://root@127.0.0.1:3306/test"
 LIBPQ_SHORTEST_TIMEOUT = 2.0
+SQLITE_IS_A_FILE = "a SQLite database is a file on this machine: no address to reach"
 
 
 def database_at(url: str, password: str = PASSWORD) -> ConnectionConfig:
@@ -70,12 +72,12 @@ def mariadb_user() -> Iterator[str]:
 
 @contextmanager
 def kit_table(admin_url: str) -> Iterator[str]:
-    """A table of a few rows (NULLs, text beyond ASCII, decimals, times), dropped afterwards.
+    """A table of a few rows (NULLs, text beyond ASCII, floats, times), dropped afterwards.
     ``add_rows`` puts more after them."""
     name = no_such("table")
     engine = sa.create_engine(admin_url)
     table = sa.Table(name, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("name", sa.String(40)), sa.Column("score", sa.Numeric(8, 2)),
+                     sa.Column("name", sa.String(40)), sa.Column("score", sa.Float),
                      sa.Column("seen", sa.DateTime), sa.Column("note", sa.Text))
     try:
         table.create(engine)
@@ -89,7 +91,7 @@ def kit_table(admin_url: str) -> Iterator[str]:
 def add_rows(engine: sa.Engine, table: sa.Table, ids: range) -> None:
     with engine.begin() as connection:
         connection.execute(table.insert(), [
-            {"id": n, "name": f"Zoë {n}" if n % 3 else None, "score": Decimal(n) / 4,
+            {"id": n, "name": f"Zoë {n}" if n % 3 else None, "score": n / 4,
              "seen": datetime(2026, 1, n % 28 + 1, 12, n % 60), "note": "x" * n} for n in ids])
 
 
@@ -104,13 +106,15 @@ def more_rows(admin_url: str, name: str) -> None:
 
 
 class DatabaseConformance(ApplicationConformance):
-    """What both servers share; each subclass names its scheme and its auth failure."""
+    """What the database servers share; each names its scheme, its admin URL and how a user
+    is refused (SQLite, a file, overrides the connection cases)."""
 
     application = DatabaseApplication()
     scheme: ClassVar[str]
     user: ClassVar[str]
     port: ClassVar[int]
     admin_url: ClassVar[str]
+    timeout: ClassVar[float] = 0.3
     export_samples = ("query", "incremental")
     failing_exports = ("missing_table", "unreachable")
     known_bugs: ClassVar = {
@@ -148,8 +152,6 @@ class DatabaseConformance(ApplicationConformance):
         else:
             yield from self.missing_database()
 
-    timeout: ClassVar[float] = 0.3
-
     def ok(self) -> Iterator[Provoked]:
         yield Provoked(database_at(self.url(f"127.0.0.1:{self.port}", "test")))
 
@@ -160,8 +162,12 @@ class DatabaseConformance(ApplicationConformance):
     def refused_user(self) -> Iterator[Provoked]:
         raise NotImplementedError
 
+    def admin(self, folder: Path) -> str:
+        """The URL the kit creates its tables with."""
+        return self.admin_url
+
     @contextmanager
-    def reader(self) -> Iterator[ConnectionConfig]:
+    def reader(self, folder: Path) -> Iterator[ConnectionConfig]:
         """The connection an export reads with."""
         yield database_at(self.url(f"127.0.0.1:{self.port}", "test"))
 
@@ -172,7 +178,13 @@ class DatabaseConformance(ApplicationConformance):
             yield ExportSample({"type": "database", "query": "SELECT 1"}, refused,
                                fails="refused")
             return
-        with kit_table(self.admin_url) as table, self.reader() as connection:
+        if name == "missing_file":
+            yield ExportSample({"type": "database", "query": "SELECT 1"},
+                               database_at(f"sqlite:///{folder / 'missing.db'}"),
+                               fails="unknown_database")
+            return
+        admin = self.admin(folder)
+        with kit_table(admin) as table, self.reader(folder) as connection:
             query = f"SELECT * FROM {table} ORDER BY id"
             if name == "missing_table":
                 yield ExportSample({"type": "database", "query": f"SELECT * FROM {table}_x"},
@@ -183,7 +195,7 @@ class DatabaseConformance(ApplicationConformance):
                 yield ExportSample(
                     {"type": "database", "query": query, "cursor": {"column": "id"}},
                     connection, saved_cursor={"column": "id", "value": 2},
-                    between=lambda: more_rows(self.admin_url, table))
+                    between=lambda: more_rows(admin, table))
 
 
 @pytest.mark.postgres
@@ -207,7 +219,7 @@ class TestMariadbConformance(DatabaseConformance):
     admin_url = MARIADB_ROOT
 
     @contextmanager
-    def reader(self) -> Iterator[ConnectionConfig]:
+    def reader(self, folder: Path) -> Iterator[ConnectionConfig]:
         with mariadb_user() as name:
             yield database_at(self.url("127.0.0.1:3306", "test", name))
 
@@ -225,3 +237,31 @@ class TestMariadbConformance(DatabaseConformance):
         with mariadb_user() as name:
             yield Provoked(database_at(self.url("127.0.0.1:3306", database, name)),
                            mentions=(database,))
+
+
+class TestSqliteConformance(DatabaseConformance):
+    """A SQLite file: no address to reach and no user, so only ok and 404 apply. It needs no
+    password; one is given all the same, to check it shows nowhere."""
+
+    expected: ClassVar = {Case.NOT_FOUND: Expect("unknown_database")}
+    not_applicable: ClassVar = {
+        Case.REFUSED: SQLITE_IS_A_FILE, Case.DNS: SQLITE_IS_A_FILE,
+        Case.TIMEOUT: SQLITE_IS_A_FILE, Case.UNAUTHORIZED: "SQLite has no users or passwords",
+    }
+    failing_exports = ("missing_table", "missing_file")
+
+    @contextmanager
+    def provoke(self, case: Case) -> Iterator[Provoked]:
+        with tempfile.TemporaryDirectory(prefix="kit-sqlite-") as folder:
+            path = Path(folder) / ("kit.db" if case is Case.OK else "missing.db")
+            if case is Case.OK:
+                sqlite3.connect(path).close()
+            yield Provoked(database_at(f"sqlite:///{path}"),
+                           mentions=() if case is Case.OK else (str(path),))
+
+    def admin(self, folder: Path) -> str:
+        return f"sqlite:///{folder / 'kit.db'}"
+
+    @contextmanager
+    def reader(self, folder: Path) -> Iterator[ConnectionConfig]:
+        yield database_at(self.admin(folder))
