@@ -1,7 +1,10 @@
 """A sink (``Capability.IMPORT``), as every destination must pass it: a request the
 destination refuses as invalid (400) or too large (413) is split until the bad calls stand
-alone, failures on the way are retried, and no call is ever lost: each ends as sent (and the
-destination has it) or as an error with its reason and status.
+alone, failures on the way are retried (a destination down for a while is waited out, one
+that cannot be reached pauses the run until it can), a destination that keeps failing turns
+every call into an error to retry, a rejected key ends the run with advice; and no call is
+ever lost: each ends as sent (and the destination has it, once) or as an error with its reason
+and status. No secret shows in the errors, the sink's repr or the logs.
 
 An application's test class gives ``destination(trouble)``, a real destination on loopback
 that behaves as the ``Trouble`` says, and ``call(call_id, valid=...)``, the wire JSON of one
@@ -30,6 +33,7 @@ from segbridge.core.clock import SimulatedClock
 from segbridge.core.errors import ApplicationError
 from segbridge.sinks.calls import Item, PackedCalls
 from segbridge.sinks.contracts import Outcome, Reachability, RetryPolicy, RunFailed
+from tests.kit.connection import ACTION
 from tests.kit.secrets import captured_logs, leaks, secret_forms, written_lines
 
 TOO_LARGE_OVER = 4  # a TOO_LARGE destination answers 413 to a request of more calls
@@ -47,6 +51,7 @@ class Trouble(StrEnum):
     FLAKY = "flaky"  # answers some requests 5xx or 429, drops some connections
     DOWN = "down"  # answers every request 503 for DOWN_SECONDS (on the clock given), then works
     UNREACHABLE = "unreachable"  # nothing listens for DOWN_SECONDS (on the clock), then it does
+    BROKEN = "500"  # answers every request 500
     KEY_REJECTED = "401"  # refuses the connection's credentials
 
 
@@ -71,6 +76,7 @@ class Delivered:
     waits: list[float] = field(default_factory=list)
     reach: list[str] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
+    sink_repr: str = ""
 
 
 class SinkKit:
@@ -111,7 +117,8 @@ class SinkKit:
         delivered.log_lines = written_lines(logs.records)
         secrets = destination.connection.secrets.values()
         reasons = [e.reason for e in delivered.outcome.errors] if delivered.outcome else []
-        shown = [str(delivered.failed or ""), *reasons]
+        shown = [str(delivered.failed or ""), repr(delivered.failed), delivered.sink_repr,
+                 *reasons]
         assert not leaks(shown + delivered.log_lines, secret_forms(secrets)), "a secret shows"
         return delivered
 
@@ -160,11 +167,19 @@ class SinkKit:
         assert (delivered.outcome.sent, delivered.outcome.errors) == (CALLS, [])
         assert delivered.reach == ["unreachable: refused", "reachable"]
 
+    def test_a_sink_that_gives_up_keeps_every_call_as_an_error_to_retry(self) -> None:
+        delivered = self.deliver(Trouble.BROKEN, packed=True)
+        nothing_lost(delivered)
+        assert delivered.outcome is not None
+        assert delivered.outcome.sent == 0
+        assert {(e.status, e.retriable) for e in delivered.outcome.errors} == {(500, True)}
+
     def test_a_rejected_key_stops_the_run_and_sends_nothing(self) -> None:
         delivered = self.deliver(Trouble.KEY_REJECTED, packed=False)
         assert delivered.failed is not None, "a rejected key must end the run (RunFailed)"
         error = delivered.failed.error
-        assert error.status in (401, 403) and error.cause and error.message
+        assert error.status in (401, 403) and error.cause
+        assert ACTION.search(error.message), f"no advice in: {error.message!r}"
         assert delivered.kept == []
 
 
@@ -207,6 +222,7 @@ async def _deliver(opener: SinkOpener, connection: ConnectionConfig, items: list
         sink = opener.open_sink(SinkRequest(
             connection, "kit import", http, governor, POOL,
             Reachability(unreachable, reachable), RetryPolicy(), no_wait))
+        delivered.sink_repr = repr(sink)
         batch: Sequence[Item] = PackedCalls.pack(items) if packed else items
         try:
             delivered.outcome = await sink.deliver(batch)

@@ -26,6 +26,7 @@ UNKNOWN_KEY = "kitUnknownWriteKey0123456789abcdef"
 NO_SUCH_HOST = "segbridge-kit-no-such-host.invalid"
 FLAKY = FaultSettings(error_500=0.15, error_503=0.15, error_429=0.1, drop=0.1, retry_after=1)
 DOWN = FaultSettings(down_seconds=DOWN_SECONDS)
+BROKEN = FaultSettings(error_500=1.0)
 
 
 def segment_at(endpoint: str, write_key: str) -> ConnectionConfig:
@@ -75,7 +76,7 @@ class TestSegmentConformance(ApplicationConformance):
                 yield Destination(segment_at(url, UNKNOWN_KEY), lambda: list(limit.kept))
             return
         mode = "strict" if trouble is Trouble.KEY_REJECTED else "segment"
-        faults = {Trouble.FLAKY: FLAKY, Trouble.DOWN: DOWN}.get(trouble)
+        faults = {Trouble.FLAKY: FLAKY, Trouble.DOWN: DOWN, Trouble.BROKEN: BROKEN}.get(trouble)
         late = DOWN_SECONDS if trouble is Trouble.UNREACHABLE else 0.0
         with local_segment(mode, faults, clock, late) as segment:
             key = UNKNOWN_KEY if trouble is Trouble.KEY_REJECTED else segment.write_key
