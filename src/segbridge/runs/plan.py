@@ -1,38 +1,43 @@
 """Building a run's plan from its definition snapshot: the export, the filters, and for each
-import its compiled mapping, messageIds and delivery (endpoint, write key, connection pool)."""
+import its compiled mapping, messageIds and sink (opened by the connection's application,
+within its connection pool).
+
+The plan asks the registry for the export kind's application and for each import
+connection's application; it never names an application nor one of its settings."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import select
 
-from segbridge.apps.files.export import FILE_TYPES
-from segbridge.apps.segment.endpoints import resolve_endpoint
-from segbridge.apps.segment.sink import Delivery, Reachability, RetryPolicy
+from segbridge.apps.base import ConnectionConfig, LaneSource, Registry, SinkRequest
+from segbridge.apps.registry import default_registry
 from segbridge.concurrency.governor import Governor
 from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import load_secrets
 from segbridge.connections.views import root_lender
-from segbridge.core.access import access_policy
+from segbridge.core.access import Targets, access_policy
 from segbridge.core.errors import FatalError
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.limits import RecordLimits
 from segbridge.runs.engine import ImportPlan, RunPlan
-from segbridge.runs.export_factory import build_export
+from segbridge.runs.export_factory import open_run_export
 from segbridge.runs.lanes import LaneImport, LanePolicy, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Source
 from segbridge.runs.store import RunStore
+from segbridge.sinks.contracts import Reachability, RetryPolicy
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, RecordErrorRow, Run
+
+CursorAfter = Callable[[], dict[str, Any] | None] | None
 
 TYPICAL_BATCH_CALLS = 2000  # calls of ~250 bytes in a batch cut at ~475 KB
 
@@ -46,6 +51,7 @@ class PlanContext:
     settings: Settings
     policy: RetryPolicy
     lanes: LanePolicy = field(default_factory=LanePolicy)
+    registry: Registry = field(default_factory=default_registry)
 
 
 def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
@@ -55,12 +61,12 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     imports = [_import_plan(ctx, run, step, store, compile_mapping)
                for step in definition["imports"]]
     export_def = definition["export"]
-    export, cursor_after = _export(ctx, run, export_def, store)
+    export, cursor_after, lane_source = _export(ctx, run, store)
     filters = [compile_expression(text) for text in _filter_expressions(definition)]
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters)
-    lanes = _lanes(ctx.lanes, run, export)
+    lanes = _lanes(ctx.lanes, run, export, lane_source)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
     return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
@@ -75,16 +81,14 @@ def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
     return min(chunks_ahead, max(lanes.count + 1, in_calls))
 
 
-def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:
+def _lanes(policy: LanePolicy, run: Run, export: Export,
+           source: LaneSource | None) -> LaneSpec | None:
     """Lanes for a large file (not for a query, nor for a retry of chosen errors)."""
     definition = run.definition
-    export_def = definition["export"]
-    path = getattr(export, "path", None)
-    if export_def["type"] not in FILE_TYPES or "retry_errors" in definition \
-            or not isinstance(path, Path) or policy.count < 2:
+    if source is None or policy.count < 2:
         return None
     try:
-        size = path.stat().st_size
+        size = source.path.stat().st_size
     except OSError:
         return None  # the run's own export says what is wrong with the file
     if not policy.applies(size):
@@ -94,19 +98,23 @@ def _lanes(policy: LanePolicy, run: Run, export: Export) -> LaneSpec | None:
                for step in definition["imports"]]
     limits = getattr(export, "limits", None)  # the caps of the run's own export
     return LaneSpec(count=policy.count, block_records=policy.block_records,
-                    export={"type": export_def["type"], "path": str(path),
-                            "options": export_def.get("options", {})},
+                    export={"type": source.kind, "path": str(source.path),
+                            "options": dict(source.options)},
                     imports=imports,
                     filters=_filter_expressions(definition),
-                    key_field=export_def.get("key_field"), start=run.checkpoint,
+                    key_field=definition["export"].get("key_field"), start=run.checkpoint,
                     limits=limits.to_json() if isinstance(limits, RecordLimits) else {})
 
 
-def _export(ctx: PlanContext, run: Run, export_def: dict[str, Any],
-            store: RunStore) -> tuple[Export, Any]:
+def _export(ctx: PlanContext, run: Run, store: RunStore) -> tuple[Export, CursorAfter,
+                                                                   LaneSource | None]:
+    """The run's export, the cursor to store after it succeeds, and its file for lanes."""
     if "retry_errors" in run.definition:
-        return ErrorsExport(ctx.db, run.definition["retry_errors"]), None
-    return build_export(ctx.db, ctx.vault, ctx.settings, run, export_def, store)
+        return ErrorsExport(ctx.db, run.definition["retry_errors"]), None, None
+    opened = open_run_export(ctx.db, ctx.vault, ctx.settings, ctx.registry, run, store)
+    cursor = opened.cursor_after
+    after = (lambda: dict(cursor)) if cursor is not None else None
+    return opened.export, after, opened.lanes
 
 
 def _filter_expressions(definition: dict[str, Any]) -> list[str]:
@@ -133,20 +141,31 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
         if connection is None or connection.account_id != run.account_id:
             raise FatalError(f"The connection of import '{step['name']}' no longer exists.",
                              cause="missing_connection")
+        application = ctx.registry.sink(connection.application)
         root = root_lender(session, connection)
-        secrets = load_secrets(session, ctx.vault, connection)
-        endpoint = resolve_endpoint(connection.settings.get("region"),
-                                    connection.settings.get("endpoint"))
-    access_policy(ctx.settings).check_url(
-        endpoint.url(""), field=f"imports.{step['name']}.connection")
+        config = ConnectionConfig(dict(connection.settings),
+                                  load_secrets(session, ctx.vault, connection))
+    targets = application.targets(config.values)
+    access_policy(ctx.settings).check_targets(
+        _as_import_targets(targets, f"imports.{step['name']}.connection"))
     pool = root.id
     ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)
-    delivery = Delivery(ctx.http, endpoint, secrets["write_key"], ctx.governor, pool,
-                        _reachability(store, connection_id), ctx.policy)
+    sink = application.open_sink(SinkRequest(
+        connection=config, import_name=step["name"], http=ctx.http, governor=ctx.governor,
+        pool=pool, reachability=_reachability(store, connection_id), policy=ctx.policy))
     ids = MessageIds(run.flow_id, step["name"], step["call"], _salt(run))
     return ImportPlan(name=step["name"], call_type=step["call"],
                       map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,
-                      delivery=delivery, connection_id=connection_id)
+                      delivery=sink, connection_id=connection_id)
+
+
+def _as_import_targets(targets: Targets, field_name: str) -> Targets:
+    """What the connection reaches, each under the import's field (where a user fixes it)."""
+    return Targets(files=tuple((field_name, path) for _f, path in targets.files),
+                   urls=tuple((field_name, url) for _f, url in targets.urls),
+                   hosts=tuple((field_name, host, port) for _f, host, port in targets.hosts),
+                   databases=tuple((field_name, host, port, name)
+                                   for _f, host, port, name in targets.databases))
 
 
 def _reachability(store: RunStore, connection_id: str) -> Reachability:
