@@ -91,9 +91,7 @@ class ExportKit:
 
     def open(self, sample: ExportSample, folder: Path,
              resume: ResumeState | None = None) -> OpenedExport:
-        return self.exporter().open_export(ExportRequest(
-            sample.export, sample.connection, policy_for(folder), RecordLimits(),
-            no_uploads, resume or ResumeState(saved_cursor=sample.saved_cursor)))
+        return self.exporter().open_export(request_for(sample, folder, resume))
 
     def test_export_capability_is_declared_with_open_export(self) -> None:
         can = Capability.EXPORT in self.application.capabilities
@@ -128,11 +126,12 @@ class ExportKit:
             assert first == second
 
     def test_an_export_shows_no_secret(self, sample: str, tmp_path: Path) -> None:
-        """Not in its repr, its records' errors, nor the logs while it reads."""
+        """Not in its repr, its request's, its records' errors, nor the logs while it reads."""
         self.exporter()
         with self.export_sample(sample, tmp_path) as given, captured_logs() as logs:
             shown, failure = read_everything(lambda: self.open(given, tmp_path))
         assert failure is None, f"the export failed: {failure}"
+        shown.append(repr(request_for(given, tmp_path)))
         assert not leaks(shown + written_lines(logs.records), forms_of(given))
 
     def test_a_failing_export_names_its_cause_and_shows_no_secret(
@@ -159,6 +158,13 @@ def cause_of(error: SegbridgeError) -> str:
 
 def forms_of(sample: ExportSample) -> set[str]:
     return secret_forms(sample.connection.secrets.values() if sample.connection else ())
+
+
+def request_for(sample: ExportSample, folder: Path,
+                resume: ResumeState | None = None) -> ExportRequest:
+    """The request a run (or, with ``resume``, a resumed run) opens the sample with."""
+    return ExportRequest(sample.export, sample.connection, policy_for(folder), RecordLimits(),
+                         no_uploads, resume or ResumeState(saved_cursor=sample.saved_cursor))
 
 
 def resume_points(count: int, extra: tuple[int, ...]) -> list[int]:

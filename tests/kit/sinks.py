@@ -6,7 +6,7 @@ every call into an error to retry, a rejected key ends the run with advice; and 
 ever lost: each ends as sent (and the destination has it, once) or as an error with its reason
 and status. No secret shows in the errors, the sink's repr or the logs.
 
-An application's test class gives ``destination(trouble)``, a real destination on loopback
+An application's test class gives ``destination(trouble, clock)``, a real destination on loopback
 that behaves as the ``Trouble`` says, and ``call(call_id, valid=...)``, the wire JSON of one
 call the destination will know by ``call_id`` (and refuse when not valid). The kit sends
 calls through ``open_sink`` with a sleep that takes no real time, as plain items and as the
