@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
+from segbridge.apps.base import Application, SettingSpec
+from segbridge.apps.registry import default_registry
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table, emit_test_result
 from segbridge.connections.model import ConnectionDraft
+
+APPLICATIONS = default_registry()  # the built-in applications: their settings make the options
 
 
 @click.group("connections")
@@ -19,31 +24,88 @@ def group() -> None:
 
 
 def _settings_options(func: Any) -> Any:
-    options = [
-        click.option("--write-key-file", type=click.Path(dir_okay=False, allow_dash=True),
-                     help="Read the write key from this file ('-' for standard input). "
-                          "Without it: a hidden prompt, or standard input when piped."),
-        click.option("--region", type=click.Choice(["us", "eu"]), default=None,
-                     help="Segment region (advanced)."),
-        click.option("--endpoint", default=None,
-                     help="Custom Segment-compatible endpoint URL (advanced)."),
-    ]
-    for option in reversed(options):
+    """One option per setting of the applications a connection can be made to: a secret
+    setting is read from a file (``--<name>-file``, '-' for standard input), never given as
+    a value; any other is ``--<name>``. Which of them a command accepts depends on the chosen
+    application (``_settings``)."""
+    for option in reversed([_setting_option(name, specs)
+                            for name, specs in _setting_specs().items()]):
         func = option(func)
     return func
 
 
-def _read_write_key(path: str | None) -> str:
-    if path == "-" or (path is None and not sys.stdin.isatty()):
+def _setting_specs() -> dict[str, list[tuple[Application, SettingSpec]]]:
+    """Each setting name, with the applications that declare it, in registry order."""
+    found: dict[str, list[tuple[Application, SettingSpec]]] = {}
+    for application in APPLICATIONS.all():
+        for spec in application.settings:
+            found.setdefault(spec.name, []).append((application, spec))
+    return found
+
+
+def _setting_option(name: str, specs: list[tuple[Application, SettingSpec]]) -> Any:
+    flag = name.replace("_", "-")
+    owners = "; ".join(f"{app.name}: {spec.label}" for app, spec in specs)
+    spec = specs[0][1]
+    if spec.secret:
+        return click.option(
+            f"--{flag}-file", f"{name}_file", type=click.Path(dir_okay=False, allow_dash=True),
+            default=None, help=f"{owners}. Read it from this file ('-' for standard input)"
+            + (". Without it: a hidden prompt, or standard input when piped."
+               if spec.required else "."))
+    choices = [value for value, _label in spec.choices]
+    kind = click.Choice(choices) if choices and len(specs) == 1 else None
+    return click.option(f"--{flag}", name, type=kind, default=None,
+                        help=f"{owners}" + (" (advanced)." if spec.advanced else "."))
+
+
+def _option_of(spec: SettingSpec) -> str:
+    flag = spec.name.replace("_", "-")
+    return f"--{flag}-file" if spec.secret else f"--{flag}"
+
+
+def _settings(application_key: str, given: dict[str, str | None],
+              current: Mapping[str, Any] | None = None) -> dict[str, str | None]:
+    """The chosen application's settings from the options (an edit keeps the current plain
+    values it does not change; secrets are entered again on every save)."""
+    application = APPLICATIONS.get(application_key)
+    if application is None:  # the service names the known applications
+        return {}
+    _refuse_foreign_options(application, given)
+    settings: dict[str, str | None] = {}
+    for spec in application.settings:
+        if spec.secret:
+            settings[spec.name] = _read_secret(spec, given.get(f"{spec.name}_file"))
+        else:
+            value = given.get(spec.name)
+            settings[spec.name] = value if value is not None or current is None \
+                else current.get(spec.name)
+    return settings
+
+
+def _refuse_foreign_options(application: Application, given: dict[str, str | None]) -> None:
+    own = {f"{spec.name}_file" if spec.secret else spec.name for spec in application.settings}
+    foreign = [key for key, value in given.items() if value is not None and key not in own]
+    if foreign:
+        flags = ", ".join(_flag_of(key) for key in foreign)
+        accepted = ", ".join(_option_of(spec) for spec in application.settings) or "none"
+        raise click.UsageError(f"{flags}: not a setting of a {application.name} connection; "
+                               f"its settings: {accepted}.")
+
+
+def _flag_of(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _read_secret(spec: SettingSpec, path: str | None) -> str | None:
+    """From the file, else (a required secret) standard input when piped or a hidden prompt."""
+    if path == "-" or (path is None and spec.required and not sys.stdin.isatty()):
         return sys.stdin.readline().strip()
     if path is not None:
         return Path(path).read_text().strip()
-    return str(click.prompt("Write key (input hidden)", hide_input=True, type=str)).strip()
-
-
-def _settings(write_key_file: str | None, region: str | None,
-              endpoint: str | None) -> dict[str, str | None]:
-    return {"write_key": _read_write_key(write_key_file), "region": region, "endpoint": endpoint}
+    if not spec.required:
+        return None
+    return str(click.prompt(f"{spec.label} (input hidden)", hide_input=True, type=str)).strip()
 
 
 def _row(c: dict[str, Any]) -> list[object]:
@@ -108,12 +170,11 @@ def _common_options(func: Any) -> Any:
 @_common_options
 @click.pass_context
 @handles_errors
-def create(ctx: click.Context, name: str, application: str, write_key_file: str | None,
-           region: str | None, endpoint: str | None, concurrency_level: int | None,
-           borrow_from: str | None, as_json: bool) -> None:
+def create(ctx: click.Context, /, name: str, application: str, concurrency_level: int | None,
+           borrow_from: str | None, as_json: bool, **given: str | None) -> None:
     """Save a new connection: test it, then commit it."""
     draft = ConnectionDraft(name=name, application=application,
-                            settings=_settings(write_key_file, region, endpoint),
+                            settings=_settings(application, given),
                             concurrency_level=concurrency_level,
                             borrow_concurrency_from=borrow_from)
     connection, result = runtime_of(ctx).connections.create(principal_of(ctx), draft)
@@ -126,15 +187,14 @@ def create(ctx: click.Context, name: str, application: str, write_key_file: str 
 @_common_options
 @click.pass_context
 @handles_errors
-def update(ctx: click.Context, connection_id: str, name: str | None, write_key_file: str | None,
-           region: str | None, endpoint: str | None, concurrency_level: int | None,
-           borrow_from: str | None, as_json: bool) -> None:
-    """Save an edit; the write key must be entered again."""
+def update(ctx: click.Context, /, connection_id: str, name: str | None,
+           concurrency_level: int | None, borrow_from: str | None, as_json: bool,
+           **given: str | None) -> None:
+    """Save an edit; its secrets (e.g. the write key) must be entered again."""
     service = runtime_of(ctx).connections
     principal = principal_of(ctx)
     current = service.get(principal, connection_id)
-    settings = _settings(write_key_file, region or current["settings"].get("region"),
-                         endpoint if endpoint is not None else current["settings"].get("endpoint"))
+    settings = _settings(current["application"], given, current["settings"])
     draft = ConnectionDraft(
         name=name or current["name"], application=current["application"], settings=settings,
         concurrency_level=concurrency_level if concurrency_level is not None
@@ -161,9 +221,8 @@ def _saved(connection: dict[str, Any], result: dict[str, Any], as_json: bool) ->
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 @handles_errors
-def test(ctx: click.Context, connection_id: str | None, application: str,
-         write_key_file: str | None, region: str | None, endpoint: str | None,
-         as_json: bool) -> None:
+def test(ctx: click.Context, /, connection_id: str | None, application: str, as_json: bool,
+         **given: str | None) -> None:
     """Test a saved connection, or an unsaved configuration."""
     service = runtime_of(ctx).connections
     principal = principal_of(ctx)
@@ -171,7 +230,7 @@ def test(ctx: click.Context, connection_id: str | None, application: str,
         result = service.test_saved(principal, connection_id)
     else:
         draft = ConnectionDraft(name="", application=application,
-                                settings=_settings(write_key_file, region, endpoint))
+                                settings=_settings(application, given))
         result = service.test_draft(principal, draft)
     if as_json:
         emit_json(result.public())
