@@ -15,7 +15,7 @@ from segbridge.apps.base import ConnectionConfig
 from segbridge.apps.segment.app import SegmentApplication
 from segbridge.core.clock import SimulatedClock
 from segbridge.core.secrets import Secret
-from segbridge.sandbox import FaultSettings
+from segbridge.sandbox import FaultSettings, UnknownKeyMode
 from tests.integration.apps.segment_peers import local_segment, size_limited
 from tests.kit import ApplicationConformance, Case, Destination, Expect, Provoked, Trouble
 from tests.kit.sinks import DOWN_SECONDS, TOO_LARGE_OVER
@@ -75,7 +75,7 @@ class TestSegmentConformance(ApplicationConformance):
             with size_limited(TOO_LARGE_OVER) as (url, limit):
                 yield Destination(segment_at(url, UNKNOWN_KEY), lambda: list(limit.kept))
             return
-        mode = "strict" if trouble is Trouble.KEY_REJECTED else "segment"
+        mode: UnknownKeyMode = "strict" if trouble is Trouble.KEY_REJECTED else "segment"
         faults = {Trouble.FLAKY: FLAKY, Trouble.DOWN: DOWN, Trouble.BROKEN: BROKEN}.get(trouble)
         late = DOWN_SECONDS if trouble is Trouble.UNREACHABLE else 0.0
         with local_segment(mode, faults, clock, late) as segment:
