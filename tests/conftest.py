@@ -1,5 +1,16 @@
-"""Shared fixtures. Tiers by folder: tests/unit (no I/O), tests/integration (real SQLite and
-PostgreSQL, real HTTP servers on loopback), tests/sandbox (the local Segment), tests/e2e."""
+"""Shared fixtures, and the rules of the suite.
+
+Tiers by folder: tests/unit (no I/O), tests/integration (real databases, real HTTP servers on
+loopback), tests/sandbox (the local Segment), tests/e2e (a real browser).
+
+segbridge's own database: every test that needs one gets a migrated SQLite copy. PostgreSQL
+as well only where SQL behaviour is what is tested: the tests in SQL_BEHAVIOUR below and
+any test marked ``sql`` (for a new test of SQL behaviour: ``pytestmark = pytest.mark.sql``).
+Their other tests' ``[postgresql]`` variant is deselected. ``pytest --all-databases`` runs
+every test on both, as the suite did before. (Exports from PostgreSQL and MariaDB *sources*
+have their own fixtures in tests/integration/exports and always run.)
+
+"""
 
 from __future__ import annotations
 
@@ -18,15 +29,65 @@ from tests.support.databases import (
     sqlite_url,
 )
 
+SQL_BEHAVIOUR = (
+    # the migrations, from an empty database to head
+    "integration/test_migrations.py",
+    # the run store: the lifecycle's guarded moves, leases and their atomic claims
+    "integration/flows/test_run_lifecycle.py",
+    "integration/flows/test_runs_nobody_owns.py",
+    # a flow never runs twice at once (a uniqueness race), database exports' cursors
+    "integration/flows/test_flow_runs.py::test_a_flow_never_runs_twice_at_once",
+    "integration/flows/test_database_flows.py",
+    # master key rotation re-encrypting every stored secret while servers write
+    "integration/test_keys.py",
+    "integration/test_rotation_under_load.py",
+    # segbridge's own database is never a source (on PostgreSQL: by its URL)
+    "integration/test_access.py::test_segbridge_own_postgresql_database_is_never_a_source",
+    # tenant isolation: every route, every role, another account's ids
+    "integration/test_role_matrix.py",
+    # sign-in throttling counted in the database
+    "integration/test_login_throttling.py",
+)
+"""Test files (or ``file::test``) that run on SQLite and PostgreSQL, relative to tests/."""
+
 TIERS = ("unit", "sandbox", "integration", "e2e")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--all-databases", action="store_true",
+                     help="run every test on PostgreSQL too, not only the SQL_BEHAVIOUR ones")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--all-databases"):
+        _deselect_postgresql_variants(config, items)
     for item in items:
         item.add_marker("integration" if _tier(item) == "sandbox" else _tier(item))
     # fastest first; browser tests last: Playwright's sync API leaves an event loop running
     # in the main thread, where asyncio.run() (used by the CLI's foreground runs) then fails
     items.sort(key=lambda item: TIERS.index(_tier(item)))
+
+
+def _deselect_postgresql_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the ``[postgresql]`` variant of the tests that do not test SQL behaviour."""
+    kept, dropped = [], []
+    for item in items:
+        (dropped if _on_postgresql(item) and not _sql_behaviour(item) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _on_postgresql(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return "postgresql" in (params.get("database_url"), params.get("empty_database_url"))
+
+
+def _sql_behaviour(item: pytest.Item) -> bool:
+    if item.get_closest_marker("sql"):
+        return True
+    test = item.nodeid.removeprefix("tests/").split("[", 1)[0]
+    return any(test == entry or test.startswith(f"{entry}::") for entry in SQL_BEHAVIOUR)
 
 
 def _tier(item: pytest.Item) -> str:

@@ -85,7 +85,16 @@ def test_runs_alone_with_state_token_file_and_faults(tmp_path: Path) -> None:
         "--retry-after",
         "2",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:  # its pipe is closed on the way out
+        _check_the_running_receiver(process, token_file, port)
+    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it caught
+
+
+def _check_the_running_receiver(
+    process: subprocess.Popen[str], token_file: Path, port: int
+) -> None:
     try:
         output = ""
         assert process.stdout is not None
@@ -108,4 +117,3 @@ def test_runs_alone_with_state_token_file_and_faults(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
-    assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it caught
