@@ -1,11 +1,17 @@
-"""Executing runs: in the server, on one event loop thread shared by all runs (so every run of
-the process draws from the same connection pools); in the CLI, in the foreground.
+"""Executing runs: the one entry point, ``execute``, that the server, the CLI and a future
+worker all call with a run id and what executing needs (a ``PlanContext``: database, vault,
+settings, governor, HTTP client, retry policy, lanes). It executes the run, then the automatic
+retry runs that follow it, one after the other, each with its lease kept.
 
-Whoever executes a run holds its lease (``flows.runs``): ``execute_run`` renews it every
+The server calls it on one event loop thread shared by all runs (``RunExecutor``: every run of
+the process draws from the same connection pools); the CLI in the foreground (``execute_here``,
+which makes its own governor and HTTP client). A Celery worker for scale-out would call the
+same ``execute``.
+
+Whoever executes a run holds its lease (``runs.store``): ``execute`` renews it every
 ``run_lease_seconds`` and stops, committing nothing more, once another process took the run
 over. A server takes over the runs nobody executes any more (``take_over_orphans``): at start,
-and every half lease while it runs (``workers``). The same ``execute_run`` is what a Celery
-worker would call for scale-out.
+and every half lease while it runs (``workers``).
 """
 
 from __future__ import annotations
@@ -13,25 +19,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableSet
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from segbridge.apps.segment.sink import RetryPolicy
-from segbridge.concurrency.governor import Governor
 from segbridge.concurrency.host import HostGovernor
 from segbridge.core.errors import Conflict
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.runs.counts import Tally
 from segbridge.runs.engine import TAKEN_OVER_RESULT, Engine, OnProgress, RunResult
-from segbridge.runs.lanes import LanePolicy
+from segbridge.runs.lanes import LanePolicy, lane_policy
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.plan import PlanContext, build_plan
-from segbridge.runs.retries import after_run
+from segbridge.runs.retries import after_run, queued_retry_runs
 from segbridge.runs.store import LeaseLost, RunStore, orphaned_runs, take_over
 from segbridge.storage.db import Database
 
@@ -49,29 +54,99 @@ def new_http(timeout: float) -> httpx.AsyncClient:
                              follow_redirects=False)
 
 
-async def execute_run(
-    db: Database, vault: Vault, settings: Settings, governor: Governor,
-    http: httpx.AsyncClient,
-    run_id: str, *, policy: RetryPolicy | None = None,
-    on_progress: OnProgress | None = None, lanes: LanePolicy | None = None,
-) -> RunResult:
-    """Run (or resume) one run to its end; returns its final status and counts.
+async def execute(run_id: str, ctx: PlanContext, *, on_progress: OnProgress | None = None,
+                  executing: MutableSet[str] | None = None) -> RunResult:
+    """Execute (or resume) a run to its end, then each automatic retry run that follows it
+    (a retry's own retry too), one after the other; returns the first run's result.
 
-    Refused (``Conflict``) while another live process executes the run."""
-    store = RunStore(db, run_id, settings.run_lease_seconds)
+    Refused (``Conflict``) while another live process executes the run. ``on_progress`` is
+    told about the first run only. ``executing`` (the server's): holds each run while this
+    call executes it, so the take-over loop knows the run is not an orphan."""
+    result = await _execute_one(run_id, ctx, on_progress, executing)
+    follow_ups = await asyncio.to_thread(queued_retry_runs, ctx.db, run_id)
+    while follow_ups:
+        follow_up = follow_ups.pop(0)
+        try:
+            await _execute_one(follow_up, ctx, None, executing)
+        except Conflict as busy:  # another live process executes it: leave it to that one
+            log.warning("retry run %s not started here: %s", follow_up, busy.message)
+            continue
+        follow_ups += await asyncio.to_thread(queued_retry_runs, ctx.db, follow_up)
+    return result
+
+
+class RuntimeParts(Protocol):
+    """What ``execute_here`` needs of the runtime (``segbridge.runtime.Runtime`` has it)."""
+
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def vault(self) -> Vault: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+def execute_here(runtime: RuntimeParts, run_id: str,
+                 on_progress: OnProgress | None = None) -> RunResult:
+    """The CLI's way: ``execute`` here and now, with this process's own governor and HTTP
+    client, the configured lanes and the default retry policy."""
+    settings = runtime.settings
+    return run_in_foreground(runtime.db, runtime.vault, settings, run_id,
+                             timeout=settings.http_timeout_seconds, on_progress=on_progress,
+                             lanes=lane_policy(settings))
+
+
+def run_in_foreground(
+    db: Database, vault: Vault, settings: Settings, run_id: str, *, timeout: float = 30.0,
+    policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
+    lanes: LanePolicy | None = None,
+) -> RunResult:
+    """``execute`` on a new event loop, with a governor and an HTTP client of its own (closed
+    after); the tests and the benchmark choose the timeout, policy and lanes."""
+
+    async def main() -> RunResult:
+        governor = HostGovernor(slots_folder(settings.home))
+        try:
+            async with new_http(timeout) as http:
+                ctx = PlanContext(db=db, vault=vault, governor=governor, http=http,
+                                  settings=settings, policy=policy or RetryPolicy(),
+                                  lanes=lanes or LanePolicy())
+                return await execute(run_id, ctx, on_progress=on_progress)
+        finally:
+            governor.close()
+
+    return asyncio.run(main())
+
+
+async def _execute_one(run_id: str, ctx: PlanContext, on_progress: OnProgress | None,
+                       executing: MutableSet[str] | None) -> RunResult:
+    if executing is None:
+        return await _run_to_its_end(run_id, ctx, on_progress)
+    executing.add(run_id)
+    try:
+        return await _run_to_its_end(run_id, ctx, on_progress)
+    finally:
+        executing.discard(run_id)
+
+
+async def _run_to_its_end(run_id: str, ctx: PlanContext,
+                          on_progress: OnProgress | None) -> RunResult:
+    """Run (or resume) one run to its end; returns its final status and counts."""
+    store = RunStore(ctx.db, run_id, ctx.settings.run_lease_seconds)
     run = await asyncio.to_thread(store.start)
     if run.status == RunStatus.CANCELING:  # canceled while nobody executed it
         return await _finish(store, RunResult(RunStatus.CANCELED, "canceled by a user", Tally()))
     try:
-        ctx = PlanContext(db, vault, governor, http, settings, policy or RetryPolicy(),
-                          lanes or LanePolicy())
         plan = await asyncio.to_thread(build_plan, ctx, run, store)
     except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
         return await _finish(store, RunResult(
             RunStatus.FAILED, f"the run could not start: {message}", Tally()))
     engine = Engine(plan, store, on_progress)
-    lease = asyncio.create_task(keep_lease(store, settings.run_lease_seconds, engine.lose_lease))
+    lease = asyncio.create_task(
+        keep_lease(store, ctx.settings.run_lease_seconds, engine.lose_lease))
     try:
         result = await engine.execute()
     finally:
@@ -81,7 +156,7 @@ async def execute_run(
         cursor = plan.cursor_after()
     result = await _finish(store, result, cursor)
     if result.status != TAKEN_OVER_RESULT:
-        await asyncio.to_thread(after_run, db, run_id)
+        await asyncio.to_thread(after_run, ctx.db, run_id)
     return result
 
 
@@ -130,6 +205,7 @@ class RunExecutor:
         self._http = asyncio.run_coroutine_threadsafe(
             self._make_http(timeout), self._loop).result()
         self._active: dict[str, Future[RunResult]] = {}
+        self._executing: set[str] = set()  # (by ``execute``: a run and then its retries)
 
     @staticmethod
     async def _make_http(timeout: float) -> httpx.AsyncClient:
@@ -143,20 +219,14 @@ class RunExecutor:
         return future
 
     async def _run(self, run_id: str) -> RunResult:
+        ctx = PlanContext(db=self.db, vault=self.vault, governor=self.governor, http=self._http,
+                          settings=self.settings, policy=self.policy or RetryPolicy(),
+                          lanes=self.lanes or LanePolicy())
         try:
-            result = await execute_run(self.db, self.vault, self.settings, self.governor,
-                                       self._http, run_id, policy=self.policy, lanes=self.lanes)
+            return await execute(run_id, ctx, executing=self._executing)
         except Conflict as busy:  # another live process executes it: leave it to that one
             log.warning("run %s not started here: %s", run_id, busy.message)
             raise
-        for follow_up in await asyncio.to_thread(self._queued_follow_ups, run_id):
-            self.submit(follow_up)
-        return result
-
-    def _queued_follow_ups(self, run_id: str) -> list[str]:
-        from segbridge.runs.retries import queued_retry_runs
-
-        return queued_retry_runs(self.db, run_id)
 
     def take_over_orphans(self) -> list[str]:
         """Take over (claim atomically, then resume from its checkpoint) every queued,
@@ -175,7 +245,10 @@ class RunExecutor:
     resume_orphans = take_over_orphans  # (at start: what a killed process left behind)
 
     def _busy(self) -> set[str]:
-        return {run_id for run_id, future in list(self._active.items()) if not future.done()}
+        """The runs this process executes now, or is about to."""
+        submitted = {run_id for run_id, future in list(self._active.items())
+                     if not future.done()}
+        return submitted | self._executing.copy()
 
     def shutdown(self) -> None:
         async def close() -> None:
@@ -186,27 +259,3 @@ class RunExecutor:
         self._thread.join(timeout=10)
         self.governor.close()
 
-
-def run_in_foreground(
-    db: Database, vault: Vault, settings: Settings, run_id: str, *, timeout: float = 30.0,
-    policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
-    lanes: LanePolicy | None = None,
-) -> RunResult:
-    """The CLI's way: execute a run (and the automatic retry that may follow) here and now."""
-    from segbridge.runs.retries import queued_retry_runs
-
-    async def main() -> RunResult:
-        governor = HostGovernor(slots_folder(settings.home))
-        try:
-            async with new_http(timeout) as http:
-                result = await execute_run(db, vault, settings, governor, http, run_id,
-                                           policy=policy, on_progress=on_progress,
-                                           lanes=lanes)
-                for follow_up in queued_retry_runs(db, run_id):
-                    await execute_run(db, vault, settings, governor, http, follow_up,
-                                      policy=policy, lanes=lanes)
-                return result
-        finally:
-            governor.close()
-
-    return asyncio.run(main())
