@@ -14,9 +14,21 @@
     |   +-- PermissionDenied    403     the caller's role may not do this
     |   +-- TooManyAttempts     429     sign-in throttled: wait ``retry_after`` seconds
     +-- ApplicationError                an application (Segment, a database) answered badly
-        +-- RetriableError              network errors, 429, 5xx: try again later
-        +-- FatalError                  other 4xx: retrying will not help
-        +-- RecordError                 one record cannot be sent: keep it, go on
+    |   +-- RetriableError              network errors, 429, 5xx: try again later
+    |   +-- FatalError                  other 4xx: retrying will not help
+    +-- RecordError             422     one record cannot become a call: keep it, go on
+        +-- MappingError                exports.contracts: names the field and the reason
+        +-- ExpressionError             mapping.expressions: an expression failed on it
+        +-- TimestampError              mapping.timestamps: a value is not a date and time
+
+Two errors about what a user wrote rather than about one record are ``UserInputError``s:
+``ExpressionSyntaxError`` (mapping.expressions: an expression that does not compile) and
+``DatabaseUrlError`` (apps.database.url: a URL that cannot be used). Those five are also
+``ValueError``s, as they were before they joined this tree (callers such as the flow
+document's checks catch ``ValueError``).
+
+A record error is kept as a row (``storage.models.RecordErrorRow``) with the ``FailedStep``
+that refused its record; the run goes on with the next record.
 
 The REST API maps this tree to HTTP statuses in one place (``api/errors.py``) using
 ``http_status``; the CLI prints ``message`` and exits non-zero.
@@ -24,6 +36,7 @@ The REST API maps this tree to HTTP statuses in one place (``api/errors.py``) us
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 
@@ -165,5 +178,19 @@ class FatalError(ApplicationError):
     code = "fatal"
 
 
-class RecordError(ApplicationError):
+class RecordError(SegbridgeError):
+    """One record cannot become a call (its data, not the flow, is wrong): the run keeps it
+    as a record error and goes on; a preview shows it next to the record."""
+
     code = "record_error"
+    http_status = 422
+
+
+class FailedStep(StrEnum):
+    """Where a run (or a preview) refused a record: the ``step`` of a record error, stored
+    and shown as these strings."""
+
+    EXPORT = "export"  # the source could not read it (or it is past a cap)
+    FILTER = "filter"  # a filter failed on it
+    MAP = "map"  # the mapping failed on it, or its call cannot be written as JSON
+    IMPORT = "import"  # its call is too large, or the receiver refused it

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from segbridge.core.errors import RecordError
+
 
 @dataclass(slots=True)
 class SourceRecord:
@@ -73,7 +75,7 @@ class Export(Protocol):
         ...
 
 
-class MappingError(Exception):
+class MappingError(RecordError):
     """A record cannot be mapped: names the field and the reason (becomes a record error)."""
 
     def __init__(self, field: str, reason: str) -> None:

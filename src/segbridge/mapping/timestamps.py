@@ -18,6 +18,7 @@ from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from segbridge.core.errors import RecordError
 from segbridge.mapping.values import kind_of, quote
 
 NAMED_FORMATS: Final = ("iso", "unix", "unix_ms")
@@ -26,8 +27,9 @@ _DIRECTIVE = re.compile(r"%(-?[A-Za-z]|%)|%")
 _SAMPLE = datetime(2024, 11, 28, 13, 45, 30, 123000, tzinfo=UTC)
 
 
-class TimestampError(ValueError):
-    """A value is not a date and time in the declared format; the message says why."""
+class TimestampError(RecordError, ValueError):
+    """A value is not a date and time in the declared format (or a time zone is unknown); the
+    message says why. A ``RecordError`` (one record's value), and a ``ValueError``."""
 
 
 def format_problem(fmt: Any, *, for_reading: bool = True) -> str | None:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from segbridge.core.access import Targets
+from segbridge.core.errors import UserInputError
 from segbridge.core.secrets import Secret
 
 DRIVERS = {
@@ -24,8 +25,9 @@ EXAMPLES = ("postgresql+psycopg://app@db.example:5432/shop, mysql+pymysql://app@
 PASSWORD_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
 
 
-class DatabaseUrlError(ValueError):
-    """A URL that cannot be used; the message says what to change (and never echoes it)."""
+class DatabaseUrlError(UserInputError, ValueError):
+    """A URL that cannot be used; the message says what to change (and never echoes it). A
+    ``UserInputError`` (what a user wrote is wrong), and a ``ValueError``."""
 
 
 def parse_database_url(text: str) -> URL:

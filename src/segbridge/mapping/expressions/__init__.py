@@ -35,6 +35,7 @@ __all__ = [
 
 def compile_expression(text: str) -> Callable[[Mapping[str, Any]], Any]:
     """Compile ``text`` once; the result evaluates it for one record and raises
-    ExpressionError (a ValueError) when it fails. Raises ExpressionSyntaxError (a ValueError
-    with ``position``) when the text is refused."""
+    ExpressionError (a RecordError, and a ValueError) when it fails. Raises
+    ExpressionSyntaxError (a UserInputError, and a ValueError, with ``position``) when the
+    text is refused."""
     return parse(text).evaluate

@@ -1,15 +1,19 @@
-"""The two errors of the expression language.
+"""The two errors of the expression language, in segbridge's one exception tree
+(``core.errors``); both are also ``ValueError``s, as they always were.
 
-    ValueError
+    UserInputError
     +-- ExpressionSyntaxError   refused when compiled (syntax, forbidden construct, unknown
-    |                           function, wrong number of arguments); has the position
+                                function, wrong number of arguments); has the position
+    RecordError
     +-- ExpressionError         failed for one record (division by zero, wrong type, ...)
 """
 
 from __future__ import annotations
 
+from segbridge.core.errors import RecordError, UserInputError
 
-class ExpressionSyntaxError(ValueError):
+
+class ExpressionSyntaxError(UserInputError, ValueError):
     """The expression cannot be compiled. ``position`` is the 1-based character where the
     problem is (the whole text counts, across lines)."""
 
@@ -19,5 +23,5 @@ class ExpressionSyntaxError(ValueError):
         self.position = position
 
 
-class ExpressionError(ValueError):
+class ExpressionError(RecordError, ValueError):
     """The expression failed on one record; the message says why, for people."""
