@@ -9,18 +9,16 @@ naming the export; a database that cannot be reached stays a 502 (try again late
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
-from segbridge.apps.segment.limits import MAX_CALL_BYTES
 from segbridge.core.errors import FieldProblem, ValidationFailed
-from segbridge.exports.contracts import Export, MappingError, SourceRecord
+from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.runs.message_ids import MessageIds
+from segbridge.runs.producer import CompiledImport, RecordStep, Refusal
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime
@@ -42,33 +40,51 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     except ExportError as exc:
         raise _unreadable(exc) from None
     filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]
-    imports = [(step, compile_mapping(step["call"], step["mapping"]),
-                MessageIds(flow_key, step["name"], step["call"])) for step in definition["imports"]]
-    key_field = definition["export"].get("key_field")
-    records: list[dict[str, Any]] = []
-    for record in _read(export, limit):
-        entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
-                                 "data": record.data, "calls": [], "errors": [], "ignored": False}
-        records.append(entry)
-        if record.data is None:
-            entry["errors"].append({"step": "export", "field": record.field,
-                                    "reason": record.error})
-            continue
-        try:
-            if not all(keep(record.data) for keep in filters):
-                entry["ignored"] = True
-                continue
-        except Exception as exc:
-            entry["errors"].append({"step": "filter", "field": None, "reason": str(exc)})
-            continue
-        for step, map_record, ids in imports:
-            try:
-                _preview_call(entry, step, map_record, ids, record.data, record.position,
-                              key_field)
-            except Exception as exc:  # one record's problem, never the preview's
-                entry["errors"].append({"step": "map", "import": step["name"], "field": None,
-                                        "reason": _unexpected(exc)})
-    return {"records": records, "sent": False}
+    imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                              MessageIds(flow_key, step["name"], step["call"]))
+               for step in definition["imports"]]
+    step = RecordStep(filters, definition["export"].get("key_field"))
+    return {"records": [_entry(step, imports, record) for record in _read(export, limit)],
+            "sent": False}
+
+
+def _entry(step: RecordStep, imports: Sequence[CompiledImport],
+           record: SourceRecord) -> dict[str, Any]:
+    """What the producer's record step makes of one record: its calls, or its errors."""
+    entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
+                             "data": record.data, "calls": [], "errors": [], "ignored": False}
+    if record.data is None:
+        entry["errors"].append(_error(step.unreadable(record)))
+        return entry
+    verdict = step.passes(record.data)
+    if isinstance(verdict, Refusal):
+        entry["errors"].append(_error(verdict))
+    elif not verdict:
+        entry["ignored"] = True
+    else:
+        for imp in imports:
+            _add_call(entry, step, imp, record.position, record.data)
+    return entry
+
+
+def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, position: int,
+              data: dict[str, Any]) -> None:
+    try:
+        outcome = step.call(imp, position, data)
+    except Exception as exc:  # one record's problem, never the preview's
+        outcome = step.unmappable(imp, exc)
+    if isinstance(outcome, Refusal):
+        entry["errors"].append(_error(outcome))
+    else:
+        entry["calls"].append({"import": imp.name, "call": outcome[0]})
+
+
+def _error(refusal: Refusal) -> dict[str, Any]:
+    """A refusal as the preview shows it (a refusal for one import names it)."""
+    if refusal.import_name is None:
+        return {"step": refusal.step, "field": refusal.field, "reason": refusal.reason}
+    return {"step": refusal.step, "import": refusal.import_name, "field": refusal.field,
+            "reason": refusal.reason}
 
 
 def _read(export: Export, limit: int) -> Iterator[SourceRecord]:
@@ -99,33 +115,6 @@ def _read(export: Export, limit: int) -> Iterator[SourceRecord]:
 
 def _unreadable(exc: ExportError) -> ValidationFailed:
     return ValidationFailed([FieldProblem("export", exc.message)])
-
-
-def _unexpected(exc: Exception) -> str:
-    if isinstance(exc, RecursionError) or "ecursion" in str(exc):
-        return "the record cannot be mapped to a call: it is nested too deep"
-    return f"the record cannot be mapped to a call: {type(exc).__name__}: {exc}"
-
-
-def _preview_call(entry: dict[str, Any], step: dict[str, Any], map_record: Any,
-                  ids: MessageIds, data: dict[str, Any], position: int,
-                  key_field: str | None) -> None:
-    try:
-        call = map_record(data)
-    except MappingError as exc:
-        entry["errors"].append({"step": "map", "import": step["name"], "field": exc.field,
-                                "reason": exc.reason})
-        return
-    key = data.get(key_field) if key_field else None
-    call["messageId"] = ids.by_key(key) if key not in (None, "") else ids.by_position(position,
-                                                                                         data)
-    size = len(orjson.dumps(call, default=str))
-    if size > MAX_CALL_BYTES:
-        entry["errors"].append({"step": "import", "import": step["name"], "field": None,
-                                "reason": f"the call is {size:,} bytes; at most "
-                                          f"{MAX_CALL_BYTES:,} are accepted"})
-        return
-    entry["calls"].append({"import": step["name"], "call": call})
 
 
 def _definition(runtime: Runtime, principal: Principal, flow_id: str | None,

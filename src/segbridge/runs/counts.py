@@ -4,19 +4,31 @@ run's process and its lane processes (so nothing here imports the database layer
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
+from segbridge.core.errors import FailedStep
 from segbridge.exports.limits import EXCERPT_CHARS, clip_text, excerpt
 
 COUNT_KEYS = ("exported", "sent", "failed", "ignored", "retried", "batches", "bytes")
 KEPT_DATA_BYTES = 64 * 1024  # a record error keeps its data whole up to this (to retry it)
 
 
+class RecordErrorStatus(StrEnum):
+    """Where a kept record error stands; stored (``record_errors.status``) and shown as these
+    strings."""
+
+    OPEN = "open"  # not sent yet: it may be retried or resolved
+    RETRYING = "retrying"  # a retry run is sending it again
+    RETRIED = "retried"  # the retry failed again: that run's new error is the open one
+    RESOLVED = "resolved"  # sent by a retry, or marked resolved by a user
+
+
 @dataclass(slots=True)
 class ErrorRow:
-    """A record error before it is written.
+    """A record error before it is written: the step that refused the record, and why.
 
     What it keeps of the record is bounded, so the errors of a run stay small whatever the
     input: ``raw`` is an excerpt of at most EXCERPT_CHARS characters (" ... (N bytes)" when
@@ -26,7 +38,7 @@ class ErrorRow:
 
     position: int
     ref: str
-    step: str
+    step: FailedStep
     reason: str
     import_name: str | None = None
     field: str | None = None

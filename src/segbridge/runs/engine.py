@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from segbridge.core.errors import ApplicationError
+from segbridge.core.errors import ApplicationError, FailedStep
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
@@ -163,7 +163,7 @@ class Engine:
         for error in outcome.errors:
             chunk.tally.add("failed", 1, imp.name)
             chunk.errors.append(ErrorRow(
-                error.item.position, error.item.ref, "import", error.reason, imp.name,
+                error.item.position, error.item.ref, FailedStep.IMPORT, error.reason, imp.name,
                 http_status=error.status, retriable=error.retriable,
                 data=orjson.loads(error.item.body)))
 

@@ -40,10 +40,9 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from segbridge.core.errors import FatalError, SegbridgeError
-from segbridge.exports.contracts import MapRecord
 from segbridge.runs.batching import PackedCalls
 from segbridge.runs.message_ids import MessageIds
-from segbridge.runs.producer import Chunk, Lane, Producer, Source, take_slot
+from segbridge.runs.producer import Chunk, CompiledImport, Lane, Producer, Source, take_slot
 
 if TYPE_CHECKING:
     from segbridge.core.settings import Settings
@@ -260,13 +259,6 @@ def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:
 # -- in a lane process ----------------------------------------------------------------------
 
 
-@dataclass
-class _CompiledImport:
-    name: str
-    map_record: MapRecord
-    ids: MessageIds
-
-
 def lane_source(spec: dict[str, Any]) -> Source:
     """The lane's export, compiled mappings, messageIds and filters, from its spec."""
     from segbridge.apps.files.export import file_export
@@ -275,9 +267,9 @@ def lane_source(spec: dict[str, Any]) -> Source:
 
     export = spec["export"]
     limits = RecordLimits(**spec.get("limits") or {})
-    imports = [_CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
-                               MessageIds(step["flow_id"], step["name"], step["call"],
-                                          step["salt"]))
+    imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                              MessageIds(step["flow_id"], step["name"], step["call"],
+                                         step["salt"]))
                for step in spec["imports"]]
     return Source(export=file_export(export["type"], export["path"], export.get("options"),
                                      limits),

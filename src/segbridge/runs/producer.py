@@ -1,6 +1,10 @@
 """The producer: reads the export, filters and maps each record, serialises each call once and
 cuts the stream into *chunks* that the engine delivers and commits in order.
 
+What happens to one record (the filters; per import the mapping, the messageId, the call's
+JSON and its size check) is the ``RecordStep``: a preview (``flows.preview``) calls the same
+step, so it shows exactly the calls and the record errors a run would make.
+
 A chunk is a range of positions ``[start, end)`` with the calls of its records (as batches,
 keyed by import), its counts and its record errors. Two ways to cut:
 
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 import orjson
 
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
+from segbridge.core.errors import FailedStep
 from segbridge.exports.contracts import (
     Export,
     MappingError,
@@ -57,6 +62,85 @@ class ImportMapping(Protocol):
     def ids(self) -> MessageIds: ...
 
 
+@dataclass(frozen=True)
+class CompiledImport:
+    """An import as the producer needs it, compiled from its step of a flow document (a lane
+    process and a preview make these; a run's plan has its own ``ImportPlan``)."""
+
+    name: str
+    map_record: MapRecord
+    ids: MessageIds
+
+
+Filter = Callable[[Mapping[str, Any]], Any]
+"""A compiled filter expression: a falsy value drops the record."""
+WrittenCall = tuple[dict[str, Any], bytes]
+"""A record's call for one import, and its JSON (compact bytes, with its messageId)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a record does not become a call: the step that refused it, the reason, the import
+    (None: every import of the flow) and the field. A run keeps it as a record error
+    (``ErrorRow``); a preview shows it in the record's ``errors``."""
+
+    step: FailedStep
+    reason: str
+    import_name: str | None = None
+    field: str | None = None
+
+
+class RecordStep:
+    """One record's way to its calls, the same in a run and in a preview: the filters, then
+    for each import the mapping, the messageId, the call's JSON and its size check."""
+
+    __slots__ = ("filters", "key_field")
+
+    def __init__(self, filters: Sequence[Filter], key_field: str | None) -> None:
+        self.filters = filters
+        self.key_field = key_field
+
+    def passes(self, data: dict[str, Any]) -> bool | Refusal:
+        """True: every filter keeps the record; False: one drops it (the record is ignored);
+        a Refusal: a filter failed on it."""
+        try:
+            return all(keep(data) for keep in self.filters)
+        except Exception as exc:  # an expression error in a filter: the record fails
+            return Refusal(FailedStep.FILTER, str(exc))
+
+    def call(self, imp: ImportMapping, position: int,
+             data: dict[str, Any]) -> WrittenCall | Refusal:
+        """The record's call for ``imp`` with its JSON, or why it cannot be sent."""
+        try:
+            call = imp.map_record(data)
+            key_field = self.key_field
+            key = data.get(key_field) if key_field is not None else None
+            call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
+                else imp.ids.by_position(position, data)
+            body = compact(orjson.dumps(call, default=str))
+        except MappingError as exc:
+            return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
+        except UNWRITABLE as exc:  # one record's problem (e.g. nested too deep to write)
+            return self.unmappable(imp, exc)
+        if len(body) > MAX_CALL_BYTES:
+            return Refusal(FailedStep.IMPORT,
+                           f"the call is {len(body):,} bytes; Segment accepts at most "
+                           f"{MAX_CALL_BYTES:,} bytes per call: map fewer or smaller fields",
+                           imp.name)
+        return call, body
+
+    @staticmethod
+    def unmappable(imp: ImportMapping, exc: BaseException) -> Refusal:
+        """A record whose mapping raised ``exc`` (not a MappingError)."""
+        return Refusal(FailedStep.MAP,
+                       f"the record cannot be mapped to a call: {_unwritable(exc)}", imp.name)
+
+    @staticmethod
+    def unreadable(record: SourceRecord) -> Refusal:
+        """A record the export could not read (its data is None)."""
+        return Refusal(FailedStep.EXPORT, record.error or "unreadable", None, record.field)
+
+
 @dataclass
 class Source:
     """What a producer reads and how it maps: the export from ``start``, the filters, the
@@ -66,7 +150,7 @@ class Source:
     imports: Sequence[ImportMapping]
     start: int = 0
     key_field: str | None = None
-    filters: list[Callable[[Mapping[str, Any]], Any]] = field(default_factory=list)
+    filters: list[Filter] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,6 +213,7 @@ class Producer:
         self._seq = 0
         self._batchers = [Batcher() for _ in source.imports]
         self._direct = not source.filters
+        self._step = RecordStep(source.filters, source.key_field)
 
     def run(self) -> None:
         try:
@@ -237,26 +322,29 @@ class Producer:
         if record.call is not None:
             return self._prepared_call(record)
         if record.data is None:
-            return [], lambda chunk: self._unreadable(chunk, record)
+            unreadable = self._step.unreadable(record)
+            return [], lambda chunk: self._failed_all(chunk, record, unreadable)
         data = record.data
-        try:
-            if not all(keep(data) for keep in self.source.filters):
-                return [], self._ignored
-        except Exception as exc:  # an expression error in a filter: the record fails
-            reason = str(exc)  # (``exc`` is unbound once the except block ends)
-            return [], lambda chunk: self._failed_all(chunk, record, "filter", None, reason)
+        verdict = self._step.passes(data)
+        if isinstance(verdict, Refusal):
+            return [], lambda chunk: self._failed_all(chunk, record, verdict)
+        if not verdict:
+            return [], self._ignored
         return self._map_all(record, data)
 
     def _map_all(self, record: SourceRecord, data: dict[str, Any]) -> Mapped:
         """The record's call for every import; the imports that cannot map it fail it."""
         items: list[tuple[int, Item]] = []
         failures: list[ErrorRow] | None = None
+        position, call_for = record.position, self._step.call
         for index, imp in enumerate(self.source.imports):
-            outcome = self._map(imp, record, data)
-            if isinstance(outcome, Item):
-                items.append((index, outcome))
+            outcome = call_for(imp, position, data)
+            if isinstance(outcome, Refusal):
+                failures = [*(failures or []), ErrorRow(
+                    position, record.ref, outcome.step, outcome.reason, outcome.import_name,
+                    field=outcome.field, data=data)]
             else:
-                failures = [*(failures or []), outcome]
+                items.append((index, Item(position, record.ref, outcome[1])))
         return items, partial(self._failed, failures=failures) if failures else None
 
     def _prepared_call(self, record: SourceRecord) -> Mapped:
@@ -265,47 +353,23 @@ class Producer:
         try:
             body = compact(orjson.dumps(record.call, default=str))
         except UNWRITABLE as exc:
-            reason = f"the call cannot be written as JSON: {exc}"
-            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
+            unwritable = Refusal(FailedStep.IMPORT, f"the call cannot be written as JSON: {exc}")
+            return [], lambda chunk: self._failed_all(chunk, record, unwritable)
         items = [(index, Item(record.position, record.ref, body))
                  for index, imp in enumerate(self.source.imports)
                  if imp.name == record.import_name]
         if not items:
-            reason = f"the import '{record.import_name}' is no longer in the flow"
-            return [], lambda chunk: self._failed_all(chunk, record, "import", None, reason)
+            gone = Refusal(FailedStep.IMPORT,
+                           f"the import '{record.import_name}' is no longer in the flow")
+            return [], lambda chunk: self._failed_all(chunk, record, gone)
         return items, None
 
-    def _map(self, imp: ImportMapping, record: SourceRecord,
-             data: dict[str, Any]) -> Item | ErrorRow:
-        try:
-            call = imp.map_record(data)
-            key_field = self.source.key_field
-            key = data.get(key_field) if key_field is not None else None
-            call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
-                else imp.ids.by_position(record.position, data)
-            body = compact(orjson.dumps(call, default=str))
-        except MappingError as exc:
-            return ErrorRow(record.position, record.ref, "map", exc.reason, imp.name,
-                            field=exc.field, data=data)
-        except UNWRITABLE as exc:  # one record's problem (e.g. nested too deep to write)
-            return ErrorRow(record.position, record.ref, "map",
-                            f"the record cannot be mapped to a call: {_unwritable(exc)}",
-                            imp.name, data=data)
-        if len(body) > MAX_CALL_BYTES:
-            return ErrorRow(record.position, record.ref, "import",
-                            f"the call is {len(body):,} bytes; Segment accepts at most "
-                            f"{MAX_CALL_BYTES:,} bytes per call: map fewer or smaller fields",
-                            imp.name, data=data)
-        return Item(record.position, record.ref, body)
-
-    def _unreadable(self, chunk: Chunk, record: SourceRecord) -> None:
-        self._failed_all(chunk, record, "export", record.field, record.error or "unreadable")
-
-    def _failed_all(self, chunk: Chunk, record: SourceRecord, step: str, field: str | None,
-                    reason: str) -> None:
+    def _failed_all(self, chunk: Chunk, record: SourceRecord, refusal: Refusal) -> None:
+        """A record refused for every import (unreadable, a filter failed, a retried call)."""
         chunk.tally.add_for_every_import("failed", [imp.name for imp in self.source.imports])
-        chunk.errors.append(ErrorRow(record.position, record.ref, step, reason, None,
-                                     field=field, data=record.data, raw=record.raw))
+        chunk.errors.append(ErrorRow(record.position, record.ref, refusal.step, refusal.reason,
+                                     None, field=refusal.field, data=record.data,
+                                     raw=record.raw))
 
     def _ignored(self, chunk: Chunk) -> None:
         chunk.tally.add_for_every_import("ignored", [imp.name for imp in self.source.imports])

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from segbridge.core.clock import utcnow
+from segbridge.runs.counts import RecordErrorStatus
 from segbridge.runs.lifecycle import COMPLETED, FINISHED, RunStatus
 from segbridge.runs.store import create_run
 from segbridge.storage.db import Database
@@ -54,16 +55,18 @@ def _settle(session: Any, run: Run) -> None:
         error.attempts = (source.attempts if source else 0) + 1
     for position, error_id in enumerate(ids):
         source = sources.get(error_id)
-        if source is None or source.status not in ("open", "retrying"):
+        if source is None or source.status not in (RecordErrorStatus.OPEN,
+                                                   RecordErrorStatus.RETRYING):
             continue
-        source.status = "retried" if position in failed_positions else "resolved"
+        source.status = RecordErrorStatus.RETRIED if position in failed_positions \
+            else RecordErrorStatus.RESOLVED
         source.resolved_at = utcnow()
 
 
 def _queue_automatic_retry(session: Any, run: Run) -> None:
     retriable = list(session.scalars(
         select(RecordErrorRow.id).where(
-            RecordErrorRow.run_id == run.id, RecordErrorRow.status == "open",
+            RecordErrorRow.run_id == run.id, RecordErrorRow.status == RecordErrorStatus.OPEN,
             RecordErrorRow.retriable.is_(True),
             RecordErrorRow.attempts < MAX_AUTOMATIC_ATTEMPTS - 1)
         .order_by(RecordErrorRow.position)))
