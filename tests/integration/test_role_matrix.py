@@ -90,11 +90,10 @@ class World:
         return str(created["id"])
 
     def integration(self) -> str:
-        return str(self.runtime.integrations.create(self.admin, f"Group {next(_serial)}")["id"])
+        return self.runtime.integrations.create(self.admin, f"Group {next(_serial)}").id
 
     def flow(self) -> str:
-        created = self.runtime.flows.create(self.admin, flow_doc(self, f"Flow {next(_serial)}"))
-        return str(created["id"])
+        return self.runtime.flows.create(self.admin, flow_doc(self, f"Flow {next(_serial)}")).id
 
     def queued_run(self) -> str:
         flow_id = self.flow()
@@ -403,8 +402,8 @@ def world(server: Server) -> Iterator[World]:
     draft = ConnectionDraft(name="Segment A", application="segment",
                             settings=server.segment_settings(built.sources[0]))
     built.ids["connection"] = runtime.connections.create(admin, draft)[0]["id"]
-    built.ids["integration"] = runtime.integrations.create(admin, "Shop A")["id"]
-    built.ids["flow"] = runtime.flows.create(admin, flow_doc(built, "Orders A"))["id"]
+    built.ids["integration"] = runtime.integrations.create(admin, "Shop A").id
+    built.ids["flow"] = runtime.flows.create(admin, flow_doc(built, "Orders A")).id
     flow_id, _error_id = built.open_error()
     with runtime.db.session() as session:
         built.ids["run"] = session.scalar(select(Run.id).where(Run.flow_id == flow_id))

@@ -60,7 +60,7 @@ HEADERS = {
     429: {"Retry-After": {"description": "seconds to wait before trying again",
                           "required": True, "schema": {"type": "string"}}},
 }
-UNUSED_COMPONENTS = ("HTTPValidationError", "ValidationError")
+UNUSED_COMPONENTS = ("HTTPValidationError", "ValidationError", "Json")  # Json: a flow body
 
 
 def install_contract(app: FastAPI, applications: Callable[[], list[Application]]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -13,6 +13,7 @@ from segbridge.accounts.roles import Permission, require
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
+from segbridge.flows.views import FlowPublic, PublicForm, RunCounts, RunPublic
 from segbridge.runs.counts import Tally
 from segbridge.runs.engine import TAKEN_OVER_RESULT
 from segbridge.runs.executor import run_in_foreground
@@ -32,11 +33,10 @@ def integrations() -> None:
 def integrations_list(ctx: click.Context, as_json: bool) -> None:
     rows = runtime_of(ctx).integrations.list_all(principal_of(ctx))
     if as_json:
-        emit_json(rows)
+        emit_json(json_rows(rows))
         return
     emit_table(["ID", "NAME", "FLOWS", "CONNECTIONS"], [
-        [r["id"], r["name"], len(r["flows"]), ", ".join(c["name"] for c in r["connections"])]
-        for r in rows])
+        [r.id, r.name, len(r.flows), ", ".join(c.name for c in r.connections)] for r in rows])
 
 
 @integrations.command("create")
@@ -45,7 +45,7 @@ def integrations_list(ctx: click.Context, as_json: bool) -> None:
 @handles_errors
 def integrations_create(ctx: click.Context, name: str) -> None:
     created = runtime_of(ctx).integrations.create(principal_of(ctx), name)
-    click.echo(f"Created integration '{created['name']}' ({created['id']}).")
+    click.echo(f"Created integration '{created.name}' ({created.id}).")
 
 
 @integrations.command("delete")
@@ -62,7 +62,7 @@ def flows() -> None:
     """Flows: export, map, import into Segment."""
 
 
-def _flow(ctx: click.Context, name: str) -> dict[str, Any]:
+def _flow(ctx: click.Context, name: str) -> FlowPublic:
     return runtime_of(ctx).flows.find(principal_of(ctx), name)
 
 
@@ -73,11 +73,11 @@ def _flow(ctx: click.Context, name: str) -> dict[str, Any]:
 def flows_list(ctx: click.Context, as_json: bool) -> None:
     rows = runtime_of(ctx).flows.list_all(principal_of(ctx))
     if as_json:
-        emit_json(rows)
+        emit_json(json_rows(rows))
         return
     emit_table(["ID", "NAME", "INTEGRATION", "ENABLED", "LAST RUN"], [
-        [r["id"], r["name"], r["integration"], r["enabled"],
-         (r["last_run"] or {}).get("status", "")] for r in rows])
+        [r.id, r.name, r.integration, r.enabled, r.last_run.status if r.last_run else ""]
+        for r in rows])
 
 
 @flows.command("import")
@@ -88,7 +88,7 @@ def flows_import(ctx: click.Context, path: str) -> None:
     """Create or update a flow from a YAML file ('-' for standard input)."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     flow = runtime_of(ctx).flows.import_yaml(principal_of(ctx), text)
-    click.echo(f"Saved flow '{flow['name']}' ({flow['id']}).")
+    click.echo(f"Saved flow '{flow.name}' ({flow.id}).")
 
 
 @flows.command("export")
@@ -98,7 +98,7 @@ def flows_import(ctx: click.Context, path: str) -> None:
 def flows_export(ctx: click.Context, name: str) -> None:
     """Print a flow as YAML."""
     flow = _flow(ctx, name)
-    click.echo(runtime_of(ctx).flows.export_yaml(principal_of(ctx), flow["id"]), nl=False)
+    click.echo(runtime_of(ctx).flows.export_yaml(principal_of(ctx), flow.id), nl=False)
 
 
 @flows.command("show")
@@ -106,7 +106,7 @@ def flows_export(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @handles_errors
 def flows_show(ctx: click.Context, name: str) -> None:
-    emit_json(_flow(ctx, name))
+    emit_json(_flow(ctx, name).as_json())
 
 
 @flows.command("preview")
@@ -119,7 +119,7 @@ def flows_preview(ctx: click.Context, name: str, limit: int) -> None:
     from segbridge.flows.preview import preview
 
     runtime = runtime_of(ctx)
-    emit_json(preview(runtime, principal_of(ctx), _flow(ctx, name)["id"], None, limit))
+    emit_json(preview(runtime, principal_of(ctx), _flow(ctx, name).id, None, limit))
 
 
 @flows.command("run")
@@ -136,10 +136,10 @@ def flows_run(ctx: click.Context, name: str, follow: bool, fresh_ids: bool,
     runtime = runtime_of(ctx)
     principal = principal_of(ctx)
     flow = _flow(ctx, name)
-    run = runtime.flows.start_run(principal, flow["id"], fresh_message_ids=fresh_ids,
+    run = runtime.flows.start_run(principal, flow.id, fresh_message_ids=fresh_ids,
                                   execute=False)
-    click.echo(f"Run {run['id']} of '{flow['name']}' started.", err=as_json)
-    _execute(ctx, run["id"], follow, as_json)
+    click.echo(f"Run {run.id} of '{flow.name}' started.", err=as_json)
+    _execute(ctx, run.id, follow, as_json)
 
 
 @click.group("runs")
@@ -167,7 +167,7 @@ def runs_resume(ctx: click.Context, run_id: str, follow: bool) -> None:
 @click.pass_context
 @handles_errors
 def runs_show(ctx: click.Context, run_id: str) -> None:
-    emit_json(runtime_of(ctx).flows.get_run(principal_of(ctx), run_id))
+    emit_json(runtime_of(ctx).flows.get_run(principal_of(ctx), run_id).as_json())
 
 
 @runs.command("cancel")
@@ -188,14 +188,13 @@ def runs_cancel(ctx: click.Context, run_id: str) -> None:
 @handles_errors
 def flows_errors(ctx: click.Context, name: str, status: str, as_json: bool) -> None:
     """List a flow's record errors."""
-    rows = runtime_of(ctx).flows.list_errors(principal_of(ctx), _flow(ctx, name)["id"],
+    rows = runtime_of(ctx).flows.list_errors(principal_of(ctx), _flow(ctx, name).id,
                                              status=None if status == "all" else status)
     if as_json:
-        emit_json(rows)
+        emit_json(json_rows(rows))
         return
     emit_table(["ID", "REF", "STEP", "FIELD", "STATUS", "REASON"], [
-        [r["id"], r["ref"], r["step"], r["field"] or "", r["http_status"] or "", r["reason"]]
-        for r in rows])
+        [r.id, r.ref, r.step, r.field or "", r.http_status or "", r.reason] for r in rows])
 
 
 @flows.command("retry")
@@ -209,13 +208,13 @@ def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
     """Send the records of open errors again."""
     runtime = runtime_of(ctx)
     principal = principal_of(ctx)
-    flow_id = _flow(ctx, name)["id"]
+    flow_id = _flow(ctx, name).id
     ids = list(error_ids) or (runtime.flows.open_error_ids(principal, flow_id)
                               if retry_all else [])
     if not ids:
         raise click.ClickException("Name the errors to retry, or use --all.")
     run = runtime.flows.retry_errors(principal, flow_id, ids, execute=False)
-    _execute(ctx, run["id"], False, False)
+    _execute(ctx, run.id, False, False)
 
 
 @flows.command("resolve")
@@ -225,7 +224,7 @@ def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
 @handles_errors
 def flows_resolve(ctx: click.Context, name: str, error_ids: tuple[str, ...]) -> None:
     """Mark errors resolved without sending them."""
-    count = runtime_of(ctx).flows.resolve_errors(principal_of(ctx), _flow(ctx, name)["id"],
+    count = runtime_of(ctx).flows.resolve_errors(principal_of(ctx), _flow(ctx, name).id,
                                                  list(error_ids))
     click.echo(f"Resolved {count} error(s).")
 
@@ -244,7 +243,7 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
         click.echo(f"This process stopped: {result.message}; it goes on there.", err=True)
     run = runtime.flows.get_run(principal_of(ctx), run_id)
     if as_json:
-        emit_json(run)
+        emit_json(run.as_json())
     else:
         _summary(run)
     # exit code 1 when it failed, or was taken over (another process has it)
@@ -280,12 +279,20 @@ class Progress:
         click.echo("", err=True)
 
 
-def _summary(run: dict[str, Any]) -> None:
-    counts = run["counts"]
-    click.echo(f"Run {run['id']}: {run['status']}"
-               + (f" ({run['message']})" if run.get("message") else ""))
+def json_rows(rows: Sequence[PublicForm]) -> list[dict[str, object]]:
+    return [row.as_json() for row in rows]
+
+
+def _summary(run: RunPublic) -> None:
+    counts = run.counts
+    click.echo(f"Run {run.id}: {run.status}" + (f" ({run.message})" if run.message else ""))
     click.echo("  " + "  ".join(f"{key} {counts.get(key, 0):,}" for key in
                                 ("exported", "sent", "failed", "ignored", "retried", "batches")))
-    if run.get("duration_seconds"):
-        rate = counts.get("sent", 0) / max(run["duration_seconds"], 1e-6)
-        click.echo(f"  {run['duration_seconds']:.1f} s, {rate:,.0f} events/s")
+    if run.duration_seconds:
+        rate = _count(counts, "sent") / max(run.duration_seconds, 1e-6)
+        click.echo(f"  {run.duration_seconds:.1f} s, {rate:,.0f} events/s")
+
+
+def _count(counts: RunCounts, key: str) -> int:
+    value = counts.get(key, 0)
+    return value if isinstance(value, int) else 0

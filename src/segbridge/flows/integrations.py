@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -13,6 +11,7 @@ from segbridge.accounts.service import Principal
 from segbridge.connections.model import name_key
 from segbridge.core.errors import Conflict, FieldProblem, NotFound, ValidationFailed
 from segbridge.core.ids import new_id
+from segbridge.flows.views import IntegrationPublic, NamedRef
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, Flow, Integration, IntegrationConnection
 
@@ -21,7 +20,7 @@ class IntegrationService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, principal: Principal, name: str) -> dict[str, Any]:
+    def create(self, principal: Principal, name: str) -> IntegrationPublic:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             clean = _valid_name(session, principal.account_id, name, own_id=None)
@@ -31,17 +30,17 @@ class IntegrationService:
             _flush(session)
             return public_integration(session, integration)
 
-    def list_all(self, principal: Principal) -> list[dict[str, Any]]:
+    def list_all(self, principal: Principal) -> list[IntegrationPublic]:
         with self.db.session() as session:
             rows = session.scalars(select(Integration).where(
                 Integration.account_id == principal.account_id).order_by(Integration.name_key))
             return [public_integration(session, row) for row in rows]
 
-    def get(self, principal: Principal, integration_id: str) -> dict[str, Any]:
+    def get(self, principal: Principal, integration_id: str) -> IntegrationPublic:
         with self.db.session() as session:
             return public_integration(session, owned(session, principal, integration_id))
 
-    def rename(self, principal: Principal, integration_id: str, name: str) -> dict[str, Any]:
+    def rename(self, principal: Principal, integration_id: str, name: str) -> IntegrationPublic:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             integration = owned(session, principal, integration_id)
@@ -63,7 +62,7 @@ class IntegrationService:
             session.delete(integration)
 
     def register(self, principal: Principal, integration_id: str,
-                 connection_id: str) -> dict[str, Any]:
+                 connection_id: str) -> IntegrationPublic:
         """Register a saved connection with an integration (it is available to its flows)."""
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
@@ -101,7 +100,7 @@ def find_integration(session: Session, account_id: str, name_or_id: str) -> Inte
         Integration.account_id == account_id, Integration.name_key == name_key(name_or_id)))
 
 
-def public_integration(session: Session, integration: Integration) -> dict[str, Any]:
+def public_integration(session: Session, integration: Integration) -> IntegrationPublic:
     connections = session.execute(
         select(Connection.id, Connection.name).join(
             IntegrationConnection, IntegrationConnection.connection_id == Connection.id)
@@ -109,9 +108,10 @@ def public_integration(session: Session, integration: Integration) -> dict[str, 
         .order_by(Connection.name_key))
     flows = session.execute(select(Flow.id, Flow.name).where(
         Flow.integration_id == integration.id).order_by(Flow.name_key))
-    return {"id": integration.id, "name": integration.name,
-            "connections": [{"id": i, "name": n} for i, n in connections],
-            "flows": [{"id": i, "name": n} for i, n in flows]}
+    return IntegrationPublic(
+        id=integration.id, name=integration.name,
+        connections=[NamedRef(id=i, name=n) for i, n in connections],
+        flows=[NamedRef(id=i, name=n) for i, n in flows])
 
 
 def _valid_name(session: Session, account_id: str, name: str, *, own_id: str | None) -> str:

@@ -29,7 +29,7 @@ def start_due_runs(flows: FlowService) -> list[str]:
         system = Principal(user_id=None, account_id=account_id, email="scheduler",
                            role="admin", via="system")
         try:
-            started.append(flows.start_run(system, flow_id, trigger="schedule")["id"])
+            started.append(flows.start_run(system, flow_id, trigger="schedule").id)
         except Conflict:
             log.info("flow %s is still running; its scheduled run is skipped", name)
     return started

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -24,9 +25,24 @@ from segbridge.core.errors import (
     ValidationFailed,
 )
 from segbridge.core.ids import new_id
-from segbridge.flows.definition import validate_definition
+from segbridge.flows.document import (
+    DatabaseExport,
+    FileExportBase,
+    FlowDocument,
+    parse_flow_document,
+)
 from segbridge.flows.integrations import find_integration
-from segbridge.flows.views import document, public_error, public_flow, public_run
+from segbridge.flows.views import (
+    FlowPublic,
+    RecordErrorPublic,
+    RunOfFlowPublic,
+    RunPublic,
+    document,
+    public_error,
+    public_flow,
+    public_run,
+    public_run_of_flow,
+)
 from segbridge.runs.lifecycle import ACTIVE, RunStatus, transition
 from segbridge.runs.queue import RunQueue
 from segbridge.runs.retries import retry_definition
@@ -52,7 +68,9 @@ class FlowService:
 
     # ---- flows -----------------------------------------------------------------------------
 
-    def create(self, principal: Principal, doc: Any) -> dict[str, Any]:
+    def create(self, principal: Principal, doc: object) -> FlowPublic:
+        """Create a flow from its document (JSON or YAML, parsed): refused with every
+        problem listed."""
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = Flow(id=new_id("flw"), account_id=principal.account_id)
@@ -61,7 +79,7 @@ class FlowService:
             self._save(session, flow)
             return self._public(session, flow)
 
-    def update(self, principal: Principal, flow_id: str, doc: Any) -> dict[str, Any]:
+    def update(self, principal: Principal, flow_id: str, doc: object) -> FlowPublic:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
@@ -70,7 +88,7 @@ class FlowService:
             self._save(session, flow)
             return self._public(session, flow)
 
-    def import_yaml(self, principal: Principal, text: str) -> dict[str, Any]:
+    def import_yaml(self, principal: Principal, text: str) -> FlowPublic:
         """Create the flow, or update the flow of the same name (flows as code)."""
         require(principal, Permission.EDIT_FLOWS)
         try:
@@ -92,11 +110,11 @@ class FlowService:
             doc = document(flow.definition)
             return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
 
-    def get(self, principal: Principal, flow_id: str) -> dict[str, Any]:
+    def get(self, principal: Principal, flow_id: str) -> FlowPublic:
         with self.db.session() as session:
             return self._public(session, _owned(session, principal, flow_id))
 
-    def find(self, principal: Principal, name_or_id: str) -> dict[str, Any]:
+    def find(self, principal: Principal, name_or_id: str) -> FlowPublic:
         with self.db.session() as session:
             flow = session.get(Flow, name_or_id)
             if flow is None or flow.account_id != principal.account_id:
@@ -107,13 +125,13 @@ class FlowService:
                 raise NotFound(f"No flow named or with id '{name_or_id}' in your account.")
             return self._public(session, flow)
 
-    def list_all(self, principal: Principal) -> list[dict[str, Any]]:
+    def list_all(self, principal: Principal) -> list[FlowPublic]:
         with self.db.session() as session:
             rows = session.scalars(select(Flow).where(
                 Flow.account_id == principal.account_id).order_by(Flow.name_key))
             return [self._public(session, row) for row in rows]
 
-    def set_enabled(self, principal: Principal, flow_id: str, enabled: bool) -> dict[str, Any]:
+    def set_enabled(self, principal: Principal, flow_id: str, enabled: bool) -> FlowPublic:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
@@ -135,7 +153,7 @@ class FlowService:
     # ---- runs ------------------------------------------------------------------------------
 
     def start_run(self, principal: Principal, flow_id: str, *, fresh_message_ids: bool = False,
-                  trigger: str = "manual", execute: bool = True) -> dict[str, Any]:
+                  trigger: str = "manual", execute: bool = True) -> RunPublic:
         require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
@@ -145,32 +163,30 @@ class FlowService:
                              definition=dict(flow.definition))
             public = public_run(run)
         if execute:
-            self.queue.enqueue(public["id"])
+            self.queue.enqueue(public.id)
         return public
 
-    def get_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
+    def get_run(self, principal: Principal, run_id: str) -> RunPublic:
         with self.db.session() as session:
             return public_run(_owned_run(session, principal, run_id))
 
-    def list_runs(
-        self, principal: Principal, flow_id: str, limit: int = 50
-    ) -> list[dict[str, Any]]:
+    def list_runs(self, principal: Principal, flow_id: str, limit: int = 50) -> list[RunPublic]:
         with self.db.session() as session:
             _owned(session, principal, flow_id)
             rows = session.scalars(select(Run).where(Run.flow_id == flow_id)
                                    .order_by(Run.created_at.desc()).limit(limit))
             return [public_run(row) for row in rows]
 
-    def recent_runs(self, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
+    def recent_runs(self, principal: Principal, limit: int = 100) -> list[RunOfFlowPublic]:
         """The account's latest runs, of every flow, newest first, with their flow's name."""
         with self.db.session() as session:
             rows = session.execute(
                 select(Run, Flow.name).join(Flow, Flow.id == Run.flow_id)
                 .where(Run.account_id == principal.account_id)
                 .order_by(Run.created_at.desc()).limit(limit))
-            return [{**public_run(run), "flow_name": name} for run, name in rows]
+            return [public_run_of_flow(run, name) for run, name in rows]
 
-    def cancel_run(self, principal: Principal, run_id: str) -> dict[str, Any]:
+    def cancel_run(self, principal: Principal, run_id: str) -> RunPublic:
         require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)
@@ -181,7 +197,7 @@ class FlowService:
             return public_run(run)
 
     def resume_run(self, principal: Principal, run_id: str, *, lease_seconds: int,
-                   execute: bool = True) -> dict[str, Any]:
+                   execute: bool = True) -> RunPublic:
         """Resume a run from its checkpoint: one whose process was killed, or one that failed
         by a crash; 409, saying why, for any other run."""
         require(principal, Permission.RUN_FLOWS)
@@ -197,7 +213,7 @@ class FlowService:
 
     def list_errors(self, principal: Principal, flow_id: str, *, status: str | None = "open",
                     run_id: str | None = None, limit: int = 1000,
-                    offset: int = 0) -> list[dict[str, Any]]:
+                    offset: int = 0) -> list[RecordErrorPublic]:
         """A page of a flow's record errors, oldest first (``offset`` pages on)."""
         with self.db.session() as session:
             _owned(session, principal, flow_id)
@@ -231,8 +247,8 @@ class FlowService:
             return len(rows)
 
     def retry_errors(self, principal: Principal, flow_id: str, error_ids: list[str],
-                     edits: dict[str, dict[str, Any]] | None = None, *,
-                     execute: bool = True) -> dict[str, Any]:
+                     edits: Mapping[str, Mapping[str, object]] | None = None, *,
+                     execute: bool = True) -> RunPublic:
         """Send the chosen errors' records again (optionally with edited data) in a retry run."""
         require(principal, Permission.HANDLE_ERRORS)
         edits = edits or {}
@@ -241,14 +257,14 @@ class FlowService:
             rows = self._open_errors(session, principal, flow_id, error_ids)
             for row in rows:
                 if row.id in edits:
-                    row.data = edits[row.id]
+                    row.data = dict(edits[row.id])
                 row.status = "retrying"
             run = create_run(session, flow, trigger="retry", fresh_message_ids=False,
                              definition=retry_definition(dict(flow.definition),
                                                          [r.id for r in rows]))
             public = public_run(run)
         if execute:
-            self.queue.enqueue(public["id"])
+            self.queue.enqueue(public.id)
         return public
 
     def _open_errors(self, session: Session, principal: Principal, flow_id: str,
@@ -265,46 +281,53 @@ class FlowService:
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _apply(self, session: Session, principal: Principal, flow: Flow, doc: Any) -> None:
-        problems = validate_definition(doc)
-        if not problems:
-            problems = self._resolve(session, principal, flow, doc)
+    def _apply(self, session: Session, principal: Principal, flow: Flow, doc: object) -> None:
+        typed = parse_flow_document(doc)
+        written = cast(Mapping[str, object], doc)  # a mapping: parse_flow_document said so
+        problems = self._resolve(session, principal, flow, typed, written)
         if problems:
             raise ValidationFailed(problems)
 
-    def _resolve(self, session: Session, principal: Principal, flow: Flow,
-                 doc: dict[str, Any]) -> list[FieldProblem]:
+    def _resolve(self, session: Session, principal: Principal, flow: Flow, doc: FlowDocument,
+                 written: Mapping[str, object]) -> list[FieldProblem]:
+        """The names the document gives, resolved in the account (integration, connections,
+        a file or an upload). The definition stored is the document as written, with each
+        connection's id beside its name."""
         problems: list[FieldProblem] = []
         account = principal.account_id
-        integration = find_integration(session, account, doc["integration"])
+        integration = find_integration(session, account, doc.integration)
         if integration is None:
             problems.append(FieldProblem("integration", f"no integration named "
-                                         f"'{doc['integration']}'; create it first"))
+                                         f"'{doc.integration}'; create it first"))
+        name = doc.name.strip()
         other = session.scalar(select(Flow.id).where(
-            Flow.account_id == account, Flow.name_key == name_key(doc["name"])))
+            Flow.account_id == account, Flow.name_key == name_key(name)))
         if other is not None and other != flow.id:
-            problems.append(FieldProblem("name", f"a flow named '{doc['name'].strip()}' exists "
+            problems.append(FieldProblem("name", f"a flow named '{name}' exists "
                                                  "already; choose another name"))
-        definition = {**doc, "name": doc["name"].strip(), "enabled": doc.get("enabled", True),
-                      "steps": doc.get("steps", [])}
-        export = dict(doc["export"])
-        if export["type"] == "database":
+        definition: dict[str, object] = {**written, "name": name, "enabled": doc.enabled,
+                                         "steps": written.get("steps", [])}
+        export = dict(cast(Mapping[str, object], written["export"]))
+        if isinstance(doc.export, DatabaseExport):
             export["connection_id"] = _connection_id(
-                session, account, export["connection"], "database", "export.connection", problems)
+                session, account, doc.export.connection, "database", "export.connection",
+                problems)
         else:
-            problems += file_source_problems(session, self.access, account, export)
+            problems += file_source_problems(session, self.access, account, doc.export)
         definition["export"] = export
         imports = []
-        for index, step in enumerate(doc["imports"]):
-            resolved = dict(step)
+        steps_written = cast(list[Mapping[str, object]], written["imports"])
+        for index, (step, step_written) in enumerate(zip(doc.imports, steps_written,
+                                                         strict=True)):
+            resolved = dict(step_written)
             resolved["connection_id"] = _connection_id(
-                session, account, step["connection"], "segment", f"imports.{index}.connection",
+                session, account, step.connection, "segment", f"imports.{index}.connection",
                 problems)
             imports.append(resolved)
         definition["imports"] = imports
         if problems or integration is None:
             return problems
-        _fill(flow, definition, integration)
+        _fill(flow, definition, doc, integration)
         return []
 
     def _save(self, session: Session, flow: Flow) -> None:
@@ -314,7 +337,7 @@ class FlowService:
             raise ValidationFailed([FieldProblem("name", "this flow name was just taken")]) \
                 from None
         session.execute(delete(FlowConnection).where(FlowConnection.flow_id == flow.id))
-        used = {step["connection_id"] for step in flow.definition["imports"]}
+        used = {str(step["connection_id"]) for step in flow.definition["imports"]}
         if flow.definition["export"].get("connection_id"):
             used.add(flow.definition["export"]["connection_id"])
         for connection_id in used:
@@ -323,37 +346,37 @@ class FlowService:
                 session.add(IntegrationConnection(integration_id=flow.integration_id,
                                                   connection_id=connection_id))
 
-    def _public(self, session: Session, flow: Flow) -> dict[str, Any]:
+    def _public(self, session: Session, flow: Flow) -> FlowPublic:
         integration = session.get(Integration, flow.integration_id)
         last = session.scalar(select(Run).where(Run.flow_id == flow.id)
                               .order_by(Run.created_at.desc()).limit(1))
         return public_flow(flow, integration.name if integration else "", last)
 
 
-def _fill(flow: Flow, definition: dict[str, Any], integration: Integration) -> None:
+def _fill(flow: Flow, definition: dict[str, object], doc: FlowDocument,
+          integration: Integration) -> None:
     flow.integration_id = integration.id
-    flow.name = definition["name"]
-    flow.name_key = name_key(definition["name"])
-    flow.enabled = bool(definition["enabled"])
+    flow.name = doc.name.strip()
+    flow.name_key = name_key(flow.name)
+    flow.enabled = doc.enabled
     definition["integration"] = integration.name
     flow.definition = definition
-    schedule = definition.get("schedule")
-    flow.schedule_cron = schedule["cron"] if schedule else None
-    flow.schedule_timezone = schedule.get("timezone", "UTC") if schedule else None
+    flow.schedule_cron = doc.schedule.cron if doc.schedule else None
+    flow.schedule_timezone = doc.schedule.timezone if doc.schedule else None
     flow.next_run_at = next_fire(flow)
 
 
 def file_source_problems(session: Session, access: AccessPolicy, account_id: str,
-                         export: dict[str, Any]) -> list[FieldProblem]:
+                         export: FileExportBase) -> list[FieldProblem]:
     """A file export reads a path the access policy allows, or an upload of the account."""
-    if export.get("upload"):
-        upload = session.get(Upload, str(export["upload"]))
+    if export.upload:
+        upload = session.get(Upload, export.upload)
         if upload is None or upload.account_id != account_id:
-            return [FieldProblem("export.upload", f"no upload '{export['upload']}' in your "
+            return [FieldProblem("export.upload", f"no upload '{export.upload}' in your "
                                                   "account; upload the file again")]
         return []
     try:
-        access.check_file(str(export["path"]), field="export.path")
+        access.check_file(str(export.path), field="export.path")
     except NotAllowedHere as exc:
         return [FieldProblem("export.path", exc.message)]
     return []

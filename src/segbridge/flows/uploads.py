@@ -12,10 +12,11 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from segbridge.core.errors import NotFound, PayloadTooLarge
 from segbridge.core.ids import new_id
+from segbridge.flows.views import UploadPublic
 from segbridge.storage.db import Database
 from segbridge.storage.models import Upload
 
@@ -40,7 +41,7 @@ def too_large(max_bytes: int) -> PayloadTooLarge:
 
 async def store_upload(db: Database, home: Path, account_id: str, filename: str,
                        chunks: AsyncIterator[bytes], *, max_bytes: int | None = None,
-                       declared_size: int | None = None) -> dict[str, Any]:
+                       declared_size: int | None = None) -> UploadPublic:
     """Stream an upload to disk and record it; PayloadTooLarge past ``max_bytes``."""
     if max_bytes is not None and declared_size is not None and declared_size > max_bytes:
         raise too_large(max_bytes)
@@ -61,7 +62,7 @@ async def store_upload(db: Database, home: Path, account_id: str, filename: str,
     with db.session() as session:
         session.add(Upload(id=upload_id, account_id=account_id, filename=filename[:300],
                            size=size))
-    return {"id": upload_id, "filename": filename, "size": size}
+    return UploadPublic(id=upload_id, filename=filename, size=size)
 
 
 def private_folders(home: Path, folder: Path) -> None:

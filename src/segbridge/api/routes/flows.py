@@ -13,12 +13,23 @@ from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
+from segbridge.flows.views import (
+    FlowPublic,
+    IntegrationPublic,
+    PreviewPublic,
+    RecordErrorPublic,
+    RunPublic,
+)
 from segbridge.runs.lifecycle import FINISHED
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 404, 409, 422)}
 router = APIRouter(responses=ERRORS)
 MAX_OFFSET = 2**53 - 1  # the largest whole number every JSON reader keeps exactly
+# A flow document is parsed by the service (every problem listed in our words, at its field
+# path), not by FastAPI; the document says what it takes all the same.
+FLOW_DOCUMENT_BODY = {"requestBody": {"content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/FlowDocument"}}}}}
 RUN_EVENT = {  # each server-sent event of /progress (OpenAPI 3.2's itemSchema)
     "type": "object", "required": ["event", "data"],
     "properties": {"event": {"const": "run"},
@@ -49,6 +60,10 @@ class ErrorIds(Strict):
         default_factory=dict, description="error id -> corrected record (or call) data")
 
 
+class ResolvedErrors(BaseModel):
+    resolved: int = Field(description="how many open errors were marked resolved")
+
+
 class EnabledBody(Strict):
     enabled: bool
 
@@ -60,28 +75,29 @@ class Json(BaseModel):
 # ---- integrations ----------------------------------------------------------------------
 
 @router.get("/integrations", tags=["integrations"], operation_id="list_integrations")
-def list_integrations(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[dict[str, Any]]:
+def list_integrations(principal: CurrentPrincipal,
+                      runtime: RuntimeDep) -> list[IntegrationPublic]:
     return runtime.integrations.list_all(principal)
 
 
 @router.post("/integrations", status_code=201, tags=["integrations"],
              operation_id="create_integration")
 def create_integration(body: IntegrationCreate, principal: CurrentPrincipal,
-                       runtime: RuntimeDep) -> dict[str, Any]:
+                       runtime: RuntimeDep) -> IntegrationPublic:
     return runtime.integrations.create(principal, body.name)
 
 
 @router.get("/integrations/{integration_id}", tags=["integrations"],
             operation_id="get_integration")
 def get_integration(integration_id: str, principal: CurrentPrincipal,
-                    runtime: RuntimeDep) -> dict[str, Any]:
+                    runtime: RuntimeDep) -> IntegrationPublic:
     return runtime.integrations.get(principal, integration_id)
 
 
 @router.put("/integrations/{integration_id}", tags=["integrations"],
             operation_id="rename_integration")
 def rename_integration(integration_id: str, body: IntegrationCreate,
-                       principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+                       principal: CurrentPrincipal, runtime: RuntimeDep) -> IntegrationPublic:
     return runtime.integrations.rename(principal, integration_id, body.name)
 
 
@@ -96,19 +112,20 @@ def delete_integration(integration_id: str, principal: CurrentPrincipal,
 @router.post("/integrations/{integration_id}/connections", tags=["integrations"],
              operation_id="register_connection")
 def register_connection(integration_id: str, body: ConnectionRef, principal: CurrentPrincipal,
-                        runtime: RuntimeDep) -> dict[str, Any]:
+                        runtime: RuntimeDep) -> IntegrationPublic:
     return runtime.integrations.register(principal, integration_id, body.connection_id)
 
 
 # ---- flows -------------------------------------------------------------------------------
 
 @router.get("/flows", tags=["flows"], operation_id="list_flows")
-def list_flows(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[dict[str, Any]]:
+def list_flows(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[FlowPublic]:
     return runtime.flows.list_all(principal)
 
 
-@router.post("/flows", status_code=201, tags=["flows"], operation_id="create_flow")
-def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+@router.post("/flows", status_code=201, tags=["flows"], operation_id="create_flow",
+             openapi_extra=FLOW_DOCUMENT_BODY)
+def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) -> FlowPublic:
     """Create a flow from its document; refused with every problem listed."""
     return runtime.flows.create(principal, body.model_dump())
 
@@ -117,14 +134,14 @@ def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) ->
              openapi_extra={"requestBody": {"content": {"application/yaml": {
                  "schema": {"type": "string"}}}}})
 async def import_flow_yaml(request: Request, principal: CurrentPrincipal,
-                           runtime: RuntimeDep) -> dict[str, Any]:
+                           runtime: RuntimeDep) -> FlowPublic:
     """Create or update (by name) a flow from YAML (flows as code)."""
     text = (await request.body()).decode("utf-8", errors="replace")
     return await asyncio.to_thread(runtime.flows.import_yaml, principal, text)
 
 
 @router.get("/flows/{flow_id}", tags=["flows"], operation_id="get_flow")
-def get_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+def get_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> FlowPublic:
     return runtime.flows.get(principal, flow_id)
 
 
@@ -134,15 +151,16 @@ def export_flow_yaml(flow_id: str, principal: CurrentPrincipal, runtime: Runtime
     return runtime.flows.export_yaml(principal, flow_id)
 
 
-@router.put("/flows/{flow_id}", tags=["flows"], operation_id="update_flow")
+@router.put("/flows/{flow_id}", tags=["flows"], operation_id="update_flow",
+            openapi_extra=FLOW_DOCUMENT_BODY)
 def update_flow(flow_id: str, body: Json, principal: CurrentPrincipal,
-                runtime: RuntimeDep) -> dict[str, Any]:
+                runtime: RuntimeDep) -> FlowPublic:
     return runtime.flows.update(principal, flow_id, body.model_dump())
 
 
 @router.put("/flows/{flow_id}/enabled", tags=["flows"], operation_id="set_flow_enabled")
 def set_flow_enabled(flow_id: str, body: EnabledBody, principal: CurrentPrincipal,
-                     runtime: RuntimeDep) -> dict[str, Any]:
+                     runtime: RuntimeDep) -> FlowPublic:
     return runtime.flows.set_enabled(principal, flow_id, body.enabled)
 
 
@@ -152,20 +170,22 @@ def delete_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) 
     return Response(status_code=204)
 
 
-@router.post("/flows/{flow_id}/preview", tags=["flows"], operation_id="preview_flow")
+@router.post("/flows/{flow_id}/preview", tags=["flows"], operation_id="preview_flow",
+             response_model_exclude_unset=True)  # an error for every import names none
 def preview_flow(flow_id: str, body: PreviewRequest, principal: CurrentPrincipal,
-                 runtime: RuntimeDep) -> dict[str, Any]:
+                 runtime: RuntimeDep) -> PreviewPublic:
     """Dry run: the exact calls the first records would become, and their errors; sends nothing."""
     from segbridge.flows.preview import preview
 
-    return preview(runtime, principal, flow_id, body.flow, body.limit)
+    return PreviewPublic.model_validate(
+        preview(runtime, principal, flow_id, body.flow, body.limit))
 
 
 # ---- runs --------------------------------------------------------------------------------
 
 @router.post("/flows/{flow_id}/runs", status_code=202, tags=["runs"], operation_id="run_flow")
 def run_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
-             body: RunRequest | None = None) -> dict[str, Any]:
+             body: RunRequest | None = None) -> RunPublic:
     """Run now. 409 while the flow has a run queued, running or paused."""
     fresh = body.fresh_message_ids if body else False
     return runtime.flows.start_run(principal, flow_id, fresh_message_ids=fresh)
@@ -173,22 +193,22 @@ def run_flow(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
 
 @router.get("/flows/{flow_id}/runs", tags=["runs"], operation_id="list_runs")
 def list_runs(flow_id: str, principal: CurrentPrincipal,
-              runtime: RuntimeDep) -> list[dict[str, Any]]:
+              runtime: RuntimeDep) -> list[RunPublic]:
     return runtime.flows.list_runs(principal, flow_id)
 
 
 @router.get("/runs/{run_id}", tags=["runs"], operation_id="get_run")
-def get_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+def get_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> RunPublic:
     return runtime.flows.get_run(principal, run_id)
 
 
 @router.post("/runs/{run_id}/cancel", tags=["runs"], operation_id="cancel_run")
-def cancel_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+def cancel_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> RunPublic:
     return runtime.flows.cancel_run(principal, run_id)
 
 
 @router.post("/runs/{run_id}/resume", status_code=202, tags=["runs"], operation_id="resume_run")
-def resume_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> dict[str, Any]:
+def resume_run(run_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> RunPublic:
     """Resume a run from its checkpoint: one whose process was killed, or one that failed by a
     crash (``crashed:``). 409 for a run another process executes, or one that failed for its
     data or configuration."""
@@ -208,8 +228,8 @@ async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
     async def events() -> AsyncIterator[bytes]:
         run = first
         while True:
-            yield b"event: run\ndata: " + orjson.dumps(run) + b"\n\n"
-            if run["status"] in FINISHED:
+            yield b"event: run\ndata: " + orjson.dumps(run.as_json()) + b"\n\n"
+            if run.status in FINISHED:
                 return
             await asyncio.sleep(0.5)
             run = await asyncio.to_thread(runtime.flows.get_run, principal, run_id)
@@ -224,7 +244,7 @@ async def stream_run_progress(run_id: str, principal: CurrentPrincipal,
 def list_errors(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
                 status: str | None = "open", run_id: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
+                offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[RecordErrorPublic]:
     """A page of the flow's record errors, oldest first; ``offset`` pages on (a run's
     ``counts.failed`` says how many there are)."""
     return runtime.flows.list_errors(principal, flow_id, status=status or None, run_id=run_id,
@@ -233,13 +253,14 @@ def list_errors(flow_id: str, principal: CurrentPrincipal, runtime: RuntimeDep,
 
 @router.post("/flows/{flow_id}/errors/resolve", tags=["errors"], operation_id="resolve_errors")
 def resolve_errors(flow_id: str, body: ErrorIds, principal: CurrentPrincipal,
-                   runtime: RuntimeDep) -> dict[str, int]:
-    return {"resolved": runtime.flows.resolve_errors(principal, flow_id, body.error_ids)}
+                   runtime: RuntimeDep) -> ResolvedErrors:
+    return ResolvedErrors(resolved=runtime.flows.resolve_errors(principal, flow_id,
+                                                                body.error_ids))
 
 
 @router.post("/flows/{flow_id}/errors/retry", status_code=202, tags=["errors"],
              operation_id="retry_errors")
 def retry_errors(flow_id: str, body: ErrorIds, principal: CurrentPrincipal,
-                 runtime: RuntimeDep) -> dict[str, Any]:
+                 runtime: RuntimeDep) -> RunPublic:
     """Send the records of these errors again (with edited data where given), as a run."""
     return runtime.flows.retry_errors(principal, flow_id, body.error_ids, body.edits)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 
 from segbridge.accounts.roles import Permission, require
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.flows.uploads import max_upload_bytes, store_upload
+from segbridge.flows.views import UploadPublic
 
 router = APIRouter(tags=["uploads"])
 
@@ -17,7 +16,7 @@ router = APIRouter(tags=["uploads"])
              openapi_extra={"requestBody": {"content": {"application/octet-stream": {
                  "schema": {"type": "string", "format": "binary"}}}}})
 async def upload_file(request: Request, principal: CurrentPrincipal, runtime: RuntimeDep,
-                      filename: str = "upload") -> dict[str, Any]:
+                      filename: str = "upload") -> UploadPublic:
     """Send the file as the raw body; use the returned id as ``export.upload``. 413 when it is
     larger than ``SEGBRIDGE_MAX_UPLOAD_MB`` (nothing is kept)."""
     require(principal, Permission.UPLOAD)

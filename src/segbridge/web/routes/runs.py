@@ -33,11 +33,11 @@ def run_page(request: Request, run_id: str, user: SignedIn) -> Response:
     except NotFound as exc:
         return render("error.html", status=404, user=user, heading="Not found",
                       message=exc.message)
-    errors = flows.list_errors(user.principal, run["flow_id"], run_id=run_id,
+    errors = flows.list_errors(user.principal, run.flow_id, run_id=run_id,
                                limit=ERRORS_SHOWN)
     if htmx_target(request) == STATUS_TARGET:
         return render("runs/_poll.html", run=run, errors=errors, limit=ERRORS_SHOWN,
                       oob=True)
-    flow = flows.get(user.principal, run["flow_id"])
+    flow = flows.get(user.principal, run.flow_id)
     return render("runs/page.html", user=user, nav="runs", run=run, flow=flow, errors=errors,
                   limit=ERRORS_SHOWN)
