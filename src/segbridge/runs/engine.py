@@ -1,7 +1,7 @@
 """The run engine: export -> filter -> map -> batch -> deliver, with checkpoints per chunk.
 
-A producer (``flows.producer``: a thread, or N lane processes for large files, see
-``flows.lanes``) reads the export, filters and maps each record, serialises each call once,
+A producer (``runs.producer``: a thread, or N lane processes for large files, see
+``runs.lanes``) reads the export, filters and maps each record, serialises each call once,
 and cuts the stream into numbered *chunks*. The event loop delivers chunks concurrently (the
 governor keeps each connection within its limit) and commits them strictly in order: counts,
 record errors and the checkpoint (the position after the chunk) in one transaction. A run

@@ -27,7 +27,7 @@ Moves that are not obvious from the picture, and why each is real:
 - ``canceling -> succeeded | completed_with_errors | failed``: the run ended (or failed)
   before it saw the cancel; it reports what really happened.
 - ``canceled`` only from ``canceling``: a cancel always passes through it.
-- ``failed -> queued``: resuming a run that failed by a crash (``flows.runs.reopen`` checks
+- ``failed -> queued``: resuming a run that failed by a crash (``runs.store.reopen`` checks
   that it was a crash; a run failed for its data or configuration is refused before).
 
 The values are the strings stored in the database and shown by the API, the CLI and the

@@ -10,7 +10,7 @@ keyed by import), its counts and its record errors. Two ways to cut:
 
 - **one producer** (the default): a chunk ends when a call no longer fits its import's batch,
   after ``CHUNK_SECONDS``, or at ``MAX_CHUNK_ERRORS``; a chunk holds one batch per import.
-- **a lane** (one of N producer processes, ``flows.lanes``): the input is cut into blocks of
+- **a lane** (one of N producer processes, ``runs.lanes``): the input is cut into blocks of
   ``block_records`` positions dealt round-robin to the lanes; lane i maps the blocks i, i+N,
   i+2N... and every block is one chunk (seq = block + 1), holding as many batches per import as
   its calls need. Each lane reads the whole input (so positions, refs and record errors are

@@ -1,6 +1,6 @@
 """Run records in the database: their status, counts, checkpoints and record errors.
 
-Every status change goes through ``flows.lifecycle.transition`` (the statuses and the moves
+Every status change goes through ``runs.lifecycle.transition`` (the statuses and the moves
 between them are drawn there).
 
 Written once per chunk of records (counts, checkpoint and that chunk's errors in one
