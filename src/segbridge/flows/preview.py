@@ -1,5 +1,7 @@
 """Preview (dry run): the exact calls the first records would become, and each record's
-errors. Nothing is sent and nothing is stored.
+errors. Nothing is sent and nothing is stored. Each record takes a run's own record step
+(``runs.producer.RecordStep``: filters, mapping, messageId, JSON, size check), so the calls
+and the errors shown are exactly those a run would make.
 
 A preview never fails for one record: whatever goes wrong with a record (unreadable, past a
 cap, a filter or mapping that raises, a call that cannot be written) is that record's error. A
