@@ -65,7 +65,7 @@ class ConnectionCreate(Strict):
     name: str = name_field("1-100 characters, unique in the account (case ignored)")
     application: str = Field(description="an application key from GET /applications")
     settings: dict[str, str | None] = Field(
-        default_factory=dict,
+        default_factory=dict, repr=False,  # a write key never shows in a repr or a log
         description="the application's settings, e.g. {write_key, region, endpoint}")
     concurrency_level: WholeNumber | None = Field(
         default=None, json_schema_extra=LEVEL_SCHEMA, description="1-25; null means 25")
@@ -79,7 +79,7 @@ class ConnectionUpdate(Strict):
     name: str = name_field("1-100 characters, unique in the account (case ignored)")
     application: str | None = Field(default=None, description="if given, must be unchanged")
     settings: dict[str, str | None] = Field(
-        default_factory=dict, description="must include write_key again")
+        default_factory=dict, repr=False, description="must include write_key again")
     concurrency_level: WholeNumber | None = Field(default=None, json_schema_extra=LEVEL_SCHEMA)
     borrow_concurrency_from: str | None = None
 
@@ -88,7 +88,7 @@ class ConnectionTest(Strict):
     """A configuration to test without saving it."""
 
     application: str
-    settings: dict[str, str | None] = Field(default_factory=dict)
+    settings: dict[str, str | None] = Field(default_factory=dict, repr=False)
 
 
 class EffectiveConcurrency(BaseModel):

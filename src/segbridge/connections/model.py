@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+
+from segbridge.core.secrets import Secret
 
 NAME_MAX_CHARS: Final = 100
 MIN_CONCURRENCY: Final = 1
@@ -13,13 +16,22 @@ DEFAULT_CONCURRENCY: Final = 25
 
 @dataclass(frozen=True)
 class ConnectionDraft:
-    """A connection as submitted: every field as the user gave it, not yet validated."""
+    """A connection as submitted: every field as the user gave it, not yet validated.
+
+    Its settings are held as ``Secret``s (a repr, a log line or a traceback shows
+    ``********``): which of them are secret is the application's to say, when the draft is
+    checked (``validation.check_settings`` reveals them there, and only there)."""
 
     name: str
     application: str | None
-    settings: dict[str, str | None] = field(default_factory=dict)
+    settings: Mapping[str, str | Secret | None] = field(default_factory=dict)
     concurrency_level: int | None = None
     borrow_concurrency_from: str | None = None
+
+    def __post_init__(self) -> None:
+        masked = {key: Secret(value) if isinstance(value, str) else value
+                  for key, value in self.settings.items()}
+        object.__setattr__(self, "settings", masked)
 
 
 def name_key(name: str) -> str:

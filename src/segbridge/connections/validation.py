@@ -65,8 +65,10 @@ def check_application(
 
 
 def check_settings(
-    application: Application, submitted: Mapping[str, str | None]
+    application: Application, submitted: Mapping[str, str | Secret | None]
 ) -> tuple[dict[str, str | None], dict[str, Secret], list[FieldProblem]]:
+    """The settings checked against the application's, split into plain values and
+    secrets (a draft's settings arrive masked: here they are revealed, to be checked)."""
     specs = {spec.name: spec for spec in application.settings}
     problems = [
         FieldProblem(f"settings.{key}", f"unknown setting for {application.name}; known "
@@ -77,6 +79,8 @@ def check_settings(
     secrets: dict[str, Secret] = {}
     for spec in application.settings:
         raw = submitted.get(spec.name)
+        if isinstance(raw, Secret):
+            raw = raw.reveal()
         text = raw.strip() if isinstance(raw, str) else None
         problem = _check_setting(spec, text or None)
         if problem:
