@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
+# defined with the connection's public form (the service answers it); re-exported here
+from segbridge.connections.views import AuditPublic as AuditPublic
+
 LEVEL_SCHEMA: JsonDict = {"minimum": 1, "maximum": 25}
 # The request schemas are as strict as the services behind them (and pydantic enforces them,
 # so a value the schema refuses is refused): the characters ``str.strip()`` removes, spelt
@@ -153,15 +156,6 @@ class ApplicationPublic(BaseModel):
     description: str
     capabilities: list[str]
     settings: list[SettingPublic]
-
-
-class AuditPublic(BaseModel):
-    at: str | None
-    actor: str
-    action: str
-    entity: str
-    entity_id: str
-    fields: list[str]
 
 
 class LoginRequest(Strict):

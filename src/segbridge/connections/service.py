@@ -20,7 +20,7 @@ from segbridge.apps.base import Application, ConnectionConfig, PingResult, Regis
 from segbridge.connections import validation
 from segbridge.connections.model import ConnectionDraft, name_key
 from segbridge.connections.secret_store import load_secrets, store_secret
-from segbridge.connections.views import borrowers, public_connection
+from segbridge.connections.views import AuditPublic, borrowers, public_audit, public_connection
 from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
@@ -69,17 +69,14 @@ class ConnectionService:
             return public_connection(session, self.registry,
                                      _owned(session, principal, connection_id))
 
-    def audit(self, principal: Principal, connection_id: str | None = None) -> list[dict[str, Any]]:
-        from segbridge.connections.views import iso
-
+    def audit(self, principal: Principal, connection_id: str | None = None) -> list[AuditPublic]:
         with self.db.session() as session:
             query = select(AuditEntry).where(AuditEntry.account_id == principal.account_id)
             if connection_id:
                 _owned(session, principal, connection_id)
                 query = query.where(AuditEntry.entity_id == connection_id)
             rows = session.scalars(query.order_by(AuditEntry.id.desc()).limit(500))
-            return [{"at": iso(r.at), "actor": r.actor, "action": r.action, "entity": r.entity,
-                     "entity_id": r.entity_id, "fields": r.fields} for r in rows]
+            return [public_audit(row) for row in rows]
 
     # ---- testing -------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
-"""The public form of a connection: never a secret, only ``has_<secret>: true``."""
+"""The public form of a connection: never a secret, only ``has_<secret>: true``; and of its
+audit entries."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,7 +14,23 @@ from segbridge.apps.base import Registry
 from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import secret_fields
 from segbridge.core.clock import isoformat
-from segbridge.storage.models import Connection
+from segbridge.storage.models import AuditEntry, Connection
+
+
+class AuditPublic(BaseModel):
+    """Who changed what, when (``fields``: the names of the settings changed, never a value)."""
+
+    at: str | None
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    fields: list[str]
+
+
+def public_audit(entry: AuditEntry) -> AuditPublic:
+    return AuditPublic(at=iso(entry.at), actor=entry.actor, action=entry.action,
+                       entity=entry.entity, entity_id=entry.entity_id, fields=entry.fields)
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -85,4 +85,4 @@ def test_connection(
 def connection_audit(
     connection_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
 ) -> list[AuditPublic]:
-    return [AuditPublic(**e) for e in runtime.connections.audit(principal, connection_id)]
+    return runtime.connections.audit(principal, connection_id)
