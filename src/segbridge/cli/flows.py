@@ -14,10 +14,9 @@ from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.flows.views import FlowPublic, PublicForm, RunCounts, RunPublic
+from segbridge.runs import execute_here
 from segbridge.runs.counts import Tally
 from segbridge.runs.engine import TAKEN_OVER_RESULT
-from segbridge.runs.executor import run_in_foreground
-from segbridge.runs.lanes import lane_policy
 from segbridge.runs.lifecycle import RunStatus
 
 
@@ -233,10 +232,7 @@ def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> No
     runtime = runtime_of(ctx)
     progress = Progress() if follow else None
     freeze_long_lived_objects()
-    result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run_id,
-                               timeout=runtime.settings.http_timeout_seconds,
-                               on_progress=progress.show if progress else None,
-                               lanes=lane_policy(runtime.settings))
+    result = execute_here(runtime, run_id, progress.show if progress else None)
     if progress:
         progress.done()
     if result.status == TAKEN_OVER_RESULT:

@@ -43,6 +43,7 @@ from segbridge.flows.views import (
     public_run,
     public_run_of_flow,
 )
+from segbridge.runs.counts import RecordErrorStatus
 from segbridge.runs.lifecycle import ACTIVE, RunStatus, transition
 from segbridge.runs.queue import RunQueue
 from segbridge.runs.retries import retry_definition
@@ -211,8 +212,9 @@ class FlowService:
 
     # ---- record errors ---------------------------------------------------------------------
 
-    def list_errors(self, principal: Principal, flow_id: str, *, status: str | None = "open",
-                    run_id: str | None = None, limit: int = 1000,
+    def list_errors(self, principal: Principal, flow_id: str, *,
+                    status: str | None = RecordErrorStatus.OPEN, run_id: str | None = None,
+                    limit: int = 1000,
                     offset: int = 0) -> list[RecordErrorPublic]:
         """A page of a flow's record errors, oldest first (``offset`` pages on)."""
         with self.db.session() as session:
@@ -234,7 +236,7 @@ class FlowService:
             _owned(session, principal, flow_id)
             return list(session.scalars(
                 select(RecordErrorRow.id).where(RecordErrorRow.flow_id == flow_id,
-                                                RecordErrorRow.status == "open")
+                                                RecordErrorRow.status == RecordErrorStatus.OPEN)
                 .order_by(RecordErrorRow.created_at, RecordErrorRow.position, RecordErrorRow.id)))
 
     def resolve_errors(self, principal: Principal, flow_id: str, error_ids: list[str]) -> int:
@@ -242,7 +244,7 @@ class FlowService:
         with self.db.session() as session:
             rows = self._open_errors(session, principal, flow_id, error_ids)
             for row in rows:
-                row.status = "resolved"
+                row.status = RecordErrorStatus.RESOLVED
                 row.resolved_at = utcnow()
             return len(rows)
 
@@ -258,7 +260,7 @@ class FlowService:
             for row in rows:
                 if row.id in edits:
                     row.data = dict(edits[row.id])
-                row.status = "retrying"
+                row.status = RecordErrorStatus.RETRYING
             run = create_run(session, flow, trigger="retry", fresh_message_ids=False,
                              definition=retry_definition(dict(flow.definition),
                                                          [r.id for r in rows]))
@@ -272,7 +274,7 @@ class FlowService:
         _owned(session, principal, flow_id)
         rows = list(session.scalars(select(RecordErrorRow).where(
             RecordErrorRow.flow_id == flow_id, RecordErrorRow.id.in_(error_ids),
-            RecordErrorRow.status == "open").order_by(RecordErrorRow.created_at,
+            RecordErrorRow.status == RecordErrorStatus.OPEN).order_by(RecordErrorRow.created_at,
                                                       RecordErrorRow.position)))
         missing = set(error_ids) - {row.id for row in rows}
         if missing:
