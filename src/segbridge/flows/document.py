@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -81,13 +81,13 @@ class DocumentPart(BaseModel):
         return not isinstance(data, Mapping)
 
     @classmethod
-    def more_problems(cls, data: Mapping[str, Any],
+    def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         """The problems that need more than one field (or the raw document) to see."""
         return []
 
     @classmethod
-    def unchecked(cls, data: Mapping[str, Any]) -> set[str]:
+    def unchecked(cls, data: Mapping[str, object]) -> set[str]:
         """Fields not checked because a field they depend on is wrong (a mapping without a
         call type): their problems would only follow from that one."""
         return set()
@@ -118,7 +118,7 @@ class DocumentPart(BaseModel):
         return part
 
     @classmethod
-    def _all_at_once(cls, data: Mapping[str, Any],
+    def _all_at_once(cls, data: Mapping[str, object],
                      problems: list[InitErrorDetails]) -> ValidationError:
         """Every problem, unknown keys first, then field by field in the document's order."""
         order = [*cls.problem_order, *cls.model_fields]
@@ -290,11 +290,11 @@ class Import(DocumentPart):
                                                    "from (docs/mapping.md)")
 
     @classmethod
-    def unchecked(cls, data: Mapping[str, Any]) -> set[str]:
+    def unchecked(cls, data: Mapping[str, object]) -> set[str]:
         return set() if data.get("call") in CALL_TYPES else {"mapping"}
 
     @classmethod
-    def more_problems(cls, data: Mapping[str, Any],
+    def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         from segbridge.mapping import validate_mapping
 
@@ -320,7 +320,7 @@ class ExportBase(DocumentPart):
         default=None, description="the record's stable key (messageIds)")
 
     @classmethod
-    def more_problems(cls, data: Mapping[str, Any],
+    def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         return unknown_export_keys(data)
 
@@ -359,7 +359,7 @@ class FileExportBase(ExportBase):
     upload: str | None = None
 
     @classmethod
-    def more_problems(cls, data: Mapping[str, Any],
+    def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         problems = super().more_problems(data, info)
         if bool(data.get("path")) == bool(data.get("upload")):
@@ -428,7 +428,7 @@ def export_keys() -> list[str]:
     return sorted({key for kind in EXPORT_KINDS.values() for key in kind.known_keys()})
 
 
-def unknown_export_keys(data: Mapping[str, Any]) -> list[InitErrorDetails]:
+def unknown_export_keys(data: Mapping[str, object]) -> list[InitErrorDetails]:
     known = export_keys()
     return [_located((key,), f"unknown key; use one of: {', '.join(known)}")
             for key in data if key not in known]
@@ -480,7 +480,7 @@ class FlowDocument(DocumentPart):
     description: object = None
 
     @classmethod
-    def more_problems(cls, data: Mapping[str, Any],
+    def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         imports = data.get("imports")
         return _repeated_import_names(imports) if isinstance(imports, list) else []
