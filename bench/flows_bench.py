@@ -150,12 +150,12 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
             "userId": "user_id", "event": {"constant": "Order Completed"},
             "timestamp": {"field": "created_at"},
             "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
-    run = runtime.flows.start_run(principal, flow["id"], execute=False)
+    run = runtime.flows.start_run(principal, flow.id, execute=False)
     freeze_long_lived_objects()  # as `segbridge flows run` does before its run
     lanes = lane_policy(settings)  # as `segbridge flows run` does
     cpu, started = cpu_seconds(), time.perf_counter()
     with ChildrenPeaks() as children:
-        result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run["id"],
+        result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run.id,
                                    timeout=60, lanes=lanes)
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result

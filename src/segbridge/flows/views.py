@@ -32,11 +32,6 @@ class PublicForm(BaseModel):
         answered: dict[str, object] = self.model_dump(mode="json", by_alias=True)
         return answered
 
-    def __getitem__(self, key: str) -> object:
-        """Read a field by its JSON name, as callers did when the services answered dicts
-        (bench/flows_bench.py). New code reads attributes."""
-        return self.as_json()[key]
-
 
 class RunPublic(PublicForm):
     id: str
