@@ -2,7 +2,8 @@
 
 An application is the plugin boundary: one folder under ``apps/`` and one line in
 ``apps/registry.py``. Every application declares its settings, ``targets`` and ``ping``; one
-that can be a source also declares ``export_kinds`` and ``open_export`` (``Exporter``); one that
+that can be a source also declares ``export_models`` (the model of each export kind's section of
+the flow document), ``export_kinds`` and ``open_export`` (``Exporter``); one that
 can be a destination declares ``open_sink`` (``SinkOpener``). Its ``capabilities`` say which,
 and the ``Registry`` consults them, so the run engine, the plan, the service and the CLI never
 name an application nor one of its settings.
@@ -27,6 +28,7 @@ from segbridge.core.access import AccessPolicy, Targets
 from segbridge.core.errors import FatalError, FieldProblem
 from segbridge.core.secrets import Secret
 from segbridge.exports.contracts import Export
+from segbridge.exports.document import ExportBase
 from segbridge.exports.limits import RecordLimits
 from segbridge.sinks.contracts import Reachability, RetryPolicy, Sink, Sleep
 
@@ -223,6 +225,8 @@ class Exporter(Protocol):
     key: str
     name: str
     export_kinds: frozenset[str]  # the flow document's export types it opens
+    # each kind's export section of the flow document (``type: Literal["<kind>"]``)
+    export_models: Mapping[str, type[ExportBase]]
 
     def open_export(self, request: ExportRequest) -> OpenedExport:
         """Open the export (checking paths and addresses against ``request.policy``)."""
@@ -288,14 +292,22 @@ class Registry:
 
     def export_kinds(self) -> list[str]:
         """Every export type a flow document may name, in registry order."""
-        return [kind for app in self.applications.values() if isinstance(app, Exporter)
-                and Capability.EXPORT in app.capabilities for kind in sorted(app.export_kinds)]
+        return list(self.export_models())
+
+    def export_models(self) -> dict[str, type[ExportBase]]:
+        """Each export type's section of the flow document, in registry order (the flow
+        document's union of export kinds, and the order its messages list them in)."""
+        return {kind: model for app in self._exporters()
+                for kind, model in app.export_models.items()}
+
+    def _exporters(self) -> list[Exporter]:
+        return [app for app in self.applications.values() if isinstance(app, Exporter)
+                and Capability.EXPORT in app.capabilities]
 
     def exporter(self, kind: str) -> Exporter:
         """The application that opens exports of this type."""
-        for app in self.applications.values():
-            if isinstance(app, Exporter) and Capability.EXPORT in app.capabilities \
-                    and kind in app.export_kinds:
+        for app in self._exporters():
+            if kind in app.export_kinds:
                 return app
         raise CannotDoThat(f"No application exports '{kind}'; use one of: "
                            f"{', '.join(self.export_kinds())}.")
@@ -311,6 +323,6 @@ class Registry:
         return app
 
 
-def is_connectable(app: Application) -> bool:
+def is_connectable(app: Application | Exporter | SinkOpener) -> bool:
     """False for an application without a connection (it says so with ``connectable``)."""
     return bool(getattr(app, "connectable", True))

@@ -1,5 +1,6 @@
 """The Application list: every application segbridge can connect to, Segment first, and the
-applications without a connection (Files) that a flow can still read from.
+applications without a connection (Files) that a flow can still read from. The order of the
+sources is the order a flow document lists its export kinds in (csv, ndjson, json, database).
 
 Adding an application is one folder under ``apps/`` and one line here.
 """
@@ -17,6 +18,6 @@ def default_registry() -> Registry:
 
     registry = Registry()
     registry.add(SegmentApplication())
-    registry.add(DatabaseApplication())
     registry.add(FilesApplication())
+    registry.add(DatabaseApplication())
     return registry

@@ -3,15 +3,17 @@
 A flow arrives as JSON (the API) or YAML (import, the CLI); ``parse_flow_document`` turns it
 into a ``FlowDocument`` or lists every problem, each at its field path (``export.options.
 delimiter``, ``imports.0.mapping.userId``) and phrased as what to write instead. Pydantic
-checks the shape; the messages stay ours: each part of the document says what to write when
-it is not a mapping (``shape``), and what to write for a field that is missing or of the wrong
-type (``hints``); the checks pydantic cannot make (a cron, a time zone, an expression, a
-mapping, unique import names) raise ``problem(...)`` with their own words.
+checks the shape; the messages stay ours (``exports.document.DocumentPart``): each part of the
+document says what to write when it is not a mapping (``shape``), and what to write for a
+field that is missing or of the wrong type (``hints``); the checks pydantic cannot make (a
+cron, a time zone, an expression, a mapping, unique import names) raise ``problem(...)`` with
+their own words.
 
-The export is a union discriminated by ``type``: one model per export kind (``EXPORT_KINDS``).
-A new kind (an application that can be a source, e.g. ``parquet``) is one more ``ExportBase``
-subclass with ``type: Literal["parquet"]`` registered in ``EXPORT_KINDS`` beside the
-application's ``export_kinds``; nothing else here changes.
+The export is a union discriminated by ``type``: one model per export kind, declared by the
+application that opens it (``export_models``: ``apps/files/document.py``,
+``apps/database/document.py``) and read from the registry (``EXPORT_KINDS``). A new kind (an
+application that can be a source, e.g. ``parquet``) is its application's model and registry
+line; nothing here changes.
 
 The stored definition stays the document as written (the run engine reads it); documents
 written before this model keep importing: keys of another export kind in an export (``query``
@@ -20,152 +22,34 @@ in a CSV export) are kept and ignored, as they always were.
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Iterator, Mapping
-from typing import Annotated, ClassVar, Literal, Self
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
-    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
-    model_serializer,
-    model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails
 
+from segbridge.apps.registry import default_registry
 from segbridge.apps.segment.limits import CALL_TYPES
 from segbridge.core.errors import FieldProblem, ValidationFailed
-
-PROBLEM = "flow_problem"  # the pydantic error type of a problem phrased in our words
-STORED = "stored"  # validation context: a stored document, checked when it was saved
-Location = tuple[int | str, ...]
-
-
-def problem(message: str) -> PydanticCustomError:
-    """A problem of the value being validated, in our words (at the value's location)."""
-    return PydanticCustomError(PROBLEM, "{message}", {"message": message})
-
-
-def _located(location: Location, message: str, value: object = None) -> InitErrorDetails:
-    return InitErrorDetails(type=problem(message), loc=location, input=value)
-
-
-def _checked(info: ValidationInfo) -> bool:
-    """False for a stored document: its expressions, crons and mappings were checked when
-    it was saved (a rule that tightens later must not make a saved flow unreadable)."""
-    return not (isinstance(info.context, Mapping) and info.context.get(STORED))
-
-
-class DocumentPart(BaseModel):
-    """A mapping of the document: its unknown keys are refused, and every problem pydantic
-    finds is reworded with the part's own ``shape`` and ``hints``."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-
-    shape: ClassVar[str] = "use a mapping"  # what to write when the part is not one
-    hints: ClassVar[Mapping[str, str]] = {}  # field -> what to write (missing, wrong type)
-    problem_order: ClassVar[tuple[str, ...]] = ()  # fields whose problems come first
-
-    @classmethod
-    def shape_problem(cls, data: object) -> bool:
-        """True when the part is not even the right shape: one problem, at the part."""
-        return not isinstance(data, Mapping)
-
-    @classmethod
-    def more_problems(cls, data: Mapping[str, object],
-                      info: ValidationInfo) -> list[InitErrorDetails]:
-        """The problems that need more than one field (or the raw document) to see."""
-        return []
-
-    @classmethod
-    def unchecked(cls, data: Mapping[str, object]) -> set[str]:
-        """Fields not checked because a field they depend on is wrong (a mapping without a
-        call type): their problems would only follow from that one."""
-        return set()
-
-    @classmethod
-    def known_keys(cls) -> list[str]:
-        return sorted(field.alias or name for name, field in cls.model_fields.items())
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _in_product_words(cls, data: object, handler: ModelWrapValidatorHandler[Self],
-                          info: ValidationInfo) -> Self:
-        if isinstance(data, cls):
-            return data
-        if cls.shape_problem(data):
-            raise problem(cls.shape)
-        assert isinstance(data, Mapping)
-        problems = cls.more_problems(data, info)
-        try:
-            part = handler(data)
-        except ValidationError as exc:
-            unchecked = cls.unchecked(data)
-            problems = [*(one for one in cls._reworded(exc)
-                          if not (one["loc"] and one["loc"][0] in unchecked)), *problems]
-            raise cls._all_at_once(data, problems) from None
-        if problems:
-            raise cls._all_at_once(data, problems)
-        return part
-
-    @classmethod
-    def _all_at_once(cls, data: Mapping[str, object],
-                     problems: list[InitErrorDetails]) -> ValidationError:
-        """Every problem, unknown keys first, then field by field in the document's order."""
-        order = [*cls.problem_order, *cls.model_fields]
-
-        def place(one: InitErrorDetails) -> tuple[int, int]:
-            field = one["loc"][0] if one["loc"] else None
-            if isinstance(field, str) and field not in order:
-                return (0, list(data).index(field) if field in data else 0)
-            return (1, order.index(field) if field in order else len(order))
-
-        return ValidationError.from_exception_data(cls.__name__,
-                                                   sorted(_unique(problems), key=place))
-
-    # No return annotation, on purpose: pydantic then describes the part's JSON by its
-    # fields (an annotated ``dict`` would describe it as any mapping in the OpenAPI document).
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
-        """The part as JSON with only the keys it was written with (no defaults added)."""
-        written = set(self.model_fields_set) | set(self.model_extra or {})
-        return {key: value for key, value in handler(self).items() if key in written}
-
-    @classmethod
-    def _reworded(cls, exc: ValidationError) -> Iterator[InitErrorDetails]:
-        for error in exc.errors():
-            location = tuple(error["loc"])
-            if error["type"] == PROBLEM:
-                yield _located(location, error["msg"], error.get("input"))
-            elif error["type"] == "extra_forbidden":
-                yield _located(location, f"unknown key; use one of: "
-                                         f"{', '.join(cls.known_keys())}")
-            elif location and location[0] in cls.hints:
-                yield _located(location[:1], cls.hints[str(location[0])], error.get("input"))
-            else:
-                yield _located(location, error["msg"], error.get("input"))
-
-
-def _unique(problems: list[InitErrorDetails]) -> list[InitErrorDetails]:
-    """One problem per place and message (a union's branches fail alike)."""
-    seen: set[tuple[Location, str]] = set()
-    kept = []
-    for one in problems:
-        key = (tuple(one["loc"]), str(one["type"]))
-        if key not in seen:
-            seen.add(key)
-            kept.append(one)
-    return kept
-
+from segbridge.exports.document import (
+    STORED,
+    DocumentPart,
+    ExportBase,
+    NotBlank,
+    checked,
+    located,
+    problem,
+)
 
 # ---- values ---------------------------------------------------------------------------------
 
@@ -177,16 +61,10 @@ def _name(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("blank")  # reworded with the field's hint
-    return value
-
-
 def _cron(value: str, info: ValidationInfo) -> str:
     from croniter import croniter
 
-    if _checked(info) and not croniter.is_valid(value):
+    if checked(info) and not croniter.is_valid(value):
         raise problem(f"'{value}' is not a cron expression; e.g. '0 * * * *' (hourly)")
     return value
 
@@ -199,18 +77,10 @@ def _time_zone(value: object) -> object:
     return value
 
 
-def _encoding(value: object) -> object:
-    try:
-        codecs.lookup(str(value))
-    except LookupError:
-        raise problem(f"unknown encoding '{value}'") from None
-    return value
-
-
 def _expression(value: str, info: ValidationInfo) -> str:
     from segbridge.mapping import compile_expression
 
-    if _checked(info):
+    if checked(info):
         try:
             compile_expression(value)
         except ValueError as exc:
@@ -218,18 +88,9 @@ def _expression(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _truth(value: object) -> bool:
-    """Any value was taken for its truth before there were types: kept, so that documents
-    written then still import."""
-    return bool(value)
-
-
 Name = Annotated[str, AfterValidator(_name)]
-NotBlank = Annotated[str, AfterValidator(_not_blank)]
 Cron = Annotated[str, AfterValidator(_cron)]
 TimeZone = Annotated[str, BeforeValidator(_time_zone)]
-Encoding = Annotated[str, BeforeValidator(_encoding)]
-OneCharacter = Annotated[str, Field(min_length=1, max_length=1)]
 CallType = Literal["identify", "track", "page", "screen", "group", "alias"]
 assert set(CALL_TYPES) == set(CallType.__args__)  # type: ignore[attr-defined]
 
@@ -299,127 +160,16 @@ class Import(DocumentPart):
         from segbridge.mapping import validate_mapping
 
         call, mapping = data.get("call"), data.get("mapping")
-        if call not in CALL_TYPES or not isinstance(mapping, Mapping) or not _checked(info):
+        if call not in CALL_TYPES or not isinstance(mapping, Mapping) or not checked(info):
             return []
-        return [_located((one.field,), one.message)
+        return [located((one.field,), one.message)
                 for one in validate_mapping(str(call), mapping)]
 
 
 # ---- exports --------------------------------------------------------------------------------
 
-class ExportBase(DocumentPart):
-    """What every export kind takes. Keys of another kind are kept and ignored (documents
-    written before the kinds were told apart still import); any other key is refused."""
-
-    model_config = ConfigDict(extra="allow")
-    hints: ClassVar[Mapping[str, str]] = {"key_field": "name a field, e.g. order_id"}
-    problem_order: ClassVar[tuple[str, ...]] = (
-        "type", "path", "upload", "options", "connection", "query", "cursor", "key_field")
-
-    key_field: Annotated[str, Field(min_length=1)] | None = Field(
-        default=None, description="the record's stable key (messageIds)")
-
-    @classmethod
-    def more_problems(cls, data: Mapping[str, object],
-                      info: ValidationInfo) -> list[InitErrorDetails]:
-        return unknown_export_keys(data)
-
-
-class FileOptions(DocumentPart):
-    """How an NDJSON or JSON file is read."""
-
-    shape: ClassVar[str] = "use a mapping of options"
-
-    encoding: Encoding = "utf-8"
-
-
-class CsvOptions(FileOptions):
-    """How a CSV file is read."""
-
-    hints: ClassVar[Mapping[str, str]] = {
-        "delimiter": "use a single character", "quote": "use a single character",
-        "header": "use true (first line), or a list of column names",
-        "skip_blank_lines": "use true or false"}
-
-    delimiter: OneCharacter = ","
-    quote: OneCharacter = '"'
-    header: bool | list[str] = True
-    skip_blank_lines: Annotated[bool, BeforeValidator(_truth)] = True
-
-
-class FileExportBase(ExportBase):
-    """A file on the server (``path``, under the allowed roots) or uploaded (``upload``)."""
-
-    hints: ClassVar[Mapping[str, str]] = {
-        **ExportBase.hints, "options": "use a mapping of options",
-        "path": "give either a path on the server or an upload id",
-        "upload": "give either a path on the server or an upload id"}
-
-    path: str | None = None
-    upload: str | None = None
-
-    @classmethod
-    def more_problems(cls, data: Mapping[str, object],
-                      info: ValidationInfo) -> list[InitErrorDetails]:
-        problems = super().more_problems(data, info)
-        if bool(data.get("path")) == bool(data.get("upload")):
-            problems.append(_located(("path",), "give either a path on the server or an "
-                                                "upload id"))
-        return problems
-
-
-class CsvExport(FileExportBase):
-    """A CSV file: one record per line, named by the header (or ``options.header``)."""
-
-    type: Literal["csv"]
-    options: CsvOptions = Field(default_factory=CsvOptions)
-
-
-class NdjsonExport(FileExportBase):
-    """A file of JSON objects, one per line."""
-
-    type: Literal["ndjson"]
-    options: FileOptions = Field(default_factory=FileOptions)
-
-
-class JsonExport(FileExportBase):
-    """A JSON file: an array of objects."""
-
-    type: Literal["json"]
-    options: FileOptions = Field(default_factory=FileOptions)
-
-
-class Cursor(DocumentPart):
-    """An incremental export: rows whose ``column`` passed the last run's, less the lag."""
-
-    shape: ClassVar[str] = "use {column: updated_at, lag_seconds: 60}"
-    hints: ClassVar[Mapping[str, str]] = {
-        "lag_seconds": "use a whole number of seconds, 0 or more"}
-
-    column: str
-    lag_seconds: Annotated[int, Field(ge=0)] = 0
-
-    @classmethod
-    def shape_problem(cls, data: object) -> bool:
-        return not isinstance(data, Mapping) or not isinstance(data.get("column"), str)
-
-
-class DatabaseExport(ExportBase):
-    """The rows of a SELECT query on a Database connection."""
-
-    hints: ClassVar[Mapping[str, str]] = {
-        **ExportBase.hints, "connection": "name a Database connection",
-        "query": "write the SELECT query to export"}
-
-    type: Literal["database"]
-    connection: str = Field(description="a Database connection, by name or id")
-    query: NotBlank
-    cursor: Cursor | None = None
-
-
-EXPORT_KINDS: dict[str, type[ExportBase]] = {
-    "csv": CsvExport, "ndjson": NdjsonExport, "json": JsonExport, "database": DatabaseExport}
-FILE_KINDS = ("csv", "ndjson", "json")
+# Each export kind's model, from the application that opens it, in registry order.
+EXPORT_KINDS: dict[str, type[ExportBase]] = default_registry().export_models()
 EXPORT_SHAPE = "describe the source: {type: csv, path: ...}"
 
 
@@ -430,29 +180,35 @@ def export_keys() -> list[str]:
 
 def unknown_export_keys(data: Mapping[str, object]) -> list[InitErrorDetails]:
     known = export_keys()
-    return [_located((key,), f"unknown key; use one of: {', '.join(known)}")
+    return [located((key,), f"unknown key; use one of: {', '.join(known)}")
             for key in data if key not in known]
 
 
 def _export_kind(data: object, handler: ValidatorFunctionWrapHandler) -> object:
     """The kind's model, with the problems at the export's own fields (not under the kind's
-    tag); an unknown ``type`` lists the kinds, and the keys no kind takes."""
+    tag); an unknown ``type`` lists the kinds; the keys no kind takes come first."""
     if not isinstance(data, Mapping):
         raise problem(EXPORT_SHAPE)
+    unknown = unknown_export_keys(data)
     if data.get("type") not in tuple(EXPORT_KINDS):
-        problems = [*unknown_export_keys(data),
-                    _located(("type",), f"use one of: {', '.join(EXPORT_KINDS)}")]
+        problems = [*unknown, located(("type",), f"use one of: {', '.join(EXPORT_KINDS)}")]
         raise ValidationError.from_exception_data("Export", problems)
     try:
-        return handler(data)
+        export = handler(data)
     except ValidationError as exc:
-        raise ValidationError.from_exception_data("Export", [
-            _located(tuple(error["loc"][1:]), error["msg"], error.get("input"))
-            for error in exc.errors()]) from None
+        raise ValidationError.from_exception_data("Export", [*unknown, *(
+            located(tuple(error["loc"][1:]), error["msg"], error.get("input"))
+            for error in exc.errors())]) from None
+    if unknown:
+        raise ValidationError.from_exception_data("Export", unknown)
+    return export
 
 
-Export = Annotated[CsvExport | NdjsonExport | JsonExport | DatabaseExport,
-                   Field(discriminator="type"), WrapValidator(_export_kind)]
+if TYPE_CHECKING:
+    Export = ExportBase  # at run time: the union of the registry's export kinds (below)
+else:
+    Export = Annotated[Union[tuple(EXPORT_KINDS.values())],  # noqa: UP007 - built at run time
+                       Field(discriminator="type"), WrapValidator(_export_kind)]
 
 
 # ---- the flow -------------------------------------------------------------------------------
@@ -498,7 +254,7 @@ def _repeated_import_names(imports: list[object]) -> list[InitErrorDetails]:
         name = step.get("name") if isinstance(step, Mapping) else None
         if isinstance(name, str):
             if name.casefold() in names:
-                problems.append(_located(("imports", index, "name"), "import names must differ"))
+                problems.append(located(("imports", index, "name"), "import names must differ"))
             names.add(name.casefold())
     return problems
 

@@ -14,23 +14,20 @@ from sqlalchemy.orm import Session
 
 from segbridge.accounts.roles import Permission, may, require
 from segbridge.accounts.service import Principal
+from segbridge.apps.base import CannotDoThat, Registry, is_connectable
+from segbridge.apps.registry import default_registry
 from segbridge.connections.model import name_key
 from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
     Conflict,
     FieldProblem,
-    NotAllowedHere,
     NotFound,
     ValidationFailed,
 )
 from segbridge.core.ids import new_id
-from segbridge.flows.document import (
-    DatabaseExport,
-    FileExportBase,
-    FlowDocument,
-    parse_flow_document,
-)
+from segbridge.exports.document import SourceAccess
+from segbridge.flows.document import FlowDocument, parse_flow_document
 from segbridge.flows.integrations import find_integration
 from segbridge.flows.views import (
     FlowPublic,
@@ -62,10 +59,13 @@ from segbridge.storage.models import (
 
 
 class FlowService:
-    def __init__(self, db: Database, access: AccessPolicy, queue: RunQueue) -> None:
+    def __init__(self, db: Database, access: AccessPolicy, queue: RunQueue,
+                 registry: Registry | None = None) -> None:
         self.db = db
         self.access = access
         self.queue = queue  # where started runs go to be executed (see runs/queue.py)
+        # the applications that export a flow's records and receive its imports' calls
+        self.registry = registry or default_registry()
 
     # ---- flows -----------------------------------------------------------------------------
 
@@ -310,27 +310,43 @@ class FlowService:
         definition: dict[str, object] = {**written, "name": name, "enabled": doc.enabled,
                                          "steps": written.get("steps", [])}
         export = dict(cast(Mapping[str, object], written["export"]))
-        if isinstance(doc.export, DatabaseExport):
-            export["connection_id"] = _connection_id(
-                session, account, doc.export.connection, "database", "export.connection",
-                problems)
-        else:
-            problems += file_source_problems(session, self.access, account, doc.export)
+        export_connection = self._export_connection(session, account, doc, problems)
+        if export_connection is not None:
+            export["connection_id"] = export_connection
+        problems += doc.export.account_problems(SourceAccess(
+            self.access, lambda upload_id: _has_upload(session, account, upload_id)))
         definition["export"] = export
         imports = []
+        receivers = self._receivers()
         steps_written = cast(list[Mapping[str, object]], written["imports"])
         for index, (step, step_written) in enumerate(zip(doc.imports, steps_written,
                                                          strict=True)):
             resolved = dict(step_written)
             resolved["connection_id"] = _connection_id(
-                session, account, step.connection, "segment", f"imports.{index}.connection",
-                problems)
+                session, account, step.connection, receivers,
+                f"imports.{index}.connection", problems)
             imports.append(resolved)
         definition["imports"] = imports
         if problems or integration is None:
             return problems
         _fill(flow, definition, doc, integration)
         return []
+
+    def _export_connection(self, session: Session, account: str, doc: FlowDocument,
+                           problems: list[FieldProblem]) -> str | None:
+        """The id of the connection the export names, resolved against the application
+        that exports that kind (only when that application has connections)."""
+        exporter = self.registry.exporter(doc.export.type)
+        name = doc.export.connection_name()
+        if not is_connectable(exporter) or name is None:
+            return None
+        return _connection_id(session, account, name, frozenset({exporter.key}),
+                              "export.connection", problems)
+
+    def _receivers(self) -> frozenset[str]:
+        """The applications an import's connection may be made to: those that open sinks."""
+        return frozenset(app.key for app in self.registry.all()
+                         if _opens_sinks(self.registry, app.key))
 
     def _save(self, session: Session, flow: Flow) -> None:
         try:
@@ -368,20 +384,17 @@ def _fill(flow: Flow, definition: dict[str, object], doc: FlowDocument,
     flow.next_run_at = next_fire(flow)
 
 
-def file_source_problems(session: Session, access: AccessPolicy, account_id: str,
-                         export: FileExportBase) -> list[FieldProblem]:
-    """A file export reads a path the access policy allows, or an upload of the account."""
-    if export.upload:
-        upload = session.get(Upload, export.upload)
-        if upload is None or upload.account_id != account_id:
-            return [FieldProblem("export.upload", f"no upload '{export.upload}' in your "
-                                                  "account; upload the file again")]
-        return []
+def _has_upload(session: Session, account_id: str, upload_id: str) -> bool:
+    upload = session.get(Upload, upload_id)
+    return upload is not None and upload.account_id == account_id
+
+
+def _opens_sinks(registry: Registry, key: str) -> bool:
     try:
-        access.check_file(str(export.path), field="export.path")
-    except NotAllowedHere as exc:
-        return [FieldProblem("export.path", exc.message)]
-    return []
+        registry.sink(key)
+    except CannotDoThat:
+        return False
+    return True
 
 
 def next_fire(flow: Flow, after: datetime | None = None) -> datetime | None:
@@ -396,8 +409,11 @@ def next_fire(flow: Flow, after: datetime | None = None) -> datetime | None:
     return fire.astimezone(UTC)
 
 
-def _connection_id(session: Session, account_id: str, name_or_id: str, application: str,
-                   field: str, problems: list[FieldProblem]) -> str | None:
+def _connection_id(session: Session, account_id: str, name_or_id: str,
+                   accepts: frozenset[str], field: str,
+                   problems: list[FieldProblem]) -> str | None:
+    """The id of the connection named (or given by id) in the account, when it is a
+    connection of an application in ``accepts`` (keys); else a problem at ``field``."""
     connection = session.get(Connection, name_or_id)
     if connection is None or connection.account_id != account_id:
         connection = session.scalar(select(Connection).where(
@@ -406,9 +422,10 @@ def _connection_id(session: Session, account_id: str, name_or_id: str, applicati
         problems.append(FieldProblem(field, f"no connection named '{name_or_id}'; create it "
                                             "first (Resources > Connections)"))
         return None
-    if connection.application != application:
+    if connection.application not in accepts:
+        choices = " or ".join(sorted(accepts))
         problems.append(FieldProblem(field, f"'{connection.name}' is a {connection.application}"
-                                            f" connection; choose a {application} connection"))
+                                            f" connection; choose a {choices} connection"))
         return None
     return connection.id
 

@@ -42,7 +42,7 @@ def test_export_kinds_map_to_their_applications() -> None:
 
 def test_an_unknown_export_kind_is_refused_with_the_known_ones() -> None:
     with pytest.raises(CannotDoThat, match="No application exports 'xml'; use one of: "
-                                           "database, csv, json, ndjson"):
+                                           "csv, ndjson, json, database"):
         REGISTRY.exporter("xml")
 
 
@@ -60,7 +60,7 @@ def test_files_is_not_offered_for_a_connection() -> None:
     assert [app.key for app in REGISTRY.all()] == ["segment", "database"]
     assert REGISTRY.get("files") is None
     assert REGISTRY.get("database") is not None
-    assert [app.key for app in REGISTRY.everything()] == ["segment", "database", "files"]
+    assert [app.key for app in REGISTRY.everything()] == ["segment", "files", "database"]
 
 
 def test_an_application_without_export_capability_is_not_an_exporter() -> None:

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
+from segbridge.apps.database.document import DatabaseExport
+from segbridge.apps.files.document import CsvExport, NdjsonExport
 from segbridge.core.errors import ValidationFailed
 from segbridge.flows.definition import validate_definition
 from segbridge.flows.document import (
-    CsvExport,
-    DatabaseExport,
     FlowDocument,
-    NdjsonExport,
     parse_flow_document,
     stored_flow_document,
 )

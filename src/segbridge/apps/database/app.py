@@ -21,6 +21,7 @@ from segbridge.apps.base import (
 )
 from segbridge.apps.database.connect import create_database_engine
 from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.document import DATABASE_EXPORT_MODELS
 from segbridge.apps.database.source import open_database_export
 from segbridge.apps.database.url import (
     DRIVERS,
@@ -50,7 +51,8 @@ class DatabaseApplication:
     description = ("Export the rows of a SQL query from PostgreSQL, MySQL / MariaDB or SQLite, "
                    "all at once or incrementally on a cursor column.")
     capabilities = frozenset({Capability.PING, Capability.EXPORT, Capability.LOOKUP})
-    export_kinds = frozenset({"database"})
+    export_models = DATABASE_EXPORT_MODELS
+    export_kinds = frozenset(DATABASE_EXPORT_MODELS)
     settings: tuple[SettingSpec, ...] = (
         SettingSpec("url", "Database URL", SettingKind.TEXT, required=True, help=URL_HELP,
                     max_length=2000),

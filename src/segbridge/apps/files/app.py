@@ -20,7 +20,8 @@ from segbridge.apps.base import (
     PingResult,
     SettingSpec,
 )
-from segbridge.apps.files.export import FILE_TYPES, file_export
+from segbridge.apps.files.document import FILE_EXPORT_MODELS
+from segbridge.apps.files.export import file_export
 from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 
@@ -34,7 +35,8 @@ class FilesApplication:
     capabilities = frozenset({Capability.EXPORT})
     settings: tuple[SettingSpec, ...] = ()
     connectable = False
-    export_kinds = frozenset(FILE_TYPES)
+    export_models = FILE_EXPORT_MODELS
+    export_kinds = frozenset(FILE_EXPORT_MODELS)
 
     def validate(self, values: Mapping[str, str | None]) -> list[FieldProblem]:
         return []
