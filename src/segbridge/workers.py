@@ -8,11 +8,11 @@ import logging
 import threading
 from collections.abc import Callable
 
-from segbridge.apps.segment.sink import RetryPolicy
 from segbridge.flows.scheduler import start_due_runs
 from segbridge.runs.executor import RunExecutor
 from segbridge.runs.lanes import LanePolicy, lane_policy
 from segbridge.runtime import Runtime
+from segbridge.sinks.contracts import RetryPolicy
 
 log = logging.getLogger(__name__)
 SCHEDULE_TICK_SECONDS = 15.0
@@ -49,7 +49,8 @@ class Workers:
         self.runtime = runtime
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
-                                    policy=policy, lanes=lanes or lane_policy(runtime.settings))
+                                    policy=policy, lanes=lanes or lane_policy(runtime.settings),
+                                    registry=runtime.registry)
         runtime.run_queue.attach(self.submit)
         self._stopped = False
         self._loops = [

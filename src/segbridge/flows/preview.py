@@ -38,7 +38,8 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     flow_key = flow_id or "preview"
     try:
         export = preview_export(runtime.db, runtime.vault, runtime.settings,
-                                principal.account_id, definition["export"])
+                                principal.account_id, definition["export"],
+                                registry=runtime.registry)
     except ExportError as exc:
         raise _unreadable(exc) from None
     filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 import httpx
 
-from segbridge.apps.segment.sink import RetryPolicy
+from segbridge.apps.base import Registry
+from segbridge.apps.registry import default_registry
 from segbridge.concurrency.host import HostGovernor
 from segbridge.core.errors import Conflict
 from segbridge.core.settings import Settings
@@ -38,6 +39,7 @@ from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.plan import PlanContext, build_plan
 from segbridge.runs.retries import after_run, queued_retry_runs
 from segbridge.runs.store import LeaseLost, RunStore, orphaned_runs, take_over
+from segbridge.sinks.contracts import RetryPolicy
 from segbridge.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,9 @@ class RuntimeParts(Protocol):
     @property
     def settings(self) -> Settings: ...
 
+    @property
+    def registry(self) -> Registry: ...
+
 
 def execute_here(runtime: RuntimeParts, run_id: str,
                  on_progress: OnProgress | None = None) -> RunResult:
@@ -95,16 +100,17 @@ def execute_here(runtime: RuntimeParts, run_id: str,
     settings = runtime.settings
     return run_in_foreground(runtime.db, runtime.vault, settings, run_id,
                              timeout=settings.http_timeout_seconds, on_progress=on_progress,
-                             lanes=lane_policy(settings))
+                             lanes=lane_policy(settings), registry=runtime.registry)
 
 
 def run_in_foreground(
     db: Database, vault: Vault, settings: Settings, run_id: str, *, timeout: float = 30.0,
     policy: RetryPolicy | None = None, on_progress: OnProgress | None = None,
-    lanes: LanePolicy | None = None,
+    lanes: LanePolicy | None = None, registry: Registry | None = None,
 ) -> RunResult:
     """``execute`` on a new event loop, with a governor and an HTTP client of its own (closed
-    after); the tests and the benchmark choose the timeout, policy and lanes."""
+    after); the tests and the benchmark choose the timeout, policy and lanes. ``registry``:
+    the runtime's applications (default: the built-in ones)."""
 
     async def main() -> RunResult:
         governor = HostGovernor(slots_folder(settings.home))
@@ -112,7 +118,8 @@ def run_in_foreground(
             async with new_http(timeout) as http:
                 ctx = PlanContext(db=db, vault=vault, governor=governor, http=http,
                                   settings=settings, policy=policy or RetryPolicy(),
-                                  lanes=lanes or LanePolicy())
+                                  lanes=lanes or LanePolicy(),
+                                  registry=registry or default_registry())
                 return await execute(run_id, ctx, on_progress=on_progress)
         finally:
             governor.close()
@@ -192,12 +199,14 @@ class RunExecutor:
 
     def __init__(self, db: Database, vault: Vault, settings: Settings, *,
                  timeout: float = 30.0,
-                 policy: RetryPolicy | None = None, lanes: LanePolicy | None = None) -> None:
+                 policy: RetryPolicy | None = None, lanes: LanePolicy | None = None,
+                 registry: Registry | None = None) -> None:
         self.db = db
         self.vault = vault
         self.settings = settings
         self.policy = policy
         self.lanes = lanes
+        self.registry = registry or default_registry()  # the runtime's applications
         self.governor = HostGovernor(slots_folder(settings.home))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
@@ -221,7 +230,7 @@ class RunExecutor:
     async def _run(self, run_id: str) -> RunResult:
         ctx = PlanContext(db=self.db, vault=self.vault, governor=self.governor, http=self._http,
                           settings=self.settings, policy=self.policy or RetryPolicy(),
-                          lanes=self.lanes or LanePolicy())
+                          lanes=self.lanes or LanePolicy(), registry=self.registry)
         try:
             return await execute(run_id, ctx, executing=self._executing)
         except Conflict as busy:  # another live process executes it: leave it to that one

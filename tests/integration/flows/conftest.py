@@ -13,8 +13,8 @@ import httpx
 import orjson
 import pytest
 
-from segbridge.apps.segment.sink import RetryPolicy
 from segbridge.sandbox import SandboxConfig, create_sandbox_app
+from segbridge.sinks.contracts import RetryPolicy
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.support.servers import serve_in_thread
