@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from segbridge.connections.views import iso
+from segbridge.core.public import PublicForm as PublicForm  # the base, shared with connections
 from segbridge.flows.document import FlowDocument, stored_flow_document
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.storage.models import Flow, RecordErrorRow, Run
@@ -20,17 +21,6 @@ from segbridge.storage.models import Flow, RecordErrorRow, Run
 RunCounts = dict[str, int | dict[str, dict[str, int]]]
 """exported, sent, failed, ignored, retried, batches; ``imports``: name -> sent, failed,
 ignored."""
-
-
-class PublicForm(BaseModel):
-    """A resource as the API answers it."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
-
-    def as_json(self) -> dict[str, object]:
-        """The resource as the API answers it (for the CLI's ``--json``)."""
-        answered: dict[str, object] = self.model_dump(mode="json", by_alias=True)
-        return answered
 
 
 class RunPublic(PublicForm):
