@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.config import JsonDict
 
-# defined with the connection's public form (the service answers it); re-exported here
+# defined beside the connection's public form (the service answers them); re-exported here
 from segbridge.connections.views import AuditPublic as AuditPublic
+from segbridge.connections.views import ConnectionPublic as ConnectionPublic
+from segbridge.connections.views import EffectiveConcurrency as EffectiveConcurrency
 
 LEVEL_SCHEMA: JsonDict = {"minimum": 1, "maximum": 25}
 # The request schemas are as strict as the services behind them (and pydantic enforces them,
@@ -92,31 +94,6 @@ class ConnectionTest(Strict):
 
     application: str
     settings: dict[str, str | None] = Field(default_factory=dict, repr=False)
-
-
-class EffectiveConcurrency(BaseModel):
-    level: int
-    borrowing: bool
-    lender_id: str | None
-    lender_name: str | None
-    note: str
-
-
-class ConnectionPublic(BaseModel):
-    """A connection as the API shows it: ``settings.has_write_key`` instead of the key."""
-
-    id: str
-    name: str
-    application: str
-    settings: dict[str, Any]
-    concurrency_level: int | None
-    borrow_concurrency_from: str | None
-    effective_concurrency: EffectiveConcurrency
-    status: str = Field(description="online or offline")
-    last_test: dict[str, Any] | None
-    used_by: dict[str, Any]
-    created_at: str | None
-    updated_at: str | None
 
 
 class CheckPublic(BaseModel):

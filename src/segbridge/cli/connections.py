@@ -14,6 +14,7 @@ from segbridge.apps.registry import default_registry
 from segbridge.cli.context import handles_errors, principal_of, runtime_of
 from segbridge.cli.output import emit_json, emit_table, emit_test_result
 from segbridge.connections.model import ConnectionDraft
+from segbridge.connections.views import ConnectionPublic, SettingValue
 
 APPLICATIONS = default_registry()  # the built-in applications: their settings make the options
 
@@ -65,7 +66,7 @@ def _option_of(spec: SettingSpec) -> str:
 
 
 def _settings(application_key: str, given: dict[str, str | None],
-              current: Mapping[str, Any] | None = None) -> dict[str, str | None]:
+              current: Mapping[str, SettingValue] | None = None) -> dict[str, str | None]:
     """The chosen application's settings from the options (an edit keeps the current plain
     values it does not change; secrets are entered again on every save)."""
     application = APPLICATIONS.get(application_key)
@@ -77,10 +78,18 @@ def _settings(application_key: str, given: dict[str, str | None],
         if spec.secret:
             settings[spec.name] = _read_secret(spec, given.get(f"{spec.name}_file"))
         else:
-            value = given.get(spec.name)
-            settings[spec.name] = value if value is not None or current is None \
-                else current.get(spec.name)
+            settings[spec.name] = _plain_value(spec, given, current)
     return settings
+
+
+def _plain_value(spec: SettingSpec, given: dict[str, str | None],
+                 current: Mapping[str, SettingValue] | None) -> str | None:
+    """The option's value; without it, the current value of an edited connection."""
+    value = given.get(spec.name)
+    if value is not None or current is None:
+        return value
+    kept = current.get(spec.name)
+    return kept if isinstance(kept, str) else None
 
 
 def _refuse_foreign_options(application: Application, given: dict[str, str | None]) -> None:
@@ -108,11 +117,11 @@ def _read_secret(spec: SettingSpec, path: str | None) -> str | None:
     return str(click.prompt(f"{spec.label} (input hidden)", hide_input=True, type=str)).strip()
 
 
-def _row(c: dict[str, Any]) -> list[object]:
-    last = c.get("last_test") or {}
-    concurrency = c["effective_concurrency"]
-    return [c["id"], c["name"], c["application"], c["status"], last.get("at", ""),
-            concurrency["note"] if concurrency["borrowing"] else concurrency["level"]]
+def _row(c: ConnectionPublic) -> list[object]:
+    tested_at = c.last_test.at if c.last_test else ""
+    concurrency = c.effective_concurrency
+    return [c.id, c.name, c.application, c.status, tested_at,
+            concurrency.note if concurrency.borrowing else concurrency.level]
 
 
 @group.command("list")
@@ -123,7 +132,7 @@ def list_connections(ctx: click.Context, as_json: bool) -> None:
     """List the account's connections."""
     rows = runtime_of(ctx).connections.list_all(principal_of(ctx))
     if as_json:
-        emit_json(rows)
+        emit_json([c.as_json() for c in rows])
     else:
         emit_table(["ID", "NAME", "APPLICATION", "STATUS", "LAST TEST", "CONCURRENCY"],
                    [_row(c) for c in rows])
@@ -138,21 +147,22 @@ def show(ctx: click.Context, connection_id: str, as_json: bool) -> None:
     """Show one connection (its write key is never shown)."""
     connection = runtime_of(ctx).connections.get(principal_of(ctx), connection_id)
     if as_json:
-        emit_json(connection)
+        emit_json(connection.as_json())
         return
     _describe(connection)
 
 
-def _describe(c: dict[str, Any]) -> None:
-    click.echo(f"{c['name']}  ({c['id']})")
-    click.echo(f"  application:  {c['application']}")
-    for key, value in c["settings"].items():
+def _describe(c: ConnectionPublic) -> None:
+    click.echo(f"{c.name}  ({c.id})")
+    click.echo(f"  application:  {c.application}")
+    for key, value in c.settings.items():
         click.echo(f"  {key}:  {value}")
-    click.echo(f"  concurrency:  {c['effective_concurrency']['level']}  "
-               f"{c['effective_concurrency']['note']}")
-    click.echo(f"  status:       {c['status']}")
-    if c.get("last_test"):
-        click.echo(f"  last test:    {c['last_test']['at']}  {c['last_test'].get('message', '')}")
+    click.echo(f"  concurrency:  {c.effective_concurrency.level}  "
+               f"{c.effective_concurrency.note}")
+    click.echo(f"  status:       {c.status}")
+    if c.last_test:
+        message = c.last_test.as_json().get("message", "")
+        click.echo(f"  last test:    {c.last_test.at}  {message}")
 
 
 def _common_options(func: Any) -> Any:
@@ -194,23 +204,23 @@ def update(ctx: click.Context, /, connection_id: str, name: str | None,
     service = runtime_of(ctx).connections
     principal = principal_of(ctx)
     current = service.get(principal, connection_id)
-    settings = _settings(current["application"], given, current["settings"])
+    settings = _settings(current.application, given, current.settings)
     draft = ConnectionDraft(
-        name=name or current["name"], application=current["application"], settings=settings,
+        name=name or current.name, application=current.application, settings=settings,
         concurrency_level=concurrency_level if concurrency_level is not None
-        else current["concurrency_level"],
+        else current.concurrency_level,
         borrow_concurrency_from=borrow_from if borrow_from is not None
-        else current["borrow_concurrency_from"])
+        else current.borrow_concurrency_from)
     connection, result = service.update(principal, connection_id, draft)
     _saved(connection, result.public(), as_json)
 
 
-def _saved(connection: dict[str, Any], result: dict[str, Any], as_json: bool) -> None:
+def _saved(connection: ConnectionPublic, result: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        emit_json({"connection": connection, "test": result})
+        emit_json({"connection": connection.as_json(), "test": result})
         return
     emit_test_result(result)
-    click.echo(f"Saved connection '{connection['name']}' ({connection['id']}).")
+    click.echo(f"Saved connection '{connection.name}' ({connection.id}).")
 
 
 @group.command("test")

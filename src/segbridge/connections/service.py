@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +19,13 @@ from segbridge.apps.base import Application, ConnectionConfig, PingResult, Regis
 from segbridge.connections import validation
 from segbridge.connections.model import ConnectionDraft, name_key
 from segbridge.connections.secret_store import load_secrets, store_secret
-from segbridge.connections.views import AuditPublic, borrowers, public_audit, public_connection
+from segbridge.connections.views import (
+    AuditPublic,
+    ConnectionPublic,
+    borrowers,
+    public_audit,
+    public_connection,
+)
 from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
@@ -57,14 +62,14 @@ class ConnectionService:
 
     # ---- reading -------------------------------------------------------------------------
 
-    def list_all(self, principal: Principal) -> list[dict[str, Any]]:
+    def list_all(self, principal: Principal) -> list[ConnectionPublic]:
         with self.db.session() as session:
             rows = session.scalars(select(Connection)
                                    .where(Connection.account_id == principal.account_id)
                                    .order_by(Connection.name_key))
             return [public_connection(session, self.registry, row) for row in rows]
 
-    def get(self, principal: Principal, connection_id: str) -> dict[str, Any]:
+    def get(self, principal: Principal, connection_id: str) -> ConnectionPublic:
         with self.db.session() as session:
             return public_connection(session, self.registry,
                                      _owned(session, principal, connection_id))
@@ -108,7 +113,7 @@ class ConnectionService:
 
     def create(
         self, principal: Principal, draft: ConnectionDraft
-    ) -> tuple[dict[str, Any], PingResult]:
+    ) -> tuple[ConnectionPublic, PingResult]:
         """Save: validate everything, test, and commit only if the test passed."""
         require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
@@ -128,7 +133,7 @@ class ConnectionService:
 
     def update(
         self, principal: Principal, connection_id: str, draft: ConnectionDraft
-    ) -> tuple[dict[str, Any], PingResult]:
+    ) -> tuple[ConnectionPublic, PingResult]:
         """Save an edit: the application stays, the write key must be entered again."""
         require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:

@@ -1,12 +1,16 @@
 """The public form of a connection: never a secret, only ``has_<secret>: true``; and of its
-audit entries."""
+audit entries.
+
+ConnectionService answers these models; the API declares them as its response models, the
+pages read their attributes and the CLI prints ``as_json()``. Their JSON is the one the API
+has always answered: the same keys, in the same order, with the same values and nulls.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-from pydantic import BaseModel
+from pydantic import ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,10 +18,69 @@ from segbridge.apps.base import Registry
 from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import secret_fields
 from segbridge.core.clock import isoformat
+from segbridge.core.public import PublicForm
 from segbridge.storage.models import AuditEntry, Connection
 
+SettingValue = str | bool | None
+"""A plain setting's value, or ``has_<secret>``: whether that secret is stored."""
 
-class AuditPublic(BaseModel):
+
+class EffectiveConcurrency(PublicForm):
+    """The concurrency level that applies: its own, the default, or its lender's."""
+
+    level: int
+    borrowing: bool
+    lender_id: str | None
+    lender_name: str | None
+    note: str
+
+
+class ConnectionRef(PublicForm):
+    id: str
+    name: str
+
+
+class ConnectionUsage(PublicForm):
+    """What depends on the connection: the connections that borrow its concurrency."""
+
+    borrowers: list[ConnectionRef]
+
+
+class LastTest(PublicForm):
+    """The last Test connection: when, whether it passed, and the test's result as it was
+    answered then (endpoint, status, latency_ms, message_id, cause, message, checks,
+    debugger_hint), kept as stored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    at: str | None
+    ok: bool | None
+
+
+class ConnectionPublic(PublicForm):
+    """A connection as the API shows it: ``settings.has_write_key`` instead of the key."""
+
+    id: str
+    name: str
+    application: str
+    settings: dict[str, SettingValue]
+    concurrency_level: int | None
+    borrow_concurrency_from: str | None
+    effective_concurrency: EffectiveConcurrency
+    status: str = Field(description="online or offline")
+    last_test: LastTest | None
+    used_by: ConnectionUsage
+    created_at: str | None
+    updated_at: str | None
+
+    def __getitem__(self, key: str) -> object:
+        """Read a field by its JSON name, for callers written when the service answered dicts
+        (tests/integration/test_role_matrix.py's ``created["id"]``). New code reads
+        attributes; remove this once no caller indexes."""
+        return self.as_json()[key]
+
+
+class AuditPublic(PublicForm):
     """Who changed what, when (``fields``: the names of the settings changed, never a value)."""
 
     at: str | None
@@ -52,18 +115,19 @@ def root_lender(session: Session, connection: Connection) -> Connection:
     return current
 
 
-def effective_concurrency(session: Session, connection: Connection) -> dict[str, Any]:
+def effective_concurrency(session: Session, connection: Connection) -> EffectiveConcurrency:
     root = root_lender(session, connection)
     level = root.concurrency_level or DEFAULT_CONCURRENCY
     if root.id == connection.id:
-        return {"level": level, "borrowing": False, "lender_id": None, "lender_name": None,
-                "note": "" if connection.concurrency_level else "default (25)"}
+        return EffectiveConcurrency(
+            level=level, borrowing=False, lender_id=None, lender_name=None,
+            note="" if connection.concurrency_level else "default (25)")
     own = connection.concurrency_level
     note = f"borrows from '{root.name}' ({level})"
     if own is not None:
         note += f"; its own level {own} is ignored while borrowing"
-    return {"level": level, "borrowing": True, "lender_id": root.id, "lender_name": root.name,
-            "note": note}
+    return EffectiveConcurrency(level=level, borrowing=True, lender_id=root.id,
+                                lender_name=root.name, note=note)
 
 
 def borrowers(session: Session, connection_id: str) -> list[Connection]:
@@ -74,32 +138,40 @@ def borrowers(session: Session, connection_id: str) -> list[Connection]:
 
 def public_connection(
     session: Session, registry: Registry, connection: Connection
-) -> dict[str, Any]:
+) -> ConnectionPublic:
+    return ConnectionPublic(
+        id=connection.id,
+        name=connection.name,
+        application=connection.application,
+        settings=_public_settings(session, registry, connection),
+        concurrency_level=connection.concurrency_level,
+        borrow_concurrency_from=connection.borrow_concurrency_from,
+        effective_concurrency=effective_concurrency(session, connection),
+        status=connection.status,
+        last_test=_last_test(connection),
+        used_by=ConnectionUsage(borrowers=[
+            ConnectionRef(id=c.id, name=c.name) for c in borrowers(session, connection.id)]),
+        created_at=iso(connection.created_at),
+        updated_at=iso(connection.updated_at),
+    )
+
+
+def _public_settings(
+    session: Session, registry: Registry, connection: Connection
+) -> dict[str, SettingValue]:
+    """The stored plain values, then ``has_<secret>`` for each secret setting."""
     application = registry.get(connection.application)
-    settings: dict[str, Any] = dict(connection.settings)
+    settings: dict[str, SettingValue] = dict(connection.settings)
     stored_secrets = secret_fields(session, connection.id)
     for spec in application.settings if application else ():
         if spec.secret:
             settings[f"has_{spec.name}"] = spec.name in stored_secrets
-    return {
-        "id": connection.id,
-        "name": connection.name,
-        "application": connection.application,
-        "settings": settings,
-        "concurrency_level": connection.concurrency_level,
-        "borrow_concurrency_from": connection.borrow_concurrency_from,
-        "effective_concurrency": effective_concurrency(session, connection),
-        "status": connection.status,
-        "last_test": _last_test(connection),
-        "used_by": {"borrowers": [{"id": c.id, "name": c.name}
-                                  for c in borrowers(session, connection.id)]},
-        "created_at": iso(connection.created_at),
-        "updated_at": iso(connection.updated_at),
-    }
+    return settings
 
 
-def _last_test(connection: Connection) -> dict[str, Any] | None:
+def _last_test(connection: Connection) -> LastTest | None:
     if connection.last_test_at is None:
         return None
-    return {"at": iso(connection.last_test_at), "ok": connection.last_test_ok,
-            **(connection.last_test or {})}
+    return LastTest.model_validate({"at": iso(connection.last_test_at),
+                                    "ok": connection.last_test_ok,
+                                    **(connection.last_test or {})})

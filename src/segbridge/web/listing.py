@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segbridge.apps.base import Application, Registry
+from segbridge.connections.views import ConnectionPublic
 
 SORTS = ("name", "application", "status", "tested", "concurrency")
 DEFAULT_SORT = "name"
@@ -46,31 +47,31 @@ class Row:
     borrowers: list[str]
 
 
-def row(connection: Mapping[str, Any], registry: Registry, now: datetime) -> Row:
-    application = registry.get(str(connection["application"]))
-    test = connection.get("last_test") or {}
-    effective = connection.get("effective_concurrency") or {}
-    level = int(effective.get("level") or 25)
-    borrowing = bool(effective.get("borrowing"))
-    if borrowing:
-        concurrency = f"borrows from {effective.get('lender_name')}"
-    elif connection.get("concurrency_level") is None:
+def row(connection: ConnectionPublic, registry: Registry, now: datetime) -> Row:
+    application = registry.get(connection.application)
+    test = connection.last_test.as_json() if connection.last_test else {}
+    effective = connection.effective_concurrency
+    level = effective.level
+    if effective.borrowing:
+        concurrency = f"borrows from {effective.lender_name}"
+    elif connection.concurrency_level is None:
         concurrency = f"{level} (default)"
     else:
         concurrency = str(level)
+    tested_at = connection.last_test.at if connection.last_test else None
     return Row(
-        id=str(connection["id"]), name=str(connection["name"]),
-        application=str(connection["application"]),
-        application_name=application.name if application else str(connection["application"]),
-        icon=icon_for(str(connection["application"])), status=str(connection["status"]),
-        tested_at=test.get("at"), tested_when=ago(test.get("at"), now),
-        test_ok=test.get("ok"), test_summary=_summary(test), level=level,
-        concurrency=concurrency, borrowing=borrowing, lender_id=effective.get("lender_id"),
-        borrowers=[str(b["name"]) for b in (connection.get("used_by") or {}).get("borrowers", [])],
+        id=connection.id, name=connection.name, application=connection.application,
+        application_name=application.name if application else connection.application,
+        icon=icon_for(connection.application), status=connection.status,
+        tested_at=tested_at, tested_when=ago(tested_at, now),
+        test_ok=connection.last_test.ok if connection.last_test else None,
+        test_summary=_summary(test), level=level, concurrency=concurrency,
+        borrowing=effective.borrowing, lender_id=effective.lender_id,
+        borrowers=[b.name for b in connection.used_by.borrowers],
     )
 
 
-def _summary(test: Mapping[str, Any]) -> str:
+def _summary(test: Mapping[str, object]) -> str:
     if not test:
         return "Not tested"
     if test.get("ok"):
@@ -124,7 +125,7 @@ class ListView:
         return "descending" if self.descending else "ascending"
 
 
-def list_view(connections: Iterable[Mapping[str, Any]], registry: Registry, *, query: str = "",
+def list_view(connections: Iterable[ConnectionPublic], registry: Registry, *, query: str = "",
               sort: str = DEFAULT_SORT, direction: str = "asc") -> ListView:
     now = datetime.now(UTC)
     rows = [row(c, registry, now) for c in connections]

@@ -26,7 +26,7 @@ router = APIRouter(prefix="/connections", tags=["connections"], responses=ERRORS
 
 @router.get("", operation_id="list_connections")
 def list_connections(principal: CurrentPrincipal, runtime: RuntimeDep) -> list[ConnectionPublic]:
-    return [ConnectionPublic(**c) for c in runtime.connections.list_all(principal)]
+    return runtime.connections.list_all(principal)
 
 
 @router.post("", status_code=201, operation_id="create_connection")
@@ -36,7 +36,7 @@ def create_connection(
     """Save: tests the connection, then commits it for the whole account (422 if the test fails)."""
     draft = ConnectionDraft(**body.model_dump())
     connection, _result = runtime.connections.create(principal, draft)
-    return ConnectionPublic(**connection)
+    return connection
 
 
 @router.post("/test", operation_id="test_unsaved_connection")
@@ -52,7 +52,7 @@ def test_unsaved_connection(
 def get_connection(
     connection_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
 ) -> ConnectionPublic:
-    return ConnectionPublic(**runtime.connections.get(principal, connection_id))
+    return runtime.connections.get(principal, connection_id)
 
 
 @router.put("/{connection_id}", operation_id="update_connection")
@@ -62,7 +62,7 @@ def update_connection(
     """Save an edit: the write key must be entered again; tests, then commits."""
     draft = ConnectionDraft(**body.model_dump())
     connection, _result = runtime.connections.update(principal, connection_id, draft)
-    return ConnectionPublic(**connection)
+    return connection
 
 
 @router.delete("/{connection_id}", status_code=204, operation_id="delete_connection")

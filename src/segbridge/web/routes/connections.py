@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from segbridge.connections.views import ConnectionPublic
 from segbridge.core.errors import NotFound, SegbridgeError
 from segbridge.web.auth import (
     CheckedForm,
@@ -36,11 +37,11 @@ class Flash:
     link_text: str = ""
 
 
-def connections_of(request: Request, user: WebUser) -> list[dict[str, Any]]:
+def connections_of(request: Request, user: WebUser) -> list[ConnectionPublic]:
     return runtime_of(request).connections.list_all(user.principal)
 
 
-def view_of(request: Request, connections: Iterable[Mapping[str, Any]], *, query: str = "",
+def view_of(request: Request, connections: Iterable[ConnectionPublic], *, query: str = "",
             sort: str = DEFAULT_SORT, direction: str = "asc") -> ListView:
     return list_view(connections, runtime_of(request).registry, query=query, sort=sort,
                      direction=direction)

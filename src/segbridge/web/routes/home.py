@@ -15,6 +15,6 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def home(request: Request, user: SignedIn) -> Response:
     connections = runtime_of(request).connections.list_all(user.principal)
-    online = sum(1 for c in connections if c["status"] == "online")
+    online = sum(1 for c in connections if c.status == "online")
     return render("home.html", user=user, nav="home", total=len(connections), online=online,
                   sandbox=local_segment(request) is not None)

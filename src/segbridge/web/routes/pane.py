@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from segbridge.apps.base import Application
+from segbridge.connections.views import ConnectionPublic
 from segbridge.core.errors import (
     ConnectionTestFailed,
     FieldProblem,
@@ -150,11 +151,11 @@ def save_new(request: Request, app_key: str, user: MayEditConnections,
 # ---- editing ---------------------------------------------------------------------------------
 
 def _existing(request: Request, user: WebUser, connection_id: str
-              ) -> tuple[dict[str, Any], Application] | Response:
+              ) -> tuple[ConnectionPublic, Application] | Response:
     """The saved connection and its application, or the not-found page."""
     try:
         connection = runtime_of(request).connections.get(user.principal, connection_id)
-        return connection, _application(request, str(connection["application"]))
+        return connection, _application(request, connection.application)
     except NotFound as exc:
         return _not_found(user, exc)
 
@@ -166,8 +167,8 @@ def edit_pane(request: Request, connection_id: str, user: SignedIn,
     if isinstance(found, Response):
         return found
     connection, application = found
-    form = ConnectionForm.from_connection(connection, application)
-    banner = Banner("ok", f"Saved '{connection['name']}'.") if saved else None
+    form = ConnectionForm.from_connection(connection.as_json(), application)
+    banner = Banner("ok", f"Saved '{connection.name}'.") if saved else None
     context = _pane(request, user, application, form, connection=connection,
                     outcome=Outcome(FieldErrors.none(), banner=banner))
     return pane_response(request, user, "pane/connection.html", context)
@@ -202,7 +203,7 @@ def _closing(then: str) -> bool:
 # ---- Test connection -------------------------------------------------------------------------
 
 def _test(request: Request, user: WebUser, application: Application, entered: ConnectionForm,
-          connection: Mapping[str, Any] | None) -> Response:
+          connection: ConnectionPublic | None) -> Response:
     outcome = _run_test(request, user, application, entered)
     status = 422 if outcome.errors else 200
     secrets = entered.secret_values()
@@ -240,7 +241,7 @@ def _run_test(request: Request, user: WebUser, application: Application,
 # ---- Save / Save & close ---------------------------------------------------------------------
 
 def _save(request: Request, user: WebUser, application: Application, entered: ConnectionForm,
-          existing: Mapping[str, Any] | None, *, close: bool) -> Response:
+          existing: ConnectionPublic | None, *, close: bool) -> Response:
     service = runtime_of(request).connections
     draft, problems = entered.draft(application.key)
     fields = form_fields(application)
@@ -250,7 +251,7 @@ def _save(request: Request, user: WebUser, application: Application, entered: Co
         if existing is None:
             saved, ping = service.create(user.principal, draft)
         else:
-            saved, ping = service.update(user.principal, str(existing["id"]), draft)
+            saved, ping = service.update(user.principal, existing.id, draft)
     except ValidationFailed as exc:
         outcome = Outcome(FieldErrors.of(exc.problems, fields), banner=Banner(
             "error", "Not saved: fix the highlighted fields and enter the write key again."))
@@ -270,7 +271,7 @@ def _save(request: Request, user: WebUser, application: Application, entered: Co
 
 
 def _save_failed(request: Request, user: WebUser, application: Application,
-                 entered: ConnectionForm, existing: Mapping[str, Any] | None,
+                 entered: ConnectionForm, existing: ConnectionPublic | None,
                  outcome: Outcome) -> Response:
     context = _pane(request, user, application, entered, connection=existing, outcome=outcome,
                     dirty=True)
@@ -279,13 +280,13 @@ def _save_failed(request: Request, user: WebUser, application: Application,
 
 
 def _saved_and_open(request: Request, user: WebUser, application: Application,
-                    saved: Mapping[str, Any], result: ResultView,
+                    saved: ConnectionPublic, result: ResultView,
                     entered: ConnectionForm) -> Response:
-    path = f"{LIST_PATH}/{saved['id']}"
+    path = f"{LIST_PATH}/{saved.id}"
     if not is_htmx(request):
         return RedirectResponse(f"{path}?saved=1", status_code=303)
-    form = ConnectionForm.from_connection(saved, application)
-    banner = Banner("ok", f"Saved '{saved['name']}'. It is {saved['status']}; the pane now "
+    form = ConnectionForm.from_connection(saved.as_json(), application)
+    banner = Banner("ok", f"Saved '{saved.name}'. It is {saved.status}; the pane now "
                           "edits the saved connection.")
     context = _pane(request, user, application, form, connection=saved,
                     outcome=Outcome(FieldErrors.none(), result=result, banner=banner))
@@ -295,12 +296,12 @@ def _saved_and_open(request: Request, user: WebUser, application: Application,
     return html_response(scrub(html, secrets), headers={"HX-Push-Url": path})
 
 
-def _saved_and_closed(request: Request, user: WebUser, saved: Mapping[str, Any],
+def _saved_and_closed(request: Request, user: WebUser, saved: ConnectionPublic,
                       result: ResultView, entered: ConnectionForm) -> Response:
     if not is_htmx(request):
-        return RedirectResponse(f"{LIST_PATH}?saved={saved['id']}", status_code=303)
+        return RedirectResponse(f"{LIST_PATH}?saved={saved.id}", status_code=303)
     link = result.debugger.url if result.debugger else None
-    text = f"Saved '{saved['name']}'. It is {saved['status']}. {result.message}"
+    text = f"Saved '{saved.name}'. It is {saved.status}. {result.message}"
     flash = Flash("ok", text, link, "Open the Debugger" if link else "")
     html = scrub(region_oob(request, user, flash), entered.secret_values())
     return html_response(html, headers={"HX-Push-Url": LIST_PATH})
@@ -309,14 +310,14 @@ def _saved_and_closed(request: Request, user: WebUser, saved: Mapping[str, Any],
 # ---- the pane's context ----------------------------------------------------------------------
 
 def _pane(request: Request, user: WebUser, application: Application, form: ConnectionForm,
-          *, connection: Mapping[str, Any] | None = None, outcome: Outcome | None = None,
+          *, connection: ConnectionPublic | None = None, outcome: Outcome | None = None,
           dirty: bool = False) -> dict[str, Any]:
     outcome = outcome or Outcome(FieldErrors.none())
-    own_id = str(connection["id"]) if connection else None
+    own_id = connection.id if connection else None
     base = f"{LIST_PATH}/{own_id}" if own_id else f"{NEW_PATH}/{application.key}"
     lenders = [c for c in connections_of(request, user)
-               if c["application"] == application.key and c["id"] != own_id]
-    last = connection.get("last_test") if connection else None
+               if c.application == application.key and c.id != own_id]
+    last = connection.last_test.as_json() if connection and connection.last_test else None
     result = outcome.result or (result_view(last, request, account_id=user.principal.account_id)
                                 if last else None)
     return {
