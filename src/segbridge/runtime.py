@@ -58,7 +58,7 @@ def build_runtime(settings: Settings) -> Runtime:
                                     usage_checks=(flows_using,), access=access)
     run_queue = RunQueue()
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
-                   FlowService(db, access, run_queue), access, run_queue)
+                   FlowService(db, access, run_queue, registry), access, run_queue)
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -118,7 +118,8 @@ def flows_preview(ctx: click.Context, name: str, limit: int) -> None:
     from segbridge.flows.preview import preview
 
     runtime = runtime_of(ctx)
-    emit_json(preview(runtime, principal_of(ctx), _flow(ctx, name).id, None, limit))
+    found = preview(runtime, principal_of(ctx), _flow(ctx, name).id, None, limit)
+    emit_json(found.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
 @flows.command("run")

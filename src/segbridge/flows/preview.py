@@ -19,6 +19,7 @@ from segbridge.accounts.service import Principal
 from segbridge.core.errors import FieldProblem, ValidationFailed
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
+from segbridge.flows.views import PreviewPublic
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal
 
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 
 def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
-            doc: dict[str, Any] | None, limit: int) -> dict[str, Any]:
+            doc: dict[str, Any] | None, limit: int) -> PreviewPublic:
+    """The calls the first ``limit`` records would become, and their errors; nothing is sent.
+    A record-wide error names no import: show it with ``exclude_unset``, as the API does."""
     from segbridge.mapping import compile_expression, compile_mapping
     from segbridge.runs.export_factory import preview_export
 
@@ -47,8 +50,9 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
                               MessageIds(flow_key, step["name"], step["call"]))
                for step in definition["imports"]]
     step = RecordStep(filters, definition["export"].get("key_field"))
-    return {"records": [_entry(step, imports, record) for record in _read(export, limit)],
-            "sent": False}
+    return PreviewPublic.model_validate(
+        {"records": [_entry(step, imports, record) for record in _read(export, limit)],
+         "sent": False})
 
 
 def _entry(step: RecordStep, imports: Sequence[CompiledImport],

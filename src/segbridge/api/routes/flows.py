@@ -177,8 +177,7 @@ def preview_flow(flow_id: str, body: PreviewRequest, principal: CurrentPrincipal
     """Dry run: the exact calls the first records would become, and their errors; sends nothing."""
     from segbridge.flows.preview import preview
 
-    return PreviewPublic.model_validate(
-        preview(runtime, principal, flow_id, body.flow, body.limit))
+    return preview(runtime, principal, flow_id, body.flow, body.limit)
 
 
 # ---- runs --------------------------------------------------------------------------------
