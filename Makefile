@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 RUN_STAMP  = $(VENV)/.installed-run
 TEST_STAMP = $(VENV)/.installed-test
+# pytest-xdist workers for `make test`: twice the 2 cores, as most tests wait on servers
+TEST_WORKERS ?= 4
 
 .DEFAULT_GOAL := help
 .PHONY: help run test check bench services browser clean
@@ -33,7 +35,7 @@ browser: ## install Debian's chromium for the browser tests when it is missing
 	@scripts/ensure-browser
 
 test: $(TEST_STAMP) services browser ## install what the tests need and run the whole suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 check: $(TEST_STAMP) ## ruff and mypy (strict) on src
 	$(BIN)/ruff check src tests bench

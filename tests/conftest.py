@@ -6,10 +6,15 @@ loopback), tests/sandbox (the local Segment), tests/e2e (a real browser).
 segbridge's own database: every test that needs one gets a migrated SQLite copy. PostgreSQL
 as well only where SQL behaviour is what is tested: the tests in SQL_BEHAVIOUR below and
 any test marked ``sql`` (for a new test of SQL behaviour: ``pytestmark = pytest.mark.sql``).
-Their other tests' ``[postgresql]`` variant is deselected. ``pytest --all-databases`` runs
+Every other test's ``[postgresql]`` variant is deselected; ``pytest --all-databases`` runs
 every test on both, as the suite did before. (Exports from PostgreSQL and MariaDB *sources*
 have their own fixtures in tests/integration/exports and always run.)
 
+Parallel: ``make test`` runs pytest-xdist workers (``-n 4 --dist loadgroup``, see the
+Makefile; a plain ``pytest`` runs in one process). Tests that must share one worker take
+``pytest.mark.xdist_group(name)``. Each worker migrates its own templates (unique names),
+servers listen on ports the kernel picks, and every file lives under the test's tmp_path.
+Each worker runs its tests in the order sorted below, so browser tests come last there too.
 """
 
 from __future__ import annotations
@@ -51,6 +56,16 @@ SQL_BEHAVIOUR = (
 """Test files (or ``file::test``) that run on SQLite and PostgreSQL, relative to tests/."""
 
 TIERS = ("unit", "sandbox", "integration", "e2e")
+LONGEST = (
+    # the tests of a minute or more: started first, so parallel workers do not wait for them
+    # at the end (xdist hands tests out in this order)
+    "integration/test_api_contract.py::test_schemathesis",
+    "integration/flows/test_run_memory.py",
+    "integration/test_rotation_under_load.py",
+    "integration/test_role_matrix.py",
+    "integration/flows/test_faults.py",
+    "integration/flows/test_runs_nobody_owns.py",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,9 +78,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _deselect_postgresql_variants(config, items)
     for item in items:
         item.add_marker("integration" if _tier(item) == "sandbox" else _tier(item))
-    # fastest first; browser tests last: Playwright's sync API leaves an event loop running
-    # in the main thread, where asyncio.run() (used by the CLI's foreground runs) then fails
-    items.sort(key=lambda item: TIERS.index(_tier(item)))
+    # browser tests last: Playwright's sync API leaves an event loop running in the main
+    # thread, where asyncio.run() (used by the CLI's foreground runs) then fails. Before them,
+    # fastest first; in xdist workers the longest tests first
+    longest_first = hasattr(config, "workerinput")
+    items.sort(key=lambda item: _order(item, longest_first))
+
+
+def _order(item: pytest.Item, longest_first: bool) -> tuple[bool, bool, int]:
+    tier = _tier(item)
+    return tier == "e2e", longest_first and not _listed(item, LONGEST), TIERS.index(tier)
 
 
 def _deselect_postgresql_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -84,10 +106,13 @@ def _on_postgresql(item: pytest.Item) -> bool:
 
 
 def _sql_behaviour(item: pytest.Item) -> bool:
-    if item.get_closest_marker("sql"):
-        return True
+    return item.get_closest_marker("sql") is not None or _listed(item, SQL_BEHAVIOUR)
+
+
+def _listed(item: pytest.Item, entries: tuple[str, ...]) -> bool:
+    """The item's test is in ``entries``: files, ``file::test`` or ``file::test`` prefixes."""
     test = item.nodeid.removeprefix("tests/").split("[", 1)[0]
-    return any(test == entry or test.startswith(f"{entry}::") for entry in SQL_BEHAVIOUR)
+    return any(test.startswith(entry) for entry in entries)
 
 
 def _tier(item: pytest.Item) -> str:

@@ -69,15 +69,16 @@ def test_runs_list_and_a_run_with_its_errors(signed_in: Page, server: WebServer,
     screenshot(page, "run")
 
     # what the page polls while a run goes on: the status block alone
-    client = server.session_client()
-    block = client.get(f"/runs/{run['id']}",
-                       headers={"HX-Request": "true", "HX-Target": "run-status"}).text
+    with server.session_client() as client:
+        block = client.get(f"/runs/{run['id']}",
+                           headers={"HX-Request": "true", "HX-Target": "run-status"}).text
+        listing = client.get("/runs").text
     assert block.startswith('<section id="run-status"') and "<h1" not in block
     assert 'id="count-sent">49<' in block
     assert '<div id="run-errors" class="table-wrap" hx-swap-oob="true">' in block
     assert "line 8" in block
 
-    html = page.content() + client.get("/runs").text + block
+    html = page.content() + listing + block
     assert source["write_key"] not in html
 
 
