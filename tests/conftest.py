@@ -50,8 +50,9 @@ SQL_BEHAVIOUR = (
     "integration/test_access.py::test_segbridge_own_postgresql_database_is_never_a_source",
     # tenant isolation: every route, every role, another account's ids
     "integration/test_role_matrix.py",
-    # sign-in throttling counted in the database
-    "integration/test_login_throttling.py",
+    # sign-in throttling: counters updated by parallel guesses and by several processes
+    "integration/test_login_throttling.py::test_parallel_guesses_get_no_more_tries_than_sequential_ones",
+    "integration/test_login_throttling.py::test_counters_are_shared_by_every_process_through_the_database",
 )
 """Test files (or ``file::test``) that run on SQLite and PostgreSQL, relative to tests/."""
 
