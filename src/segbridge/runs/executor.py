@@ -266,5 +266,7 @@ class RunExecutor:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():  # a loop still running cannot be closed
+            self._loop.close()
         self.governor.close()
 

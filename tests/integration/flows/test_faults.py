@@ -147,7 +147,7 @@ def killed_mid_run(server: Server, receiver: Receiver, tmp_path: Path, rows: int
     lanes = lane_processes(server)
     assert bool(lanes) == bool(env), "a run in lanes has lane processes, and only then"
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    process.communicate(timeout=10)  # reaped, its output pipe closed
     deadline = time.monotonic() + 10  # a lane ends on its next write to the dead process
     while lane_processes(server) and time.monotonic() < deadline:
         time.sleep(0.05)

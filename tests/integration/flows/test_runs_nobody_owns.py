@@ -92,7 +92,7 @@ def test_a_killed_cli_run_is_taken_over_by_the_running_server(
     run_id = first_checkpoint(server, flow["id"])
 
     terminal.send_signal(signal.SIGKILL)
-    terminal.wait(timeout=10)
+    terminal.communicate(timeout=10)  # reaped, its output pipe closed
     killed_at = time.monotonic()
     taken_after = until_taken_over(server, run_id, 4 * LEASE) - killed_at
     receiver.no_faults()

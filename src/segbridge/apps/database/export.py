@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from datetime import date
 from typing import Any
 
@@ -138,6 +139,9 @@ class DatabaseExport:
                     if self.dialect == "mysql":
                         _abandon_unbuffered(connection)
                     raise
+                finally:  # the server-side cursor, also when stopped early or failed
+                    with suppress(SQLAlchemyError):
+                        result.close()
         except SQLAlchemyError as exc:
             raise self._error(exc, phase) from None
         except RecursionError:  # the driver decoding a json value (PostgreSQL), not a row yet
