@@ -87,7 +87,7 @@ class World:
         draft = ConnectionDraft(name=f"Matrix connection {next(_serial)}", application="segment",
                                 settings=self.server.segment_settings(source["write_key"]))
         created, _ = self.runtime.connections.create(self.admin, draft)
-        return str(created["id"])
+        return str(created.id)
 
     def integration(self) -> str:
         return self.runtime.integrations.create(self.admin, f"Group {next(_serial)}").id
@@ -401,7 +401,7 @@ def world(server: Server) -> Iterator[World]:
     built.ids["upload"] = upload.json()["id"]
     draft = ConnectionDraft(name="Segment A", application="segment",
                             settings=server.segment_settings(built.sources[0]))
-    built.ids["connection"] = runtime.connections.create(admin, draft)[0]["id"]
+    built.ids["connection"] = runtime.connections.create(admin, draft)[0].id
     built.ids["integration"] = runtime.integrations.create(admin, "Shop A").id
     built.ids["flow"] = runtime.flows.create(admin, flow_doc(built, "Orders A")).id
     flow_id, _error_id = built.open_error()

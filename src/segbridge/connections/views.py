@@ -73,12 +73,6 @@ class ConnectionPublic(PublicForm):
     created_at: str | None
     updated_at: str | None
 
-    def __getitem__(self, key: str) -> object:
-        """Read a field by its JSON name, for callers written when the service answered dicts
-        (tests/integration/test_role_matrix.py's ``created["id"]``). New code reads
-        attributes; remove this once no caller indexes."""
-        return self.as_json()[key]
-
 
 class AuditPublic(PublicForm):
     """Who changed what, when (``fields``: the names of the settings changed, never a value)."""

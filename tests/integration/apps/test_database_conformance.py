@@ -117,11 +117,6 @@ class DatabaseConformance(ApplicationConformance):
     timeout: ClassVar[float] = 0.3
     export_samples = ("query", "incremental")
     failing_exports = ("missing_table", "unreachable")
-    known_bugs: ClassVar = {
-        "test_a_failing_export_names_its_cause_and_shows_no_secret[missing_table]":
-            "kit bug 2: a failing query's message (apps/database/export.py, _error: "
-            "'The query failed: <driver text>') says what went wrong but not what to do",
-    }
     expected: ClassVar = {
         Case.REFUSED: Expect("refused"),
         Case.DNS: Expect("dns"),

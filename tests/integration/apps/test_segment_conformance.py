@@ -42,11 +42,6 @@ class TestSegmentConformance(ApplicationConformance):
         Case.UNAUTHORIZED: Expect("write_key_rejected", 401),
         Case.NOT_FOUND: Expect("wrong_endpoint", 404),
     }
-    known_bugs: ClassVar = {
-        "test_a_failed_test_says_what_to_do[timeout]":
-            "kit bug 1: the timeout message (apps/segment/client.py, "
-            "classify_transport_error) says what may be wrong but not what to do",
-    }
 
     @contextmanager
     def provoke(self, case: Case) -> Iterator[Provoked]:

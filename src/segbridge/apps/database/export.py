@@ -272,7 +272,9 @@ class DatabaseExport:
         if found.unreachable:
             return ExportUnavailable(found.message, cause=found.cause)
         if phase == "query" and found.cause == "driver":
-            return ExportError(f"The query failed: {found.detail}", cause="query")
+            return ExportError(f"The query failed: {found.detail.rstrip('. ')}. Check the "
+                               "flow's query (run it in a database client as the connection's "
+                               "user), then run the flow again.", cause="query")
         return ExportError(found.message, cause=found.cause)
 
 

@@ -129,7 +129,8 @@ def classify_transport_error(exc: httpx.HTTPError, url: str) -> ApplicationError
     if isinstance(exc, httpx.TimeoutException):
         return RetriableError(
             f"No answer from {host} in time (timeout). The receiver may be overloaded or a "
-            "firewall may be dropping traffic.", cause="timeout")
+            "firewall may be dropping traffic: check that the endpoint is the right one and "
+            "reachable from this server, then test again.", cause="timeout")
     chain = _causes(exc)
     text = " ".join(str(e) for e in chain).lower()
     if any(isinstance(e, ssl.SSLError) for e in chain) or "ssl" in text or "tls" in text:
