@@ -105,11 +105,11 @@ def test_guessing_the_current_password_is_throttled_like_a_sign_in(
         blocked = post(me, "/account/password", current_password=OLD,
                        new_password=NEW, new_password_again=NEW)
         assert blocked.status_code == 422
-        assert "Too many attempts; try again in 60 seconds." in blocked.text
+        assert re.search(r"Too many attempts; try again in (5\d|60) seconds\.", blocked.text)
         token = me.cookies[SESSION_COOKIE]
         api = me.put("/api/v1/me/password", headers={"X-CSRF-Token": csrf_token_for(token)},
                      json={"current_password": OLD, "new_password": NEW})
-        assert api.status_code == 429 and api.headers["Retry-After"] == "60"
+        assert api.status_code == 429 and 50 <= int(api.headers["Retry-After"]) <= 60
     assert api_login(server, OLD) == 429  # the same counter as the sign-in's
     assert api_login(server, NEW) == 429
 

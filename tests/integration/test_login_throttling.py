@@ -61,6 +61,14 @@ def expire_blocks(runtime: Runtime) -> None:
                         .values(blocked_until=utcnow() - timedelta(seconds=1)))
 
 
+def waits_about_a_minute(answer: httpx.Response) -> bool:
+    """A one-minute block seen a little later: the words and Retry-After give the same wait,
+    at most 60 s and not much less (the requests before it take time on a busy machine)."""
+    said = re.search(r"try again in (\d+) seconds", answer.text)
+    return said is not None and said.group(1) == answer.headers["Retry-After"] \
+        and 50 <= int(said.group(1)) <= 60
+
+
 def test_100_wrong_passwords_then_the_right_one_is_refused_while_blocked(
     with_password: Server, minute_blocks: None,
 ) -> None:
@@ -71,8 +79,9 @@ def test_100_wrong_passwords_then_the_right_one_is_refused_while_blocked(
     assert {a.status_code for a in answers[5:]} == {429}
     assert right.status_code == 429
     assert right.json()["error"]["code"] == "too_many_attempts"
-    assert right.json()["error"]["message"] == "Too many attempts; try again in 60 seconds."
-    assert right.headers["Retry-After"] == "60"
+    assert re.fullmatch(r"Too many attempts; try again in (\d+) seconds\.",
+                        right.json()["error"]["message"])
+    assert waits_about_a_minute(right)
     assert "csrf_token" not in right.text and "segbridge_session" not in right.headers.get(
         "set-cookie", "")
 
@@ -152,8 +161,8 @@ def test_the_login_page_says_how_long_to_wait(with_password: Server, minute_bloc
                 "csrf_token": token.group(1), "email": ADMIN_EMAIL, "next": "/",
                 "password": PASSWORD if n == 5 else f"guess {n}"})
     assert answer.status_code == 429
-    assert "Too many attempts; try again in 60 seconds." in answer.text
-    assert answer.headers["Retry-After"] == "60"
+    assert "Too many attempts; try again in " in answer.text
+    assert waits_about_a_minute(answer)
     assert "segbridge_session" not in answer.headers.get("set-cookie", "")
 
 
