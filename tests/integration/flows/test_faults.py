@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
+    FAST,
     Receiver,
     assert_invariant,
     orders,
@@ -215,8 +217,20 @@ def test_concurrency_stays_within_the_connection_level(
 
 
 
+@pytest.fixture
+def patient_workers(server: Server) -> Iterator[Workers]:
+    """The server's workers with the CLI's default request timeout (30 s, not the suite's
+    3 s): on a busy machine a slowed request is not abandoned and sent again while the
+    receiver still holds it, which the receiver would count as one more in flight."""
+    started = Workers(server.runtime, policy=FAST, http_timeout=30.0)
+    started.start()
+    yield started
+    started.stop()
+
+
 def test_a_terminal_run_and_a_server_run_share_the_connection_limit(
-    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+    server: Server, receiver: Receiver, patient_workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     segment_connection(server, receiver, name="Shared", concurrency_level=2)
     one = create_flow(server, track_flow(
