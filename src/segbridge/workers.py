@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.flows.scheduler import start_due_runs
 from segbridge.runs.executor import RunExecutor
 from segbridge.runs.lanes import LanePolicy, lane_policy
@@ -45,12 +46,13 @@ class Every:
 
 class Workers:
     def __init__(self, runtime: Runtime, policy: RetryPolicy | None = None,
-                 http_timeout: float | None = None, lanes: LanePolicy | None = None) -> None:
+                 http_timeout: float | None = None, lanes: LanePolicy | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.runtime = runtime
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy, lanes=lanes or lane_policy(runtime.settings),
-                                    registry=runtime.registry)
+                                    registry=runtime.registry, clock=clock)
         runtime.run_queue.attach(self.submit)
         self._stopped = False
         self._loops = [

@@ -29,6 +29,7 @@ import httpx
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.concurrency.host import HostGovernor
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.core.errors import Conflict
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
@@ -200,14 +201,15 @@ class RunExecutor:
     def __init__(self, db: Database, vault: Vault, settings: Settings, *,
                  timeout: float = 30.0,
                  policy: RetryPolicy | None = None, lanes: LanePolicy | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.db = db
         self.vault = vault
         self.settings = settings
         self.policy = policy
         self.lanes = lanes
         self.registry = registry or default_registry()  # the runtime's applications
-        self.governor = HostGovernor(slots_folder(settings.home))
+        self.clock = clock
+        self.governor = HostGovernor(slots_folder(settings.home), clock)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
         self._thread.start()
@@ -230,7 +232,8 @@ class RunExecutor:
     async def _run(self, run_id: str) -> RunResult:
         ctx = PlanContext(db=self.db, vault=self.vault, governor=self.governor, http=self._http,
                           settings=self.settings, policy=self.policy or RetryPolicy(),
-                          lanes=self.lanes or LanePolicy(), registry=self.registry)
+                          lanes=self.lanes or LanePolicy(), registry=self.registry,
+                          clock=self.clock)
         try:
             return await execute(run_id, ctx, executing=self._executing)
         except Conflict as busy:  # another live process executes it: leave it to that one

@@ -21,6 +21,7 @@ from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import load_secrets
 from segbridge.connections.views import root_lender
 from segbridge.core.access import Targets, access_policy
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.core.errors import FatalError
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
@@ -52,6 +53,7 @@ class PlanContext:
     policy: RetryPolicy
     lanes: LanePolicy = field(default_factory=LanePolicy)
     registry: Registry = field(default_factory=default_registry)
+    clock: Clock = SYSTEM_CLOCK  # the sinks' waits (retries, pauses): simulated in tests
 
 
 def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
@@ -152,7 +154,8 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
     ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)
     sink = application.open_sink(SinkRequest(
         connection=config, import_name=step["name"], http=ctx.http, governor=ctx.governor,
-        pool=pool, reachability=_reachability(store, connection_id), policy=ctx.policy))
+        pool=pool, reachability=_reachability(store, connection_id), policy=ctx.policy,
+        sleep=ctx.clock.sleep))
     ids = MessageIds(run.flow_id, step["name"], step["call"], _salt(run))
     return ImportPlan(name=step["name"], call_type=step["call"],
                       map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,

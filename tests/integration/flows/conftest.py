@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import orjson
 import pytest
 
+from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.sinks.contracts import RetryPolicy
 from segbridge.workers import Workers
@@ -60,13 +62,30 @@ class Receiver:
 
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    archive = tmp_path / "archive.ndjson"
+    with simulated_receiver(tmp_path, SYSTEM_CLOCK) as started:
+        yield started
+
+
+@contextmanager
+def simulated_receiver(folder: Path, clock: Clock) -> Iterator[Receiver]:
+    """A receiver whose faults (downtime) run on ``clock``: with a SimulatedClock shared with
+    the workers, "down for 20 s" passes in no real time."""
+    archive = folder / "archive.ndjson"
     app = create_sandbox_app(SandboxConfig(state_path=None, archive_path=archive,
-                                           admin_token=ADMIN))
+                                           admin_token=ADMIN), clock=clock)
     with serve_in_thread(app) as url, httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False) as client:
         yield Receiver(url, archive, client, app)
     app.state.sandbox.close()
+
+
+@contextmanager
+def started_workers(workers: Workers) -> Iterator[Workers]:
+    workers.start()
+    try:
+        yield workers
+    finally:
+        workers.stop()
 
 
 @pytest.fixture
