@@ -11,6 +11,7 @@ import pytest
 
 from segbridge.accounts import service as accounts
 from segbridge.assembly import create_app
+from segbridge.core.settings import Settings
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
 from segbridge.server import quiet_http_client_logs
 from tests.support.servers import serve_in_thread
@@ -78,3 +79,11 @@ def server(runtime: Runtime) -> Iterator[Server]:
 def source(server: Server) -> dict[str, Any]:
     """A source of the local Segment, with its write key (as copied from Settings > API keys)."""
     return server.create_source()
+
+
+@pytest.fixture
+def env(settings: Settings) -> dict[str, str]:
+    """The environment of a segbridge CLI process on this test's install."""
+    return {"SEGBRIDGE_HOME": str(settings.home),
+            "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
+            "SEGBRIDGE_FILE_ROOTS": settings.file_roots}

@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from segbridge.cli.main import cli
-from segbridge.core.settings import Settings
 from tests.support.receivers import Answers, status_receiver
 
 KEY = "cliKeyAbcdefghijklmnopqrstuvwxyz"
@@ -20,13 +19,6 @@ KEY = "cliKeyAbcdefghijklmnopqrstuvwxyz"
 def receiver() -> Iterator[tuple[str, Answers]]:
     with status_receiver() as running:
         yield running
-
-
-@pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
-    return {"SEGBRIDGE_HOME": str(settings.home),
-            "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
-           "SEGBRIDGE_FILE_ROOTS": settings.file_roots}
 
 
 def run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:

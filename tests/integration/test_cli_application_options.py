@@ -8,23 +8,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner, Result
-
-from segbridge.cli.main import cli
-from segbridge.core.settings import Settings
-
-
-@pytest.fixture
-def env(settings: Settings) -> dict[str, str]:
-    return {"SEGBRIDGE_HOME": str(settings.home),
-            "SEGBRIDGE_DATABASE_URL": settings.resolved_database_url,
-            "SEGBRIDGE_FILE_ROOTS": settings.file_roots}
-
-
-def run(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, input=stdin, obj={},
-                              catch_exceptions=False)
+from tests.integration.test_cli import run  # the CLI as a user runs it
 
 
 def shop(tmp_path: Path) -> str:
