@@ -49,9 +49,13 @@ def build_runtime(settings: Settings) -> Runtime:
     """Open the database, apply migrations, load the master key, build the services."""
     make_private_dir(settings.home)
     db = Database(settings.resolved_database_url)
-    db.migrate()
-    restrict_sqlite_file(settings.resolved_database_url)
-    vault = load_vault(settings, db)
+    try:
+        db.migrate()
+        restrict_sqlite_file(settings.resolved_database_url)
+        vault = load_vault(settings, db)
+    except BaseException:  # a wrong key, a failed migration: start-up ends, its pool with it
+        db.dispose()
+        raise
     registry = default_registry()
     access = access_policy(settings)
     connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,

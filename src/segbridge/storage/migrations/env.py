@@ -17,8 +17,11 @@ def run_migrations() -> None:
         _run(connection)
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.begin() as fresh:
-        _run(fresh)
+    try:
+        with engine.begin() as fresh:
+            _run(fresh)
+    finally:
+        engine.dispose()
 
 
 def _run(connection: object) -> None:
