@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.config import JsonDict
 
 # defined beside the connection's public form (the service answers them); re-exported here
+from segbridge.apps.public import ApplicationPublic as ApplicationPublic
+from segbridge.apps.public import SettingPublic as SettingPublic
 from segbridge.connections.views import AuditPublic as AuditPublic
 from segbridge.connections.views import ConnectionPublic as ConnectionPublic
 from segbridge.connections.views import EffectiveConcurrency as EffectiveConcurrency
@@ -113,26 +115,6 @@ class TestResult(BaseModel):
     message: str
     checks: list[CheckPublic]
     debugger_hint: str
-
-
-class SettingPublic(BaseModel):
-    name: str
-    label: str
-    kind: str
-    required: bool
-    advanced: bool
-    secret: bool
-    help: str
-    choices: list[dict[str, str]]
-    default: str | None
-
-
-class ApplicationPublic(BaseModel):
-    key: str
-    name: str
-    description: str
-    capabilities: list[str]
-    settings: list[SettingPublic]
 
 
 class LoginRequest(Strict):

@@ -12,7 +12,7 @@ import os
 
 import click
 
-from segbridge.api.routes.applications import application_public
+from segbridge.apps.public import application_public
 from segbridge.cli import accounts, connections, flows, keys, users
 from segbridge.cli import tokens as cli_tokens
 from segbridge.cli.context import handles_errors, runtime_of

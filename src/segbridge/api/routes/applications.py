@@ -5,17 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
-from segbridge.api.schemas import ApplicationPublic, SettingPublic
-from segbridge.apps.base import Application
+from segbridge.apps.public import ApplicationPublic, application_public
 
 router = APIRouter(prefix="/applications", tags=["applications"])
-
-
-def application_public(application: Application) -> ApplicationPublic:
-    return ApplicationPublic(
-        key=application.key, name=application.name, description=application.description,
-        capabilities=sorted(c.value for c in application.capabilities),
-        settings=[SettingPublic(**s.public()) for s in application.settings])
 
 
 @router.get("", operation_id="list_applications")
