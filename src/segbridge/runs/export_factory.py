@@ -21,7 +21,6 @@ from segbridge.apps.base import (
     ResumeState,
     UploadResolver,
 )
-from segbridge.apps.registry import default_registry
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
 from segbridge.core.access import access_policy
@@ -54,12 +53,13 @@ def open_run_export(db: Database, vault: Vault, settings: Settings, registry: Re
 
 
 def preview_export(db: Database, vault: Vault, settings: Settings, account_id: str,
-                   export_def: dict[str, Any], registry: Registry | None = None) -> Export:
+                   export_def: dict[str, Any], registry: Registry) -> Export:
     """The export of a flow document for a preview (all rows; nothing is saved)."""
-    exporter = (registry or default_registry()).exporter(str(export_def["type"]))
+    exporter = registry.exporter(str(export_def["type"]))
     connection_id = export_def.get("connection_id")
     if not connection_id and export_def.get("connection"):
-        connection_id = _find_connection(db, account_id, str(export_def["connection"]))
+        connection_id = _find_connection(db, account_id, str(export_def["connection"]),
+                                         exporter)
     return exporter.open_export(ExportRequest(
         export=export_def,
         connection=_connection_config(db, vault, account_id, connection_id, exporter)
@@ -94,11 +94,14 @@ def _resume(db: Database, run: Run) -> ResumeState:
         return ResumeState(saved_cursor=flow.cursor if flow else None)
 
 
-def _find_connection(db: Database, account_id: str, name_or_id: str) -> str:
+def _find_connection(db: Database, account_id: str, name_or_id: str,
+                     exporter: Exporter) -> str:
+    """An unsaved document's export connection, by name or id: one of the account's
+    connections to the application that opens this kind of export."""
     with db.session() as session:
         found = session.scalar(select(Connection.id).where(
-            Connection.account_id == account_id,
+            Connection.account_id == account_id, Connection.application == exporter.key,
             (Connection.id == name_or_id) | (Connection.name_key == name_key(name_or_id))))
     if found is None:
-        raise NotFound(f"No connection named '{name_or_id}' in your account.")
+        raise NotFound(f"No {exporter.name} connection named '{name_or_id}' in your account.")
     return str(found)
