@@ -171,6 +171,7 @@ class Import(DocumentPart):
 # Each export kind's model, from the application that opens it, in registry order.
 EXPORT_KINDS: dict[str, type[ExportBase]] = default_registry().export_models()
 EXPORT_SHAPE = "describe the source: {type: csv, path: ...}"
+UNFINISHED = "unfinished"  # validation context: a flow builder's flow, not yet complete
 
 
 def export_keys() -> list[str]:
@@ -230,21 +231,47 @@ class FlowDocument(DocumentPart):
     integration: NotBlank = Field(description="the integration, by name or id")
     enabled: bool = True
     schedule: Schedule | None = None
-    export: Export
+    export: Export | None = Field(default=None, description="null only in an unfinished "
+                                                            "flow of the flow builder")
     steps: list[Step] = Field(default_factory=list)
-    imports: Annotated[list[Import], Field(min_length=1)]
+    imports: list[Import] = Field(default_factory=list, description="empty only in an "
+                                                                    "unfinished flow")
     description: object = None
 
     @classmethod
     def more_problems(cls, data: Mapping[str, object],
                       info: ValidationInfo) -> list[InitErrorDetails]:
         imports = data.get("imports")
-        return _repeated_import_names(imports) if isinstance(imports, list) else []
+        problems = _repeated_import_names(imports) if isinstance(imports, list) else []
+        if not _unfinished_allowed(info):
+            problems += _unfinished_parts(data)
+        return problems
+
+    def missing_parts(self) -> list[str]:
+        """What an unfinished flow lacks before it can run (empty: it is complete)."""
+        return [*(["a source (export)"] if self.export is None else []),
+                *(["a destination (import)"] if not self.imports else [])]
 
     def as_written(self) -> dict[str, object]:
         """The document as JSON, with only the keys it was written with."""
         written: dict[str, object] = self.model_dump(mode="json")
         return written
+
+
+def _unfinished_allowed(info: ValidationInfo) -> bool:
+    return isinstance(info.context, Mapping) and bool(info.context.get(UNFINISHED)
+                                                      or info.context.get(STORED))
+
+
+def _unfinished_parts(data: Mapping[str, object]) -> list[InitErrorDetails]:
+    """A flow as code must be complete: an export and at least one import."""
+    problems = []
+    if data.get("export") is None:
+        problems.append(located(("export",), EXPORT_SHAPE))
+    imports = data.get("imports")
+    if isinstance(imports, list) and not imports or "imports" not in data:
+        problems.append(located(("imports",), FlowDocument.hints["imports"]))
+    return problems
 
 
 def _repeated_import_names(imports: list[object]) -> list[InitErrorDetails]:
@@ -259,12 +286,13 @@ def _repeated_import_names(imports: list[object]) -> list[InitErrorDetails]:
     return problems
 
 
-def parse_flow_document(doc: object) -> FlowDocument:
-    """The typed document; ValidationFailed listing every problem at its field path."""
+def parse_flow_document(doc: object, *, unfinished: bool = False) -> FlowDocument:
+    """The typed document; ValidationFailed listing every problem at its field path.
+    ``unfinished``: the flow builder's flow may lack its export or imports for now."""
     if not isinstance(doc, Mapping):
         raise ValidationFailed([FieldProblem("flow", FlowDocument.shape)])
     try:
-        return FlowDocument.model_validate(doc)
+        return FlowDocument.model_validate(doc, context={UNFINISHED: unfinished})
     except ValidationError as exc:
         raise ValidationFailed(field_problems(exc)) from None
 

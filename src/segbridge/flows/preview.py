@@ -126,16 +126,21 @@ def _unreadable(exc: ExportError) -> ValidationFailed:
 
 def _definition(runtime: Runtime, principal: Principal, flow_id: str | None,
                 doc: dict[str, Any] | None) -> dict[str, Any]:
+    """The document to preview: it may be unfinished (the flow builder shows a source's
+    records before any import exists), but it needs its export."""
     if doc is not None:
-        from segbridge.flows.definition import validate_definition
+        from segbridge.flows.document import parse_flow_document
 
-        problems = validate_definition(doc)
-        if problems:
-            raise ValidationFailed(problems)
-        return doc
-    if flow_id is None:
+        parse_flow_document(doc, unfinished=True)
+        definition = doc
+    elif flow_id is None:
         raise ValidationFailed([FieldProblem("flow", "give a flow id or a flow document")])
-    with runtime.db.session() as session:
-        from segbridge.flows.service import _owned
+    else:
+        with runtime.db.session() as session:
+            from segbridge.flows.service import _owned
 
-        return dict(_owned(session, principal, flow_id).definition)
+            definition = dict(_owned(session, principal, flow_id).definition)
+    if definition.get("export") is None:
+        raise ValidationFailed([FieldProblem("export", "add a source to preview its records")])
+    definition.setdefault("imports", [])
+    return definition

@@ -27,7 +27,7 @@ from segbridge.core.errors import (
 )
 from segbridge.core.ids import new_id
 from segbridge.exports.document import SourceAccess
-from segbridge.flows.document import FlowDocument, parse_flow_document
+from segbridge.flows.document import FlowDocument, parse_flow_document, stored_flow_document
 from segbridge.flows.integrations import find_integration
 from segbridge.flows.views import (
     FlowPublic,
@@ -69,22 +69,25 @@ class FlowService:
 
     # ---- flows -----------------------------------------------------------------------------
 
-    def create(self, principal: Principal, doc: object) -> FlowPublic:
+    def create(self, principal: Principal, doc: object, *,
+               unfinished: bool = False) -> FlowPublic:
         """Create a flow from its document (JSON or YAML, parsed): refused with every
-        problem listed."""
+        problem listed. ``unfinished`` (the flow builder): the export and the imports may
+        come later; until both are there the flow is disabled and cannot run."""
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = Flow(id=new_id("flw"), account_id=principal.account_id)
-            self._apply(session, principal, flow, doc)
+            self._apply(session, principal, flow, doc, unfinished=unfinished)
             session.add(flow)
             self._save(session, flow)
             return self._public(session, flow)
 
-    def update(self, principal: Principal, flow_id: str, doc: object) -> FlowPublic:
+    def update(self, principal: Principal, flow_id: str, doc: object, *,
+               unfinished: bool = False) -> FlowPublic:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
-            self._apply(session, principal, flow, doc)
+            self._apply(session, principal, flow, doc, unfinished=unfinished)
             flow.updated_at = utcnow()
             self._save(session, flow)
             return self._public(session, flow)
@@ -136,6 +139,8 @@ class FlowService:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
+            if enabled:
+                _refuse_unfinished(flow, "enable it")
             flow.enabled = enabled
             flow.definition = {**flow.definition, "enabled": enabled}
             flow.next_run_at = next_fire(flow) if enabled else None
@@ -158,6 +163,7 @@ class FlowService:
         require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
+            _refuse_unfinished(flow, "run it")
             if not flow.enabled:
                 raise Conflict(f"The flow '{flow.name}' is disabled; enable it to run it.")
             run = create_run(session, flow, trigger=trigger, fresh_message_ids=fresh_message_ids,
@@ -283,8 +289,9 @@ class FlowService:
 
     # ---- helpers ---------------------------------------------------------------------------
 
-    def _apply(self, session: Session, principal: Principal, flow: Flow, doc: object) -> None:
-        typed = parse_flow_document(doc)
+    def _apply(self, session: Session, principal: Principal, flow: Flow, doc: object, *,
+               unfinished: bool = False) -> None:
+        typed = parse_flow_document(doc, unfinished=unfinished)
         written = cast(Mapping[str, object], doc)  # a mapping: parse_flow_document said so
         problems = self._resolve(session, principal, flow, typed, written)
         if problems:
@@ -307,18 +314,17 @@ class FlowService:
         if other is not None and other != flow.id:
             problems.append(FieldProblem("name", f"a flow named '{name}' exists "
                                                  "already; choose another name"))
-        definition: dict[str, object] = {**written, "name": name, "enabled": doc.enabled,
+        enabled = doc.enabled and not doc.missing_parts()  # an unfinished flow cannot run
+        definition: dict[str, object] = {**written, "name": name, "enabled": enabled,
                                          "steps": written.get("steps", [])}
-        export = dict(cast(Mapping[str, object], written["export"]))
-        export_connection = self._export_connection(session, account, doc, problems)
-        if export_connection is not None:
-            export["connection_id"] = export_connection
-        problems += doc.export.account_problems(SourceAccess(
-            self.access, lambda upload_id: _has_upload(session, account, upload_id)))
-        definition["export"] = export
+        if doc.export is not None:
+            definition["export"] = self._resolved_export(session, account, doc, written,
+                                                         problems)
+        else:
+            definition.pop("export", None)
         imports = []
         receivers = self._receivers()
-        steps_written = cast(list[Mapping[str, object]], written["imports"])
+        steps_written = cast(list[Mapping[str, object]], written.get("imports") or [])
         for index, (step, step_written) in enumerate(zip(doc.imports, steps_written,
                                                          strict=True)):
             resolved = dict(step_written)
@@ -332,10 +338,24 @@ class FlowService:
         _fill(flow, definition, doc, integration)
         return []
 
+    def _resolved_export(self, session: Session, account: str, doc: FlowDocument,
+                         written: Mapping[str, object],
+                         problems: list[FieldProblem]) -> dict[str, object]:
+        """The export as written, with its connection's id; its upload or path checked."""
+        assert doc.export is not None
+        export = dict(cast(Mapping[str, object], written["export"]))
+        export_connection = self._export_connection(session, account, doc, problems)
+        if export_connection is not None:
+            export["connection_id"] = export_connection
+        problems += doc.export.account_problems(SourceAccess(
+            self.access, lambda upload_id: _has_upload(session, account, upload_id)))
+        return export
+
     def _export_connection(self, session: Session, account: str, doc: FlowDocument,
                            problems: list[FieldProblem]) -> str | None:
         """The id of the connection the export names, resolved against the application
         that exports that kind (only when that application has connections)."""
+        assert doc.export is not None
         exporter = self.registry.exporter(doc.export.type)
         name = doc.export.connection_name()
         if not is_connectable(exporter) or name is None:
@@ -355,9 +375,10 @@ class FlowService:
             raise ValidationFailed([FieldProblem("name", "this flow name was just taken")]) \
                 from None
         session.execute(delete(FlowConnection).where(FlowConnection.flow_id == flow.id))
-        used = {str(step["connection_id"]) for step in flow.definition["imports"]}
-        if flow.definition["export"].get("connection_id"):
-            used.add(flow.definition["export"]["connection_id"])
+        used = {str(step["connection_id"]) for step in flow.definition.get("imports", [])}
+        export = flow.definition.get("export") or {}
+        if export.get("connection_id"):
+            used.add(export["connection_id"])
         for connection_id in used:
             session.add(FlowConnection(flow_id=flow.id, connection_id=connection_id))
             if session.get(IntegrationConnection, (flow.integration_id, connection_id)) is None:
@@ -376,12 +397,19 @@ def _fill(flow: Flow, definition: dict[str, object], doc: FlowDocument,
     flow.integration_id = integration.id
     flow.name = doc.name.strip()
     flow.name_key = name_key(flow.name)
-    flow.enabled = doc.enabled
+    flow.enabled = bool(definition["enabled"])
     definition["integration"] = integration.name
     flow.definition = definition
     flow.schedule_cron = doc.schedule.cron if doc.schedule else None
     flow.schedule_timezone = doc.schedule.timezone if doc.schedule else None
     flow.next_run_at = next_fire(flow)
+
+
+def _refuse_unfinished(flow: Flow, doing: str) -> None:
+    missing = stored_flow_document(document(flow.definition)).missing_parts()
+    if missing:
+        raise Conflict(f"The flow '{flow.name}' is not finished: add {' and '.join(missing)} "
+                       f"in the flow builder before you {doing}.")
 
 
 def _has_upload(session: Session, account_id: str, upload_id: str) -> bool:

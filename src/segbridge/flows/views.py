@@ -82,6 +82,8 @@ class FlowPublic(PublicForm):
     integration: str
     enabled: bool
     definition: FlowDocument = Field(description="the flow as code (connections by name)")
+    missing: list[str] = Field(description="what an unfinished flow (of the flow builder) "
+                                           "lacks before it can run; empty when complete")
     schedule: SchedulePublic | None
     next_run_at: str | None
     cursor: dict[str, object] | None = Field(description="where an incremental export is")
@@ -176,10 +178,11 @@ def public_error(error: RecordErrorRow, *, with_data: bool = True) -> RecordErro
 
 
 def public_flow(flow: Flow, integration_name: str, last_run: Run | None) -> FlowPublic:
+    definition = stored_flow_document(document(flow.definition))
     return FlowPublic(
         id=flow.id, name=flow.name, integration_id=flow.integration_id,
         integration=integration_name, enabled=flow.enabled,
-        definition=stored_flow_document(document(flow.definition)),
+        definition=definition, missing=definition.missing_parts(),
         schedule=(SchedulePublic(cron=flow.schedule_cron, timezone=flow.schedule_timezone)
                   if flow.schedule_cron else None),
         next_run_at=iso(flow.next_run_at), cursor=flow.cursor,
@@ -191,7 +194,8 @@ def public_flow(flow: Flow, integration_name: str, last_run: Run | None) -> Flow
 def document(definition: Mapping[str, object]) -> dict[str, object]:
     """The flow as code: the stored definition without resolved ids."""
     doc = {k: v for k, v in definition.items() if k not in ("retry_errors", "retry_of_run")}
-    doc["export"] = _without_id(doc.get("export", {}))
+    if doc.get("export") is not None:  # absent from an unfinished flow
+        doc["export"] = _without_id(doc["export"])
     imports = doc.get("imports", [])
     doc["imports"] = [_without_id(step) for step in imports] if isinstance(imports, list) else []
     return doc

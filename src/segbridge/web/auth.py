@@ -125,6 +125,11 @@ def signed_in_with(permission: Permission) -> Callable[[Request], WebUser]:
 MayEditConnections = Annotated[WebUser, Depends(signed_in_with(Permission.EDIT_CONNECTIONS))]
 MayTestConnections = Annotated[WebUser, Depends(signed_in_with(Permission.TEST_CONNECTIONS))]
 MayManageUsers = Annotated[WebUser, Depends(signed_in_with(Permission.MANAGE_USERS))]
+MayEditFlows = Annotated[WebUser, Depends(signed_in_with(Permission.EDIT_FLOWS))]
+MayRunFlows = Annotated[WebUser, Depends(signed_in_with(Permission.RUN_FLOWS))]
+MayHandleErrors = Annotated[WebUser, Depends(signed_in_with(Permission.HANDLE_ERRORS))]
+MayPreview = Annotated[WebUser, Depends(signed_in_with(Permission.PREVIEW))]
+MayUpload = Annotated[WebUser, Depends(signed_in_with(Permission.UPLOAD))]
 
 
 def can(user: WebUser | None, permission: str) -> bool:

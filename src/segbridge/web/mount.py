@@ -13,7 +13,17 @@ from starlette.staticfiles import StaticFiles
 from segbridge.web.auth import CsrfRejected, LoginRequired, PageForbidden, login_url
 from segbridge.web.rendering import STATIC_DIR, STATIC_PREFIX, is_htmx, render
 from segbridge.web.routes import account as account_pages
-from segbridge.web.routes import connections, home, login, pane, runs, users
+from segbridge.web.routes import (
+    connections,
+    flows,
+    home,
+    integrations,
+    login,
+    mapping,
+    pane,
+    runs,
+    users,
+)
 
 
 def mount_web(app: FastAPI) -> None:
@@ -22,6 +32,9 @@ def mount_web(app: FastAPI) -> None:
     app.include_router(home.router)
     app.include_router(pane.router)  # /connections/new before /connections/{id}
     app.include_router(connections.router)
+    app.include_router(integrations.router)
+    app.include_router(flows.router)
+    app.include_router(mapping.router)
     app.include_router(runs.router)
     app.include_router(users.router)
     app.mount(STATIC_PREFIX, StaticFiles(directory=STATIC_DIR), name="web-static")

@@ -143,5 +143,20 @@ def test_what_is_not_a_flow_is_one_problem() -> None:
 
 def test_the_schema_describes_the_kinds_by_their_type() -> None:
     schema = FlowDocument.model_json_schema()
-    export = schema["properties"]["export"]
-    assert set(export["discriminator"]["mapping"]) == {"csv", "ndjson", "json", "database"}
+    kinds, null = schema["properties"]["export"]["anyOf"]  # null: an unfinished flow
+    assert set(kinds["discriminator"]["mapping"]) == {"csv", "ndjson", "json", "database"}
+    assert null == {"type": "null"}
+
+
+def test_a_flow_as_code_needs_its_export_and_an_import_but_the_builder_may_wait() -> None:
+    unfinished = {"name": "Orders", "integration": "Shop"}
+    assert problems(unfinished) == [("export", "describe the source: {type: csv, path: ...}"),
+                                    ("imports", "add at least one import: "
+                                                "{name, connection, call, mapping}")]
+    assert problems({**unfinished, "imports": []})[1][0] == "imports"
+    draft = parse_flow_document(unfinished, unfinished=True)
+    assert draft.missing_parts() == ["a source (export)", "a destination (import)"]
+    assert parse_flow_document(CSV).missing_parts() == []
+    with pytest.raises(ValidationFailed) as caught:  # other problems are still problems
+        parse_flow_document({**unfinished, "schedule": {"cron": "nope"}}, unfinished=True)
+    assert [p.field for p in caught.value.problems] == ["schedule.cron"]
