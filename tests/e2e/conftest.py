@@ -17,7 +17,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Response,
+    ViewportSize,
+)
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
@@ -104,12 +111,40 @@ def browser_context_args() -> dict[str, Any]:
     return {"viewport": WIDE, "locale": "en-US", "timezone_id": "UTC"}
 
 
+class PageProblems:
+    """What a user would not see but a page must not do: script errors, CSP violations
+    (Chromium reports them as console errors), and styles, scripts or images that fail to
+    load. An answer of 4xx to a page or an htmx request is the page's business, not this."""
+
+    ASSET_TYPES = frozenset({"stylesheet", "script", "image", "font"})
+
+    def __init__(self, page: Page) -> None:
+        self.found: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.found.append(f"script error: {error}"))
+        page.on("response", self._response)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.found.append(f"console: {message.text} at {message.location}")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 400 and response.request.resource_type in self.ASSET_TYPES:
+            self.found.append(f"{response.status} for {response.url}")
+
+    def assert_none(self) -> None:
+        assert not self.found, "the page had problems:\n" + "\n".join(self.found)
+
+
 @pytest.fixture
-def signed_in(page: Page, server: WebServer) -> Page:
-    """A page signed in through a one-time login link (as printed at first start)."""
+def signed_in(page: Page, server: WebServer) -> Iterator[Page]:
+    """A page signed in through a one-time login link (as printed at first start); the test
+    fails on any console error, CSP violation or asset that fails to load."""
+    problems = PageProblems(page)
     page.set_default_timeout(10_000)
     page.goto(server.login_link())
-    return page
+    yield page
+    problems.assert_none()
 
 
 @pytest.fixture
@@ -118,10 +153,12 @@ def narrow_page(browser: Browser, server: WebServer) -> Iterator[Page]:
                                                   timezone_id="UTC", is_mobile=True,
                                                   has_touch=True, device_scale_factor=2)
     page = context.new_page()
+    problems = PageProblems(page)
     page.set_default_timeout(10_000)
     page.goto(server.login_link())
     yield page
     context.close()
+    problems.assert_none()
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = False) -> None:
