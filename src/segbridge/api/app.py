@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI
 import segbridge
 from segbridge.api.errors import install_error_handlers
 from segbridge.api.input_checks import refuse_nul_characters
-from segbridge.api.openapi import install_contract
+from segbridge.api.openapi import install_contract, install_docs_page
 from segbridge.api.routes import (
     accounts,
     applications,
@@ -34,12 +34,13 @@ def create_api(runtime: Runtime) -> FastAPI:
         version=segbridge.__version__,
         description="Self-hosted integration platform for Segment.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # install_docs_page: Swagger UI from this server, not a CDN
         redoc_url=None,
     )
     app.state.runtime = runtime
     install_error_handlers(app)
     install_contract(app, runtime.registry.all)
+    install_docs_page(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(applications.router)
     api.include_router(connections.router)

@@ -11,6 +11,10 @@ For every operation, from the route itself (so new routes are covered without ed
 - ``application`` fields of request bodies list the applications this server has, and the
   ``settings`` beside them take that application's settings (its names only, its required
   ones present).
+
+The docs page (``/api/docs``) is Swagger UI served from this server's own files (vendored,
+pinned: ``SWAGGER_UI_VERSION``), so it works offline; its start-up is a static script, not
+an inline one, under the same security headers as the other pages.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
+from fastapi.responses import HTMLResponse, Response
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
 from segbridge.accounts.sessions import CSRF_HEADER, SESSION_COOKIE
@@ -62,6 +67,58 @@ HEADERS = {
 }
 UNUSED_COMPONENTS = ("HTTPValidationError", "ValidationError", "Json")  # Json: a flow body
 
+DOCS_PATH = "/api/docs"
+DOCS_SCRIPT_PATH = f"{DOCS_PATH}/init.js"
+SWAGGER_UI_VERSION = "5.35.0"  # npm swagger-ui-dist, in web/static/vendor/swagger-ui-<version>
+SWAGGER_UI_ASSETS = f"/static/vendor/swagger-ui-{SWAGGER_UI_VERSION}"
+# The pages' policy (web.rendering), but images may also be data: URIs (Swagger UI's CSS
+# draws its icons so); still no CDN, no inline script or style, no eval.
+DOCS_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>API · segbridge</title>
+  <link rel="icon" href="/static/icons/logo.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="{SWAGGER_UI_ASSETS}/swagger-ui.css">
+</head>
+<body>
+  <main id="swagger-ui" data-openapi-url="{{openapi_url}}">
+    <noscript>The API documentation needs JavaScript. The OpenAPI document itself is at
+      <a href="{{openapi_url}}">{{openapi_url}}</a>.</noscript>
+  </main>
+  <script src="{SWAGGER_UI_ASSETS}/swagger-ui-bundle.js"></script>
+  <script src="{DOCS_SCRIPT_PATH}?v={SWAGGER_UI_VERSION}"></script>
+</body>
+</html>
+"""
+DOCS_SCRIPT = """"use strict";
+(function () {
+  var host = document.getElementById("swagger-ui");
+  window.ui = SwaggerUIBundle({
+    url: host.dataset.openapiUrl,
+    dom_id: "#swagger-ui",
+    layout: "BaseLayout",
+    presets: [SwaggerUIBundle.presets.apis],
+    deepLinking: true,
+    validatorUrl: null,
+    showExtensions: true,
+    showCommonExtensions: true
+  });
+})();
+"""
+
 
 def install_contract(app: FastAPI, applications: Callable[[], list[Application]]) -> None:
     """Make ``app.openapi()`` answer the completed document (built once, then cached)."""
@@ -77,6 +134,23 @@ def install_contract(app: FastAPI, applications: Callable[[], list[Application]]
         return spec
 
     app.openapi = contract_openapi  # type: ignore[method-assign]
+
+
+def install_docs_page(app: FastAPI) -> None:
+    """``/api/docs``: Swagger UI from this server's own files (create the app with
+    ``docs_url=None``: FastAPI's page loads Swagger UI from a CDN with an inline script)."""
+    openapi_url = app.openapi_url or ""
+    page = DOCS_PAGE.replace("{openapi_url}", openapi_url)
+
+    def docs_page() -> HTMLResponse:
+        return HTMLResponse(page, headers=DOCS_SECURITY_HEADERS)
+
+    def docs_script() -> Response:
+        return Response(DOCS_SCRIPT, media_type="text/javascript; charset=utf-8",
+                        headers={**DOCS_SECURITY_HEADERS, "Cache-Control": "no-cache"})
+
+    app.add_api_route(DOCS_PATH, docs_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(DOCS_SCRIPT_PATH, docs_script, methods=["GET"], include_in_schema=False)
 
 
 def complete_contract(spec: dict[str, Any], app: FastAPI,
