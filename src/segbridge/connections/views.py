@@ -19,7 +19,7 @@ from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import secret_fields
 from segbridge.core.clock import isoformat
 from segbridge.core.public import PublicForm
-from segbridge.storage.models import AuditEntry, Connection
+from segbridge.storage.models import AuditEntry, Connection, Flow, FlowConnection
 
 SettingValue = str | bool | None
 """A plain setting's value, or ``has_<secret>``: whether that secret is stored."""
@@ -41,9 +41,11 @@ class ConnectionRef(PublicForm):
 
 
 class ConnectionUsage(PublicForm):
-    """What depends on the connection: the connections that borrow its concurrency."""
+    """What depends on the connection: the connections that borrow its concurrency, and
+    the flows that export or import through it."""
 
     borrowers: list[ConnectionRef]
+    flows: list[ConnectionRef] = Field(description="the flows that use the connection")
 
 
 class LastTest(PublicForm):
@@ -130,6 +132,14 @@ def borrowers(session: Session, connection_id: str) -> list[Connection]:
         .order_by(Connection.name)))
 
 
+def flows_through(session: Session, connection_id: str) -> list[tuple[str, str]]:
+    """The flows that use the connection (id, name), by name."""
+    rows = session.execute(select(Flow.id, Flow.name).join(
+        FlowConnection, FlowConnection.flow_id == Flow.id)
+        .where(FlowConnection.connection_id == connection_id).order_by(Flow.name_key))
+    return [(flow_id, name) for flow_id, name in rows]
+
+
 def public_connection(
     session: Session, registry: Registry, connection: Connection
 ) -> ConnectionPublic:
@@ -143,8 +153,11 @@ def public_connection(
         effective_concurrency=effective_concurrency(session, connection),
         status=connection.status,
         last_test=_last_test(connection),
-        used_by=ConnectionUsage(borrowers=[
-            ConnectionRef(id=c.id, name=c.name) for c in borrowers(session, connection.id)]),
+        used_by=ConnectionUsage(
+            borrowers=[ConnectionRef(id=c.id, name=c.name)
+                       for c in borrowers(session, connection.id)],
+            flows=[ConnectionRef(id=flow_id, name=name)
+                   for flow_id, name in flows_through(session, connection.id)]),
         created_at=iso(connection.created_at),
         updated_at=iso(connection.updated_at),
     )

@@ -242,3 +242,14 @@ def test_the_cli_imports_runs_with_progress_and_exports_a_flow(
     exported = runner.invoke(cli, ["flows", "export", "Orders"], env=env, obj={})
     assert yaml.safe_load(exported.output)["imports"][0]["call"] == "track"
     assert len(receiver.archived()) == 500
+
+
+def test_a_connection_lists_the_flows_that_use_it(server: Server, receiver: Receiver,
+                                                  shop: dict[str, Any], tmp_path: Path) -> None:
+    connection = segment_connection(server, receiver)
+    path = write_csv(tmp_path / "orders.csv", orders(1))
+    flow = create_flow(server, track_flow("Orders", path, connection["name"]))
+    used_by = server.api.get(f"/api/v1/connections/{connection['id']}").json()["used_by"]
+    assert used_by == {"borrowers": [], "flows": [{"id": flow["id"], "name": "Orders"}]}
+    refused = server.api.delete(f"/api/v1/connections/{connection['id']}")
+    assert refused.status_code == 409 and "flow 'Orders' uses it" in refused.text
