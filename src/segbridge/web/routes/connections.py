@@ -1,4 +1,5 @@
-"""Resources > Connections: the list (search, sort) and re-testing a saved connection."""
+"""Resources > Connections: the list (search, sort), re-testing a saved connection, and
+deleting one (refused, naming what uses it, while a flow uses it or it lends concurrency)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
 
+from segbridge.accounts.service import Principal
 from segbridge.connections.views import ConnectionPublic
-from segbridge.core.errors import NotFound, SegbridgeError
+from segbridge.core.errors import Conflict, NotFound, SegbridgeError
+from segbridge.flows.views import NamedRef
+from segbridge.storage.models import Flow, FlowConnection
 from segbridge.web.auth import (
     CheckedForm,
+    MayEditConnections,
     MayTestConnections,
     SignedIn,
     WebUser,
@@ -37,8 +43,26 @@ class Flash:
     link_text: str = ""
 
 
+DONE = {"deleted": Flash("ok", "The connection was deleted.")}
+
+
 def connections_of(request: Request, user: WebUser) -> list[ConnectionPublic]:
     return runtime_of(request).connections.list_all(user.principal)
+
+
+def flows_by_connection(request: Request, principal: Principal) -> dict[str, list[NamedRef]]:
+    """The flows that use each connection of the account (the list's "Used by"), by name.
+
+    ``ConnectionPublic.used_by`` names only the borrowers; this reads the flows' links."""
+    with runtime_of(request).db.session() as session:
+        rows = session.execute(
+            select(FlowConnection.connection_id, Flow.id, Flow.name)
+            .join(Flow, Flow.id == FlowConnection.flow_id)
+            .where(Flow.account_id == principal.account_id).order_by(Flow.name_key))
+        used: dict[str, list[NamedRef]] = {}
+        for connection_id, flow_id, name in rows:
+            used.setdefault(connection_id, []).append(NamedRef(id=flow_id, name=name))
+        return used
 
 
 def view_of(request: Request, connections: Iterable[ConnectionPublic], *, query: str = "",
@@ -51,22 +75,25 @@ def page_context(request: Request, user: WebUser, **extra: Any) -> dict[str, Any
     """Everything the Connections page needs besides the pane."""
     view = view_of(request, connections_of(request, user))
     return {"user": user, "nav": "connections", "view": view, "flash": None,
-            "pane_template": None, **extra}
+            "pane_template": None, "used_by": flows_by_connection(request, user.principal),
+            **extra}
 
 
 def region_oob(request: Request, user: WebUser, flash: Flash | None = None) -> str:
     """The list, to swap in out of band after a save."""
     view = view_of(request, connections_of(request, user))
-    return render_text("connections/_region.html", view=view, flash=flash, user=user, oob=True)
+    return render_text("connections/_region.html", view=view, flash=flash, user=user, oob=True,
+                       used_by=flows_by_connection(request, user.principal))
 
 
 @router.get(LIST_PATH)
 def connection_list(request: Request, user: SignedIn, q: str = "", sort: str = DEFAULT_SORT,
-                    dir: str = "asc", saved: str | None = None) -> Response:
+                    dir: str = "asc", saved: str | None = None, done: str = "") -> Response:
     view = view_of(request, connections_of(request, user), query=q, sort=sort, direction=dir)
     if htmx_target(request) == TABLE_TARGET:
-        return render("connections/_table.html", view=view, user=user)
-    flash = _saved_flash(view, saved) if saved else None
+        return render("connections/_table.html", view=view, user=user,
+                      used_by=flows_by_connection(request, user.principal))
+    flash = _saved_flash(view, saved) if saved else DONE.get(done)
     return render("connections/page.html", **page_context(request, user, view=view, flash=flash))
 
 
@@ -96,4 +123,18 @@ def retest(request: Request, connection_id: str, user: MayTestConnections,
     if not is_htmx(request):
         return RedirectResponse(LIST_PATH, status_code=303)
     item = row(connection, runtime_of(request).registry, datetime.now(UTC))
-    return render("connections/_row.html", row=item, user=user)
+    return render("connections/_row.html", row=item, user=user,
+                  used_by=flows_by_connection(request, user.principal))
+
+
+@router.post(LIST_PATH + "/{connection_id}/delete")
+def delete(request: Request, connection_id: str, user: MayEditConnections,
+           _form: CheckedForm) -> Response:
+    """Delete a connection (its row's Delete, confirmed); refused while anything uses it."""
+    try:
+        runtime_of(request).connections.delete(user.principal, connection_id)
+    except (Conflict, NotFound) as exc:
+        status = 409 if isinstance(exc, Conflict) else 404
+        return render("connections/page.html", status=status,
+                      **page_context(request, user, flash=Flash("error", exc.message)))
+    return RedirectResponse(f"{LIST_PATH}?done=deleted", status_code=303)
