@@ -12,13 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
 from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
-from tests.integration.flows.conftest import orders, track_flow, write_csv
+from tests.integration.flows.conftest import (
+    orders,
+    track_flow,
+    wait_for_run,
+    workers,  # noqa: F401 - the flows tests' fixture, here on this test's server
+    write_csv,
+)
 
 
 @contextmanager
@@ -261,3 +268,29 @@ def _row(html: str, row_id: str) -> str:
     match = re.search(r'<tr id="' + re.escape(row_id) + r'">.*?</tr>', html, re.DOTALL)
     assert match is not None, f"no row {row_id}"
     return match.group(0)
+
+
+@pytest.mark.usefixtures("workers")
+def test_a_run_with_a_bad_record_shows_as_last_run_and_open_error(
+    server: Server, source: dict[str, Any], tmp_path: Path,
+) -> None:
+    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+    server.new_connection("Segment - shop", source["write_key"])
+    rows = orders(5)
+    rows[2]["customer_id"] = ""  # no userId: one record error
+    doc = track_flow("Orders to Segment", write_csv(tmp_path / "orders.csv", rows),
+                     "Segment - shop")
+    flow = server.api.post("/api/v1/flows", json=doc).json()
+    run = wait_for_run(server, server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()["id"])
+    assert run["status"] == "completed_with_errors", run
+    shop = integration_id(server, "Shop")
+    with browser(server) as me:
+        listing = me.get("/integrations").text
+        page = me.get(f"/integrations/{shop}").text
+    line = _row(listing, f"integration-{shop}")
+    assert f'href="/runs/{run["id"]}"' in line
+    assert "completed with errors" in line and "1 open error" in text_of(line)
+    flow_row = _row(page, f"flow-{flow['id']}")
+    assert f'href="/runs/{run["id"]}"' in flow_row
+    assert f'<a href="/flows/{flow["id"]}/runs">' in flow_row
+    assert "1 open error" in text_of(flow_row)
