@@ -49,19 +49,20 @@ def test_runs_list_and_a_run_with_its_errors(signed_in: Page, server: WebServer,
     line = page.locator(f"#run-{run['id']}")
     expect(line).to_contain_text("Orders to Segment")
     expect(line).to_contain_text("completed with errors")
-    expect(line.locator("td")).to_have_text(
+    expect(line.locator("td[data-label]")).to_have_text(
         ["completed with errors", run["started_at"][:19].replace("T", " "),
          f"{run['duration_seconds']:.1f} s", "100%", "50", "49", "1", "0"])
 
-    line.get_by_role("link", name="Orders to Segment").click()
+    line.get_by_role("link", name="Orders to Segment", exact=True).click()
     expect(page.get_by_role("heading", name="Run of Orders to Segment")).to_be_visible()
     expect(page.locator("#count-exported")).to_have_text("50")
     expect(page.locator("#count-sent")).to_have_text("49")
     expect(page.locator("#count-failed")).to_have_text("1")
     expect(page.locator(".run-progress")).to_contain_text("100% of the input read")
-    error = page.locator("#run-errors tbody tr")
+    expect(page.locator("#count-rate")).to_contain_text("events/s")
+    error = page.locator("#run-errors .error-card")
     expect(error).to_have_count(1)
-    expect(error.locator("th")).to_have_text("line 8")
+    expect(error.locator(".error-ref")).to_have_text("line 8")
     expect(error).to_contain_text("map")
     expect(error).to_contain_text("userId")
     # a finished run does not poll
@@ -75,7 +76,8 @@ def test_runs_list_and_a_run_with_its_errors(signed_in: Page, server: WebServer,
         listing = client.get("/runs").text
     assert block.startswith('<section id="run-status"') and "<h1" not in block
     assert 'id="count-sent">49<' in block
-    assert '<div id="run-errors" class="table-wrap" hx-swap-oob="true">' in block
+    assert '<div id="run-errors" class="run-errors" hx-swap-oob="true">' in block
+    assert '<div id="run-actions" class="run-actions" hx-swap-oob="true">' in block
     assert "line 8" in block
 
     html = page.content() + listing + block
@@ -108,14 +110,17 @@ def test_a_run_page_follows_a_run_until_it_ends(signed_in: Page, server: WebServ
     status = page.locator("#run-status")
     expect(status).to_have_attribute("hx-trigger", "every 2s")  # still going: it polls
     expect(status.locator(".badge")).to_have_text("running")
+    expect(page.locator("#run-actions").get_by_role("button", name="Cancel run")).to_be_visible()
+    expect(page.locator("#run-progress-bar")).to_be_visible()
     expect(page.locator("#run-errors")).to_contain_text("No open record errors")
     # no reload: the block refreshes itself until the run ends, then stops polling, and the
     # errors table comes along with it
     expect(status.locator(".badge")).to_have_text("completed with errors", timeout=60_000)
     expect(page.locator("#count-sent")).to_have_text("19,999")
     expect(page.locator("#run-status")).not_to_have_attribute("hx-trigger", "every 2s")
-    error = page.locator("#run-errors tbody tr")
+    expect(page.locator("#run-actions").get_by_role("button")).to_have_count(0)  # no Cancel
+    error = page.locator("#run-errors .error-card")
     expect(error).to_have_count(1)
-    expect(error.locator("th")).to_have_text("line 20001")
+    expect(error.locator(".error-ref")).to_have_text("line 20001")
     expect(error).to_contain_text("userId")
     expect(page.locator("#run-errors .count")).to_have_text("1 open record error.")
