@@ -1,10 +1,17 @@
-"""Sign in (one-time link or email and password) and sign out."""
+"""Sign in (one-time link or email and password) and sign out.
+
+Signing out must leave a way back in: a user with no password (signed in with a login link)
+is first asked to set one (or to sign out anyway), and the sign-in page after signing out
+says how to get a new login link. This server sends no email, so the page names the one way
+there is: an admin runs ``segbridge users login-link EMAIL`` on the server.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from segbridge.accounts import credentials
 from segbridge.accounts import service as accounts
 from segbridge.accounts.sessions import SESSION_COOKIE
 from segbridge.api.routes.auth import client_address, set_session_cookie
@@ -16,6 +23,7 @@ from segbridge.web.auth import (
     CheckedForm,
     PostedForm,
     SignedIn,
+    WebUser,
     form_text,
     new_login_csrf,
     runtime_of,
@@ -26,16 +34,19 @@ from segbridge.web.auth import (
 from segbridge.web.rendering import render
 
 router = APIRouter(include_in_schema=False)
+SIGNED_OUT = f"{LOGIN_PATH}?signed_out=1"
+LOGIN_LINK_COMMAND = "segbridge users login-link"
 
 
 @router.get(LOGIN_PATH)
-def login_page(request: Request, token: str | None = None, next: str | None = None) -> Response:
+def login_page(request: Request, token: str | None = None, next: str | None = None,
+               signed_out: str | None = None) -> Response:
     target = safe_next(next)
     if token:
         return _redeem_link(request, token, target)
     if session_user(request) is not None:
         return RedirectResponse(target, status_code=303)
-    return _login_form(target, email="", error=None)
+    return _login_form(target, email="", error=None, signed_out=bool(signed_out))
 
 
 @router.post(LOGIN_PATH)
@@ -61,11 +72,14 @@ def login_submit(request: Request, form: PostedForm) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, _form: CheckedForm, _user: SignedIn) -> Response:
+def logout(request: Request, form: CheckedForm, user: SignedIn) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
     with runtime_of(request).db.session() as session:
+        if form_text(form, "anyway") != "yes" and not credentials.has_password(
+                session, user.principal):
+            return _no_password_yet(user)
         accounts.revoke_token(session, token)
-    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response = RedirectResponse(SIGNED_OUT, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -81,11 +95,18 @@ def _redeem_link(request: Request, token: str, target: str) -> Response:
     return response
 
 
+def _no_password_yet(user: WebUser) -> Response:
+    """Before a user with no password signs out: set one first, or sign out anyway."""
+    return render("account/sign_out.html", user=user, nav="account",
+                  login_link_command=LOGIN_LINK_COMMAND)
+
+
 def _login_form(target: str, *, email: str, error: str | None, status: int = 200,
-                headers: dict[str, str] | None = None) -> Response:
+                headers: dict[str, str] | None = None, signed_out: bool = False) -> Response:
     csrf = new_login_csrf()
     response = render("login.html", status=status, headers=headers, user=None, next=target,
-                      email=email, error=error, csrf_field=CSRF_FIELD, login_csrf=csrf)
+                      email=email, error=error, csrf_field=CSRF_FIELD, login_csrf=csrf,
+                      signed_out=signed_out, login_link_command=LOGIN_LINK_COMMAND)
     response.set_cookie(LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="strict",
                         path=LOGIN_PATH, max_age=3600)
     return response
