@@ -64,6 +64,7 @@ def test_fix_a_record_retry_it_and_resolve_another(signed_in: Page, server: WebS
     expect(cards).to_have_count(2)
     first, second = cards.nth(0), cards.nth(1)
     expect(first.locator(".error-ref")).to_have_text("line 3")
+    expect(second.locator(".error-ref")).to_have_text("line 6")
     expect(first).to_contain_text("the field 'customer_id' is missing or empty")
     expect(first.locator(".error-facts")).to_contain_text("Stepmap")
     data = first.get_by_label("Data of line 3 (JSON; edit it, then Retry)")

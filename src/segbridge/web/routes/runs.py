@@ -292,6 +292,7 @@ def _flow_runs_page(request: Request, user: WebUser, flow: FlowPublic, *, status
     runs = flows.list_runs(user.principal, flow.id, limit=RUNS_SHOWN)
     errors = _errors(request, user, flow.id, None)
     return render("runs/flow.html", status=status, user=user, nav="runs", flow=flow, runs=runs,
+                  runs_limit=RUNS_SHOWN,
                   errors=errors, limit=ERRORS_SHOWN, notice=notice, problem=problem,
                   form=form or ErrorsForm(), pretty=pretty_json, run=None, oob=False)
 
