@@ -197,6 +197,8 @@ class FlowService:
         require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)
+            if run.status == RunStatus.CANCELING:
+                raise Conflict("The run is being canceled already; it stops at its next chunk.")
             if run.status not in ACTIVE:
                 raise Conflict(f"The run is {run.status}; only a queued, running or paused run "
                                "can be canceled.")
@@ -267,9 +269,11 @@ class FlowService:
                 if row.id in edits:
                     row.data = dict(edits[row.id])
                 row.status = RecordErrorStatus.RETRYING
+            from_runs = {row.run_id for row in rows}  # one run: the retry links back to it
             run = create_run(session, flow, trigger="retry", fresh_message_ids=False,
-                             definition=retry_definition(dict(flow.definition),
-                                                         [r.id for r in rows]))
+                             definition=retry_definition(
+                                 dict(flow.definition), [r.id for r in rows],
+                                 retry_of_run=from_runs.pop() if len(from_runs) == 1 else None))
             public = public_run(run)
         if execute:
             self.queue.enqueue(public.id)

@@ -128,6 +128,7 @@ def test_errors_can_be_retried_with_edited_data_and_resolved(
     retried = wait_for_run(server, retry.json()["id"])
     assert retried["status"] == "succeeded" and retried["counts"]["sent"] == 1
     assert retried["progress"] == 1.0  # every chosen error was read
+    assert retried["retry_of_run"] == run["id"]  # the errors came from one run: it links back
     assert "c-fixed" in {e["userId"] for e in receiver.archived()}
     resolved = server.api.post(f"/api/v1/flows/{flow['id']}/errors/resolve",
                                json={"error_ids": [second["id"]]})
@@ -146,6 +147,9 @@ def test_a_flow_never_runs_twice_at_once(
     second = server.api.post(f"/api/v1/flows/{flow['id']}/runs")
     assert second.status_code == 409
     assert "already running" in second.json()["error"]["message"]
+    assert server.api.post(f"/api/v1/runs/{first.json()['id']}/cancel").status_code == 200
+    again = server.api.post(f"/api/v1/runs/{first.json()['id']}/cancel")
+    assert again.status_code == 409 and "being canceled already" in again.text
 
 
 def test_preview_shows_the_exact_calls_and_sends_nothing(
