@@ -119,3 +119,23 @@ def test_a_failing_saved_connection_goes_offline_and_comes_back_by_retest(
     assert shown["status"] == "online" and shown["last_test"]["ok"] is True
     audit = server.api.get(f"/api/v1/connections/{created['id']}/audit").json()
     assert [a["actor"] for a in audit][:2] == ["system:retest", "system:retest"]
+
+
+def test_a_key_the_settings_endpoint_rejects_fails_the_test(server: Server) -> None:
+    with status_receiver() as (url, answers):
+        answers.settings_status = 401
+        result = test_unsaved(server, url)
+    assert (result["ok"], result["cause"]) == (False, "write_key_rejected")
+    assert result["checks"][0]["outcome"] == "rejected"
+    assert "rejects this write key" in result["message"]
+
+
+def test_an_unconfirmed_key_elsewhere_is_a_warning_that_says_so(server: Server) -> None:
+    with status_receiver() as (url, answers):
+        answers.settings_status = 404  # as Segment answers for an unknown key
+        result = test_unsaved(server, url)
+    assert result["ok"] is True
+    assert result["checks"][0]["outcome"] == "not_recognised"
+    assert "was reached" in result["message"]
+    assert "the write key could not be confirmed" in result["message"]
+

@@ -3,6 +3,11 @@
 For the local Segment mounted in this server, the write key that was just submitted names a
 source of the receiver, so the link goes straight to that source's Debugger, searching the
 ping's messageId. For any other receiver, and for Segment itself, the pane says where to look.
+
+A ping that passed while the write key could not be confirmed (Segment accepts any key) is a
+warning, not "works": its heading says the receiver was reached and the key not confirmed.
+Where this server runs a Local Segment, a failure to find Segment (no internet) says how to
+use it, with its real address.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 
+from segbridge.apps.segment.app import LOCAL_SEGMENT_EXAMPLE
+from segbridge.apps.segment.limits import REGION_BASE_URLS
+
 if TYPE_CHECKING:
     from segbridge.sandbox import LocalSegment
     from segbridge.sandbox.store import Source
@@ -22,7 +30,8 @@ SANDBOX_PREFIX = "/sandbox"
 SANDBOX_SOURCES = f"{SANDBOX_PREFIX}/sources"
 SEGMENT_DEBUGGER_PATH = "Connections > Sources > your source > Debugger"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_OUTCOME_TONES = {"recognised": "ok", "not_recognised": "warn"}
+_OUTCOME_TONES = {"recognised": "ok", "not_recognised": "warn", "rejected": "fail"}
+_SEGMENT_HOSTS = frozenset(urlsplit(url).hostname for url in REGION_BASE_URLS.values())
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class ResultView:
     checks: list[CheckLine]
     debugger: DebuggerLink | None
     at: str | None = None
+    tone: str = "ok"  # ok | warn (reached, the key not confirmed) | fail
+    heading: str = "The connection works"
+    advice: str | None = None  # what to do instead (e.g. use this server's Local Segment)
 
 
 def result_view(result: Mapping[str, Any], request: Request | None = None,
@@ -63,14 +75,49 @@ def result_view(result: Mapping[str, Any], request: Request | None = None,
                         _OUTCOME_TONES.get(str(c.get("outcome")), "neutral"))
               for c in result.get("checks") or []]
     latency = result.get("latency_ms")
+    endpoint = str(result.get("endpoint") or "")
+    sandbox = local_sandbox_url(request) if request is not None else None
+    tone = "fail" if not ok else ("warn" if any(c.tone == "warn" for c in checks) else "ok")
     return ResultView(
-        ok=ok, message=str(result.get("message") or ""), cause=result.get("cause"),
-        status=result.get("status"),
+        ok=ok, message=with_local_url(str(result.get("message") or ""), sandbox),
+        cause=result.get("cause"), status=result.get("status"),
         latency_ms=float(latency) if isinstance(latency, int | float) else None,
-        message_id=result.get("message_id"), endpoint=str(result.get("endpoint") or ""),
+        message_id=result.get("message_id"), endpoint=endpoint,
         checks=checks, at=result.get("at"),
         debugger=_debugger(result, request, write_key, account_id) if ok else None,
+        tone=tone, heading=_heading(tone, endpoint),
+        advice=_advice(result, endpoint, sandbox),
     )
+
+
+def is_segment(endpoint: str) -> bool:
+    """Is this endpoint Segment itself (a region's Tracking API), not a custom receiver?"""
+    return urlsplit(endpoint).hostname in _SEGMENT_HOSTS
+
+
+def _heading(tone: str, endpoint: str) -> str:
+    if tone == "fail":
+        return "The connection failed"
+    if tone == "warn":
+        where = "Segment" if is_segment(endpoint) else "The receiver"
+        return f"{where} was reached; the write key could not be confirmed"
+    return "The connection works"
+
+
+def _advice(result: Mapping[str, Any], endpoint: str, sandbox: str | None) -> str | None:
+    """No internet: Segment's host was not found, and this server runs a Local Segment."""
+    if result.get("ok") or result.get("cause") != "dns" or not sandbox:
+        return None
+    if endpoint and not is_segment(endpoint):
+        return None
+    return (f"No internet here? Use this server's Local Segment: set Custom endpoint URL "
+            f"(under Advanced settings) to {sandbox} and use the write key of one of its "
+            f"sources ({sandbox}/sources).")
+
+
+def with_local_url(text: str, sandbox_url: str | None) -> str:
+    """``text`` with the example Local Segment address replaced by this server's real one."""
+    return text.replace(LOCAL_SEGMENT_EXAMPLE, sandbox_url) if sandbox_url else text
 
 
 def _debugger(result: Mapping[str, Any], request: Request | None,

@@ -24,6 +24,8 @@ from segbridge.core.access import Targets
 from segbridge.core.errors import ApplicationError, FieldProblem
 
 TEST_USER_ID = "segbridge-connection-test"
+LOCAL_SEGMENT_EXAMPLE = "http://127.0.0.1:8000/sandbox"
+"""The example custom endpoint in help and messages (the web pages show the real address)."""
 WRITE_KEY_HELP = (
     "In Segment: Connections > Sources > your source > Settings > API keys; copy the Write key. "
     "It is encrypted with AES-256 and never shown again; re-enter it on every edit."
@@ -46,7 +48,7 @@ class SegmentApplication:
                     help="The region of your Segment workspace. An EU source must use EU."),
         SettingSpec("endpoint", "Custom endpoint URL", SettingKind.URL, advanced=True,
                     help="Only for a Segment-compatible receiver, e.g. segbridge's local Segment "
-                         "(http://127.0.0.1:8000/sandbox) or a RudderStack data plane. "
+                         f"({LOCAL_SEGMENT_EXAMPLE}) or a RudderStack data plane. "
                          "Leave empty to send to Segment."),
     )
 
@@ -92,37 +94,73 @@ def _ping(client: TrackingClient, endpoint: Endpoint) -> PingResult:
     except ApplicationError as exc:
         return PingResult(
             ok=False, endpoint=url, status=exc.status, latency_ms=_since(started),
-            message_id=message_id, cause=exc.cause, message=exc.message,
-            checks=(_check_write_key(client),) if exc.cause != "refused" else (),
+            message_id=message_id, cause=exc.cause, message=_failure_message(exc, endpoint),
+            checks=(_check_write_key(client, endpoint),)
+            if exc.cause not in ("refused", "dns") else (),
         )
     latency = _since(started)
+    check = _check_write_key(client, endpoint)
+    accepted = f"The ping was accepted ({response.status_code}) in {latency:.0f} ms"
+    if check.outcome == "rejected":
+        return PingResult(
+            ok=False, endpoint=url, status=response.status_code, latency_ms=latency,
+            message_id=message_id, cause="write_key_rejected", checks=(check,),
+            message=f"{accepted}, but the receiver rejects this write key ({check.detail}). "
+                    "Copy the write key again from the source's Settings > API keys.")
     return PingResult(
         ok=True, endpoint=url, status=response.status_code, latency_ms=latency,
-        message_id=message_id,
-        message=f"The ping was accepted ({response.status_code}) in {latency:.0f} ms.",
-        checks=(_check_write_key(client),),
-        debugger_hint=_debugger_hint(endpoint, message_id),
+        message_id=message_id, message=_accepted_message(accepted, check, endpoint),
+        checks=(check,), debugger_hint=_debugger_hint(endpoint, message_id),
     )
 
 
-def _check_write_key(client: TrackingClient) -> Check:
+def _accepted_message(accepted: str, check: Check, endpoint: Endpoint) -> str:
+    if check.outcome != "not_recognised":
+        return f"{accepted}."
+    where = "The receiver" if endpoint.custom else "Segment"
+    return (f"{where} was reached: {accepted[0].lower()}{accepted[1:]}, but the write key "
+            "could not be confirmed (calls with an unknown key are accepted too, then dropped). "
+            "Look for the ping in the source's Debugger.")
+
+
+def _failure_message(exc: ApplicationError, endpoint: Endpoint) -> str:
+    if exc.cause == "dns" and not endpoint.custom:
+        return (f"{exc.message} Without internet access, use this server's Local Segment: "
+                "set the Custom endpoint URL (Advanced settings) to this server's address "
+                f"followed by /sandbox (e.g. {LOCAL_SEGMENT_EXAMPLE}) and use the write key "
+                "of one of its sources.")
+    return exc.message
+
+
+def _check_write_key(client: TrackingClient, endpoint: Endpoint) -> Check:
     """Ask the source-settings endpoint whether it knows the key (Segment answers 200 anyway)."""
     try:
         response = client.fetch_source_settings()
     except ApplicationError as exc:
         return Check("write_key", "could_not_check",
                      "Write key: could not check", f"The source-settings endpoint: {exc.message}")
-    if response.status_code == 200:
+    status = response.status_code
+    if status == 200:
         return Check("write_key", "recognised", "Write key: recognised",
                      "The source-settings endpoint knows a source with this write key.")
-    if response.status_code == 404:
-        return Check(
-            "write_key", "not_recognised", "Write key: not recognised (warning)",
-            "The source-settings endpoint does not know this write key. Segment accepts calls "
-            "with any key and drops them silently, so check the source's Debugger for the ping. "
-            "(Some server-side sources answer 404 here too.)")
+    if status in (401, 403):
+        return Check("write_key", "rejected", "Write key: rejected",
+                     f"its source-settings endpoint answered {status}")
+    if status == 404:
+        return Check("write_key", "not_recognised", "Write key: not recognised (warning)",
+                     _not_recognised(endpoint))
     return Check("write_key", "could_not_check", "Write key: could not check",
-                 f"The source-settings endpoint answered {response.status_code}.")
+                 f"The source-settings endpoint answered {status}.")
+
+
+def _not_recognised(endpoint: Endpoint) -> str:
+    if endpoint.custom:
+        return ("The receiver's source-settings endpoint does not know this write key, yet it "
+                "accepted the ping. Check that the ping reached the source's Debugger.")
+    return ("Segment's source-settings endpoint does not know this write key. Segment accepts "
+            "calls with any key and drops those of an unknown one silently; some server-side "
+            "sources answer 404 here too. Open Connections > Sources > your source > Debugger "
+            "and look for the ping.")
 
 
 def _debugger_hint(endpoint: Endpoint, message_id: str) -> str:
