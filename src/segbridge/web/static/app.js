@@ -1,11 +1,13 @@
 "use strict";
 // segbridge web UI behaviour: the Resources menu; the side pane (focus in and back out, Escape,
-// the unsaved-changes dialog); borrowing disables the concurrency level; field errors after
-// htmx swaps. Loaded as a file: the pages' Content-Security-Policy forbids inline script.
+// the unsaved-changes dialog) on whichever page hosts it in <div id="pane-host">; borrowing
+// disables the concurrency level; field errors after htmx swaps; what was typed (the write
+// key included, which the server never sends back) survives the pane's re-rendering.
+// Loaded as a file: the pages' Content-Security-Policy forbids inline script.
 (function () {
   const PANE_HOST = "pane-host";
-  let openerId = null;
-  let lastSubmitterId = null;
+  let opener = null;
+  let kept = null;
 
   const byId = (id) => document.getElementById(id);
   const pane = () => byId("pane");
@@ -96,11 +98,21 @@
     focusInPane(current);
   }
 
+  function openerElement() {
+    if (opener && opener.element && opener.element.isConnected) return opener.element;
+    return (opener && opener.id && byId(opener.id)) || null;
+  }
+
   function onPaneHidden() {
     setBackgroundInert(false);
-    const opener = (openerId && byId(openerId)) || byId("create-connection") || byId("main");
-    openerId = null;
-    if (opener) opener.focus();
+    const target = openerElement() || byId("create-connection") || byId("main");
+    opener = null;
+    if (target) target.focus();
+  }
+
+  function pathOf(url) {
+    const parsed = new URL(url, window.location.href);
+    return parsed.pathname + parsed.search;
   }
 
   function closePane() {
@@ -108,26 +120,37 @@
     const host = byId(PANE_HOST);
     if (!current || !host) return;
     const url = current.dataset.closeUrl || "/connections";
+    const page = current.dataset.pageUrl;
+    if (page && new URL(url, window.location.href).pathname !== page) {
+      window.location.assign(url);  // the page behind the pane is not where Close goes
+      return;
+    }
     host.replaceChildren();
-    if (window.location.pathname !== url) {
+    if (pathOf(window.location.href) !== pathOf(url)) {
       window.history.pushState({ htmx: true }, "", url);
     }
     onPaneHidden();
   }
 
+  function discardDialog() {
+    const current = pane();
+    return (current && current.querySelector("dialog[data-discard-dialog]"))
+      || byId("discard-dialog");
+  }
+
   function requestClose() {
-    if (isDirty()) {
-      byId("discard-dialog").showModal();
+    const dialog = discardDialog();
+    if (isDirty() && dialog) {
+      dialog.showModal();
     } else {
       closePane();
     }
   }
 
-  function setupDialog() {
-    const dialog = byId("discard-dialog");
-    if (!dialog) return;
-    byId("discard-keep").addEventListener("click", () => dialog.close());
-    byId("discard-confirm").addEventListener("click", () => { dialog.close(); closePane(); });
+  function onDiscardChoice(button) {
+    const dialog = button.closest("dialog");
+    if (dialog) dialog.close();
+    if (button.dataset.discard === "confirm" || button.id === "discard-confirm") closePane();
   }
 
   // ---- fields ------------------------------------------------------------------------------
@@ -168,11 +191,45 @@
     const result = byId("test-result");
     if (invalid) {
       invalid.focus();
-    } else if (document.activeElement === document.body || !current.contains(document.activeElement)) {
-      const submitter = lastSubmitterId && byId(lastSubmitterId);
-      (submitter || result).focus();
+    } else if (result) {
+      result.focus();  // the result is what the user asked for; a screen reader reads it
     }
     if (result) result.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---- what was typed survives the pane's re-rendering -------------------------------------
+  // The server never renders a secret: after a failed Save, or a Save that keeps the pane
+  // open, the new form comes back with the write key empty. The browser keeps what the user
+  // typed (secret fields by id) and which sections were open, and puts them back.
+
+  function keepTyped(form) {
+    const secrets = {};
+    form.querySelectorAll("input[type='password']").forEach((input) => {
+      if (input.id && input.value) secrets[input.id] = input.value;
+    });
+    const open = Array.from(form.querySelectorAll("details[open]")).map((d) => d.id)
+      .filter(Boolean);
+    return { secrets, open };
+  }
+
+  function restoreTyped(root, saved) {
+    Object.keys(saved.secrets).forEach((id) => {
+      const input = byId(id);
+      if (input && root.contains(input) && input.type === "password" && !input.value) {
+        input.value = saved.secrets[id];
+      }
+    });
+    saved.open.forEach((id) => {
+      const details = byId(id);
+      if (details && root.contains(details)) details.open = true;
+    });
+  }
+
+  function onBeforeSwap(event) {
+    const form = paneForm();
+    const elt = event.detail.requestConfig && event.detail.requestConfig.elt;
+    kept = (targetId(event) === PANE_HOST && form && elt && form.contains(elt))
+      ? keepTyped(form) : null;
   }
 
   // ---- events ------------------------------------------------------------------------------
@@ -184,17 +241,23 @@
   }
 
   function onClick(event) {
+    const choice = event.target.closest("[data-discard], #discard-keep, #discard-confirm");
+    if (choice) {
+      onDiscardChoice(choice);
+      return;
+    }
     const closer = event.target.closest("[data-pane-close], [data-pane-backdrop]");
     if (closer && pane()) {
       event.preventDefault();
       requestClose();
       return;
     }
-    const submit = event.target.closest("form.pane-form button[type='submit']");
-    if (submit) lastSubmitterId = submit.id;
     const fill = event.target.closest("[data-fill]");
     if (fill) {
       const input = byId(fill.dataset.fill);
+      if (!input) return;
+      const section = input.closest("details");
+      if (section) section.open = true;
       input.value = fill.dataset.value;
       input.dispatchEvent(new Event("input", { bubbles: true }));
       input.focus();
@@ -203,7 +266,7 @@
 
   function onKeydown(event) {
     if (event.key !== "Escape") return;
-    const dialog = byId("discard-dialog");
+    const dialog = discardDialog();
     if (dialog && dialog.open) return;
     const menu = openMenuButton();
     if (menu) {
@@ -225,14 +288,17 @@
   function onBeforeRequest(event) {
     if (targetId(event) === PANE_HOST && !pane()) {
       const elt = event.detail.elt;
-      openerId = elt && elt.id ? elt.id : null;
+      opener = elt ? { element: elt, id: elt.id || null } : null;
     }
   }
 
   function onAfterSettle(event) {
     const id = targetId(event);
     if (id === PANE_HOST) {
-      if (pane()) { onPaneShown(); } else { onPaneHidden(); }
+      const current = pane();
+      if (current && kept) restoreTyped(current, kept);
+      kept = null;
+      if (current) { onPaneShown(); } else { onPaneHidden(); }
     } else if (id === "test-result") {
       afterTest();
     }
@@ -262,8 +328,8 @@
   document.addEventListener("click", onClick);
   document.addEventListener("keydown", onKeydown);
   document.addEventListener("htmx:beforeRequest", onBeforeRequest);
+  document.addEventListener("htmx:beforeSwap", onBeforeSwap);
   document.addEventListener("htmx:afterSettle", onAfterSettle);
   setupMenus();
-  setupDialog();
   if (pane()) onPaneShown();
 })();
