@@ -10,7 +10,7 @@
 
 The form <-> mapping translation is ``web.mapping_form`` (pure). The preview is the flow's
 document with this import as edited, through ``flows.preview.preview``; while the mapping
-has problems, the records are shown without calls (the document without this import).
+has problems, the records are shown without calls (the document without imports).
 """
 
 from __future__ import annotations
@@ -189,11 +189,12 @@ def _posted_editor(target: Target, posted: FormData) -> Editor:
 
 
 def _document(target: Target, editor: Editor, mapping: dict[str, Any] | None) -> dict[str, Any]:
-    """The flow's document with this import as edited (``mapping`` None: without it)."""
+    """The flow's document with this import as edited (``mapping`` None: with no import at
+    all, for the records alone)."""
     doc = target.flow.definition.as_written()
     imports = _imports(target.flow)
     if mapping is None:
-        del imports[target.index:target.index + 1]
+        imports = []
     else:
         imp = {"name": editor.name, "connection": editor.connection, "call": editor.form.call,
                "mapping": mapping}
