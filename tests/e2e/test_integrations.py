@@ -96,6 +96,7 @@ def test_delete_a_connection_refused_while_a_flow_uses_it(
     used.get_by_role("button", name="Delete 'Segment - shop'").click()
     expect(page.locator("#flash")).to_contain_text(
         "'Segment - shop' is in use and was not deleted: flow 'Orders to Segment' uses it.")
+    expect(page.locator("#flash-problem")).to_be_focused()
     expect(row(page, "Segment - shop")).to_be_visible()
     screenshot(page, "connections-delete-refused")
 
