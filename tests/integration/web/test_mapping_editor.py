@@ -111,7 +111,7 @@ def test_an_existing_import_opens_in_the_form_with_its_mapping_and_preview(
     assert 'name="p.1.name" value="total"' in page
     assert 'name="mode" value="yaml" data-yaml-mode>' in page  # form mode: not ticked
     assert '"event": "Order Completed"' in page  # the preview's call
-    assert page.count('class="preview-record') >= 5
+    assert page.count('<li class="preview-record') == 5
 
 
 def test_the_preview_shows_the_calls_a_records_error_and_problems_at_their_fields(
@@ -254,3 +254,35 @@ def test_the_preview_refreshes_the_yaml_and_a_call_type_change_refreshes_the_fie
     assert '<div id="mapping-preview" class="mapping-preview" aria-live="polite" ' \
            'aria-busy="false" hx-swap-oob="true">' in fields.text
     assert "Group calls need groupId" in fields.text
+
+
+def test_the_first_destination_of_an_unfinished_flow(server: Server, source: dict[str, Any],
+                                                      tmp_path: Path) -> None:
+    """The builder's path: a flow with a source and no import yet gets its first one; a flow
+    with no source says to add one first."""
+    server.new_connection("Segment - shop", source["write_key"])
+    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+    with server.runtime.db.session() as session:
+        admin = accounts.principal_for(accounts.find_user(session, ADMIN_EMAIL), via="test")
+    export = {"type": "csv", "path": str(write_csv(tmp_path / "o.csv", orders(3)))}
+    flows = server.runtime.flows
+    draft = flows.create(admin, {"name": "Draft", "integration": "Shop", "export": export},
+                         unfinished=True)
+    empty = flows.create(admin, {"name": "Empty", "integration": "Shop"}, unfinished=True)
+    new = "/imports/new/mapping?connection=Segment%20-%20shop&call=track"
+    with browser(server) as me:
+        page = me.get(f"/flows/{draft.id}{new}")
+        assert page.status_code == 200
+        assert 'name="name" value="Segment"' in page.text
+        assert page.text.count('<li class="preview-record') == 3
+        no_source = me.get(f"/flows/{empty.id}{new}")
+        assert no_source.status_code == 200
+        assert "Add a source to preview its records." in no_source.text
+        saved = post(me, f"/flows/{draft.id}/imports/new/mapping",
+                     editor_fields("track", userId="field:customer_id", event="field:currency"))
+    assert saved.status_code == 303, saved.text
+    flow = flows.get(admin, draft.id)
+    assert flow.missing == []
+    assert flow.definition.as_written()["imports"] == [
+        {"name": "Signups", "connection": "Segment - shop", "call": "track",
+         "mapping": {"userId": "customer_id", "event": "currency"}}]
