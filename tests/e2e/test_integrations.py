@@ -7,24 +7,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import WebServer, screenshot
 from tests.e2e.pages import go_to_connections, row
-from tests.integration.flows.conftest import orders, track_flow, write_csv
+from tests.integration.flows.conftest import (
+    orders,
+    track_flow,
+    wait_for_run,
+    workers,  # noqa: F401 - the flows tests' fixture, here on the browser tests' server
+    write_csv,
+)
 
 
 def flow_of(server: WebServer, integration: str, source: dict[str, Any], tmp_path: Path,
             name: str = "Orders to Segment") -> dict[str, Any]:
-    """A flow of ``integration`` using a new connection 'Segment - shop' (through the API)."""
+    """A flow of ``integration`` using a new connection 'Segment - shop' (through the API);
+    of its 3 orders, the second has no customer (a record error when it runs)."""
     server.new_connection("Segment - shop", source["write_key"])
-    doc = track_flow(name, write_csv(tmp_path / "orders.csv", orders(3)), "Segment - shop")
+    rows = orders(3)
+    rows[1]["customer_id"] = ""
+    doc = track_flow(name, write_csv(tmp_path / "orders.csv", rows), "Segment - shop")
     created = server.api.post("/api/v1/flows", json={**doc, "integration": integration})
     assert created.status_code == 201, created.text
     flow: dict[str, Any] = created.json()
     return flow
 
 
+@pytest.mark.usefixtures("workers")
 def test_create_rename_and_delete_refused_while_it_has_a_flow(
     signed_in: Page, server: WebServer, source: dict[str, Any], tmp_path: Path,
 ) -> None:
@@ -71,12 +82,23 @@ def test_create_rename_and_delete_refused_while_it_has_a_flow(
     expect(page.locator("#problem")).to_be_focused()
     expect(page.get_by_role("heading", name="Web shop", level=1)).to_be_visible()
 
+    run = wait_for_run(server, server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()["id"])
+    assert run["status"] == "completed_with_errors", run
+    page.goto(f"{server.base_url}/integrations/{flow['integration_id']}")  # no re-POST
+    expect(flow_row.get_by_role("link", name="completed with errors")).to_have_attribute(
+        "href", f"/runs/{run['id']}")
+    expect(flow_row.get_by_role("link", name="1 open error")).to_have_attribute(
+        "href", f"/flows/{flow['id']}/runs")
+    screenshot(page, "integration")
+
     page.get_by_role("link", name="Integrations", exact=True).first.click()
     line = page.locator("#integration-table tbody tr")
     expect(line).to_have_count(1)
     expect(line).to_contain_text("Web shop")
-    expect(line).to_contain_text("1 flow")
-    expect(line).to_contain_text("No open errors")
+    expect(line.locator("td[data-label='Flows']")).to_have_text("1 flow")
+    expect(line.locator("td[data-label='Open errors']")).to_have_text("1 open error")
+    expect(line.get_by_role("link", name="completed with errors")).to_have_attribute(
+        "href", f"/runs/{run['id']}")
     screenshot(page, "integrations")
 
 
