@@ -142,6 +142,28 @@ def test_a_bad_source_or_filter_changes_nothing_and_names_its_field(
     assert removed.status_code == 200 and flow_doc(server, flow_id)["steps"] == []
 
 
+def test_a_database_source_offers_to_create_its_connection_in_place(
+        server: Server, client: httpx.Client, shop: dict[str, Any]) -> None:  # noqa: F811
+    flow_id = new_flow(client, shop)
+    pane = client.get(f"/flows/{flow_id}/source?app=database", headers=PANE)
+    back = f"%2Fflows%2F{flow_id}%2Fsource%3Fapp%3Ddatabase"
+    assert f'href="/connections/new/database?return_to={back}"' in pane.text
+    assert 'hx-target="#pane-host"' in pane.text and 'id="field-export-query"' in pane.text
+    # back from Create connection: the new connection is chosen (an unknown id is kept as
+    # typed, so the save names it)
+    chosen = client.get(f"/flows/{flow_id}/source", params={"connection": "con_gone"})
+    assert '<option value="">Choose a connection</option>' in chosen.text
+    refused = post(client, f"/flows/{flow_id}/source",
+                   {"app": "database", "export.connection": "", "export.query": " ",
+                    "export.cursor.column": "updated_at",
+                    "export.cursor.lag_seconds": "soon"}, headers=PANE)
+    assert refused.status_code == 422
+    for name in ("export-query", "export-cursor-lag_seconds"):
+        assert re.search(rf'id="field-{name}-error" class="field-error">[^<]+<', refused.text), \
+            name
+    assert "export" not in flow_doc(server, flow_id)
+
+
 def test_schedule_next_times_and_save(server: Server, client: httpx.Client,
                                       shop: dict[str, Any]) -> None:  # noqa: F811
     flow_id = new_flow(client, shop)

@@ -1,0 +1,329 @@
+"""The builder's other panes: filters (with a preview of the records they keep), the schedule
+(presets, time zone, next run times), destinations (add: on to the mapping, or create a Segment
+connection in place; an existing one: rename, change connection, remove)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData
+
+from segbridge.apps.segment.limits import CALL_TYPES
+from segbridge.core.clock import utcnow
+from segbridge.core.errors import (
+    FieldProblem,
+    NotFound,
+    ValidationFailed,
+)
+from segbridge.flows.views import FlowPublic, PreviewPublic
+from segbridge.web import flow_editing as edit
+from segbridge.web.auth import (
+    CheckedForm,
+    MayEditFlows,
+    MayPreview,
+    SignedIn,
+    WebUser,
+    form_text,
+    runtime_of,
+)
+from segbridge.web.forms import FieldErrors
+from segbridge.web.rendering import is_htmx, render
+from segbridge.web.routes.flows.common import (
+    LIST_PATH,
+    PANE_TARGET,
+    Notice,
+    after_save,
+    builder_page,
+    builder_url,
+    connection_name,
+    find_flow,
+    go,
+    not_found,
+    problems_at,
+    read_sample,
+    show_pane,
+)
+
+router = APIRouter(include_in_schema=False)
+
+FILTER_PREVIEW_SIZE = 10
+CALL_HELP: Mapping[str, str] = {
+    "identify": "Who a user is: their userId and traits (name, email, plan).",
+    "track": "What a user did: an event name and its properties (Order Completed).",
+    "page": "A page a user viewed on a website, with its name and properties.",
+    "screen": "A screen a user viewed in a mobile app.",
+    "group": "The company or group a user belongs to, with its traits.",
+    "alias": "Joins two ids of one user (a previousId becomes the userId).",
+}
+assert set(CALL_HELP) == set(CALL_TYPES)
+
+
+# ---- filters ---------------------------------------------------------------------------------
+
+def _filter_fields(count: int) -> list[str]:
+    return [f"steps.{index}.filter.expression" for index in range(count)]
+
+
+def _steps_context(request: Request, user: WebUser, flow: FlowPublic, expressions: list[str],
+                   errors: FieldErrors, notice: Notice | None, *,
+                   sample_doc: dict[str, Any] | None = None, sample: bool = True,
+                   ) -> dict[str, Any]:
+    result: PreviewPublic | None = None
+    problems: list[FieldProblem] = []
+    if sample and flow.definition.export is not None:
+        result, problems = read_sample(request, user, flow.id, sample_doc, FILTER_PREVIEW_SIZE)
+    return {"expressions": expressions, "errors": errors, "pane_notice": notice,
+            "preview": result, "problems": problems,
+            "has_source": flow.definition.export is not None}
+
+
+@router.get(LIST_PATH + "/{flow_id}/steps")
+def steps_pane(request: Request, flow_id: str, user: SignedIn, saved: str = "") -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    notice = Notice("ok", "Filters saved.") if saved else None
+    context = _steps_context(request, user, flow, edit.filters_of(flow.definition.as_written()),
+                             FieldErrors.none(), notice)
+    return show_pane(request, user, flow, "flows/pane_steps.html", context)
+
+
+def _posted_filters(form: FormData) -> list[str]:
+    expressions = [value for value in form.getlist("expression") if isinstance(value, str)]
+    removed = form_text(form, "remove")
+    if removed.isdigit() and int(removed) < len(expressions):
+        del expressions[int(removed)]
+    return [text.strip() for text in expressions if text.strip()]
+
+
+@router.post(LIST_PATH + "/{flow_id}/steps/preview")
+def preview_steps(request: Request, flow_id: str, user: MayPreview,
+                  form: CheckedForm) -> Response:
+    """The sample records through the filters as typed (nothing is saved)."""
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    expressions = _posted_filters(form)
+    doc = edit.with_filters(flow.definition.as_written(), expressions)
+    context = _steps_context(request, user, flow, expressions, FieldErrors.none(), None,
+                             sample_doc=doc)
+    errors = FieldErrors.of(context["problems"], _filter_fields(len(expressions)))
+    return render("flows/_steps_preview.html", user=user, flow=flow,
+                  **{**context, "errors": errors})
+
+
+@router.post(LIST_PATH + "/{flow_id}/steps")
+def save_steps(request: Request, flow_id: str, user: MayEditFlows,
+               form: CheckedForm) -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    expressions = _posted_filters(form)
+    doc = edit.with_filters(flow.definition.as_written(), expressions)
+    try:
+        flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
+    except ValidationFailed as exc:
+        errors = problems_at(exc, _filter_fields(len(expressions)))
+        context = _steps_context(request, user, flow, expressions, errors, None, sample=False)
+        return show_pane(request, user, flow, "flows/pane_steps.html", context, status=422)
+    redirect = after_save(request, f"{builder_url(flow_id)}/steps")
+    if redirect is not None:
+        return redirect
+    context = _steps_context(request, user, flow, expressions, FieldErrors.none(),
+                             Notice("ok", "Filters saved."))
+    return show_pane(request, user, flow, "flows/pane_steps.html", context, board=True)
+
+
+# ---- schedule --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NextRuns:
+    times: list[str]
+    problem: str
+    zone: str
+
+
+def _next_runs(cron: str, zone: str) -> NextRuns:
+    if not cron.strip():
+        return NextRuns([], "", zone)
+    try:
+        times = edit.next_runs(cron.strip(), zone or "UTC", utcnow())
+    except ValueError as exc:
+        return NextRuns([], str(exc), zone)
+    return NextRuns([t.strftime("%a %d %b %Y, %H:%M") for t in times], "", zone or "UTC")
+
+
+def _schedule_context(cron: str, zone: str, errors: FieldErrors,
+                      notice: Notice | None) -> dict[str, Any]:
+    return {"values": {"schedule.cron": cron, "schedule.timezone": zone or "UTC"},
+            "errors": errors, "pane_notice": notice, "presets": edit.CRON_PRESETS,
+            "zones": edit.time_zones(), "next": _next_runs(cron, zone or "UTC")}
+
+
+@router.get(LIST_PATH + "/{flow_id}/schedule")
+def schedule_pane(request: Request, flow_id: str, user: SignedIn, saved: str = "") -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    schedule = flow.definition.schedule
+    notice = Notice("ok", "Schedule saved.") if saved else None
+    context = _schedule_context(schedule.cron if schedule else "",
+                                schedule.timezone if schedule else "UTC", FieldErrors.none(),
+                                notice)
+    return show_pane(request, user, flow, "flows/pane_schedule.html", context)
+
+
+@router.get(LIST_PATH + "/{flow_id}/schedule/next")
+def schedule_next(request: Request, flow_id: str, user: SignedIn,
+                  cron: Annotated[str, Query(alias="schedule.cron")] = "",
+                  timezone: Annotated[str, Query(alias="schedule.timezone")] = "UTC",
+                  ) -> Response:
+    """The next run times of a cron as typed (refreshed while it changes)."""
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    return render("flows/_next_runs.html", next=_next_runs(cron, timezone))
+
+
+@router.post(LIST_PATH + "/{flow_id}/schedule")
+def save_schedule(request: Request, flow_id: str, user: MayEditFlows,
+                  form: CheckedForm) -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    cron, zone = form_text(form, "schedule.cron"), form_text(form, "schedule.timezone")
+    doc = edit.with_schedule(flow.definition.as_written(), cron, zone)
+    try:
+        flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
+    except ValidationFailed as exc:
+        errors = problems_at(exc, ("schedule.cron", "schedule.timezone"))
+        return show_pane(request, user, flow, "flows/pane_schedule.html",
+                     _schedule_context(cron, zone, errors, None), status=422)
+    redirect = after_save(request, f"{builder_url(flow_id)}/schedule")
+    if redirect is not None:
+        return redirect
+    text = "Schedule saved." if cron.strip() else "Schedule removed: the flow runs only by hand."
+    return show_pane(request, user, flow, "flows/pane_schedule.html",
+                 _schedule_context(cron, zone, FieldErrors.none(), Notice("ok", text)),
+                 board=True)
+
+
+# ---- destinations ----------------------------------------------------------------------------
+
+def _segment_connections(request: Request, user: WebUser) -> list[Any]:
+    return [c for c in runtime_of(request).connections.list_all(user.principal)
+            if c.application == "segment"]
+
+
+@router.get(LIST_PATH + "/{flow_id}/imports/new")
+def destination_pane(request: Request, flow_id: str, user: SignedIn, name: str = "",
+                     connection: str = "", call: str = "track") -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    connections = _segment_connections(request, user)
+    chosen = next((c for c in connections if connection in (c.id, c.name)), None)
+    notice = Notice("ok", f"Connection '{chosen.name}' chosen.") if chosen else None
+    context = {"values": {"name": name, "connection": chosen.id if chosen else "",
+                          "call": call if call in CALL_HELP else "track"},
+               "connections": connections, "calls": CALL_HELP, "pane_notice": notice,
+               "errors": FieldErrors.none()}
+    return show_pane(request, user, flow, "flows/pane_destination.html", context)
+
+
+@router.get(LIST_PATH + "/{flow_id}/imports/new/connection")
+def destination_new_connection(request: Request, flow_id: str, user: MayEditFlows,
+                               name: str = "", call: str = "track") -> Response:
+    """Create connection from the destination pane: the Create connection pane, which comes
+    back here (what was chosen kept) with the new connection chosen."""
+    back = f"{builder_url(flow_id)}/imports/new?" + urlencode({"name": name, "call": call})
+    target = "/connections/new/segment?return_to=" + quote(back, safe="")
+    if is_htmx(request):
+        location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
+        return Response(status_code=200, headers={"HX-Location": location})
+    return RedirectResponse(target, status_code=303)
+
+
+def _import_context(request: Request, user: WebUser, flow: FlowPublic, index: int,
+                    values: dict[str, str], errors: FieldErrors,
+                    notice: Notice | None) -> dict[str, Any]:
+    step = edit.imports_of(flow.definition.as_written())[index]
+    return {"index": index, "step": step, "values": values, "errors": errors,
+            "pane_notice": notice, "connections": _segment_connections(request, user),
+            "calls": CALL_HELP}
+
+
+def _import_index(flow: FlowPublic, index: int, user: WebUser) -> Response | None:
+    if 0 <= index < len(flow.definition.imports):
+        return None
+    return not_found(user, NotFound(f"The flow '{flow.name}' has no destination {index + 1}."))
+
+
+@router.get(LIST_PATH + "/{flow_id}/imports/{index}")
+def import_pane(request: Request, flow_id: str, index: int, user: SignedIn,
+                saved: str = "", connection: str = "") -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    missing = _import_index(flow, index, user)
+    if missing is not None:
+        return missing
+    step = flow.definition.imports[index]
+    values = {"name": step.name, "connection": step.connection}
+    if connection:
+        values["connection"] = connection_name(request, user, connection)
+    notice = Notice("ok", "Destination saved.") if saved else None
+    context = _import_context(request, user, flow, index, values, FieldErrors.none(), notice)
+    return show_pane(request, user, flow, "flows/pane_import.html", context)
+
+
+@router.post(LIST_PATH + "/{flow_id}/imports/{index}")
+def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
+                form: CheckedForm) -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    missing = _import_index(flow, index, user)
+    if missing is not None:
+        return missing
+    values = {"name": form_text(form, "name"), "connection": form_text(form, "connection")}
+    doc = edit.with_import_changed(flow.definition.as_written(), index, name=values["name"],
+                                   connection=values["connection"])
+    try:
+        flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
+    except ValidationFailed as exc:
+        problems = [FieldProblem(p.field.removeprefix(f"imports.{index}."), p.message)
+                    for p in exc.problems]
+        errors = FieldErrors.of(problems, ("name", "connection"))
+        context = _import_context(request, user, flow, index, values, errors, None)
+        return show_pane(request, user, flow, "flows/pane_import.html", context, status=422)
+    redirect = after_save(request, f"{builder_url(flow_id)}/imports/{index}")
+    if redirect is not None:
+        return redirect
+    context = _import_context(request, user, flow, index, values, FieldErrors.none(),
+                              Notice("ok", "Destination saved."))
+    return show_pane(request, user, flow, "flows/pane_import.html", context, board=True)
+
+
+@router.post(LIST_PATH + "/{flow_id}/imports/{index}/delete")
+def remove_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
+                  _: CheckedForm) -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    missing = _import_index(flow, index, user)
+    if missing is not None:
+        return missing
+    doc = edit.without_import(flow.definition.as_written(), index)
+    try:
+        runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
+    except ValidationFailed as exc:
+        text = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
+        return builder_page(request, user, flow, status=422, notice=Notice("error", text))
+    return go(request, f"{builder_url(flow_id)}?done=removed")

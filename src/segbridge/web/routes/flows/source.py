@@ -1,0 +1,211 @@
+"""The Add source pane: Files (upload or server path, reading options) or Database (a
+connection, possibly created in place, the query and its cursor); after a save, the source's
+first records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.datastructures import FormData, UploadFile
+
+from segbridge.accounts.roles import Permission, may
+from segbridge.core.errors import (
+    FieldProblem,
+    SegbridgeError,
+    ValidationFailed,
+)
+from segbridge.flows.uploads import max_upload_bytes, store_upload
+from segbridge.flows.views import FlowPublic, PreviewPublic
+from segbridge.web import flow_editing as edit
+from segbridge.web.auth import (
+    CheckedForm,
+    MayEditFlows,
+    SignedIn,
+    WebUser,
+    form_text,
+    runtime_of,
+)
+from segbridge.web.forms import FieldErrors
+from segbridge.web.routes.flows.common import (
+    LIST_PATH,
+    Notice,
+    PaneState,
+    after_save,
+    builder_url,
+    connection_name,
+    find_flow,
+    read_sample,
+    show_pane,
+)
+
+router = APIRouter(include_in_schema=False)
+
+SAMPLE_SIZE = 5
+SOURCE_FIELDS = ("export.type", "export.upload", "export.path", "export.options.delimiter",
+                 "export.options.header", "export.options.encoding", "export.key_field",
+                 "export.connection", "export.query", "export.cursor.column",
+                 "export.cursor.lag_seconds")
+
+
+# ---- the source ------------------------------------------------------------------------------
+
+def _source_values(export: object) -> dict[str, str]:
+    """The source form's values, from the saved export."""
+    values = {"app": "", "file_source": "upload", "export.type": "csv",
+              "export.options.delimiter": ",",
+              "export.options.header": "true", "export.options.encoding": "utf-8"}
+    if not isinstance(export, Mapping):
+        return values
+    kind = str(export.get("type", "csv"))
+    values["app"] = "database" if kind == edit.DATABASE_KIND else "files"
+    values["export.type"] = kind
+    for key in ("upload", "path", "key_field", "connection", "query"):
+        if isinstance(export.get(key), str):
+            values[f"export.{key}"] = export[key]
+    if export.get("path"):
+        values["file_source"] = "path"
+    options = export.get("options")
+    if isinstance(options, Mapping):
+        delimiter = options.get("delimiter", ",")
+        values["export.options.delimiter"] = "\\t" if delimiter == "\t" else str(delimiter)
+        values["export.options.header"] = "true" if options.get("header", True) else "false"
+        values["export.options.encoding"] = str(options.get("encoding", "utf-8"))
+    cursor = export.get("cursor")
+    if isinstance(cursor, Mapping):
+        values["export.cursor.column"] = str(cursor.get("column", ""))
+        values["export.cursor.lag_seconds"] = str(cursor.get("lag_seconds", 0))
+    return values
+
+
+def _source_context(request: Request, user: WebUser, flow: FlowPublic, state: PaneState,
+                    *, sample: bool) -> dict[str, Any]:
+    connections = [c for c in runtime_of(request).connections.list_all(user.principal)
+                   if c.application == "database"]
+    result: PreviewPublic | None = None
+    problems: list[FieldProblem] = []
+    if sample and flow.definition.export is not None:
+        result, problems = read_sample(request, user, flow.id, None, SAMPLE_SIZE)
+    return_to = f"{builder_url(flow.id)}/source?app=database"
+    return {"values": state.values, "errors": state.errors, "pane_notice": state.notice,
+            "database_connections": connections, "preview": result, "problems": problems,
+            "create_database_url": "/connections/new/database?return_to=" + quote(return_to,
+                                                                                  safe=""),
+            "may_upload": may(user.principal, Permission.UPLOAD)}
+
+
+@router.get(LIST_PATH + "/{flow_id}/source")
+def source_pane(request: Request, flow_id: str, user: SignedIn, app: str = "",
+                connection: str = "", saved: str = "") -> Response:
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    values = _source_values(flow.definition.as_written().get("export"))
+    if connection:
+        app = "database"
+        values["export.connection"] = connection_name(request, user, connection)
+    if app in ("files", "database"):
+        if app != values["app"]:
+            values["export.type"] = "database" if app == "database" else "csv"
+        values["app"] = app
+    notice = Notice("ok", "Source saved.") if saved else None
+    context = _source_context(request, user, flow, PaneState(values, notice=notice),
+                              sample=values["app"] != "" and not connection)
+    return show_pane(request, user, flow, "flows/pane_source.html", context)
+
+
+async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1024 * 1024):
+        yield chunk
+
+
+async def _store(request: Request, user: WebUser, form: FormData) -> tuple[str, str | None]:
+    """The upload id to use: a new file's (stored now), else the one the form kept; and a
+    problem with the new file, if any."""
+    kept = form_text(form, "export.upload")
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return kept, None
+    if not may(user.principal, Permission.UPLOAD):
+        return kept, "your role may not upload files"
+    runtime = runtime_of(request)
+    try:
+        stored = await store_upload(runtime.db, runtime.settings.home,
+                                    user.principal.account_id, upload.filename, _chunks(upload),
+                                    max_bytes=max_upload_bytes(runtime.settings.max_upload_mb),
+                                    declared_size=upload.size)
+    except SegbridgeError as exc:
+        return kept, exc.message
+    return stored.id, None
+
+
+def _export_from(form: FormData, upload_id: str) -> dict[str, object]:
+    values = {key: form_text(form, key) for key in SOURCE_FIELDS}
+    if form_text(form, "app") == "database":
+        return edit.database_export(
+            connection=values["export.connection"], query=values["export.query"],
+            cursor_column=values["export.cursor.column"],
+            lag_seconds=edit.whole_number(values["export.cursor.lag_seconds"]),
+            key_field=values["export.key_field"])
+    kind = values["export.type"] if values["export.type"] in edit.FILE_KINDS else "csv"
+    options = edit.csv_options(
+        delimiter=values["export.options.delimiter"] or ",",
+        header=values["export.options.header"] != "false",
+        encoding=values["export.options.encoding"]) if kind == "csv" else (
+        {"encoding": values["export.options.encoding"].strip() or "utf-8"})
+    use_path = form_text(form, "file_source") == "path"
+    return edit.file_export(kind, upload="" if use_path else upload_id,
+                            path=values["export.path"] if use_path else "",
+                            options=options, key_field=values["export.key_field"])
+
+
+@router.post(LIST_PATH + "/{flow_id}/source")
+async def save_source(request: Request, flow_id: str, user: MayEditFlows,
+                      form: CheckedForm) -> Response:
+    try:
+        return await _save_source(request, flow_id, user, form)
+    finally:
+        await form.close()  # the uploaded file's temporary copy
+
+
+async def _save_source(request: Request, flow_id: str, user: WebUser,
+                       form: FormData) -> Response:
+    flows = runtime_of(request).flows
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    upload_id, upload_problem = await _store(request, user, form)
+    values = {key: form_text(form, key) for key in ("app", "file_source", *SOURCE_FIELDS)}
+    values["export.upload"] = upload_id
+    values["export.options.header"] = "false" if form_text(
+        form, "export.options.header") == "false" else "true"
+    if upload_problem:
+        problems = [FieldProblem("export.upload", upload_problem)]
+        return await _refused_source(request, user, flow, values, problems)
+    doc = edit.with_export(flow.definition.as_written(), _export_from(form, upload_id))
+    try:
+        flow = await asyncio.to_thread(flows.update, user.principal, flow_id, doc,
+                                       unfinished=True)
+    except ValidationFailed as exc:
+        return await _refused_source(request, user, flow, values, exc.problems)
+    pane_url = f"{builder_url(flow_id)}/source"
+    redirect = after_save(request, pane_url)
+    if redirect is not None:
+        return redirect
+    state = PaneState(_source_values(flow.definition.as_written().get("export")),
+                      notice=Notice("ok", "Source saved."))
+    context = await asyncio.to_thread(_source_context, request, user, flow, state, sample=True)
+    return show_pane(request, user, flow, "flows/pane_source.html", context, board=True)
+
+
+async def _refused_source(request: Request, user: WebUser, flow: FlowPublic,
+                          values: dict[str, str], problems: list[FieldProblem]) -> Response:
+    shown = [*SOURCE_FIELDS, "file"]
+    state = PaneState(values, FieldErrors.of(problems, shown))
+    context = await asyncio.to_thread(_source_context, request, user, flow, state,
+                                      sample=False)
+    return show_pane(request, user, flow, "flows/pane_source.html", context, status=422)
