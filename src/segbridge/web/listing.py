@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from segbridge.apps.base import Application, Registry
-from segbridge.connections.views import ConnectionPublic
+from segbridge.connections.views import ConnectionPublic, ConnectionRef
 
 SORTS = ("name", "application", "status", "tested", "concurrency")
 DEFAULT_SORT = "name"
@@ -45,6 +45,7 @@ class Row:
     borrowing: bool
     lender_id: str | None
     borrowers: list[str]
+    flows: list[ConnectionRef]  # the flows that use the connection
 
 
 def row(connection: ConnectionPublic, registry: Registry, now: datetime) -> Row:
@@ -68,6 +69,7 @@ def row(connection: ConnectionPublic, registry: Registry, now: datetime) -> Row:
         test_summary=_summary(test), level=level, concurrency=concurrency,
         borrowing=effective.borrowing, lender_id=effective.lender_id,
         borrowers=[b.name for b in connection.used_by.borrowers],
+        flows=list(connection.used_by.flows),
     )
 
 
@@ -140,4 +142,5 @@ def list_view(connections: Iterable[ConnectionPublic], registry: Registry, *, qu
 
 
 def _haystack(r: Row) -> str:
-    return " ".join([r.name, r.application_name, r.status, r.concurrency, *r.borrowers]).casefold()
+    return " ".join([r.name, r.application_name, r.status, r.concurrency, *r.borrowers,
+                     *(flow.name for flow in r.flows)]).casefold()

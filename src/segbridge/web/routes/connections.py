@@ -10,13 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
-from segbridge.accounts.service import Principal
 from segbridge.connections.views import ConnectionPublic
 from segbridge.core.errors import Conflict, NotFound, SegbridgeError
-from segbridge.flows.views import NamedRef
-from segbridge.storage.models import Flow, FlowConnection
 from segbridge.web.auth import (
     CheckedForm,
     MayEditConnections,
@@ -50,21 +46,6 @@ def connections_of(request: Request, user: WebUser) -> list[ConnectionPublic]:
     return runtime_of(request).connections.list_all(user.principal)
 
 
-def flows_by_connection(request: Request, principal: Principal) -> dict[str, list[NamedRef]]:
-    """The flows that use each connection of the account (the list's "Used by"), by name.
-
-    ``ConnectionPublic.used_by`` names only the borrowers; this reads the flows' links."""
-    with runtime_of(request).db.session() as session:
-        rows = session.execute(
-            select(FlowConnection.connection_id, Flow.id, Flow.name)
-            .join(Flow, Flow.id == FlowConnection.flow_id)
-            .where(Flow.account_id == principal.account_id).order_by(Flow.name_key))
-        used: dict[str, list[NamedRef]] = {}
-        for connection_id, flow_id, name in rows:
-            used.setdefault(connection_id, []).append(NamedRef(id=flow_id, name=name))
-        return used
-
-
 def view_of(request: Request, connections: Iterable[ConnectionPublic], *, query: str = "",
             sort: str = DEFAULT_SORT, direction: str = "asc") -> ListView:
     return list_view(connections, runtime_of(request).registry, query=query, sort=sort,
@@ -75,15 +56,13 @@ def page_context(request: Request, user: WebUser, **extra: Any) -> dict[str, Any
     """Everything the Connections page needs besides the pane."""
     view = view_of(request, connections_of(request, user))
     return {"user": user, "nav": "connections", "view": view, "flash": None,
-            "pane_template": None, "used_by": flows_by_connection(request, user.principal),
-            **extra}
+            "pane_template": None, **extra}
 
 
 def region_oob(request: Request, user: WebUser, flash: Flash | None = None) -> str:
     """The list, to swap in out of band after a save."""
     view = view_of(request, connections_of(request, user))
-    return render_text("connections/_region.html", view=view, flash=flash, user=user, oob=True,
-                       used_by=flows_by_connection(request, user.principal))
+    return render_text("connections/_region.html", view=view, flash=flash, user=user, oob=True)
 
 
 @router.get(LIST_PATH)
@@ -91,8 +70,7 @@ def connection_list(request: Request, user: SignedIn, q: str = "", sort: str = D
                     dir: str = "asc", saved: str | None = None, done: str = "") -> Response:
     view = view_of(request, connections_of(request, user), query=q, sort=sort, direction=dir)
     if htmx_target(request) == TABLE_TARGET:
-        return render("connections/_table.html", view=view, user=user,
-                      used_by=flows_by_connection(request, user.principal))
+        return render("connections/_table.html", view=view, user=user)
     flash = _saved_flash(view, saved) if saved else DONE.get(done)
     return render("connections/page.html", **page_context(request, user, view=view, flash=flash))
 
@@ -123,8 +101,7 @@ def retest(request: Request, connection_id: str, user: MayTestConnections,
     if not is_htmx(request):
         return RedirectResponse(LIST_PATH, status_code=303)
     item = row(connection, runtime_of(request).registry, datetime.now(UTC))
-    return render("connections/_row.html", row=item, user=user,
-                  used_by=flows_by_connection(request, user.principal))
+    return render("connections/_row.html", row=item, user=user)
 
 
 @router.post(LIST_PATH + "/{connection_id}/delete")
