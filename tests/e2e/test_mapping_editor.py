@@ -4,6 +4,7 @@ position; Save adds the import to the flow. And the editor at 390 px."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +111,42 @@ def test_the_editor_at_390_px(narrow_page: Page, server: WebServer,
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide at 390 px"
     screenshot(page, "mapping-editor-390")
+
+
+def test_yaml_mode_and_the_keyboard(signed_in: Page, server: WebServer,
+                                    flow: dict[str, Any]) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/flows/{flow['id']}/imports/0/mapping")
+    preview = page.locator("#mapping-preview")
+    expect(preview.locator(".preview-call").first).to_contain_text('"event": "Order Completed"')
+
+    # keyboard only: add a property row and fill it
+    add = page.get_by_role("button", name="Add a field")
+    add.focus()
+    page.keyboard.press("Enter")
+    name = page.get_by_label("properties field 5 name in the call")
+    expect(name).to_be_focused()
+    page.keyboard.type("kind_of")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.type("kind")
+    expect(preview.locator(".preview-call").first).to_contain_text('"kind_of": "Signed Up"')
+
+    # the YAML follows the form; ticked, it replaces the form
+    page.locator("summary", has_text="Advanced: edit as YAML").click()
+    yaml_box = page.get_by_label("The mapping as YAML")
+    expect(yaml_box).to_have_attribute("readonly", "")
+    expect(yaml_box).to_have_value(re.compile(r"kind_of: kind"))
+    page.get_by_label("Use this YAML instead of the form").check()
+    expect(page.get_by_label("userId source", exact=True)).to_be_disabled()
+    expect(yaml_box).not_to_have_attribute("readonly", "")
+    yaml_box.fill("userId: customer_id\nevent:\n  constant: Paid\n")
+    expect(preview.locator(".preview-call").first).to_contain_text('"event": "Paid"')
+    yaml_box.fill("userId: customer_id\n")
+    expect(page.locator("#field-yaml-error")).to_contain_text("Track calls need event")
+    yaml_box.fill("userId: customer_id\nevent: kind\n")
+    expect(page.locator("#field-yaml-error")).to_be_empty()
+    page.get_by_role("button", name="Save").click()
+    expect(page).to_have_url(f"{server.base_url}/flows/{flow['id']}")
+    imports = server.api.get(f"/api/v1/flows/{flow['id']}").json()["definition"]["imports"]
+    assert imports[0]["mapping"] == {"userId": "customer_id", "event": "kind"}
