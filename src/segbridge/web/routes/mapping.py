@@ -91,7 +91,7 @@ class Editor:
 
 @router.get(BASE)
 def editor_page(request: Request, flow_id: str, n: str, user: MayEditFlows, name: str = "",
-                connection: str = "", call: str = "track", limit: int = LIMITS[0]) -> Response:
+                connection: str = "", call: str = "track", limit: str = "") -> Response:
     target = _target(request, user, flow_id, n)
     if target is None:
         return _not_found(user, flow_id)
@@ -102,7 +102,7 @@ def editor_page(request: Request, flow_id: str, n: str, user: MayEditFlows, name
     else:
         form = mf.MappingForm(call=call if call in CALL_FIELDS else "track")
         editor = Editor(target, name or _new_name(target), connection, form)
-    editor.limit = limit if limit in LIMITS else LIMITS[0]
+    editor.limit = _limit(limit)
     _fill_preview(request, user, editor, with_paths=True)
     return _page(request, user, editor)
 
@@ -183,9 +183,13 @@ def _posted_editor(target: Target, posted: FormData) -> Editor:
     form = mf.form_from_post(data)
     if form.call not in CALL_FIELDS:
         form.call = "track"
-    limit = int(data["limit"]) if data.get("limit", "").isdigit() else LIMITS[0]
     return Editor(target, data.get("name", "").strip(), data.get("connection", "").strip(),
-                  form, limit if limit in LIMITS else LIMITS[0])
+                  form, _limit(data.get("limit", "")))
+
+
+def _limit(text: str) -> int:
+    """How many records the preview shows: one of LIMITS (the first when not)."""
+    return int(text) if text.isdigit() and int(text) in LIMITS else LIMITS[0]
 
 
 def _document(target: Target, editor: Editor, mapping: dict[str, Any] | None) -> dict[str, Any]:
