@@ -5,6 +5,7 @@ destination whose Segment connection is created in place; at 390 px the cards st
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ def test_build_a_flow_from_an_empty_integration(signed_in: Page, server: WebServ
         ["Record", "order_id", "customer_id", "status", "total"])
     expect(sample.locator("tbody tr").first).to_contain_text("c1")
     expect(page.locator("#card-source")).to_contain_text("orders.csv")  # the board, behind
+    expect(page.locator("#flow-missing")).to_contain_text("add a destination (import).")
     pane(page).locator("#source-sample").scroll_into_view_if_needed()
     screenshot(page, "flow-source")
     pane(page).get_by_role("button", name="Close", exact=True).click()
@@ -124,6 +126,36 @@ def test_build_a_flow_from_an_empty_integration(signed_in: Page, server: WebServ
     expect(page.locator("#card-destinations")).to_contain_text("Add destination")
     screenshot(page, "flow-builder")
 
+    # delete, after confirming
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete flow").click()
+    expect(page).to_have_url(re.compile(r"/flows\?deleted="))
+    expect(page.get_by_role("status")).to_contain_text("Deleted the flow 'Orders to Segment'.")
+    expect(page.get_by_role("heading", name="No flows yet")).to_be_visible()
+
+
+def test_the_builder_by_keyboard_alone(signed_in: Page, server: WebServer) -> None:
+    page = signed_in
+    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+    flow_id = create_flow(page, server, "Keyboard flow")
+    opener = page.locator("#open-schedule")
+    opener.focus()
+    page.keyboard.press("Enter")
+    expect(pane(page).get_by_role("heading", name="Schedule")).to_be_visible()
+    expect(pane(page).get_by_label("Cron")).to_be_focused()
+    page.keyboard.type("*/15 * * * *")
+    expect(pane(page).locator("#next-list li")).to_have_count(5)
+    page.keyboard.press("Tab")
+    expect(pane(page).get_by_label("Time zone")).to_be_focused()
+    pane(page).get_by_role("button", name="Save schedule").focus()
+    page.keyboard.press("Enter")
+    expect(pane(page).locator("#pane-banner")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(pane(page)).to_have_count(0)
+    expect(opener).to_be_focused()
+    expect(page).to_have_url(f"{server.base_url}/flows/{flow_id}")
+    expect(page.locator("#card-schedule")).to_contain_text("*/15 * * * *")
+
 
 def test_the_builder_at_390_px(narrow_page: Page, server: WebServer,
                               source: dict[str, Any], tmp_path: Path) -> None:
@@ -146,7 +178,7 @@ def test_the_builder_at_390_px(narrow_page: Page, server: WebServer,
     boxes = [page.locator(f"#{card}").bounding_box()
              for card in ("card-source", "card-filters", "card-destinations", "card-schedule")]
     assert all(box is not None for box in boxes)
-    for above, below in zip(boxes, boxes[1:], strict=False):
+    for above, below in pairwise(boxes):
         assert above is not None and below is not None
         assert below["y"] >= above["y"] + above["height"]  # stacked, one under the other
         assert below["width"] <= 390

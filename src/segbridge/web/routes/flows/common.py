@@ -86,23 +86,25 @@ def _upload_name(request: Request, user: WebUser, doc: Mapping[str, object]) -> 
 
 
 def builder_page(request: Request, user: WebUser, flow: FlowPublic, *,
-                  pane_template: str | None = None, status: int = 200,
-                  notice: Notice | None = None, **pane: Any) -> Response:
+                 pane_template: str | None = None, status: int = 200,
+                 notice: Notice | None = None, **pane: Any) -> Response:
     context = {**board_context(request, user, flow), **pane}
     return render("flows/builder.html", status=status, pane_template=pane_template,
                   notice=notice, **context)
 
 
 def show_pane(request: Request, user: WebUser, flow: FlowPublic, template: str,
-          context: Mapping[str, Any], *, status: int = 200, board: bool = False) -> Response:
-    """The pane alone for htmx (with the builder's cards, out of band, after a save), else
-    the builder page with the pane open over it."""
+              context: Mapping[str, Any], *, status: int = 200, board: bool = False,
+              ) -> Response:
+    """The pane alone for htmx (after a save, with the builder's header and cards behind it
+    out of band: they show the flow as saved), else the builder page with the pane open."""
     if htmx_target(request) != PANE_TARGET:
         return builder_page(request, user, flow, pane_template=template, status=status,
-                             **context)
+                            **context)
     full = {**board_context(request, user, flow), **context}
     html = render_text(template, **full)
     if board:
+        html += render_text("flows/_head.html", oob=True, notice=None, **full)
         html += render_text("flows/_board.html", oob=True, **full)
     return html_response(html, status=status)
 

@@ -51,8 +51,9 @@ YAML_MEDIA_TYPE = "text/yaml"
 # ---- the list, create, import ----------------------------------------------------------------
 
 @router.get(LIST_PATH)
-def flow_list(request: Request, user: SignedIn) -> Response:
-    return _list_page(request, user)
+def flow_list(request: Request, user: SignedIn, deleted: str = "") -> Response:
+    notice = Notice("ok", f"Deleted the flow '{deleted}'.") if deleted else None
+    return _list_page(request, user, notice=notice)
 
 
 def _list_page(request: Request, user: WebUser, *, status: int = 200,
