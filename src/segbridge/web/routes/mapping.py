@@ -143,6 +143,8 @@ def save(request: Request, flow_id: str, n: str, user: MayEditFlows,
             runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
         except ValidationFailed as exc:
             problems = exc.problems
+        except SegbridgeError as exc:  # e.g. a conflict: say it above the preview
+            problems = [FieldProblem("flow", exc.message)]
         else:
             return RedirectResponse(f"/flows/{flow_id}", status_code=303)
     _fill_preview(request, user, editor, with_paths=True, extra=problems)
