@@ -242,7 +242,10 @@ def destination_new_connection(request: Request, flow_id: str, user: MayEditFlow
                                name: str = "", call: str = "track") -> Response:
     """Create connection from the destination pane: the Create connection pane, which comes
     back here (what was chosen kept) with the new connection chosen."""
-    back = f"{builder_url(flow_id)}/imports/new?" + urlencode({"name": name, "call": call})
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    back = f"{builder_url(flow.id)}/imports/new?" + urlencode({"name": name, "call": call})
     target = "/connections/new/segment?return_to=" + quote(back, safe="")
     if is_htmx(request):
         location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
