@@ -113,7 +113,7 @@ def make_sandbox() -> Iterator[SandboxFactory]:
         config.setdefault("admin_token", ADMIN_TOKEN)
         callbacks = {
             k: config.pop(k)
-            for k in ("authorize_manage", "authorize_admin", "csrf_token", "clock")
+            for k in ("authorize_manage", "authorize_admin", "csrf_token", "clock", "layout")
             if k in config
         }
         app = create_sandbox_app(SandboxConfig(**config), **callbacks)

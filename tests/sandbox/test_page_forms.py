@@ -38,7 +38,7 @@ def test_the_sources_page_has_a_create_form(sandbox: Sandbox, browser: httpx.Cli
     html = browser.get("/sources").text
     assert '<form method="post" action="/sources"' in html
     assert '<label for="new-source-name">Name</label>' in html
-    assert '<button type="submit">Create source</button>' in html
+    assert '<button type="submit" class="button primary">Create source</button>' in html
     assert len(csrf_of(html)) == 64
 
 

@@ -29,7 +29,7 @@ def test_sources_page_lists_write_keys_with_a_copy_button(
     assert source["name"] in html
     assert f'value="{source["write_key"]}"' in html
     assert f'<label for="key-{source["id"]}">Write key</label>' in html
-    assert 'class="copy"' in html
+    assert 'class="button small copy"' in html
     assert "Settings &gt; API keys" in html
     assert f'href="/sources/{source["id"]}/debugger"' in html
     _no_inline_script(html)
@@ -68,6 +68,7 @@ def test_static_files_are_served(sandbox: Sandbox) -> None:
         ("debugger.js", "javascript"),
         ("sources.js", "javascript"),
         ("sandbox.css", "css"),
+        ("favicon.svg", "image/svg+xml"),
     ):
         response = sandbox.http.get(f"/static/{name}")
         assert response.status_code == 200
@@ -141,3 +142,38 @@ def test_q_is_escaped_on_the_debugger_page(sandbox: Sandbox, source: dict[str, A
 
 def test_standalone_pages_have_no_way_back_to_segbridge(sandbox: Sandbox) -> None:
     assert "← segbridge" not in sandbox.admin.get("/sources").text
+
+
+def test_standalone_pages_have_their_icon(sandbox: Sandbox) -> None:
+    html = sandbox.admin.get("/sources").text
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in html
+    assert '<body class="sandbox-standalone">' in html
+
+
+def test_a_host_sets_the_pages_in_its_own_layout(make_sandbox: SandboxFactory) -> None:
+    """``layout`` gets each page in pieces (title, main content, stylesheets, scripts,
+    status) and answers for it: the host's own page around the receiver's content."""
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, Response
+
+    from segbridge.sandbox import HostedPage
+
+    seen: list[HostedPage] = []
+
+    def layout(request: Request, page: HostedPage) -> Response:
+        seen.append(page)
+        return HTMLResponse(f"<title>{page.title}</title><main>{page.main}</main>",
+                            page.status, headers={"X-Host": "yes"})
+
+    sandbox = make_sandbox(layout=layout)
+    source = sandbox.admin.post("/api/sources", json={"name": "Hosted <b>"}).json()
+    page = sandbox.admin.get(f"/sources/{source['id']}/debugger")
+    missing = sandbox.admin.get("/sources/src_nope/debugger")
+
+    assert page.status_code == 200 and page.headers["x-host"] == "yes"
+    assert page.text.startswith("<title>Debugger: Hosted &lt;b&gt;</title><main>")
+    assert 'id="event-detail"' in page.text and "<html" not in page.text
+    assert seen[0].stylesheets == ("/static/sandbox.css",)
+    assert seen[0].scripts == ("/static/debugger.js",)
+    assert "<b>" not in seen[0].main  # the content is escaped as it is rendered
+    assert missing.status_code == 404 and seen[1].title == "No such source"

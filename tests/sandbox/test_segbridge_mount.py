@@ -85,11 +85,19 @@ def form_token(page: str) -> str:
     return tokens.pop()
 
 
+def in_the_apps_layout(page: str) -> bool:
+    """The page in segbridge's own layout: its top bar (the way back), the app's styles."""
+    return ('<header id="topbar" class="topbar">' in page and '<a class="brand" href="/">' in page
+            and "/static/app.css" in page and 'rel="icon"' in page
+            and "segbridge sandbox" not in page)  # not the standalone header
+
+
 def test_pages_show_the_way_back_to_segbridge(segbridge: Segbridge) -> None:
     with segbridge.browser() as browser:
         page = browser.get("/sources")
     assert page.status_code == 200
-    assert '<a class="back" href="/">← segbridge</a>' in page.text
+    assert in_the_apps_layout(page.text)
+    assert "content-security-policy" in page.headers
 
 
 def test_the_form_carries_the_segbridge_session_token(segbridge: Segbridge) -> None:
@@ -175,7 +183,8 @@ def test_the_debugger_page_takes_q(segbridge: Segbridge) -> None:
     with segbridge.browser() as browser:
         page = browser.get(f"/sources/{source.id}/debugger", params={"q": "segbridge-test-1"})
     assert 'data-query="segbridge-test-1"' in page.text
-    assert '<a class="back" href="/">← segbridge</a>' in page.text
+    assert in_the_apps_layout(page.text)
+    assert '<script src="/sandbox/static/debugger.js" defer></script>' in page.text
 
 
 def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:

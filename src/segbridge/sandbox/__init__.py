@@ -34,12 +34,15 @@ from segbridge.sandbox.app import (
 from segbridge.sandbox.cli import sandbox_command
 from segbridge.sandbox.config import SandboxConfig, UnknownKeyMode
 from segbridge.sandbox.faults import FaultSettings
+from segbridge.sandbox.pages import HostedPage, PageLayout
 from segbridge.sandbox.state import SandboxState
 from segbridge.sandbox.store import Source, SourceStore
 
 __all__ = [
     "FaultSettings",
+    "HostedPage",
     "LocalSegment",
+    "PageLayout",
     "SandboxConfig",
     "SandboxState",
     "Source",

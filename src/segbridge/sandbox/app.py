@@ -15,7 +15,7 @@ from segbridge.sandbox.auth import AccessPolicy, Authorizer, CallerFor, CsrfToke
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.management import ManagementAPI
-from segbridge.sandbox.pages import STATIC, Pages
+from segbridge.sandbox.pages import STATIC, PageLayout, Pages
 from segbridge.sandbox.responses import ApiError, handle_api_error
 from segbridge.sandbox.state import SandboxState, build_state
 from segbridge.sandbox.store import (
@@ -36,6 +36,7 @@ def create_sandbox_app(
     authorize_admin: Authorizer | None = None,
     csrf_token: CsrfTokenFor | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    layout: PageLayout | None = None,
 ) -> Starlette:
     """The receiver as an ASGI app; its state is ``app.state.sandbox`` (a ``SandboxState``).
 
@@ -44,7 +45,8 @@ def create_sandbox_app(
     host of one namespace may pass ``authorize_manage`` and ``authorize_admin`` (yes/no)
     instead. ``csrf_token`` gives the CSRF token of a request's browser session (None without
     one) for the pages' forms: the host's own (see ``auth``). Injected faults measure their
-    downtime on ``clock`` (tests share a simulated one with the client they test).
+    downtime on ``clock`` (tests share a simulated one with the client they test). A host's
+    ``layout`` sets the pages in the host's own layout (see ``pages.HostedPage``).
 
     Standalone, the app's lifespan closes the state on shutdown. Mounted in another app (whose
     lifespan does not reach sub-apps), call ``app.state.sandbox.close()`` on shutdown, or
@@ -58,7 +60,7 @@ def create_sandbox_app(
         Route("/v1/projects/{write_key}/settings", settings_endpoint(state), methods=["GET"]),
         Route("/v1/{call}", TrackingAPI(state), methods=["POST", "OPTIONS"]),
         *ManagementAPI(state, policy).routes(),
-        *Pages(state, policy).routes(),
+        *Pages(state, policy, layout).routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
 
@@ -112,9 +114,11 @@ class LocalSegment:
 
 
 def create_local_segment(
-    config: SandboxConfig, *, authorize: CallerFor, csrf_token: CsrfTokenFor
+    config: SandboxConfig, *, authorize: CallerFor, csrf_token: CsrfTokenFor,
+    layout: PageLayout | None = None,
 ) -> LocalSegment:
     """The receiver for a host that decides who calls (``authorize``: the request's
-    ``Caller`` or None) and gives its browser sessions' CSRF token (``csrf_token``)."""
-    app = create_sandbox_app(config, authorize=authorize, csrf_token=csrf_token)
+    ``Caller`` or None), gives its browser sessions' CSRF token (``csrf_token``) and may set
+    the pages in its own layout (``layout``)."""
+    app = create_sandbox_app(config, authorize=authorize, csrf_token=csrf_token, layout=layout)
     return LocalSegment(app, app.state.sandbox)

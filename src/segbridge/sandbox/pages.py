@@ -7,15 +7,23 @@ page routes that call the same store functions as the JSON API, with the CSRF ch
 ``AccessPolicy.require_manage_form``, and answer with a redirect (post/redirect/get). Like the
 API, the pages show and change only the caller's account's sources; a caller who may only
 read (a monitor) sees no forms.
+
+Standalone, each page is whole (``templates/base.html``). A host may set the pages in its own
+layout (its top bar, navigation and styles): it passes ``layout``, which is given each page
+in pieces (``HostedPage``: title, the main content, the stylesheets and scripts it needs)
+and answers the response. The host's layout carries its own security headers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -42,15 +50,50 @@ MAX_FORM_BYTES = 8 * 1024
 _ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
 
 
+STYLESHEET = "sandbox.css"
+
+
+@dataclass(frozen=True, slots=True)
+class HostedPage:
+    """A page of the local Segment in pieces, for a host's layout: ``title`` (plain text),
+    ``main`` (the page's content, HTML), the URLs of the ``stylesheets`` and ``scripts`` it
+    needs (same origin; scripts are meant to load deferred), and the answer's ``status``."""
+
+    title: str
+    main: Markup
+    stylesheets: tuple[str, ...]
+    scripts: tuple[str, ...]
+    status: int = 200
+
+
+PageLayout = Callable[[Request, HostedPage], Response]
+
+
 def _base(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page; ``mounted`` (a root path, e.g. /sandbox in segbridge) adds the way back."""
+def render(request: Request, template: str, status: int = 200, *,
+           layout: PageLayout | None = None, scripts: tuple[str, ...] = (),
+           **context: Any) -> Response:
+    """A page; ``mounted`` (a root path, e.g. /sandbox in segbridge) adds the way back.
+    With a host's ``layout``, the host sets the page's pieces in its own layout."""
     base = _base(request)
-    html = _ENV.get_template(template).render(base=base, mounted=bool(base), **context)
-    return HTMLResponse(html, status, headers=SECURITY_HEADERS)
+    page = _ENV.get_template(template)
+    values = {"base": base, "mounted": bool(base), "hosted": layout is not None,
+              "scripts": [f"{base}/static/{name}" for name in scripts],
+              "stylesheet": f"{base}/static/{STYLESHEET}", **context}
+    if layout is None:
+        return HTMLResponse(page.render(values), status, headers=SECURITY_HEADERS)
+    blocks = page.new_context(values)
+    return layout(request, HostedPage(
+        title="".join(page.blocks["title"](blocks)).strip(),
+        # rendered by the autoescaping environment: every value in it is already escaped
+        main=Markup("".join(page.blocks["main"](blocks))),  # noqa: S704
+        stylesheets=(values["stylesheet"],),
+        scripts=tuple(values["scripts"]),
+        status=status,
+    ))
 
 
 class FormTooLarge(Exception):
@@ -72,9 +115,15 @@ async def read_form(request: Request, limit: int = MAX_FORM_BYTES) -> dict[str, 
 
 
 class Pages:
-    def __init__(self, state: SandboxState, policy: AccessPolicy) -> None:
+    def __init__(self, state: SandboxState, policy: AccessPolicy,
+                 layout: PageLayout | None = None) -> None:
         self.state = state
         self.policy = policy
+        self.layout = layout
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any
+               ) -> Response:
+        return render(request, template, status, layout=self.layout, **context)
 
     def routes(self) -> list[Route]:
         return [
@@ -93,12 +142,12 @@ class Pages:
                 "The form was sent without this session's security token. "
                 "Reload the page and try again."
             )
-            return render(
+            return self.render(
                 request, "message.html", 403, heading="This form has expired", message=message
             )
         if self.policy.uses_login:
             return RedirectResponse(f"{_base(request)}/login", 303)
-        return render(
+        return self.render(
             request, "message.html", err.status, heading="Not allowed", message=err.message
         )
 
@@ -119,7 +168,9 @@ class Pages:
             form = await read_form(request)
         except FormTooLarge:
             message = f"The form is over {MAX_FORM_BYTES:,} bytes."
-            return render(request, "message.html", 413, heading="Form too large", message=message)
+            return self.render(
+                request, "message.html", 413, heading="Form too large", message=message
+            )
         try:
             caller = self.policy.require_manage_form(request, form.get(CSRF_FIELD, ""))
         except ApiError as err:
@@ -138,10 +189,11 @@ class Pages:
         name: str = "",
     ) -> Response:
         """The sources page; ``error_for`` is "new" (the create form) or a source's id."""
-        return render(
+        return self.render(
             request,
             "sources.html",
             status,
+            scripts=("sources.js",),
             sources=self.state.store.list(caller.account_id),
             can_manage=caller.can_manage,
             can_see_events=caller.can_see_events,
@@ -161,7 +213,7 @@ class Pages:
 
     def _no_such_source(self, request: Request) -> Response:
         message = "There is no source with this id."
-        return render(request, "message.html", 404, heading="No such source", message=message)
+        return self.render(request, "message.html", 404, heading="No such source", message=message)
 
     def _done(self, request: Request, what: str, source_id: str | None = None) -> Response:
         query = f"?{what}={source_id}" if source_id else f"?{what}=1"
@@ -233,28 +285,29 @@ class Pages:
             return self._no_such_source(request)
         if not caller.can_see_events:
             message = "Your role may see the sources and their counters, not the events' data."
-            return render(request, "message.html", 403, heading="Not allowed", message=message)
-        return render(
+            return self.render(request, "message.html", 403, heading="Not allowed", message=message)
+        return self.render(
             request,
             "debugger.html",
+            scripts=("debugger.js",),
             source=source,
             size=self.state.config.debugger_size,
             query=request.query_params.get("q", "").strip(),
         )
 
     async def login_form(self, request: Request) -> Response:
-        return render(request, "login.html", enabled=self.policy.uses_login, error=None)
+        return self.render(request, "login.html", enabled=self.policy.uses_login, error=None)
 
     async def login(self, request: Request) -> Response:
         if not self.policy.uses_login:
-            return render(request, "login.html", 404, enabled=False, error=None)
+            return self.render(request, "login.html", 404, enabled=False, error=None)
         try:
             form = await read_form(request, 4096)
         except FormTooLarge:
             form = {}
         token = form.get("token", "").strip()
         if not self.policy.token_matches(token):
-            return render(request, "login.html", 401, enabled=True, error="Wrong admin token.")
+            return self.render(request, "login.html", 401, enabled=True, error="Wrong admin token.")
         response = RedirectResponse(f"{_base(request)}/sources", 303)
         response.set_cookie(
             SESSION_COOKIE,
