@@ -7,6 +7,7 @@ server's own files: no inline script, no inline event handler, no inline style.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -58,6 +59,12 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?)" else text + "."
 
 
+def pretty_json(value: object) -> str:
+    """JSON as a user reads it: keys in their own order, text as written (escaped by the
+    template like any other text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -68,7 +75,7 @@ def _environment() -> Environment:
     )
     env.globals.update(can=can, static=static_url, field_id=forms.field_id, error_id=forms.error_id,
                        help_id=forms.help_id, setting_field=forms.setting_field,
-                       active_run_statuses=ACTIVE)
+                       active_run_statuses=ACTIVE, pretty_json=pretty_json)
     env.filters["sentence"] = _sentence
     return env
 
