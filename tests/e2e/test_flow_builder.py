@@ -79,6 +79,9 @@ def test_build_a_flow_from_an_empty_integration(signed_in: Page, server: WebServ
     expect(pane(page).locator("#kept-summary")).to_contain_text("2 of 3")
     pane(page).get_by_role("button", name="Save filters").click()
     expect(pane(page).locator("#pane-banner")).to_have_text("Filters saved.")
+    expect(pane(page).locator("#field-steps-0-filter-expression")).not_to_have_attribute(
+        "aria-invalid", "true")
+    screenshot(page, "flow-filters")
     expect(page.locator("#card-filters")).to_contain_text("status != 'test'")
     pane(page).get_by_role("button", name="Close", exact=True).click()
 
@@ -118,6 +121,7 @@ def test_build_a_flow_from_an_empty_integration(signed_in: Page, server: WebServ
         re.compile("^con_"))
     expect(pane(page).locator("#call-track")).to_be_checked()
     expect(pane(page).locator("#pane-banner")).to_contain_text("Segment - shop")
+    screenshot(page, "flow-destination")
     pane(page).get_by_role("button", name="Continue to mapping").click()
     expect(page).to_have_url(re.compile(
         rf"/flows/{flow_id}/imports/new/mapping\?name=Orders&connection=con_\w+&call=track$"))
@@ -188,5 +192,6 @@ def test_the_builder_at_390_px(narrow_page: Page, server: WebServer,
 
     page.locator("#open-source").click()
     expect(pane(page).locator("#source-sample tbody tr")).to_have_count(3)
+    screenshot(page, "flow-source-390")
     pane(page).get_by_role("button", name="Close", exact=True).click()
     expect(pane(page)).to_have_count(0)
