@@ -59,3 +59,27 @@ def expect_field_error(page: Page, field_id: str, text: str) -> None:
 def row(page: Page, name: str) -> Locator:
     """The list's row of the connection with this exact name."""
     return page.locator("tbody tr", has=page.get_by_role("link", name=name, exact=True))
+
+
+def host_pane_here(page: Page, url: str, *, opener_id: str = "add-connection") -> Locator:
+    """Give the current page what a page that creates connections in place has (a
+    ``<div id="pane-host">`` outside ``#page`` and a button loading ``url`` into it with
+    htmx), as the flow builder does; return the button."""
+    page.evaluate(
+        """([url, openerId]) => {
+            const host = document.createElement("div");
+            host.id = "pane-host";
+            host.className = "pane-host";
+            document.body.appendChild(host);
+            const button = document.createElement("button");
+            button.type = "button";
+            button.id = openerId;
+            button.className = "button";
+            button.textContent = "Create a connection here";
+            button.setAttribute("hx-get", url);
+            button.setAttribute("hx-target", "#pane-host");
+            document.getElementById("main").prepend(button);
+            window.htmx.process(button);
+        }""",
+        [url, opener_id])
+    return page.locator(f"#{opener_id}")

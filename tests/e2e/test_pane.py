@@ -6,18 +6,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import WebServer, screenshot
 from tests.e2e.pages import (
     expect_field_error,
     fill_connection,
+    host_pane_here,
     open_advanced,
     open_create_pane,
     pane,
     row,
 )
-from tests.support.receivers import status_receiver
+from tests.integration.web.test_pane_return import segment_on_loopback
+from tests.support.receivers import Answers, status_receiver
+from tests.support.servers import unused_port
 
 
 def test_edit_needs_the_write_key_again(signed_in: Page, server: WebServer,
@@ -230,3 +234,147 @@ def test_a_failed_test_says_why_and_nothing_is_saved(signed_in: Page, server: We
     expect(pane(page).get_by_label("Write key")).to_have_value("notarealkey123")
     expect(pane(page).get_by_label("Write key")).to_have_attribute("value", "")
     assert server.api.get("/api/v1/connections").json() == []
+
+
+def test_save_then_save_and_close_without_typing_the_key_again(
+    signed_in: Page, server: WebServer, source: dict[str, Any],
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    fill_connection(page, name="Twice", write_key=source["write_key"],
+                    endpoint=server.sandbox_url)
+    create.get_by_role("button", name="Save", exact=True).click()
+    expect(pane(page).locator("#pane-banner")).to_contain_text("Saved 'Twice'")
+    expect(pane(page).get_by_role("heading", name="Edit connection")).to_be_visible()
+    pane(page).get_by_label("Name").fill("Twice, renamed")
+    pane(page).get_by_role("button", name="Save & close").click()  # the key is still there
+    expect(page.locator("#pane")).to_have_count(0)
+    expect(row(page, "Twice, renamed").locator(".badge")).to_have_text("Online")
+    assert [c["name"] for c in server.api.get("/api/v1/connections").json()] == [
+        "Twice, renamed"]
+
+
+def test_a_failed_save_inside_advanced_keeps_it_open_and_the_key(
+    signed_in: Page, server: WebServer, source: dict[str, Any],
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    nothing_there = f"http://127.0.0.1:{unused_port()}/sandbox"
+    fill_connection(page, name="Unreachable", write_key=source["write_key"],
+                    endpoint=nothing_there)
+    create.get_by_role("button", name="Save", exact=True).click()
+    expect(pane(page).locator("#pane-banner")).to_contain_text("its test failed")
+    expect(pane(page).locator("details#advanced")).to_have_attribute("open", "")
+    endpoint = pane(page).get_by_label("Custom endpoint URL")
+    expect(endpoint).to_be_focused()
+    expect(endpoint).to_have_attribute("aria-invalid", "true")
+    expect(pane(page).get_by_label("Write key")).to_have_value(source["write_key"])
+    screenshot(page, "15-failed-save-in-advanced")
+
+    endpoint.fill(server.sandbox_url)  # fix only the address: the key is still typed
+    pane(page).get_by_role("button", name="Save & close").click()
+    expect(row(page, "Unreachable").locator(".badge")).to_have_text("Online")
+
+
+def test_focus_moves_to_the_result_after_test_connection(
+    signed_in: Page, server: WebServer, source: dict[str, Any],
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    fill_connection(page, name="Focus", write_key=source["write_key"],
+                    endpoint=server.sandbox_url)
+    create.get_by_role("button", name="Test connection").focus()
+    page.keyboard.press("Enter")
+    result = create.locator("#test-result")
+    expect(result).to_contain_text("The connection works")
+    expect(result).to_be_focused()
+    page.keyboard.press("Tab")  # on to what the result offers: Open the Debugger
+    expect(result.get_by_role("link", name="Open the Debugger")).to_be_focused()
+
+
+def test_an_unknown_key_fails_against_the_local_segment(
+    signed_in: Page, server: WebServer,
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    fill_connection(page, name="Typo", write_key="unknownunknownunknownunknown1234",
+                    endpoint=server.sandbox_url)
+    create.get_by_role("button", name="Test connection").click()
+    result = create.locator("#test-result")
+    expect(result).to_contain_text("The connection failed")
+    expect(result).to_contain_text("Local Segment has no source with this write key")
+    expect(result).not_to_contain_text("The connection works")
+    screenshot(page, "16-unknown-key-local-segment")
+    create.get_by_role("button", name="Save & close").click()
+    expect(pane(page).locator("#pane-banner")).to_contain_text("its test failed")
+    expect(pane(page).get_by_label("Write key")).to_be_focused()
+    assert server.api.get("/api/v1/connections").json() == []
+
+
+def test_created_in_place_on_another_page(signed_in: Page, server: WebServer,
+                                          source: dict[str, Any]) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/")  # a page with no field ids of its own (the pane's are
+    # field-name, ...: a host page must not use them; /account does)
+    opener = host_pane_here(page, "/connections/new/segment?return_to=/%3Fstep%3D2")
+    opener.click()
+    create = pane(page)
+    expect(create.get_by_role("heading", name="Create connection")).to_be_visible()
+    expect(create.get_by_label("Name")).to_be_focused()
+    expect(page.locator("#page")).to_have_js_property("inert", True)
+
+    create.get_by_label("Name").fill("In place")
+    page.keyboard.press("Escape")  # something typed: the pane's own dialog asks first
+    confirm = page.get_by_role("dialog", name="Discard unsaved changes?")
+    expect(confirm.get_by_role("button", name="Keep editing")).to_be_focused()
+    confirm.get_by_role("button", name="Discard changes").click()
+    expect(page.locator("#pane")).to_have_count(0)
+    expect(opener).to_be_focused()
+    expect(page).to_have_url(f"{server.base_url}/?step=2")
+
+    opener.click()
+    fill_connection(page, name="In place", write_key=source["write_key"],
+                    endpoint=server.sandbox_url)
+    screenshot(page, "17-created-in-place")
+    pane(page).get_by_role("button", name="Save & close").click()
+    expect(page).to_have_url(re.compile(r"/\?step=2&connection=con_\w+$"))
+    created = server.api.get("/api/v1/connections").json()
+    assert [c["name"] for c in created] == ["In place"]
+    assert page.url.endswith(f"connection={created[0]['id']}")
+
+
+def test_the_failed_result_at_390_px(narrow_page: Page, server: WebServer) -> None:
+    page = narrow_page
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    fill_connection(page, name="Narrow", write_key="unknownunknownunknownunknown1234",
+                    endpoint=server.sandbox_url)
+    create.get_by_role("button", name="Test connection").click()
+    result = create.locator("#test-result")
+    expect(result).to_contain_text("The connection failed")
+    expect(result).to_be_focused()
+    box = result.bounding_box()
+    assert box is not None and box["width"] <= 390
+    screenshot(page, "16-unknown-key-local-segment-390")
+
+
+def test_against_segment_an_unconfirmed_key_is_a_warning(
+    signed_in: Page, server: WebServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections")
+    create = open_create_pane(page)
+    with segment_on_loopback(monkeypatch, Answers()):  # api.segment.io, as it answers
+        fill_connection(page, name="Segment itself", write_key="unknownunknownunknown1234",
+                        endpoint=None)
+        create.get_by_role("button", name="Test connection").click()
+        result = create.locator("#test-result")
+        expect(result).to_contain_text("Segment was reached; the write key could not be confirmed")
+        expect(result).not_to_contain_text("The connection works")
+        expect(result).to_contain_text("Connections > Sources > your source > Debugger")
+        expect(result.locator(".result-warn")).to_have_count(1)
+        screenshot(page, "18-segment-key-not-confirmed")

@@ -299,15 +299,16 @@ def unknown_key_fails(result: PingResult, knows_every_key: KnowsEveryKey) -> Pin
     unknown = next((c for c in result.checks if c.outcome == NOT_RECOGNISED), None)
     if not result.ok or unknown is None or not knows_every_key(result.endpoint):
         return result
-    what = unknown.label.split(":", 1)[0].strip() or "The key"
-    failed = dataclasses.replace(unknown, label=unknown.label.replace(" (warning)", ""))
+    what = (unknown.label.split(":", 1)[0].strip() or "key").lower()
+    failed = dataclasses.replace(
+        unknown, label=unknown.label.replace(" (warning)", ""),
+        detail=f"This server's Local Segment has no source with this {what}.")
     return dataclasses.replace(
-        result, ok=False, cause="key_unknown",
+        result, ok=False, cause="key_unknown", status=None,
         checks=tuple(failed if c is unknown else c for c in result.checks),
-        message=(f"{what} is not one this receiver knows, and this receiver (this server's "
-                 f"Local Segment) knows every key of its sources, so the "
-                 f"{what.lower()} is wrong. Copy it again from the Local Segment: Sources > "
-                 "your source > Settings > API keys."),
+        message=(f"This server's Local Segment has no source with this {what}, and it knows "
+                 f"every key of its sources: the {what} is wrong. Copy it again from the Local "
+                 "Segment: Sources > your source > Settings > API keys."),
         debugger_hint="")
 
 

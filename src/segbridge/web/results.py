@@ -72,7 +72,7 @@ def result_view(result: Mapping[str, Any], request: Request | None = None,
     the viewer's account's own (``account_id``)."""
     ok = bool(result.get("ok"))
     checks = [CheckLine(str(c.get("label", "")), str(c.get("detail", "")),
-                        _OUTCOME_TONES.get(str(c.get("outcome")), "neutral"))
+                        _tone(str(c.get("outcome")), ok))
               for c in result.get("checks") or []]
     latency = result.get("latency_ms")
     endpoint = str(result.get("endpoint") or "")
@@ -88,6 +88,12 @@ def result_view(result: Mapping[str, Any], request: Request | None = None,
         tone=tone, heading=_heading(tone, endpoint),
         advice=_advice(result, endpoint, sandbox),
     )
+
+
+def _tone(outcome: str, ok: bool) -> str:
+    """A key nobody recognised is a warning beside a passed ping, a failure beside a failed one."""
+    tone = _OUTCOME_TONES.get(outcome, "neutral")
+    return "fail" if tone == "warn" and not ok else tone
 
 
 def is_segment(endpoint: str) -> bool:

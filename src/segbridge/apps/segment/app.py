@@ -103,7 +103,7 @@ def _ping(client: TrackingClient, endpoint: Endpoint) -> PingResult:
     accepted = f"The ping was accepted ({response.status_code}) in {latency:.0f} ms"
     if check.outcome == "rejected":
         return PingResult(
-            ok=False, endpoint=url, status=response.status_code, latency_ms=latency,
+            ok=False, endpoint=url, status=None, latency_ms=latency,
             message_id=message_id, cause="write_key_rejected", checks=(check,),
             message=f"{accepted}, but the receiver rejects this write key ({check.detail}). "
                     "Copy the write key again from the source's Settings > API keys.")
