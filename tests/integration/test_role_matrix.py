@@ -291,6 +291,85 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/users/{w.user()}/remove", form={})),
     ("GET", "/runs"): ("monitor", lambda w: Req("/runs")),
     ("GET", "/runs/{run_id}"): ("monitor", lambda w: Req(f"/runs/{w.ids['run']}")),
+    # integrations and the connection list's delete (web/routes/integrations.py, connections.py)
+    ("POST", "/connections/{connection_id}/delete"): ("manage", lambda w: Req(
+        f"/connections/{w.connection()}/delete", form={})),
+    ("GET", "/integrations"): ("monitor", lambda w: Req("/integrations")),
+    ("POST", "/integrations"): ("manage", lambda w: Req(
+        "/integrations", form={"name": f"Page integration {next(_serial)}"})),
+    ("GET", "/integrations/{integration_id}"): ("monitor", lambda w: Req(
+        f"/integrations/{w.ids['integration']}")),
+    ("POST", "/integrations/{integration_id}/rename"): ("manage", lambda w: Req(
+        f"/integrations/{w.integration()}/rename", form={"name": f"Renamed {next(_serial)}"})),
+    ("POST", "/integrations/{integration_id}/delete"): ("manage", lambda w: Req(
+        f"/integrations/{w.integration()}/delete", form={})),
+    # the flow builder (web/routes/flows/)
+    ("GET", "/flows"): ("monitor", lambda w: Req("/flows")),
+    ("GET", "/flows/new"): ("manage", lambda w: Req("/flows/new")),
+    ("POST", "/flows"): ("manage", lambda w: Req("/flows", form={
+        "name": f"Built {next(_serial)}", "integration": w.ids["integration"]})),
+    ("POST", "/flows/import"): ("manage", lambda w: Req("/flows/import", form={})),
+    ("GET", "/flows/{flow_id}"): ("monitor", lambda w: Req(f"/flows/{w.ids['flow']}")),
+    ("POST", "/flows/{flow_id}/rename"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/rename", form={"name": f"Renamed {next(_serial)}"})),
+    ("POST", "/flows/{flow_id}/enable"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/enable", form={})),
+    ("POST", "/flows/{flow_id}/disable"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/disable", form={})),
+    ("POST", "/flows/{flow_id}/run"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/run", form={})),
+    ("POST", "/flows/{flow_id}/delete"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/delete", form={})),
+    ("GET", "/flows/{flow_id}/source"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/source")),
+    ("POST", "/flows/{flow_id}/source"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/source", form={"app": "files"})),
+    ("GET", "/flows/{flow_id}/steps"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/steps")),
+    ("POST", "/flows/{flow_id}/steps"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/steps", form={"expression": "1 == 1"})),
+    ("POST", "/flows/{flow_id}/steps/preview"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/steps/preview", form={"expression": "1 == 1"})),
+    ("GET", "/flows/{flow_id}/schedule"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/schedule")),
+    ("GET", "/flows/{flow_id}/schedule/next"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/schedule/next?schedule.cron=0+*+*+*+*")),
+    ("POST", "/flows/{flow_id}/schedule"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/schedule", form={"schedule.cron": "0 * * * *"})),
+    ("GET", "/flows/{flow_id}/imports/new"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/new")),
+    ("GET", "/flows/{flow_id}/imports/new/connection"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/new/connection?name=x&call=track")),
+    ("GET", "/flows/{flow_id}/imports/{index}"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/0")),
+    ("POST", "/flows/{flow_id}/imports/{index}"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/imports/0", form={"name": "Orders 2", "connection": "Segment A"})),
+    ("POST", "/flows/{flow_id}/imports/{index}/delete"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/imports/0/delete", form={})),
+    ("GET", "/flows/{flow_id}/yaml"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/yaml")),
+    ("GET", "/flows/{flow_id}/flow.yaml"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/flow.yaml")),
+    ("POST", "/flows/{flow_id}/yaml"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/yaml", form={})),
+    # the mapping editor (web/routes/mapping.py)
+    ("GET", "/flows/{flow_id}/imports/{n}/mapping"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/0/mapping")),
+    ("POST", "/flows/{flow_id}/imports/{n}/mapping/preview"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/0/mapping/preview", form=_mapping_form(w))),
+    ("POST", "/flows/{flow_id}/imports/{n}/mapping/form"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/imports/0/mapping/form", form=_mapping_form(w))),
+    ("POST", "/flows/{flow_id}/imports/{n}/mapping"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/imports/0/mapping", form=_mapping_form(w))),
+    # runs and record errors (web/routes/runs.py)
+    ("GET", "/flows/{flow_id}/runs"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/runs")),
+    ("POST", "/flows/{flow_id}/runs"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/runs", form={})),
+    ("POST", "/runs/{run_id}/cancel"): ("manage", lambda w: Req(
+        f"/runs/{w.queued_run()}/cancel", form={})),
+    ("POST", "/flows/{flow_id}/errors/resolve"): ("manage", lambda w: _page_errors(w)),
+    ("POST", "/flows/{flow_id}/errors/retry"): ("manage", lambda w: _page_errors(w, "retry")),
 }
 
 
@@ -303,6 +382,17 @@ def _yaml(doc: dict[str, Any]) -> bytes:
 def _errors(world: World, action: str) -> Req:
     flow_id, error_id = world.open_error()
     return Req(f"/api/v1/flows/{flow_id}/errors/{action}", json={"error_ids": [error_id]})
+
+
+def _page_errors(world: World, action: str = "resolve") -> Req:
+    flow_id, error_id = world.open_error()
+    return Req(f"/flows/{flow_id}/errors/{action}", form={"error": error_id})
+
+
+def _mapping_form(_world: World) -> dict[str, str]:
+    return {"name": "Orders", "connection": "Segment A", "call": "track",
+            "f.userId.kind": "field", "f.userId.value": "customer_id",
+            "f.event.kind": "constant", "f.event.value": "Order Completed"}
 
 
 def _pane_form(world: World, name: str) -> dict[str, str]:
