@@ -20,6 +20,7 @@ from segbridge.runtime import Runtime
 from segbridge.sandbox import LocalSegment, SandboxConfig, create_local_segment
 from segbridge.sandbox.auth import Caller, CallerFor
 from segbridge.web import mount_web
+from segbridge.web.local_segment import local_segment_layout
 
 SANDBOX_PATH = "/sandbox"
 
@@ -50,6 +51,7 @@ def _mount_local_segment(app: FastAPI, runtime: Runtime) -> LocalSegment:
         config,
         authorize=sandbox_caller(runtime),  # each account: its own sources, Debugger and faults
         csrf_token=_csrf_token,
+        layout=local_segment_layout(runtime),  # the pages in the app's layout and top bar
     )
     app.mount(SANDBOX_PATH, segment.app)
     return segment
