@@ -378,3 +378,14 @@ def test_against_segment_an_unconfirmed_key_is_a_warning(
         expect(result).to_contain_text("Connections > Sources > your source > Debugger")
         expect(result.locator(".result-warn")).to_have_count(1)
         screenshot(page, "18-segment-key-not-confirmed")
+
+
+def test_close_of_a_pane_opened_by_its_address_goes_to_return_to(
+    signed_in: Page, server: WebServer,
+) -> None:
+    page = signed_in
+    page.goto(f"{server.base_url}/connections/new/segment?return_to=/runs")
+    expect(pane(page).get_by_role("heading", name="Create connection")).to_be_visible()
+    pane(page).get_by_role("button", name="Close", exact=True).click()
+    expect(page).to_have_url(f"{server.base_url}/runs")
+    expect(page.locator("#pane")).to_have_count(0)
