@@ -20,7 +20,8 @@ ANSWERED: dict[str, object] = {
                               "lender_name": "Root", "note": "borrows from 'Root' (5)"},
     "status": "online",
     "last_test": {"at": "2026-01-02T03:04:05Z", "ok": True, **STORED_RESULT},
-    "used_by": {"borrowers": [{"id": "con_2", "name": "Leaf"}]},
+    "used_by": {"borrowers": [{"id": "con_2", "name": "Leaf"}],
+                "flows": [{"id": "flw_1", "name": "Orders"}]},
     "created_at": "2026-01-01T00:00:00Z",
     "updated_at": None,
 }
