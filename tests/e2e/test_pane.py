@@ -306,7 +306,7 @@ def test_an_unknown_key_fails_against_the_local_segment(
     create.get_by_role("button", name="Test connection").click()
     result = create.locator("#test-result")
     expect(result).to_contain_text("The connection failed")
-    expect(result).to_contain_text("Local Segment has no source with this write key")
+    expect(result).to_contain_text("The receiver has no source with this write key")
     expect(result).not_to_contain_text("The connection works")
     screenshot(page, "16-unknown-key-local-segment")
     create.get_by_role("button", name="Save & close").click()

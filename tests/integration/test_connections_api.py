@@ -199,14 +199,21 @@ def test_a_failed_test_stores_nothing_and_returns_the_result(server: Server) -> 
     assert server.api.get("/api/v1/connections").json() == []
 
 
-def test_unknown_key_is_accepted_by_segment_but_flagged_by_the_key_check(server: Server) -> None:
+def test_an_unknown_key_fails_where_the_receiver_knows_every_key(server: Server) -> None:
+    """The Local Segment answers 200 to the ping, as Segment does, but its settings endpoint
+    says it knows every key of its sources: the API, as the pages, fails the test and Save."""
+    settings = {"write_key": "unknownunknownunknownunknown1234", "endpoint": server.sandbox_url}
     result = server.api.post("/api/v1/connections/test", json={
-        "application": "segment",
-        "settings": {"write_key": "unknownunknownunknownunknown1234",
-                     "endpoint": server.sandbox_url}}).json()
-    assert result["ok"] is True  # real Segment answers 200 for any key
-    assert result["checks"][0]["outcome"] == "not_recognised"
-    assert result["checks"][0]["label"] == "Write key: not recognised (warning)"
+        "application": "segment", "settings": settings}).json()
+    assert result["ok"] is False
+    assert result["cause"] == "key_unknown"
+    assert result["checks"][0]["outcome"] == "unknown"
+    assert "knows every key of its sources" in result["message"]
+    saved = server.api.post("/api/v1/connections", json={
+        "name": "Wrong key", "application": "segment", "settings": settings})
+    assert saved.status_code == 422
+    assert saved.json()["error"]["details"]["cause"] == "key_unknown"
+    assert server.api.get("/api/v1/connections").json() == []
 
 
 def test_get_and_test_of_a_missing_connection_answer_404(server: Server) -> None:

@@ -6,7 +6,6 @@ call these functions and render what they return.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -48,14 +47,6 @@ log = logging.getLogger(__name__)
 UsageCheck = Callable[[Session, Connection], list[str]]
 """Names what uses a connection (e.g. flows), so deleting it can be refused."""
 
-KnowsEveryKey = Callable[[str], bool]
-"""Whether the receiver at a ping's endpoint URL knows every key it accepts (this server's
-Local Segment knows all of its sources). There, a key whose check says ``not_recognised``
-fails the test (and so Save refuses it); elsewhere it stays a warning, because Segment's
-source-settings endpoint answers 404 for the valid keys of some server-side sources."""
-
-NOT_RECOGNISED = "not_recognised"
-
 
 class ConnectionService:
     def __init__(
@@ -94,8 +85,7 @@ class ConnectionService:
 
     # ---- testing -------------------------------------------------------------------------
 
-    def test_draft(self, principal: Principal, draft: ConnectionDraft, *,
-                   knows_every_key: KnowsEveryKey | None = None) -> PingResult:
+    def test_draft(self, principal: Principal, draft: ConnectionDraft) -> PingResult:
         """Test connection for a configuration not saved yet: validate settings, then ping."""
         require(principal, Permission.TEST_CONNECTIONS)
         application, problems = validation.check_application(self.registry, draft.application)
@@ -104,7 +94,7 @@ class ConnectionService:
         values, secrets, problems = validation.check_settings(application, draft.settings)
         if problems:
             raise ValidationFailed(problems)
-        return self._ping(application, ConnectionConfig(values, secrets), knows_every_key)
+        return self._ping(application, ConnectionConfig(values, secrets))
 
     def test_saved(self, principal: Principal, connection_id: str) -> PingResult:
         """Test a saved connection with its stored secrets; record the result and status."""
@@ -122,14 +112,13 @@ class ConnectionService:
     # ---- saving --------------------------------------------------------------------------
 
     def create(
-        self, principal: Principal, draft: ConnectionDraft, *,
-        knows_every_key: KnowsEveryKey | None = None,
+        self, principal: Principal, draft: ConnectionDraft,
     ) -> tuple[ConnectionPublic, PingResult]:
         """Save: validate everything, test, and commit only if the test passed."""
         require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
             valid = self._validate(session, principal, draft, existing=None)
-        result = self._ping_or_refuse(valid, knows_every_key)
+        result = self._ping_or_refuse(valid)
         with self.db.session() as session:
             connection = Connection(id=new_id("con"), account_id=principal.account_id,
                                     application=valid.application.key)
@@ -143,15 +132,14 @@ class ConnectionService:
             return public_connection(session, self.registry, connection), result
 
     def update(
-        self, principal: Principal, connection_id: str, draft: ConnectionDraft, *,
-        knows_every_key: KnowsEveryKey | None = None,
+        self, principal: Principal, connection_id: str, draft: ConnectionDraft,
     ) -> tuple[ConnectionPublic, PingResult]:
         """Save an edit: the application stays, the write key must be entered again."""
         require(principal, Permission.EDIT_CONNECTIONS)
         with self.db.session() as session:
             existing = _owned(session, principal, connection_id)
             valid = self._validate(session, principal, draft, existing=existing)
-        result = self._ping_or_refuse(valid, knows_every_key)
+        result = self._ping_or_refuse(valid)
         with self.db.session() as session:
             connection = _owned(session, principal, connection_id)
             changed = _changed_fields(connection, valid)
@@ -244,28 +232,22 @@ class ConnectionService:
                                f"{existing.application}); create a new connection instead")]
         return validation.check_application(self.registry, existing.application)
 
-    def _ping_or_refuse(self, valid: validation.ValidDraft,
-                        knows_every_key: KnowsEveryKey | None = None) -> PingResult:
-        result = self._ping(valid.application, ConnectionConfig(valid.values, valid.secrets),
-                            knows_every_key)
+    def _ping_or_refuse(self, valid: validation.ValidDraft) -> PingResult:
+        result = self._ping(valid.application, ConnectionConfig(valid.values, valid.secrets))
         if not result.ok:
             raise ConnectionTestFailed(
                 f"The connection was not saved because its test failed: {result.message}",
                 details=result.public())
         return result
 
-    def _ping(self, application: Application, config: ConnectionConfig,
-              knows_every_key: KnowsEveryKey | None = None) -> PingResult:
+    def _ping(self, application: Application, config: ConnectionConfig) -> PingResult:
         """The application's ping, once the access policy allows what it would reach."""
         try:
             self.access.check_targets(application.targets(config.values))
         except NotAllowedHere as exc:
             return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0,
                               message_id=None, cause="not_allowed", message=exc.message)
-        result = application.ping(config, timeout=self.timeout)
-        if knows_every_key is not None:
-            return unknown_key_fails(result, knows_every_key)
-        return result
+        return application.ping(config, timeout=self.timeout)
 
     def _config(
         self, session: Session, connection: Connection
@@ -291,25 +273,6 @@ class ConnectionService:
             raise ValidationFailed([FieldProblem(
                 "name", "a connection with this name was just created; choose another name")]
             ) from None
-
-
-def unknown_key_fails(result: PingResult, knows_every_key: KnowsEveryKey) -> PingResult:
-    """A passed ping whose key check says ``not_recognised`` fails where the receiver knows
-    every key (see ``KnowsEveryKey``); any other result is returned as it is."""
-    unknown = next((c for c in result.checks if c.outcome == NOT_RECOGNISED), None)
-    if not result.ok or unknown is None or not knows_every_key(result.endpoint):
-        return result
-    what = (unknown.label.split(":", 1)[0].strip() or "key").lower()
-    failed = dataclasses.replace(
-        unknown, label=unknown.label.replace(" (warning)", ""),
-        detail=f"This server's Local Segment has no source with this {what}.")
-    return dataclasses.replace(
-        result, ok=False, cause="key_unknown", status=None,
-        checks=tuple(failed if c is unknown else c for c in result.checks),
-        message=(f"This server's Local Segment has no source with this {what}, and it knows "
-                 f"every key of its sources: the {what} is wrong. Copy it again from the Local "
-                 "Segment: Sources > your source > Settings > API keys."),
-        debugger_hint="")
 
 
 def _owned(session: Session, principal: Principal, connection_id: str) -> Connection:

@@ -247,13 +247,19 @@ async def drop_connection(receive: Receive, send: Send, *, body_read: bool = Fal
     await send(start)
 
 
+KNOWS_EVERY_KEY = "X-Receiver-Knows-Every-Key"
+
+
 def settings_endpoint(state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
     """``GET /v1/projects/{write_key}/settings``: what analytics.js loads from Segment's CDN."""
 
     async def project_settings(request: Request) -> Response:
         key = request.path_params["write_key"]
         if state.store.by_write_key(key) is None:
-            return PlainTextResponse("Invalid path or write key provided.", 404, headers=_cors())
+            # This receiver knows every key of its sources: an unknown one is wrong (Segment
+            # cannot say so: a valid key of some server-side sources answers 404 there too).
+            return PlainTextResponse("Invalid path or write key provided.", 404,
+                                     headers={**_cors(), KNOWS_EVERY_KEY: "true"})
         api_host = f"{request.url.netloc}{request.scope.get('root_path', '')}/v1"
         body = {
             "integrations": {"Segment.io": {"apiKey": key, "apiHost": api_host}},

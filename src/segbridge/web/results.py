@@ -30,7 +30,8 @@ SANDBOX_PREFIX = "/sandbox"
 SANDBOX_SOURCES = f"{SANDBOX_PREFIX}/sources"
 SEGMENT_DEBUGGER_PATH = "Connections > Sources > your source > Debugger"
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-_OUTCOME_TONES = {"recognised": "ok", "not_recognised": "warn", "rejected": "fail"}
+_OUTCOME_TONES = {"recognised": "ok", "not_recognised": "warn", "rejected": "fail",
+                  "unknown": "fail"}
 _SEGMENT_HOSTS = frozenset(urlsplit(url).hostname for url in REGION_BASE_URLS.values())
 
 

@@ -146,8 +146,8 @@ def test_an_unknown_key_fails_against_this_servers_local_segment(server: Server)
     assert tested.status_code == 200
     assert "The connection failed" in tested.text
     assert "The connection works" not in tested.text
-    assert "Local Segment has no source with this write key" in tested.text
-    assert "Write key: not recognised" in tested.text
+    assert "The receiver has no source with this write key" in tested.text
+    assert "Write key: unknown" in tested.text
     assert saved.status_code == 422
     assert "The connection was not saved because its test failed" in saved.text
     assert 'id="field-settings-write_key" name="settings.write_key"' in saved.text

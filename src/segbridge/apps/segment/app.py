@@ -107,6 +107,14 @@ def _ping(client: TrackingClient, endpoint: Endpoint) -> PingResult:
             message_id=message_id, cause="write_key_rejected", checks=(check,),
             message=f"{accepted}, but the receiver rejects this write key ({check.detail}). "
                     "Copy the write key again from the source's Settings > API keys.")
+    if check.outcome == "unknown":
+        return PingResult(
+            ok=False, endpoint=url, status=None, latency_ms=latency,
+            message_id=message_id, cause="key_unknown", checks=(check,),
+            message="The receiver has no source with this write key, and it knows every key "
+                    "of its sources (a segbridge Local Segment): the write key is wrong. Copy "
+                    "it again from the Local Segment: Sources > your source > Settings > API "
+                    "keys.")
     return PingResult(
         ok=True, endpoint=url, status=response.status_code, latency_ms=latency,
         message_id=message_id, message=_accepted_message(accepted, check, endpoint),
@@ -132,6 +140,9 @@ def _failure_message(exc: ApplicationError, endpoint: Endpoint) -> str:
     return exc.message
 
 
+KNOWS_EVERY_KEY = "X-Receiver-Knows-Every-Key"  # a receiver that says: unknown means wrong
+
+
 def _check_write_key(client: TrackingClient, endpoint: Endpoint) -> Check:
     """Ask the source-settings endpoint whether it knows the key (Segment answers 200 anyway)."""
     try:
@@ -146,6 +157,10 @@ def _check_write_key(client: TrackingClient, endpoint: Endpoint) -> Check:
     if status in (401, 403):
         return Check("write_key", "rejected", "Write key: rejected",
                      f"its source-settings endpoint answered {status}")
+    if status == 404 and response.headers.get(KNOWS_EVERY_KEY) == "true":
+        return Check("write_key", "unknown", "Write key: unknown",
+                     "The receiver knows every key of its sources and has no source with "
+                     "this one.")
     if status == 404:
         return Check("write_key", "not_recognised", "Write key: not recognised (warning)",
                      _not_recognised(endpoint))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -59,9 +59,7 @@ from segbridge.web.rendering import (
 )
 from segbridge.web.results import (
     ResultView,
-    is_local_sandbox,
     local_sandbox_url,
-    local_segment,
     result_view,
     with_local_url,
 )
@@ -289,7 +287,7 @@ def _run_test(request: Request, user: WebUser, application: Application,
         return Outcome(FieldErrors.of(problems, fields))
     try:
         ping = runtime_of(request).connections.test_draft(
-            user.principal, draft, knows_every_key=knows_every_key(request))
+            user.principal, draft)
     except ValidationFailed as exc:
         return Outcome(_field_errors(request, exc.problems, fields))
     except SegbridgeError as exc:
@@ -310,12 +308,10 @@ def _save(request: Request, user: WebUser, application: Application, entered: Co
     try:
         if problems:
             raise ValidationFailed(problems)
-        strict = knows_every_key(request)
         if existing is None:
-            saved, ping = service.create(user.principal, draft, knows_every_key=strict)
+            saved, ping = service.create(user.principal, draft)
         else:
-            saved, ping = service.update(user.principal, existing.id, draft,
-                                         knows_every_key=strict)
+            saved, ping = service.update(user.principal, existing.id, draft)
     except ValidationFailed as exc:
         outcome = Outcome(_field_errors(request, exc.problems, fields), banner=Banner(
             "error", "Not saved: fix the highlighted fields."))
@@ -405,13 +401,6 @@ def _pane(request: Request, user: WebUser, application: Application, form: Conne
 
 
 # ---- this server's Local Segment ---------------------------------------------------------------
-
-def knows_every_key(request: Request) -> Callable[[str], bool]:
-    """For the service: is a ping's endpoint this server's Local Segment, which knows every
-    key of its sources (so an unknown key fails the test instead of being a warning)?"""
-    mounted = local_segment(request) is not None
-    return lambda endpoint: mounted and is_local_sandbox(endpoint, request)
-
 
 def _shown(specs: Iterable[SettingSpec], advanced: bool, request: Request) -> list[SettingSpec]:
     """The settings of one section, their help naming this server's real Local Segment."""
