@@ -134,8 +134,7 @@
 
   function discardDialog() {
     const current = pane();
-    return (current && current.querySelector("dialog[data-discard-dialog]"))
-      || byId("discard-dialog");
+    return current && current.querySelector("dialog[data-discard-dialog]");
   }
 
   function requestClose() {
@@ -150,7 +149,7 @@
   function onDiscardChoice(button) {
     const dialog = button.closest("dialog");
     if (dialog) dialog.close();
-    if (button.dataset.discard === "confirm" || button.id === "discard-confirm") closePane();
+    if (button.dataset.discard === "confirm") closePane();
   }
 
   // ---- fields ------------------------------------------------------------------------------
@@ -241,7 +240,7 @@
   }
 
   function onClick(event) {
-    const choice = event.target.closest("[data-discard], #discard-keep, #discard-confirm");
+    const choice = event.target.closest("[data-discard]");
     if (choice) {
       onDiscardChoice(choice);
       return;
