@@ -246,3 +246,24 @@ def test_the_first_flow_by_keyboard_alone_at_390_px(
     sent = [e["raw"]["userId"] for e in server.debugger_events(source["id"])
             if e["raw"].get("event") == "Signed Up"]
     assert sorted(sent) == ["c1", "c2", "c3"]
+
+
+def test_a_monitor_reads_a_mapping_without_an_editor(page: Page, server: WebServer,
+                                                     source: dict[str, Any]) -> None:
+    server.new_connection("Segment - shop", source["write_key"])
+    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+    upload = server.api.post("/api/v1/uploads", params={"filename": "signups.csv"},
+                             content=CSV.encode()).json()
+    flow = server.api.post("/api/v1/flows", json={
+        "name": "Sign-ups", "integration": "Shop",
+        "export": {"type": "csv", "upload": upload["id"]},
+        "imports": [{"name": "Sign-ups", "connection": "Segment - shop", "call": "track",
+                     "mapping": {"userId": "customer_id", "event": {"constant": "Signed Up"}}}],
+    }).json()
+    assert server.api.post("/api/v1/users", json={"email": "watcher@example.com",
+                                                  "role": "monitor"}).status_code == 201
+    page.set_default_timeout(10_000)
+    page.goto(server.login_link(server.new_login_token("watcher@example.com")))
+    page.goto(f"{server.base_url}/flows/{flow['id']}")
+    page.get_by_role("link", name=re.compile("View mapping")).click()
+    expect(pane(page)).to_contain_text("userId: customer_id")

@@ -91,7 +91,7 @@ def test_fix_a_record_retry_it_and_resolve_another(signed_in: Page, server: WebS
     page.get_by_role("button", name="Retry").click()
     expect(page).to_have_url(re.compile(r"/runs/run_\w+$"))
     assert not page.url.endswith(run["id"])
-    expect(page.locator("main .lead")).to_contain_text(", retry.")
+    expect(page.locator("main .lead")).to_contain_text(f", retry, a retry of {run['id']}.")
     expect(page.locator("#run-status .badge")).to_have_text("succeeded", timeout=30_000)
     expect(page.locator("#count-sent")).to_have_text("1")
     events = [e["raw"] for e in server.debugger_events(source["id"])

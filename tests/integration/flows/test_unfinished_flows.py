@@ -24,7 +24,7 @@ def admin(server: Server) -> Principal:
 def test_the_builder_saves_a_flow_part_by_part_and_it_runs_only_when_complete(
         server: Server, shop: dict[str, Any], tmp_path: Path) -> None:
     flows, principal = server.runtime.flows, admin(server)
-    server.new_connection("Segment", "wk_unfinished_0001")
+    server.new_connection("Segment", server.create_source("Shop")["write_key"])
     complete = track_flow("Orders", write_csv(tmp_path / "o.csv", orders(3)), "Segment")
 
     draft = flows.create(principal, {"name": "Orders", "integration": "Shop"}, unfinished=True)

@@ -207,7 +207,7 @@ def test_enable_and_run_are_refused_while_unfinished(server: Server, client: htt
 def test_a_complete_flow_runs_and_its_destination_is_edited(
         server: Server, client: httpx.Client, shop: dict[str, Any],  # noqa: F811
         tmp_path: Path) -> None:
-    connection = server.new_connection("Segment", "wk_builder_0001")
+    connection = server.new_connection("Segment", server.create_source("Builder")["write_key"])
     doc = track_flow("Orders", write_csv(tmp_path / "o.csv", orders(3)), "Segment")
     flow_id = server.api.post("/api/v1/flows/import",
                               content=yaml.safe_dump(doc)).json()["id"]
@@ -250,7 +250,7 @@ def test_a_complete_flow_runs_and_its_destination_is_edited(
 
 def test_yaml_download_and_import(server: Server, client: httpx.Client,
                                   shop: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
-    server.new_connection("Segment", "wk_builder_0002")
+    server.new_connection("Segment", server.create_source("Builder 2")["write_key"])
     doc = track_flow("Orders", write_csv(tmp_path / "o.csv", orders(3)), "Segment")
     flow_id = server.api.post("/api/v1/flows", json=doc).json()["id"]
 

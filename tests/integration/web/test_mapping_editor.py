@@ -4,6 +4,7 @@ import, a refused save that changes nothing, and a monitor's 403."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,7 +111,7 @@ def test_an_existing_import_opens_in_the_form_with_its_mapping_and_preview(
                      r'<option value="constant" selected>', page)
     assert 'name="p.1.name" value="total"' in page
     assert 'name="mode" value="yaml" data-yaml-mode>' in page  # form mode: not ticked
-    assert '"event": "Order Completed"' in page  # the preview's call
+    assert '"event": "Order Completed"' in html.unescape(page)  # the preview's call
     assert page.count('<li class="preview-record') == 5
 
 
@@ -124,7 +125,7 @@ def test_the_preview_shows_the_calls_a_records_error_and_problems_at_their_field
         assert good.status_code == 200, good.text
         region = good.text
         assert region.startswith('<div id="mapping-preview"')
-        assert region.count('"event": "Signed Up"') == 4  # the third has no userId
+        assert html.unescape(region).count('"event": "Signed Up"') == 4  # the 3rd: no userId
         third = region[region.index('id="preview-record-2"'):]
         assert "1 error" in third[:400]
         assert "<code>userId</code>" in third and "missing or empty" in third

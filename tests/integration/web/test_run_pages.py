@@ -127,7 +127,7 @@ def test_resolve_and_retry_with_an_edited_record(server: Server, source: dict[st
         assert (done["status"], done["trigger"], done["counts"]["sent"]) == ("succeeded",
                                                                              "retry", 1)
         retry_page = me.get(f"/runs/{retry_id}").text
-        assert f"Run <code>{retry_id}</code>, retry." in retry_page
+        assert f"Run <code>{retry_id}</code>, retry, a retry of" in retry_page
 
         resolved = post(me, f"/flows/{flow_id}/errors/resolve",
                         [("error", second["id"])])
