@@ -140,23 +140,35 @@ def _source_id(server: WebServer, name: str) -> str:
     return next(str(s["id"]) for s in sources if s["name"] == name)
 
 
-def test_a_monitor_sees_no_edit_buttons(page: Page, server: WebServer,
-                                         source: dict[str, Any], tmp_path: Path) -> None:
+def sign_ups_flow(server: WebServer, source: dict[str, Any]) -> dict[str, Any]:
+    """The walk's flow, made through the API: the CSV uploaded, track calls to the source."""
     server.new_connection("Segment - shop", source["write_key"])
     assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
     upload = server.api.post("/api/v1/uploads", params={"filename": "signups.csv"},
                              content=CSV.encode()).json()
-    flow = server.api.post("/api/v1/flows", json={
+    response = server.api.post("/api/v1/flows", json={
         "name": "Sign-ups", "integration": "Shop",
         "export": {"type": "csv", "upload": upload["id"]},
         "imports": [{"name": "Sign-ups", "connection": "Segment - shop", "call": "track",
                      "mapping": {"userId": "customer_id", "event": {"constant": "Signed Up"}}}],
-    }).json()
+    })
+    assert response.status_code == 201, response.text
+    flow: dict[str, Any] = response.json()
+    return flow
+
+
+def sign_in_as_monitor(page: Page, server: WebServer) -> None:
     invited = server.api.post("/api/v1/users", json={"email": "watcher@example.com",
                                                       "role": "monitor"})
     assert invited.status_code == 201, invited.text
     page.set_default_timeout(10_000)
     page.goto(server.login_link(server.new_login_token("watcher@example.com")))
+
+
+def test_a_monitor_sees_no_edit_buttons(page: Page, server: WebServer,
+                                         source: dict[str, Any], tmp_path: Path) -> None:
+    flow = sign_ups_flow(server, source)
+    sign_in_as_monitor(page, server)
     for path in ("/integrations", f"/integrations/{flow['integration_id']}", "/flows",
                  f"/flows/{flow['id']}", f"/flows/{flow['id']}/runs", "/connections"):
         page.goto(server.base_url + path)
@@ -250,20 +262,8 @@ def test_the_first_flow_by_keyboard_alone_at_390_px(
 
 def test_a_monitor_reads_a_mapping_without_an_editor(page: Page, server: WebServer,
                                                      source: dict[str, Any]) -> None:
-    server.new_connection("Segment - shop", source["write_key"])
-    assert server.api.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
-    upload = server.api.post("/api/v1/uploads", params={"filename": "signups.csv"},
-                             content=CSV.encode()).json()
-    flow = server.api.post("/api/v1/flows", json={
-        "name": "Sign-ups", "integration": "Shop",
-        "export": {"type": "csv", "upload": upload["id"]},
-        "imports": [{"name": "Sign-ups", "connection": "Segment - shop", "call": "track",
-                     "mapping": {"userId": "customer_id", "event": {"constant": "Signed Up"}}}],
-    }).json()
-    assert server.api.post("/api/v1/users", json={"email": "watcher@example.com",
-                                                  "role": "monitor"}).status_code == 201
-    page.set_default_timeout(10_000)
-    page.goto(server.login_link(server.new_login_token("watcher@example.com")))
+    flow = sign_ups_flow(server, source)
+    sign_in_as_monitor(page, server)
     page.goto(f"{server.base_url}/flows/{flow['id']}")
     page.get_by_role("link", name=re.compile("View mapping")).click()
     expect(pane(page)).to_contain_text("userId: customer_id")

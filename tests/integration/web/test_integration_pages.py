@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,6 @@ import pytest
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
@@ -26,18 +23,7 @@ from tests.integration.flows.conftest import (
     workers,  # noqa: F401 - the flows tests' fixture, here on this test's server
     write_csv,
 )
-
-
-@contextmanager
-def browser(server: Server, email: str = ADMIN_EMAIL) -> Iterator[httpx.Client]:
-    """A client holding a browser session of ``email``; its CSRF token in ``X-Test-Csrf``."""
-    with server.runtime.db.session() as session:
-        token = accounts.issue_token(session, accounts.find_user(session, email),
-                                     kind="session", name="browser", ttl=accounts.SESSION_TTL)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-Test-Csrf"] = csrf_token_for(token)
-        yield client
+from tests.support.browser_session import browser
 
 
 def post(client: httpx.Client, path: str, **fields: str) -> httpx.Response:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,10 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import orders, track_flow, write_csv
-
-
-@contextmanager
-def browser(server: Server, email: str = ADMIN_EMAIL) -> Iterator[httpx.Client]:
-    """A client holding a browser session; ``client.headers['X-Test-Csrf']`` is its token."""
-    with server.runtime.db.session() as session:
-        token = accounts.issue_token(session, accounts.find_user(session, email),
-                                     kind="session", name="browser", ttl=accounts.SESSION_TTL)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-Test-Csrf"] = csrf_token_for(token)
-        yield client
+from tests.support.browser_session import browser
 
 
 def post(client: httpx.Client, path: str, data: dict[str, str], *,

@@ -5,8 +5,6 @@ with bad JSON (422, nothing changed); a monitor sees no controls and its POSTs a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from segbridge.flows.views import RunPublic
 from segbridge.runtime import ADMIN_EMAIL
 from segbridge.web.routes.runs import events_per_second, parse_record
@@ -28,21 +25,9 @@ from tests.integration.flows.conftest import (
     workers,  # noqa: F401 - the flows tests' fixture: the run executor
     write_csv,
 )
+from tests.support.browser_session import browser
 
 MONITOR_EMAIL = "watcher@example.com"
-
-
-@contextmanager
-def browser(server: Server, email: str = ADMIN_EMAIL) -> Iterator[httpx.Client]:
-    """A client holding a browser session of ``email``; ``csrf`` header holds its token."""
-    with server.runtime.db.session() as session:
-        user = accounts.find_user(session, email)
-        token = accounts.issue_token(session, user, kind="session", name="browser",
-                                     ttl=accounts.SESSION_TTL)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-Test-Csrf"] = csrf_token_for(token)
-        yield client
 
 
 def post(client: httpx.Client, path: str, data: list[tuple[str, str]] | None = None,

@@ -1,2 +1,0 @@
-"use strict";
-// segbridge web UI: behaviour of the flows pages (a file: the CSP forbids inline script).
