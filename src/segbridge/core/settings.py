@@ -77,6 +77,29 @@ class Settings(BaseSettings):
                     "(checking every half lease: within 2.5 leases, 50 s by default)",
     )
 
+    # -- scale-out (issue 15): the job queue, the cluster governor, operations --------------
+    server_executes_runs: bool = Field(
+        default=True,
+        description="with PostgreSQL: whether `segbridge serve` also works the job queue "
+                    "(false: it only enqueues; `segbridge worker` processes execute); with "
+                    "SQLite runs always execute in the server process",
+    )
+    worker_concurrency: int = Field(
+        default=4, ge=1, le=64, description="runs one `segbridge worker` executes at once")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token for /metrics; without one /metrics answers loopback only",
+    )
+    smtp_host: str | None = Field(default=None, description="mail server for alerts")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(default="segbridge@localhost", description="alerts' sender")
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    alert_interval_seconds: int = Field(
+        default=900, ge=0,
+        description="at most one alert per flow (or connection) and condition this often")
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:
