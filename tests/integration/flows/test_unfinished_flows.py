@@ -62,3 +62,19 @@ def test_flows_as_code_must_be_complete(server: Server, shop: dict[str, Any]) ->
     assert response.status_code == 422
     fields = [p["field"] for p in response.json()["error"]["details"]]
     assert fields == ["export", "imports"]
+
+
+def test_a_yaml_bomb_or_a_huge_file_is_refused_before_it_is_expanded(
+        server: Server, shop: dict[str, Any]) -> None:
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+        f"*{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(8))
+    refused = server.api.post("/api/v1/flows/import", content=bomb.encode(),
+                              headers={"Content-Type": "application/yaml"})
+    assert refused.status_code == 422
+    assert "expands to more than 100,000 values" in refused.text
+    huge = server.api.post("/api/v1/flows/import", content=b"# x\n" * 300_000,
+                           headers={"Content-Type": "application/yaml"})
+    assert huge.status_code == 422 and "longer than 1,000,000 characters" in huge.text
+    assert server.api.get("/api/v1/flows").json() == []

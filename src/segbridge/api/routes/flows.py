@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
+from segbridge.flows.service import MAX_FLOW_YAML_CHARS
 from segbridge.flows.views import (
     FlowPublic,
     IntegrationPublic,
@@ -136,8 +137,19 @@ def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) ->
 async def import_flow_yaml(request: Request, principal: CurrentPrincipal,
                            runtime: RuntimeDep) -> FlowPublic:
     """Create or update (by name) a flow from YAML (flows as code)."""
-    text = (await request.body()).decode("utf-8", errors="replace")
+    text = (await _body_up_to(request, MAX_FLOW_YAML_CHARS + 1)).decode("utf-8",
+                                                                      errors="replace")
     return await asyncio.to_thread(runtime.flows.import_yaml, principal, text)
+
+
+async def _body_up_to(request: Request, limit: int) -> bytes:
+    """The body's first ``limit`` bytes (the rest is not read: a longer document is refused)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
 
 
 @router.get("/flows/{flow_id}", tags=["flows"], operation_id="get_flow")
