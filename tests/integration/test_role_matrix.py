@@ -153,6 +153,10 @@ Build = Callable[[World], Req]
 EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
     # sign-in, health: no role at all
     ("GET", "/healthz"): ("public", lambda w: Req("/healthz")),
+    # readiness, and /metrics (its own token, else loopback: tests/integration/
+    # test_metrics_health.py)
+    ("GET", "/readyz"): ("public", lambda w: Req("/readyz")),
+    ("GET", "/metrics"): ("public", lambda w: Req("/metrics")),
     ("GET", "/login"): ("public", lambda w: Req("/login")),
     ("POST", "/login"): ("public", lambda w: Req("/login", form={"email": "x@y.z"})),
     ("POST", "/api/v1/auth/login"): ("public", lambda w: Req(

@@ -18,6 +18,7 @@ from segbridge.api.routes import (
     auth,
     connections,
     flows,
+    health,
     uploads,
     users,
 )
@@ -50,6 +51,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     api.include_router(accounts.router)
     api.include_router(api_tokens.router)
     app.include_router(api, dependencies=INPUT_CHECKS)
+    app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app
 
 

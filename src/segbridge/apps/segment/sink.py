@@ -8,6 +8,7 @@ Nothing is dropped: every call ends as sent, or as a record error with its reaso
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ from segbridge.concurrency.governor import Governor
 from segbridge.core.clock import isoformat, utcnow
 from segbridge.core.errors import FatalError, RetriableError
 from segbridge.core.secrets import Secret
+from segbridge.observability.metrics import SINK
 from segbridge.sinks.calls import Item, PackedCalls
 from segbridge.sinks.contracts import CallError as CallError
 from segbridge.sinks.contracts import Outcome as Outcome
@@ -67,12 +69,15 @@ class SegmentSink:
         except RetriableError as exc:
             reason = f"{exc.message} (gave up after {self.policy.max_attempts} tries; will retry)"
             outcome.errors.extend(CallError(i, reason, exc.status, True) for i in items)
+            SINK.events_failed.labels(self._pool).inc(len(items))
         else:
             outcome.sent += len(items)
+            SINK.events_sent.labels(self._pool).inc(len(items))
 
     async def _split(self, items: Sequence[Item], outcome: Outcome, exc: FatalError) -> None:
         if len(items) == 1:
             outcome.errors.append(CallError(items[0], exc.message, exc.status, False))
+            SINK.events_failed.labels(self._pool).inc()
             return
         middle = len(items) // 2
         await self._deliver_part(items[:middle], outcome)
@@ -112,28 +117,49 @@ class SegmentSink:
     async def _post(self, body: bytes, outcome: Outcome) -> RetriableError | None:
         """One request within the governor's limit; a retriable failure is returned."""
         await self._governor.acquire(self._pool)
+        in_flight = SINK.in_flight.labels(self._pool)
+        in_flight.inc()
+        started = time.perf_counter()
+        result = "canceled"
         try:
             outcome.requests += 1
             response = await self._http.post(self._url, content=body, headers={
                 "Content-Type": "application/json", "Content-Encoding": "gzip",
                 "Authorization": self._auth})
             raise_for_status(response)
+            result = "ok"
         except httpx.HTTPError as exc:
             failure = classify_transport_error(exc, self._url)
             if isinstance(failure, FatalError):
+                result = "fatal"
                 raise failure from None
             assert isinstance(failure, RetriableError)
+            result = _result_of(failure)
             return failure
         except RetriableError as exc:
+            result = _result_of(exc)
             return exc
+        except FatalError:
+            result = "fatal"
+            raise
         finally:
             self._governor.release(self._pool)
+            in_flight.dec()
+            self._count_request(result, time.perf_counter() - started)
         self._governor.succeeded(self._pool)
         outcome.bytes += len(body)
         return None
 
+    def _count_request(self, result: str, seconds: float) -> None:
+        SINK.requests.labels(self._pool, result).inc()
+        SINK.latency.labels(self._pool).observe(seconds)
+
     def _compress(self, items: Sequence[Item]) -> bytes:
         return gzip_batch(items, isoformat(utcnow()), self.policy.gzip_level)
+
+
+def _result_of(error: RetriableError) -> str:
+    return "rate_limited" if error.cause == "rate_limited" else "retriable"
 
 
 Delivery = SegmentSink  # the name the run engine used before applications opened their sinks
