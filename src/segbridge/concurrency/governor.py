@@ -7,8 +7,9 @@ slots again after a run of successes, up to the connection's level.
 
 ``Governor`` is the interface; ``LocalGovernor`` serves one process (all runs of a process share
 one event loop); ``host.HostGovernor`` adds slot file locks so the processes of one machine
-share a limit. A Redis-backed governor for workers on several machines would implement the
-same interface.
+share a limit; ``cluster.ClusterGovernor`` shares it (and the 429 back-off) through
+PostgreSQL between the processes of every machine. ``segbridge.concurrency.governor_for``
+picks the one for an install.
 
 Pauses are measured and waited on the governor's ``Clock`` (the system's unless given), so a
 test with a simulated clock sees a 60 s pause end without waiting 60 s.
@@ -127,6 +128,9 @@ class LocalGovernor:
 
     def peak_in_flight(self, pool: str) -> int:
         return self._pools[pool].peak_in_flight
+
+    def close(self) -> None:
+        """Free what the governor holds outside the process (nothing, here)."""
 
     def _has_room(self, state: _Pool) -> bool:
         return state.in_flight < state.current and self._clock.monotonic() >= state.paused_until
