@@ -28,7 +28,7 @@ import httpx
 
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
-from segbridge.concurrency.host import HostGovernor
+from segbridge.concurrency import governor_for
 from segbridge.core.clock import SYSTEM_CLOCK, Clock
 from segbridge.core.errors import Conflict
 from segbridge.core.settings import Settings
@@ -114,7 +114,7 @@ def run_in_foreground(
     the runtime's applications (default: the built-in ones)."""
 
     async def main() -> RunResult:
-        governor = HostGovernor(slots_folder(settings.home))
+        governor = governor_for(settings, db)
         try:
             async with new_http(timeout) as http:
                 ctx = PlanContext(db=db, vault=vault, governor=governor, http=http,
@@ -209,7 +209,7 @@ class RunExecutor:
         self.lanes = lanes
         self.registry = registry or default_registry()  # the runtime's applications
         self.clock = clock
-        self.governor = HostGovernor(slots_folder(settings.home), clock)
+        self.governor = governor_for(settings, db, clock)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="runs", daemon=True)
         self._thread.start()
