@@ -55,11 +55,12 @@ ELSEWHERE = ("203.0.113.5", 40000)  # a client on another machine (TEST-NET-3)
 
 
 def get(runtime: Runtime, path: str, token: str | None = None,
-        client: tuple[str, int] = ELSEWHERE) -> httpx.Response:
+        client: tuple[str, int] = ELSEWHERE, **extra: str) -> httpx.Response:
     """GET ``path`` from the API app, as a client at ``client`` (an ASGI call: the app sees
-    that address as the peer's)."""
+    that address as the peer's), with ``extra`` headers."""
     app: FastAPI = create_api(runtime)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers |= {name.replace("_", "-"): value for name, value in extra.items()}
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=client)
@@ -140,6 +141,10 @@ def test_without_a_token_metrics_answer_loopback_clients_only(runtime: Runtime) 
     allowed = get(runtime, "/metrics", client=("127.0.0.1", 40000))
 
     assert allowed.status_code == 200 and "segbridge_runs" in allowed.text
+    for proxied in ({"X_Forwarded_For": "203.0.113.5"}, {"Forwarded": "for=203.0.113.5"},
+                    {"X_Real_IP": "203.0.113.5"}):  # loopback, but a proxy relaying a client
+        relayed = get(runtime, "/metrics", client=("127.0.0.1", 40000), **proxied)
+        assert relayed.status_code == 403, proxied
     assert refused.status_code == 403
     assert refused.json()["error"]["code"] == "metrics_loopback_only"
     assert "SEGBRIDGE_METRICS_TOKEN" in refused.json()["error"]["message"]
@@ -155,6 +160,12 @@ def test_the_rule_lets_loopback_clients_in_without_a_token(host: str) -> None:
 def test_the_rule_refuses_other_clients_without_a_token(host: str | None) -> None:
     refusal = metrics_refusal(None, host, "Bearer anything")
     assert refusal is not None and refusal.status == 403
+
+
+def test_the_rule_refuses_a_loopback_peer_relaying_for_a_proxy() -> None:
+    refusal = metrics_refusal(None, "127.0.0.1", None, proxied=True)
+    assert refusal is not None and refusal.status == 403
+    assert metrics_refusal(SecretStr(TOKEN), "127.0.0.1", f"Bearer {TOKEN}", proxied=True) is None
 
 
 def test_the_rule_with_a_token_wants_it_from_loopback_too() -> None:

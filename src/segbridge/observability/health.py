@@ -7,7 +7,8 @@
   noticed); on PostgreSQL the job queue's table answers too. Each check says ``ok`` or
   ``failed``/``behind``; no URL, host or error text, which could describe the install.
 * metrics access (``metrics_refusal``): with ``metrics_token`` set, ``Authorization: Bearer
-  <token>`` (compared in constant time) from anywhere; without one, loopback clients only.
+  <token>`` (compared in constant time) from anywhere; without one, loopback clients only,
+  and not through a reverse proxy (a request with a forwarding header is refused).
 """
 
 from __future__ import annotations
@@ -100,9 +101,15 @@ class Refusal:
     message: str
 
 
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+"""Headers a reverse proxy adds: a loopback peer sending one relays someone else."""
+
+
 def metrics_refusal(token: SecretStr | None, client_host: str | None,
-                    authorization: str | None) -> Refusal | None:
-    """None when the caller may read /metrics, else why not."""
+                    authorization: str | None, *, proxied: bool = False) -> Refusal | None:
+    """None when the caller may read /metrics, else why not. ``proxied``: the request
+    carries a proxy's forwarding header, so a loopback peer is a proxy relaying a client
+    (the server does not trust forwarding headers, so the client's own address is unknown)."""
     if token is not None and token.get_secret_value():
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() == "bearer" and hmac.compare_digest(
@@ -111,7 +118,7 @@ def metrics_refusal(token: SecretStr | None, client_host: str | None,
         return Refusal(401, "metrics_token_required",
                        "/metrics needs `Authorization: Bearer <metrics token>` "
                        "(the SEGBRIDGE_METRICS_TOKEN setting)")
-    if is_loopback(client_host):
+    if is_loopback(client_host) and not proxied:
         return None
     return Refusal(403, "metrics_loopback_only",
                    "/metrics answers loopback clients only; set SEGBRIDGE_METRICS_TOKEN "

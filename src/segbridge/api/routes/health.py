@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from segbridge.api.deps import RuntimeDep
 from segbridge.api.errors import error_body
-from segbridge.observability.health import metrics_refusal, readiness
+from segbridge.observability.health import PROXY_HEADERS, metrics_refusal, readiness
 from segbridge.observability.metrics import registry_for
 
 router = APIRouter(include_in_schema=False)
@@ -41,7 +41,8 @@ def metrics(request: Request, runtime: RuntimeDep) -> Response:
     aggregates."""
     refusal = metrics_refusal(runtime.settings.metrics_token,
                               request.client.host if request.client else None,
-                              request.headers.get("Authorization"))
+                              request.headers.get("Authorization"),
+                              proxied=any(name in request.headers for name in PROXY_HEADERS))
     if refusal is not None:
         headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
         return JSONResponse(error_body(refusal.code, refusal.message),
