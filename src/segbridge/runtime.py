@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.service import Principal
+from segbridge.alerts.service import AlertService
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.connections.service import ConnectionService
@@ -40,6 +41,7 @@ class Runtime:
     flows: FlowService
     access: AccessPolicy
     run_queue: RunQueue
+    alerts: AlertService
 
     def close(self) -> None:
         self.db.dispose()
@@ -62,7 +64,8 @@ def build_runtime(settings: Settings) -> Runtime:
                                     usage_checks=(flows_using,), access=access)
     run_queue = RunQueue()
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
-                   FlowService(db, access, run_queue, registry), access, run_queue)
+                   FlowService(db, access, run_queue, registry), access, run_queue,
+                   AlertService(db, vault, settings, access))
 
 
 def first_start(runtime: Runtime) -> str | None:

@@ -59,6 +59,7 @@ class Workers:
             Every("retest-offline", runtime.settings.retest_interval_seconds,
                   runtime.connections.retest_offline),
             Every("schedule", SCHEDULE_TICK_SECONDS, lambda: start_due_runs(runtime.flows)),
+            Every("alerts", SCHEDULE_TICK_SECONDS, runtime.alerts.check_connections),
             # runs whose process died (a killed CLI run, a crashed server): taken over within
             # half a lease on this host, within 2.5 leases from another one
             Every("take-over", runtime.settings.run_lease_seconds / 2,

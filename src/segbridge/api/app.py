@@ -14,6 +14,7 @@ from segbridge.api.input_checks import refuse_nul_characters
 from segbridge.api.openapi import install_contract, install_docs_page
 from segbridge.api.routes import (
     accounts,
+    alerts,
     applications,
     auth,
     connections,
@@ -50,6 +51,7 @@ def create_api(runtime: Runtime) -> FastAPI:
     api.include_router(users.router)
     api.include_router(accounts.router)
     api.include_router(api_tokens.router)
+    api.include_router(alerts.router)
     app.include_router(api, dependencies=INPUT_CHECKS)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
     return app

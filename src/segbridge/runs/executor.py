@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from segbridge.alerts.hooks import notify_run_finished
 from segbridge.apps.base import Registry
 from segbridge.apps.registry import default_registry
 from segbridge.concurrency import governor_for
@@ -165,6 +166,8 @@ async def _run_to_its_end(run_id: str, ctx: PlanContext,
     result = await _finish(store, result, cursor)
     if result.status != TAKEN_OVER_RESULT:
         await asyncio.to_thread(after_run, ctx.db, run_id)
+        await asyncio.to_thread(notify_run_finished, ctx.db, ctx.vault, ctx.settings,
+                                run_id)  # never raises: a failed alert never fails a run
     return result
 
 
