@@ -311,19 +311,19 @@ def test_a_monitor_reads_but_may_not_change_or_test_and_other_accounts_see_nothi
     server: Server, hook: Hook, mailbox: Mailbox,
 ) -> None:
     configure(server, hook)
-    monitor = _client(server, "monitor@a.example", "monitor")
-    assert monitor.get("/api/v1/alerts").json()["has_webhook_url"] is True
-    refused = monitor.put("/api/v1/alerts", json={"email_recipients": []})
-    assert refused.status_code == 403 and "monitor" in refused.text
-    assert monitor.post("/api/v1/alerts/test").status_code == 403
+    with _client(server, "monitor@a.example", "monitor") as monitor:
+        assert monitor.get("/api/v1/alerts").json()["has_webhook_url"] is True
+        refused = monitor.put("/api/v1/alerts", json={"email_recipients": []})
+        assert refused.status_code == 403 and "monitor" in refused.text
+        assert monitor.post("/api/v1/alerts/test").status_code == 403
 
     with server.runtime.db.session() as session:
         other_account = accounts.create_account(session, "Other").id
-    stranger = _client(server, "admin@other.example", "admin", other_account)
-    theirs = stranger.get("/api/v1/alerts").json()
-    assert theirs["has_webhook_url"] is False and theirs["email_recipients"] == []
-    assert stranger.post("/api/v1/alerts/test").json() == {
-        "email": "not configured", "webhook": "not configured"}
+    with _client(server, "admin@other.example", "admin", other_account) as stranger:
+        theirs = stranger.get("/api/v1/alerts").json()
+        assert theirs["has_webhook_url"] is False and theirs["email_recipients"] == []
+        assert stranger.post("/api/v1/alerts/test").json() == {
+            "email": "not configured", "webhook": "not configured"}
     assert hook.posts == [] and mailbox.messages == []
 
 
