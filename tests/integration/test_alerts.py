@@ -23,12 +23,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from segbridge.accounts import service as accounts
+from segbridge.alerts import secrets as alert_secrets
 from segbridge.alerts import throttle
+from segbridge.alerts.models import AlertSettingsRow
 from segbridge.alerts.service import AlertService, AlertSettingsUpdate
 from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import ValidationFailed
 from segbridge.core.settings import Settings, load_settings
+from segbridge.core.vault import new_key
 from segbridge.runs.store import RunStore
 from segbridge.runtime import ADMIN_EMAIL, Runtime
 from segbridge.storage.db import Database
@@ -395,3 +398,25 @@ def _claim_concurrently(db: Database, subject: str, threads: int) -> int:
         claimer.join()
     assert len(results) == threads
     return sum(results)
+
+
+# ---- master key rotation ----------------------------------------------------------------------
+
+def test_key_rotation_can_reencrypt_the_webhook_url_onto_the_new_primary_key(
+    runtime: Runtime, hook: Hook,
+) -> None:
+    principal = _admin(runtime)
+    runtime.alerts.update(principal, AlertSettingsUpdate(webhook_url=hook.url))
+    old = runtime.vault.ring
+    new = old.with_new_primary(new_key())
+    with runtime.db.session() as session:
+        assert alert_secrets.secrets_per_key(session) == {old.primary: 1}
+        assert alert_secrets.reencrypt(session, new) == 1
+    with runtime.db.session() as session:
+        assert alert_secrets.secrets_per_key(session) == {new.primary: 1}
+        row = session.get(AlertSettingsRow, principal.account_id)
+        assert row is not None and row.webhook_ciphertext is not None
+        only_new = new.without({old.primary})
+        url = only_new.unseal(row.webhook_ciphertext, alert_secrets.webhook_aad(row.account_id))
+        assert url.reveal() == hook.url
+        assert alert_secrets.reencrypt(session, new) == 0

@@ -29,6 +29,7 @@ from segbridge.alerts.notification import (
     run_notification,
     trial_notification,
 )
+from segbridge.alerts.secrets import WEBHOOK_FIELD, webhook_aad
 from segbridge.alerts.webhook import post_webhook
 from segbridge.connections.secret_store import current_ring
 from segbridge.core.access import AccessPolicy
@@ -36,7 +37,7 @@ from segbridge.core.clock import utcnow
 from segbridge.core.errors import FieldProblem, NotAllowedHere, ValidationFailed
 from segbridge.core.secrets import Secret, looks_masked
 from segbridge.core.settings import Settings
-from segbridge.core.vault import Vault, associated_data
+from segbridge.core.vault import Vault
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, Flow, Run
@@ -45,8 +46,6 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20
 MAX_URL_CHARS = 2000
-WEBHOOK_FIELD = "webhook_url"
-WEBHOOK_OWNER = "alerts"  # the vault's associated data: account | "alerts" | "webhook_url"
 _EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@([A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}|localhost)")
 
 
@@ -248,7 +247,7 @@ class AlertService:
             return _Channels([], None)
         webhook = None
         if row.webhook_ciphertext:
-            webhook = self.vault.decrypt(row.webhook_ciphertext, _webhook_aad(account_id))
+            webhook = self.vault.decrypt(row.webhook_ciphertext, webhook_aad(account_id))
         return _Channels(list(row.email_recipients or []), webhook)
 
     def _store_webhook(self, session: Session, row: AlertSettingsRow, url: str) -> None:
@@ -256,7 +255,7 @@ class AlertService:
             row.webhook_ciphertext = row.webhook_key_id = None
             return
         ring = current_ring(session, self.vault)
-        row.webhook_ciphertext = ring.seal(Secret(url), _webhook_aad(row.account_id))
+        row.webhook_ciphertext = ring.seal(Secret(url), webhook_aad(row.account_id))
         row.webhook_key_id = ring.primary
 
     def _validate(self, body: AlertSettingsUpdate) -> list[str]:
@@ -316,10 +315,6 @@ class AlertService:
             connection_online=bool(shown.connection_online),
             smtp_configured=bool(self.settings.smtp_host),
             interval_seconds=self.settings.alert_interval_seconds)
-
-
-def _webhook_aad(account_id: str) -> bytes:
-    return associated_data(account_id, WEBHOOK_OWNER, WEBHOOK_FIELD)
 
 
 def _run_condition(row: AlertSettingsRow | None, run: Run) -> Condition | None:
