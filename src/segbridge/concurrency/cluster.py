@@ -65,7 +65,8 @@ T = TypeVar("T")
 HEARTBEAT_SECONDS = 1.0
 SLOT_TTL_SECONDS = 5.0
 FIRST_POLL_SECONDS = 0.005
-MAX_POLL_SECONDS = 0.1
+MAX_POLL_SECONDS = 0.05
+WANT_TTL_SECONDS = 2.5  # a process counts as wanting slots this long after it last said so
 HOLD_SECONDS = 1.0  # the longest a process hands a slot from request to request
 MAX_RETRY_SECONDS = 1.0  # between attempts while the database is out of reach
 
@@ -85,12 +86,22 @@ SELECT current_limit, pause_seconds,
        COALESCE(EXTRACT(EPOCH FROM (paused_until - now())), 0)::float8 FROM pool
 """
 _TAKE = """
-WITH pool AS (
-    SELECT current_limit, pause_seconds, paused_until, now() AS at
+WITH pool AS (  -- share: the limit over the processes that want slots (this one included)
+    SELECT current_limit, pause_seconds, paused_until, now() AS at,
+           ceil(current_limit::float8 / (1 + (
+               SELECT count(*) FROM governor_wants w
+               WHERE w.pool = %(pool)s AND w.holder <> %(me)s AND w.wants_until > now())))::int
+           AS share,
+           (SELECT count(*) FROM governor_slots m
+            WHERE m.pool = %(pool)s AND m.holder = %(me)s AND m.expires_at > now()) AS mine
     FROM governor_pools WHERE pool = %(pool)s
+), wants AS (
+    INSERT INTO governor_wants (pool, holder, wants_until)
+    VALUES (%(pool)s, %(me)s, now() + make_interval(secs => %(want_ttl)s))
+    ON CONFLICT (pool, holder) DO UPDATE SET wants_until = EXCLUDED.wants_until
 ), free AS (
     SELECT s.slot FROM governor_slots s, pool
-    WHERE s.pool = %(pool)s AND s.slot < pool.current_limit
+    WHERE s.pool = %(pool)s AND s.slot < pool.current_limit AND pool.mine < pool.share
       AND (pool.paused_until IS NULL OR pool.paused_until <= pool.at)
       AND (s.holder IS NULL OR s.expires_at < pool.at)
     ORDER BY s.slot LIMIT 1 FOR UPDATE OF s SKIP LOCKED
@@ -101,13 +112,16 @@ WITH pool AS (
     RETURNING s.slot
 )
 SELECT (SELECT slot FROM taken), current_limit, pause_seconds,
-       COALESCE(EXTRACT(EPOCH FROM (paused_until - at)), 0)::float8 FROM pool
+       COALESCE(EXTRACT(EPOCH FROM (paused_until - at)), 0)::float8, share FROM pool
 """
 _RELEASE = """
 UPDATE governor_slots SET holder = NULL, expires_at = NULL
 WHERE pool = %(pool)s AND slot = %(slot)s AND holder = %(me)s
 """
-_RELEASE_ALL = "UPDATE governor_slots SET holder = NULL, expires_at = NULL WHERE holder = %(me)s"
+_RELEASE_ALL = """
+WITH unwanted AS (DELETE FROM governor_wants WHERE holder = %(me)s)
+UPDATE governor_slots SET holder = NULL, expires_at = NULL WHERE holder = %(me)s
+"""
 _RATE_LIMITED = """
 UPDATE governor_pools SET current_limit = 1,
     paused_until = GREATEST(COALESCE(paused_until, now()),
@@ -131,23 +145,33 @@ WITH renewed AS (
 ), restored AS (  -- governor_slots is UNLOGGED: empty after a crash or a fail-over
     INSERT INTO governor_slots (pool, slot)
     SELECT p.pool, n FROM governor_pools p, generate_series(0, p.level - 1) AS n
-    WHERE p.pool = ANY(%(pools)s)
+    WHERE p.pool = ANY(%(pools)s::text[])
     ON CONFLICT DO NOTHING
+), wants AS (  -- the pools where requests of this process wait for a slot
+    INSERT INTO governor_wants (pool, holder, wants_until)
+    SELECT w, %(me)s, now() + make_interval(secs => %(want_ttl)s)
+    FROM unnest(%(wanting)s::text[]) AS w
+    ON CONFLICT (pool, holder) DO UPDATE SET wants_until = EXCLUDED.wants_until
 )
 SELECT pool, current_limit, pause_seconds,
-       COALESCE(EXTRACT(EPOCH FROM (paused_until - now())), 0)::float8
-FROM governor_pools WHERE pool = ANY(%(pools)s)
+       COALESCE(EXTRACT(EPOCH FROM (paused_until - now())), 0)::float8,
+       ceil(current_limit::float8 / (1 + (
+           SELECT count(*) FROM governor_wants w
+           WHERE w.pool = p.pool AND w.holder <> %(me)s AND w.wants_until > now())))::int
+FROM governor_pools p WHERE pool = ANY(%(pools)s::text[])
 """
 
 
 @dataclass(frozen=True)
 class Shared:
     """A pool's state as the database has it: the limit of the moment, the next pause without
-    Retry-After, and how long the pause in force still lasts (0: none)."""
+    Retry-After, how long the pause in force still lasts (0: none), and the slots this process
+    may hold while others want some too (the limit over the processes that want slots)."""
 
     current: int
     pause_seconds: float
     pause_left: float
+    share: int | None = None  # this process's fair share of the slots (None: not known)
 
 
 @dataclass(frozen=True)
@@ -183,7 +207,8 @@ class _SlotStore:
         return Shared(*row)
 
     def take(self, pool: str) -> _Taken:
-        row = self._one(_TAKE, {"pool": pool, "me": self.holder, "ttl": SLOT_TTL_SECONDS})
+        row = self._one(_TAKE, {"pool": pool, "me": self.holder, "ttl": SLOT_TTL_SECONDS,
+                                "want_ttl": WANT_TTL_SECONDS})
         if row is None:
             return _Taken(None, None)
         return _Taken(row[0], Shared(*row[1:]))
@@ -204,13 +229,15 @@ class _SlotStore:
         row = self._one(_CLIMB, {"pool": pool, "seen": seen, "first_pause": FIRST_PAUSE_SECONDS})
         return None if row is None else Shared(*row)
 
-    def renew(self, pools: list[str]) -> dict[str, Shared]:
-        """Retry the releases that failed, renew every slot held; the pools' states."""
+    def renew(self, pools: list[str], wanting: list[str]) -> dict[str, Shared]:
+        """Retry the releases that failed, renew every slot held and the wish for more slots
+        of the ``wanting`` pools; the pools' states."""
         while self._unreleased:
             pool, slot = self._unreleased[0]
             self._execute(_RELEASE, {"pool": pool, "slot": slot, "me": self.holder})
             self._unreleased.pop(0)
-        rows = self._all(_RENEW, {"me": self.holder, "ttl": SLOT_TTL_SECONDS, "pools": pools})
+        rows = self._all(_RENEW, {"me": self.holder, "ttl": SLOT_TTL_SECONDS, "pools": pools,
+                                  "wanting": wanting, "want_ttl": WANT_TTL_SECONDS})
         return {row[0]: Shared(*row[1:]) for row in rows}
 
     def release_all(self) -> None:
@@ -262,6 +289,7 @@ class ClusterGovernor(LocalGovernor):
         self._held: dict[str, list[int]] = {}  # the slots of the requests in flight
         self._spares: dict[str, deque[int]] = {}  # given back, for the next waiters in order
         self._taken_at: dict[tuple[str, int], float] = {}
+        self._asking: dict[str, int] = {}  # requests asking the database for a slot now
         self._shared: dict[str, Shared] = {}
         self._successes: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -352,12 +380,16 @@ class ClusterGovernor(LocalGovernor):
     def _keep_for_next(self, pool: str, slot: int) -> bool:
         """Whether a slot given back goes straight to this process's next waiter: one is
         waiting, the pool has room for it now, and the slot was taken from the database less
-        than ``HOLD_SECONDS`` ago (so every slot goes back to the database that often, and
-        other processes get their turn)."""
+        than ``HOLD_SECONDS`` ago, and this process holds no more than its fair share (so
+        every slot goes back to the database that often, and other processes get theirs)."""
         state = self._pools[pool]
         now = self._clock.monotonic()
+        shared = self._shared.get(pool)
+        share = state.current if shared is None or shared.share is None else shared.share
+        holding = len(self._held.get(pool, ())) + len(self._spares.get(pool, ())) + 1
         return (not self._closed and any(not waiter.done() for waiter in state.waiters)
                 and state.in_flight - 1 < state.current and now >= state.paused_until
+                and holding <= share
                 and now - self._taken_at.get((pool, slot), -HOLD_SECONDS) < HOLD_SECONDS)
 
     def _return_spare(self, pool: str, slot: int) -> None:
@@ -375,6 +407,13 @@ class ClusterGovernor(LocalGovernor):
     # -- taking a slot from the database ---------------------------------------------------
     async def _take_slot(self, pool: str) -> int:
         self._loop = asyncio.get_running_loop()
+        self._asking[pool] = self._asking.get(pool, 0) + 1
+        try:
+            return await self._ask_until_taken(pool)
+        finally:
+            self._asking[pool] -= 1
+
+    async def _ask_until_taken(self, pool: str) -> int:
         poll = FIRST_POLL_SECONDS
         while True:
             try:
@@ -451,6 +490,12 @@ class ClusterGovernor(LocalGovernor):
         future.add_done_callback(done)
 
     # -- the heartbeat -------------------------------------------------------------------------
+    def _wants_more(self, pool: str) -> bool:
+        """Requests of this process wait for a slot of the pool (read from the heartbeat's
+        thread: a momentary view is enough)."""
+        state = self._pools.get(pool)
+        return bool(self._asking.get(pool)) or (state is not None and bool(state.waiters))
+
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None and not self._closed:
             self._heartbeat = threading.Thread(target=self._beat, name="governor-heartbeat",
@@ -462,8 +507,9 @@ class ClusterGovernor(LocalGovernor):
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with self._names_lock:
                 pools = sorted(self._names)
+            wanting = [pool for pool in pools if self._wants_more(pool)]
             try:
-                states = self._worker.submit(self._store.renew, pools).result()
+                states = self._worker.submit(self._store.renew, pools, wanting).result()
             except Exception:
                 if self._closed:
                     return

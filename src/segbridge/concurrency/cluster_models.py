@@ -1,5 +1,6 @@
-"""The cluster governor's tables: one row per pool (its level and shared 429 state) and one
-row per request slot of a pool (who holds it, until when). See ``cluster.py``.
+"""The cluster governor's tables: one row per pool (its level and shared 429 state), one row
+per request slot of a pool (who holds it, until when), one row per process that wants slots
+of a pool (for fair shares). See ``cluster.py``.
 
 Migration 0005 creates them on every database (SQLite too, where nothing uses them), so the
 schema is one and the same whatever the database."""
@@ -39,3 +40,14 @@ class GovernorSlot(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(100), default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class GovernorWant(Base):
+    """A process whose requests wait for slots of a pool, until ``wants_until`` unless it says
+    so again: the slots are shared fairly among the processes that want some."""
+
+    __tablename__ = "governor_wants"
+
+    pool: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100), primary_key=True)
+    wants_until: Mapped[datetime]

@@ -27,8 +27,9 @@ from segbridge.concurrency.cluster import (
     ClusterGovernor,
 )
 from segbridge.concurrency.governor import SUCCESSES_TO_CLIMB
-from segbridge.core.settings import Settings
+from segbridge.core.settings import load_settings
 from segbridge.storage.db import Database
+from tests.support.databases import postgres_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.sql]
 
@@ -151,6 +152,13 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Always PostgreSQL: a migrated database of the test's own."""
+    with postgres_database(template=request.getfixturevalue("postgres_template")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -317,8 +325,9 @@ def test_a_busy_process_hands_slots_over_without_asking_the_database_each_time(
     assert held_slots(database_url, POOL) == 0
 
 
-def test_the_factory_picks_the_cluster_governor_for_postgresql(settings: Settings,
-                                                              database_url: str) -> None:
+def test_the_factory_picks_the_cluster_governor_for_postgresql(database_url: str,
+                                                              tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home", database_url=database_url)
     db = Database(database_url)
     try:
         governor = governor_for(settings, db)
@@ -328,7 +337,7 @@ def test_the_factory_picks_the_cluster_governor_for_postgresql(settings: Setting
     assert isinstance(governor, ClusterGovernor)
 
 
-def test_a_canceled_request_leaves_no_slot_behind(database_url: str, tmp_path: Path) -> None:
+def test_a_canceled_request_leaves_no_slot_behind(database_url: str) -> None:
     async def main() -> None:
         governor = ClusterGovernor(database_url)
         try:
@@ -348,3 +357,69 @@ def test_a_canceled_request_leaves_no_slot_behind(database_url: str, tmp_path: P
 
     asyncio.run(main())
     assert held_slots(database_url, POOL) == 0
+
+
+def test_the_heartbeat_keeps_a_long_request_s_slot(database_url: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A request in flight longer than the slots' expiry keeps its slot: the heartbeat renews
+    it (another process cannot take it), and nothing is logged as failing."""
+
+    async def main() -> bool:
+        holder, other = ClusterGovernor(database_url), ClusterGovernor(database_url)
+        try:
+            for governor in (holder, other):
+                governor.configure(POOL, 1)
+            await holder.acquire(POOL)
+            await asyncio.sleep(SLOT_TTL_SECONDS + 2 * HEARTBEAT_SECONDS)
+            try:
+                await asyncio.wait_for(other.acquire(POOL), timeout=0.5)
+                return False
+            except TimeoutError:
+                return True
+            finally:
+                holder.release(POOL)
+        finally:
+            holder.close()
+            other.close()
+
+    assert asyncio.run(main())
+    assert [record.getMessage() for record in caplog.records
+            if record.name.startswith("segbridge.concurrency")] == []
+
+
+def test_busy_processes_share_the_slots_fairly(database_url: str) -> None:
+    """Two processes (two governors with their own connections) saturating one pool: each gets
+    about half of the requests, though the first one was alone at first."""
+
+    async def main() -> tuple[int, int, int]:
+        first, second = ClusterGovernor(database_url), ClusterGovernor(database_url)
+        in_flight, peak = [0], [0]
+        try:
+            for governor in (first, second):
+                governor.configure(POOL, 4)
+
+            async def sender(governor: ClusterGovernor, until: float, done: list[int]) -> None:
+                while time.monotonic() < until:
+                    await governor.acquire(POOL)
+                    in_flight[0] += 1
+                    peak[0] = max(peak[0], in_flight[0])
+                    await asyncio.sleep(0.02)
+                    in_flight[0] -= 1
+                    governor.release(POOL)
+                    done[0] += 1
+
+            end = time.monotonic() + 4
+            alone, shared = [0], [0]
+            early = [asyncio.create_task(sender(first, end, alone)) for _ in range(16)]
+            await asyncio.sleep(1)  # the first holds every slot, handing them over inside
+            late = [asyncio.create_task(sender(second, end, shared)) for _ in range(16)]
+            await asyncio.gather(*early, *late)
+            return alone[0], shared[0], peak[0]
+        finally:
+            first.close()
+            second.close()
+
+    alone, shared, peak = asyncio.run(main())
+    assert peak == 4
+    # the second worked 3 s of the 4, sharing: about 3/8 of the requests (at least a quarter)
+    assert shared >= (alone + shared) / 4, (alone, shared)

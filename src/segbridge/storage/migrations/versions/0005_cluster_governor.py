@@ -1,7 +1,7 @@
 """the cluster governor: request slots and shared pause state per connection pool
 
 Created on every database so the schema is one; only PostgreSQL installs use them
-(``segbridge.concurrency.cluster``), where governor_slots is UNLOGGED.
+(``segbridge.concurrency.cluster``), where governor_slots and governor_wants are UNLOGGED.
 
 Revision ID: 0005
 Revises: 0004
@@ -42,14 +42,22 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_governor_slots_holder", "governor_slots", ["holder"])
+    op.create_table(
+        "governor_wants",
+        sa.Column("pool", sa.String(100), primary_key=True),
+        sa.Column("holder", sa.String(100), primary_key=True),
+        sa.Column("wants_until", sa.DateTime(timezone=True), nullable=False),
+    )
     if op.get_bind().dialect.name == "postgresql":
         # slots are taken and given back twice per request: without WAL a commit waits for no
         # disk flush (about 4x faster here). After a crash or a fail-over the table is empty;
         # the governors' heartbeat puts the rows back (holders then start afresh)
         op.execute("ALTER TABLE governor_slots SET UNLOGGED")
+        op.execute("ALTER TABLE governor_wants SET UNLOGGED")
 
 
 def downgrade() -> None:
+    op.drop_table("governor_wants")
     op.drop_index("ix_governor_slots_holder", table_name="governor_slots")
     op.drop_table("governor_slots")
     op.drop_table("governor_pools")
