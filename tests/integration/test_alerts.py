@@ -26,7 +26,7 @@ from segbridge.accounts import service as accounts
 from segbridge.alerts import secrets as alert_secrets
 from segbridge.alerts import throttle
 from segbridge.alerts.models import AlertSettingsRow
-from segbridge.alerts.service import AlertService, AlertSettingsUpdate
+from segbridge.alerts.service import AlertService, AlertSettingsDraft
 from segbridge.core.access import AccessPolicy
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import ValidationFailed
@@ -283,10 +283,14 @@ def test_settings_are_validated_field_by_field_and_the_webhook_url_is_write_only
         "run_errors_over_share": 1.5})
     assert bad.status_code == 422
     fields = {d["field"] for d in bad.json()["error"]["details"]}
-    assert fields == {"email_recipients[1]", "email_recipients[2]", "webhook_url",
+    assert fields == {"email_recipients.1", "email_recipients.2", "webhook_url",
                       "run_errors_over_count", "run_errors_over_share"}
     assert server.api.put("/api/v1/alerts", json={"webhook_url": "********"}).status_code == 422
     assert server.api.put("/api/v1/alerts", json={"nope": 1}).status_code == 422
+    assert server.api.put("/api/v1/alerts", json={"run_failed": 0}).status_code == 422
+    twice = server.api.put("/api/v1/alerts", json={"email_recipients": ["a@b.cc", "a@b.cc"]})
+    assert twice.status_code == 422
+    assert twice.json()["error"]["details"][0]["field"] == "email_recipients"
 
     saved = configure(server, hook)
     kept = server.api.put("/api/v1/alerts", json={"email_recipients": [],
@@ -346,7 +350,7 @@ def test_the_outbound_policy_applies_to_the_webhook_host(runtime: Runtime, hook:
     service = AlertService(runtime.db, runtime.vault, runtime.settings, strict)
     principal = _admin(runtime)
     with pytest.raises(ValidationFailed) as refused:
-        service.update(principal, AlertSettingsUpdate(webhook_url=hook.url))
+        service.update(principal, AlertSettingsDraft(webhook_url=hook.url))
     assert refused.value.problems[0].field == "webhook_url"
     assert "XXXXsecret" not in str(refused.value.as_dict())
 
@@ -406,7 +410,7 @@ def test_key_rotation_can_reencrypt_the_webhook_url_onto_the_new_primary_key(
     runtime: Runtime, hook: Hook,
 ) -> None:
     principal = _admin(runtime)
-    runtime.alerts.update(principal, AlertSettingsUpdate(webhook_url=hook.url))
+    runtime.alerts.update(principal, AlertSettingsDraft(webhook_url=hook.url))
     old = runtime.vault.ring
     new = old.with_new_primary(new_key())
     with runtime.db.session() as session:

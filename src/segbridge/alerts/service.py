@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
@@ -51,20 +51,15 @@ _EMAIL = re.compile(r"[^@\s,;<>\"]{1,64}@([A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}|l
 
 # ---- the public schemas ------------------------------------------------------------------
 
-class AlertSettingsUpdate(BaseModel):
-    """PUT /api/v1/alerts. ``webhook_url``: leave it out (or null) to keep the stored one,
-    ``""`` to remove it; it is never answered back (``has_webhook_url``)."""
+@dataclass(frozen=True)
+class AlertSettingsDraft:
+    """What a user saves. ``webhook_url``: None keeps the stored one, ``""`` removes it."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    email_recipients: list[str] = Field(default_factory=list)
+    email_recipients: list[str] = field(default_factory=list)
     webhook_url: str | None = None
     run_failed: bool = True
-    run_errors_over_count: int | None = Field(
-        default=None, description="notify when a run completes with more record errors")
-    run_errors_over_share: float | None = Field(
-        default=None, description="notify when a run completes with a larger share (0-1) "
-                                  "of its exported records failed")
+    run_errors_over_count: int | None = None  # notify when a run completes with more errors
+    run_errors_over_share: float | None = None  # ... or a larger share of its records failed
     connection_offline: bool = True
     connection_online: bool = True
 
@@ -109,7 +104,7 @@ class AlertService:
         with self.db.session() as session:
             return self._public(session.get(AlertSettingsRow, principal.account_id))
 
-    def update(self, principal: Principal, body: AlertSettingsUpdate) -> AlertSettingsPublic:
+    def update(self, principal: Principal, body: AlertSettingsDraft) -> AlertSettingsPublic:
         # TODO(lead): a Permission.EDIT_ALERTS (manage) would name this better
         require(principal, Permission.EDIT_CONNECTIONS)
         recipients = self._validate(body)
@@ -258,7 +253,7 @@ class AlertService:
         row.webhook_ciphertext = ring.seal(Secret(url), webhook_aad(row.account_id))
         row.webhook_key_id = ring.primary
 
-    def _validate(self, body: AlertSettingsUpdate) -> list[str]:
+    def _validate(self, body: AlertSettingsDraft) -> list[str]:
         problems: list[FieldProblem] = []
         recipients = [r.strip() for r in body.email_recipients]
         if len(recipients) > MAX_RECIPIENTS:
@@ -266,14 +261,10 @@ class AlertService:
                                          "recipients (use a mailing list for more)."))
         for i, address in enumerate(recipients):
             if not _EMAIL.fullmatch(address):
-                problems.append(FieldProblem(f"email_recipients[{i}]", f"'{address[:100]}' is "
+                problems.append(FieldProblem(f"email_recipients.{i}", f"'{address[:100]}' is "
                                              "not an email address; write it as name@example.com."))
         if len(set(recipients)) != len(recipients):
             problems.append(FieldProblem("email_recipients", "Name each recipient once."))
-        if recipients and not self.settings.smtp_host:
-            problems.append(FieldProblem("email_recipients", "This server has no mail server "
-                                         "configured: set SEGBRIDGE_SMTP_HOST (and restart), "
-                                         "or leave the recipients empty."))
         if body.webhook_url:
             problems += self._webhook_problems(body.webhook_url.strip())
         count, share = body.run_errors_over_count, body.run_errors_over_share
@@ -288,12 +279,13 @@ class AlertService:
         return recipients
 
     def _webhook_problems(self, url: str) -> list[FieldProblem]:
-        if looks_masked(url):
-            return [FieldProblem(WEBHOOK_FIELD, "This looks like a masked value: enter the "
-                                 "whole webhook URL, or leave the field out to keep it.")]
-        parts = urlsplit(url)
-        if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") \
-                or not parts.hostname or any(c.isspace() for c in url):
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+        except ValueError:  # "http://[": not a URL at all
+            host = None
+        if len(url) > MAX_URL_CHARS or not host or parts.scheme not in ("http", "https") \
+                or any(c.isspace() for c in url) or looks_masked(url):
             return [FieldProblem(WEBHOOK_FIELD, "Enter the webhook's whole URL, starting "
                                  "with https:// (for Slack: an Incoming Webhook URL).")]
         try:
