@@ -42,6 +42,7 @@ class Notification:
 def run_notification(condition: Condition, base_url: str, flow_name: str, run_id: str,
                      status: str, counts: dict[str, Any], message: str | None) -> Notification:
     what = "failed" if condition == Condition.RUN_FAILED else "completed with errors"
+    flow_name = _one_line(flow_name)
     shown = {k: counts.get(k, 0) for k in ("exported", "sent", "failed", "ignored")}
     lines = [f"segbridge: run {run_id} of flow '{flow_name}' {what}.",
              f"Status: {status}",
@@ -56,6 +57,7 @@ def run_notification(condition: Condition, base_url: str, flow_name: str, run_id
 def connection_notification(condition: Condition, base_url: str, name: str,
                             connection_id: str, cause: str | None) -> Notification:
     what = "went offline" if condition == Condition.CONNECTION_OFFLINE else "is back online"
+    name = _one_line(name)
     lines = [f"segbridge: connection '{name}' ({connection_id}) {what}."]
     if cause and condition == Condition.CONNECTION_OFFLINE:
         lines.append(f"Last test: {_clip(cause)}")
@@ -69,6 +71,11 @@ def trial_notification(base_url: str, actor: str) -> Notification:
     return Notification(Condition.TEST, "[segbridge] Test alert",
                         f"segbridge: a test alert sent by {actor}. Alerts of this account "
                         f"reach this address.\nOpen segbridge: {base_url}")
+
+
+def _one_line(text: str) -> str:
+    """Names go into an email's Subject header: no line breaks (header injection)."""
+    return " ".join(text.split())[:100]
 
 
 def _clip(text: str) -> str:
