@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import ConfigurationError
@@ -116,17 +117,26 @@ def status(db: Database, vault: Vault) -> list[KeyState]:
 
 
 def key_states(db: Database, ring: KeyRing) -> list[KeyState]:
-    from segbridge.connections.secret_store import secrets_per_key
-
     with db.session() as session:
         recorded = {row.key_id: row for row in session.scalars(select(VaultKey))}
-        uses = secrets_per_key(session)
+        uses = _secrets_per_key(session)
     ids = set(recorded) | set(ring.keys) | set(uses)
     states = [KeyState(kid, _state_of(kid, ring, uses), uses.get(kid, 0),
                        recorded[kid].created_at if kid in recorded else None,
                        recorded[kid].retired_at if kid in recorded else None) for kid in ids]
     order = [PRIMARY, RETIRED, MISSING, REMOVED]
     return sorted(states, key=lambda s: (order.index(s.state), str(s.retired_at), s.key_id))
+
+
+def _secrets_per_key(session: Session) -> dict[str, int]:
+    """How many stored secrets each key seals: connections' secrets and alert webhook URLs."""
+    from segbridge.alerts import secrets as alert_secrets
+    from segbridge.connections.secret_store import secrets_per_key
+
+    uses = secrets_per_key(session)
+    for key_id, count in alert_secrets.secrets_per_key(session).items():
+        uses[key_id] = uses.get(key_id, 0) + count
+    return uses
 
 
 def _state_of(key_id: str, ring: KeyRing, uses: dict[str, int]) -> str:
@@ -139,13 +149,14 @@ def _state_of(key_id: str, ring: KeyRing, uses: dict[str, int]) -> str:
 
 def _settle(db: Database, path: Path, ring: KeyRing, keep: set[str]) -> KeyChange:
     """Retire all but the primary key, re-encrypt onto it, remove unused retired keys not kept."""
-    from segbridge.connections.secret_store import reencrypt, secrets_per_key
+    from segbridge.alerts import secrets as alert_secrets
+    from segbridge.connections.secret_store import reencrypt
 
     _retire_all_but(db, ring.primary)
+    with db.session() as session:  # connections' secrets, then the alerts' webhook URLs
+        count = reencrypt(session, ring) + alert_secrets.reencrypt(session, ring)
     with db.session() as session:
-        count = reencrypt(session, ring)
-    with db.session() as session:
-        uses = secrets_per_key(session)
+        uses = _secrets_per_key(session)
     removable = {kid for kid in ring.retired if kid not in keep and not uses.get(kid)}
     if removable:
         ring = ring.without(removable)

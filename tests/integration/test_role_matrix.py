@@ -164,6 +164,11 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
     ("POST", "/api/v1/auth/logout"): ("monitor", lambda w: Req("/api/v1/auth/logout")),
     ("GET", "/api/v1/me"): ("monitor", lambda w: Req("/api/v1/me")),
     # applications and connections
+    # alerts: the account's settings (tests/integration/test_alerts.py)
+    ("GET", "/api/v1/alerts"): ("monitor", lambda w: Req("/api/v1/alerts")),
+    ("PUT", "/api/v1/alerts"): ("manage", lambda w: Req(
+        "/api/v1/alerts", json={"email_recipients": [], "run_failed": True})),
+    ("POST", "/api/v1/alerts/test"): ("manage", lambda w: Req("/api/v1/alerts/test")),
     ("GET", "/api/v1/applications"): ("monitor", lambda w: Req("/api/v1/applications")),
     ("GET", "/api/v1/connections"): ("monitor", lambda w: Req("/api/v1/connections")),
     ("POST", "/api/v1/connections"): ("manage", lambda w: Req(

@@ -41,6 +41,7 @@ class Permission(StrEnum):
     UPLOAD = "upload files"
     RUN_FLOWS = "run or cancel flows"
     HANDLE_ERRORS = "retry or resolve record errors"
+    EDIT_ALERTS = "change alert settings or send a test alert"
     MANAGE_USERS = "invite users, change roles, disable or remove users"
     MANAGE_OTHERS_TOKENS = "manage other users' API tokens"
     MANAGE_KEYS = "rotate the master key"
@@ -57,6 +58,7 @@ LEAST_ROLE: dict[Permission, Role] = {
     Permission.UPLOAD: Role.MANAGE,
     Permission.RUN_FLOWS: Role.MANAGE,
     Permission.HANDLE_ERRORS: Role.MANAGE,
+    Permission.EDIT_ALERTS: Role.MANAGE,
     Permission.MANAGE_USERS: Role.ADMIN,
     Permission.MANAGE_OTHERS_TOKENS: Role.ADMIN,
     Permission.MANAGE_KEYS: Role.ADMIN,

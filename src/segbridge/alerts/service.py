@@ -105,8 +105,7 @@ class AlertService:
             return self._public(session.get(AlertSettingsRow, principal.account_id))
 
     def update(self, principal: Principal, body: AlertSettingsDraft) -> AlertSettingsPublic:
-        # TODO(lead): a Permission.EDIT_ALERTS (manage) would name this better
-        require(principal, Permission.EDIT_CONNECTIONS)
+        require(principal, Permission.EDIT_ALERTS)
         recipients = self._validate(body)
         with self.db.session() as session:
             row = session.get(AlertSettingsRow, principal.account_id)
@@ -127,7 +126,7 @@ class AlertService:
             return self._public(row)
 
     def send_test(self, principal: Principal) -> AlertTestResult:
-        require(principal, Permission.EDIT_CONNECTIONS)
+        require(principal, Permission.EDIT_ALERTS)
         with self.db.session() as session:
             channels = self._channels(session, principal.account_id)
         notification = trial_notification(self.settings.base_url, principal.email)

@@ -151,8 +151,12 @@ async def _run_to_its_end(run_id: str, ctx: PlanContext,
         plan = await asyncio.to_thread(build_plan, ctx, run, store)
     except Exception as exc:
         message = getattr(exc, "message", None) or str(exc)
-        return await _finish(store, RunResult(
+        failed = await _finish(store, RunResult(
             RunStatus.FAILED, f"the run could not start: {message}", Tally()))
+        if failed.status != TAKEN_OVER_RESULT:
+            await asyncio.to_thread(notify_run_finished, ctx.db, ctx.vault, ctx.settings,
+                                    run_id)
+        return failed
     engine = Engine(plan, store, on_progress)
     lease = asyncio.create_task(
         keep_lease(store, ctx.settings.run_lease_seconds, engine.lose_lease))
