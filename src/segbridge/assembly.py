@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from segbridge.accounts.roles import Permission, may
 from segbridge.accounts.sessions import csrf_token_of_cookies
-from segbridge.api.app import create_api, include_health, include_sign_in
+from segbridge.api.app import create_api, include_sign_in
 from segbridge.api.deps import principal_from_request
 from segbridge.core.errors import NotAuthenticated, PermissionDenied
 from segbridge.runtime import Runtime
@@ -29,7 +29,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = create_api(runtime)
     mount_web(app)  # the web UI; before sign-in: its GET /login also serves the sign-in form
     include_sign_in(app)
-    include_health(app)
     app.state.local_segment = None
     if runtime.settings.sandbox_enabled:
         app.state.local_segment = _mount_local_segment(app, runtime)

@@ -61,10 +61,3 @@ def include_sign_in(app: FastAPI) -> None:
     """Sign in and out (password, one-time link) and who am I."""
     app.include_router(auth.router, dependencies=INPUT_CHECKS)
 
-
-def include_health(app: FastAPI) -> None:
-    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
-
-
-def _health() -> dict[str, str]:
-    return {"status": "ok", "version": segbridge.__version__}
