@@ -44,6 +44,7 @@ class Runtime:
     alerts: AlertService
 
     def close(self) -> None:
+        self.run_queue.close()
         self.db.dispose()
 
 
@@ -62,10 +63,21 @@ def build_runtime(settings: Settings) -> Runtime:
     access = access_policy(settings)
     connections = ConnectionService(db, vault, registry, timeout=settings.http_timeout_seconds,
                                     usage_checks=(flows_using,), access=access)
-    run_queue = RunQueue()
+    run_queue = choose_queue(db, settings)
     return Runtime(settings, db, vault, registry, connections, IntegrationService(db),
                    FlowService(db, access, run_queue, registry), access, run_queue,
                    AlertService(db, vault, settings, access))
+
+
+def choose_queue(db: Database, settings: Settings) -> RunQueue:
+    """Where started runs go: the job queue with PostgreSQL (workers on any machine execute
+    them), the in-process queue with SQLite (this process executes them)."""
+    url = settings.resolved_database_url
+    if not url.startswith("postgresql"):
+        return RunQueue()
+    from segbridge.queueing.jobs import JobQueue  # (procrastinate: imported only when used)
+
+    return JobQueue(db, url)
 
 
 def first_start(runtime: Runtime) -> str | None:

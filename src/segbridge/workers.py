@@ -1,9 +1,16 @@
 """Background work of a server: the run executor, the schedule, the re-test of offline
 connections and the take-over of runs nobody executes any more. Started by ``segbridge serve``
-(and by the tests' servers)."""
+(and by the tests' servers).
+
+With PostgreSQL, runs go through the job queue (``segbridge.queueing``): the schedule and the
+take-over are the queue's periodic ticks, and the server executes runs only as one more queue
+worker, in a thread of its own (``settings.server_executes_runs``, default on, so a one-machine
+PostgreSQL install needs no ``segbridge worker``); off, it only enqueues.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable
@@ -49,12 +56,20 @@ class Workers:
                  http_timeout: float | None = None, lanes: LanePolicy | None = None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.runtime = runtime
+        self._stopped = False
+        self.queue_worker: QueueWorkerThread | None = None
+        if runtime.settings.resolved_database_url.startswith("postgresql"):
+            self._loops = [Every("retest-offline", runtime.settings.retest_interval_seconds,
+                                 runtime.connections.retest_offline)]
+            if runtime.settings.server_executes_runs:
+                self.queue_worker = QueueWorkerThread(runtime, policy, http_timeout, lanes,
+                                                      clock)
+            return
         self.executor = RunExecutor(runtime.db, runtime.vault, runtime.settings,
                                     timeout=http_timeout or runtime.settings.http_timeout_seconds,
                                     policy=policy, lanes=lanes or lane_policy(runtime.settings),
                                     registry=runtime.registry, clock=clock)
         runtime.run_queue.attach(self.submit)
-        self._stopped = False
         self._loops = [
             Every("retest-offline", runtime.settings.retest_interval_seconds,
                   runtime.connections.retest_offline),
@@ -73,6 +88,11 @@ class Workers:
         """Start the loops; resume the runs a killed process left behind; return their ids."""
         for loop in self._loops:
             loop.start()
+        if self.queue_worker is not None:
+            self.queue_worker.start()  # (its take-over tick resumes what was left behind)
+            return []
+        if self.runtime.settings.resolved_database_url.startswith("postgresql"):
+            return []
         return self.executor.resume_orphans()
 
     def stop(self) -> None:
@@ -81,5 +101,35 @@ class Workers:
         self._stopped = True
         for loop in self._loops:
             loop.stop()
-        self.runtime.run_queue.detach(self.submit)
-        self.executor.shutdown()
+        if self.queue_worker is not None:
+            self.queue_worker.stop()
+        if hasattr(self, "executor"):
+            self.runtime.run_queue.detach(self.submit)
+            self.executor.shutdown()
+
+
+class QueueWorkerThread:
+    """A queue worker (``segbridge.queueing.worker``) on an event loop of its own thread."""
+
+    def __init__(self, runtime: Runtime, policy: RetryPolicy | None,
+                 http_timeout: float | None, lanes: LanePolicy | None, clock: Clock) -> None:
+        from segbridge.queueing.worker import QueueWorker, WorkerOptions
+
+        options = WorkerOptions(concurrency=runtime.settings.worker_concurrency, policy=policy,
+                                lanes=lanes, clock=clock, http_timeout=http_timeout)
+        self.worker = QueueWorker(runtime, options)
+        self._thread = threading.Thread(target=self._run, name="queue-worker", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self.worker.run(signals=False))
+        except Exception:
+            log.exception("the server's queue worker stopped")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Give back the runs it executes and wait for it to end."""
+        self.worker.shutdown_threadsafe()
+        self._thread.join(timeout=timeout)

@@ -13,7 +13,7 @@ import os
 import click
 
 from segbridge.apps.public import application_public
-from segbridge.cli import accounts, connections, flows, keys, users
+from segbridge.cli import accounts, connections, flows, keys, users, worker
 from segbridge.cli import tokens as cli_tokens
 from segbridge.cli.context import handles_errors, runtime_of
 from segbridge.cli.output import emit_json, emit_table
@@ -78,6 +78,7 @@ cli.add_command(accounts.group)
 cli.add_command(flows.integrations)
 cli.add_command(flows.flows)
 cli.add_command(flows.runs)
+cli.add_command(worker.command)
 
 
 def _add_sandbox() -> None:

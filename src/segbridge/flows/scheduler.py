@@ -1,4 +1,9 @@
-"""The schedule: start each enabled flow's run when its cron (in its time zone) fires."""
+"""The schedule: start each enabled flow's run when its cron (in its time zone) fires.
+
+Called by a server's schedule loop (SQLite) or by the job queue's schedule tick (PostgreSQL:
+one tick at a time across the cluster). Either way a due flow is claimed once: its row is
+locked while its next fire time moves on (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so two
+ticks at once never both start it), and a flow still running refuses a second run."""
 
 from __future__ import annotations
 
@@ -20,7 +25,8 @@ def start_due_runs(flows: FlowService) -> list[str]:
     now = utcnow()
     with flows.db.session() as session:
         due = list(session.scalars(select(Flow).where(
-            Flow.enabled.is_(True), Flow.next_run_at.is_not(None), Flow.next_run_at <= now)))
+            Flow.enabled.is_(True), Flow.next_run_at.is_not(None), Flow.next_run_at <= now)
+            .with_for_update(skip_locked=True)))
         for flow in due:
             flow.next_run_at = next_fire(flow, after=now)
         work = [(flow.id, flow.account_id, flow.name) for flow in due]

@@ -5,7 +5,8 @@ that the runtime gave them; they never execute a run nor know who does. Whoever 
 in this process attaches itself: the server's workers (``segbridge serve``) attach their
 executor. With nobody attached (the CLI, which executes its own runs in the foreground, or a
 process without workers), an enqueued run stays ``queued`` in the database, where a server's
-take-over loop finds it. A future multi-machine queue implements the same ``enqueue``.
+take-over loop finds it. With PostgreSQL the runtime gives the services the job queue instead
+(``segbridge.queueing.jobs.JobQueue``: the same ``enqueue``, a procrastinate job per run).
 """
 
 from __future__ import annotations
@@ -37,3 +38,6 @@ class RunQueue:
             runner = self._runner
         if runner is not None:
             runner(run_id)
+
+    def close(self) -> None:
+        """Release what the queue holds (nothing, in-process)."""

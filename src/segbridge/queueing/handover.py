@@ -1,0 +1,139 @@
+"""Runs passing between workers: taken over from a dead worker, given back by one stopping.
+
+**Take-over** (a periodic tick, deduplicated across workers by procrastinate): a run is an
+orphan by the run store's rule (``runs.store.orphaned_runs``: its owner process ended, on this
+host, or no heartbeat for two leases, from any host; a queued run nobody started for two
+leases). Its job decides what happens:
+
+- a job waits (``todo``): nothing; a worker will take it (a long queue is no orphan);
+- a job is being executed (``doing``) by a worker that died: the run is claimed (atomically,
+  ``take_over``: one claimer wins), its lease released, and that job put back in the queue
+  (procrastinate's retry: the same job, with its locks; the flow's lock held by the dead job
+  is released by it);
+- no job at all (deferring it failed, or it was lost): claimed, released, and deferred again.
+
+A job being executed whose run was never started (no owner) is left alone while its
+procrastinate worker sends heartbeats: it is about to start.
+
+**Give back** (SIGTERM): the worker stops taking jobs, releases the lease of each run it
+executes (``owner`` cleared by a write conditional on still owning it) and defers each run's
+job again (it waits on the flow's lock until this one ends). The engine finds its lease gone at
+its next checkpoint or renewal and stops, committing nothing more; the next worker resumes
+from the last checkpoint with the same messageIds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from procrastinate import App
+from procrastinate.jobs import Status
+from sqlalchemy import update
+
+from segbridge.core.clock import utcnow
+from segbridge.queueing.jobs import RunJob, active_run_jobs, defer_run_async, flow_of
+from segbridge.runs.lifecycle import ACTIVE
+from segbridge.runs.store import Orphan, orphaned_runs, owner_name, take_over
+from segbridge.storage.db import Database
+from segbridge.storage.models import Run
+
+log = logging.getLogger(__name__)
+
+WORKER_SILENCE = (
+    "SELECT j.id, EXTRACT(EPOCH FROM (NOW() - w.last_heartbeat))::float AS silent "
+    "FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
+    "WHERE j.id = %(job_id)s")
+
+
+@dataclass(frozen=True)
+class Handover:
+    """What the take-over tick needs: the database, the app and the lease."""
+
+    db: Database
+    app: App
+    lease_seconds: int
+
+
+def release(db: Database, run_id: str, owner: str) -> bool:
+    """Give the run's lease up, if this owner still holds it (its heartbeat restarts, so it is
+    no orphan before its next job starts)."""
+    with db.session() as session:
+        released = session.execute(update(Run).where(
+            Run.id == run_id, Run.owner == owner, Run.status.in_(ACTIVE))
+            .values(owner=None, heartbeat_at=utcnow()))
+        return bool(released.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def take_over_orphans(handover: Handover, busy: set[str]) -> list[str]:
+    """Put every orphaned run back in the queue (see the module); returns their ids."""
+    orphans = await asyncio.to_thread(orphaned_runs, handover.db, handover.lease_seconds,
+                                      busy=busy)
+    if not orphans:
+        return []
+    jobs = await active_run_jobs(handover.app)
+    taken = []
+    for orphan in orphans:
+        job = jobs.get(orphan.run_id)
+        if await _left_alone(handover, orphan, job):
+            continue
+        if await _requeue(handover, orphan, job):
+            taken.append(orphan.run_id)
+    return taken
+
+
+async def _left_alone(handover: Handover, orphan: Orphan, job: RunJob | None) -> bool:
+    if job is None:
+        return False
+    if job.status == "todo":
+        return True
+    if orphan.owner is not None:  # started, and its owner is gone: its job is dead
+        return False
+    row = await handover.app.connector.execute_query_one_async(WORKER_SILENCE,
+                                                              job_id=job.job_id)
+    silent = row["silent"] if row else None
+    return silent is not None and silent <= 2 * handover.lease_seconds
+
+
+async def _requeue(handover: Handover, orphan: Orphan, job: RunJob | None) -> bool:
+    if not await asyncio.to_thread(take_over, handover.db, orphan):
+        return False  # claimed by another worker first, or its owner came back
+    await asyncio.to_thread(release, handover.db, orphan.run_id, owner_name())
+    log.warning("taking over run %s from %s (%s); it resumes from its checkpoint on the next "
+                "free worker", orphan.run_id, orphan.owner or "nobody", orphan.why)
+    if job is not None:
+        try:
+            await handover.app.job_manager.retry_job_by_id_async(job.job_id,
+                                                                  retry_at=utcnow())
+            return True
+        except Exception:  # it ended meanwhile, or the run waits already: end it
+            log.info("job %s of run %s could not be put back; ending it", job.job_id,
+                     orphan.run_id, exc_info=True)
+            await _end_dead_job(handover.app, job.job_id)
+    flow_id = await asyncio.to_thread(flow_of, handover.db, orphan.run_id)
+    await defer_run_async(handover.app, orphan.run_id, flow_id)
+    return True
+
+
+async def give_back(handover: Handover, run_ids: set[str]) -> list[str]:
+    """Release each run this worker executes and enqueue it again; returns those released."""
+    given = []
+    for run_id in run_ids:
+        if not await asyncio.to_thread(release, handover.db, run_id, owner_name()):
+            continue  # it ended, or was taken over, meanwhile
+        flow_id = await asyncio.to_thread(flow_of, handover.db, run_id)
+        await defer_run_async(handover.app, run_id, flow_id)
+        given.append(run_id)
+        log.warning("run %s given back: this worker stops; the next worker resumes it from "
+                    "its checkpoint", run_id)
+    return given
+
+
+async def _end_dead_job(app: App, job_id: int) -> None:
+    """Mark a dead worker's job failed, so the flow's lock it holds is free."""
+    try:
+        await app.job_manager.finish_job_by_id_async(job_id, status=Status.FAILED,
+                                                     delete_job=False)
+    except Exception:  # not ``doing`` any more: nothing holds the lock
+        log.info("job %s had ended already", job_id, exc_info=True)

@@ -1,0 +1,197 @@
+"""Runs on ``segbridge worker`` processes through the job queue (procrastinate on PostgreSQL):
+executed once, spread over workers, taken over from a killed worker from its checkpoint with
+the same messageIds, given back on SIGTERM; a schedule fires once across workers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from segbridge.core.clock import utcnow
+from segbridge.storage.models import Flow, Run
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    Receiver,
+    assert_invariant,
+    orders,
+    segment_connection,
+    track_flow,
+    wait_for_run,
+    write_csv,
+)
+from tests.integration.flows.test_faults import delivered_once
+from tests.integration.flows.test_flow_runs import create_flow
+from tests.integration.scaleout.queue.conftest import LEASE, Workers
+
+pytestmark = pytest.mark.postgres
+SLOW_ROWS = 3_000
+
+
+def start_run(server: Server, flow_id: str) -> str:
+    response = server.api.post(f"/api/v1/flows/{flow_id}/runs")
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def run_row(server: Server, run_id: str) -> Run:
+    with server.runtime.db.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        return run
+
+
+def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def pid_of(owner: str | None) -> int | None:
+    host, _, pid = (owner or "").rpartition(":")
+    return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+def slow_run(server: Server, receiver: Receiver, data: Path) -> tuple[dict[str, Any], str]:
+    """A run of SLOW_ROWS records to a slow receiver, once it has a checkpoint on a worker."""
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(data / "o.csv", orders(SLOW_ROWS)), connection["name"]))
+    receiver.faults(latency_ms=150)
+    run_id = start_run(server, flow["id"])
+    until(lambda: run_row(server, run_id).checkpoint > 0, 30, "a first checkpoint")
+    return flow, run_id
+
+
+def test_a_run_started_through_the_api_is_executed_by_a_worker(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", orders(50)),
+                                          connection["name"]))
+    run_id = start_run(server, flow["id"])  # enqueued: nobody executes it yet
+    time.sleep(0.5)
+    assert run_row(server, run_id).status == "queued"
+
+    worker = workers.start("--concurrency", "2")
+    run = wait_for_run(server, run_id, timeout=45)
+
+    assert run["status"] == "succeeded", run
+    assert run_row(server, run_id).owner == f"{socket.gethostname()}:{worker.pid}"
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, 50)
+
+
+def test_two_workers_and_several_flows_deliver_every_record_once(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    flows = [create_flow(server, track_flow(f"Orders {i}", write_csv(
+        data / f"{i}.csv", orders(300, start=i * 1000)), connection["name"]))
+        for i in range(8)]
+    pair = [workers.start("--concurrency", "2") for _ in range(2)]
+    for worker in pair:
+        workers.wait_ready(worker)
+    receiver.faults(latency_ms=30)
+    run_ids = [start_run(server, flow["id"]) for flow in flows]
+
+    runs = [wait_for_run(server, run_id, timeout=45) for run_id in run_ids]
+
+    assert [run["status"] for run in runs] == ["succeeded"] * len(runs)
+    delivered_once(receiver, 8 * 300)
+    owners = {pid_of(run_row(server, run_id).owner) for run_id in run_ids}
+    assert owners == {worker.pid for worker in pair}  # both workers executed runs
+
+
+def test_a_killed_worker_s_run_is_finished_by_another_from_its_checkpoint(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    pair = [workers.start("--concurrency", "1") for _ in range(2)]
+    for worker in pair:
+        workers.wait_ready(worker)
+    flow, run_id = slow_run(server, receiver, data)
+    [victim] = [w for w in pair if w.pid == pid_of(run_row(server, run_id).owner)]
+    [survivor] = [w for w in pair if w is not victim]
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    killed_at = time.monotonic()
+    until(lambda: pid_of(run_row(server, run_id).owner) == survivor.pid, 4 * LEASE,
+          "taken over by the other worker")
+    taken_after = time.monotonic() - killed_at
+    receiver.no_faults()
+    run = wait_for_run(server, run_id, timeout=45)
+
+    # a dead owner on this host: seen at the next take-over tick (1 s), then a job pickup
+    assert taken_after < LEASE, f"taken over {taken_after:.1f} s after the kill"
+    assert run["status"] == "succeeded", run
+    assert f"taken over from {socket.gethostname()}:{victim.pid}" in run["message"]
+    assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, SLOW_ROWS)  # same messageIds: the re-sent chunk counted once
+
+
+def test_sigterm_gives_the_run_back_and_another_worker_finishes_it(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    pair = [workers.start("--concurrency", "1") for _ in range(2)]
+    for worker in pair:
+        workers.wait_ready(worker)
+    flow, run_id = slow_run(server, receiver, data)
+    [leaving] = [w for w in pair if w.pid == pid_of(run_row(server, run_id).owner)]
+    [staying] = [w for w in pair if w is not leaving]
+
+    leaving.send_signal(signal.SIGTERM)
+    asked_at = time.monotonic()
+    leaving.wait(timeout=4 * LEASE)
+    stopped_after = time.monotonic() - asked_at
+    until(lambda: pid_of(run_row(server, run_id).owner) == staying.pid, 2 * LEASE,
+          "resumed by the other worker")
+    receiver.no_faults()
+    run = wait_for_run(server, run_id, timeout=45)
+
+    assert leaving.returncode == 0, workers.output(leaving)
+    assert f"run {run_id} given back" in workers.output(leaving)
+    assert stopped_after < 2 * LEASE, f"stopped {stopped_after:.1f} s after SIGTERM"
+    assert run["status"] == "succeeded", run
+    assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, SLOW_ROWS)
+
+
+def test_a_schedule_fires_once_with_two_workers(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    doc = track_flow("Orders", write_csv(data / "o.csv", orders(20)), connection["name"])
+    flow = create_flow(server, {**doc, "schedule": {"cron": "0 3 * * *", "timezone": "UTC"}})
+    pair = [workers.start("--concurrency", "2") for _ in range(2)]
+    for worker in pair:
+        workers.wait_ready(worker)
+    with server.runtime.db.session() as session:  # its time has come
+        session.execute(update(Flow).where(Flow.id == flow["id"])
+                        .values(next_run_at=utcnow() - timedelta(seconds=1)))
+
+    def runs_of_flow() -> int:
+        with server.runtime.db.session() as session:
+            return int(session.scalar(select(func.count()).select_from(Run)
+                                      .where(Run.flow_id == flow["id"])) or 0)
+
+    until(runs_of_flow, 20, "the scheduled run")  # (a schedule tick every 15 s)
+    time.sleep(16)  # the next tick of each worker: nothing more is due
+    assert runs_of_flow() == 1
+    [run] = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()
+    assert run["trigger"] == "schedule"
+    assert wait_for_run(server, run["id"], timeout=30)["status"] == "succeeded"
+    delivered_once(receiver, 20)
