@@ -113,8 +113,9 @@ class QueueWorkerThread:
 
     def __init__(self, runtime: Runtime, policy: RetryPolicy | None,
                  http_timeout: float | None, lanes: LanePolicy | None, clock: Clock) -> None:
-        from segbridge.queueing.worker import QueueWorker, WorkerOptions
+        from segbridge.queueing.worker import QueueWorker, WorkerOptions, quiet_queue_logs
 
+        quiet_queue_logs()
         options = WorkerOptions(concurrency=runtime.settings.worker_concurrency, policy=policy,
                                 lanes=lanes, clock=clock, http_timeout=http_timeout)
         self.worker = QueueWorker(runtime, options)

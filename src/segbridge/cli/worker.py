@@ -26,13 +26,14 @@ def command(concurrency: int | None, queues: str | None) -> None:
     Start as many as wanted, on any machine that reaches the same PostgreSQL and holds the
     same master key ring."""
     from segbridge.queueing.app import QUEUES, is_postgresql
-    from segbridge.queueing.worker import QueueWorker, WorkerOptions
+    from segbridge.queueing.worker import QueueWorker, WorkerOptions, quiet_queue_logs
     from segbridge.server import configure_logging
 
     settings = load_settings()
     if not is_postgresql(settings.resolved_database_url):
         raise click.UsageError(NEEDS_POSTGRESQL)
     configure_logging(settings.log_level)
+    quiet_queue_logs()
     runtime = build_runtime(settings)
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else QUEUES
     options = WorkerOptions(concurrency=concurrency or settings.worker_concurrency,

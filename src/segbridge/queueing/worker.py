@@ -54,6 +54,13 @@ SCHEDULE_CRON = "* * * * * */15"  # (a sixth field: seconds) as often as a serve
 PERIODIC_CONCURRENCY = 2
 
 
+def quiet_queue_logs() -> None:
+    """procrastinate logs every job at INFO, and the periodic ticks come every few seconds:
+    keep its warnings, and the run worker's own lines (started, stopping, each run's job)."""
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    logging.getLogger("procrastinate.worker.runs").setLevel(logging.INFO)
+
+
 def take_over_period(lease_seconds: int) -> int:
     """Seconds between take-over ticks: a quarter lease, 1 to 5 s."""
     return max(1, min(5, lease_seconds // 4))
