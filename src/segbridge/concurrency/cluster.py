@@ -4,7 +4,7 @@
 A pool's slots are rows of ``governor_slots`` (pool, slot number below the level, holder,
 expires_at). A request takes a free slot -- or one whose holder stopped renewing it -- with one
 statement (``SELECT ... FOR UPDATE SKIP LOCKED`` inside an ``UPDATE``), and gives it back with
-another: two round trips per request, none while the request is in flight. A process renews
+another: at most two round trips per request, none while it is in flight. A process renews
 the expiry of every slot it holds once a second (``HEARTBEAT_SECONDS``, from a thread of its
 own, so a busy event loop does not lose slots); a slot of a process that died (SIGKILL, machine
 gone) expires ``SLOT_TTL_SECONDS`` after its last renewal at the latest, and the next request
@@ -20,11 +20,16 @@ the pool's state back, and the heartbeat refreshes it, so the process's local qu
 In front of the database sits the ``LocalGovernor``: a process's requests queue in FIFO order
 there and only those with a local slot ask the database, so one process never has more
 requests asking than the pool allows. A slot given back while another request of the same
-process waits goes straight to that request, with no round trip, for up to ``HOLD_SECONDS``
-after it was taken from the database; then it goes back to the database, where the other
-processes' requests find it (a busy process makes about one round trip per slot and second,
-not two per request). Times are the database's (``now()``), so the machines'
-clocks need not agree; only pauses are waited on the governor's ``Clock``.
+process waits goes straight to that request, with no round trip (and when none waits, it
+stays for the process's next request: ``LINGER_SECONDS`` if other processes want slots of the
+pool, else as long as it may be held), for up to ``HOLD_SECONDS`` after it
+was taken from the database and while the process holds no more than its fair share (the
+limit over the processes that want slots, ``governor_wants``); then it goes back to the
+database, where the other processes' requests find it. A busy process makes about two round
+trips per slot and second, not two per request.
+
+Times are the database's (``now()``), so the machines' clocks need not agree; only pauses are
+waited on the governor's ``Clock``.
 
 All database work runs on one thread per governor with one connection of its own (``_SlotStore``):
 the methods the ``Governor`` protocol makes synchronous (``release``, ``rate_limited``,
@@ -68,6 +73,7 @@ FIRST_POLL_SECONDS = 0.005
 MAX_POLL_SECONDS = 0.05
 WANT_TTL_SECONDS = 2.5  # a process counts as wanting slots this long after it last said so
 HOLD_SECONDS = 1.0  # the longest a process hands a slot from request to request
+LINGER_SECONDS = 0.05  # how long a slot nobody waits for stays, when others want slots
 MAX_RETRY_SECONDS = 1.0  # between attempts while the database is out of reach
 
 _CONFIGURE = """
@@ -328,9 +334,14 @@ class ClusterGovernor(LocalGovernor):
         if held:
             slot = held.pop()
             if self._keep_for_next(pool, slot):
+                waiting = self._has_waiters(pool)
                 self._spares.setdefault(pool, deque()).append(slot)
-                self._give_back(pool)  # the next waiter runs first and takes the spare, ...
-                asyncio.get_running_loop().call_soon(self._return_spare, pool, slot)  # or not
+                self._give_back(pool)  # a waiter runs first and takes the spare, ...
+                loop = asyncio.get_running_loop()
+                if waiting:  # ... else it goes back (the waiter was canceled meanwhile)
+                    loop.call_soon(self._return_spare, pool, slot)
+                else:  # the next request of this process, if it comes soon, takes it
+                    loop.call_later(self._linger(pool, slot), self._return_spare, pool, slot)
                 return
             self._return_slot(pool, slot)
         self._give_back(pool)
@@ -378,22 +389,34 @@ class ClusterGovernor(LocalGovernor):
 
     # -- handing a slot over inside the process ----------------------------------------------
     def _keep_for_next(self, pool: str, slot: int) -> bool:
-        """Whether a slot given back goes straight to this process's next waiter: one is
-        waiting, the pool has room for it now, and the slot was taken from the database less
-        than ``HOLD_SECONDS`` ago, and this process holds no more than its fair share (so
-        every slot goes back to the database that often, and other processes get theirs)."""
+        """Whether a slot given back stays with this process for its next request (the one
+        waiting, else one within ``LINGER_SECONDS``): the pool has room for it now, the slot
+        was taken from the database less than ``HOLD_SECONDS`` ago, and this process holds no
+        more than its fair share (so every slot goes back to the database that often, and
+        other processes get theirs)."""
         state = self._pools[pool]
         now = self._clock.monotonic()
         shared = self._shared.get(pool)
         share = state.current if shared is None or shared.share is None else shared.share
         holding = len(self._held.get(pool, ())) + len(self._spares.get(pool, ())) + 1
-        return (not self._closed and any(not waiter.done() for waiter in state.waiters)
-                and state.in_flight - 1 < state.current and now >= state.paused_until
-                and holding <= share
+        return (not self._closed and state.in_flight - 1 < state.current
+                and now >= state.paused_until and holding <= share
                 and now - self._taken_at.get((pool, slot), -HOLD_SECONDS) < HOLD_SECONDS)
 
+    def _linger(self, pool: str, slot: int) -> float:
+        """How long a slot nobody waits for stays with the process: while no other process
+        wants slots of the pool, until its ``HOLD_SECONDS`` end; else ``LINGER_SECONDS``."""
+        shared, state = self._shared.get(pool), self._pools[pool]
+        if shared is None or shared.share is None or shared.share < state.current:
+            return LINGER_SECONDS
+        held_for = self._clock.monotonic() - self._taken_at.get((pool, slot), 0.0)
+        return max(LINGER_SECONDS, HOLD_SECONDS - held_for)
+
+    def _has_waiters(self, pool: str) -> bool:
+        return any(not waiter.done() for waiter in self._pools[pool].waiters)
+
     def _return_spare(self, pool: str, slot: int) -> None:
-        """A spare no waiter took (it was canceled meanwhile) goes back to the database."""
+        """A spare no request took goes back to the database."""
         spares = self._spares.get(pool)
         if spares is not None and slot in spares:
             spares.remove(slot)
