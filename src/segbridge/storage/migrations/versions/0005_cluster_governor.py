@@ -13,11 +13,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-# the tables' models live with the governor; importing them here registers them in
-# Base.metadata wherever migrations run, so the schema comparison (tests/integration/
-# test_migrations.py) knows them. (Better in migrations/env.py -- see the lead's notes.)
-import segbridge.concurrency.cluster_models  # noqa: F401
-
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
