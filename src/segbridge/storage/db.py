@@ -59,7 +59,11 @@ def _make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # a database host that drops packets fails a connection in 10 s (readiness, start-up)
+    # instead of the operating system's minutes
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10,
+                         connect_args=connect_args)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
