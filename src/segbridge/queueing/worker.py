@@ -52,6 +52,7 @@ from segbridge.sinks.contracts import RetryPolicy
 log = logging.getLogger(__name__)
 SCHEDULE_CRON = "* * * * * */15"  # (a sixth field: seconds) as often as a server's schedule
 PERIODIC_CONCURRENCY = 2
+POLL_SECONDS = 1.0
 
 
 def quiet_queue_logs() -> None:
@@ -164,6 +165,9 @@ class QueueWorker:
         common: dict[str, Any] = {"install_signal_handlers": False,
                                   "shutdown_graceful_timeout": grace,
                                   "update_heartbeat_interval": 5.0,
+                                  # a job waiting on its flow's lock gets no notification when
+                                  # the lock frees: polled (one cheap query a second)
+                                  "fetch_job_polling_interval": POLL_SECONDS,
                                   "stalled_worker_timeout": 30.0,
                                   "delete_jobs": "successful"}
         workers = [Worker(self.app, queues=list(self.options.queues), name="runs",

@@ -32,7 +32,7 @@ from tests.integration.flows.test_flow_runs import create_flow
 from tests.integration.scaleout.queue.conftest import LEASE, Workers
 
 pytestmark = pytest.mark.postgres
-SLOW_ROWS = 3_000
+SLOW_ROWS = 20_000
 
 
 def start_run(server: Server, flow_id: str) -> str:
