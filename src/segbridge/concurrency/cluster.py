@@ -28,6 +28,10 @@ limit over the processes that want slots, ``governor_wants``); then it goes back
 database, where the other processes' requests find it. A busy process makes about two round
 trips per slot and second, not two per request.
 
+Rate limits (requests/s, events/s per pool, ``rates.py``) are token buckets in
+``governor_buckets``: ``take_tokens`` reserves a request and its events in one statement (the
+bucket may go into debt) and waits until the debt is paid, so all processes share one budget.
+
 Times are the database's (``now()``), so the machines' clocks need not agree; only pauses are
 waited on the governor's ``Clock``.
 
@@ -62,6 +66,7 @@ from segbridge.concurrency.governor import (
     SUCCESSES_TO_CLIMB,
     LocalGovernor,
 )
+from segbridge.concurrency.rates import RateLimit
 from segbridge.core.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger(__name__)
@@ -168,6 +173,27 @@ FROM governor_pools p WHERE pool = ANY(%(pools)s::text[])
 """
 
 
+_CONFIGURE_RATE = """
+WITH gone AS (
+    DELETE FROM governor_buckets
+    WHERE pool = %(pool)s AND NOT (kind = ANY(%(kinds)s::text[]))
+)
+INSERT INTO governor_buckets (pool, kind, rate, tokens, refilled_at)
+SELECT %(pool)s, kind, rate, rate, now()
+FROM unnest(%(kinds)s::text[], %(rates)s::float8[]) AS limits(kind, rate)
+ON CONFLICT (pool, kind) DO UPDATE SET rate = EXCLUDED.rate,
+    tokens = LEAST(EXCLUDED.rate, governor_buckets.tokens)
+"""
+_TAKE_TOKENS = """
+UPDATE governor_buckets SET
+    tokens = LEAST(rate, tokens + rate * EXTRACT(EPOCH FROM (now() - refilled_at))::float8)
+             - CASE kind WHEN 'requests' THEN %(requests)s ELSE %(events)s END,
+    refilled_at = now()
+WHERE pool = %(pool)s
+RETURNING tokens, rate
+"""
+
+
 @dataclass(frozen=True)
 class Shared:
     """A pool's state as the database has it: the limit of the moment, the next pause without
@@ -245,6 +271,17 @@ class _SlotStore:
         rows = self._all(_RENEW, {"me": self.holder, "ttl": SLOT_TTL_SECONDS, "pools": pools,
                                   "wanting": wanting, "want_ttl": WANT_TTL_SECONDS})
         return {row[0]: Shared(*row[1:]) for row in rows}
+
+    def configure_rate(self, pool: str, limit: RateLimit) -> None:
+        rates = limit.rates()
+        self._execute(_CONFIGURE_RATE, {"pool": pool, "kinds": list(rates),
+                                        "rates": list(rates.values())})
+
+    def take_tokens(self, pool: str, requests: int, events: int) -> float:
+        """Reserve from the pool's buckets (into debt if need be); the seconds to wait."""
+        rows = self._all(_TAKE_TOKENS, {"pool": pool, "requests": float(requests),
+                                        "events": float(events)})
+        return max((max(0.0, -tokens / rate) for tokens, rate in rows), default=0.0)
 
     def release_all(self) -> None:
         self._unreleased.clear()
@@ -367,6 +404,26 @@ class ClusterGovernor(LocalGovernor):
         if count >= SUCCESSES_TO_CLIMB and not self._closed:
             self._in_background(self._store.climb, pool, shared.current,
                                 then=lambda climbed: self._climbed(pool, climbed))
+
+    def configure_rate(self, pool: str, limit: RateLimit) -> None:
+        """The pool's rate limit, for every process (the last to configure sets it)."""
+        super().configure_rate(pool, limit)  # (this process then knows whether to ask)
+        self._worker.submit(self._store.configure_rate, pool, limit).result()
+
+    async def take_tokens(self, pool: str, requests: int = 1, events: int = 0) -> float:
+        """One statement reserves from the pool's shared buckets; then the wait, if any."""
+        if not self._rates.limited(pool):
+            return 0.0
+        try:
+            wait = await asyncio.wrap_future(
+                self._worker.submit(self._store.take_tokens, pool, requests, events))
+        except psycopg.Error:  # out of reach: this process's own budget, for now
+            log.warning("governor: rate limit of %s kept in this process for now", pool,
+                        exc_info=True)
+            wait = self._rates.reserve(pool, requests, events)
+        if wait > 0:
+            await self._clock.sleep(wait)
+        return wait
 
     def close(self) -> None:
         """Give back every slot still held, stop the heartbeat, close the connection."""

@@ -1,6 +1,7 @@
 """The cluster governor's tables: one row per pool (its level and shared 429 state), one row
 per request slot of a pool (who holds it, until when), one row per process that wants slots
-of a pool (for fair shares). See ``cluster.py``.
+of a pool (for fair shares), one row per rate limit of a pool (a token bucket). See
+``cluster.py``.
 
 Migration 0005 creates them on every database (SQLite too, where nothing uses them), so the
 schema is one and the same whatever the database."""
@@ -51,3 +52,17 @@ class GovernorWant(Base):
     pool: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(100), primary_key=True)
     wants_until: Mapped[datetime]
+
+
+class GovernorBucket(Base):
+    """A pool's rate limit of one kind (requests or events per second) as a token bucket:
+    ``tokens`` (negative: reserved ahead) as of ``refilled_at``, refilled at ``rate`` up to one
+    second's worth."""
+
+    __tablename__ = "governor_buckets"
+
+    pool: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)  # requests | events
+    rate: Mapped[float] = mapped_column(Float)
+    tokens: Mapped[float] = mapped_column(Float)
+    refilled_at: Mapped[datetime]

@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from segbridge.concurrency.rates import LocalBuckets, RateLimit
 from segbridge.core.clock import SYSTEM_CLOCK, Clock
 
 SUCCESSES_TO_CLIMB = 5
@@ -48,6 +49,13 @@ class Governor(Protocol):
     def limit_now(self, pool: str) -> int:
         """The number of slots the pool allows at the moment."""
 
+    def configure_rate(self, pool: str, limit: RateLimit) -> None:
+        """Set a pool's rate limit (requests/s, events/s; the lender's)."""
+
+    async def take_tokens(self, pool: str, requests: int = 1, events: int = 0) -> float:
+        """Wait until the pool's rate limit allows sending a request of ``events`` events;
+        return the seconds waited (at once when the pool has no rate limit)."""
+
 
 @dataclass
 class _Pool:
@@ -68,6 +76,7 @@ class LocalGovernor:
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._pools: dict[str, _Pool] = {}
         self._clock = clock
+        self._rates = LocalBuckets(clock)  # (in this process only)
 
     def configure(self, pool: str, limit: int) -> None:
         existing = self._pools.get(pool)
@@ -125,6 +134,12 @@ class LocalGovernor:
 
     def limit_now(self, pool: str) -> int:
         return self._pools[pool].current
+
+    def configure_rate(self, pool: str, limit: RateLimit) -> None:
+        self._rates.configure(pool, limit)
+
+    async def take_tokens(self, pool: str, requests: int = 1, events: int = 0) -> float:
+        return await self._rates.take(pool, requests, events)
 
     def peak_in_flight(self, pool: str) -> int:
         return self._pools[pool].peak_in_flight

@@ -27,6 +27,7 @@ from segbridge.concurrency.cluster import (
     ClusterGovernor,
 )
 from segbridge.concurrency.governor import SUCCESSES_TO_CLIMB
+from segbridge.concurrency.rates import RateLimit
 from segbridge.core.settings import load_settings
 from segbridge.storage.db import Database
 from tests.support.databases import postgres_database
@@ -423,3 +424,43 @@ def test_busy_processes_share_the_slots_fairly(database_url: str) -> None:
     assert peak == 4
     # the second worked 3 s of the 4, sharing: about 3/8 of the requests (at least a quarter)
     assert shared >= (alone + shared) / 4, (alone, shared)
+
+
+def test_a_rate_limit_is_one_budget_for_every_process(database_url: str) -> None:
+    """Two processes sending 15 requests each on a pool limited to 10 requests/s: 10 at once
+    (one second's burst), then 10 a second for both together -- about 2 s, not the 0.5 s each
+    process would take with a budget of its own."""
+
+    async def main() -> float:
+        first, second = ClusterGovernor(database_url), ClusterGovernor(database_url)
+        try:
+            for governor in (first, second):
+                governor.configure(POOL, 4)
+                governor.configure_rate(POOL, RateLimit(requests_per_second=10))
+
+            async def send(governor: ClusterGovernor) -> None:
+                for _ in range(15):
+                    await governor.take_tokens(POOL, requests=1, events=500)
+
+            started = time.monotonic()
+            await asyncio.gather(send(first), send(second))
+            return time.monotonic() - started
+        finally:
+            first.close()
+            second.close()
+
+    assert 1.8 <= asyncio.run(main()) <= 4.0
+
+
+def test_without_a_rate_limit_no_round_trip_is_made(database_url: str) -> None:
+    async def main() -> float:
+        governor = ClusterGovernor(database_url)
+        try:
+            governor.configure(POOL, 4)
+            governor.configure_rate(POOL, RateLimit())
+            governor._store.take_tokens = None  # type: ignore[assignment,method-assign]
+            return await governor.take_tokens(POOL, requests=1, events=10_000)
+        finally:
+            governor.close()
+
+    assert asyncio.run(main()) == 0

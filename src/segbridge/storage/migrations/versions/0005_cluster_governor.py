@@ -1,4 +1,5 @@
-"""the cluster governor: request slots and shared pause state per connection pool
+"""the cluster governor: request slots, shared pause state, fair shares and rate limits
+(token buckets) per connection pool
 
 Created on every database so the schema is one; only PostgreSQL installs use them
 (``segbridge.concurrency.cluster``), where governor_slots and governor_wants are UNLOGGED.
@@ -43,6 +44,14 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(100), primary_key=True),
         sa.Column("wants_until", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "governor_buckets",
+        sa.Column("pool", sa.String(100), primary_key=True),
+        sa.Column("kind", sa.String(20), primary_key=True),
+        sa.Column("rate", sa.Float(), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("refilled_at", sa.DateTime(timezone=True), nullable=False),
+    )
     if op.get_bind().dialect.name == "postgresql":
         # slots are taken and given back twice per request: without WAL a commit waits for no
         # disk flush (about 4x faster here). After a crash or a fail-over the table is empty;
@@ -52,6 +61,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("governor_buckets")
     op.drop_table("governor_wants")
     op.drop_index("ix_governor_slots_holder", table_name="governor_slots")
     op.drop_table("governor_slots")
