@@ -99,3 +99,19 @@ def test_a_queued_run_whose_job_was_never_enqueued_is_enqueued_again(
     assert run["status"] == "succeeded", run
     assert "taken over from nobody" in run["message"]
     delivered_once(receiver, 30)
+
+
+def test_a_run_waits_in_the_queue_once_however_often_it_is_enqueued(
+    server: Server, receiver: Receiver, shop: dict[str, Any], data: Path,
+) -> None:
+    flow = a_flow(server, receiver, data)
+    run_id = start_run(server, flow["id"])  # (nobody works the queue in this test)
+
+    for _ in range(3):  # the API, a take-over, a resume racing: one job
+        server.runtime.run_queue.enqueue(run_id)
+
+    with server.runtime.db.engine.connect() as connection:
+        jobs = connection.exec_driver_sql(
+            "SELECT status::text, queueing_lock, lock FROM procrastinate_jobs "
+            "WHERE args->>'run_id' = %(run)s", {"run": run_id}).all()
+    assert [tuple(job) for job in jobs] == [("todo", run_id, f"flow:{flow['id']}")]
