@@ -7,9 +7,10 @@ leases). Its job decides what happens:
 
 - a job waits (``todo``): nothing; a worker will take it (a long queue is no orphan);
 - a job is being executed (``doing``) by a worker that died: the run is claimed (atomically,
-  ``take_over``: one claimer wins), its lease released, and that job put back in the queue
-  (procrastinate's retry: the same job, with its locks; the flow's lock held by the dead job
-  is released by it);
+  ``take_over``: one claimer wins), its lease released, that job marked failed (which frees
+  the flow's lock it held) and a new job deferred. A new job rather than the old one put back:
+  a worker that was only frozen and comes back finishes *its* job id, which must not end the
+  job another worker now executes (procrastinate's finish does not check the worker);
 - no job at all (deferring it failed, or it was lost): claimed, released, and deferred again.
 
 A job being executed whose run was never started (no owner) is left alone while its
@@ -102,15 +103,8 @@ async def _requeue(handover: Handover, orphan: Orphan, job: RunJob | None) -> bo
     await asyncio.to_thread(release, handover.db, orphan.run_id, owner_name())
     log.warning("taking over run %s from %s (%s); it resumes from its checkpoint on the next "
                 "free worker", orphan.run_id, orphan.owner or "nobody", orphan.why)
-    if job is not None:
-        try:
-            await handover.app.job_manager.retry_job_by_id_async(job.job_id,
-                                                                  retry_at=utcnow())
-            return True
-        except Exception:  # it ended meanwhile, or the run waits already: end it
-            log.info("job %s of run %s could not be put back; ending it", job.job_id,
-                     orphan.run_id, exc_info=True)
-            await _end_dead_job(handover.app, job.job_id)
+    if job is not None:  # the dead worker's job: ended, so its flow lock is free
+        await _end_dead_job(handover.app, job.job_id)
     flow_id = await asyncio.to_thread(flow_of, handover.db, orphan.run_id)
     await defer_run_async(handover.app, orphan.run_id, flow_id)
     return True

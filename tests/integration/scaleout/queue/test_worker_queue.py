@@ -196,3 +196,35 @@ def test_a_schedule_fires_once_with_two_workers(
     assert run["trigger"] == "schedule"
     assert wait_for_run(server, run["id"], timeout=30)["status"] == "succeeded"
     delivered_once(receiver, 20)
+
+
+def test_a_frozen_worker_s_run_is_taken_over_and_the_worker_back_writes_nothing(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    pair = [workers.start("--concurrency", "1") for _ in range(2)]
+    for worker in pair:
+        workers.wait_ready(worker)
+    flow, run_id = slow_run(server, receiver, data)
+    [frozen] = [w for w in pair if w.pid == pid_of(run_row(server, run_id).owner)]
+    [other] = [w for w in pair if w is not frozen]
+
+    frozen.send_signal(signal.SIGSTOP)  # alive, but silent: no heartbeat any more
+    stopped_at = time.monotonic()
+    try:
+        until(lambda: pid_of(run_row(server, run_id).owner) == other.pid, 6 * LEASE,
+              "taken over by the other worker")
+        taken_after = time.monotonic() - stopped_at
+    finally:
+        frozen.send_signal(signal.SIGCONT)  # back: its next write finds the lease gone
+    receiver.no_faults()
+    run = wait_for_run(server, run_id, timeout=45)
+
+    # two leases without a heartbeat, then the next take-over tick
+    assert 2 * LEASE <= taken_after < 4 * LEASE, f"taken over after {taken_after:.1f} s"
+    assert run["status"] == "succeeded", run
+    assert "(no heartbeat for" in run["message"]
+    assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS  # counted once
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, SLOW_ROWS)
+    assert frozen.poll() is None  # it goes on working the queue
+    assert "was taken over by another process; stopping here" in workers.output(frozen)
