@@ -115,3 +115,16 @@ def test_a_run_waits_in_the_queue_once_however_often_it_is_enqueued(
             "SELECT status::text, queueing_lock, lock FROM procrastinate_jobs "
             "WHERE args->>'run_id' = %(run)s", {"run": run_id}).all()
     assert [tuple(job) for job in jobs] == [("todo", run_id, f"flow:{flow['id']}")]
+
+
+def test_a_worker_on_sqlite_refuses_to_start_and_says_why(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "segbridge.cli", "worker"], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "SEGBRIDGE_HOME": str(tmp_path / "home")}, check=False)
+
+    assert done.returncode != 0
+    assert "segbridge worker needs PostgreSQL" in done.stderr
+    assert not (tmp_path / "home").exists()  # nothing created
