@@ -121,9 +121,10 @@ def test_a_worker_on_sqlite_refuses_to_start_and_says_why(tmp_path: Path) -> Non
     import subprocess
     import sys
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGBRIDGE_")}
     done = subprocess.run(
         [sys.executable, "-m", "segbridge.cli", "worker"], capture_output=True, text=True,
-        timeout=60, env={**os.environ, "SEGBRIDGE_HOME": str(tmp_path / "home")}, check=False)
+        timeout=60, env={**env, "SEGBRIDGE_HOME": str(tmp_path / "home")}, check=False)
 
     assert done.returncode != 0
     assert "segbridge worker needs PostgreSQL" in done.stderr
