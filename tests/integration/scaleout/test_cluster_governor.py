@@ -20,12 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from segbridge.concurrency import governor_for
-from segbridge.concurrency.cluster import (
-    HEARTBEAT_SECONDS,
-    MAX_POLL_SECONDS,
-    SLOT_TTL_SECONDS,
-    ClusterGovernor,
-)
+from segbridge.concurrency.cluster import HEARTBEAT_SECONDS, MAX_POLL_SECONDS, ClusterGovernor
+from segbridge.concurrency.cluster_store import SLOT_TTL_SECONDS
 from segbridge.concurrency.governor import SUCCESSES_TO_CLIMB
 from segbridge.concurrency.rates import RateLimit
 from segbridge.core.settings import load_settings

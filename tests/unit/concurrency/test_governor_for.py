@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 from segbridge.concurrency import governor_for, slots_folder
-from segbridge.concurrency.cluster import conninfo, new_holder_id
+from segbridge.concurrency.cluster_store import conninfo, new_holder_id
 from segbridge.concurrency.host import HostGovernor
 from segbridge.core.settings import load_settings
 from segbridge.storage.db import Database
