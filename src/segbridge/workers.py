@@ -60,7 +60,10 @@ class Workers:
         self.queue_worker: QueueWorkerThread | None = None
         if runtime.settings.resolved_database_url.startswith("postgresql"):
             self._loops = [Every("retest-offline", runtime.settings.retest_interval_seconds,
-                                 runtime.connections.retest_offline)]
+                                 runtime.connections.retest_offline),
+                           # several servers may run it: a status change notifies once
+                           Every("alerts", SCHEDULE_TICK_SECONDS,
+                                 runtime.alerts.check_connections)]
             if runtime.settings.server_executes_runs:
                 self.queue_worker = QueueWorkerThread(runtime, policy, http_timeout, lanes,
                                                       clock)

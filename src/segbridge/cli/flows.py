@@ -17,7 +17,7 @@ from segbridge.flows.views import FlowPublic, PublicForm, RunCounts, RunPublic
 from segbridge.runs import execute_here
 from segbridge.runs.counts import Tally
 from segbridge.runs.engine import TAKEN_OVER_RESULT
-from segbridge.runs.lifecycle import RunStatus
+from segbridge.runs.lifecycle import FINISHED, RunStatus
 
 
 @click.group("integrations")
@@ -122,24 +122,32 @@ def flows_preview(ctx: click.Context, name: str, limit: int) -> None:
     emit_json(found.model_dump(mode="json", by_alias=True, exclude_unset=True))
 
 
+HERE = click.option("--here", is_flag=True,
+                    help="Execute the run in this process, not through the job queue "
+                         "(PostgreSQL installs; with SQLite runs always execute here).")
+
+
 @flows.command("run")
 @click.argument("name")
 @click.option("--follow", is_flag=True, help="Show live progress.")
 @click.option("--fresh-ids", is_flag=True,
               help="New messageIds: Segment will not deduplicate records sent before.")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run as JSON.")
+@HERE
 @click.pass_context
 @handles_errors
 def flows_run(ctx: click.Context, name: str, follow: bool, fresh_ids: bool,
-              as_json: bool) -> None:
-    """Run a flow now, here, until it ends."""
+              as_json: bool, here: bool) -> None:
+    """Run a flow now and wait until it ends (with PostgreSQL a worker executes it, unless
+    --here)."""
     runtime = runtime_of(ctx)
     principal = principal_of(ctx)
     flow = _flow(ctx, name)
+    queued = _through_the_queue(ctx, here)
     run = runtime.flows.start_run(principal, flow.id, fresh_message_ids=fresh_ids,
-                                  execute=False)
+                                  execute=queued)
     click.echo(f"Run {run.id} of '{flow.name}' started.", err=as_json)
-    _execute(ctx, run.id, follow, as_json)
+    _execute(ctx, run.id, follow, as_json, queued=queued)
 
 
 @click.group("runs")
@@ -150,16 +158,18 @@ def runs() -> None:
 @runs.command("resume")
 @click.argument("run_id")
 @click.option("--follow", is_flag=True, help="Show live progress.")
+@HERE
 @click.pass_context
 @handles_errors
-def runs_resume(ctx: click.Context, run_id: str, follow: bool) -> None:
-    """Resume a run from its last checkpoint, here: one whose process was killed, or one that
+def runs_resume(ctx: click.Context, run_id: str, follow: bool, here: bool) -> None:
+    """Resume a run from its last checkpoint: one whose process was killed, or one that
     failed by a crash (its lanes kept dying)."""
     require(principal_of(ctx), Permission.RUN_FLOWS)
     runtime = runtime_of(ctx)
-    runtime.flows.resume_run(principal_of(ctx), run_id, execute=False,
+    queued = _through_the_queue(ctx, here)
+    runtime.flows.resume_run(principal_of(ctx), run_id, execute=queued,
                              lease_seconds=runtime.settings.run_lease_seconds)
-    _execute(ctx, run_id, follow, False)
+    _execute(ctx, run_id, follow, False, queued=queued)
 
 
 @runs.command("show")
@@ -201,10 +211,11 @@ def flows_errors(ctx: click.Context, name: str, status: str, as_json: bool) -> N
 @click.argument("name")
 @click.argument("error_ids", nargs=-1)
 @click.option("--all", "retry_all", is_flag=True, help="Retry every open error.")
+@HERE
 @click.pass_context
 @handles_errors
 def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
-                retry_all: bool) -> None:
+                retry_all: bool, here: bool) -> None:
     """Send the records of open errors again."""
     runtime = runtime_of(ctx)
     principal = principal_of(ctx)
@@ -213,8 +224,9 @@ def flows_retry(ctx: click.Context, name: str, error_ids: tuple[str, ...],
                               if retry_all else [])
     if not ids:
         raise click.ClickException("Name the errors to retry, or use --all.")
-    run = runtime.flows.retry_errors(principal, flow_id, ids, execute=False)
-    _execute(ctx, run.id, False, False)
+    queued = _through_the_queue(ctx, here)
+    run = runtime.flows.retry_errors(principal, flow_id, ids, execute=queued)
+    _execute(ctx, run.id, False, False, queued=queued)
 
 
 @flows.command("resolve")
@@ -229,23 +241,57 @@ def flows_resolve(ctx: click.Context, name: str, error_ids: tuple[str, ...]) -> 
     click.echo(f"Resolved {count} error(s).")
 
 
-def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
+def _through_the_queue(ctx: click.Context, here: bool) -> bool:
+    """With PostgreSQL a run goes to the job queue (a worker executes it), unless --here."""
+    return not here and runtime_of(ctx).settings.resolved_database_url.startswith("postgresql")
+
+
+def _execute(ctx: click.Context, run_id: str, follow: bool, as_json: bool, *,
+             queued: bool = False) -> None:
+    """Execute the run here, or (``queued``) wait for the worker that executes it; then its
+    summary, and exit code 1 when it failed."""
     runtime = runtime_of(ctx)
-    progress = Progress() if follow else None
-    freeze_long_lived_objects()
-    result = execute_here(runtime, run_id, progress.show if progress else None)
-    if progress:
-        progress.done()
-    if result.status == TAKEN_OVER_RESULT:
-        click.echo(f"This process stopped: {result.message}; it goes on there.", err=True)
+    if queued:
+        click.echo(f"Run {run_id} is in the job queue: a worker executes it "
+                   "(segbridge worker, or the server). Waiting for it to end; Ctrl-C stops "
+                   "waiting, not the run.", err=True)
+        status = _wait_for(ctx, run_id, follow)
+    else:
+        progress = Progress() if follow else None
+        freeze_long_lived_objects()
+        result = execute_here(runtime, run_id, progress.show if progress else None)
+        if progress:
+            progress.done()
+        if result.status == TAKEN_OVER_RESULT:
+            click.echo(f"This process stopped: {result.message}; it goes on there.", err=True)
+        status = result.status
     run = runtime.flows.get_run(principal_of(ctx), run_id)
     if as_json:
         emit_json(run.as_json())
     else:
         _summary(run)
     # exit code 1 when it failed, or was taken over (another process has it)
-    if result.status in (RunStatus.FAILED, TAKEN_OVER_RESULT):
+    if status in (RunStatus.FAILED, TAKEN_OVER_RESULT):
         sys.exit(1)
+
+
+def _wait_for(ctx: click.Context, run_id: str, follow: bool) -> str:
+    """Follow a run a worker executes, from its row, until it ends; its final status."""
+    flows, principal = runtime_of(ctx).flows, principal_of(ctx)
+    started = time.monotonic()
+    while True:
+        run = flows.get_run(principal, run_id)
+        if run.status in FINISHED:
+            if follow:
+                click.echo("", err=True)
+            return run.status
+        if follow:
+            share = f"{run.progress:4.0%}  " if run.progress is not None else ""
+            click.echo(f"\r{run.status}  {share}exported {_count(run.counts, 'exported'):,}  "
+                       f"sent {_count(run.counts, 'sent'):,}  "
+                       f"failed {_count(run.counts, 'failed'):,}  "
+                       f"{time.monotonic() - started:.0f} s", nl=False, err=True)
+        time.sleep(0.5)
 
 
 class Progress:

@@ -19,8 +19,14 @@ NEEDS_POSTGRESQL = ("segbridge worker needs PostgreSQL (SEGBRIDGE_DATABASE_URL=p
               help="Runs executed at once (default: the worker_concurrency setting, 4).")
 @click.option("--queues", default=None, metavar="NAMES",
               help="Comma-separated queues to work (default: runs).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None,
+              help="Serve /metrics, /healthz and /readyz on this port (default: none).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              help="Address for --metrics-port; another machine's scraper needs 0.0.0.0 "
+                   "and SEGBRIDGE_METRICS_TOKEN.")
 @handles_errors
-def command(concurrency: int | None, queues: str | None) -> None:
+def command(concurrency: int | None, queues: str | None, metrics_port: int | None,
+            metrics_host: str) -> None:
     """Execute runs from the job queue until SIGTERM (which gives the current runs back).
 
     Start as many as wanted, on any machine that reaches the same PostgreSQL and holds the
@@ -40,8 +46,16 @@ def command(concurrency: int | None, queues: str | None) -> None:
                             queues=names)
     click.echo(f"segbridge: worker on {', '.join(names)} with {options.concurrency} slot(s) "
                f"(data: {settings.home})")
+    health = None
+    if metrics_port is not None:
+        from segbridge.observability.serve import serve_worker_health
+
+        health = serve_worker_health(runtime, metrics_port, metrics_host)
+        click.echo(f"segbridge: health and metrics on {metrics_host}:{health.port}")
     try:
         asyncio.run(QueueWorker(runtime, options).run())
     finally:
+        if health is not None:
+            health.stop()
         runtime.close()
     click.echo("segbridge: worker stopped")

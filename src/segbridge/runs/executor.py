@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Callable, MutableSet
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -46,11 +45,6 @@ from segbridge.storage.db import Database
 
 log = logging.getLogger(__name__)
 HTTP_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-
-
-def slots_folder(home: Path) -> Path:
-    """Where the processes of this home share connection limits (``HostGovernor``)."""
-    return home / "slots"
 
 
 def new_http(timeout: float) -> httpx.AsyncClient:

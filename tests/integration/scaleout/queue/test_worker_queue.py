@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -228,3 +230,48 @@ def test_a_frozen_worker_s_run_is_taken_over_and_the_worker_back_writes_nothing(
     delivered_once(receiver, SLOW_ROWS)
     assert frozen.poll() is None  # it goes on working the queue
     assert "was taken over by another process; stopping here" in workers.output(frozen)
+
+
+def test_the_cli_runs_a_flow_through_the_queue_and_waits_for_it(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    """With PostgreSQL `segbridge flows run` enqueues, a worker executes, the CLI waits and
+    prints the run's end; `--here` executes in the terminal, as with SQLite."""
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", orders(40)),
+                                          connection["name"]))
+    worker = workers.start()
+    workers.wait_ready(worker)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "segbridge.cli", *args], env=workers.env,
+                              capture_output=True, text=True, timeout=90)
+
+    queued = cli("flows", "run", "Orders", "--follow")
+    assert queued.returncode == 0, queued.stderr
+    assert "in the job queue: a worker executes it" in queued.stderr
+    assert ": succeeded" in queued.stdout
+    first = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()[0]
+    assert run_row(server, first["id"]).owner == f"{socket.gethostname()}:{worker.pid}"
+
+    here = cli("flows", "run", "Orders", "--here", "--fresh-ids")
+    assert here.returncode == 0, here.stderr
+    assert "in the job queue" not in here.stderr and ": succeeded" in here.stdout
+    latest = server.api.get(f"/api/v1/flows/{flow['id']}/runs").json()[0]
+    assert run_row(server, latest["id"]).owner != f"{socket.gethostname()}:{worker.pid}"
+    assert len(receiver.archived()) == 80  # each run sent the 40 orders (new messageIds)
+
+
+def test_a_worker_answers_health_and_metrics_on_its_port(workers: Workers) -> None:
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = workers.start("--metrics-port", str(port))
+    workers.wait_ready(worker)
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+    assert httpx.get(f"{base}/readyz", timeout=10).json()["checks"]["queue"] == "ok"
+    metrics = httpx.get(f"{base}/metrics", timeout=10)
+    assert metrics.status_code == 200 and "segbridge_queue_workers" in metrics.text
