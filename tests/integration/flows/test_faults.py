@@ -174,7 +174,7 @@ def test_a_run_killed_with_sigkill_is_resumed_by_command(
 ) -> None:
     rows = 100_000 if env else 30_000  # lanes: 13 blocks, so lanes are still reading at the kill
     flow, run_id = killed_mid_run(server, receiver, tmp_path, rows, env)
-    resumed = cli(server, "runs", "resume", run_id, env=env)
+    resumed = cli(server, "runs", "resume", run_id, "--here", env=env)
     output, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, output.decode()
     run = server.api.get(f"/api/v1/runs/{run_id}").json()

@@ -86,7 +86,7 @@ def test_a_killed_cli_run_is_taken_over_by_the_running_server(
     flow = create_flow(server, track_flow(
         "Orders", write_csv(data / "o.csv", orders(ROWS)), connection["name"]))
     receiver.faults(latency_ms=150)  # a slow receiver: the run is still going when killed
-    terminal = cli(server, "flows", "run", "Orders",
+    terminal = cli(server, "flows", "run", "Orders", "--here",
                    env={"SEGBRIDGE_RUN_LEASE_SECONDS": str(LEASE),
                         "SEGBRIDGE_FILE_ROOTS": str(data)})
     run_id = first_checkpoint(server, flow["id"])
@@ -120,7 +120,7 @@ def test_a_stalled_cli_run_is_taken_over_when_its_lease_expires_and_then_stops(
     flow = create_flow(server, track_flow(
         "Orders", write_csv(data / "o.csv", orders(ROWS)), connection["name"]))
     receiver.faults(latency_ms=150)
-    terminal = cli(server, "flows", "run", "Orders",
+    terminal = cli(server, "flows", "run", "Orders", "--here",
                    env={"SEGBRIDGE_RUN_LEASE_SECONDS": str(LEASE),
                         "SEGBRIDGE_FILE_ROOTS": str(data)})
     run_id = first_checkpoint(server, flow["id"])
@@ -325,7 +325,8 @@ def test_a_run_failed_for_its_data_cannot_be_resumed(
     assert run["status"] == "failed"
 
     by_api = server.api.post(f"/api/v1/runs/{run['id']}/resume")
-    by_cli = cli(server, "runs", "resume", run["id"], env={"SEGBRIDGE_FILE_ROOTS": str(data)})
+    by_cli = cli(server, "runs", "resume", run["id"], "--here",
+                 env={"SEGBRIDGE_FILE_ROOTS": str(data)})
     output, _ = by_cli.communicate(timeout=60)
 
     refusal = "failed for its data or configuration"
