@@ -75,8 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.getoption("--all-databases"):
-        _deselect_postgresql_variants(config, items)
+    _deselect_postgresql_variants(config, items,
+                                  all_databases=config.getoption("--all-databases"))
     for item in items:
         item.add_marker("integration" if _tier(item) == "sandbox" else _tier(item))
     # browser tests last: Playwright's sync API leaves an event loop running in the main
@@ -91,11 +91,16 @@ def _order(item: pytest.Item, longest_first: bool) -> tuple[bool, bool, int]:
     return tier == "e2e", longest_first and not _listed(item, LONGEST), TIERS.index(tier)
 
 
-def _deselect_postgresql_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the ``[postgresql]`` variant of the tests that do not test SQL behaviour."""
+def _deselect_postgresql_variants(config: pytest.Config, items: list[pytest.Item], *,
+                                  all_databases: bool = False) -> None:
+    """Drop the ``[postgresql]`` variant of the tests that do not test SQL behaviour (with
+    ``--all-databases``: only of the tests of the single-process executor, marked
+    ``in_process``: with PostgreSQL runs go through the job queue, tests/integration/scaleout)."""
     kept, dropped = [], []
     for item in items:
-        (dropped if _on_postgresql(item) and not _sql_behaviour(item) else kept).append(item)
+        single = item.get_closest_marker("in_process") is not None
+        drop = _on_postgresql(item) and (single or not (all_databases or _sql_behaviour(item)))
+        (dropped if drop else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept

@@ -62,6 +62,7 @@ def test_a_run_delivers_everything_once_through_faults(
     delivered_once(receiver, ROWS)
 
 
+@pytest.mark.in_process
 def test_slow_answers_past_the_timeout_pause_the_run_which_resumes(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
 ) -> None:
@@ -184,6 +185,7 @@ def test_a_run_killed_with_sigkill_is_resumed_by_command(
     delivered_once(receiver, rows)
 
 
+@pytest.mark.in_process
 def test_a_run_killed_with_sigkill_is_resumed_when_the_server_starts(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
 ) -> None:
@@ -200,6 +202,7 @@ def test_a_run_killed_with_sigkill_is_resumed_when_the_server_starts(
     delivered_once(receiver, rows)
 
 
+@pytest.mark.in_process
 def test_concurrency_stays_within_the_connection_level(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
 ) -> None:
