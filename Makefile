@@ -45,6 +45,10 @@ bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python)
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/flows_bench.py --rows 1000000
 	$(BIN)/python bench/flows_bench.py --only ceiling
+	$(BIN)/python bench/queue_bench.py 1    # the job queue (PostgreSQL): runs/s, 1-3 workers
+	$(BIN)/python bench/queue_bench.py 2
+	$(BIN)/python bench/queue_bench.py 3
+	$(BIN)/python bench/governor_bench.py micro    # the cluster governor vs in-process
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
