@@ -269,7 +269,7 @@ def _unfinished_parts(data: Mapping[str, object]) -> list[InitErrorDetails]:
     if data.get("export") is None:
         problems.append(located(("export",), EXPORT_SHAPE))
     imports = data.get("imports")
-    if isinstance(imports, list) and not imports or "imports" not in data:
+    if (isinstance(imports, list) and not imports) or "imports" not in data:
         problems.append(located(("imports",), FlowDocument.hints["imports"]))
     return problems
 
