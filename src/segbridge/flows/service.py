@@ -26,6 +26,7 @@ from segbridge.core.errors import (
     ValidationFailed,
 )
 from segbridge.core.ids import new_id
+from segbridge.core.yaml_input import load_yaml
 from segbridge.exports.document import SourceAccess
 from segbridge.flows.document import FlowDocument, parse_flow_document, stored_flow_document
 from segbridge.flows.integrations import find_integration
@@ -95,7 +96,7 @@ class FlowService:
     def import_yaml(self, principal: Principal, text: str) -> FlowPublic:
         """Create the flow, or update the flow of the same name (flows as code)."""
         require(principal, Permission.EDIT_FLOWS)
-        doc = parse_flow_yaml(text)
+        doc = load_yaml(text)
         name = doc.get("name") if isinstance(doc, dict) else None
         with self.db.session() as session:
             existing = session.scalar(select(Flow.id).where(
@@ -404,42 +405,6 @@ def _fill(flow: Flow, definition: dict[str, object], doc: FlowDocument,
     flow.schedule_cron = doc.schedule.cron if doc.schedule else None
     flow.schedule_timezone = doc.schedule.timezone if doc.schedule else None
     flow.next_run_at = next_fire(flow)
-
-
-MAX_FLOW_YAML_CHARS = 1_000_000
-MAX_FLOW_YAML_NODES = 100_000  # counted with every alias expanded (no "billion laughs")
-
-
-def parse_flow_yaml(text: str) -> object:
-    """A flow document from YAML; refused when it is not YAML, too long, or expands (through
-    aliases) to more than ``MAX_FLOW_YAML_NODES`` values."""
-    if len(text) > MAX_FLOW_YAML_CHARS:
-        raise ValidationFailed([FieldProblem(
-            "yaml", f"the file is longer than {MAX_FLOW_YAML_CHARS:,} characters; a flow "
-                    "document is much shorter: check that this is the right file")])
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None and _expanded_size(root) > MAX_FLOW_YAML_NODES:
-            raise ValidationFailed([FieldProblem(
-                "yaml", f"the document expands to more than {MAX_FLOW_YAML_NODES:,} values "
-                        "(through YAML aliases); write it out without them")])
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValidationFailed([FieldProblem("yaml", f"not valid YAML: {exc}")]) from None
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many values the document has once every alias is expanded (stops past the cap)."""
-    count, stack = 0, [root]
-    while stack and count <= MAX_FLOW_YAML_NODES:
-        node = stack.pop()
-        count += 1
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                stack.extend((key, value))
-    return count
 
 
 def _refuse_unfinished(flow: Flow, doing: str) -> None:

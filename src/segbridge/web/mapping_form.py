@@ -27,7 +27,8 @@ from typing import Any, Final
 
 import yaml
 
-from segbridge.core.errors import FieldProblem
+from segbridge.core.errors import FieldProblem, ValidationFailed
+from segbridge.core.yaml_input import load_yaml
 from segbridge.mapping.calls import CALL_FIELDS, TEXT_FIELDS
 from segbridge.mapping.expressions import ExpressionSyntaxError, parse
 
@@ -173,9 +174,9 @@ def mapping_from_form(form: MappingForm) -> tuple[dict[str, Any], list[FieldProb
 
 def _from_yaml(text: str) -> tuple[dict[str, Any], list[FieldProblem]]:
     try:
-        loaded = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        return {}, [FieldProblem(YAML_MODE, f"not valid YAML: {exc}")]
+        loaded = load_yaml(text, YAML_MODE) if text.strip() else {}
+    except ValidationFailed as exc:
+        return {}, exc.problems
     if not isinstance(loaded, dict):
         return {}, [FieldProblem(YAML_MODE, "write a mapping of call fields, e.g. "
                                             "userId: customer_id")]
@@ -187,7 +188,7 @@ def _value(kind: str, text: str, slot: str, problems: list[FieldProblem]) -> Any
         return text
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         problems.append(FieldProblem(slot, "write the constant as JSON: a number (42), true, "
                                            "false, null, \"text\", [..] or {..}"))
         return None

@@ -126,6 +126,12 @@ def test_yaml_mode_reads_the_yaml() -> None:
         ("yaml", "write a mapping of call fields, e.g. userId: customer_id")]
     bad = mapping_from_form(MappingForm(yaml_mode=True, yaml="a: [b"))[1]
     assert bad[0].field == "yaml" and bad[0].message.startswith("not valid YAML")
+    levels = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n"
+        for i in range(8))
+    bomb = mapping_from_form(MappingForm(yaml_mode=True, yaml=levels))
+    assert bomb[0] == {} and bomb[1][0].field == "yaml"
+    assert "expands to more than 100,000 values" in bomb[1][0].message
 
 
 def test_call_fields_mark_what_each_call_needs() -> None:

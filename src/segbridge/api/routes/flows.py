@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
-from segbridge.flows.service import MAX_FLOW_YAML_CHARS
+from segbridge.core.yaml_input import MAX_YAML_CHARS
 from segbridge.flows.views import (
     FlowPublic,
     IntegrationPublic,
@@ -137,7 +137,7 @@ def create_flow(body: Json, principal: CurrentPrincipal, runtime: RuntimeDep) ->
 async def import_flow_yaml(request: Request, principal: CurrentPrincipal,
                            runtime: RuntimeDep) -> FlowPublic:
     """Create or update (by name) a flow from YAML (flows as code)."""
-    text = (await _body_up_to(request, MAX_FLOW_YAML_CHARS + 1)).decode("utf-8",
+    text = (await _body_up_to(request, MAX_YAML_CHARS + 1)).decode("utf-8",
                                                                       errors="replace")
     return await asyncio.to_thread(runtime.flows.import_yaml, principal, text)
 

@@ -32,7 +32,7 @@ from segbridge.web.auth import (
     form_text,
     runtime_of,
 )
-from segbridge.web.rendering import htmx_target, render
+from segbridge.web.rendering import htmx_target, pretty_json, render
 from segbridge.web.results import SANDBOX_SOURCES, is_local_sandbox
 
 router = APIRouter(include_in_schema=False)
@@ -222,7 +222,7 @@ def _changed(text: str, error: RecordErrorPublic) -> bool:
         return bool(text.strip())
     try:
         return bool(json.loads(text) != error.data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return True
 
 
@@ -234,13 +234,12 @@ def parse_record(text: str) -> dict[str, object] | str:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. Fix it."
+    except RecursionError:
+        return f"The record is nested too deeply to be a record. {OBJECT_HINT}"
     if not isinstance(value, dict):
         return f"A record is a JSON object in {{ }}, not a {_json_kind(value)}. {OBJECT_HINT}"
     return value
 
-
-def pretty_json(data: object) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def _json_kind(value: object) -> str:

@@ -18,7 +18,7 @@ from segbridge.core.errors import (
     NotFound,
     ValidationFailed,
 )
-from segbridge.flows.service import MAX_FLOW_YAML_CHARS
+from segbridge.core.yaml_input import MAX_YAML_CHARS
 from segbridge.flows.views import FlowPublic
 from segbridge.web import flow_editing as edit
 from segbridge.web.auth import (
@@ -103,7 +103,7 @@ async def _file_text(form: FormData, key: str = "file") -> str | None:
     upload = form.get(key)
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    data = await upload.read(MAX_FLOW_YAML_CHARS + 1)  # longer: refused by the service
+    data = await upload.read(MAX_YAML_CHARS + 1)  # longer: refused by the service
     return data.decode("utf-8", errors="replace")
 
 
