@@ -14,10 +14,12 @@ def default_registry() -> Registry:
     """A fresh registry of the built-in applications (one per runtime)."""
     from segbridge.apps.database.app import DatabaseApplication
     from segbridge.apps.files.app import FilesApplication
+    from segbridge.apps.http.app import HttpApplication
     from segbridge.apps.segment.app import SegmentApplication
 
     registry = Registry()
     registry.add(SegmentApplication())
     registry.add(FilesApplication())
     registry.add(DatabaseApplication())
+    registry.add(HttpApplication())
     return registry

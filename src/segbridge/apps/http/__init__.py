@@ -1,0 +1,1 @@
+"""The HTTP application: read records from a REST API, page after page."""

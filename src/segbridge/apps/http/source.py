@@ -1,0 +1,31 @@
+"""Opening a flow's HTTP export for a run or a preview: the connection's settings (its base
+URL and token URL checked against the access policy) and, for an incremental export, the
+window of change times it reads (saved as the run's bounds; its end stored on the flow after
+the run succeeds)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from segbridge.apps.base import ExportRequest, OpenedExport
+from segbridge.apps.http.connection import connection_targets, parse_connection
+from segbridge.apps.http.export import HttpSource
+from segbridge.apps.http.since import open_window
+from segbridge.exports.errors import ExportError
+
+
+def open_http_export(request: ExportRequest) -> OpenedExport:
+    if request.connection is None:
+        raise ExportError("An HTTP export needs an HTTP connection.", cause="config")
+    connection = parse_connection(request.connection)
+    request.policy.check_targets(connection_targets(request.connection.values))
+    export = request.export
+    since = export.get("since")
+    if since is None or request.preview:
+        return OpenedExport(HttpSource(connection, export, policy=request.policy,
+                                       limits=request.limits))
+    window = open_window(since, request.resume.saved_bounds, request.resume.saved_cursor,
+                         datetime.now(UTC))
+    source = HttpSource(connection, export, policy=request.policy, limits=request.limits,
+                        window=window)
+    return OpenedExport(source, bounds=window.to_json(), cursor_after=window.cursor_after())
