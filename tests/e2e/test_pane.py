@@ -121,6 +121,39 @@ def test_borrowing_disables_the_level(signed_in: Page, server: WebServer,
         ["Don't borrow: use its own concurrency level", "Borrower (level 5)"])
 
 
+def test_a_rate_limit_is_set_in_the_pane_and_follows_the_lender_while_borrowing(
+        signed_in: Page, server: WebServer, source: dict[str, Any]) -> None:
+    page = signed_in
+    lender = server.new_connection("Lender", source["write_key"])
+    page.goto(f"{server.base_url}/connections")
+    open_create_pane(page)
+    open_advanced(page)
+    events = pane(page).get_by_label("Events per second")
+    fill_connection(page, name="Paced", write_key=source["write_key"],
+                    endpoint=server.sandbox_url)
+    events.fill("0")
+    pane(page).get_by_role("button", name="Save", exact=True).click()
+    expect_field_error(page, "field-events_per_second", "above 0")
+    assert [c["name"] for c in server.api.get("/api/v1/connections").json()] == ["Lender"]
+
+    pane(page).get_by_label("Write key").fill(source["write_key"])
+    events.fill("750")
+    pane(page).get_by_label("Requests per second").fill("2.5")
+    pane(page).get_by_role("button", name="Save", exact=True).click()
+    expect(pane(page).locator("#pane-banner")).to_contain_text("Saved 'Paced'")
+    expect(pane(page).get_by_label("Events per second")).to_have_value("750")
+    paced = next(c for c in server.api.get("/api/v1/connections").json() if c["name"] == "Paced")
+    assert (paced["requests_per_second"], paced["events_per_second"]) == (2.5, 750.0)
+
+    borrow = pane(page).get_by_label("Borrow concurrency from")
+    borrow.select_option(lender["id"])
+    expect(pane(page).get_by_label("Events per second")).to_be_disabled()
+    expect(pane(page).locator("#rate-note")).to_be_visible()
+    borrow.select_option("")
+    expect(pane(page).get_by_label("Events per second")).to_be_enabled()
+    expect(pane(page).locator("#rate-note")).to_be_hidden()
+
+
 def test_each_field_error_shows_where_it_belongs(signed_in: Page, server: WebServer,
                                                  source: dict[str, Any]) -> None:
     page = signed_in

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 
 from segbridge.api.schemas import NOT_BLANK, PATTERN_PROBLEMS
+from segbridge.connections.validation import RATE_FIELDS
 from segbridge.core.errors import SegbridgeError, TooManyAttempts
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ def _problem(error: Any) -> dict[str, str]:
         message = f"use at most {limit} characters (this one has {len(error.get('input', ''))})"
     elif field == "concurrency_level":
         message = "enter a whole number from 1 to 25, or null for the default of 25"
+    elif field in RATE_FIELDS:
+        most = RATE_FIELDS[field][1]
+        message = f"enter a number above 0 and at most {most:,.0f}, or null for no limit"
     else:
         message = str(error.get("msg", "invalid value"))
     return {"field": field, "message": message}

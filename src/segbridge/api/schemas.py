@@ -11,9 +11,11 @@ from pydantic.config import JsonDict
 # defined beside the connection's public form (the service answers them); re-exported here
 from segbridge.apps.public import ApplicationPublic as ApplicationPublic
 from segbridge.apps.public import SettingPublic as SettingPublic
+from segbridge.connections.model import MAX_EVENTS_PER_SECOND, MAX_REQUESTS_PER_SECOND
 from segbridge.connections.views import AuditPublic as AuditPublic
 from segbridge.connections.views import ConnectionPublic as ConnectionPublic
 from segbridge.connections.views import EffectiveConcurrency as EffectiveConcurrency
+from segbridge.connections.views import EffectiveRateLimit as EffectiveRateLimit
 
 LEVEL_SCHEMA: JsonDict = {"minimum": 1, "maximum": 25}
 # The request schemas are as strict as the services behind them (and pydantic enforces them,
@@ -59,6 +61,12 @@ def name_field(description: str = "1-100 characters, not blank", **extra: Any) -
                  **extra)
 
 
+def rate_field(what: str, most: float) -> Any:
+    return Field(default=None, gt=0, le=most, description=(
+        f"the connection's rate limit in {what} per second, shared by every worker and by "
+        f"the connections that borrow from it; null: no limit"))
+
+
 class Strict(BaseModel):
     """A request body: exactly the fields and JSON types its schema says (no unknown field,
     no 0 for false or "5" for 5)."""
@@ -78,6 +86,8 @@ class ConnectionCreate(Strict):
         default=None, json_schema_extra=LEVEL_SCHEMA, description="1-25; null means 25")
     borrow_concurrency_from: str | None = Field(
         default=None, description="id of a connection of the same application")
+    requests_per_second: float | None = rate_field("requests", MAX_REQUESTS_PER_SECOND)
+    events_per_second: float | None = rate_field("events", MAX_EVENTS_PER_SECOND)
 
 
 class ConnectionUpdate(Strict):
@@ -89,6 +99,8 @@ class ConnectionUpdate(Strict):
         default_factory=dict, repr=False, description="must include write_key again")
     concurrency_level: WholeNumber | None = Field(default=None, json_schema_extra=LEVEL_SCHEMA)
     borrow_concurrency_from: str | None = None
+    requests_per_second: float | None = rate_field("requests", MAX_REQUESTS_PER_SECOND)
+    events_per_second: float | None = rate_field("events", MAX_EVENTS_PER_SECOND)
 
 
 class ConnectionTest(Strict):

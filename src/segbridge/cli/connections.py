@@ -159,10 +159,20 @@ def _describe(c: ConnectionPublic) -> None:
         click.echo(f"  {key}:  {value}")
     click.echo(f"  concurrency:  {c.effective_concurrency.level}  "
                f"{c.effective_concurrency.note}")
+    click.echo(f"  rate limit:   {_rate_limit_text(c)}")
     click.echo(f"  status:       {c.status}")
     if c.last_test:
         message = c.last_test.as_json().get("message", "")
         click.echo(f"  last test:    {c.last_test.at}  {message}")
+
+
+def _rate_limit_text(c: ConnectionPublic) -> str:
+    limit = c.effective_rate_limit
+    parts = [f"{rate:g} {what}/s" for rate, what in ((limit.requests_per_second, "requests"),
+                                                      (limit.events_per_second, "events"))
+             if rate is not None]
+    text = ", ".join(parts) or "none"
+    return f"{text} (its lender's)" if limit.lender_id else text
 
 
 def _common_options(func: Any) -> Any:
@@ -171,7 +181,27 @@ def _common_options(func: Any) -> Any:
                         help="Borrow concurrency from this connection id.")(func)
     func = click.option("--concurrency-level", type=int, default=None,
                         help="1-25; default 25.")(func)
+    for flag, what in (("--requests-per-second", "requests"), ("--events-per-second", "events")):
+        func = click.option(flag, type=str, default=None, metavar="NUMBER|none", help=(
+            f"Rate limit in {what} per second, across every worker; 'none' removes it "
+            "(default: no limit; on update: unchanged)."))(func)
     return _settings_options(func)
+
+
+NO_LIMIT = ("none", "off")
+
+
+def _rate(given: str | None, current: float | None = None) -> float | None:
+    """The rate to save: the one given (a number; 'none': no limit), else the current one."""
+    if given is None:
+        return current
+    if given.strip().lower() in NO_LIMIT:
+        return None
+    try:
+        return float(given)
+    except ValueError:
+        raise click.BadParameter(f"{given!r} is not a number; give e.g. 500, or 'none' for "
+                                 "no limit") from None
 
 
 @group.command("create")
@@ -181,12 +211,15 @@ def _common_options(func: Any) -> Any:
 @click.pass_context
 @handles_errors
 def create(ctx: click.Context, /, name: str, application: str, concurrency_level: int | None,
-           borrow_from: str | None, as_json: bool, **given: str | None) -> None:
+           borrow_from: str | None, requests_per_second: str | None,
+           events_per_second: str | None, as_json: bool, **given: str | None) -> None:
     """Save a new connection: test it, then commit it."""
     draft = ConnectionDraft(name=name, application=application,
                             settings=_settings(application, given),
                             concurrency_level=concurrency_level,
-                            borrow_concurrency_from=borrow_from)
+                            borrow_concurrency_from=borrow_from,
+                            requests_per_second=_rate(requests_per_second),
+                            events_per_second=_rate(events_per_second))
     connection, result = runtime_of(ctx).connections.create(principal_of(ctx), draft)
     _saved(connection, result.public(), as_json)
 
@@ -198,8 +231,9 @@ def create(ctx: click.Context, /, name: str, application: str, concurrency_level
 @click.pass_context
 @handles_errors
 def update(ctx: click.Context, /, connection_id: str, name: str | None,
-           concurrency_level: int | None, borrow_from: str | None, as_json: bool,
-           **given: str | None) -> None:
+           concurrency_level: int | None, borrow_from: str | None,
+           requests_per_second: str | None, events_per_second: str | None,
+           as_json: bool, **given: str | None) -> None:
     """Save an edit; its secrets (e.g. the write key) must be entered again."""
     service = runtime_of(ctx).connections
     principal = principal_of(ctx)
@@ -210,7 +244,9 @@ def update(ctx: click.Context, /, connection_id: str, name: str | None,
         concurrency_level=concurrency_level if concurrency_level is not None
         else current.concurrency_level,
         borrow_concurrency_from=borrow_from if borrow_from is not None
-        else current.borrow_concurrency_from)
+        else current.borrow_concurrency_from,
+        requests_per_second=_rate(requests_per_second, current.requests_per_second),
+        events_per_second=_rate(events_per_second, current.events_per_second))
     connection, result = service.update(principal, connection_id, draft)
     _saved(connection, result.public(), as_json)
 

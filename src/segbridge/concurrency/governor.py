@@ -28,6 +28,7 @@ from segbridge.core.clock import SYSTEM_CLOCK, Clock
 SUCCESSES_TO_CLIMB = 5
 FIRST_PAUSE_SECONDS = 1.0
 MAX_PAUSE_SECONDS = 60.0
+NO_RATE_LIMIT = RateLimit()
 
 
 class Governor(Protocol):
@@ -56,6 +57,9 @@ class Governor(Protocol):
         """Wait until the pool's rate limit allows sending a request of ``events`` events;
         return the seconds waited (at once when the pool has no rate limit)."""
 
+    def rate_limit(self, pool: str) -> RateLimit:
+        """The pool's rate limit as configured (no limit when none was)."""
+
 
 @dataclass
 class _Pool:
@@ -77,6 +81,7 @@ class LocalGovernor:
         self._pools: dict[str, _Pool] = {}
         self._clock = clock
         self._rates = LocalBuckets(clock)  # (in this process only)
+        self._rate_limits: dict[str, RateLimit] = {}
 
     def configure(self, pool: str, limit: int) -> None:
         existing = self._pools.get(pool)
@@ -137,6 +142,10 @@ class LocalGovernor:
 
     def configure_rate(self, pool: str, limit: RateLimit) -> None:
         self._rates.configure(pool, limit)
+        self._rate_limits[pool] = limit
+
+    def rate_limit(self, pool: str) -> RateLimit:
+        return self._rate_limits.get(pool, NO_RATE_LIMIT)
 
     async def take_tokens(self, pool: str, requests: int = 1, events: int = 0) -> float:
         return await self._rates.take(pool, requests, events)

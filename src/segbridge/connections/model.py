@@ -12,6 +12,8 @@ NAME_MAX_CHARS: Final = 100
 MIN_CONCURRENCY: Final = 1
 MAX_CONCURRENCY: Final = 25
 DEFAULT_CONCURRENCY: Final = 25
+MAX_REQUESTS_PER_SECOND: Final = 100_000.0
+MAX_EVENTS_PER_SECOND: Final = 10_000_000.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class ConnectionDraft:
     settings: Mapping[str, str | Secret | None] = field(default_factory=dict)
     concurrency_level: int | None = None
     borrow_concurrency_from: str | None = None
+    requests_per_second: float | None = None  # the rate limit; None: none
+    events_per_second: float | None = None
 
     def __post_init__(self) -> None:
         masked = {key: Secret(value) if isinstance(value, str) else value

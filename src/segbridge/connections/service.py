@@ -19,6 +19,7 @@ from segbridge.apps.base import Application, ConnectionConfig, PingResult, Regis
 from segbridge.connections import validation
 from segbridge.connections.model import ConnectionDraft, name_key
 from segbridge.connections.secret_store import load_secrets, store_secret
+from segbridge.connections.validation import RATE_FIELDS
 from segbridge.connections.views import (
     AuditPublic,
     ConnectionPublic,
@@ -212,6 +213,7 @@ class ConnectionService:
                 application, draft.settings)
             problems += setting_problems
         problems += validation.check_concurrency(draft.concurrency_level)
+        problems += validation.check_rates(draft)
         lender, lender_problems = validation.check_lender(
             session, principal.account_id, draft, application, own_id=own_id)
         problems += lender_problems
@@ -219,7 +221,9 @@ class ConnectionService:
             raise ValidationFailed(problems)
         return validation.ValidDraft(
             name=draft.name.strip(), application=application, values=values, secrets=secrets,
-            concurrency_level=draft.concurrency_level, lender=lender)
+            concurrency_level=draft.concurrency_level, lender=lender,
+            requests_per_second=_rate(draft.requests_per_second),
+            events_per_second=_rate(draft.events_per_second))
 
     def _check_application(
         self, draft: ConnectionDraft, existing: Connection | None
@@ -288,6 +292,12 @@ def _apply(connection: Connection, valid: validation.ValidDraft) -> None:
     connection.settings = dict(valid.values)
     connection.concurrency_level = valid.concurrency_level
     connection.borrow_concurrency_from = valid.lender.id if valid.lender else None
+    connection.requests_per_second = valid.requests_per_second
+    connection.events_per_second = valid.events_per_second
+
+
+def _rate(rate: float | None) -> float | None:
+    return None if rate is None else float(rate)
 
 
 def _record_test(connection: Connection, result: PingResult) -> None:
@@ -300,7 +310,7 @@ def _record_test(connection: Connection, result: PingResult) -> None:
 def _all_fields(valid: validation.ValidDraft) -> list[str]:
     fields = ["name", "application", *(f"settings.{k}" for k in valid.values),
               *(f"settings.{k}" for k in valid.secrets), "concurrency_level",
-              "borrow_concurrency_from"]
+              "borrow_concurrency_from", *RATE_FIELDS]
     return fields
 
 
@@ -314,6 +324,8 @@ def _changed_fields(connection: Connection, valid: validation.ValidDraft) -> lis
     lender_id = valid.lender.id if valid.lender else None
     if connection.borrow_concurrency_from != lender_id:
         changed.append("borrow_concurrency_from")
+    changed += [field for field in RATE_FIELDS
+                if getattr(connection, field) != getattr(valid, field)]
     return sorted(changed)
 
 

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from segbridge.apps.base import Application, Registry, SettingKind, SettingSpec
 from segbridge.connections.model import (
     MAX_CONCURRENCY,
+    MAX_EVENTS_PER_SECOND,
+    MAX_REQUESTS_PER_SECOND,
     MIN_CONCURRENCY,
     NAME_MAX_CHARS,
     ConnectionDraft,
@@ -31,6 +33,8 @@ class ValidDraft:
     secrets: dict[str, Secret]
     concurrency_level: int | None
     lender: Connection | None
+    requests_per_second: float | None = None
+    events_per_second: float | None = None
 
 
 def check_name(
@@ -127,6 +131,32 @@ def check_concurrency(level: object) -> list[FieldProblem]:
         return [FieldProblem("concurrency_level",
                              f"enter a number from {MIN_CONCURRENCY} to {MAX_CONCURRENCY} "
                              f"(got {level}); blank means the default of 25")]
+    return []
+
+
+RATE_FIELDS: dict[str, tuple[str, float]] = {
+    "requests_per_second": ("requests", MAX_REQUESTS_PER_SECOND),
+    "events_per_second": ("events", MAX_EVENTS_PER_SECOND),
+}
+
+
+def check_rates(draft: ConnectionDraft) -> list[FieldProblem]:
+    return [problem for field in RATE_FIELDS
+            for problem in check_rate(field, getattr(draft, field))]
+
+
+def check_rate(field: str, rate: object) -> list[FieldProblem]:
+    """A rate limit: blank (no limit) or a number above 0 (decimals allowed: 0.5 is one
+    every two seconds) up to the field's maximum."""
+    what, most = RATE_FIELDS[field]
+    if rate is None:
+        return []
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate != rate:
+        return [FieldProblem(field, f"enter the {what} per second as a number, e.g. 500, or "
+                                    "leave it blank for no limit")]
+    if not 0 < rate <= most:
+        return [FieldProblem(field, f"enter a number above 0 and at most {most:,.0f} "
+                                    f"(got {rate:g}); blank means no limit")]
     return []
 
 

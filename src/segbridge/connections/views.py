@@ -35,6 +35,15 @@ class EffectiveConcurrency(PublicForm):
     note: str
 
 
+class EffectiveRateLimit(PublicForm):
+    """The rate limit that applies: the connection's own, or its lender's (a borrower shares
+    its lender's budget); None: no limit of that kind."""
+
+    requests_per_second: float | None
+    events_per_second: float | None
+    lender_id: str | None = Field(description="the lender whose limit applies, if borrowing")
+
+
 class ConnectionRef(PublicForm):
     id: str
     name: str
@@ -69,6 +78,11 @@ class ConnectionPublic(PublicForm):
     concurrency_level: int | None
     borrow_concurrency_from: str | None
     effective_concurrency: EffectiveConcurrency
+    requests_per_second: float | None = Field(
+        description="the rate limit in requests per second; null: none")
+    events_per_second: float | None = Field(
+        description="the rate limit in events per second; null: none")
+    effective_rate_limit: EffectiveRateLimit
     status: str = Field(description="online or offline")
     last_test: LastTest | None
     used_by: ConnectionUsage
@@ -126,6 +140,13 @@ def effective_concurrency(session: Session, connection: Connection) -> Effective
                                 lender_name=root.name, note=note)
 
 
+def effective_rate_limit(session: Session, connection: Connection) -> EffectiveRateLimit:
+    root = root_lender(session, connection)
+    return EffectiveRateLimit(requests_per_second=root.requests_per_second,
+                              events_per_second=root.events_per_second,
+                              lender_id=None if root.id == connection.id else root.id)
+
+
 def borrowers(session: Session, connection_id: str) -> list[Connection]:
     return list(session.scalars(
         select(Connection).where(Connection.borrow_concurrency_from == connection_id)
@@ -151,6 +172,9 @@ def public_connection(
         concurrency_level=connection.concurrency_level,
         borrow_concurrency_from=connection.borrow_concurrency_from,
         effective_concurrency=effective_concurrency(session, connection),
+        requests_per_second=connection.requests_per_second,
+        events_per_second=connection.events_per_second,
+        effective_rate_limit=effective_rate_limit(session, connection),
         status=connection.status,
         last_test=_last_test(connection),
         used_by=ConnectionUsage(

@@ -94,6 +94,9 @@ class Connection(Base):
     borrow_concurrency_from: Mapped[str | None] = mapped_column(
         ForeignKey("connections.id"), default=None
     )
+    # the connection's rate limit (a lender's applies to its borrowers too); None: no limit
+    requests_per_second: Mapped[float | None] = mapped_column(Float, default=None)
+    events_per_second: Mapped[float | None] = mapped_column(Float, default=None)
     status: Mapped[str] = mapped_column(String(10), default="online")
     last_test_at: Mapped[datetime | None] = mapped_column(default=None)
     last_test_ok: Mapped[bool | None] = mapped_column(Boolean, default=None)

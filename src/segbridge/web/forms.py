@@ -24,7 +24,10 @@ NAME = "name"
 APPLICATION = "application"
 LEVEL = "concurrency_level"
 LENDER = "borrow_concurrency_from"
+REQUESTS_RATE = "requests_per_second"
+EVENTS_RATE = "events_per_second"
 _WHOLE_NUMBER = re.compile(r"[+-]?\d{1,6}")
+_NUMBER = re.compile(r"\d{1,9}(\.\d{1,6})?|\.\d{1,6}")
 
 
 def setting_field(spec: SettingSpec) -> str:
@@ -52,6 +55,8 @@ class ConnectionForm:
     settings: dict[str, str] = field(default_factory=dict)
     concurrency_level: str = ""
     borrow_concurrency_from: str = ""
+    requests_per_second: str = ""
+    events_per_second: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -64,7 +69,9 @@ class ConnectionForm:
     def parse(cls, form: FormData, application: Application) -> ConnectionForm:
         text = _texts(form)
         parsed = cls(name=text.get(NAME, ""), concurrency_level=text.get(LEVEL, "").strip(),
-                     borrow_concurrency_from=text.get(LENDER, "").strip())
+                     borrow_concurrency_from=text.get(LENDER, "").strip(),
+                     requests_per_second=text.get(REQUESTS_RATE, "").strip(),
+                     events_per_second=text.get(EVENTS_RATE, "").strip())
         for spec in application.settings:
             value = text.get(setting_field(spec), "")
             if spec.secret:
@@ -82,7 +89,9 @@ class ConnectionForm:
         level = connection.get("concurrency_level")
         return cls(name=str(connection.get("name") or ""), settings=settings,
                    concurrency_level="" if level is None else str(level),
-                   borrow_concurrency_from=str(connection.get(LENDER) or ""))
+                   borrow_concurrency_from=str(connection.get(LENDER) or ""),
+                   requests_per_second=_shown(connection.get(REQUESTS_RATE)),
+                   events_per_second=_shown(connection.get(EVENTS_RATE)))
 
     @property
     def borrowing(self) -> bool:
@@ -97,13 +106,19 @@ class ConnectionForm:
 
     def draft(self, application_key: str) -> tuple[ConnectionDraft, list[FieldProblem]]:
         """The draft for the service, and the problems only the form can see (a level that is
-        not a whole number), worded by the service's own validation."""
+        not a whole number, a rate that is not a number), worded by the service's own
+        validation. While borrowing, the lender's level and rate limit apply."""
         level, problems = _level(self.concurrency_level)
+        requests, requests_problems = _rate(REQUESTS_RATE, self.requests_per_second)
+        events, events_problems = _rate(EVENTS_RATE, self.events_per_second)
+        problems += requests_problems + events_problems
         settings: dict[str, str | None] = {**self.settings, **self.secrets}
         draft = ConnectionDraft(
             name=self.name, application=application_key, settings=settings,
             concurrency_level=None if self.borrowing else level,
-            borrow_concurrency_from=self.borrow_concurrency_from or None)
+            borrow_concurrency_from=self.borrow_concurrency_from or None,
+            requests_per_second=None if self.borrowing else requests,
+            events_per_second=None if self.borrowing else events)
         return draft, ([] if self.borrowing else problems)
 
 
@@ -117,6 +132,19 @@ def _level(text: str) -> tuple[int | None, list[FieldProblem]]:
     if _WHOLE_NUMBER.fullmatch(text):
         return int(text), []
     return None, validation.check_concurrency(text)
+
+
+def _rate(field: str, text: str) -> tuple[float | None, list[FieldProblem]]:
+    if not text:
+        return None, []
+    if _NUMBER.fullmatch(text):
+        return float(text), []
+    return None, validation.check_rate(field, text)
+
+
+def _shown(rate: object) -> str:
+    """A stored rate as the form shows it: 500, not 500.0."""
+    return "" if rate is None else f"{rate:g}" if isinstance(rate, float) else str(rate)
 
 
 @dataclass(frozen=True)
@@ -155,8 +183,9 @@ class FieldErrors:
 def form_fields(application: Application) -> list[str]:
     """Every field of the pane, in order (the ones that can carry an error)."""
     return [NAME, APPLICATION, *(setting_field(spec) for spec in application.settings),
-            LENDER, LEVEL]
+            LENDER, LEVEL, REQUESTS_RATE, EVENTS_RATE]
 
 
 def advanced_fields(application: Application) -> list[str]:
-    return [*(setting_field(s) for s in application.settings if s.advanced), LENDER, LEVEL]
+    return [*(setting_field(s) for s in application.settings if s.advanced), LENDER, LEVEL,
+            REQUESTS_RATE, EVENTS_RATE]

@@ -20,6 +20,7 @@ from segbridge.apps.segment.client import (
     raise_for_status,
 )
 from segbridge.apps.segment.endpoints import Endpoint
+from segbridge.apps.segment.limits import MAX_BATCH_CALLS
 from segbridge.concurrency.governor import Governor
 from segbridge.core.clock import isoformat, utcnow
 from segbridge.core.errors import FatalError, RetriableError
@@ -55,9 +56,18 @@ class SegmentSink:
         self._sleep = sleep
 
     async def deliver(self, items: Sequence[Item]) -> Outcome:
+        """Send the batch; under an events-per-second limit, in requests of at most one
+        second's worth of events, so the events arrive at the limit's pace rather than in
+        one burst after a long wait."""
         outcome = Outcome()
-        await self._deliver_part(items, outcome)
+        most = self._most_events_per_request()
+        for start in range(0, len(items), most):
+            await self._deliver_part(items[start:start + most], outcome)
         return outcome
+
+    def _most_events_per_request(self) -> int:
+        rate = self._governor.rate_limit(self._pool).events_per_second
+        return max(1, int(rate)) if rate is not None else MAX_BATCH_CALLS
 
     async def _deliver_part(self, items: Sequence[Item], outcome: Outcome) -> None:
         try:
@@ -90,7 +100,7 @@ class SegmentSink:
         while True:
             # built per attempt: sentAt must be fresh, or Segment's skew correction shifts times
             body = await asyncio.to_thread(self._compress, items)
-            error = await self._post(body, outcome)
+            error = await self._post(body, len(items), outcome)
             if error is None:
                 if paused:
                     await self._reach.reachable()
@@ -114,8 +124,12 @@ class SegmentSink:
             return self._governor.rate_limited(self._pool, error.retry_after)
         return self.policy.backoff(attempt, error.retry_after)
 
-    async def _post(self, body: bytes, outcome: Outcome) -> RetriableError | None:
-        """One request within the governor's limit; a retriable failure is returned."""
+    async def _post(self, body: bytes, events: int,
+                    outcome: Outcome) -> RetriableError | None:
+        """One request within the connection's rate limit (waited for before taking a slot,
+        so no slot is held while waiting) and the governor's concurrency limit; a retriable
+        failure is returned."""
+        await self._governor.take_tokens(self._pool, requests=1, events=events)
         await self._governor.acquire(self._pool)
         in_flight = SINK.in_flight.labels(self._pool)
         in_flight.inc()

@@ -156,11 +156,14 @@
 
   function syncBorrowing(root) {
     root.querySelectorAll("select[data-borrow]").forEach((select) => {
-      const level = byId(select.dataset.borrow);
-      const note = byId(select.dataset.borrowNote);
       const borrowing = select.value !== "";
-      if (level) level.disabled = borrowing;
-      if (note) note.hidden = !borrowing;
+      // the fields that do not apply while borrowing (the lender's apply), and their notes
+      select.dataset.borrow.split(" ").map(byId).forEach((control) => {
+        if (control) control.disabled = borrowing;
+      });
+      (select.dataset.borrowNote || "").split(" ").map(byId).forEach((note) => {
+        if (note) note.hidden = !borrowing;
+      });
     });
   }
 
