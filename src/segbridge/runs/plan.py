@@ -17,6 +17,7 @@ from sqlalchemy import select
 from segbridge.apps.base import ConnectionConfig, LaneSource, Registry, SinkRequest
 from segbridge.apps.registry import default_registry
 from segbridge.concurrency.governor import Governor
+from segbridge.concurrency.rates import RateLimit
 from segbridge.connections.model import DEFAULT_CONCURRENCY
 from segbridge.connections.secret_store import load_secrets
 from segbridge.connections.views import root_lender
@@ -164,6 +165,8 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
 
 def _as_import_targets(targets: Targets, field_name: str) -> Targets:
     """What the connection reaches, each under the import's field (where a user fixes it)."""
+    ctx.governor.configure_rate(pool, RateLimit(root.requests_per_second,
+                                                root.events_per_second))
     return Targets(files=tuple((field_name, path) for _f, path in targets.files),
                    urls=tuple((field_name, url) for _f, url in targets.urls),
                    hosts=tuple((field_name, host, port) for _f, host, port in targets.hosts),
