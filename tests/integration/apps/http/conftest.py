@@ -13,6 +13,9 @@ from segbridge.core.secrets import Secret
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.limits import RecordLimits
 from tests.integration.apps.http.shop_api import API_KEY, CLIENT_SECRET, PASSWORD, TOKEN
+from tests.integration.flows.conftest import receiver, shop, workers
+
+__all__ = ["receiver", "shop", "workers"]  # the flow tests' fixtures, for test_http_flows
 
 APPLICATION = HttpApplication()
 OPEN_POLICY = AccessPolicy(file_roots=(), protected=())
