@@ -32,6 +32,8 @@ from segbridge.runs.engine import ImportPlan, RunPlan
 from segbridge.runs.export_factory import open_run_export
 from segbridge.runs.lanes import LaneImport, LanePolicy, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
+from segbridge.runs.lookup_factory import open_lookup_steps
+from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Source
 from segbridge.runs.store import RunStore
@@ -67,9 +69,10 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     export, cursor_after, lane_source = _export(ctx, run, store)
     filters = [compile_expression(text) for text in _filter_expressions(definition)]
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
+    lookups = _lookups(ctx, run)
     source = Source(export=export, imports=imports, start=run.checkpoint,
-                    key_field=export_def.get("key_field"), filters=filters)
-    lanes = _lanes(ctx.lanes, run, export, lane_source)
+                    key_field=export_def.get("key_field"), filters=filters, lookups=lookups)
+    lanes = None if lookups else _lanes(ctx.lanes, run, export, lane_source)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
     return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
@@ -121,7 +124,16 @@ def _export(ctx: PlanContext, run: Run, store: RunStore) -> tuple[Export, Cursor
 
 
 def _filter_expressions(definition: dict[str, Any]) -> list[str]:
-    return [step["filter"]["expression"] for step in definition.get("steps", [])]
+    return [step["filter"]["expression"] for step in definition.get("steps", [])
+            if "filter" in step]
+
+
+def _lookups(ctx: PlanContext, run: Run) -> LookupSteps:
+    """The flow's lookups, opened in the run's account (none: empty). A run with lookups has
+    no lanes: its records are looked up by the one producer (lanes would each open their own
+    connections and caches: not done yet)."""
+    return open_lookup_steps(ctx.db, ctx.vault, ctx.settings, ctx.registry, run.account_id,
+                             run.definition.get("steps", []))
 
 
 def _salt(run: Run) -> str:
