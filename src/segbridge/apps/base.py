@@ -15,7 +15,7 @@ contract), never ``runs`` (the engine) nor ``flows``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -249,13 +249,83 @@ class SinkOpener(Protocol):
         ...
 
 
-class Lookup(Protocol):
-    """Issue 13 (declared, not implemented): answer a record's lookup (Capability.LOOKUP),
-    e.g. the row of a table whose key is a record's field, to enrich it before mapping."""
+LookupKey = tuple[Any, ...]
+"""The values a record gives a lookup's parameters, in the order of ``LookupRequest.params``."""
+LookupRow = Mapping[str, Any]
+"""What a lookup found for one key (a row: column -> value)."""
 
-    def find(self, key: str, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        """The looked-up record for these key values, or None when there is none."""
+
+@dataclass(frozen=True)
+class LookupRequest:
+    """Everything an application needs to open a flow's lookup step for a run or a preview.
+
+    ``lookup`` is the step's section of the flow document (e.g. ``query`` and ``key_column``
+    for a database, a request for HTTP); ``params`` names its parameters in the order of the
+    keys ``find_many`` is given; ``field`` is where a user fixes the step
+    (``steps.0.lookup``)."""
+
+    lookup: Mapping[str, Any]
+    params: tuple[str, ...]
+    connection: ConnectionConfig
+    policy: AccessPolicy
+    field: str
+
+
+class Lookup(Protocol):
+    """An opened lookup (Capability.LOOKUP): the rows of another system for records' keys.
+
+    The engine gives ``find_many`` up to ``batch_size`` distinct keys at a time, so an
+    application answers a batch as it can (a database: one ``WHERE key IN (...)`` query; HTTP:
+    one request per key within the connection's concurrency). A key without a result maps to
+    None. A failure to reach the system raises ``RetriableError`` (the engine tries again,
+    then fails the run); anything else wrong (the query, the request) a ``FatalError``."""
+
+    batch_size: int
+
+    def find_many(self, keys: Sequence[LookupKey]) -> Mapping[LookupKey, LookupRow | None]:
+        """The row of each key (None: nothing found)."""
         ...
+
+    def close(self) -> None:
+        """Release connections (the run or the preview is over)."""
+        ...
+
+
+@runtime_checkable
+class LookupOpener(Protocol):
+    """An application whose connections can answer lookups (Capability.LOOKUP)."""
+
+    key: str
+    name: str
+
+    def targets(self, values: Mapping[str, str | None]) -> Targets:
+        """What a connection with these settings reaches (checked before a lookup opens)."""
+        ...
+
+    def lookup_problems(self, lookup: Mapping[str, Any], field: str) -> list[FieldProblem]:
+        """What is wrong with a lookup step's application part, each at its field."""
+        ...
+
+    def open_lookup(self, request: LookupRequest) -> Lookup:
+        """Open a lookup (checking what it reaches against ``request.policy``)."""
+        ...
+
+
+def lookup_opener(registry: Registry, application_key: str) -> LookupOpener:
+    """The application a lookup's connection of ``application_key`` asks."""
+    app = registry.applications.get(application_key)
+    if app is None:
+        raise CannotDoThat(f"Unknown application '{application_key}'.")
+    if Capability.LOOKUP not in app.capabilities or not isinstance(app, LookupOpener):
+        raise CannotDoThat(f"A {app.name} connection cannot answer lookups; a lookup needs a "
+                           "connection of an application that can (e.g. Database).")
+    return app
+
+
+def lookup_applications(registry: Registry) -> list[str]:
+    """The names of the applications a lookup's connection may be made to."""
+    return [app.name for app in registry.all() if Capability.LOOKUP in app.capabilities
+            and isinstance(app, LookupOpener)]
 
 
 class CannotDoThat(FatalError):

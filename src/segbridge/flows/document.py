@@ -118,17 +118,86 @@ class Filter(DocumentPart):
     expression: Annotated[str, AfterValidator(_expression)]
 
 
+ON_MISSING = ("leave_empty", "fail_record", "ignore_record")
+OnMissing = Literal["leave_empty", "fail_record", "ignore_record"]
+MAX_CACHE_KEYS = 1_000_000
+
+
+def _field_name(value: str) -> str:
+    if not value.strip() or "." in value:
+        raise problem("enter the name of the record field the result goes under "
+                      "(no dots), e.g. customer")
+    return _name(value)
+
+
+def _record_field(value: object) -> object:
+    if not isinstance(value, str) or not value.strip() or "" in value.split("."):
+        raise problem("name a record field (or a dotted path such as customer.id)")
+    return value
+
+
+class LookupCache(DocumentPart):
+    """How many keys' answers a run keeps, and for how long."""
+
+    shape: ClassVar[str] = "use {size: 10000, ttl_seconds: 600}"
+    hints: ClassVar[Mapping[str, str]] = {
+        "size": f"use a whole number of keys from 1 to {MAX_CACHE_KEYS:,}",
+        "ttl_seconds": "use a whole number of seconds, 0 (no caching) or more",
+    }
+
+    size: int = Field(default=10_000, ge=1, le=MAX_CACHE_KEYS)
+    ttl_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+
+
+class Lookup(DocumentPart):
+    """Fields added to each record from another connection (e.g. a customer's row), under
+    ``name``; its application's part (a database's ``query`` and ``key_column``) is checked
+    against the connection's application when the flow is saved."""
+
+    shape: ClassVar[str] = ("use {name: customer, connection: Shop DB, query: 'select ... where "
+                            "id in :id', params: {id: customer_id}, key_column: id}")
+    hints: ClassVar[Mapping[str, str]] = {
+        "name": "enter the record field the result goes under, e.g. customer",
+        "connection": "name a connection that can answer lookups (e.g. a Database connection)",
+        "query": "write the SELECT query, with :name parameters taking record values",
+        "params": "map each parameter of the query to a record field, e.g. {id: customer_id}",
+        "key_column": "name the query's column that holds the key, or leave it out",
+        "on_missing": f"use one of: {', '.join(ON_MISSING)}",
+    }
+
+    name: Annotated[str, AfterValidator(_field_name)]
+    connection: NotBlank = Field(description="a connection whose application answers "
+                                             "lookups, by name or id")
+    query: NotBlank | None = None
+    params: dict[str, Annotated[str, BeforeValidator(_record_field)]] = Field(
+        default_factory=dict, description="the query's parameters -> record fields")
+    key_column: NotBlank | None = Field(default=None, description="batched: the column of "
+                                        "the key, the query reads 'in :param'")
+    on_missing: OnMissing = "leave_empty"
+    cache: LookupCache = Field(default_factory=LookupCache)
+    # stored beside the name when the flow is saved (flows.definition.resolved_steps)
+    connection_id: str | None = Field(default=None, exclude=True)
+
+
+STEP_SHAPE = ("use {filter: {expression: \"status != 'x'\"}} or {lookup: {name, connection, "
+              "query, params}}")
+
+
 class Step(DocumentPart):
-    """One step between the export and the imports (today: a filter)."""
+    """One step between the export and the imports: a filter or a lookup."""
 
-    shape: ClassVar[str] = "use {filter: {expression: \"status != 'x'\"}}"
+    shape: ClassVar[str] = "use {filter: {expression: \"status != 'x'\"}}"  # a filter's
 
-    filter: Filter
+    filter: Filter | None = None
+    lookup: Lookup | None = None
 
     @classmethod
     def shape_problem(cls, data: object) -> bool:
-        if not isinstance(data, Mapping) or set(data) != {"filter"}:
-            return True
+        if not isinstance(data, Mapping) or len(data) != 1 or \
+                next(iter(data)) not in ("filter", "lookup"):
+            raise problem(STEP_SHAPE)
+        if "lookup" in data:
+            return False  # the lookup's own model says what is wrong with it
         step = data["filter"]
         return not isinstance(step, Mapping) or not isinstance(step.get("expression"), str)
 

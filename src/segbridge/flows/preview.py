@@ -1,7 +1,8 @@
 """Preview (dry run): the exact calls the first records would become, and each record's
 errors. Nothing is sent and nothing is stored. Each record takes a run's own record step
-(``runs.producer.RecordStep``: filters, mapping, messageId, JSON, size check), so the calls
-and the errors shown are exactly those a run would make.
+(``runs.producer.RecordStep``: lookups, filters, mapping, messageId, JSON, size check), so
+the calls and the errors shown are exactly those a run would make; a record's ``data`` shows
+the looked-up fields (the previewed records' keys are looked up at once, for real).
 
 A preview never fails for one record: whatever goes wrong with a record (unreadable, past a
 cap, a filter or mapping that raises, a call that cannot be written) is that record's error. A
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from segbridge.accounts.roles import Permission, require
 from segbridge.accounts.service import Principal
-from segbridge.core.errors import FieldProblem, ValidationFailed
+from segbridge.core.errors import FatalError, FieldProblem, RetriableError, ValidationFailed
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.flows.views import PreviewPublic
+from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal
 
@@ -45,14 +47,48 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
                                 registry=runtime.registry)
     except ExportError as exc:
         raise _unreadable(exc) from None
-    filters = [compile_expression(s["filter"]["expression"]) for s in definition.get("steps", [])]
+    steps = definition.get("steps", [])
+    filters = [compile_expression(s["filter"]["expression"]) for s in steps if "filter" in s]
     imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
                               MessageIds(flow_key, step["name"], step["call"]))
                for step in definition["imports"]]
-    step = RecordStep(filters, definition["export"].get("key_field"))
-    return PreviewPublic.model_validate(
-        {"records": [_entry(step, imports, record) for record in _read(export, limit)],
-         "sent": False})
+    lookups = _lookups(runtime, principal, steps)
+    try:
+        step = RecordStep(filters, definition["export"].get("key_field"), lookups)
+        records = list(_read(export, limit))
+        _look_up(lookups, records)
+        entries = [_entry(step, imports, record) for record in records]
+    finally:
+        lookups.close()
+    return PreviewPublic.model_validate({"records": entries, "sent": False})
+
+
+def _lookups(runtime: Runtime, principal: Principal,
+             steps: Sequence[dict[str, Any]]) -> LookupSteps:
+    """The document's lookups, opened in the principal's account; one that cannot be opened
+    is a 422 naming its step."""
+    from segbridge.runs.lookup_factory import open_lookup_steps
+
+    try:
+        return open_lookup_steps(runtime.db, runtime.vault, runtime.settings,
+                                 runtime.registry, principal.account_id, steps)
+    except FatalError as exc:
+        raise ValidationFailed([FieldProblem("steps", exc.message)]) from None
+
+
+def _look_up(lookups: LookupSteps, records: list[SourceRecord]) -> None:
+    """The records' keys looked up at once; a lookup that fails is a 422 naming it (a
+    database that cannot be reached: 502, try again later)."""
+    if not lookups:
+        return
+    for one in lookups.steps:
+        one.retry_delays = ()  # a preview answers now: no waits between tries
+    try:
+        lookups.prepare(records)
+    except RetriableError:
+        raise
+    except FatalError as exc:
+        raise ValidationFailed([FieldProblem("steps", exc.message)]) from None
 
 
 def _entry(step: RecordStep, imports: Sequence[CompiledImport],
@@ -63,7 +99,8 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport],
     if record.data is None:
         entry["errors"].append(_error(step.unreadable(record)))
         return entry
-    verdict = step.passes(record.data)
+    found = step.looked_up(record.data)
+    verdict = step.passes(record.data) if found is True else found
     if isinstance(verdict, Refusal):
         entry["errors"].append(_error(verdict))
     elif not verdict:

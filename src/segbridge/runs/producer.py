@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
@@ -42,6 +42,7 @@ from segbridge.exports.contracts import (
 )
 from segbridge.runs.batching import Batcher, Item
 from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.lookups import LOOKUP_STEP, LookupSteps
 from segbridge.runs.message_ids import MessageIds
 
 CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
@@ -91,14 +92,29 @@ class Refusal:
 
 
 class RecordStep:
-    """One record's way to its calls, the same in a run and in a preview: the filters, then
-    for each import the mapping, the messageId, the call's JSON and its size check."""
+    """One record's way to its calls, the same in a run and in a preview: the lookups, the
+    filters, then for each import the mapping, the messageId, the call's JSON and its size
+    check."""
 
-    __slots__ = ("filters", "key_field")
+    __slots__ = ("filters", "key_field", "lookups")
 
-    def __init__(self, filters: Sequence[Filter], key_field: str | None) -> None:
+    def __init__(self, filters: Sequence[Filter], key_field: str | None,
+                 lookups: LookupSteps | None = None) -> None:
         self.filters = filters
         self.key_field = key_field
+        self.lookups = lookups if lookups else None
+
+    def looked_up(self, data: dict[str, Any]) -> bool | Refusal:
+        """True: every lookup's answer is in the record (its batch was prepared); False: a
+        lookup found nothing and ignores it; a Refusal: a lookup found nothing and fails it."""
+        if self.lookups is None:
+            return True
+        missed = self.lookups.enrich(data)
+        if missed is None:
+            return True
+        if missed.reason is None:
+            return False
+        return Refusal(LOOKUP_STEP, missed.reason, None, missed.field)
 
     def passes(self, data: dict[str, Any]) -> bool | Refusal:
         """True: every filter keeps the record; False: one drops it (the record is ignored);
@@ -143,14 +159,20 @@ class RecordStep:
 
 @dataclass
 class Source:
-    """What a producer reads and how it maps: the export from ``start``, the filters, the
-    imports in the flow's order, and the key field of messageIds."""
+    """What a producer reads and how it maps: the export from ``start``, the lookups, the
+    filters, the imports in the flow's order, and the key field of messageIds."""
 
     export: Export
     imports: Sequence[ImportMapping]
     start: int = 0
     key_field: str | None = None
     filters: list[Filter] = field(default_factory=list)
+    lookups: LookupSteps | None = None
+
+    def records(self, start: int) -> Iterator[SourceRecord]:
+        """The export's records from ``start``, each batch looked up when there are lookups."""
+        records = self.export.records(start)
+        return self.lookups.batched(records) if self.lookups else records
 
 
 @dataclass(frozen=True)
@@ -212,8 +234,8 @@ class Producer:
         self.error: BaseException | None = None
         self._seq = 0
         self._batchers = [Batcher() for _ in source.imports]
-        self._direct = not source.filters
-        self._step = RecordStep(source.filters, source.key_field)
+        self._direct = not source.filters and not source.lookups
+        self._step = RecordStep(source.filters, source.key_field, source.lookups)
 
     def run(self) -> None:
         try:
@@ -224,6 +246,8 @@ class Producer:
         except BaseException as exc:  # reported by the engine as the run's failure
             self.error = exc
         finally:
+            if self.source.lookups:
+                self.source.lookups.close()
             self.emit(None)
 
     def _produce(self) -> None:
@@ -231,7 +255,7 @@ class Producer:
         chunk = self._new_chunk(source.start)
         exported, position = 0, source.start
         deadline = time.monotonic() + CHUNK_SECONDS
-        for count, record in enumerate(source.export.records(source.start)):
+        for count, record in enumerate(source.records(source.start)):
             if not count & 255:
                 if self.stop.is_set():
                     return
@@ -262,6 +286,8 @@ class Producer:
         export = source.export
         records = export.records_in(lane) if isinstance(export, SpanReader) \
             else export.records(low)
+        if source.lookups:
+            records = source.lookups.batched(records)
         for record in records:
             position = record.position
             if position >= high:
@@ -325,12 +351,19 @@ class Producer:
             unreadable = self._step.unreadable(record)
             return [], lambda chunk: self._failed_all(chunk, record, unreadable)
         data = record.data
+        found = self._step.looked_up(data)
+        if found is not True:
+            return self._refused(record, found)
         verdict = self._step.passes(data)
+        if verdict is not True:
+            return self._refused(record, verdict)
+        return self._map_all(record, data)
+
+    def _refused(self, record: SourceRecord, verdict: bool | Refusal) -> Mapped:
+        """A record a lookup or a filter ignores (False) or fails (a Refusal)."""
         if isinstance(verdict, Refusal):
             return [], lambda chunk: self._failed_all(chunk, record, verdict)
-        if not verdict:
-            return [], self._ignored
-        return self._map_all(record, data)
+        return [], self._ignored
 
     def _map_all(self, record: SourceRecord, data: dict[str, Any]) -> Mapped:
         """The record's call for every import; the imports that cannot map it fail it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
@@ -14,6 +15,7 @@ from segbridge.apps.base import (
     Capability,
     ConnectionConfig,
     ExportRequest,
+    LookupRequest,
     OpenedExport,
     PingResult,
     SettingKind,
@@ -22,6 +24,7 @@ from segbridge.apps.base import (
 from segbridge.apps.database.connect import create_database_engine
 from segbridge.apps.database.diagnose import diagnose
 from segbridge.apps.database.document import DATABASE_EXPORT_MODELS
+from segbridge.apps.database.lookup import DatabaseLookup, lookup_problems
 from segbridge.apps.database.source import open_database_export
 from segbridge.apps.database.url import (
     DRIVERS,
@@ -44,7 +47,8 @@ HIDDEN_FIELD_HELP = (
 
 
 class DatabaseApplication:
-    """A SQL database (PostgreSQL, MySQL/MariaDB, SQLite): export the rows of a query."""
+    """A SQL database (PostgreSQL, MySQL/MariaDB, SQLite): export the rows of a query, or
+    look up a row for each record (a lookup step)."""
 
     key = "database"
     name = "Database"
@@ -77,6 +81,12 @@ class DatabaseApplication:
 
     def open_export(self, request: ExportRequest) -> OpenedExport:
         return open_database_export(request)
+
+    def lookup_problems(self, lookup: Mapping[str, Any], field: str) -> list[FieldProblem]:
+        return lookup_problems(lookup, field)
+
+    def open_lookup(self, request: LookupRequest) -> DatabaseLookup:
+        return DatabaseLookup(request)
 
 
 def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:

@@ -1,0 +1,317 @@
+"""Lookup steps in flows against real databases (SQLite, PostgreSQL, MariaDB): a CSV of
+orders enriched with each customer's row, delivered to a local Segment receiver; what
+``on_missing`` does; each distinct key asked about once (queries counted where they run);
+another account's connection refused; the preview shows the looked-up fields; a database
+that cannot be reached fails the run with a clear message and no password."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+from segbridge.apps.registry import default_registry
+from segbridge.core.errors import FieldProblem
+from segbridge.flows.definition import lookup_connection_ids, resolved_steps
+from segbridge.workers import Workers
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    Receiver,
+    assert_invariant,
+    open_errors,
+    orders,
+    segment_connection,
+    track_flow,
+    write_csv,
+)
+from tests.integration.flows.test_flow_runs import create_flow, run_flow
+from tests.integration.test_access import other_account_api
+
+DATABASES = {
+    "sqlite": None,
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+KNOWN = 90  # customers c0..c89 exist; the orders name c0..c96 (orders(): i % 97)
+
+
+def plan_of(number: int) -> str:
+    return ("free", "pro", "team")[number % 3]
+
+
+@pytest.fixture
+def customers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A customers table (id VARCHAR, plan, country) in the database named by the param."""
+    kind = getattr(request, "param", "sqlite")
+    url = DATABASES[kind] or f"sqlite:///{tmp_path / 'crm.db'}"
+    engine = create_engine(url)
+    table = f"customers_{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE {table} (id VARCHAR(20) PRIMARY KEY, "
+                                "plan VARCHAR(20), country VARCHAR(2))"))
+        connection.execute(text(f"INSERT INTO {table} VALUES (:id, :plan, :country)"),
+                           [{"id": f"c{i}", "plan": plan_of(i), "country": "FR"}
+                            for i in range(KNOWN)])
+    yield url, table
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+    engine.dispose()
+
+
+def database_connection(server: Server, url: str, name: str = "CRM") -> dict[str, Any]:
+    response = server.api.post("/api/v1/connections", json={
+        "name": name, "application": "database", "settings": {"url": url}})
+    assert response.status_code == 201, response.text
+    connection: dict[str, Any] = response.json()
+    return connection
+
+
+def lookup_flow(path: Path, segment: str, table: str, *, batched: bool = True,
+                on_missing: str = "leave_empty", connection: str = "CRM",
+                name: str = "Orders") -> dict[str, Any]:
+    doc = track_flow(name, path, segment)
+    if batched:
+        lookup = {"query": f"select id, plan, country from {table} where id in :customer",
+                  "key_column": "id"}
+    else:
+        lookup = {"query": f"select plan, country from {table} where id = :customer"}
+    doc["steps"] = [{"lookup": {"name": "customer", "connection": connection,
+                                "params": {"customer": "customer_id"},
+                                "on_missing": on_missing, **lookup}}]
+    properties = doc["imports"][0]["mapping"]["properties"]["fields"]
+    properties["plan"] = "customer.plan"
+    properties["country"] = "customer.country"
+    return doc
+
+
+@pytest.mark.parametrize("customers", list(DATABASES), indirect=True)
+def test_orders_are_enriched_with_their_customers_row(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path,
+) -> None:
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    csv = write_csv(tmp_path / "orders.csv", orders(500))
+    flow = create_flow(server, lookup_flow(csv, segment["name"], table))
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "succeeded", run
+    assert run["counts"]["sent"] == 500
+    assert_invariant(server, flow["id"], run)
+    events = receiver.archived()
+    assert len(events) == 500
+    for one in events:
+        number = int(one["userId"][1:])
+        expected = plan_of(number) if number < KNOWN else None  # leave_empty: no plan
+        assert one["properties"].get("plan") == expected, one
+        assert one["properties"].get("country") == ("FR" if number < KNOWN else None)
+
+
+@pytest.mark.parametrize(("on_missing", "status"), [("fail_record", "completed_with_errors"),
+                                                    ("ignore_record", "succeeded")])
+def test_orders_of_unknown_customers_fail_or_are_ignored(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path, on_missing: str, status: str,
+) -> None:
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    rows = orders(300)
+    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
+                                           segment["name"], table, on_missing=on_missing))
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == status, run
+    assert run["counts"]["sent"] == len(rows) - len(unknown) == len(receiver.archived())
+    assert_invariant(server, flow["id"], run)
+    errors = open_errors(server, flow["id"], run["id"])
+    if on_missing == "fail_record":
+        assert run["counts"]["failed"] == len(unknown) and run["counts"]["ignored"] == 0
+        first = min(errors, key=lambda error: error["position"])
+        assert first["reason"] == (f"the lookup 'customer' found nothing for customer_id = "
+                                   f"'{unknown[0]['customer_id']}'")
+        assert first["field"] == "customer_id"
+    else:
+        assert run["counts"]["ignored"] == len(unknown) and errors == []
+
+
+@pytest.mark.parametrize(("batched", "queries"), [(True, 1), (False, 97)])
+def test_each_distinct_customer_is_asked_about_once(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path, batched: bool, queries: int,
+) -> None:
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(3000)),
+                                           segment["name"], table, batched=batched))
+    asked: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if table in statement:
+            asked.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        run = run_flow(server, flow["id"])
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+    assert run["status"] == "succeeded" and run["counts"]["sent"] == 3000
+    # 3000 orders, 97 distinct customers: one IN (...) query for the first batch's 97 keys
+    # (the next batches are all cache hits), or one query per distinct key
+    assert len(asked) == queries
+
+
+def test_another_accounts_connection_cannot_be_used_for_a_lookup(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path,
+) -> None:
+    url, table = customers
+    victim = database_connection(server, url)
+    attacker = other_account_api(server)
+    source = receiver.create_source("Mallory")
+    csv = write_csv(tmp_path / "o.csv", orders(20))
+    with attacker:
+        assert attacker.post("/api/v1/integrations", json={"name": "Shop"}).status_code == 201
+        made = attacker.post("/api/v1/connections", json={
+            "name": "Mine", "application": "segment",
+            "settings": {"write_key": source["write_key"], "endpoint": receiver.url}})
+        assert made.status_code == 201, made.text
+        doc = lookup_flow(csv, "Mine", table, on_missing="fail_record")
+        by_id = lookup_flow(csv, "Mine", table, connection=victim["id"], name="By id")
+        by_id["steps"][0]["lookup"]["connection_id"] = victim["id"]
+        for document in (doc, by_id):
+            preview = attacker.post("/api/v1/flows/x/preview",
+                                    json={"flow": document, "limit": 3})
+            assert preview.status_code in (404, 422), preview.text
+            assert "in your account" in preview.text or "No flow" in preview.text
+            saved = attacker.post("/api/v1/flows", json=document)
+            if saved.status_code == 201:  # refused at the run, if not when saved
+                started = attacker.post(f"/api/v1/flows/{saved.json()['id']}/runs")
+                run = wait_run(attacker, started.json()["id"])
+                assert run["status"] == "failed", run
+                assert "no connection named" in run["message"], run
+                assert run["counts"]["exported"] == 0
+            else:
+                assert saved.status_code == 422, saved.text
+    assert receiver.archived() == []
+
+
+def wait_run(api: Any, run_id: str) -> dict[str, Any]:
+    import time
+
+    for _ in range(600):
+        run: dict[str, Any] = api.get(f"/api/v1/runs/{run_id}").json()
+        if run["status"] in ("succeeded", "completed_with_errors", "failed", "canceled"):
+            return run
+        time.sleep(0.1)
+    raise AssertionError("the run did not end")
+
+
+def test_a_lookup_step_names_its_connection_problems_at_the_step(
+    server: Server, receiver: Receiver, customers: tuple[str, str],
+) -> None:
+    url, table = customers
+    mine = database_connection(server, url)
+    segment = segment_connection(server, receiver)
+    with server.runtime.db.session() as session:
+        from segbridge.storage.models import Account
+
+        others = [a.id for a in session.query(Account).all()]
+    attacker = other_account_api(server)
+    attacker.close()
+    with server.runtime.db.session() as session:
+        from segbridge.storage.models import Account
+
+        other = next(a.id for a in session.query(Account).all() if a.id not in others)
+        own = others[0]
+        query = f"select id, plan from {table} where id in :c"
+
+        def check(account: str, connection: str, **more: Any) -> list[tuple[str, str]]:
+            problems: list[FieldProblem] = []
+            steps = [{"filter": {"expression": "true"}},
+                     {"lookup": {"name": "customer", "connection": connection, "query": query,
+                                 "params": {"c": "customer_id"}, "key_column": "id", **more}}]
+            resolved_steps(session, account, default_registry(), steps, problems)
+            return [(p.field, p.message) for p in problems]
+
+        assert check(own, "CRM") == []
+        assert check(other, "CRM") == [("steps.1.lookup.connection", "no connection named "
+                                        "'CRM' in your account; create it first (Resources > "
+                                        "Connections)")]
+        assert check(other, mine["id"]) == [("steps.1.lookup.connection", "no connection "
+                                             f"named '{mine['id']}' in your account; create "
+                                             "it first (Resources > Connections)")]
+        assert check(own, segment["name"]) == [(
+            "steps.1.lookup.connection", f"'{segment['name']}' is a segment connection, which "
+            "cannot answer lookups; choose a connection of: Database")]
+        assert check(own, "CRM", query=f"select * from {table} where id = :c") == [(
+            "steps.1.lookup.query", "a batched lookup (key_column) reads many keys at once: "
+                                    "write 'where <column> in :c'")]
+        resolved = resolved_steps(session, own, default_registry(), [
+            {"lookup": {"name": "customer", "connection": "CRM", "query": query,
+                        "params": {"c": "customer_id"}, "key_column": "id"}}], [])
+        assert lookup_connection_ids({"steps": resolved}) == {mine["id"]}
+
+
+def test_the_preview_shows_the_looked_up_fields(
+    server: Server, receiver: Receiver, shop: dict[str, Any], customers: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    rows = orders(100)[88:92]  # c88, c89 exist; c90, c91 do not
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
+                                           segment["name"], table, on_missing="fail_record"))
+
+    preview = server.api.post(f"/api/v1/flows/{flow['id']}/preview", json={"limit": 10})
+
+    assert preview.status_code == 200, preview.text
+    records = preview.json()["records"]
+    assert [r["data"].get("customer") for r in records] == [
+        {"id": "c88", "plan": plan_of(88), "country": "FR"},
+        {"id": "c89", "plan": plan_of(89), "country": "FR"}, None, None]
+    assert records[0]["calls"][0]["call"]["properties"]["plan"] == plan_of(88)
+    assert [r["errors"][0]["reason"] for r in records[2:]] == [
+        "the lookup 'customer' found nothing for customer_id = 'c90'",
+        "the lookup 'customer' found nothing for customer_id = 'c91'"]
+    assert receiver.archived() == []
+
+
+def test_a_lookup_database_that_cannot_be_reached_fails_the_run_without_its_password(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    segment = segment_connection(server, receiver)
+    password = "s3cret-Lookup-pw"  # noqa: S105 - a test's secret, searched for below
+    crm = database_connection(server, str(DATABASES["postgresql"]))
+    edited = server.api.put(f"/api/v1/connections/{crm['id']}", json={
+        "name": "CRM", "settings": {"url": DATABASES["postgresql"], "password": password}})
+    assert edited.status_code == 200, edited.text  # trust auth: any password will do
+    with server.runtime.db.session() as session:  # then the database goes away
+        from segbridge.storage.models import Connection
+
+        row = session.get(Connection, crm["id"])
+        assert row is not None
+        row.settings = {**row.settings, "url": "postgresql+psycopg://postgres@127.0.0.1:1/crm"}
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(10)),
+                                           segment["name"], "customers"))
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "failed", run
+    assert run["message"].startswith("The lookup 'customer' failed (tried 5 times): "), run
+    assert "reached" in run["message"] or "refused" in run["message"], run
+    assert password not in str(run)
+    assert receiver.archived() == []
