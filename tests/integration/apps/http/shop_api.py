@@ -40,6 +40,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: bytes | None = None
+    cut_after: int = 0  # the normal page, cut (the connection dropped) after this many items
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ShopState:
     auth: str = "none"  # none, basic, bearer, api_key_header, api_key_query, oauth2
     faults: dict[str, list[Fault]] = field(default_factory=dict)  # path -> next answers
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
+    headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     token_lifetime: int = 3600
@@ -95,8 +97,9 @@ def authorized(state: ShopState, request: Request) -> bool:
 def shop_app(state: ShopState) -> Starlette:
     async def guard(request: Request) -> Response | None:
         state.requests.append((request.url.path, dict(request.query_params)))
+        state.headers.append(dict(request.headers))
         planned = state.faults.get(request.url.path)
-        fault = planned.pop(0) if planned else None
+        fault = planned.pop(0) if planned and not planned[0].cut_after else None
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
         if fault is not None and fault.body is not None:
@@ -117,8 +120,17 @@ def shop_app(state: ShopState) -> Starlette:
     async def by_page(request: Request) -> Response:
         size = int(request.query_params.get("per_page", "10"))
         page = int(request.query_params.get("page", "1"))
-        return await guard(request) or JSONResponse(
-            {"data": {"items": window(request, (page - 1) * size, size)}})
+        refused = await guard(request)
+        items = window(request, (page - 1) * size, size)
+        planned = state.faults.get(request.url.path)
+        if refused is None and planned and planned[0].cut_after:
+            return cut(items, planned.pop(0).cut_after)
+        return refused or JSONResponse({"data": {"items": items}})
+
+    async def search(request: Request) -> Response:
+        asked = orjson.loads(await request.body())
+        found = [r for r in state.records if r["id"] in asked.get("ids", [])]
+        return await guard(request) or JSONResponse({"hits": found})
 
     async def by_offset(request: Request) -> Response:
         offset = int(request.query_params.get("offset", "0"))
@@ -187,7 +199,20 @@ def shop_app(state: ShopState) -> Starlette:
         Route("/cursor", by_cursor), Route("/link", by_link), Route("/next", by_next_url),
         Route("/elsewhere", elsewhere), Route("/ndjson", ndjson), Route("/big", big),
         Route("/oauth/token", token, methods=["POST"]),
+        Route("/search", search, methods=["POST"]),
     ])
+
+
+def cut(items: list[dict[str, Any]], after: int) -> Response:
+    """A page whose answer stops after ``after`` items: the connection is dropped."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"data": {"items": ['
+        for n, item in enumerate(items[:after]):
+            yield (b"," if n else b"") + orjson.dumps(item)
+        raise ConnectionAbortedError("the test API drops the connection mid-page")
+
+    return StreamingResponse(chunks(), media_type="application/json")
 
 
 @contextmanager

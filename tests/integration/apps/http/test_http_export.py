@@ -308,3 +308,34 @@ def test_a_large_answer_is_read_in_flat_memory() -> None:
             tracemalloc.stop()
     assert seen == count
     assert peak < 3_000_000, f"peak {peak:,} bytes for an answer of about 12 MB"
+
+
+def test_a_page_cut_mid_way_is_asked_again_and_no_record_is_given_twice(
+    shop: tuple[str, ShopState],
+) -> None:
+    url, state = shop
+    state.faults["/pages"] = [Fault(cut_after=4)]
+    records = read(PAGINATIONS["page"][0], connection(url))
+    assert ids(records) == ALL
+    assert [r.position for r in records] == list(range(23))
+    assert [query["page"] for _, query in state.requests] == ["1", "1", "2", "3"]
+
+
+def test_a_post_sends_its_body_and_the_connection_its_extra_headers(
+    shop: tuple[str, ShopState],
+) -> None:
+    url, state = shop
+    config = connection(url, headers="Accept: application/json\nX-Shop-Region: eu-west")
+    export = {"method": "POST", "path": "/search", "records": "hits",
+              "body": {"ids": [3, 5, 8]}}
+    assert ids(read(export, config)) == [3, 5, 8]
+    assert state.headers[0]["x-shop-region"] == "eu-west"
+    assert state.headers[0]["content-type"] == "application/json"
+
+
+def test_requests_per_second_spaces_the_pages(shop: tuple[str, ShopState]) -> None:
+    url, _state = shop
+    export = {**PAGINATIONS["cursor"][0], "requests_per_second": 10}  # 6 pages
+    started = time.monotonic()
+    assert ids(read(export, connection(url, requests_per_second="50"))) == ALL
+    assert time.monotonic() - started >= 0.45  # the slower rate (10/s): 5 waits of 0.1 s
