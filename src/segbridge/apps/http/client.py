@@ -114,8 +114,7 @@ class ApiClient:
                    **dict(self.connection.headers)}
         target = self._authenticate(target, headers)
         self._rate.wait()
-        request = self._http.build_request(method, target, headers=headers,
-                                           json=body if body is not None else None)
+        request = self._http.build_request(method, target, headers=headers, json=body)
         try:
             return self._http.send(request, stream=True)
         except httpx.HTTPError as exc:

@@ -31,7 +31,7 @@ from segbridge.apps.http.body import (
     ndjson_items,
     no_records_there,
 )
-from segbridge.apps.http.client import ApiClient
+from segbridge.apps.http.client import ApiClient, masker_for
 from segbridge.apps.http.connection import HttpConnection
 from segbridge.apps.http.pages import Page, Pager, PageRead
 from segbridge.apps.http.since import Window, parse_moment
@@ -64,11 +64,7 @@ class HttpSource:
         self.url = connection.base_url + str(spec.get("path") or "/")
 
     def __repr__(self) -> str:
-        client = self._client()
-        try:
-            return f"HttpSource({client.shown(self.url)!r})"
-        finally:
-            client.close()
+        return f"HttpSource({masker_for(self.connection).mask(self.url)!r})"
 
     def read_share(self) -> float | None:
         """Unknown: an API seldom says how many pages are left."""
