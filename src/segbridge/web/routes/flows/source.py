@@ -1,10 +1,12 @@
-"""The Add source pane: Files (upload or server path, reading options) or Database (a
-connection, possibly created in place, the query and its cursor); after a save, the source's
-first records."""
+"""The Add source pane: Files (upload or server path, reading options), Database (a
+connection, possibly created in place, the query and its cursor) or HTTP API (a connection,
+the request, where the records are, the pagination and the incremental "since"); after a save,
+the source's first records."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -50,6 +52,14 @@ SOURCE_FIELDS = ("export.type", "export.upload", "export.path", "export.options.
                  "export.options.header", "export.options.encoding", "export.key_field",
                  "export.connection", "export.query", "export.cursor.column",
                  "export.cursor.lag_seconds")
+HTTP_KIND = "http"
+APPS = ("files", "database", HTTP_KIND)  # the applications the pane offers, by key
+PAGING_FIELDS = ("type", "param", "size", "size_param", "cursor_path", "cursor_param",
+                 "next_path", "max_pages")
+HTTP_FIELDS = ("export.method", "export.path", "export.body", "export.records",
+               "export.format", *(f"export.pagination.{name}" for name in PAGING_FIELDS),
+               "export.since.field", "export.since.param", "export.since.lag_seconds")
+FORM_FIELDS = (*SOURCE_FIELDS, *HTTP_FIELDS)
 
 
 # ---- the source ------------------------------------------------------------------------------
@@ -62,8 +72,10 @@ def _source_values(export: object) -> dict[str, str]:
     if not isinstance(export, Mapping):
         return values
     kind = str(export.get("type", "csv"))
-    values["app"] = "database" if kind == edit.DATABASE_KIND else "files"
+    values["app"] = kind if kind in (edit.DATABASE_KIND, HTTP_KIND) else "files"
     values["export.type"] = kind
+    if kind == HTTP_KIND:
+        return {**values, **_http_values(export)}
     for key in ("upload", "path", "key_field", "connection", "query"):
         if isinstance(export.get(key), str):
             values[f"export.{key}"] = export[key]
@@ -82,19 +94,98 @@ def _source_values(export: object) -> dict[str, str]:
     return values
 
 
+def _http_values(export: Mapping[str, Any]) -> dict[str, str]:
+    """The HTTP form's values, from a saved ``type: http`` export."""
+    values = {f"export.{key}": str(export[key]) for key in
+              ("connection", "method", "path", "records", "format", "key_field")
+              if isinstance(export.get(key), str)}
+    query = export.get("query")
+    if isinstance(query, Mapping):
+        values["export.query"] = "\n".join(f"{name}={_text(value)}"
+                                           for name, value in query.items())
+    if export.get("body") is not None:
+        values["export.body"] = json.dumps(export["body"], indent=2, ensure_ascii=False)
+    for part, names in (("pagination", PAGING_FIELDS), ("since", ("field", "param",
+                                                                  "lag_seconds"))):
+        given = export.get(part)
+        if isinstance(given, Mapping):
+            values.update({f"export.{part}.{name}": str(given[name]) for name in names
+                           if given.get(name) is not None})
+    return values
+
+
+def _text(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _http_export(values: Mapping[str, str]) -> dict[str, object]:
+    """A ``type: http`` export from the form (what the document refuses, it names at its
+    field: a query line without =, a body that is not JSON)."""
+    export: dict[str, object] = {"type": HTTP_KIND,
+                                 "connection": values["export.connection"].strip(),
+                                 "path": values["export.path"].strip() or "/"}
+    if values["export.method"] == "POST":
+        export["method"] = "POST"
+    if values["export.query"].strip():
+        export["query"] = _query(values["export.query"])
+    if values["export.body"].strip():
+        export["body"] = _json(values["export.body"])
+    if values["export.records"].strip():
+        export["records"] = values["export.records"].strip()
+    if values["export.format"] == "ndjson":
+        export["format"] = "ndjson"
+    paging = _part(values, "pagination", PAGING_FIELDS, numbers=("size", "max_pages"))
+    if paging.get("type"):
+        export["pagination"] = paging
+    since = _part(values, "since", ("field", "param", "lag_seconds"), numbers=("lag_seconds",))
+    if since.get("field") or since.get("param"):
+        export["since"] = since
+    if values["export.key_field"].strip():
+        export["key_field"] = values["export.key_field"].strip()
+    return export
+
+
+def _part(values: Mapping[str, str], part: str, names: tuple[str, ...], *,
+          numbers: tuple[str, ...]) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for name in names:
+        text = values.get(f"export.{part}.{name}", "").strip()
+        if text:
+            found[name] = edit.whole_number(text) if name in numbers else text
+    return found
+
+
+def _query(text: str) -> object:
+    """``name=value`` lines as a mapping; the text as typed when a line is not one (the
+    document then says what to write)."""
+    pairs = [line.partition("=") for line in text.splitlines() if line.strip()]
+    if any(not sep or not name.strip() for name, sep, _ in pairs):
+        return text
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+def _json(text: str) -> object:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def _source_context(request: Request, user: WebUser, flow: FlowPublic, state: PaneState,
                     *, sample: bool) -> dict[str, Any]:
+    app = state.values.get("app") or ""
+    wanted = HTTP_KIND if app == HTTP_KIND else "database"
     connections = [c for c in runtime_of(request).connections.list_all(user.principal)
-                   if c.application == "database"]
+                   if c.application == wanted]
     result: PreviewPublic | None = None
     problems: list[FieldProblem] = []
     if sample and flow.definition.export is not None:
         result, problems = read_sample(request, user, flow.id, None, SAMPLE_SIZE)
-    return_to = f"{builder_url(flow.id)}/source?app=database"
+    return_to = f"{builder_url(flow.id)}/source?app={wanted}"
     return {"values": state.values, "errors": state.errors, "pane_notice": state.notice,
             "database_connections": connections, "preview": result, "problems": problems,
-            "create_database_url": "/connections/new/database?return_to=" + quote(return_to,
-                                                                                  safe=""),
+            "create_database_url": f"/connections/new/{wanted}?return_to="
+                                   + quote(return_to, safe=""),
             "may_upload": may(user.principal, Permission.UPLOAD)}
 
 
@@ -106,11 +197,11 @@ def source_pane(request: Request, flow_id: str, user: SignedIn, app: str = "",
         return flow
     values = _source_values(flow.definition.as_written().get("export"))
     if connection:
-        app = "database"
+        app = HTTP_KIND if app == HTTP_KIND else "database"
         values["export.connection"] = connection_name(request, user, connection)
-    if app in ("files", "database"):
+    if app in APPS:
         if app != values["app"]:
-            values["export.type"] = "database" if app == "database" else "csv"
+            values["export.type"] = "csv" if app == "files" else app
         values["app"] = app
     notice = Notice("ok", "Source saved.") if saved else None
     context = _source_context(request, user, flow, PaneState(values, notice=notice),
@@ -144,7 +235,9 @@ async def _store(request: Request, user: WebUser, form: FormData) -> tuple[str, 
 
 
 def _export_from(form: FormData, upload_id: str) -> dict[str, object]:
-    values = {key: form_text(form, key) for key in SOURCE_FIELDS}
+    values = {key: form_text(form, key) for key in FORM_FIELDS}
+    if form_text(form, "app") == HTTP_KIND:
+        return _http_export(values)
     if form_text(form, "app") == "database":
         return edit.database_export(
             connection=values["export.connection"], query=values["export.query"],
@@ -179,7 +272,7 @@ async def _save_source(request: Request, flow_id: str, user: WebUser,
     if isinstance(flow, Response):
         return flow
     upload_id, upload_problem = await _store(request, user, form)
-    values = {key: form_text(form, key) for key in ("app", "file_source", *SOURCE_FIELDS)}
+    values = {key: form_text(form, key) for key in ("app", "file_source", *FORM_FIELDS)}
     values["export.upload"] = upload_id
     values["export.options.header"] = "false" if form_text(
         form, "export.options.header") == "false" else "true"
@@ -204,7 +297,7 @@ async def _save_source(request: Request, flow_id: str, user: WebUser,
 
 async def _refused_source(request: Request, user: WebUser, flow: FlowPublic,
                           values: dict[str, str], problems: list[FieldProblem]) -> Response:
-    shown = [*SOURCE_FIELDS, "file"]
+    shown = [*FORM_FIELDS, "file"]
     state = PaneState(values, FieldErrors.of(problems, shown))
     context = await asyncio.to_thread(_source_context, request, user, flow, state,
                                       sample=False)
