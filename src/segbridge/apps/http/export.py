@@ -35,6 +35,7 @@ from segbridge.apps.http.client import ApiClient, masker_for
 from segbridge.apps.http.connection import HttpConnection
 from segbridge.apps.http.pages import Page, Pager, PageRead
 from segbridge.apps.http.since import Window, parse_moment
+from segbridge.apps.http.walks import NOTES, Step, WalkNotes
 from segbridge.apps.segment.client import classify_transport_error
 from segbridge.core.access import AccessPolicy
 from segbridge.core.errors import FatalError, RetriableError
@@ -52,7 +53,8 @@ class HttpSource:
     def __init__(self, connection: HttpConnection, spec: Mapping[str, Any], *,
                  policy: AccessPolicy | None, limits: RecordLimits | None = None,
                  window: Window | None = None, retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, walk: str | None = None,
+                 notes: WalkNotes = NOTES) -> None:
         self.connection = connection
         self.spec = spec
         self.limits = limits or RecordLimits()
@@ -61,6 +63,8 @@ class HttpSource:
         self._policy = policy
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self.walk = walk
+        self._notes = notes
         self.url = connection.base_url + str(spec.get("path") or "/")
 
     def __repr__(self) -> str:
@@ -91,10 +95,31 @@ class HttpSource:
 
     def _walk(self, client: ApiClient, start: int) -> Iterator[SourceRecord]:
         pager = self._pager(client)
-        page: Page | None
         page, position = pager.first(start, counted_locally=self.window is not None)
-        offset = position
+        computed = Step(page, position, position)
+        noted = self._notes.resume_at(self.walk, start) if self.walk and start else None
+        if noted is not None and noted.position > computed.position:
+            given = 0
+            try:
+                for record in self._steps(client, pager, noted, start):
+                    given += 1
+                    yield record
+                return
+            except ExportError:
+                if given:
+                    raise
+            # the noted page failed before giving a record (its cursor may have expired
+            # since): walk again from the page computed for the position
+        yield from self._steps(client, pager, computed, start)
+
+    def _steps(self, client: ApiClient, pager: Pager, step: Step,
+               start: int) -> Iterator[SourceRecord]:
+        """The walk from ``step`` on, each page noted as it is asked for."""
+        page: Page | None = step.page
+        position, offset = step.position, step.offset
         while page is not None:
+            if self.walk is not None:
+                self._notes.note(self.walk, Step(page, position, offset))
             read = yield from self._page(client, pager, page, position, start)
             position += read.kept
             offset += read.items

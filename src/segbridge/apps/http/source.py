@@ -1,10 +1,12 @@
 """Opening a flow's HTTP export for a run or a preview: the connection's settings (its base
 URL and token URL checked against the access policy) and, for an incremental export, the
 window of change times it reads (saved as the run's bounds; its end stored on the flow after
-the run succeeds)."""
+the run succeeds). Every run's walk has an id in its bounds, so a resumed run in the same process
+continues at the page it failed on (``walks.py``)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from segbridge.apps.base import ExportRequest, OpenedExport
@@ -20,12 +22,18 @@ def open_http_export(request: ExportRequest) -> OpenedExport:
     connection = parse_connection(request.connection)
     request.policy.check_targets(connection_targets(request.connection.values))
     export = request.export
-    since = export.get("since")
-    if since is None or request.preview:
+    if request.preview:
         return OpenedExport(HttpSource(connection, export, policy=request.policy,
                                        limits=request.limits))
-    window = open_window(since, request.resume.saved_bounds, request.resume.saved_cursor,
-                         datetime.now(UTC))
+    saved = request.resume.saved_bounds or {}
+    walk = str(saved.get("walk") or uuid.uuid4().hex)
+    since = export.get("since")
+    if since is None:
+        return OpenedExport(HttpSource(connection, export, policy=request.policy,
+                                       limits=request.limits, walk=walk),
+                            bounds={"walk": walk})
+    window = open_window(since, saved, request.resume.saved_cursor, datetime.now(UTC))
     source = HttpSource(connection, export, policy=request.policy, limits=request.limits,
-                        window=window)
-    return OpenedExport(source, bounds=window.to_json(), cursor_after=window.cursor_after())
+                        window=window, walk=walk)
+    return OpenedExport(source, bounds={"walk": walk, **window.to_json()},
+                        cursor_after=window.cursor_after())

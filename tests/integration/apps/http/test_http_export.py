@@ -17,6 +17,7 @@ import pytest
 from segbridge.apps.base import ResumeState
 from segbridge.core.access import AccessPolicy
 from segbridge.core.errors import NotAllowedHere
+from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError, ExportUnavailable
 from tests.integration.apps.http.conftest import connection, ids, open_export, read
 from tests.integration.apps.http.shop_api import (
@@ -339,3 +340,47 @@ def test_requests_per_second_spaces_the_pages(shop: tuple[str, ShopState]) -> No
     started = time.monotonic()
     assert ids(read(export, connection(url, requests_per_second="50"))) == ALL
     assert time.monotonic() - started >= 0.45  # the slower rate (10/s): 5 waits of 0.1 s
+
+
+def test_a_resumed_run_continues_at_the_page_it_failed_on(shop: tuple[str, ShopState]) -> None:
+    """A cursor walk: the page cannot be computed, the first run noted it."""
+    url, state = shop
+    export = {**PAGINATIONS["cursor"][0], "max_attempts": 2}
+    state.faults["/cursor"] = [Fault(), Fault(), Fault(500), Fault(500)]
+    first = open_export(export, connection(url))
+    given: list[SourceRecord] = []
+    with pytest.raises(ExportUnavailable, match="Page 3 of the export"):
+        given.extend(first.export.records())
+    assert ids(given) == ALL[:8]
+    state.requests.clear()
+    resumed = open_export(export, connection(url), resume=ResumeState(saved_bounds=first.bounds))
+    assert ids(list(resumed.export.records(8))) == ALL[8:]
+    assert [query.get("cursor") for _, query in state.requests][:2] == ["8", "12"]
+
+
+def test_a_resumed_run_whose_noted_cursor_expired_walks_again(
+    shop: tuple[str, ShopState],
+) -> None:
+    url, state = shop
+    export = PAGINATIONS["cursor"][0]
+    first = open_export(export, connection(url))
+    records = first.export.records()
+    assert ids([next(records) for _ in range(10)]) == ALL[:10]
+    records.close()
+    state.requests.clear()
+    state.faults["/cursor"] = [Fault(400)]  # the noted cursor is refused now
+    resumed = open_export(export, connection(url), resume=ResumeState(saved_bounds=first.bounds))
+    assert ids(list(resumed.export.records(10))) == ALL[10:]
+    assert [query.get("cursor") for _, query in state.requests][:3] == ["8", None, "4"]
+
+
+def test_a_resumed_run_elsewhere_walks_again_to_its_position(
+    shop: tuple[str, ShopState],
+) -> None:
+    """Another process has no notes of the walk: the same records, from the first page."""
+    url, state = shop
+    export = PAGINATIONS["next_url"][0]
+    resumed = open_export(export, connection(url),
+                          resume=ResumeState(saved_bounds={"walk": "another-process"}))
+    assert ids(list(resumed.export.records(20))) == ALL[20:]
+    assert len(state.requests) == 8

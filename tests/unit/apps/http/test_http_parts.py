@@ -15,6 +15,7 @@ from segbridge.apps.http.connection import connection_problems, parse_connection
 from segbridge.apps.http.masking import Masker
 from segbridge.apps.http.pages import Page, Pager, PageRead
 from segbridge.apps.http.since import open_window, parse_moment
+from segbridge.apps.http.walks import Step, WalkNotes
 from segbridge.core.secrets import MASK, Secret
 from segbridge.exports.errors import ExportError
 
@@ -178,3 +179,16 @@ def test_the_window_starts_after_the_stored_cursor_and_ends_a_lag_ago() -> None:
 ])
 def test_moments_are_iso_texts_or_epoch_seconds(value: Any, expected: datetime | None) -> None:
     assert parse_moment(value) == expected
+
+
+def test_walk_notes_keep_the_latest_pages_of_the_latest_walks() -> None:
+    notes = WalkNotes(walks=2, pages=3)
+    for number in range(1, 6):
+        notes.note("a", Step(Page(number, "u"), (number - 1) * 10, (number - 1) * 10))
+    assert notes.resume_at("a", 25) == Step(Page(3, "u"), 20, 20)
+    assert notes.resume_at("a", 15) is None  # page 2 was let go: walk again
+    notes.note("a", Step(Page(2, "u"), 10, 10))  # a walk again from the start adds nothing
+    assert notes.resume_at("a", 49) == Step(Page(5, "u"), 40, 40)
+    notes.note("b", Step(Page(1, "u"), 0, 0))
+    notes.note("c", Step(Page(1, "u"), 0, 0))
+    assert notes.resume_at("a", 49) is None and notes.resume_at("c", 3) is not None
