@@ -30,7 +30,7 @@ from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.limits import RecordLimits
 from segbridge.runs.engine import ImportPlan, RunPlan
 from segbridge.runs.export_factory import open_run_export
-from segbridge.runs.lanes import LaneImport, LanePolicy, LaneSpec
+from segbridge.runs.lanes import LaneImport, LaneLookup, LanePolicy, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.lookup_factory import open_lookup_steps
 from segbridge.runs.lookups import LookupSteps
@@ -72,9 +72,10 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     lookups = _lookups(ctx, run)
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters, lookups=lookups)
-    lanes = None if lookups else _lanes(ctx.lanes, run, export, lane_source)
+    lanes = _lanes(ctx.lanes, run, export, lane_source, lookups)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
+        lookups.close()  # each lane opens its own
     return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
                    chunks_ahead=chunks_ahead, lanes=lanes)
 
@@ -87,9 +88,10 @@ def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
     return min(chunks_ahead, max(lanes.count + 1, in_calls))
 
 
-def _lanes(policy: LanePolicy, run: Run, export: Export,
-           source: LaneSource | None) -> LaneSpec | None:
-    """Lanes for a large file (not for a query, nor for a retry of chosen errors)."""
+def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | None,
+           lookups: LookupSteps) -> LaneSpec | None:
+    """Lanes for a large file (not for a query, nor for a retry of chosen errors); each lane
+    opens the flow's lookups on its own (its own connections and caches)."""
     definition = run.definition
     if source is None or policy.count < 2:
         return None
@@ -109,7 +111,13 @@ def _lanes(policy: LanePolicy, run: Run, export: Export,
                     imports=imports,
                     filters=_filter_expressions(definition),
                     key_field=definition["export"].get("key_field"), start=run.checkpoint,
-                    limits=limits.to_json() if isinstance(limits, RecordLimits) else {})
+                    limits=limits.to_json() if isinstance(limits, RecordLimits) else {},
+                    lookups=_lane_lookups(lookups))
+
+
+def _lane_lookups(lookups: LookupSteps) -> list[LaneLookup]:
+    return [LaneLookup.of(*step.opened_by) for step in lookups.steps
+            if step.opened_by is not None]
 
 
 def _export(ctx: PlanContext, run: Run, store: RunStore) -> tuple[Export, CursorAfter,
@@ -129,9 +137,7 @@ def _filter_expressions(definition: dict[str, Any]) -> list[str]:
 
 
 def _lookups(ctx: PlanContext, run: Run) -> LookupSteps:
-    """The flow's lookups, opened in the run's account (none: empty). A run with lookups has
-    no lanes: its records are looked up by the one producer (lanes would each open their own
-    connections and caches: not done yet)."""
+    """The flow's lookups, opened in the run's account (none: empty)."""
     return open_lookup_steps(ctx.db, ctx.vault, ctx.settings, ctx.registry, run.account_id,
                              run.definition.get("steps", []))
 
