@@ -50,6 +50,7 @@ from segbridge.exports.document import (
     located,
     problem,
 )
+from segbridge.runs.lookups import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 
 # ---- values ---------------------------------------------------------------------------------
 
@@ -145,8 +146,8 @@ class LookupCache(DocumentPart):
         "ttl_seconds": "use a whole number of seconds, 0 (no caching) or more",
     }
 
-    size: int = Field(default=10_000, ge=1, le=MAX_CACHE_KEYS)
-    ttl_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)
+    size: int = Field(default=DEFAULT_CACHE_SIZE, ge=1, le=MAX_CACHE_KEYS)
+    ttl_seconds: int = Field(default=DEFAULT_CACHE_TTL, ge=0, le=7 * 24 * 3600)
 
 
 class Lookup(DocumentPart):

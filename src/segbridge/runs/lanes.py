@@ -45,7 +45,10 @@ from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, CompiledImport, Lane, Producer, Source, take_slot
 
 if TYPE_CHECKING:
+    from segbridge.apps.base import LookupRequest
+    from segbridge.core.access import AccessPolicy
     from segbridge.core.settings import Settings
+    from segbridge.runs.lookups import LookupSteps
 
 log = logging.getLogger(__name__)
 FRAME_HEADER = struct.Struct("<Q")
@@ -92,6 +95,30 @@ class LaneImport:
 
 
 @dataclass(frozen=True)
+class LaneLookup:
+    """A lookup step as a lane opens its own: the application, the request's parts, the
+    connection's settings and its secrets (revealed only into the lane's spec, which goes
+    down a private pipe to the lane's stdin: never logged, never shown by a repr)."""
+
+    application: str
+    lookup: dict[str, Any]
+    params: list[str]
+    where: str  # the step's place in the flow document (steps.N.lookup)
+    values: dict[str, Any]
+    policy: dict[str, Any]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, application: str, request: LookupRequest) -> LaneLookup:
+        return cls(application=application, lookup=dict(request.lookup),
+                   params=list(request.params), where=request.field,
+                   values=dict(request.connection.values),
+                   policy=_policy_json(request.policy),
+                   secrets={name: secret.reveal()
+                            for name, secret in request.connection.secrets.items()})
+
+
+@dataclass(frozen=True)
 class LaneSpec:
     """Everything a lane needs to produce its blocks (JSON: it crosses a process boundary)."""
 
@@ -103,6 +130,7 @@ class LaneSpec:
     key_field: str | None = None
     start: int = 0
     limits: dict[str, int] = field(default_factory=dict)  # RecordLimits; {}: the defaults
+    lookups: list[LaneLookup] = field(default_factory=list, repr=False)
 
     def to_json(self, index: int) -> bytes:
         return orjson.dumps({"index": index, **asdict(self)})
@@ -274,7 +302,58 @@ def lane_source(spec: dict[str, Any]) -> Source:
     return Source(export=file_export(export["type"], export["path"], export.get("options"),
                                      limits),
                   imports=imports, start=spec["start"], key_field=spec["key_field"],
-                  filters=[compile_expression(text) for text in spec["filters"]])
+                  filters=[compile_expression(text) for text in spec["filters"]],
+                  lookups=lane_lookups(spec.get("lookups") or []))
+
+
+def lane_lookups(lookups: list[dict[str, Any]]) -> LookupSteps | None:
+    """The lane's own lookups (its own connections and caches), opened from the spec."""
+    if not lookups:
+        return None
+    from segbridge.apps.base import ConnectionConfig, LookupRequest, lookup_opener
+    from segbridge.apps.registry import default_registry
+    from segbridge.core.secrets import Secret
+    from segbridge.runs.lookup_factory import lookup_step
+    from segbridge.runs.lookups import LookupSteps
+
+    registry = default_registry()
+    steps = []
+    try:
+        for one in lookups:
+            config = ConnectionConfig(one["values"], {name: Secret(value) for name, value
+                                                      in one["secrets"].items()})
+            request = LookupRequest(lookup=one["lookup"], params=tuple(one["params"]),
+                                    connection=config, policy=_policy(one["policy"]),
+                                    field=one["where"])
+            steps.append(lookup_step(lookup_opener(registry, one["application"]), request))
+    except BaseException:
+        LookupSteps(steps).close()
+        raise
+    return LookupSteps(steps)
+
+
+def _policy_json(policy: AccessPolicy) -> dict[str, Any]:
+    """The access policy a lane's lookups are checked against, as JSON."""
+    return {"file_roots": [str(path) for path in policy.file_roots],
+            "protected": [str(path) for path in policy.protected],
+            "deny_private": policy.deny_private, "allow_hosts": sorted(policy.allow_hosts),
+            "own_ports": sorted(policy.own_ports), "own_hosts": sorted(policy.own_hosts),
+            "own_database": list(policy.own_database) if policy.own_database else None}
+
+
+def _policy(data: dict[str, Any]) -> AccessPolicy:
+    from pathlib import Path
+
+    from segbridge.core.access import AccessPolicy
+
+    own = data["own_database"]
+    return AccessPolicy(file_roots=tuple(Path(p) for p in data["file_roots"]),
+                        protected=tuple(Path(p) for p in data["protected"]),
+                        deny_private=data["deny_private"],
+                        allow_hosts=frozenset(data["allow_hosts"]),
+                        own_ports=frozenset(data["own_ports"]),
+                        own_hosts=frozenset(data["own_hosts"]),
+                        own_database=(own[0], int(own[1]), own[2]) if own else None)
 
 
 def lane_main() -> None:

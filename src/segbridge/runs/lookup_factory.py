@@ -29,7 +29,13 @@ from segbridge.core.access import access_policy
 from segbridge.core.errors import FatalError, FieldProblem
 from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
-from segbridge.runs.lookups import KeyCache, LookupStep, LookupSteps
+from segbridge.runs.lookups import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_CACHE_TTL,
+    KeyCache,
+    LookupStep,
+    LookupSteps,
+)
 from segbridge.storage.db import Database
 from segbridge.storage.models import Connection
 
@@ -107,13 +113,20 @@ def _open(db: Database, vault: Vault, settings: Settings, registry: Registry, ac
         opener = lookup_opener(registry, connection.application)
         config = ConnectionConfig(dict(connection.settings),
                                   load_secrets(session, vault, connection))
+    request = LookupRequest(lookup=lookup, params=tuple(dict(lookup.get("params") or {})),
+                            connection=config, policy=access_policy(settings), field=field)
+    return lookup_step(opener, request)
+
+
+def lookup_step(opener: LookupOpener, request: LookupRequest) -> LookupStep:
+    """A lookup step opened by its application (a run's, a preview's or a lane's)."""
+    lookup = request.lookup
     params = dict(lookup.get("params") or {})
-    opened = opener.open_lookup(LookupRequest(
-        lookup=lookup, params=tuple(params), connection=config,
-        policy=access_policy(settings), field=field))
     cache = dict(lookup.get("cache") or {})
     return LookupStep(name=str(lookup["name"]),
                       params=tuple(tuple(str(path).split(".")) for path in params.values()),
-                      lookup=opened, on_missing=str(lookup.get("on_missing", "leave_empty")),
-                      cache=KeyCache(int(cache.get("size", 10_000)),
-                                     float(cache.get("ttl_seconds", 600))))
+                      lookup=opener.open_lookup(request),
+                      on_missing=str(lookup.get("on_missing", "leave_empty")),
+                      cache=KeyCache(int(cache.get("size", DEFAULT_CACHE_SIZE)),
+                                     float(cache.get("ttl_seconds", DEFAULT_CACHE_TTL))),
+                      opened_by=(opener.key, request))

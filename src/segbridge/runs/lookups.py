@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 from segbridge.core.errors import FailedStep, FatalError, RetriableError
 
 if TYPE_CHECKING:  # a lane process imports this module: keep it light
-    from segbridge.apps.base import Lookup, LookupKey, LookupRow
+    from segbridge.apps.base import Lookup, LookupKey, LookupRequest, LookupRow
     from segbridge.exports.contracts import SourceRecord
 
 BATCH_RECORDS = 1000  # records read ahead, whose distinct keys are looked up together
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds between tries of a lookup that cannot connect
 LOOKUP_STEP = FailedStep.MAP  # the step of a lookup's record error (until FailedStep has one)
+DEFAULT_CACHE_SIZE = 10_000  # keys (the flow document's default too)
+DEFAULT_CACHE_TTL = 600  # seconds
 MISSING = object()  # a key the cache does not hold (None is an answer: nothing found)
 
 
@@ -102,10 +104,13 @@ class LookupStep:
     params: tuple[tuple[str, ...], ...]  # each parameter's record field, as a path
     lookup: Lookup
     on_missing: str = "leave_empty"
-    cache: KeyCache = field(default_factory=lambda: KeyCache(10_000, 600))
+    cache: KeyCache = field(default_factory=lambda: KeyCache(DEFAULT_CACHE_SIZE,
+                                                             DEFAULT_CACHE_TTL))
     stats: LookupStats = field(default_factory=LookupStats)
     sleep: Callable[[float], None] = time.sleep
     retry_delays: tuple[float, ...] = RETRY_DELAYS
+    # the application and the request it was opened with (a lane opens its own from them)
+    opened_by: tuple[str, LookupRequest] | None = None
     _missed: dict[int, Missed] = field(default_factory=dict)  # by id() of a batch's record
 
     def key_of(self, data: Mapping[str, Any]) -> LookupKey | None:
@@ -212,10 +217,19 @@ class LookupSteps:
     def __bool__(self) -> bool:
         return bool(self.steps)
 
-    def batched(self, records: Iterator[SourceRecord]) -> Iterator[SourceRecord]:
-        """The records, each batch's keys looked up before its records come out."""
+    def batched(self, records: Iterator[SourceRecord],
+                wanted: Callable[[int], bool] | None = None) -> Iterator[SourceRecord]:
+        """The records, each batch's keys looked up before its records come out (only the
+        records at the positions ``wanted`` says: a lane's own)."""
         batch: list[SourceRecord] = []
         for record in records:
+            if wanted is not None and not wanted(record.position):
+                if batch:  # the end of a block of this lane's
+                    self.prepare(batch)
+                    yield from batch
+                    batch = []
+                yield record  # another lane's: passed on, not looked up
+                continue
             batch.append(record)
             if len(batch) >= self.batch_records:
                 self.prepare(batch)

@@ -192,6 +192,11 @@ class Lane:
         low = self.start + block * self.block_records
         return low, low + self.block_records
 
+    def owns(self, position: int) -> bool:
+        """True for a position in one of this lane's blocks."""
+        return position >= self.start and \
+            (position - self.start) // self.block_records % self.count == self.index
+
     def seq(self, low: int) -> int:
         """The chunk number of the block starting at ``low``: blocks are numbered from 1 in
         input order, whichever lane maps them (the engine commits in that order)."""
@@ -286,8 +291,8 @@ class Producer:
         export = source.export
         records = export.records_in(lane) if isinstance(export, SpanReader) \
             else export.records(low)
-        if source.lookups:
-            records = source.lookups.batched(records)
+        if source.lookups:  # only this lane's records are looked up
+            records = source.lookups.batched(records, lane.owns)
         for record in records:
             position = record.position
             if position >= high:

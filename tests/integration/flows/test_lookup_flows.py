@@ -294,7 +294,7 @@ def test_a_lookup_database_that_cannot_be_reached_fails_the_run_without_its_pass
     tmp_path: Path,
 ) -> None:
     segment = segment_connection(server, receiver)
-    password = "s3cret-Lookup-pw"  # noqa: S105 - a test's secret, searched for below
+    password = "s3cret-Lookup-pw"  # a test's secret, searched for below
     crm = database_connection(server, str(DATABASES["postgresql"]))
     edited = server.api.put(f"/api/v1/connections/{crm['id']}", json={
         "name": "CRM", "settings": {"url": DATABASES["postgresql"], "password": password}})
@@ -315,3 +315,45 @@ def test_a_lookup_database_that_cannot_be_reached_fails_the_run_without_its_pass
     assert "reached" in run["message"] or "refused" in run["message"], run
     assert password not in str(run)
     assert receiver.archived() == []
+
+
+@pytest.fixture
+def lane_workers(server: Server) -> Iterator[Workers]:
+    from segbridge.runs.lanes import LanePolicy
+    from tests.integration.flows.conftest import FAST
+
+    started = Workers(server.runtime, policy=FAST,
+                      lanes=LanePolicy(count=3, min_file_bytes=0, block_records=97))
+    started.start()
+    yield started
+    started.stop()
+
+
+@pytest.mark.parametrize("customers", ["sqlite", "postgresql"], indirect=True)
+def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    rows = orders(3000)
+    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
+                                           segment["name"], table, on_missing="fail_record"))
+
+    run = run_flow(server, flow["id"])
+
+    assert "the run is produced by 3 lanes" in caplog.text
+    assert run["status"] == "completed_with_errors", run
+    assert run["counts"]["failed"] == len(unknown)
+    assert_invariant(server, flow["id"], run)
+    errors = open_errors(server, flow["id"], run["id"])
+    assert sorted(error["position"] for error in errors) == \
+        sorted(int(row["order_id"]) for row in unknown)
+    events = receiver.archived()
+    assert len(events) == len(rows) - len(unknown)
+    assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)

@@ -195,3 +195,37 @@ def test_a_wrong_query_fails_at_once() -> None:
     assert len(table.calls) == 1
     assert failed.value.message == ("The lookup 'customer' failed: The lookup's query failed: "
                                     "no such table.")
+
+
+# ---- lanes -------------------------------------------------------------------------------------
+
+def test_a_lane_looks_up_only_its_own_blocks_and_passes_the_others_on_in_order() -> None:
+    from segbridge.runs.producer import Lane
+
+    lane = Lane(index=1, count=3, block_records=10, start=5)
+    table = Table(CUSTOMERS)
+    lookups = LookupSteps([step(table)], batch_records=4)
+    rows = records([f"c{i}" for i in range(60)])
+    out = list(lookups.batched(iter(rows), lane.owns))
+    assert [r.position for r in out] == list(range(60))  # every record, in order
+    asked = sorted(int(key[0][1:]) for call in table.calls for key in call)
+    assert asked == [*range(15, 25), *range(45, 55)]  # blocks 1 and 4 from position 5
+    assert all(len(call) <= 4 for call in table.calls)
+
+
+def test_a_lane_spec_never_shows_the_lookups_secrets() -> None:
+    from segbridge.apps.base import ConnectionConfig, LookupRequest
+    from segbridge.core.access import AccessPolicy
+    from segbridge.core.secrets import Secret
+    from segbridge.runs.lanes import LaneLookup, LaneSpec, _policy, _policy_json
+
+    policy = AccessPolicy(file_roots=(), protected=(), own_database=("db", 5432, "sb"))
+    request = LookupRequest(lookup={"name": "customer"}, params=("id",),
+                            connection=ConnectionConfig({"url": "postgresql://u@h/d"},
+                                                        {"password": Secret("pw-123456")}),
+                            policy=policy, field="steps.0.lookup")
+    spec = LaneSpec(count=2, block_records=10, export={}, imports=[],
+                    lookups=[LaneLookup.of("database", request)])
+    assert "pw-123456" not in repr(spec) and "pw-123456" not in repr(spec.lookups[0])
+    assert b"pw-123456" in spec.to_json(0)  # only down the lane's own stdin
+    assert _policy(_policy_json(policy)) == policy
