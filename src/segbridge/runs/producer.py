@@ -16,8 +16,13 @@ keyed by import), its counts and its record errors. Two ways to cut:
   its calls need. Each lane reads the whole input (so positions, refs and record errors are
   exactly those of one producer) but maps, identifies and serialises only its own blocks.
 
-Nothing here touches the database or the network: a lane process imports only this, the
-exports and the mapping.
+A flow's lookups (``runs.lookups``) come first: the records are read in batches whose keys
+are looked up at once (a lane looks up only its own blocks' records, on its own connections),
+then each record takes the lookups' verdict, the filters, and the mappings. A flow without
+lookups keeps the direct path (no batching, no extra call per record).
+
+Nothing else here touches the database or the network: a lane process imports only this, the
+exports, the mapping and (for a flow with lookups) the applications that answer them.
 """
 
 from __future__ import annotations
