@@ -28,6 +28,7 @@ AUTH_CHOICES = (
     (OAUTH, "OAuth 2 client credentials"))
 TEST_METHODS = ("GET", "HEAD", "POST")
 DEFAULT_TEST = "GET /"
+BASE_URL = "the API's base URL"
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 KEY_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
@@ -106,7 +107,7 @@ class HttpConnection:
 def connection_problems(values: Mapping[str, str | None]) -> list[FieldProblem]:
     """Every problem of the plain settings, each at its field."""
     problems = [FieldProblem("settings.base_url", reason)
-                for reason in _url_problems(values.get("base_url"), "the API's base URL")]
+                for reason in _url_problems(values.get("base_url"), BASE_URL)]
     auth = values.get("auth") or NONE
     if auth not in dict(AUTH_CHOICES):
         problems.append(FieldProblem("settings.auth", "choose one of: "
@@ -157,6 +158,9 @@ def _url_problems(url: str | None, what: str) -> list[str]:
                 "and enter them in their own fields"]
     if parts.fragment:
         return ["remove the #fragment from the URL"]
+    if parts.query and what == BASE_URL:
+        return ["remove the query string from the base URL: put parameters in the export's "
+                "query, or an API key in the authentication settings"]
     return []
 
 

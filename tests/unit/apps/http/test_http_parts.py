@@ -53,9 +53,11 @@ def test_oauth_needs_its_token_url_and_client_id() -> None:
     }
 
 
-def test_a_url_with_a_password_in_it_is_refused() -> None:
+def test_a_base_url_with_a_password_or_a_query_in_it_is_refused() -> None:
     assert problems(base_url="https://me:pw@api.example.com")["settings.base_url"].startswith(
         "remove the user and password from the URL")
+    assert problems(base_url="https://api.example.com/v2?key=1")["settings.base_url"] \
+        .startswith("remove the query string from the base URL")
 
 
 def test_an_empty_secret_is_named_when_the_connection_is_used() -> None:
