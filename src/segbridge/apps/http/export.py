@@ -151,7 +151,8 @@ class HttpSource:
             with client.open(str(self.spec.get("method") or "GET"), page.url,
                              dict(page.params), self.spec.get("body")) as response:
                 found = PageFound()
-                for index, item in enumerate(self._items(response, pager, found, shown), 1):
+                items = self._items(response, pager, found, shown, client.mask)
+                for index, item in enumerate(items, 1):
                     record = self._record(position + kept, page, index, item)
                     if record is not None:
                         kept += 1
@@ -169,8 +170,8 @@ class HttpSource:
             raise ExportError(exc.message, cause=exc.cause) from None
         return PageRead(index, found.values, link, kept)
 
-    def _items(self, response: httpx.Response, pager: Pager, found: PageFound,
-               shown: str) -> Iterator[Any]:
+    def _items(self, response: httpx.Response, pager: Pager, found: PageFound, shown: str,
+               mask: Callable[[str], str]) -> Iterator[Any]:
         try:
             if self.spec.get("format") == "ndjson":
                 yield from ndjson_items(response.iter_lines())
@@ -180,7 +181,8 @@ class HttpSource:
         except httpx.HTTPError as exc:
             raise classify_transport_error(exc, str(response.request.url)) from None
         except ijson.JSONError as exc:
-            raise ExportError(f"The answer of {shown} is not valid JSON ({exc}). Check that "
+            said = mask(" ".join(str(exc).split()))[:300]
+            raise ExportError(f"The answer of {shown} is not valid JSON ({said}). Check that "
                               "the path returns JSON, or set the export's format to ndjson "
                               "for one record per line.", cause="malformed_page") from None
 
