@@ -357,3 +357,34 @@ def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
     events = receiver.archived()
     assert len(events) == len(rows) - len(unknown)
     assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)
+
+
+def test_a_retried_record_error_is_looked_up_again(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path,
+) -> None:
+    from tests.integration.flows.conftest import wait_for_run
+
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    rows = orders(100)[88:92]  # c90 and c91 are not customers yet
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
+                                           segment["name"], table, on_missing="fail_record"))
+    run = run_flow(server, flow["id"])
+    errors = open_errors(server, flow["id"], run["id"])
+    assert len(errors) == 2
+    engine = create_engine(url)
+    with engine.begin() as connection:  # the customers arrive in the CRM
+        connection.execute(text(f"INSERT INTO {table} VALUES ('c90', 'team', 'DE'), "
+                                "('c91', 'free', 'DE')"))
+    engine.dispose()
+
+    retry = server.api.post(f"/api/v1/flows/{flow['id']}/errors/retry",
+                            json={"error_ids": [error["id"] for error in errors]})
+    assert retry.status_code == 202, retry.text
+    retried = wait_for_run(server, retry.json()["id"])
+
+    assert retried["status"] == "succeeded" and retried["counts"]["sent"] == 2, retried
+    plans = {one["userId"]: one["properties"]["plan"] for one in receiver.archived()}
+    assert (plans["c90"], plans["c91"]) == ("team", "free")
