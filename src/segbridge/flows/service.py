@@ -166,10 +166,9 @@ class FlowService:
                 raise Conflict(f"The flow '{flow.name}' is disabled; enable it to run it.")
             run = create_run(session, flow, trigger=trigger, fresh_message_ids=fresh_message_ids,
                              definition=dict(flow.definition))
-            public = public_run(run)
-        if execute:
-            self.queue.enqueue(public.id)
-        return public
+            if execute:
+                self.queue.enqueue_in(session, run.id, run.flow_id)
+            return public_run(run)
 
     def get_run(self, principal: Principal, run_id: str) -> RunPublic:
         with self.db.session() as session:
@@ -211,10 +210,9 @@ class FlowService:
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)
             reopen(session, run, lease_seconds)
-            public = public_run(run)
-        if execute:
-            self.queue.enqueue(run_id)
-        return public
+            if execute:
+                self.queue.enqueue_in(session, run.id, run.flow_id)
+            return public_run(run)
 
     # ---- record errors ---------------------------------------------------------------------
 
@@ -272,10 +270,9 @@ class FlowService:
                              definition=retry_definition(
                                  dict(flow.definition), [r.id for r in rows],
                                  retry_of_run=from_runs.pop() if len(from_runs) == 1 else None))
-            public = public_run(run)
-        if execute:
-            self.queue.enqueue(public.id)
-        return public
+            if execute:
+                self.queue.enqueue_in(session, run.id, run.flow_id)
+            return public_run(run)
 
     def _open_errors(self, session: Session, principal: Principal, flow_id: str,
                      error_ids: list[str]) -> list[RecordErrorRow]:

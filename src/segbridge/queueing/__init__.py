@@ -7,7 +7,10 @@ worker`` processes (and the server, unless ``server_executes_runs`` is off) exec
 
 - ``app``: the procrastinate App and connector built from the runtime's database URL, the
   task names and queues.
-- ``jobs``: deferring a run's job (its locks), and reading the jobs of runs.
+- ``jobs``: a run's job (its locks), inserted in the transaction that starts the run, and
+  the jobs of runs as the queue holds them.
+- ``handover``: runs passing between workers: taken over from a dead one, given back (queued
+  again) by one stopping.
 - ``worker``: the worker: executes runs, the periodic ticks (schedule, take-over), graceful
   give-back on SIGTERM.
 """

@@ -7,20 +7,22 @@ leases). Its job decides what happens:
 
 - a job waits (``todo``): nothing; a worker will take it (a long queue is no orphan);
 - a job is being executed (``doing``) by a worker that died: the run is claimed (atomically,
-  ``take_over``: one claimer wins), its lease released, that job marked failed (which frees
-  the flow's lock it held) and a new job deferred. A new job rather than the old one put back:
-  a worker that was only frozen and comes back finishes *its* job id, which must not end the
-  job another worker now executes (procrastinate's finish does not check the worker);
-- no job at all (deferring it failed, or it was lost): claimed, released, and deferred again.
+  ``take_over``: one claimer wins), given back (``release``: below), and that job marked
+  failed (which frees the flow's lock it held, so the new job can start). A new job rather
+  than the old one put back: a worker that was only frozen and comes back finishes *its* job
+  id, which must not end the job another worker now executes (procrastinate's finish does not
+  check the worker);
+- no job at all (deferring it failed, or it was lost): claimed and given back.
 
 A job being executed whose run was never started (no owner) is left alone while its
 procrastinate worker sends heartbeats: it is about to start.
 
-**Give back** (SIGTERM): the worker stops taking jobs, releases the lease of each run it
-executes (``owner`` cleared by a write conditional on still owning it) and defers each run's
-job again (it waits on the flow's lock until this one ends). The engine finds its lease gone at
-its next checkpoint or renewal and stops, committing nothing more; the next worker resumes
-from the last checkpoint with the same messageIds.
+**Give back** (SIGTERM): the worker stops taking jobs and gives back each run it executes
+(``release``, one transaction: ``owner`` cleared by a write conditional on still owning it, the
+run ``queued`` again, ``canceling`` if it is being canceled (``lifecycle.given_back``), and its
+new job inserted, which waits on the flow's lock until this one ends). The engine finds its
+lease gone at its next checkpoint or renewal and stops, committing nothing more; the next
+worker starts it (``running`` again) from the last checkpoint with the same messageIds.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from dataclasses import dataclass
 
 from procrastinate import App
 from procrastinate.jobs import Status
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, update
 
 from segbridge.core.clock import utcnow
-from segbridge.queueing.jobs import RunJob, active_run_jobs, defer_run_async, flow_of
-from segbridge.runs.lifecycle import ACTIVE
+from segbridge.queueing.jobs import RunJob, active_run_jobs, defer_in
+from segbridge.runs.lifecycle import ACTIVE, given_back
 from segbridge.runs.store import Orphan, orphaned_runs, owner_name, take_over
 from segbridge.storage.db import Database
 from segbridge.storage.models import Run
@@ -58,13 +60,25 @@ class Handover:
 
 
 def release(db: Database, run_id: str, owner: str) -> bool:
-    """Give the run's lease up, if this owner still holds it (its heartbeat restarts, so it is
-    no orphan before its next job starts)."""
+    """Give the run back to the queue, if this owner still holds its lease: the lease
+    released (its heartbeat restarts, so it is no orphan before its next job starts), the run
+    queued again and its job inserted, in one transaction. False when the owner holds it no
+    more (the run ended, or another process took it over): nothing is written."""
     with db.session() as session:
         released = session.execute(update(Run).where(
             Run.id == run_id, Run.owner == owner, Run.status.in_(ACTIVE))
-            .values(owner=None, heartbeat_at=utcnow()))
-        return bool(released.rowcount == 1)  # type: ignore[attr-defined]
+            .values(owner=None, heartbeat_at=utcnow(), status=_given_back_status())
+            .returning(Run.flow_id)).first()
+        if released is None:
+            return False
+        defer_in(session, run_id, released.flow_id)
+        return True
+
+
+def _given_back_status() -> ColumnElement[str]:
+    """The status a run given back gets, from the status it has when the write happens."""
+    return case({status.value: given_back(status).value for status in ACTIVE},
+                value=Run.status, else_=Run.status)
 
 
 async def take_over_orphans(handover: Handover, busy: set[str]) -> list[str]:
@@ -105,19 +119,15 @@ async def _requeue(handover: Handover, orphan: Orphan, job: RunJob | None) -> bo
                 "free worker", orphan.run_id, orphan.owner or "nobody", orphan.why)
     if job is not None:  # the dead worker's job: ended, so its flow lock is free
         await _end_dead_job(handover.app, job.job_id)
-    flow_id = await asyncio.to_thread(flow_of, handover.db, orphan.run_id)
-    await defer_run_async(handover.app, orphan.run_id, flow_id)
     return True
 
 
 async def give_back(handover: Handover, run_ids: set[str]) -> list[str]:
-    """Release each run this worker executes and enqueue it again; returns those released."""
+    """Give back each run this worker executes (``release``); returns those given back."""
     given = []
     for run_id in run_ids:
         if not await asyncio.to_thread(release, handover.db, run_id, owner_name()):
             continue  # it ended, or was taken over, meanwhile
-        flow_id = await asyncio.to_thread(flow_of, handover.db, run_id)
-        await defer_run_async(handover.app, run_id, flow_id)
         given.append(run_id)
         log.warning("run %s given back: this worker stops; the next worker resumes it from "
                     "its checkpoint", run_id)

@@ -9,21 +9,32 @@ them.
   back and its next job) never execute at once, on any worker. The run's lease (``runs.store``)
   remains the fence: a worker that lost it commits nothing more.
 
-The run row is committed (``queued``) before its job is deferred. When deferring fails (the
-database went away between the two), the run stays queued without a job; the take-over tick
-(``worker``) enqueues it again once it is older than two leases. Nothing is lost.
+A run and its job are written in one transaction (``defer_in``: procrastinate's own SQL
+function, ``procrastinate_defer_jobs_v1``, on the caller's connection): the services create or
+reopen the run and insert its job, then commit both, or neither. A worker sees the job (and is
+notified of it) only once the run it names is committed. A job the run already has waiting
+(its queueing lock) is no error: a savepoint undoes the second insert alone, and the caller's
+transaction goes on.
+
+``enqueue`` (outside a transaction: a run committed already) defers through procrastinate's
+App. Should that fail, the run stays queued without a job; the take-over tick (``worker``)
+enqueues it again once it is older than two leases. Nothing is lost.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
 
 from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.jobs import JobDeferrer
-from sqlalchemy import select
+from procrastinate.jobs import DEFAULT_PRIORITY, JobDeferrer
+from procrastinate.manager import QUEUEING_LOCK_CONSTRAINT
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from segbridge.queueing.app import EXECUTE_RUN, RUNS_QUEUE, sync_app
 from segbridge.runs.queue import RunQueue
@@ -46,14 +57,50 @@ class RunJob:
     run_id: str
 
 
+DEFER_JOB = text(
+    "SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW("
+    "CAST(:queue AS varchar), CAST(:task AS varchar), CAST(:priority AS integer), "
+    "CAST(:lock AS text), "
+    "CAST(:queueing_lock AS text), CAST(:args AS jsonb), CAST(NULL AS timestamptz)"
+    ")]::procrastinate_job_to_defer_v1[])) AS id")
+"""procrastinate's own insert of a job (its ``defer_jobs`` query), for one run's job."""
+
+
 def flow_lock(flow_id: str) -> str:
     return f"flow:{flow_id}"
+
+
+def run_lock(run_id: str, flow_id: str | None) -> str:
+    """The lock a run's job holds while executed: its flow's (a run without one: its own)."""
+    return flow_lock(flow_id) if flow_id else f"run:{run_id}"
 
 
 def run_job(app: App, run_id: str, flow_id: str | None) -> JobDeferrer:
     """The run's job, with its queue and locks, ready to defer."""
     return app.configure_task(EXECUTE_RUN, queue=RUNS_QUEUE, queueing_lock=run_id,
-                              lock=flow_lock(flow_id) if flow_id else f"run:{run_id}")
+                              lock=run_lock(run_id, flow_id))
+
+
+def defer_in(session: Session, run_id: str, flow_id: str | None) -> bool:
+    """Insert the run's job in the session's transaction (committed with it, or not at all);
+    False when the run has a job waiting already (its queueing lock)."""
+    try:
+        with session.begin_nested():  # a refused insert undoes itself alone
+            session.execute(DEFER_JOB, {
+                "queue": RUNS_QUEUE, "task": EXECUTE_RUN, "priority": DEFAULT_PRIORITY,
+                "lock": run_lock(run_id, flow_id),
+                "queueing_lock": run_id, "args": json.dumps({"run_id": run_id})})
+    except IntegrityError as refused:
+        if _constraint(refused) != QUEUEING_LOCK_CONSTRAINT:
+            raise
+        log.info("run %s already waits in the queue", run_id)
+        return False
+    return True
+
+
+def _constraint(error: IntegrityError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 def flow_of(db: Database, run_id: str) -> str | None:
@@ -78,7 +125,8 @@ async def active_run_jobs(app: App) -> dict[str, RunJob]:
 
 class JobQueue(RunQueue):
     """The queue with PostgreSQL: each started run becomes a procrastinate job, executed by
-    whichever worker takes it. Nobody attaches to it (``attach`` is the in-process queue's)."""
+    whichever worker takes it, inserted in the transaction that starts the run
+    (``enqueue_in``). Nobody attaches to it (``attach`` is the in-process queue's)."""
 
     def __init__(self, db: Database, url: str) -> None:
         super().__init__()
@@ -86,6 +134,10 @@ class JobQueue(RunQueue):
         self._url = url
         self._app: App | None = None
         self._opening = threading.Lock()
+
+    def enqueue_in(self, session: Session, run_id: str, flow_id: str | None) -> None:
+        """The run's job, in the transaction that creates or reopens the run (``defer_in``)."""
+        defer_in(session, run_id, flow_id)
 
     def enqueue(self, run_id: str) -> None:
         try:

@@ -12,8 +12,8 @@ and the install's governor (``concurrency.governor_for``: the cluster governor w
 PostgreSQL).
 
 SIGTERM or SIGINT (``shutdown``): the workers stop taking jobs; every run executing here is
-given back (``handover.give_back``) and its job waits in the queue again; the process ends
-once the engines have stopped (at their next checkpoint or lease renewal), or after
+given back (``handover.give_back``): ``queued`` again, its job waiting in the queue; the
+process ends once the engines have stopped (at their next checkpoint or lease renewal), or after
 ``grace_seconds`` (procrastinate then cancels what is left; those runs are taken over).
 """
 

@@ -11,6 +11,8 @@
      +---- (and running, paused) ---> canceling ---> canceled
                                          (or an end: the run got there before the cancel)
 
+    running, paused ---> queued               (given back to the job queue: see below)
+
 Every status change of a run goes through ``transition``, which refuses a move the table
 does not hold with ``InvalidTransition``: a bug in segbridge, never a user's mistake (the
 services refuse what a user may not do, such as canceling a finished run, with a
@@ -29,6 +31,10 @@ Moves that are not obvious from the picture, and why each is real:
 - ``canceled`` only from ``canceling``: a cancel always passes through it.
 - ``failed -> queued``: resuming a run that failed by a crash (``runs.store.reopen`` checks
   that it was a crash; a run failed for its data or configuration is refused before).
+- ``running -> queued`` and ``paused -> queued``: only a run *given back* to the job queue
+  (``given_back``): a worker stopping on SIGTERM, or a dead worker's run taken over. Nobody
+  executes it until the next worker starts it (``queued -> running``); a run being canceled
+  stays ``canceling``.
 
 The values are the strings stored in the database and shown by the API, the CLI and the
 pages: a ``StrEnum`` compares equal to them, so stored rows need no migration.
@@ -66,9 +72,11 @@ _ENDS = frozenset({RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_ERRORS, RunStat
 
 MOVES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELING}),
-    RunStatus.RUNNING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELING})
+    RunStatus.RUNNING: frozenset({RunStatus.RUNNING, RunStatus.PAUSED, RunStatus.CANCELING,
+                                  RunStatus.QUEUED})  # (queued: given back)
     | _ENDS,
-    RunStatus.PAUSED: frozenset({RunStatus.PAUSED, RunStatus.RUNNING, RunStatus.CANCELING})
+    RunStatus.PAUSED: frozenset({RunStatus.PAUSED, RunStatus.RUNNING, RunStatus.CANCELING,
+                                 RunStatus.QUEUED})  # (queued: given back)
     | _ENDS,
     RunStatus.CANCELING: frozenset({RunStatus.CANCELING, RunStatus.CANCELED}) | _ENDS,
     RunStatus.SUCCEEDED: frozenset(),
@@ -91,6 +99,17 @@ def transition(current: str, new: str) -> RunStatus:
     if target not in MOVES[source]:
         raise InvalidTransition(f"a run cannot go from {source} to {target}")
     return target
+
+
+def given_back(status: str) -> RunStatus:
+    """The status of an active run given back to the queue (its lease released, its job
+    waiting again): ``queued``, except a run being canceled, which stays ``canceling``."""
+    current = _status(status)
+    if current not in ACTIVE:
+        raise InvalidTransition(f"a {current} run cannot be given back to the queue")
+    if current in (RunStatus.QUEUED, RunStatus.CANCELING):
+        return current
+    return transition(current, RunStatus.QUEUED)
 
 
 def decided(status: str) -> bool:

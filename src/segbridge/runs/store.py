@@ -319,8 +319,9 @@ def _zombie(pid: int) -> bool:
 
 
 def reopen(session: Session, run: Run, lease_seconds: int) -> None:
-    """Make a run ready to resume here, from its checkpoint: one nobody executes any more, or
-    one that failed by a crash (it takes its flow back). Refused, saying why, otherwise."""
+    """Make a run ready to resume from its checkpoint (by this process or, with the job queue,
+    any worker): one nobody executes any more, or one that failed by a crash (it takes its
+    flow back, queued with no owner). Refused, saying why, otherwise."""
     if run.status in ACTIVE:
         holder = live_holder(run, lease_seconds, me=owner_name())
         if holder is not None:
@@ -337,7 +338,9 @@ def reopen(session: Session, run: Run, lease_seconds: int) -> None:
     run.status = transition(run.status, RunStatus.QUEUED)
     run.message = f"resumed after it crashed ({run.message})"
     run.finished_at = None
-    run.owner = owner_name()  # whoever resumes it executes it (no take-over meanwhile)
+    # nobody owns it until an executor starts it: this process or, with the job queue, any
+    # worker; a fresh heartbeat keeps the take-over away for two leases meanwhile
+    run.owner = None
     run.heartbeat_at = utcnow()
 
 

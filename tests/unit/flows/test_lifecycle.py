@@ -12,6 +12,7 @@ from segbridge.runs.lifecycle import (
     InvalidTransition,
     RunStatus,
     decided,
+    given_back,
     transition,
 )
 
@@ -25,12 +26,14 @@ ALLOWED = [  # (from, to, who makes the move)
     (S.RUNNING, S.SUCCEEDED, "it ends"),
     (S.RUNNING, S.COMPLETED_WITH_ERRORS, "it ends with record errors"),
     (S.RUNNING, S.FAILED, "it fails"),
+    (S.RUNNING, S.QUEUED, "given back to the job queue: its worker stops, or died"),
     (S.PAUSED, S.PAUSED, "a second batch notices the receiver gone"),
     (S.PAUSED, S.RUNNING, "the receiver is back, or a paused run is taken over"),
     (S.PAUSED, S.CANCELING, "a user cancels it while it waits"),
     (S.PAUSED, S.SUCCEEDED, "the paused batch ended by a split, not by a probe"),
     (S.PAUSED, S.COMPLETED_WITH_ERRORS, "the paused batch gave up with errors"),
     (S.PAUSED, S.FAILED, "another import failed while this one waited"),
+    (S.PAUSED, S.QUEUED, "given back to the job queue while it waited for the receiver"),
     (S.CANCELING, S.CANCELING, "a user cancels it twice"),
     (S.CANCELING, S.CANCELED, "the executor stops at its next chunk"),
     (S.CANCELING, S.SUCCEEDED, "it ended before it saw the cancel"),
@@ -51,7 +54,7 @@ REFUSED = [  # (from, to, why it would be a bug)
     (S.QUEUED, S.PAUSED, "only a running run notices the receiver"),
     (S.RUNNING, S.CANCELED, "a cancel passes through canceling"),
     (S.PAUSED, S.CANCELED, "a cancel passes through canceling"),
-    (S.RUNNING, S.QUEUED, "a run goes back to the queue only from failed"),
+    (S.SUCCEEDED, S.QUEUED, "a finished run is never given back"),
     (S.CANCELING, S.RUNNING, "a cancel is never undone"),
     (S.CANCELING, S.PAUSED, "a cancel wins over a pause"),
     (S.CANCELING, S.QUEUED, "a cancel is never undone"),
@@ -145,3 +148,18 @@ def _allowed(current: RunStatus, new: RunStatus) -> bool:
     except InvalidTransition:
         return False
     return True
+
+
+@pytest.mark.parametrize(("current", "after"), [
+    (S.RUNNING, S.QUEUED), (S.PAUSED, S.QUEUED), (S.QUEUED, S.QUEUED),
+    (S.CANCELING, S.CANCELING)], ids=lambda status: str(status))
+def test_a_run_given_back_waits_queued_unless_it_is_being_canceled(
+        current: RunStatus, after: RunStatus) -> None:
+    assert given_back(current) is after
+    assert given_back(str(current)) is after  # (as read from the database)
+
+
+@pytest.mark.parametrize("current", sorted(FINISHED))
+def test_a_finished_run_is_never_given_back(current: RunStatus) -> None:
+    with pytest.raises(InvalidTransition, match=f"a {current} run cannot be given back"):
+        given_back(current)

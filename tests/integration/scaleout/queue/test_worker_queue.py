@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from segbridge.core.clock import utcnow
 from segbridge.storage.models import Flow, Run
@@ -63,6 +64,42 @@ def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 def pid_of(owner: str | None) -> int | None:
     host, _, pid = (owner or "").rpartition(":")
     return int(pid) if host == socket.gethostname() and pid.isdigit() else None
+
+
+class Watch:
+    """Every (status, owner's pid) a run goes through, read every 20 ms in a thread of its own
+    (consecutive repeats once)."""
+
+    def __init__(self, server: Server, run_id: str) -> None:
+        self.server = server
+        self.run_id = run_id
+        self.seen: list[tuple[str, int | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _watch(self) -> None:
+        query = text("SELECT status, owner FROM runs WHERE id = :run")
+        with self.server.runtime.db.engine.connect() as connection:
+            while not self._stop.wait(0.02):
+                status, owner = connection.execute(query, {"run": self.run_id}).one()
+                connection.rollback()  # (a fresh snapshot at each read)
+                state = (str(status), pid_of(owner))
+                if not self.seen or self.seen[-1] != state:
+                    self.seen.append(state)
+
+    def ownerless(self) -> list[tuple[str, int | None]]:
+        """The states where the run was running or paused with no owner: none, since a run
+        given back (its lease released, its job waiting again) is queued."""
+        return [(status, owner) for status, owner in self.seen
+                if owner is None and status in ("running", "paused")]
 
 
 def slow_run(server: Server, receiver: Receiver, data: Path) -> tuple[dict[str, Any], str]:
@@ -126,12 +163,13 @@ def test_a_killed_worker_s_run_is_finished_by_another_from_its_checkpoint(
     [victim] = [w for w in pair if w.pid == pid_of(run_row(server, run_id).owner)]
     [survivor] = [w for w in pair if w is not victim]
 
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=10)
-    killed_at = time.monotonic()
-    until(lambda: pid_of(run_row(server, run_id).owner) == survivor.pid, 4 * LEASE,
-          "taken over by the other worker")
-    taken_after = time.monotonic() - killed_at
+    with Watch(server, run_id) as watch:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = time.monotonic()
+        until(lambda: pid_of(run_row(server, run_id).owner) == survivor.pid, 4 * LEASE,
+              "taken over by the other worker")
+        taken_after = time.monotonic() - killed_at
     receiver.no_faults()
     run = wait_for_run(server, run_id, timeout=45)
 
@@ -140,6 +178,7 @@ def test_a_killed_worker_s_run_is_finished_by_another_from_its_checkpoint(
     assert taken_after < 2 * LEASE, f"taken over {taken_after:.1f} s after the kill"
     assert run["status"] == "succeeded", run
     assert f"taken over from {socket.gethostname()}:{victim.pid}" in run["message"]
+    assert watch.ownerless() == [], watch.seen
     assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
     assert_invariant(server, flow["id"], run)
     delivered_once(receiver, SLOW_ROWS)  # same messageIds: the re-sent chunk counted once
@@ -155,22 +194,89 @@ def test_sigterm_gives_the_run_back_and_another_worker_finishes_it(
     [leaving] = [w for w in pair if w.pid == pid_of(run_row(server, run_id).owner)]
     [staying] = [w for w in pair if w is not leaving]
 
-    leaving.send_signal(signal.SIGTERM)
-    asked_at = time.monotonic()
-    leaving.wait(timeout=4 * LEASE)
-    stopped_after = time.monotonic() - asked_at
-    until(lambda: pid_of(run_row(server, run_id).owner) == staying.pid, 2 * LEASE,
-          "resumed by the other worker")
+    with Watch(server, run_id) as watch:
+        leaving.send_signal(signal.SIGTERM)
+        asked_at = time.monotonic()
+        leaving.wait(timeout=4 * LEASE)
+        stopped_after = time.monotonic() - asked_at
+        until(lambda: pid_of(run_row(server, run_id).owner) == staying.pid, 2 * LEASE,
+              "resumed by the other worker")
     receiver.no_faults()
     run = wait_for_run(server, run_id, timeout=45)
 
     assert leaving.returncode == 0, workers.output(leaving)
     assert f"run {run_id} given back" in workers.output(leaving)
     assert stopped_after < 2 * LEASE, f"stopped {stopped_after:.1f} s after SIGTERM"
+    assert watch.ownerless() == [], watch.seen  # queued while its job waited
     assert run["status"] == "succeeded", run
     assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
     assert_invariant(server, flow["id"], run)
     delivered_once(receiver, SLOW_ROWS)
+
+
+def test_a_run_given_back_by_the_only_worker_waits_queued_until_the_next_worker_starts_it(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    first = workers.start("--concurrency", "1")
+    workers.wait_ready(first)
+    flow, run_id = slow_run(server, receiver, data)
+
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=4 * LEASE)
+
+    waiting = assert_waits_in_the_queue(server, run_id)
+    receiver.no_faults()
+    second = workers.start("--concurrency", "1")
+    run = wait_for_run(server, run_id, timeout=45)
+
+    assert run["status"] == "succeeded", run
+    assert run_row(server, run_id).owner == f"{socket.gethostname()}:{second.pid}"
+    assert 0 < waiting["checkpoint"] < SLOW_ROWS  # resumed from there, not from the start
+    assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, SLOW_ROWS)
+
+
+def test_a_killed_worker_s_run_taken_over_waits_queued_until_a_worker_starts_it(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    victim = workers.start("--concurrency", "1")
+    ticks_only = workers.start("--queues", "no-runs")  # takes over, executes no run
+    workers.wait_ready(victim)
+    until(lambda: "Starting worker on queues no-runs" in workers.output(ticks_only), 30,
+          "the take-over worker up")
+    flow, run_id = slow_run(server, receiver, data)
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    until(lambda: run_row(server, run_id).status == "queued", 4 * LEASE, "taken over")
+
+    waiting = assert_waits_in_the_queue(server, run_id)
+    assert f"taken over from {socket.gethostname()}:{victim.pid}" in waiting["message"]
+    receiver.no_faults()
+    finisher = workers.start("--concurrency", "1")
+    run = wait_for_run(server, run_id, timeout=45)
+
+    assert run["status"] == "succeeded", run
+    assert run_row(server, run_id).owner == f"{socket.gethostname()}:{finisher.pid}"
+    assert run["counts"]["exported"] == run["counts"]["sent"] == SLOW_ROWS
+    assert_invariant(server, flow["id"], run)
+    delivered_once(receiver, SLOW_ROWS)
+
+
+def assert_waits_in_the_queue(server: Server, run_id: str) -> dict[str, Any]:
+    """The run given back, while no worker executes runs: queued (as the API and the pages
+    show it), owned by nobody, its job waiting; it stays so."""
+    time.sleep(1)  # (nothing moves it meanwhile)
+    waiting: dict[str, Any] = server.api.get(f"/api/v1/runs/{run_id}").json()
+    assert waiting["status"] == "queued", waiting
+    assert run_row(server, run_id).owner is None
+    with server.runtime.db.engine.connect() as connection:
+        jobs = connection.execute(text(
+            "SELECT status::text FROM procrastinate_jobs WHERE args->>'run_id' = :run "
+            "AND status IN ('todo', 'doing')"), {"run": run_id}).scalars().all()
+    assert jobs == ["todo"]
+    return waiting
 
 
 def test_a_schedule_fires_once_with_two_workers(
