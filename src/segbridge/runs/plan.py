@@ -171,6 +171,8 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
         _as_import_targets(targets, f"imports.{step['name']}.connection"))
     pool = root.id
     ctx.governor.configure(pool, root.concurrency_level or DEFAULT_CONCURRENCY)
+    ctx.governor.configure_rate(pool, RateLimit(root.requests_per_second,
+                                                root.events_per_second))
     sink = application.open_sink(SinkRequest(
         connection=config, import_name=step["name"], http=ctx.http, governor=ctx.governor,
         pool=pool, reachability=_reachability(store, connection_id), policy=ctx.policy,
@@ -183,8 +185,6 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
 
 def _as_import_targets(targets: Targets, field_name: str) -> Targets:
     """What the connection reaches, each under the import's field (where a user fixes it)."""
-    ctx.governor.configure_rate(pool, RateLimit(root.requests_per_second,
-                                                root.events_per_second))
     return Targets(files=tuple((field_name, path) for _f, path in targets.files),
                    urls=tuple((field_name, url) for _f, url in targets.urls),
                    hosts=tuple((field_name, host, port) for _f, host, port in targets.hosts),
