@@ -139,8 +139,8 @@ class HttpSource:
                 self._sleep(self._retry.backoff(attempt - 1, failure.retry_after))
         raise ExportUnavailable(
             f"Page {page.number} of the export ({client.shown(self._page_url(page))}) failed "
-            f"{self.max_attempts} times; the last time: {failure.message} The records before "
-            "it are kept: run the flow again (resume) when the API answers.",
+            f"{self.max_attempts} times; the last time: {failure.message} Run the flow again "
+            "when the API answers.",
             cause=failure.cause)
 
     def _attempt(self, client: ApiClient, pager: Pager, page: Page, position: int, start: int,

@@ -12,7 +12,11 @@ from typing import Any
 from segbridge.workers import Workers
 from tests.integration.apps.http.shop_api import TOKEN, Fault, shop_api
 from tests.integration.conftest import Server
-from tests.integration.flows.conftest import Receiver, assert_invariant, segment_connection
+from tests.integration.flows.conftest import (
+    Receiver,
+    assert_invariant,
+    segment_connection,
+)
 from tests.integration.flows.test_flow_runs import create_flow, run_flow
 
 
@@ -73,3 +77,26 @@ def test_an_incremental_http_flow_sends_only_what_changed(
     assert since[0] is None and since[-1] is not None
     events = receiver.archived()
     assert sorted(int(e["traits"]["id"]) for e in events) == list(range(1, 16))
+
+
+def test_a_page_that_keeps_failing_fails_the_run_naming_it_and_a_new_run_completes(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    segment = segment_connection(server, receiver)
+    with shop_api(records=30, auth="bearer") as (url, state):
+        http_connection(server, url)
+        state.faults["/cursor"] = [Fault()] * 5 + [Fault(500)] * 2  # page 6, twice
+        flow = create_flow(server, identify_flow(
+            {"path": "/cursor", "records": "items", "max_attempts": 2,
+             "pagination": {"type": "cursor", "cursor_path": "meta.next_cursor",
+                            "cursor_param": "cursor"}}, segment))
+        failed = run_flow(server, flow["id"])
+        again = run_flow(server, flow["id"])
+    assert failed["status"] == "failed", failed
+    assert f"Page 6 of the export ({url}/cursor?cursor=20) failed 2 times" in failed["message"]
+    assert TOKEN not in failed["message"]
+    assert again["status"] == "succeeded", again
+    assert_invariant(server, flow["id"], again)
+    events = receiver.archived()
+    assert sorted({int(e["traits"]["id"]) for e in events}) == list(range(1, 31))
+    assert len({e["messageId"] for e in events}) == 30  # sent again: the same messageIds
