@@ -28,6 +28,7 @@ from segbridge.core.errors import (
 from segbridge.core.ids import new_id
 from segbridge.core.yaml_input import load_yaml
 from segbridge.exports.document import SourceAccess
+from segbridge.flows.definition import lookup_connection_ids, resolved_steps
 from segbridge.flows.document import FlowDocument, parse_flow_document, stored_flow_document
 from segbridge.flows.integrations import find_integration
 from segbridge.flows.views import (
@@ -314,8 +315,10 @@ class FlowService:
             problems.append(FieldProblem("name", f"a flow named '{name}' exists "
                                                  "already; choose another name"))
         enabled = doc.enabled and not doc.missing_parts()  # an unfinished flow cannot run
-        definition: dict[str, object] = {**written, "name": name, "enabled": enabled,
-                                         "steps": written.get("steps", [])}
+        steps = cast(list[Mapping[str, object]], written.get("steps") or [])
+        definition: dict[str, object] = {
+            **written, "name": name, "enabled": enabled,
+            "steps": resolved_steps(session, account, self.registry, steps, problems)}
         if doc.export is not None:
             definition["export"] = self._resolved_export(session, account, doc, written,
                                                          problems)
@@ -378,6 +381,7 @@ class FlowService:
         export = flow.definition.get("export") or {}
         if export.get("connection_id"):
             used.add(export["connection_id"])
+        used |= lookup_connection_ids(flow.definition)
         for connection_id in used:
             session.add(FlowConnection(flow_id=flow.id, connection_id=connection_id))
             if session.get(IntegrationConnection, (flow.integration_id, connection_id)) is None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # a lane process imports this module: keep it light
 
 BATCH_RECORDS = 1000  # records read ahead, whose distinct keys are looked up together
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)  # seconds between tries of a lookup that cannot connect
-LOOKUP_STEP = FailedStep.MAP  # the step of a lookup's record error (until FailedStep has one)
+LOOKUP_STEP = FailedStep.LOOKUP  # the step of a lookup's record error
 DEFAULT_CACHE_SIZE = 10_000  # keys (the flow document's default too)
 DEFAULT_CACHE_TTL = 600  # seconds
 MISSING = object()  # a key the cache does not hold (None is an answer: nothing found)

@@ -98,9 +98,12 @@ def whole_number(text: str) -> object:
 
 
 def with_filters(doc: Mapping[str, object], expressions: Sequence[str]) -> Document:
-    """The document with these filters, in order (blank ones left out), as its steps."""
-    steps = [{"filter": {"expression": text.strip()}} for text in expressions if text.strip()]
-    return {**_copy(doc), "steps": steps}
+    """The document with these filters, in order (blank ones left out), after its other
+    steps (lookups, which run before the filters anyway), which are kept as they are."""
+    kept = [step for step in _list(doc.get("steps"))
+            if not (isinstance(step, Mapping) and "filter" in step)]
+    filters = [{"filter": {"expression": text.strip()}} for text in expressions if text.strip()]
+    return {**_copy(doc), "steps": [*kept, *filters]}
 
 
 def filters_of(doc: Mapping[str, object]) -> list[str]:

@@ -196,15 +196,28 @@ def test_another_accounts_connection_cannot_be_used_for_a_lookup(
             assert preview.status_code in (404, 422), preview.text
             assert "in your account" in preview.text or "No flow" in preview.text
             saved = attacker.post("/api/v1/flows", json=document)
-            if saved.status_code == 201:  # refused at the run, if not when saved
-                started = attacker.post(f"/api/v1/flows/{saved.json()['id']}/runs")
-                run = wait_run(attacker, started.json()["id"])
-                assert run["status"] == "failed", run
-                assert "no connection named" in run["message"], run
-                assert run["counts"]["exported"] == 0
-            else:
-                assert saved.status_code == 422, saved.text
+            assert saved.status_code == 422, saved.text  # refused when saved
+            assert "in your account" in saved.text
+            assert "steps.0.lookup.connection" in saved.text
+        assert attacker.get("/api/v1/flows").json() == []
     assert receiver.archived() == []
+
+
+def test_a_connection_a_lookup_uses_cannot_be_deleted_from_under_the_flow(
+    server: Server, receiver: Receiver, shop: dict[str, Any], customers: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    url, table = customers
+    crm = database_connection(server, url)
+    segment = segment_connection(server, receiver)
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(5)),
+                                           segment["name"], table))
+    shown = server.api.get(f"/api/v1/connections/{crm['id']}").json()
+    assert shown["used_by"]["flows"] == [{"id": flow["id"], "name": "Orders"}]
+    refused = server.api.delete(f"/api/v1/connections/{crm['id']}")
+    assert refused.status_code == 409, refused.text
+    assert "Orders" in refused.text
+    assert server.api.get(f"/api/v1/connections/{crm['id']}").status_code == 200
 
 
 def wait_run(api: Any, run_id: str) -> dict[str, Any]:

@@ -68,6 +68,14 @@ def test_filters_replace_the_steps_in_order_and_blank_ones_go() -> None:
     assert edit.with_filters(BASE, [])["steps"] == []
 
 
+def test_editing_the_filters_keeps_the_lookups() -> None:
+    lookup = {"lookup": {"name": "customer", "connection": "CRM", "query": "select 1"}}
+    with_lookup = {**BASE, "steps": [lookup, {"filter": {"expression": "a > 1"}}]}
+    changed = edit.with_filters(with_lookup, ["b > 2"])
+    assert changed["steps"] == [lookup, {"filter": {"expression": "b > 2"}}]
+    assert edit.with_filters(with_lookup, [])["steps"] == [lookup]
+
+
 def test_schedule_set_and_removed() -> None:
     scheduled = edit.with_schedule(BASE, " 0 2 * * * ", "Europe/Paris")
     assert scheduled["schedule"] == {"cron": "0 2 * * *", "timezone": "Europe/Paris"}
