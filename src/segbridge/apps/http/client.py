@@ -8,7 +8,8 @@ turned into success or an error in one place.
                              TLS a FatalError: ``segment.client.classify_transport_error``
     401, 403, 404, 3xx, 4xx  FatalError (cause http_401, http_403, http_404, redirect, ...)
     an address the policy    NotAllowedHere (checked for each URL, and again at connect time
-    refuses                  by ``guard.GuardedBackend``)
+    refuses, or segbridge's  by ``guard.GuardedBackend``)
+    own server
 
 Every URL shown in a message goes through the connection's ``Masker`` first.
 """
@@ -31,7 +32,7 @@ from segbridge.apps.http.connection import (
     OAUTH,
     HttpConnection,
 )
-from segbridge.apps.http.guard import GuardedTransport
+from segbridge.apps.http.guard import GuardedTransport, check_url
 from segbridge.apps.http.masking import Masker
 from segbridge.apps.segment.client import classify_transport_error, retry_after_seconds
 from segbridge.core.access import AccessPolicy
@@ -95,7 +96,7 @@ class ApiClient:
         """One request, its 2xx answer streamed (the body not read yet); else an error."""
         target = httpx.URL(url).copy_merge_params(params or {})
         if self._policy is not None:
-            self._policy.check_url(str(target), field="export.connection")
+            check_url(self._policy, str(target), field="export.connection")
         response = self._send(method, target, body)
         if response.status_code == 401 and self.connection.auth == OAUTH:
             response.close()
@@ -152,7 +153,7 @@ class ApiClient:
             form["scope"] = connection.scope
         url = connection.token_url
         if self._policy is not None:
-            self._policy.check_url(url, field="settings.token_url")
+            check_url(self._policy, url, field="settings.token_url")
         self._rate.wait()
         try:
             response = self._http.post(url, data=form, headers={"Accept": "application/json"})

@@ -1,4 +1,9 @@
-"""The outbound policy at the moment of connecting, for every request of an HTTP export.
+"""The outbound policy at the moment of connecting, for every request of an HTTP export, and
+segbridge's own server kept out of reach.
+
+``check_url`` refuses an address of segbridge's own server (its port on this machine or its
+public address): an HTTP export must not read segbridge's own endpoints (health, metrics, the
+local Segment's state), whatever the policy allows otherwise.
 
 ``AccessPolicy.check_url`` resolves a host before a request; a DNS answer that changes
 between that check and the connection (DNS rebinding: public first, 127.0.0.1 next) would
@@ -10,13 +15,16 @@ verifies the certificate for the host name). An address the policy refuses raise
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
-from segbridge.core.access import AccessPolicy
+from segbridge.core.access import LOOPBACK_NAMES, AccessPolicy
+from segbridge.core.errors import NotAllowedHere
 
 SocketOption = (tuple[int, int, int] | tuple[int, int, bytes | bytearray]
                 | tuple[int, int, None, int])
@@ -56,3 +64,28 @@ class GuardedTransport(httpx.HTTPTransport):
         super().__init__()
         self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
                                              network_backend=GuardedBackend(policy))
+
+
+def check_url(policy: AccessPolicy, url: str, *, field: str) -> None:
+    """The policy's check of ``url``, and never segbridge's own server."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    if port in policy.own_ports and _this_server(policy, host):
+        raise NotAllowedHere(
+            f"{parts.scheme}://{host}:{port} is this segbridge server itself; an HTTP export "
+            "may not read it. Use the address of the API your records come from.",
+            details={"field": field})
+    policy.check_url(url, field=field)
+
+
+def _this_server(policy: AccessPolicy, host: str) -> bool:
+    if host in policy.own_hosts or host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

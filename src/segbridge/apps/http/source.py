@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from segbridge.apps.base import ExportRequest, OpenedExport
 from segbridge.apps.http.connection import connection_targets, parse_connection
 from segbridge.apps.http.export import HttpSource
+from segbridge.apps.http.guard import check_url
 from segbridge.apps.http.since import open_window
 from segbridge.exports.errors import ExportError
 
@@ -20,7 +21,8 @@ def open_http_export(request: ExportRequest) -> OpenedExport:
     if request.connection is None:
         raise ExportError("An HTTP export needs an HTTP connection.", cause="config")
     connection = parse_connection(request.connection)
-    request.policy.check_targets(connection_targets(request.connection.values))
+    for field, url in connection_targets(request.connection.values).urls:
+        check_url(request.policy, url, field=field)
     export = request.export
     if request.preview:
         return OpenedExport(HttpSource(connection, export, policy=request.policy,

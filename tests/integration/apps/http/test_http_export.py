@@ -384,3 +384,16 @@ def test_a_resumed_run_elsewhere_walks_again_to_its_position(
                           resume=ResumeState(saved_bounds={"walk": "another-process"}))
     assert ids(list(resumed.export.records(20))) == ALL[20:]
     assert len(state.requests) == 8
+
+
+def test_segbridge_s_own_server_is_never_read(shop: tuple[str, ShopState]) -> None:
+    """Whatever the policy allows otherwise: here the API stands in for segbridge's own port."""
+    url, state = shop
+    port = int(url.rsplit(":", 1)[1])
+    policy = AccessPolicy(file_roots=(), protected=(), own_ports=frozenset({port}),
+                          own_hosts=frozenset({"127.0.0.1"}))
+    with pytest.raises(NotAllowedHere, match=f"http://localhost:{port} is this segbridge "
+                                             "server itself"):
+        read({"path": "/pages"}, connection(url.replace("127.0.0.1", "localhost")),
+             policy=policy)
+    assert state.requests == []
