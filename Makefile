@@ -49,6 +49,7 @@ bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python)
 	$(BIN)/python bench/queue_bench.py 2
 	$(BIN)/python bench/queue_bench.py 3
 	$(BIN)/python bench/governor_bench.py micro    # the cluster governor vs in-process
+	$(BIN)/python bench/lookup_bench.py --rows 1000000    # a flow with a lookup vs without
 
 clean: ## remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -133,9 +133,11 @@ def _runs(connection: Connection) -> list[Metric]:
     for status in RunStatus:
         by_status.add_metric((status.value,), float(counts.get(status.value, 0)))
     oldest = GaugeMetricFamily("segbridge_runs_oldest_queued_age_seconds",
-                               "Age of the oldest queued run (0 when none waits)")
-    first = connection.execute(text("SELECT min(created_at) FROM runs WHERE status = :queued"),
-                               {"queued": RunStatus.QUEUED.value}).scalar()
+                               "How long the longest-waiting queued run has waited (since it "
+                               "was created, or given back; 0 when none waits)")
+    first = connection.execute(text(  # a run given back waits again from its give-back
+        "SELECT min(coalesce(heartbeat_at, created_at)) FROM runs WHERE status = :queued"),
+        {"queued": RunStatus.QUEUED.value}).scalar()
     oldest.add_metric((), _age_seconds(first))
     return [by_status, oldest]
 
