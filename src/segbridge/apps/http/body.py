@@ -109,16 +109,36 @@ def _note(found: PageFound, prefix: str, event: str, value: Any, items: str,
         found.top_keys.append(str(value))
 
 
-def ndjson_items(lines: Iterable[str]) -> Iterator[Any]:
-    """Each line's value; a line that is not JSON is an ``ExportError``'s text kept as a
-    ``BadLine``."""
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            yield orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield BadLine(line, str(exc))
+def ndjson_items(chunks: Iterable[bytes], max_bytes: int) -> Iterator[Any]:
+    """Each line's value; a line that is not JSON, or longer than ``max_bytes`` (never held
+    whole: the rest of it is skipped), is a ``BadLine``."""
+    pending = b""
+    skipping = False
+    for chunk in chunks:
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if skipping:
+                skipping = False
+                continue
+            yield from _ndjson_line(line)
+        if len(pending) > max_bytes:
+            if not skipping:
+                yield BadLine(pending[:200].decode("utf-8", "replace"),
+                              f"the line is longer than {max_bytes:,} bytes "
+                              "(SEGBRIDGE_RECORD_MAX_BYTES)")
+            pending, skipping = b"", True
+    if pending and not skipping:
+        yield from _ndjson_line(pending)
+
+
+def _ndjson_line(line: bytes) -> Iterator[Any]:
+    if not line.strip():
+        return
+    try:
+        yield orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        yield BadLine(line.decode("utf-8", "replace"), str(exc))
 
 
 class BadLine:

@@ -174,7 +174,7 @@ class HttpSource:
                mask: Callable[[str], str]) -> Iterator[Any]:
         try:
             if self.spec.get("format") == "ndjson":
-                yield from ndjson_items(response.iter_lines())
+                yield from ndjson_items(response.iter_bytes(), self.limits.max_bytes)
             else:
                 yield from json_items(response.iter_bytes(), str(self.spec.get("records") or "$"),
                                       pager.wanted, found, self.limits.max_depth)

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from segbridge.apps.base import ConnectionConfig
-from segbridge.apps.http.body import PageFound, TooDeep, json_items, prefix_of
+from segbridge.apps.http.body import (
+    BadLine,
+    PageFound,
+    TooDeep,
+    json_items,
+    ndjson_items,
+    prefix_of,
+)
 from segbridge.apps.http.connection import connection_problems, parse_connection
 from segbridge.apps.http.masking import Masker
 from segbridge.apps.http.pages import Page, Pager, PageRead
@@ -194,3 +201,12 @@ def test_walk_notes_keep_the_latest_pages_of_the_latest_walks() -> None:
     notes.note("b", Step(Page(1, "u"), 0, 0))
     notes.note("c", Step(Page(1, "u"), 0, 0))
     assert notes.resume_at("a", 49) is None and notes.resume_at("c", 3) is not None
+
+
+def test_ndjson_lines_are_read_across_chunks_and_a_line_too_long_is_never_held() -> None:
+    body = b'{"id": 1}\n\n{"id": 2, "note": "' + b"x" * 500 + b'"}\nnot json\n{"id": 3}'
+    items = list(ndjson_items(chunks(body, 64), max_bytes=100))
+    assert items[0] == {"id": 1} and items[3] == {"id": 3}
+    assert isinstance(items[1], BadLine) and "longer than 100 bytes" in items[1].reason
+    assert isinstance(items[2], BadLine) and items[2].text == "not json"
+    assert len(items) == 4
