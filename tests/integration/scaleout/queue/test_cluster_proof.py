@@ -20,6 +20,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def _lender_id(server: Server) -> str:
 
 @dataclass(frozen=True)
 class Request:
-    """One tracking request as the receiver saw it (monotonic seconds)."""
+    """One tracking request as the receiver saw it (seconds since the epoch, as run rows)."""
 
     arrived: float
     answered: float
@@ -149,7 +150,7 @@ class RequestLog:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        arrived = time.monotonic()
+        arrived = time.time()
         messages = [await receive()]
         while messages[-1]["type"] == "http.request" and messages[-1].get("more_body"):
             messages.append(await receive())
@@ -165,7 +166,7 @@ class RequestLog:
 
         body = b"".join(message.get("body", b"") for message in messages)
         await self.app(scope, replay, watch)
-        self.requests.append(Request(arrived, time.monotonic(), status[0], _first_order(body)))
+        self.requests.append(Request(arrived, time.time(), status[0], _first_order(body)))
 
 
 def _first_order(body: bytes) -> int | None:
@@ -214,6 +215,9 @@ def test_a_429_storm_slows_every_worker_and_loses_nothing(
     assert receiver.client.get("/api/receiver").json()["peak_in_flight"] <= LEVEL
     owners = [pid_of(run_row(server, run_id).owner) for run_id in run_ids]
     sent = sent_by_worker(log.requests, owners)
+    spans: dict[int | None, list[tuple[float, float]]] = {}  # each worker's runs, start to end
+    for owner, run in zip(owners, runs, strict=True):
+        spans.setdefault(owner, []).append((epoch(run["started_at"]), epoch(run["finished_at"])))
     assert set(sent) == {worker.pid for worker in started}  # every worker sent requests
     storm = [request for request in log.requests if request.status == 429]
     assert len(storm) >= 3, f"only {len(storm)} 429s: no storm"
@@ -223,13 +227,16 @@ def test_a_429_storm_slows_every_worker_and_loses_nothing(
         assert not inside, (f"worker {pid} sent requests during a 429's pause "
                             f"(seconds after the 429: {inside})")
         mine = {id(request) for request in requests}
-        waited = [q for q in storm if id(q) not in mine  # another's 429 in the midst of its work
-                  and any(r.arrived < q.arrived for r in requests)
-                  and any(r.arrived > q.answered for r in requests)]
+        waited = [q for q in storm if id(q) not in mine and any(  # a run of its own went on
+            start < q.arrived and q.answered + RETRY_AFTER < end for start, end in spans[pid])]
         assert waited, f"worker {pid} never had to wait out another worker's 429"
     with server.runtime.db.session() as session:  # the pause lives in the pool's one row
         lender = session.get(GovernorPool, _lender_id(server))
         assert lender is not None and lender.paused_until is not None
+
+
+def epoch(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
 
 
 def sent_by_worker(requests: list[Request], owners: list[int | None]) -> dict[int, list[Request]]:
