@@ -86,6 +86,9 @@ class ConnectionConfig:
 
     values: Mapping[str, str | None]
     secrets: Mapping[str, Secret]
+    # the connection's rate limit (its root lender's: a borrower shares it); the engine's
+    # governor applies it to imports, an export applies it to its own requests
+    requests_per_second: float | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from segbridge.apps.base import (
 )
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
+from segbridge.connections.views import root_lender
 from segbridge.core.access import access_policy
 from segbridge.core.errors import NotFound
 from segbridge.core.settings import Settings
@@ -75,7 +76,8 @@ def _connection_config(db: Database, vault: Vault, account_id: str, connection_i
         if connection is None or connection.account_id != account_id:
             raise NotFound(f"The export's {exporter.name} connection no longer exists.")
         secrets = load_secrets(session, vault, connection)
-        return ConnectionConfig(dict(connection.settings), secrets)
+        rate = root_lender(session, connection).requests_per_second
+        return ConnectionConfig(dict(connection.settings), secrets, requests_per_second=rate)
 
 
 def _uploads(db: Database, settings: Settings, account_id: str) -> UploadResolver:

@@ -20,7 +20,7 @@ REGISTRY = default_registry()
 
 def test_the_flow_document_takes_its_export_kinds_from_the_registry() -> None:
     assert REGISTRY.export_models() == EXPORT_KINDS
-    assert list(EXPORT_KINDS) == ["csv", "ndjson", "json", "database"]
+    assert list(EXPORT_KINDS) == ["csv", "ndjson", "json", "database", "http"]
     for app in REGISTRY.everything():
         if isinstance(app, Exporter):
             assert set(app.export_models) == set(app.export_kinds), app.key

@@ -34,15 +34,16 @@ def _request(tmp_path: Path, export: dict[str, Any], uploads: Any = None) -> Exp
 
 
 def test_export_kinds_map_to_their_applications() -> None:
-    assert {kind: REGISTRY.exporter(kind).key for kind in ("csv", "ndjson", "json", "database")} \
-        == {"csv": "files", "ndjson": "files", "json": "files", "database": "database"}
-    assert sorted(REGISTRY.export_kinds()) == ["csv", "database", "json", "ndjson"]
+    assert {kind: REGISTRY.exporter(kind).key for kind in REGISTRY.export_kinds()} \
+        == {"csv": "files", "ndjson": "files", "json": "files", "database": "database",
+            "http": "http"}
+    assert sorted(REGISTRY.export_kinds()) == ["csv", "database", "http", "json", "ndjson"]
     assert isinstance(REGISTRY.exporter("csv"), Exporter)
 
 
 def test_an_unknown_export_kind_is_refused_with_the_known_ones() -> None:
     with pytest.raises(CannotDoThat, match="No application exports 'xml'; use one of: "
-                                           "csv, ndjson, json, database"):
+                                           "csv, ndjson, json, database, http"):
         REGISTRY.exporter("xml")
 
 
@@ -57,10 +58,11 @@ def test_only_an_application_that_imports_opens_a_sink() -> None:
 
 
 def test_files_is_not_offered_for_a_connection() -> None:
-    assert [app.key for app in REGISTRY.all()] == ["segment", "database"]
+    assert [app.key for app in REGISTRY.all()] == ["segment", "database", "http"]
     assert REGISTRY.get("files") is None
     assert REGISTRY.get("database") is not None
-    assert [app.key for app in REGISTRY.everything()] == ["segment", "files", "database"]
+    assert [app.key for app in REGISTRY.everything()] == ["segment", "files", "database",
+                                                          "http"]
 
 
 def test_an_application_without_export_capability_is_not_an_exporter() -> None:

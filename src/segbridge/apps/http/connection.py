@@ -67,9 +67,6 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 default=DEFAULT_TEST, max_length=1000,
                 help="The request Test connection makes, which must answer 2xx: a method "
                      "and a path, e.g. 'GET /me'."),
-    SettingSpec("requests_per_second", "Requests per second", SettingKind.TEXT,
-                advanced=True, max_length=20,
-                help="At most this many requests per second to the API (empty: no limit)."),
 )
 
 
@@ -119,10 +116,6 @@ def connection_problems(values: Mapping[str, str | None]) -> list[FieldProblem]:
         problems.append(FieldProblem("settings.test_request",
                                      "write a method and a path, e.g. 'GET /' or 'GET /me' "
                                      f"(methods: {', '.join(TEST_METHODS)})"))
-    if _rate(values.get("requests_per_second")) is False:
-        problems.append(FieldProblem("settings.requests_per_second",
-                                     "enter a number of requests per second greater than 0, "
-                                     "e.g. 5 or 0.5, or leave it empty"))
     return problems
 
 
@@ -200,7 +193,6 @@ def parse_connection(config: ConnectionConfig) -> HttpConnection:
                                       for p in problems) + ". Edit the connection.",
                           cause="config")
     method, path = _test_request(values.get("test_request")) or ("GET", "/")
-    rate = _rate(values.get("requests_per_second"))
     return HttpConnection(
         base_url=str(values.get("base_url")).strip().rstrip("/"),
         auth=values.get("auth") or NONE,
@@ -211,7 +203,7 @@ def parse_connection(config: ConnectionConfig) -> HttpConnection:
         client_id=(values.get("client_id") or "").strip(),
         scope=(values.get("scope") or "").strip(),
         test_method=method, test_path=path,
-        requests_per_second=rate if isinstance(rate, float) else None,
+        requests_per_second=config.requests_per_second,
         secrets=config.secrets)
 
 
@@ -240,14 +232,3 @@ def _test_request(text: str | None) -> tuple[str, str] | None:
     if len(words) != 2 or words[0].upper() not in TEST_METHODS or not words[1].startswith("/"):
         return None
     return words[0].upper(), words[1]
-
-
-def _rate(text: str | None) -> float | bool | None:
-    """The rate as a float, None when empty, False when it is not a positive number."""
-    if text is None or not text.strip():
-        return None
-    try:
-        rate = float(text)
-    except ValueError:
-        return False
-    return rate if 0 < rate < 1e6 else False

@@ -52,6 +52,7 @@ class ShopState:
     faults: dict[str, list[Fault]] = field(default_factory=dict)  # path -> next answers
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # path, query
     headers: list[dict[str, str]] = field(default_factory=list)  # each request's headers
+    arrived: list[float] = field(default_factory=list)  # each request's time.monotonic()
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     token_lifetime: int = 3600
@@ -67,6 +68,12 @@ class ShopState:
 
     def paths(self) -> list[str]:
         return [path for path, _ in self.requests]
+
+    @property
+    def timed_requests(self) -> list[tuple[str, dict[str, str], float]]:
+        """Each request's path, query and time of arrival (time.monotonic())."""
+        return [(path, query, when)
+                for (path, query), when in zip(self.requests, self.arrived, strict=True)]
 
 
 def sample(state: ShopState, request: Request) -> list[dict[str, Any]]:
@@ -98,6 +105,7 @@ def shop_app(state: ShopState) -> Starlette:
     async def guard(request: Request) -> Response | None:
         state.requests.append((request.url.path, dict(request.query_params)))
         state.headers.append(dict(request.headers))
+        state.arrived.append(time.monotonic())
         planned = state.faults.get(request.url.path)
         fault = planned.pop(0) if planned and not planned[0].cut_after else None
         if fault is not None and fault.delay:

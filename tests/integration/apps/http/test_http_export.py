@@ -5,6 +5,7 @@ incremental window with a lag, and a large answer read in flat memory."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 import tracemalloc
@@ -338,7 +339,8 @@ def test_requests_per_second_spaces_the_pages(shop: tuple[str, ShopState]) -> No
     url, _state = shop
     export = {**PAGINATIONS["cursor"][0], "requests_per_second": 10}  # 6 pages
     started = time.monotonic()
-    assert ids(read(export, connection(url, requests_per_second="50"))) == ALL
+    limited = dataclasses.replace(connection(url), requests_per_second=50.0)  # the connection's
+    assert ids(read(export, limited)) == ALL
     assert time.monotonic() - started >= 0.45  # the slower rate (10/s): 5 waits of 0.1 s
 
 

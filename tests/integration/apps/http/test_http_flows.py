@@ -5,6 +5,7 @@ successful run."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +21,11 @@ from tests.integration.flows.conftest import (
 from tests.integration.flows.test_flow_runs import create_flow, run_flow
 
 
-def http_connection(server: Server, base_url: str) -> None:
+def http_connection(server: Server, base_url: str, **fields: Any) -> None:
     response = server.api.post("/api/v1/connections", json={
         "name": "Shop API", "application": "http",
         "settings": {"base_url": base_url, "auth": "bearer", "token": TOKEN,
-                     "test_request": "GET /health"}})
+                     "test_request": "GET /health"}, **fields})
     assert response.status_code == 201, response.text
     assert TOKEN not in response.text
 
@@ -54,6 +55,24 @@ def test_an_http_flow_delivers_every_record_of_every_page_once(
     events = receiver.archived()
     assert sorted(int(e["traits"]["id"]) for e in events) == list(range(1, 58))
     assert {e["userId"] for e in events if e["traits"]["id"] in (1, "1")} == {"u1@example.com"}
+
+
+def test_the_connection_s_requests_per_second_spaces_the_pages(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    segment = segment_connection(server, receiver)
+    with shop_api(records=60, auth="bearer") as (url, state):
+        http_connection(server, url, requests_per_second=4)
+        flow = create_flow(server, identify_flow(
+            {"path": "/pages", "records": "data.items",
+             "pagination": {"type": "page", "size": 10, "size_param": "per_page"}}, segment))
+        done = run_flow(server, flow["id"])
+        pages = [when for path, _query, when in state.timed_requests if path == "/pages"]
+    assert done["status"] == "succeeded", done
+    assert done["counts"]["sent"] == 60
+    assert len(pages) == 7  # six pages and the empty one that ends the walk
+    gaps = [later - earlier for earlier, later in itertools.pairwise(pages)]
+    assert min(gaps) >= 0.2, gaps  # 4 a second: a quarter second apart (less a little)
 
 
 def test_an_incremental_http_flow_sends_only_what_changed(

@@ -36,7 +36,7 @@ def problems(**values: str) -> dict[str, str]:
 def test_connection_settings_are_checked_all_at_once() -> None:
     found = problems(base_url="ftp://files.example.com", auth="api_key_header",
                      headers="Accept: application/json\nno colon here\nHost: evil",
-                     test_request="FETCH everything", requests_per_second="-1")
+                     test_request="FETCH everything")
     assert found == {
         "settings.base_url": "enter the API's base URL as an http:// or https:// URL, e.g. "
                              "https://api.example.com",
@@ -45,8 +45,6 @@ def test_connection_settings_are_checked_all_at_once() -> None:
         "settings.headers": "line 3: segbridge sets Host itself; remove the line",
         "settings.test_request": "write a method and a path, e.g. 'GET /' or 'GET /me' "
                                  "(methods: GET, HEAD, POST)",
-        "settings.requests_per_second": "enter a number of requests per second greater than "
-                                        "0, e.g. 5 or 0.5, or leave it empty",
     }
     assert [p.message for p in connection_problems(
         {"base_url": "https://a.example", "headers": "no colon"})] == [
