@@ -144,6 +144,20 @@ def sandbox() -> Iterator[Sandbox]:
             yield Sandbox(url, app, admin, http)
 
 
+@pytest.fixture(scope="module")
+def strict_sandbox() -> Iterator[Sandbox]:
+    """One receiver in strict mode (refuses bad calls and unknown keys) shared by a module."""
+    config = SandboxConfig(state_path=None, admin_token=ADMIN_TOKEN, unknown_key_mode="strict")
+    app = create_sandbox_app(config)
+    with serve(app) as url:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        with (
+            httpx.Client(base_url=url, headers=headers) as admin,
+            httpx.Client(base_url=url) as http,
+        ):
+            yield Sandbox(url, app, admin, http)
+
+
 @pytest.fixture
 def source(sandbox: Sandbox) -> dict[str, Any]:
     return sandbox.new_source()

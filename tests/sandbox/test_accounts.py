@@ -195,6 +195,19 @@ def test_tracking_with_a_write_key_lands_only_in_its_own_accounts_debugger(
     assert two.sandbox.store.get(theirs["id"]).account_id == bob.account_id
 
 
+def test_a_messageid_is_deduplicated_across_the_workspace_not_across_accounts(
+    two: TwoAccounts, alice: Member, bob: Member
+) -> None:
+    web = alice.new_source("Alice's web")
+    app = alice.new_source("Alice's app")
+    bobs = bob.new_source("Bob's web")
+    for source in (web, app, bobs):
+        assert two.track(source["write_key"], "order-1") == 200
+    assert alice.events(web["id"]) == ["order-1"]
+    assert alice.events(app["id"]) == [], "the same id from another source of the workspace"
+    assert bob.events(bobs["id"]) == ["order-1"], "another account is another workspace"
+
+
 def test_an_admins_faults_apply_only_to_the_own_accounts_sources(
     two: TwoAccounts, alice: Member, bob: Member
 ) -> None:

@@ -53,6 +53,6 @@ def test_an_archive_failure_answers_500_and_records_nothing(
     for _ in range(2):  # the retry is not mistaken for a duplicate
         response = sandbox.http.post("/v1/track", json=call, headers=basic(source["write_key"]))
         assert response.status_code == 500
-        assert response.json()["error"]["code"] == "archive_failed"
+        assert response.json()["code"] == "archive_failed"
     stats = sandbox.stats(source["id"])
     assert (stats["received"], stats["accepted"], stats["duplicates"]) == (0, 0, 0)

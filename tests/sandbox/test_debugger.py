@@ -14,6 +14,13 @@ from .conftest import ADMIN_TOKEN, Sandbox, SandboxFactory, basic
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def sandbox(make_sandbox: SandboxFactory) -> Sandbox:
+    """A receiver per test: messageIds are deduplicated across the whole workspace, and these
+    tests reuse the same ids."""
+    return make_sandbox()
+
+
 def _send(sandbox: Sandbox, source: dict[str, Any], count: int, start: int = 0) -> None:
     batch = [
         {"type": "track", "userId": f"user-{i}", "event": "E", "messageId": f"msg-{i}"}

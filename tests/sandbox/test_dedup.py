@@ -105,3 +105,16 @@ def test_calls_without_message_id_are_never_duplicates(
     events = sandbox.events(source["id"])
     assert len(events) == 2
     assert events[0]["message_id"] != events[1]["message_id"]
+
+
+def test_a_messageid_is_a_duplicate_in_any_source_of_the_workspace(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    other = sandbox.new_source()
+    call = {"userId": "u", "event": "Paid", "messageId": "shared-across-sources-1"}
+    for target in (source, other):
+        response = sandbox.http.post("/v1/track", json=call, headers=basic(target["write_key"]))
+        assert (response.status_code, response.json()) == (200, {"success": True})
+    assert [e["message_id"] for e in sandbox.events(source["id"])] == ["shared-across-sources-1"]
+    assert sandbox.events(other["id"]) == []
+    assert [d["reason"] for d in sandbox.dropped(other["id"])] == ["duplicate_message_id"]

@@ -1,4 +1,9 @@
-"""Bad input gets the status Segment would give, with a short reason; nothing half-recorded."""
+"""Bad input gets the status Segment would give, with a short reason; nothing half-recorded.
+
+Segment answers 400 only for a request it cannot read (not JSON, not the right shape, too
+large); a bad call inside a readable request is answered 200 and dropped, alone, with its
+reason in the drop log. Strict mode refuses the whole request instead. Errors carry Segment's
+shape: ``code`` and ``message`` at the top level."""
 
 from __future__ import annotations
 
@@ -25,12 +30,12 @@ def _post(
     )
 
 
-def _assert_rejected(response: httpx.Response, code: str) -> None:
-    assert response.status_code == 400, response.text
+def _assert_rejected(response: httpx.Response, code: str, status: int = 400) -> None:
+    assert response.status_code == status, response.text
     body = response.json()
     assert body["success"] is False
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
+    assert body["code"] == code, "Segment's shape: code and message at the top level"
+    assert body["message"]
 
 
 def _nothing_recorded(sandbox: Sandbox, source: dict[str, Any]) -> None:
@@ -39,7 +44,7 @@ def _nothing_recorded(sandbox: Sandbox, source: dict[str, Any]) -> None:
     assert sandbox.events(source["id"]) == []
 
 
-BAD_BODIES = [
+BAD_REQUESTS = [  # unreadable requests: 400 in every mode
     ("not-json", "/v1/track", b"userId=u&event=E", "invalid_json"),
     ("empty", "/v1/track", b"", "invalid_json"),
     ("truncated-json", "/v1/batch", b'{"batch": [{"type": "track"', "invalid_json"),
@@ -48,6 +53,17 @@ BAD_BODIES = [
     ("array-batch-body", "/v1/batch", b'[{"type": "track"}]', "invalid_body"),
     ("batch-not-list", "/v1/batch", b'{"batch": {"type": "track"}}', "invalid_batch"),
     ("batch-missing", "/v1/batch", b'{"calls": []}', "invalid_batch"),
+    ("context-list", "/v1/batch", b'{"batch": [], "context": []}', "invalid_field"),
+    ("sentAt-number", "/v1/batch", b'{"batch": [], "sentAt": 5}', "invalid_field"),
+    (
+        "nested-beyond-parser",
+        "/v1/track",
+        b'{"userId": "u", "event": "E", "properties": ' + b"[" * 2000 + b"]" * 2000 + b"}",
+        "invalid_json",
+    ),
+]
+
+BAD_CALLS = [  # readable requests with a bad call: 200 and dropped (Segment), 400 (strict)
     ("item-not-object", "/v1/batch", b'{"batch": ["track"]}', "invalid_call"),
     ("item-without-type", "/v1/batch", b'{"batch": [{"userId": "u"}]}', "invalid_call"),
     (
@@ -71,8 +87,6 @@ BAD_BODIES = [
         b'{"userId": "u", "event": "E", "properties": "x"}',
         "invalid_field",
     ),
-    ("context-list", "/v1/batch", b'{"batch": [], "context": []}', "invalid_field"),
-    ("sentAt-number", "/v1/batch", b'{"batch": [], "sentAt": 5}', "invalid_field"),
     (
         "timestamp-number",
         "/v1/track",
@@ -86,12 +100,6 @@ BAD_BODIES = [
         "invalid_field",
     ),
     (
-        "nested-beyond-parser",
-        "/v1/track",
-        b'{"userId": "u", "event": "E", "properties": ' + b"[" * 2000 + b"]" * 2000 + b"}",
-        "invalid_json",
-    ),
-    (
         "nested-too-deep-to-store",
         "/v1/track",
         b'{"userId": "u", "event": "E", "properties": {"a": ' + b"[" * 300 + b"]" * 300 + b"}}",
@@ -101,9 +109,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(
-    ("path", "content", "code"), [b[1:] for b in BAD_BODIES], ids=[b[0] for b in BAD_BODIES]
+    ("path", "content", "code"), [b[1:] for b in BAD_REQUESTS], ids=[b[0] for b in BAD_REQUESTS]
 )
-def test_bad_bodies_get_400_and_nothing_is_recorded(
+def test_unreadable_requests_get_400_and_nothing_is_recorded(
     sandbox: Sandbox, source: dict[str, Any], path: str, content: bytes, code: str
 ) -> None:
     _assert_rejected(_post(sandbox, source, path, content), code)
@@ -111,18 +119,74 @@ def test_bad_bodies_get_400_and_nothing_is_recorded(
     assert sandbox.stats(source["id"])["rejected"] == 1
 
 
-def test_one_bad_call_rejects_the_whole_batch(sandbox: Sandbox, source: dict[str, Any]) -> None:
-    good = [
-        {"type": "track", "userId": "u", "event": f"E{i}", "messageId": f"m{i}"} for i in range(50)
-    ]
-    batch = [*good, {"type": "identify", "userId": ["not", "an", "id"]}]
+@pytest.mark.parametrize(
+    ("path", "content", "code"), [b[1:] for b in BAD_CALLS], ids=[b[0] for b in BAD_CALLS]
+)
+def test_bad_calls_are_answered_200_and_dropped_with_the_reason(
+    sandbox: Sandbox, source: dict[str, Any], path: str, content: bytes, code: str
+) -> None:
+    response = _post(sandbox, source, path, content)
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert sandbox.events(source["id"]) == []
+    stats = sandbox.stats(source["id"])
+    assert (stats["received"], stats["accepted"], stats["dropped"]) == (1, 0, 1)
+    assert stats["rejected"] == 0
+    [drop] = sandbox.dropped(source["id"])
+    assert drop["reason"] == code
+    assert drop["detail"] and drop["detail"] != drop["message"], "the detail names the problem"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "code"), [b[1:] for b in BAD_CALLS], ids=[b[0] for b in BAD_CALLS]
+)
+def test_strict_mode_refuses_a_request_with_a_bad_call(
+    strict_sandbox: Sandbox, path: str, content: bytes, code: str
+) -> None:
+    source = strict_sandbox.new_source()
+    _assert_rejected(_post(strict_sandbox, source, path, content), code)
+    _nothing_recorded(strict_sandbox, source)
+    assert strict_sandbox.stats(source["id"])["rejected"] == 1
+
+
+GOOD = [{"type": "track", "userId": "u", "event": f"E{i}", "messageId": f"m{i}"} for i in range(50)]
+BAD = [
+    {"type": "identify", "userId": ["not", "an", "id"], "messageId": "bad-user"},
+    {"type": "purchase", "userId": "u", "messageId": "bad-type"},
+    {"type": "track", "userId": "u", "event": "E", "messageId": "x" * 101},
+]
+
+
+def test_bad_calls_of_a_batch_are_dropped_and_the_others_kept(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    batch = [*GOOD[:25], *BAD, *GOOD[25:]]
     response = _post(sandbox, source, "/v1/batch", orjson.dumps({"batch": batch}))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    assert len(sandbox.events(source["id"], limit=500)) == 50
+    drops = {d["reason"]: d for d in sandbox.dropped(source["id"])}
+    assert set(drops) == {"invalid_field", "invalid_call"}
+    assert sandbox.stats(source["id"])["dropped_by_reason"] == {
+        "invalid_field": 2, "invalid_call": 1,
+    }
+    details = sorted(d["detail"] for d in sandbox.dropped(source["id"]))
+    assert details == [
+        "batch[25].userId must be a string",
+        "batch[26].type must be one of alias, group, identify, page, screen, track",
+        "batch[27].messageId is longer than 100 characters",
+    ]
+
+
+def test_strict_mode_refuses_the_whole_batch_for_one_bad_call(strict_sandbox: Sandbox) -> None:
+    source = strict_sandbox.new_source()
+    batch = [*GOOD, BAD[0]]
+    response = _post(strict_sandbox, source, "/v1/batch", orjson.dumps({"batch": batch}))
     _assert_rejected(response, "invalid_field")
-    assert "batch[50].userId" in response.json()["error"]["message"]
-    _nothing_recorded(sandbox, source)
+    assert "batch[50].userId" in response.json()["message"]
+    _nothing_recorded(strict_sandbox, source)
     # The same ids are not remembered as duplicates: a corrected retry is accepted whole.
-    assert _post(sandbox, source, "/v1/batch", orjson.dumps({"batch": good})).status_code == 200
-    assert sandbox.stats(source["id"])["accepted"] == 50
+    corrected = _post(strict_sandbox, source, "/v1/batch", orjson.dumps({"batch": GOOD}))
+    assert corrected.status_code == 200
+    assert strict_sandbox.stats(source["id"])["accepted"] == 50
 
 
 def test_truncated_gzip_is_rejected(sandbox: Sandbox, source: dict[str, Any]) -> None:
@@ -175,7 +239,7 @@ def test_batch_call_over_32_kb_is_rejected(sandbox: Sandbox, source: dict[str, A
         orjson.dumps({"batch": [{"type": "identify", "userId": "u"}, big]}),
     )
     _assert_rejected(response, "too_large")
-    assert "batch[1]" in response.json()["error"]["message"]
+    assert "batch[1]" in response.json()["message"]
     _nothing_recorded(sandbox, source)
 
 
@@ -298,11 +362,23 @@ def test_unknown_key_still_gets_400_for_bad_json(sandbox: Sandbox) -> None:
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("key", [None, "", "short"], ids=["missing", "empty", "very-short"])
-def test_missing_or_short_key_is_400_in_segment_mode(sandbox: Sandbox, key: str | None) -> None:
-    headers = basic(key) if key is not None else {}
-    response = sandbox.http.post("/v1/track", json={"userId": "u", "event": "E"}, headers=headers)
-    _assert_rejected(response, "missing_write_key")
+def test_a_missing_key_is_200_and_dropped_in_segment_mode(sandbox: Sandbox) -> None:
+    before = sandbox.admin.get("/api/receiver").json()
+    for headers in ({}, basic("")):
+        response = sandbox.http.post("/v1/track", json={"userId": "u", "event": "E"},
+                                     headers=headers)
+        assert (response.status_code, response.json()) == (200, {"success": True})
+    after = sandbox.admin.get("/api/receiver").json()
+    assert after["missing_key_requests"] == before["missing_key_requests"] + 2
+
+
+def test_a_short_key_is_200_and_dropped_in_segment_mode(sandbox: Sandbox) -> None:
+    """As analytics-python's own test "success on invalid write key" expects of Segment."""
+    response = sandbox.http.post("/v1/batch", headers=basic("invalid"),
+                                 json={"batch": [{"type": "track", "userId": "u", "event": "E"}]})
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    recent = sandbox.admin.get("/api/receiver").json()["unknown_write_key"]["recent"][0]
+    assert recent == {**recent, "write_key": "… (7 characters)", "events": 1}
 
 
 def test_strict_mode_answers_401_like_rudderstack(make_sandbox: SandboxFactory) -> None:
@@ -312,7 +388,7 @@ def test_strict_mode_answers_401_like_rudderstack(make_sandbox: SandboxFactory) 
     for headers in (basic("Z" * 32), {}, basic("short")):
         response = strict.http.post("/v1/track", json=call, headers=headers)
         assert response.status_code == 401
-        assert response.json()["error"]["code"] in ("invalid_write_key", "missing_write_key")
+        assert response.json()["code"] in ("invalid_write_key", "missing_write_key")
     assert (
         strict.http.post("/v1/track", json=call, headers=basic(source["write_key"])).status_code
         == 200

@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from segbridge.core.clock import SYSTEM_CLOCK, Clock
+from segbridge.sandbox import analytics_js
 from segbridge.sandbox.auth import AccessPolicy, Authorizer, CallerFor, CsrfTokenFor
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
@@ -56,9 +57,15 @@ def create_sandbox_app(
     policy = AccessPolicy(
         config.admin_token, authorize_manage, authorize_admin, csrf_token, authorize
     )
+    settings = settings_endpoint(state)
+    tracking = TrackingAPI(state)
     routes: list[BaseRoute] = [
-        Route("/v1/projects/{write_key}/settings", settings_endpoint(state), methods=["GET"]),
-        Route("/v1/{call}", TrackingAPI(state), methods=["POST", "OPTIONS"]),
+        # each with and without a trailing slash: Segment answers both (no 307 redirect)
+        Route("/v1/projects/{write_key}/settings", settings, methods=["GET"]),
+        Route("/v1/projects/{write_key}/settings/", settings, methods=["GET"]),
+        Route("/v1/{call}", tracking, methods=["POST", "OPTIONS"]),
+        Route("/v1/{call}/", tracking, methods=["POST", "OPTIONS"]),
+        *analytics_js.routes(),
         *ManagementAPI(state, policy).routes(),
         *Pages(state, policy, layout).routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

@@ -1,17 +1,22 @@
 """Validation and stamping of tracking calls, before anything is recorded.
 
-A request is checked whole: every call of a batch is validated and stamped first, and only a
-request without errors reaches the recorder, so a bad call never leaves half a batch behind.
+Every call of a request is validated and stamped before the recorder sees any, so a request
+is recorded whole or (a 400) not at all.
 
-Outcomes, as Segment gives them:
+Outcomes, as Segment gives them (default mode, ``lenient``):
 
-* 400 (``TrackingError``): the body is not a JSON object, ``batch`` is not an array, a call
-  is not an object or has no known ``type``, a field has the wrong type (``userId`` as an
-  object, ``properties`` as a string, ...), a ``messageId`` over 100 characters, a call over
-  32 KB, JSON nested too deeply to store;
-* 200 and dropped (``PreparedCall.drop``): no userId and no anonymousId, a track call without
-  ``event``, a group call without ``groupId``, an alias without ``previousId`` or ``userId``;
-  duplicates are found later, by the recorder.
+* 400 (``TrackingError``), for the request: the body is not a JSON object, ``batch`` is not
+  an array, the shared ``context``/``integrations``/``sentAt`` has the wrong type, a call
+  over 32 KB (Segment refuses large payloads);
+* 200 and dropped (``PreparedCall.drop``, with ``detail`` saying exactly what was wrong), for
+  one call: a call that is not an object or has no known ``type``, a field of the wrong type
+  (``userId`` as an object, ``properties`` as a string, ...), a ``messageId`` over 100
+  characters, JSON nested too deeply to store; no userId and no anonymousId, a track call
+  without ``event``, a group call without ``groupId``, an alias without ``previousId`` or
+  ``userId``; duplicates are found later, by the recorder.
+
+Strict mode (``lenient=False``, as RudderStack) refuses the whole request with 400 for any of
+the first group of call problems instead of dropping the call.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from segbridge.sandbox.limits import (
 from segbridge.sandbox.timestamps import Receipt
 
 DROP_REASONS = {
+    "invalid_call": "the call is not an object or its type is not a Segment call type",
+    "invalid_field": "a field has the wrong type, or the messageId is over 100 characters",
+    "too_deep": "the call's JSON is nested too deeply to store",
     "missing_user_id": "the call has no userId and no anonymousId",
     "missing_event": "a track call without event",
     "missing_group_id": "a group call without groupId",
@@ -74,6 +82,7 @@ class PreparedCall:
     drop: str | None = None
     line: bytes = b""
     generated_id: bool = False
+    detail: str | None = None  # what exactly was wrong with a dropped call
 
 
 @dataclass(slots=True)
@@ -130,6 +139,7 @@ class _Shared:
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
     check_size: bool = False
+    lenient: bool = True  # a bad call is dropped (Segment) rather than refused (strict)
 
 
 def _merge(call: dict[str, Any], name: str, shared: dict[str, Any] | None) -> None:
@@ -138,14 +148,34 @@ def _merge(call: dict[str, Any], name: str, shared: dict[str, Any] | None) -> No
         call[name] = {**shared, **own} if own else shared
 
 
+_CALL_PROBLEMS = frozenset({"invalid_call", "invalid_field", "too_deep"})
+
+
+def _dropped(call: object, call_type: str, err: TrackingError) -> PreparedCall:
+    """A call Segment answers 200 for and drops, with what was wrong with it."""
+    own = call if isinstance(call, dict) else {}
+    message_id = own.get("messageId")
+    kept_id = message_id if isinstance(message_id, str) else None
+    return PreparedCall(call_type, own, kept_id, err.code, detail=err.message)
+
+
 def _prepare(call: dict[str, Any], call_type: str, index: int | None, s: _Shared) -> PreparedCall:
+    try:
+        return _checked(call, call_type, index, s)
+    except TrackingError as err:
+        if s.lenient and err.code in _CALL_PROBLEMS:
+            return _dropped(call, call_type, err)
+        raise
+
+
+def _checked(call: dict[str, Any], call_type: str, index: int | None, s: _Shared) -> PreparedCall:
     check_types(call, index)
     if s.check_size and len(_dump(call, index)) > MAX_CALL_BYTES:
         raise bad_request("too_large", f"{_where(index)}call is over {MAX_CALL_BYTES:,} bytes")
     message_id = call.get("messageId") or None
     reason = drop_reason(call, call_type)
     if reason:
-        return PreparedCall(call_type, call, message_id, reason)
+        return PreparedCall(call_type, call, message_id, reason, detail=DROP_REASONS[reason])
     generated = message_id is None
     if generated:
         message_id = call["messageId"] = f"api-{uuid.uuid4()}"
@@ -155,13 +185,16 @@ def _prepare(call: dict[str, Any], call_type: str, index: int | None, s: _Shared
     return PreparedCall(call_type, call, message_id, None, _dump(call, index), generated)
 
 
-def prepare_single(body: object, call_type: str, receipt: Receipt) -> PreparedRequest:
+def prepare_single(
+    body: object, call_type: str, receipt: Receipt, *, lenient: bool = True
+) -> PreparedRequest:
     """Validate and stamp the body of ``POST /v1/<call_type>`` (already within 32 KB)."""
     if not isinstance(body, dict):
         raise bad_request("invalid_body", "the body must be a JSON object")
     body.pop("writeKey", None)
     body["type"] = call_type
-    return PreparedRequest([_prepare(body, call_type, None, _Shared(receipt))])
+    shared = _Shared(receipt, lenient=lenient)
+    return PreparedRequest([_prepare(body, call_type, None, shared)])
 
 
 def _shared_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -172,15 +205,23 @@ def _shared_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def _batch_item(item: object, index: int, shared: _Shared) -> PreparedCall:
-    if not isinstance(item, dict):
-        raise bad_request("invalid_call", f"batch[{index}] must be an object")
-    call_type = item.get("type")
-    if not isinstance(call_type, str) or call_type not in CALL_TYPES:
-        raise bad_request("invalid_call", f"batch[{index}].type must be one of {_TYPES_TEXT}")
-    return _prepare(item, call_type, index, shared)
+    named = ""
+    if isinstance(item, dict):
+        call_type = item.get("type")
+        if isinstance(call_type, str) and call_type in CALL_TYPES:
+            return _prepare(item, call_type, index, shared)
+        named = call_type if isinstance(call_type, str) else ""
+        problem = bad_request("invalid_call", f"batch[{index}].type must be one of {_TYPES_TEXT}")
+    else:
+        problem = bad_request("invalid_call", f"batch[{index}] must be an object")
+    if not shared.lenient:
+        raise problem
+    return _dropped(item, named, problem)
 
 
-def prepare_batch(body: object, receipt: Receipt, body_bytes: int) -> PreparedRequest:
+def prepare_batch(
+    body: object, receipt: Receipt, body_bytes: int, *, lenient: bool = True
+) -> PreparedRequest:
     """Validate and stamp the body of ``POST /v1/batch`` or ``/v1/import``."""
     if not isinstance(body, dict):
         raise bad_request("invalid_body", "the body must be a JSON object")
@@ -196,6 +237,7 @@ def prepare_batch(body: object, receipt: Receipt, body_bytes: int) -> PreparedRe
         _shared_object(body, "context"),
         _shared_object(body, "integrations"),
         check_size=body_bytes > MAX_CALL_BYTES,
+        lenient=lenient,
     )
     if len(items) > MAX_BATCH_CALLS:
         return PreparedRequest(over_limit=len(items))

@@ -25,6 +25,18 @@ from segbridge.sandbox.pretty import pretty
 SUBSCRIBER_QUEUE = 1_000  # events buffered per live viewer; a slower viewer misses events
 
 
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """The Debugger's filter: a call type and an event name (a track's ``event``, a page's or
+    screen's ``name``); empty means any."""
+
+    call_type: str = ""
+    name: str = ""
+
+
+ANY_KIND = EventKind()
+
+
 @dataclass(slots=True)
 class EventRecord:
     seq: int
@@ -37,6 +49,15 @@ class EventRecord:
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over the raw JSON."""
         return needle in self.line.decode().casefold()
+
+    def is_kind(self, kind: EventKind) -> bool:
+        """Of this call type (if given) and event or page name (if given; case-insensitive)."""
+        if kind.call_type and self.call_type != kind.call_type:
+            return False
+        if not kind.name:
+            return True
+        name = self.call.get("event") or self.call.get("name")
+        return isinstance(name, str) and name.casefold() == kind.name.casefold()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,12 +81,14 @@ class DropRecord:
     call_type: str | None
     message_id: str | None
     count: int = 1
+    detail: str | None = None  # what exactly was wrong (the field, the limit)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "at": self.at,
             "reason": self.reason,
             "message": DROP_REASONS.get(self.reason, self.reason),
+            "detail": self.detail or DROP_REASONS.get(self.reason, self.reason),
             "type": self.call_type,
             "message_id": self.message_id,
             "count": self.count,
@@ -136,9 +159,10 @@ class SourceFeed:
         self._seq = 0
 
     def record_drop(self, at: str, reason: str, call: PreparedCall | None, count: int = 1) -> None:
-        kind = call.call_type if call else None
+        kind = (call.call_type or None) if call else None
         message_id = call.message_id if call else None
-        self.dropped.append(DropRecord(at, reason, kind, message_id, count))
+        detail = call.detail if call else None
+        self.dropped.append(DropRecord(at, reason, kind, message_id, count, detail))
         self.stats.dropped_by_reason[reason] += count
         if reason == "duplicate_message_id":
             self.stats.duplicates += count
@@ -165,13 +189,15 @@ class SourceFeed:
         for subscriber in self.subscribers:
             subscriber.offer(record)
 
-    def newest(self, query: str = "", limit: int | None = None) -> list[EventRecord]:
+    def newest(
+        self, query: str = "", limit: int | None = None, kind: EventKind = ANY_KIND
+    ) -> list[EventRecord]:
         needle = query.casefold()
         found: list[EventRecord] = []
         for record in reversed(self.events):
             if limit is not None and len(found) >= limit:
                 break
-            if not needle or record.matches(needle):
+            if (not needle or record.matches(needle)) and record.is_kind(kind):
                 found.append(record)
         return found
 

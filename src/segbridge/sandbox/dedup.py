@@ -1,9 +1,10 @@
 """Deduplication on messageId over a rolling window, in bounded, compact memory.
 
-Segment drops a call whose messageId it has seen in about the last 24 hours. The receiver
-remembers, per source, the most recent ``capacity`` ids no older than the window.
+Segment drops a call whose messageId it has seen in about the last 24 hours, in any source of
+the workspace. The receiver remembers, per workspace (the recorder passes the source's
+account as ``scope``), the most recent ``capacity`` ids no older than the window.
 
-Each id is reduced to a 64-bit hash of ``(source id, messageId)`` (Python's salted string hash:
+Each id is reduced to a 64-bit hash of ``(scope, messageId)`` (Python's salted string hash:
 fast, stable within the process, which is all an in-memory table needs; a false duplicate needs
 a 64-bit collision, about 1 in 10^7 with a million ids remembered: Segment itself promises 99%).
 
@@ -29,12 +30,12 @@ from segbridge.sandbox.limits import DEDUP_WINDOW_SECONDS
 _MASK64 = (1 << 64) - 1
 
 
-def _hash(source_id: str, message_id: str) -> int:
-    return (hash((source_id, message_id)) & _MASK64) or 1
+def _hash(scope: str, message_id: str) -> int:
+    return (hash((scope, message_id)) & _MASK64) or 1
 
 
 class MessageIdDeduper:
-    """``seen(source, id)`` answers whether an id is a duplicate and remembers it if not."""
+    """``seen(scope, id)`` answers whether an id is a duplicate and remembers it if not."""
 
     def __init__(
         self,
@@ -63,11 +64,11 @@ class MessageIdDeduper:
         """Bytes held by the buffers (fixed at construction)."""
         return sum(a.itemsize * len(a) for a in (self._table, self._ring_hash, self._ring_time))
 
-    def seen(self, source_id: str, message_id: str) -> bool:
+    def seen(self, scope: str, message_id: str) -> bool:
         """True if this id was seen within the window (a duplicate); else remember it."""
         now = int(self._clock() - self._epoch)
         self._expire(now)
-        key = _hash(source_id, message_id)
+        key = _hash(scope, message_id)
         slot = self._find(key)
         if self._table[slot] == key:
             return True
@@ -81,12 +82,12 @@ class MessageIdDeduper:
         self._size += 1
         return False
 
-    def forget(self, source_id: str, message_id: str) -> None:
+    def forget(self, scope: str, message_id: str) -> None:
         """Undo ``seen`` for an id whose call was finally not accepted (e.g. archive failure).
 
         Its ring entry stays until it ages out; removing a hash twice is harmless.
         """
-        self._delete(_hash(source_id, message_id))
+        self._delete(_hash(scope, message_id))
 
     def _find(self, key: int) -> int:
         """Slot holding ``key``, or the free slot where it would go."""

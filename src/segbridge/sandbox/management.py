@@ -11,7 +11,9 @@ Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge
     GET    /api/sources/{id}                 one source      (read)
     PATCH  /api/sources/{id} {"name"}        rename          (manage)
     DELETE /api/sources/{id}                 delete -> 204   (manage)
-    GET    /api/sources/{id}/events?q=&limit=  newest first  (events)
+    GET    /api/sources/{id}/events?q=&type=&event=&limit=
+                                             newest first; search, call type, event or
+                                             page name (events)
     GET    /api/sources/{id}/events/stream   server-sent events (events)
     GET    /api/sources/{id}/stats           counters        (read)
     GET    /api/sources/{id}/dropped?limit=  drop log        (read)
@@ -27,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from segbridge.sandbox.auth import AccessPolicy, Caller
+from segbridge.sandbox.debugger import EventKind
 from segbridge.sandbox.faults import FaultSettingsError, parse_fault_request
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.responses import ApiError, json_response, read_json_object
@@ -115,8 +118,9 @@ class ManagementAPI:
     async def events(self, request: Request) -> Response:
         source = self._watched_source(request)
         limit = _limit(request, self.state.config.debugger_size, self.state.config.debugger_size)
-        query = request.query_params.get("q", "")
-        records = self.state.debugger.feed(source.id).newest(query, limit)
+        params = request.query_params
+        kind = EventKind(params.get("type", "").strip(), params.get("event", "").strip())
+        records = self.state.debugger.feed(source.id).newest(params.get("q", ""), limit, kind)
         return json_response({"events": [r.to_json() for r in records], "count": len(records)})
 
     async def stream(self, request: Request) -> Response:

@@ -18,8 +18,9 @@ UNKNOWN_KEY_LOG = 100
 
 
 def mask_key(key: str) -> str:
-    """Enough of a write key to recognise it, never the whole key."""
-    return f"{key[:4]}… ({len(key)} characters)"
+    """Enough of a write key to recognise it, never the whole key (of a short one, nothing)."""
+    shown = key[:4] if len(key) >= 16 else ""
+    return f"{shown}… ({len(key)} characters)"
 
 
 @dataclass
@@ -102,10 +103,11 @@ class Recorder:
         accepted: list[PreparedCall] = []
         dropped: list[tuple[PreparedCall, str]] = []
         seen = self.dedup.seen
+        workspace = source.account_id  # Segment deduplicates across the whole workspace
         for call in calls:
             if call.drop:
                 dropped.append((call, call.drop))
-            elif not call.generated_id and seen(source.id, call.message_id or ""):
+            elif not call.generated_id and seen(workspace, call.message_id or ""):
                 dropped.append((call, "duplicate_message_id"))
             else:
                 accepted.append(call)
@@ -114,4 +116,4 @@ class Recorder:
     def _forget(self, source: Source, calls: list[PreparedCall]) -> None:
         for call in calls:
             if not call.generated_id:
-                self.dedup.forget(source.id, call.message_id or "")
+                self.dedup.forget(source.account_id, call.message_id or "")

@@ -1,4 +1,9 @@
-"""JSON answers and errors of the management API: ``{"error": {"code", "message", "details"}}``."""
+"""JSON answers and errors of the management API.
+
+An error has Segment's shape, ``code`` and ``message`` at the top level, and the same again
+with its ``details`` (the field at fault, every problem) under ``error``:
+``{"code", "message", "error": {"code", "message", "details"}}``.
+"""
 
 from __future__ import annotations
 
@@ -36,7 +41,11 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 def error_response(err: ApiError) -> Response:
-    body = {"error": {"code": err.code, "message": err.message, "details": err.details}}
+    body = {
+        "code": err.code,
+        "message": err.message,
+        "error": {"code": err.code, "message": err.message, "details": err.details},
+    }
     response = json_response(body, err.status)
     response.headers.update(err.headers)
     return response

@@ -2,12 +2,17 @@
 
 Raw ASGI for speed: no request object, no per-event model; orjson; one pass per call.
 
+Paths: ``/v1/<call>`` for the six calls, ``/v1/batch`` and ``/v1/import``, analytics.js's
+one-letter paths (``/v1/t``, ``/v1/b``, ... see ``limits.SHORT_PATHS``), each with or without
+a trailing slash.
+
 Per request: the Basic write key's faults (if any are on: those of its source's account; for
 no key or an unknown one, the implicit account's) -> Content-Type -> body read within the
 limit -> gunzip -> JSON -> write key (Basic user name, else ``writeKey`` in the body; a body
-key's account's faults apply here) -> the whole request validated and stamped -> unknown key:
-200 and drop ("segment") or 401 ("strict") -> drops, duplicates, archive, Debugger ->
-``200 {"success": true}``. Events are recorded for the source, so in its account only.
+key's account's faults apply here) -> the whole request validated and stamped -> a missing,
+short or unknown key: 200 and drop ("segment") or 401 ("strict") -> drops, duplicates,
+archive, Debugger -> ``200 {"success": true}``. Events are recorded for the source, so in its
+account only. Errors have Segment's shape: ``{"code": ..., "message": ...}`` at the top level.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from segbridge.sandbox.limits import (
     MAX_BATCH_BYTES,
     MAX_CALL_BYTES,
     MIN_WRITE_KEY_CHARS,
+    SHORT_PATHS,
 )
 from segbridge.sandbox.state import SandboxState
 from segbridge.sandbox.store import Source
@@ -85,13 +91,14 @@ class TrackingAPI:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path_params"]["call"]
+        named = scope["path_params"]["call"]
+        path = SHORT_PATHS.get(named, named)
         if scope["method"] == "OPTIONS":
             await send({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
             await send({"type": "http.response.body", "body": b""})
             return
         if path not in CALL_TYPES and path not in BATCH_PATHS:
-            await send_bytes(send, 404, error_body("not_found", f"no tracking call {path!r}"))
+            await send_bytes(send, 404, error_body("not_found", f"no tracking call {named!r}"))
             return
         receiver = self.state.receiver
         receiver.requests += 1
@@ -151,7 +158,7 @@ class TrackingAPI:
         data = inflate(await read_body(receive, headers, limit), headers, limit)
         body = parse_json(data)
         key = self._write_key(header_key, body, strict)
-        attempt.source = source = state.store.by_write_key(key)
+        attempt.source = source = state.store.by_write_key(key) if key else None
         if source is None and strict:
             self._refuse_unknown(key)
         faults = state.active_faults(source)
@@ -159,11 +166,19 @@ class TrackingAPI:
         if late and faults and await self._fault(faults, receive, send, body_read=True):
             raise _Answered
         receipt = Receipt()
-        prepared = self._prepare(path, body, receipt, len(data))
+        prepared = self._prepare(path, body, receipt, len(data), lenient=not strict)
         if source is None:
-            state.receiver.unknown_key(key, prepared.over_limit or len(prepared.calls))
+            self._drop_unknown(key, prepared)
             return
         await state.recorder.record(source, prepared, receipt.iso)
+
+    def _drop_unknown(self, key: str, prepared: PreparedRequest) -> None:
+        """Segment answers 200 for a missing, short or unknown key and keeps nothing."""
+        events = prepared.over_limit or len(prepared.calls)
+        if key:
+            self.state.receiver.unknown_key(key, events)
+        else:
+            self.state.receiver.missing_key_requests += 1
 
     def _refuse_unknown(self, key: str) -> None:
         if len(key) < MIN_WRITE_KEY_CHARS:
@@ -172,23 +187,29 @@ class TrackingAPI:
         raise TrackingError(401, "invalid_write_key", "Invalid write key")
 
     @staticmethod
-    def _prepare(path: str, body: object, receipt: Receipt, size: int) -> PreparedRequest:
+    def _prepare(
+        path: str, body: object, receipt: Receipt, size: int, *, lenient: bool
+    ) -> PreparedRequest:
         if path in BATCH_PATHS:
-            return prepare_batch(body, receipt, size)
-        return prepare_single(body, path, receipt)
+            return prepare_batch(body, receipt, size, lenient=lenient)
+        return prepare_single(body, path, receipt, lenient=lenient)
 
     @staticmethod
     def _write_key(header_key: str | None, body: object, strict: bool) -> str:
+        """The request's write key; "" (dropped, as Segment does) or a 401 in strict mode
+        for a missing or too short one."""
         key = header_key
         if not key and isinstance(body, dict):
             body_key = body.get("writeKey")
             key = body_key if isinstance(body_key, str) else None
-        if not key or len(key) < MIN_WRITE_KEY_CHARS:
-            message = "a write key is required (HTTP Basic user name or writeKey)"
-            if key:
-                message = "the write key is too short"
-            raise TrackingError(401 if strict else 400, "missing_write_key", message)
-        return key
+        if key and len(key) >= MIN_WRITE_KEY_CHARS:
+            return key
+        if not strict:
+            return key or ""
+        message = "a write key is required (HTTP Basic user name or writeKey)"
+        if key:
+            message = "the write key is too short"
+        raise TrackingError(401, "missing_write_key", message)
 
     async def _fault(
         self, faults: Faults, receive: Receive, send: Send, *, body_read: bool = False
@@ -261,8 +282,9 @@ def settings_endpoint(state: SandboxState) -> Callable[[Request], Awaitable[Resp
             return PlainTextResponse("Invalid path or write key provided.", 404,
                                      headers={**_cors(), KNOWS_EVERY_KEY: "true"})
         api_host = f"{request.url.netloc}{request.scope.get('root_path', '')}/v1"
+        segment_io = {"apiKey": key, "apiHost": api_host, "protocol": request.url.scheme}
         body = {
-            "integrations": {"Segment.io": {"apiKey": key, "apiHost": api_host}},
+            "integrations": {"Segment.io": segment_io},
             "plan": {"track": {"__default": {"enabled": True}}},
         }
         return Response(orjson.dumps(body), media_type="application/json", headers=_cors())

@@ -135,4 +135,6 @@ async def send_bytes(
 
 
 def error_body(code: str, message: str) -> bytes:
-    return orjson.dumps({"success": False, "error": {"code": code, "message": message}})
+    """Segment's error shape: ``code`` and ``message`` at the top level (the official clients
+    read ``body["code"]`` and ``body["message"]``; a nested shape makes some of them crash)."""
+    return orjson.dumps({"success": False, "code": code, "message": message})
