@@ -178,6 +178,18 @@ def run_on_worker(runtime: Any, principal: Any, flow_id: str, env: dict[str, str
             "run_seconds": (finished - started).total_seconds()}
 
 
+def use_file_lock_governor() -> None:
+    """(d): PostgreSQL's share of (b), without the cluster governor's (the machine's governor,
+    file locks, as with SQLite)."""
+    import segbridge.runs.executor as executor
+    from segbridge.concurrency.host import HostGovernor
+
+    def file_locks(settings: Any, db: Any, clock: Any = None) -> HostGovernor:
+        return HostGovernor(settings.home / "slots")
+
+    setattr(executor, "governor_for", file_locks)  # noqa: B010  (its module-level name)
+
+
 def child(mode: str, receiver: str, csv_path: Path, home: Path, database: str | None) -> None:
     env = settings_env(home, database, csv_path)
     os.environ.update(env)
@@ -190,12 +202,8 @@ def child(mode: str, receiver: str, csv_path: Path, home: Path, database: str | 
     if mode.startswith("worker"):
         result = run_on_worker(runtime, principal, flow_id, env, mode == "worker-frozen")
     else:
-        if mode == "here-host":  # PostgreSQL's share of (b) without the cluster governor's
-            import segbridge.runs.executor as executor
-            from segbridge.concurrency.host import HostGovernor
-
-            executor.governor_for = (  # type: ignore[assignment]
-                lambda settings, db, clock=None: HostGovernor(settings.home / "slots"))
+        if mode == "here-host":
+            use_file_lock_governor()
         result = run_here(runtime, principal, flow_id)
     runtime.close()
     print(json.dumps(result))
