@@ -8,6 +8,7 @@ import click
 import uvicorn
 from sqlalchemy import select
 
+from segbridge.api.routes.hooks import start_webhooks
 from segbridge.assembly import create_app, local_segment_of
 from segbridge.core import log_redaction
 from segbridge.core.gc_tuning import freeze_long_lived_objects
@@ -29,6 +30,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
     freeze_long_lived_objects()
     workers = Workers(runtime)
     resumed = workers.start()
+    start_webhooks(app)  # records received before a restart are delivered at once
     if resumed:
         click.echo(f"segbridge: resuming {len(resumed)} interrupted run(s)")
     click.echo(f"segbridge: serving on http://{host}:{port}  (data: {runtime.settings.home})")

@@ -20,6 +20,7 @@ from segbridge.api.routes import (
     connections,
     flows,
     health,
+    hooks,
     uploads,
     users,
 )
@@ -52,8 +53,10 @@ def create_api(runtime: Runtime) -> FastAPI:
     api.include_router(accounts.router)
     api.include_router(api_tokens.router)
     api.include_router(alerts.router)
+    api.include_router(hooks.router)
     app.include_router(api, dependencies=INPUT_CHECKS)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
+    app.include_router(hooks.receiver)  # POST /hooks/<token>: a webhook flow's URL
     return app
 
 

@@ -16,10 +16,12 @@ def default_registry() -> Registry:
     from segbridge.apps.files.app import FilesApplication
     from segbridge.apps.http.app import HttpApplication
     from segbridge.apps.segment.app import SegmentApplication
+    from segbridge.apps.webhook.app import WebhookApplication
 
     registry = Registry()
     registry.add(SegmentApplication())
     registry.add(FilesApplication())
     registry.add(DatabaseApplication())
     registry.add(HttpApplication())
+    registry.add(WebhookApplication())
     return registry

@@ -1,0 +1,1 @@
+"""The Webhook application: a flow whose records arrive as requests to its own URL."""

@@ -1,0 +1,244 @@
+"""The intake of webhook requests: which listener a URL token names, and the group commit
+that stores verified requests' records before they are answered.
+
+Durability: a request is answered 2xx only once its records are committed. Throughput: the
+requests that arrive while a commit is in flight are collected by the one writer (an asyncio
+task of the server's event loop) and inserted in ONE transaction (the records, the counters,
+the last payloads), then all answered; so one commit serves as many requests as arrived
+during the previous one, and a lone request waits for one commit only. The same transaction
+checks again that each request's token still names its listener: a URL rotated meanwhile
+stores nothing (404).
+
+Listeners are looked up by the SHA-256 of the token and kept for a second (their verification
+rule and decrypted secret), so a request costs no query of its own; ``forget`` drops a flow's
+entry at once when its token or secret changes in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from segbridge.apps.webhook.document import WebhookExport
+from segbridge.apps.webhook.verification import fingerprint
+from segbridge.core.clock import utcnow
+from segbridge.core.secrets import Secret
+from segbridge.core.vault import Vault
+from segbridge.runs.webhook_delivery import WebhookDelivery
+from segbridge.runs.webhook_listeners import RECENT_PAYLOADS, is_webhook_flow, secret_aad
+from segbridge.storage.db import Database
+from segbridge.storage.models import Flow
+from segbridge.storage.webhook_models import WebhookListener, WebhookRecent, WebhookRecord
+
+CACHE_SECONDS = 1.0
+MAX_GROUP = 2000  # requests in one commit
+
+
+@dataclass(frozen=True)
+class Listener:
+    """What the intake knows of a listener: its flow, how requests are verified, its secret."""
+
+    flow_id: str
+    account_id: str
+    token_hash: str
+    export: WebhookExport
+    secret: Secret | None = field(repr=False)
+
+
+@dataclass(frozen=True)
+class IntakeMetrics:
+    """Webhook intake counters of this process, per flow (never a token, never a payload)."""
+
+    requests: Counter  # by outcome: accepted, unverified, unreadable, too_large
+    records: Counter
+
+    def collectors(self) -> tuple[Counter, Counter]:
+        return (self.requests, self.records)
+
+
+def intake_metrics() -> IntakeMetrics:
+    return IntakeMetrics(
+        requests=Counter("segbridge_webhook_requests", "Webhook requests received, by outcome "
+                         "(accepted, unverified, unreadable, too_large)", ("flow", "outcome"),
+                         registry=None),
+        records=Counter("segbridge_webhook_records", "Webhook records committed",
+                        ("flow",), registry=None))
+
+
+@dataclass
+class _Request:
+    listener: Listener
+    records: list[dict[str, Any]] | None  # None: refused (counted, never stored)
+    request_id: str
+    answer: asyncio.Future[bool] | None
+
+
+class WebhookIntake:
+    """One per server process: listeners by token, and the group-committing writer."""
+
+    def __init__(self, db: Database, vault: Vault, delivery: WebhookDelivery, *,
+                 cache_seconds: float = CACHE_SECONDS,
+                 metrics: IntakeMetrics | None = None) -> None:
+        self._db = db
+        self._vault = vault
+        self._delivery = delivery
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Listener | None]] = {}
+        self._queue: asyncio.Queue[_Request] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.metrics = metrics or intake_metrics()
+
+    # ---- listeners -------------------------------------------------------------------------
+
+    async def listener(self, token: str) -> Listener | None:
+        """The listener whose URL has this token (None: no such URL)."""
+        token_hash = fingerprint(token)
+        cached = self._cache.get(token_hash)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        found = await asyncio.to_thread(self._load, token_hash)
+        self._cache[token_hash] = (time.monotonic() + self._cache_seconds, found)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        return found
+
+    def forget(self, flow_id: str) -> None:
+        """The flow's token or secret changed: look it up again."""
+        for token_hash, (_expires, found) in list(self._cache.items()):
+            if found is not None and found.flow_id == flow_id:
+                self._cache.pop(token_hash, None)
+
+    def _load(self, token_hash: str) -> Listener | None:
+        with self._db.session() as session:
+            row = session.execute(select(WebhookListener, Flow).join(
+                Flow, Flow.id == WebhookListener.flow_id).where(
+                WebhookListener.token_hash == token_hash)).first()
+            if row is None or not is_webhook_flow(row[1]):
+                return None
+            listener, flow = row
+            return Listener(flow.id, flow.account_id, token_hash,
+                            WebhookExport.model_validate(flow.definition["export"]),
+                            self._secret(listener))
+
+    def _secret(self, listener: WebhookListener) -> Secret | None:
+        if listener.secret_ciphertext is None:
+            return None
+        return self._vault.decrypt(listener.secret_ciphertext,
+                                   secret_aad(listener.account_id, listener.flow_id))
+
+    # ---- the writer --------------------------------------------------------------------------
+
+    async def store(self, listener: Listener, records: list[dict[str, Any]],
+                    request_id: str) -> bool:
+        """Commit the records; False when the listener's URL changed meanwhile."""
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Request(listener, records, request_id, answer))
+        return await answer
+
+    def refused(self, listener: Listener, outcome: str) -> None:
+        """Count a refused request (unverified, unreadable, too large); nothing is stored."""
+        self.metrics.requests.labels(listener.flow_id, outcome).inc()
+        self._enqueue(_Request(listener, None, "", None))
+
+    def _enqueue(self, request: _Request) -> None:
+        if self._queue is None or self._writer is None or self._writer.done():
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.get_running_loop().create_task(self._write(self._queue))
+        self._queue.put_nowait(request)
+
+    async def _write(self, queue: asyncio.Queue[_Request]) -> None:
+        while True:
+            group = [await queue.get()]
+            await asyncio.sleep(0)  # requests whose bodies are read join this commit
+            while not queue.empty() and len(group) < MAX_GROUP:
+                group.append(queue.get_nowait())
+            try:
+                accepted = await asyncio.to_thread(self._commit, group)
+            except Exception as exc:  # the database is unreachable: nobody gets a 2xx
+                for request in group:
+                    if request.answer is not None and not request.answer.done():
+                        request.answer.set_exception(exc)
+                continue
+            for request, ok in zip(group, accepted, strict=True):
+                if request.answer is not None and not request.answer.done():
+                    request.answer.set_result(ok)
+
+    def _commit(self, group: Sequence[_Request]) -> list[bool]:
+        now = utcnow()
+        with self._db.session() as session:
+            live = _live_tokens(session, group)
+            accepted = [request.records is not None and request.listener.token_hash in live
+                        for request in group]
+            rows = [{"flow_id": request.listener.flow_id, "received_at": now,
+                     "request_id": request.request_id, "payload": record}
+                    for request, ok in zip(group, accepted, strict=True) if ok
+                    for record in request.records or ()]
+            if rows:
+                session.execute(insert(WebhookRecord), rows)
+            counts = _count(group, accepted)
+            for flow_id, (received, verified, rejected, records) in counts.items():
+                session.execute(update(WebhookListener).where(
+                    WebhookListener.flow_id == flow_id).values(
+                    received=WebhookListener.received + received,
+                    verified=WebhookListener.verified + verified,
+                    rejected=WebhookListener.rejected + rejected,
+                    records=WebhookListener.records + records))
+            _keep_recent(session, rows)
+        self._arrived(group, accepted, counts)
+        return accepted
+
+    def _arrived(self, group: Sequence[_Request], accepted: list[bool],
+                 counts: dict[str, list[int]]) -> None:
+        batches = {request.listener.flow_id: request.listener.export.batch
+                   for request, ok in zip(group, accepted, strict=True) if ok}
+        for flow_id, batch in batches.items():
+            records = counts[flow_id][3]
+            self.metrics.requests.labels(flow_id, "accepted").inc(counts[flow_id][1])
+            self.metrics.records.labels(flow_id).inc(records)
+            self._delivery.arrived(flow_id, records, batch)
+
+
+def _live_tokens(session: Session, group: Sequence[_Request]) -> set[str]:
+    """The tokens (hashes) that still name a listener, in the committing transaction."""
+    hashes = {request.listener.token_hash for request in group if request.records is not None}
+    if not hashes:
+        return set()
+    return set(session.scalars(select(WebhookListener.token_hash).where(
+        WebhookListener.token_hash.in_(hashes))))
+
+
+def _count(group: Sequence[_Request], accepted: list[bool]) -> dict[str, list[int]]:
+    """Per flow: requests received, verified, rejected, and records stored."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for request, ok in zip(group, accepted, strict=True):
+        if request.records is None:
+            counts[request.listener.flow_id][0] += 1
+            counts[request.listener.flow_id][2] += 1
+        elif ok:
+            per = counts[request.listener.flow_id]
+            per[0] += 1
+            per[1] += 1
+            per[3] += len(request.records)
+    return dict(counts)
+
+
+def _keep_recent(session: Session, rows: list[dict[str, Any]]) -> None:
+    """The last payloads of each flow: this commit's newest, the older ones trimmed."""
+    newest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        newest[row["flow_id"]].append(row)
+    for flow_id, flow_rows in newest.items():
+        session.execute(insert(WebhookRecent), flow_rows[-RECENT_PAYLOADS:])
+        oldest_kept = (select(WebhookRecent.id).where(WebhookRecent.flow_id == flow_id)
+                       .order_by(WebhookRecent.id.desc()).offset(RECENT_PAYLOADS - 1).limit(1)
+                       .scalar_subquery())
+        session.execute(delete(WebhookRecent).where(WebhookRecent.flow_id == flow_id,
+                                                    WebhookRecent.id < oldest_kept))

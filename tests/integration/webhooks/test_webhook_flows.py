@@ -1,0 +1,78 @@
+"""A webhook flow end to end: requests to its URL, committed, delivered to the local Segment
+once each, with messageIds that depend only on the received record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from segbridge.runs.message_ids import MessageIds
+from segbridge.workers import Workers
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import Receiver
+from tests.integration.webhooks.conftest import (
+    hook_flow,
+    listener,
+    post,
+    wait_for_events,
+    wait_until_delivered,
+)
+
+
+def order(i: int) -> dict[str, Any]:
+    return {"order_id": i, "customer_id": f"c{i}", "total": f"{i}.50"}
+
+
+def test_every_body_form_gives_its_records_and_each_is_delivered_once(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver)
+    sent = [
+        (orjson.dumps(order(1)), "application/json"),
+        (orjson.dumps([order(2), order(3)]), "application/json"),
+        (orjson.dumps({"batch": [order(4), order(5)]}), "application/json; charset=utf-8"),
+        (b"\n".join(orjson.dumps(order(i)) for i in (6, 7, 8)) + b"\n", "application/x-ndjson"),
+        ("order_id=9&customer_id=c9&total=9.50", "application/x-www-form-urlencoded"),
+    ]
+    answers = [post(server, hook.path, body, kind) for body, kind in sent]
+    assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+    assert [a.json()["records"] for a in answers] == [1, 2, 2, 3, 1]
+
+    events = wait_for_events(receiver, 9)
+    ids = sorted(str(e["properties"]["order_id"]) for e in events)
+    assert ids == [str(i) for i in range(1, 10)]  # each once (a form's values are text)
+    counts = wait_until_delivered(server, hook.flow["id"])
+    assert (counts["received"], counts["verified"], counts["rejected"], counts["records"]) \
+        == (5, 5, 0, 9)
+
+
+def test_a_records_message_id_is_its_row_and_content_whichever_run_sends_it(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver)
+    for i in range(1, 6):  # one at a time: rows 1..5 in this order
+        assert post(server, hook.path, orjson.dumps(order(i))).status_code == 200
+    events = wait_for_events(receiver, 5)
+    ids = MessageIds(hook.flow["id"], "Orders", "track")
+    expected = {i: ids.by_position(i, order(i)) for i in range(1, 6)}
+    assert {e["properties"]["order_id"]: e["messageId"] for e in events} == expected
+
+
+def test_records_arriving_during_a_run_wait_for_the_next_one_and_the_last_payloads_show(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver, batch={"max_seconds": 0.05, "max_records": 7})
+    for start in range(0, 60, 3):
+        body = orjson.dumps([order(i) for i in range(start, start + 3)])
+        assert post(server, hook.path, body).status_code == 200
+    events = wait_for_events(receiver, 60)
+    assert sorted(e["properties"]["order_id"] for e in events) == list(range(60))
+    wait_until_delivered(server, hook.flow["id"])
+    runs = server.api.get(f"/api/v1/flows/{hook.flow['id']}/runs").json()
+    assert len(runs) >= 60 // 7 + 1  # at most max_records per run
+    assert {run["trigger"] for run in runs} == {"webhook"}
+    assert all(run["status"] == "succeeded" for run in runs)
+    payloads = server.api.get(f"/api/v1/flows/{hook.flow['id']}/webhook/payloads").json()
+    assert [p["payload"]["order_id"] for p in payloads] == list(range(59, 39, -1))
+    assert listener(server, hook.flow["id"])["waiting"] == 0
