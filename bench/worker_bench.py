@@ -3,25 +3,35 @@
 one worker, within 10% of today's in-process run).
 
     .venv/bin/python bench/worker_bench.py --rows 300000 --rounds 2
+    .venv/bin/python bench/worker_bench.py --diagnose          # also (d) and (e) below
+    .venv/bin/python bench/worker_bench.py --modes here,worker,worker-frozen --rounds 4
 
 The flow of bench/flows_bench.py (a CSV of --rows orders -> track calls -> the counting
 receiver on loopback), on a fresh home and, for PostgreSQL, a fresh database each time, run
 three ways in one bench run:
 
-  sqlite   in-process with SQLite, as `segbridge flows run` executes it today (execute_here;
-           the machine's governor: file locks)
-  here     in-process against PostgreSQL, the cluster governor (`segbridge flows run --here`)
-  worker   one `segbridge worker` process (started and idle before) takes the run's job from
-           the PostgreSQL queue: the run is started by the flows service, as the CLI and the
-           API start it (enqueued in the run's transaction's wake)
+  (a) sqlite   in-process with SQLite, as `segbridge flows run` executes it today
+               (execute_here; the machine's governor: file locks)
+  (b) here     in-process against PostgreSQL, the cluster governor (`flows run --here`)
+  (c) worker   one `segbridge worker` process (started and idle before) takes the run's job
+               from the PostgreSQL queue; the run is started by the flows service as the CLI
+               and the API start it (its job deferred once the run row is committed)
+and, with --diagnose, where a difference comes from:
+  (d) here-host      in-process against PostgreSQL with the file-lock governor: the
+                     database's share, without the cluster governor's
+  (e) worker-frozen  (c), but the worker's start-up objects frozen out of the garbage
+                     collector's reach (gc.freeze) before it works, as `flows run` and `serve`
+                     do and `segbridge worker` does not
 
 events/s = events the receiver counted / seconds. In-process: the seconds of execute_here.
 Worker: from just before the run is started (enqueued) to the run's finished_at, so the
-queue's pick-up is included. CPU seconds per million events: the executing process and its
-children (lanes): in-process, this child's own rusage around execute_here; the worker, its
-process tree's CPU (/proc) before and after the run (its idle ticks included).
-The order of the three ways rotates each round, and each way's best round counts, so a
-neighbour's load on the shared machine does not decide the ratios.
+queue's pick-up is included ("the run itself": started_at to finished_at). CPU seconds per
+million events: of the executing process and its children (lanes): in-process, this child's
+own rusage around execute_here; the worker, its process tree's CPU (/proc) before and after
+the run (its idle ticks included; "idle" shows them alone). PostgreSQL's own CPU is in
+neither. The order of the ways rotates each round; each way's fastest round (events/s) and
+leanest round (CPU) count, so a neighbour's load on the shared machine does not decide the
+ratios; on a busy machine, CPU per event is the steadier of the two.
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust), as the tests do.
 """
 
