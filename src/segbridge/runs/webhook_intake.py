@@ -17,6 +17,7 @@ entry at once when its token or secret changes in this process.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ from segbridge.storage.db import Database
 from segbridge.storage.models import Flow
 from segbridge.storage.webhook_models import WebhookListener, WebhookRecent, WebhookRecord
 
+log = logging.getLogger(__name__)
 CACHE_SECONDS = 1.0
 MAX_GROUP = 2000  # requests in one commit
 
@@ -143,10 +145,17 @@ class WebhookIntake:
         self._enqueue(_Request(listener, records, request_id, answer))
         return await answer
 
-    def refused(self, listener: Listener, outcome: str) -> None:
-        """Count a refused request (unverified, unreadable, too large); nothing is stored."""
+    async def refused(self, listener: Listener, outcome: str) -> None:
+        """Count a refused request (unverified, unreadable, too large); nothing is stored.
+        Returns once counted (so the counts a caller reads next include it)."""
         self.metrics.requests.labels(listener.flow_id, outcome).inc()
-        self._enqueue(_Request(listener, None, "", None))
+        counted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Request(listener, None, "", counted))
+        try:
+            await counted
+        except Exception:  # the database is unreachable: the answer is a refusal all the same
+            log.warning("a refused webhook request of flow %s could not be counted",
+                        listener.flow_id)
 
     def _enqueue(self, request: _Request) -> None:
         if self._queue is None or self._writer is None or self._writer.done():

@@ -101,7 +101,7 @@ async def receive_hook(request: Request) -> Response:
         return _answer(404, "not_found", NO_LISTENER)
     body = await _body(request, listener.export.max_body_bytes)
     if body is None:
-        webhooks.intake.refused(listener, "too_large")
+        await webhooks.intake.refused(listener, "too_large")
         limit = listener.export.max_body_bytes
         return _answer(413, "payload_too_large",
                        f"The body is over this webhook's limit of {limit:,} bytes: send fewer "
@@ -116,10 +116,10 @@ async def _accept(intake: WebhookIntake, listener: Listener, request: Request,
                time.time())
         records = records_of(body, request.headers.get("content-type", ""))
     except Unverified as exc:
-        intake.refused(listener, "unverified")
+        await intake.refused(listener, "unverified")
         return _answer(401, "webhook_unverified", exc.reason)
     except Unreadable as exc:
-        intake.refused(listener, "unreadable")
+        await intake.refused(listener, "unreadable")
         return _answer(400, "unreadable_body", exc.reason)
     request_id = new_id("whr")
     try:
