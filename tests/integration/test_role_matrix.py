@@ -355,6 +355,18 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/flows/{w.flow()}/imports/0", form={"name": "Orders 2", "connection": "Segment A"})),
     ("POST", "/flows/{flow_id}/imports/{index}/delete"): ("manage", lambda w: Req(
         f"/flows/{w.flow()}/imports/0/delete", form={})),
+    # the Lookup pane (web/routes/flows/lookups.py)
+    ("GET", "/flows/{flow_id}/lookups/new"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['flow']}/lookups/new")),
+    ("POST", "/flows/{flow_id}/lookups"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/lookups", form=_lookup_form(w))),
+    ("GET", "/flows/{flow_id}/lookups/{index}"): ("monitor", lambda w: Req(
+        f"/flows/{_lookup_flow(w)}/lookups/0")),
+    ("POST", "/flows/{flow_id}/lookups/{index}"): ("manage", lambda w: Req(
+        f"/flows/{_lookup_flow(w, fresh=True)}/lookups/0",
+        form={**_lookup_form(w), "lookup.on_missing": "ignore_record"})),
+    ("POST", "/flows/{flow_id}/lookups/{index}/delete"): ("manage", lambda w: Req(
+        f"/flows/{_lookup_flow(w, fresh=True)}/lookups/0/delete", form={})),
     ("GET", "/flows/{flow_id}/yaml"): ("monitor", lambda w: Req(
         f"/flows/{w.ids['flow']}/yaml")),
     ("GET", "/flows/{flow_id}/flow.yaml"): ("monitor", lambda w: Req(
@@ -402,6 +414,47 @@ def _mapping_form(_world: World) -> dict[str, str]:
     return {"name": "Orders", "connection": "Segment A", "call": "track",
             "f.userId.kind": "field", "f.userId.value": "customer_id",
             "f.event.kind": "constant", "f.event.value": "Order Completed"}
+
+
+def _lookup_form(world: World) -> dict[str, str]:
+    _crm(world)
+    return {"lookup.name": "customer", "lookup.connection": "CRM A",
+            "lookup.query": "select id, plan from customers where id in :customer",
+            "param": "customer", "param_field": "customer_id", "lookup.key_column": "id",
+            "lookup.on_missing": "leave_empty"}
+
+
+def _crm(world: World) -> None:
+    """A Database connection of A, 'CRM A', on a SQLite customers table (made once)."""
+    if "crm" in world.ids:
+        return
+    from pathlib import Path
+
+    from sqlalchemy import create_engine, text
+
+    path = Path(world.runtime.settings.file_roots.split(":")[0]) / "matrix-crm.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE customers (id TEXT PRIMARY KEY, plan TEXT)"))
+        connection.execute(text("INSERT INTO customers VALUES ('c1', 'pro')"))
+    engine.dispose()
+    draft = ConnectionDraft(name="CRM A", application="database",
+                            settings={"url": f"sqlite:///{path}"})
+    world.ids["crm"] = world.runtime.connections.create(world.admin, draft)[0].id
+
+
+def _lookup_flow(world: World, *, fresh: bool = False) -> str:
+    """A flow of A with one lookup step; the same one unless ``fresh``."""
+    if not fresh and "lookup_flow" in world.ids:
+        return world.ids["lookup_flow"]
+    form = _lookup_form(world)
+    doc = {**flow_doc(world, f"Lookup flow {next(_serial)}"), "steps": [{"lookup": {
+        "name": "customer", "connection": "CRM A", "query": form["lookup.query"],
+        "params": {"customer": "customer_id"}, "key_column": "id"}}]}
+    flow_id: str = world.runtime.flows.create(world.admin, doc).id
+    if not fresh:
+        world.ids["lookup_flow"] = flow_id
+    return flow_id
 
 
 def _pane_form(world: World, name: str) -> dict[str, str]:

@@ -1,13 +1,15 @@
 """The flow builder's edits: each takes a flow document (``FlowDocument.as_written()``) and
-returns a new one with one part changed (the name, the source, the filters, the schedule, one
-destination); the input is never modified. The builder saves the result with one service call
-(``FlowService.update(..., unfinished=True)``), which checks it and lists every problem.
+returns a new one with one part changed (the name, the source, one lookup, the filters, the
+schedule, one destination); the input is never modified. The builder saves the result with
+one service call (``FlowService.update(..., unfinished=True)``), which checks it and lists
+every problem.
 
 Also the schedule's help: the cron presets, and the next times a cron fires in a time zone.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,6 +116,94 @@ def filters_of(doc: Mapping[str, object]) -> list[str]:
         if isinstance(part, Mapping) and isinstance(part.get("expression"), str):
             found.append(part["expression"])
     return found
+
+
+# ---- lookups --------------------------------------------------------------------------------
+
+ON_MISSING_CHOICES: tuple[tuple[str, str], ...] = (
+    ("leave_empty", "Leave it empty: the record goes on without the field"),
+    ("fail_record", "Fail the record: a record error, sent nowhere"),
+    ("ignore_record", "Ignore the record: counted as ignored, sent nowhere"),
+)
+_PARAMETER = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")  # as SQLAlchemy's text() reads one
+
+
+def lookups_of(doc: Mapping[str, object]) -> list[Document]:
+    """The lookup steps' settings (``{name, connection, query, params, ...}``), in order."""
+    return [dict(step["lookup"]) for step in _list(doc.get("steps"))
+            if isinstance(step, Mapping) and isinstance(step.get("lookup"), Mapping)]
+
+
+def _other_steps(doc: Mapping[str, object]) -> list[object]:
+    return [step for step in _list(doc.get("steps"))
+            if not (isinstance(step, Mapping) and "lookup" in step)]
+
+
+def _with_lookups(doc: Mapping[str, object], lookups: Sequence[Mapping[str, object]],
+                  ) -> Document:
+    """The lookups first (they run before the filters anyway), then the other steps."""
+    steps = [{"lookup": dict(lookup)} for lookup in lookups]
+    return {**_copy(doc), "steps": [*steps, *_other_steps(doc)]}
+
+
+def with_lookup(doc: Mapping[str, object], lookup: Mapping[str, object],
+                index: int | None = None) -> Document:
+    """The document with this lookup added after the others (``index`` None) or in place
+    of lookup ``index``; lookup N is then step N."""
+    lookups = lookups_of(doc)
+    if index is None:
+        lookups.append(dict(lookup))
+    else:
+        _check_lookup(lookups, index)
+        lookups[index] = dict(lookup)
+    return _with_lookups(doc, lookups)
+
+
+def without_lookup(doc: Mapping[str, object], index: int) -> Document:
+    lookups = lookups_of(doc)
+    _check_lookup(lookups, index)
+    del lookups[index]
+    return _with_lookups(doc, lookups)
+
+
+def _check_lookup(lookups: Sequence[object], index: int) -> None:
+    if not 0 <= index < len(lookups):
+        raise IndexError(f"the flow has no lookup {index + 1}")
+
+
+def lookup_settings(*, name: str, connection: str, query: str, params: Mapping[str, str],
+                    key_column: str = "", on_missing: str = "leave_empty",
+                    cache_size: str = "", cache_ttl: str = "") -> Document:
+    """A lookup from the pane's form: blank optional parts left out (the defaults apply),
+    numbers as typed when they are not numbers (the document's check names them)."""
+    lookup: Document = {"name": name.strip(), "connection": connection.strip(),
+                        "query": query.strip(), "params": dict(params)}
+    if key_column.strip():
+        lookup["key_column"] = key_column.strip()
+    lookup["on_missing"] = on_missing or "leave_empty"
+    cache = {key: whole_number(text) for key, text in
+             (("size", cache_size), ("ttl_seconds", cache_ttl)) if text.strip()}
+    if cache:
+        lookup["cache"] = cache
+    return lookup
+
+
+def params_of(names: Sequence[str], fields: Sequence[str]) -> dict[str, str]:
+    """Parameter -> record field from the form's rows; a row without a parameter name is
+    left out (``unnamed_fields`` says which)."""
+    return {name.strip(): field.strip() for name, field in zip(names, fields, strict=False)
+            if name.strip()}
+
+
+def unnamed_fields(names: Sequence[str], fields: Sequence[str]) -> list[str]:
+    """The record fields typed in a row whose parameter name is blank."""
+    return [field.strip() for name, field in zip(names, fields, strict=False)
+            if field.strip() and not name.strip()]
+
+
+def query_parameters(query: str) -> list[str]:
+    """The ``:name`` parameters of a query, in order of first use."""
+    return list(dict.fromkeys(_PARAMETER.findall(query)))
 
 
 def with_schedule(doc: Mapping[str, object], cron: str, timezone: str) -> Document:

@@ -75,7 +75,7 @@ def test_a_flow_is_built_part_by_part_in_the_browser(server: Server, client: htt
     assert page.status_code == 200
     assert "This flow is unfinished: add a source (export) and a destination (import)" \
         in page.text
-    assert 'id="add-destination"' in page.text and "Lookups are coming" in page.text
+    assert 'id="add-destination"' in page.text and 'id="add-lookup"' in page.text
     assert f'href="/flows/{flow_id}/runs"' in page.text
 
     choose = client.get(f"/flows/{flow_id}/source", headers=PANE)

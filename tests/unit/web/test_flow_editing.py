@@ -131,3 +131,77 @@ def test_presets_are_valid_crons_and_zones_are_sorted() -> None:
     assert [p.cron for p in edit.CRON_PRESETS].count("") == 1
     zones = edit.time_zones()
     assert zones == sorted(zones) and "Europe/Paris" in zones and "UTC" in zones
+
+
+# ---- lookups --------------------------------------------------------------------------------
+
+CUSTOMER = edit.lookup_settings(name=" customer ", connection=" CRM ",
+                                query=" select id, plan from customers where id in :c ",
+                                params={"c": "customer_id"}, key_column=" id ")
+COUNTRY = edit.lookup_settings(name="country", connection="Geo",
+                               query="select name from countries where code = :code",
+                               params={"code": "address.country"}, on_missing="fail_record",
+                               cache_size="500", cache_ttl="0")
+
+
+def test_a_lookup_from_the_form_leaves_blank_parts_to_their_defaults() -> None:
+    assert CUSTOMER == {"name": "customer", "connection": "CRM",
+                        "query": "select id, plan from customers where id in :c",
+                        "params": {"c": "customer_id"}, "key_column": "id",
+                        "on_missing": "leave_empty"}
+    assert COUNTRY["cache"] == {"size": 500, "ttl_seconds": 0}
+    assert "key_column" not in COUNTRY
+    typed = edit.lookup_settings(name="x", connection="CRM", query="q", params={},
+                                 cache_size="lots")
+    assert typed["cache"] == {"size": "lots"}  # the document's check names it at its field
+
+
+def test_lookups_are_added_in_order_before_the_filters_and_the_rest_is_kept() -> None:
+    one = edit.with_lookup(BASE, CUSTOMER)
+    two = edit.with_lookup(one, COUNTRY)
+    assert two["steps"] == [{"lookup": CUSTOMER}, {"lookup": COUNTRY},
+                            {"filter": {"expression": "status != 'test'"}}]
+    assert edit.lookups_of(two) == [CUSTOMER, COUNTRY]
+    assert {k: v for k, v in two.items() if k != "steps"} == \
+        {k: v for k, v in BASE.items() if k != "steps"}
+    assert edit.lookups_of(BASE) == [] and BASE["steps"] == [
+        {"filter": {"expression": "status != 'test'"}}]  # the input is not changed
+    parse_flow_document(two, unfinished=True)
+
+
+def test_a_lookup_written_after_a_filter_comes_first_once_edited() -> None:
+    written = {**BASE, "steps": [{"filter": {"expression": "a > 1"}}, {"lookup": CUSTOMER}]}
+    changed = edit.with_lookup(written, {**CUSTOMER, "on_missing": "ignore_record"}, 0)
+    assert changed["steps"] == [{"lookup": {**CUSTOMER, "on_missing": "ignore_record"}},
+                                {"filter": {"expression": "a > 1"}}]
+
+
+def test_a_lookup_is_replaced_or_removed_by_its_number() -> None:
+    two = edit.with_lookup(edit.with_lookup(BASE, CUSTOMER), COUNTRY)
+    replaced = edit.with_lookup(two, {**COUNTRY, "name": "geo"}, 1)
+    assert [lookup["name"] for lookup in edit.lookups_of(replaced)] == ["customer", "geo"]
+    removed = edit.without_lookup(two, 0)
+    assert edit.lookups_of(removed) == [COUNTRY]
+    assert edit.filters_of(removed) == ["status != 'test'"]
+    with pytest.raises(IndexError, match="no lookup 3"):
+        edit.with_lookup(two, CUSTOMER, 2)
+    with pytest.raises(IndexError, match="no lookup 1"):
+        edit.without_lookup(BASE, 0)
+
+
+def test_parameters_from_the_forms_rows() -> None:
+    names, fields = ["c", " ", "", "code "], ["customer_id", "", "email", " address.zip"]
+    assert edit.params_of(names, fields) == {"c": "customer_id", "code": "address.zip"}
+    assert edit.unnamed_fields(names, fields) == ["email"]
+    assert edit.params_of(["c"], [""]) == {"c": ""}  # the document asks for its field
+
+
+@pytest.mark.parametrize(("query", "names"), [
+    ("select * from c where id in :customer", ["customer"]),
+    ("select * from c where a = :a and b = :b and c = :a", ["a", "b"]),
+    ("select x::text from c where id = :id", ["id"]),  # a PostgreSQL cast is no parameter
+    ("select '12:30' as t from c where id = :id", ["id"]),
+    ("select 1", []),
+])
+def test_the_parameters_a_query_names(query: str, names: list[str]) -> None:
+    assert edit.query_parameters(query) == names

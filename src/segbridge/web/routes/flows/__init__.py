@@ -1,5 +1,5 @@
-"""Flows: the list, and the flow builder (a flow's page): source, filters, destinations,
-schedule, run now, YAML.
+"""Flows: the list, and the flow builder (a flow's page): source, lookups, filters,
+destinations, schedule, run now, YAML.
 
 The builder's state lives on the server: every action reads the flow's document
 (``flow.definition.as_written()``), changes one part (``web.flow_editing``) and saves it with
@@ -10,6 +10,7 @@ pane open over it.
 
 - ``pages``: the list, Create flow, the builder and its header's actions, the YAML.
 - ``source``: the Add source pane (files or database, sample records).
+- ``lookups``: the Lookup pane (add, edit, remove a lookup step; records with what it found).
 - ``panes``: filters, schedule, destinations.
 """
 
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from segbridge.web.routes.flows import pages, panes, source
+from segbridge.web.routes.flows import lookups, pages, panes, source
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(source.router)
+router.include_router(lookups.router)
 router.include_router(panes.router)

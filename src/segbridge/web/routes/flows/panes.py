@@ -70,6 +70,20 @@ def _filter_fields(count: int) -> list[str]:
     return [f"steps.{index}.filter.expression" for index in range(count)]
 
 
+def _filter_problems(problems: list[FieldProblem], doc: dict[str, Any]) -> list[FieldProblem]:
+    """Filter N is step N + the number of lookups (they come first): its problems named as
+    the pane's filter N."""
+    shift = len(edit.lookups_of(doc))
+    found = []
+    for problem in problems:
+        parts = problem.field.split(".", 2)
+        if shift and len(parts) == 3 and parts[0] == "steps" and parts[1].isdigit() \
+                and parts[2].startswith("filter"):
+            problem = FieldProblem(f"steps.{int(parts[1]) - shift}.{parts[2]}", problem.message)
+        found.append(problem)
+    return found
+
+
 def _steps_context(request: Request, user: WebUser, flow: FlowPublic, expressions: list[str],
                    errors: FieldErrors, notice: Notice | None, *,
                    sample_doc: dict[str, Any] | None = None, sample: bool = True,
@@ -113,7 +127,8 @@ def preview_steps(request: Request, flow_id: str, user: MayPreview,
     doc = edit.with_filters(flow.definition.as_written(), expressions)
     context = _steps_context(request, user, flow, expressions, FieldErrors.none(), None,
                              sample_doc=doc)
-    errors = FieldErrors.of(context["problems"], _filter_fields(len(expressions)))
+    problems = _filter_problems(context["problems"], doc)
+    errors = FieldErrors.of(problems, _filter_fields(len(expressions)))
     return render("flows/_steps_preview.html", user=user, flow=flow,
                   **{**context, "errors": errors})
 
@@ -129,7 +144,8 @@ def save_steps(request: Request, flow_id: str, user: MayEditFlows,
     try:
         flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
     except ValidationFailed as exc:
-        errors = problems_at(exc, _filter_fields(len(expressions)))
+        errors = FieldErrors.of(_filter_problems(exc.problems, doc),
+                                _filter_fields(len(expressions)))
         context = _steps_context(request, user, flow, expressions, errors, None, sample=False)
         return show_pane(request, user, flow, "flows/pane_steps.html", context, status=422)
     redirect = after_save(request, f"{builder_url(flow_id)}/steps")
