@@ -1,5 +1,6 @@
 """Server-rendered pages: the sources list (Settings > API keys, with forms to create, rename
-and delete sources) and each source's Debugger.
+and delete sources), each source's Debugger, and its "Try it" page (analytics.js loaded from
+this receiver, a button per call).
 
 Jinja2 with autoescaping; scripts and styles are static files served by the app, and a
 Content-Security-Policy forbids anything else (no inline script, no CDN). The forms post to
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from segbridge.sandbox.analytics_js import library_version
 from segbridge.sandbox.auth import CSRF_FIELD, SESSION_COOKIE, AccessPolicy, Caller
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.responses import ApiError
@@ -132,6 +134,7 @@ class Pages:
             Route("/sources/{id}/rename", self.rename_source, methods=["POST"]),
             Route("/sources/{id}/delete", self.delete_source, methods=["POST"]),
             Route("/sources/{id}/debugger", self.debugger, methods=["GET"]),
+            Route("/sources/{id}/try", self.try_it, methods=["GET"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
         ]
@@ -293,6 +296,20 @@ class Pages:
             source=source,
             size=self.state.config.debugger_size,
             query=request.query_params.get("q", "").strip(),
+        )
+
+    async def try_it(self, request: Request) -> Response:
+        """A page that loads analytics.js from this receiver with the source's write key."""
+        caller = self._reader(request)
+        if isinstance(caller, Response):
+            return caller
+        source = self._source_or_none(request.path_params["id"], caller)
+        if source is None:
+            return self._no_such_source(request)
+        cdn = f"{request.url.scheme}://{request.url.netloc}{_base(request)}"
+        return self.render(
+            request, "try.html", scripts=("try.js",), source=source, cdn=cdn,
+            version=library_version(),
         )
 
     async def login_form(self, request: Request) -> Response:

@@ -272,7 +272,8 @@ KNOWS_EVERY_KEY = "X-Receiver-Knows-Every-Key"
 
 
 def settings_endpoint(state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
-    """``GET /v1/projects/{write_key}/settings``: what analytics.js loads from Segment's CDN."""
+    """``GET /v1/projects/{write_key}/settings``: what analytics.js loads from Segment's CDN,
+    pointing it back at this receiver (``apiHost`` and ``protocol`` of the request)."""
 
     async def project_settings(request: Request) -> Response:
         key = request.path_params["write_key"]
@@ -286,6 +287,9 @@ def settings_endpoint(state: SandboxState) -> Callable[[Request], Awaitable[Resp
         body = {
             "integrations": {"Segment.io": segment_io},
             "plan": {"track": {"__default": {"enabled": True}}},
+            # analytics.js reports its own errors to Segment unless told not to: nothing
+            # from a page using the local Segment should leave the machine
+            "metrics": {"sampleRate": 0, "host": api_host},
         }
         return Response(orjson.dumps(body), media_type="application/json", headers=_cors())
 

@@ -1,5 +1,6 @@
 "use strict";
-// The Debugger page: a live list (EventSource) with Live/Pause, search, Pretty/Raw views.
+// The Debugger page: a live list (EventSource) with Live/Pause, search, a filter by call type
+// and event name, Pretty/Raw views, and the dropped calls with their reasons.
 // The search starts from ?q= (rendered into data-query and the box, e.g. a test's messageId),
 // filters the loaded events and every live one, and is kept in the address as it changes.
 (function () {
@@ -14,6 +15,9 @@
   const rawButton = document.getElementById("view-raw");
   const status = document.getElementById("status");
   const stats = document.getElementById("stats");
+  const typeFilter = document.getElementById("call-type");
+  const nameFilter = document.getElementById("event-name");
+  const dropList = document.getElementById("drop-list");
   let events = [];
   let live = true;
   let view = "pretty";
@@ -31,8 +35,17 @@
     window.history.replaceState(window.history.state, "", url);
   }
 
+  function isKind(event) {
+    const type = typeFilter.value;
+    const name = nameFilter.value.trim().toLowerCase();
+    if (type && event.type !== type) return false;
+    if (!name) return true;
+    const own = event.raw.event || event.raw.name;
+    return typeof own === "string" && own.toLowerCase() === name;
+  }
+
   function matches(event) {
-    return !query || JSON.stringify(event.raw).toLowerCase().includes(query);
+    return isKind(event) && (!query || JSON.stringify(event.raw).toLowerCase().includes(query));
   }
 
   function summary(event) {
@@ -59,15 +72,20 @@
     return li;
   }
 
+  function filtered() {
+    return query || typeFilter.value || nameFilter.value.trim();
+  }
+
   function render() {
     const shown = events.filter(matches);
-    if (shown.length || !query) {
+    if (shown.length || !filtered()) {
       list.replaceChildren(...shown.map(item));
       return;
     }
     const empty = document.createElement("li");
     empty.className = "empty";
-    empty.textContent = `No event matches “${search.value.trim()}” yet; new ones appear here live.`;
+    const what = search.value.trim() || nameFilter.value.trim() || typeFilter.value;
+    empty.textContent = `No event matches “${what}” yet; new ones appear here live.`;
     list.replaceChildren(empty);
   }
 
@@ -89,6 +107,35 @@
     const s = await response.json();
     stats.textContent = `Received ${s.received} · accepted ${s.accepted} · dropped ${s.dropped}` +
       ` · duplicates ${s.duplicates} · rejected requests ${s.rejected}`;
+    loadDropped();
+  }
+
+  function dropItem(drop) {
+    const li = document.createElement("li");
+    const reason = document.createElement("span");
+    reason.className = "reason";
+    reason.textContent = drop.reason;
+    const detail = document.createElement("span");
+    detail.textContent = drop.detail + (drop.count > 1 ? ` (${drop.count} calls)` : "");
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = [drop.at, drop.type, drop.message_id].filter(Boolean).join(" · ");
+    li.append(reason, detail, time);
+    return li;
+  }
+
+  async function loadDropped() {
+    const response = await fetch(root.dataset.droppedUrl, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const drops = (await response.json()).dropped;
+    if (!drops.length) {
+      const none = document.createElement("li");
+      none.className = "empty";
+      none.textContent = "No call has been dropped.";
+      dropList.replaceChildren(none);
+      return;
+    }
+    dropList.replaceChildren(...drops.map(dropItem));
   }
 
   async function load() {
@@ -124,10 +171,14 @@
     if (live) { render(); loadStats(); }
   });
   search.addEventListener("input", () => { setQuery(search.value); keepQueryInAddress(); render(); });
+  typeFilter.addEventListener("change", render);
+  nameFilter.addEventListener("input", render);
   prettyButton.addEventListener("click", () => setView("pretty"));
   rawButton.addEventListener("click", () => setView("raw"));
   const initial = root.dataset.query ?? new URLSearchParams(window.location.search).get("q") ?? "";
   search.value = initial;
   setQuery(initial);
   load().then(connect);
+  // dropped calls never reach the live stream: look at the counters and drops now and then
+  setInterval(() => { if (live) loadStats(); }, 3000);
 })();
