@@ -15,7 +15,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from segbridge.accounts import service as accounts
 from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
+from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import shop  # noqa: F401
 from tests.integration.test_access import other_account_api
@@ -223,3 +225,43 @@ def test_a_lookup_is_edited_kept_by_the_filters_and_removed(
     assert flow_doc(server, flow_id)["steps"] == [
         {"filter": {"expression": "field('customer.plan') == 'pro'"}}]
     assert 'id="card-lookup-0"' not in client.get(f"/flows/{flow_id}").text
+
+
+def test_the_preview_says_why_the_records_cannot_be_looked_up(
+        server: Server, client: httpx.Client, crm: dict[str, Any], flow_id: str,
+        tmp_path: Path) -> None:
+    assert post(client, f"/flows/{flow_id}/lookups", lookup_form(),
+                headers=PANE).status_code == 200
+    engine = create_engine(crm["settings"]["url"])
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE customers"))
+    engine.dispose()
+    pane = client.get(f"/flows/{flow_id}/lookups/0", headers=PANE)
+    assert pane.status_code == 200
+    section = pane.text[pane.text.index('id="lookup-preview"'):]
+    assert "The records cannot be looked up" in section and "customers" in section
+    assert 'class="lookup-record"' not in section
+
+
+def test_a_monitor_sees_a_lookup_but_cannot_change_it(
+        server: Server, client: httpx.Client, crm: dict[str, Any], flow_id: str) -> None:
+    assert post(client, f"/flows/{flow_id}/lookups", lookup_form(),
+                headers=PANE).status_code == 200
+    with server.runtime.db.session() as session:
+        account = accounts.find_user(session, ADMIN_EMAIL).account_id
+        accounts.create_user(session, account, "watcher@example.com", None, role="monitor")
+    token = session_for(server, "watcher@example.com")
+    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
+                      cookies={SESSION_COOKIE: token}) as monitor:
+        monitor.headers["X-CSRF-Token"] = csrf_token_for(token)
+        board = monitor.get(f"/flows/{flow_id}")
+        assert 'id="card-lookup-0"' in board.text and 'id="add-lookup"' not in board.text
+        pane = monitor.get(f"/flows/{flow_id}/lookups/0")
+        assert pane.status_code == 200 and 'id="read-only-pane"' in pane.text
+        assert 'id="save-lookup"' not in pane.text and 'id="remove-lookup"' not in pane.text
+        assert '<fieldset class="plain-fieldset" disabled>' in pane.text
+        assert "does not read the source's records" in pane.text
+        for path in (f"/flows/{flow_id}/lookups", f"/flows/{flow_id}/lookups/0",
+                     f"/flows/{flow_id}/lookups/0/delete"):
+            assert post(monitor, path, lookup_form()).status_code == 403, path
+    assert len(flow_doc(server, flow_id)["steps"]) == 1
