@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from segbridge.apps.webhook.document import WebhookExport
 from segbridge.apps.webhook.verification import fingerprint
@@ -40,7 +39,11 @@ from segbridge.storage.models import Flow
 from segbridge.storage.webhook_models import WebhookListener, WebhookRecent, WebhookRecord
 
 log = logging.getLogger(__name__)
+LISTENERS: Table = WebhookListener.__table__  # type: ignore[assignment]
+RECORDS: Table = WebhookRecord.__table__  # type: ignore[assignment]
+RECENT: Table = WebhookRecent.__table__  # type: ignore[assignment]
 CACHE_SECONDS = 1.0
+TRIM_SECONDS = 1.0  # the last payloads beyond RECENT_PAYLOADS are deleted this often
 MAX_GROUP = 2000  # requests in one commit
 
 
@@ -96,6 +99,7 @@ class WebhookIntake:
         self._cache: dict[str, tuple[float, Listener | None]] = {}
         self._queue: asyncio.Queue[_Request] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._trimmed: dict[str, float] = {}
         self.metrics = metrics or intake_metrics()
 
     # ---- listeners -------------------------------------------------------------------------
@@ -181,73 +185,85 @@ class WebhookIntake:
                     request.answer.set_result(ok)
 
     def _commit(self, group: Sequence[_Request]) -> list[bool]:
+        """One transaction for the group (Core statements: no ORM work per request)."""
         now = utcnow()
-        with self._db.session() as session:
-            live = _live_tokens(session, group)
-            accepted = [request.records is not None and request.listener.token_hash in live
+        with self._db.engine.begin() as connection:
+            counts = _count(group)
+            live = _add_counts(connection, counts)
+            accepted = [request.records is not None and _key(request) in live
                         for request in group]
             rows = [{"flow_id": request.listener.flow_id, "received_at": now,
                      "request_id": request.request_id, "payload": record}
                     for request, ok in zip(group, accepted, strict=True) if ok
                     for record in request.records or ()]
             if rows:
-                session.execute(insert(WebhookRecord), rows)
-            counts = _count(group, accepted)
-            for flow_id, (received, verified, rejected, records) in counts.items():
-                session.execute(update(WebhookListener).where(
-                    WebhookListener.flow_id == flow_id).values(
-                    received=WebhookListener.received + received,
-                    verified=WebhookListener.verified + verified,
-                    rejected=WebhookListener.rejected + rejected,
-                    records=WebhookListener.records + records))
-            _keep_recent(session, rows)
+                connection.execute(insert(RECORDS), rows)
+                self._keep_recent(connection, rows)
         self._arrived(group, accepted, counts)
         return accepted
 
+    def _keep_recent(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """The last payloads of each flow: this commit's newest; the older ones trimmed at
+        most once a second per flow."""
+        newest: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            newest[row["flow_id"]].append(row)
+        now = time.monotonic()
+        for flow_id, flow_rows in newest.items():
+            connection.execute(insert(RECENT), flow_rows[-RECENT_PAYLOADS:])
+            if self._trimmed.get(flow_id, 0.0) + TRIM_SECONDS <= now:
+                self._trimmed[flow_id] = now
+                _trim_recent(connection, flow_id)
+
     def _arrived(self, group: Sequence[_Request], accepted: list[bool],
-                 counts: dict[str, list[int]]) -> None:
-        batches = {request.listener.flow_id: request.listener.export.batch
-                   for request, ok in zip(group, accepted, strict=True) if ok}
-        for flow_id, batch in batches.items():
-            records = counts[flow_id][3]
-            self.metrics.requests.labels(flow_id, "accepted").inc(counts[flow_id][1])
-            self.metrics.records.labels(flow_id).inc(records)
-            self._delivery.arrived(flow_id, records, batch)
+                 counts: dict[tuple[str, str], list[int]]) -> None:
+        listeners = {_key(request): request.listener
+                     for request, ok in zip(group, accepted, strict=True) if ok}
+        for key, listener in listeners.items():
+            _received, verified, _rejected, records = counts[key]
+            self.metrics.requests.labels(listener.flow_id, "accepted").inc(verified)
+            self.metrics.records.labels(listener.flow_id).inc(records)
+            self._delivery.arrived(listener.flow_id, records, listener.export.batch)
 
 
-def _live_tokens(session: Session, group: Sequence[_Request]) -> set[str]:
-    """The tokens (hashes) that still name a listener, in the committing transaction."""
-    hashes = {request.listener.token_hash for request in group if request.records is not None}
-    if not hashes:
-        return set()
-    return set(session.scalars(select(WebhookListener.token_hash).where(
-        WebhookListener.token_hash.in_(hashes))))
+def _key(request: _Request) -> tuple[str, str]:
+    return (request.listener.flow_id, request.listener.token_hash)
 
 
-def _count(group: Sequence[_Request], accepted: list[bool]) -> dict[str, list[int]]:
-    """Per flow: requests received, verified, rejected, and records stored."""
-    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for request, ok in zip(group, accepted, strict=True):
+def _count(group: Sequence[_Request]) -> dict[tuple[str, str], list[int]]:
+    """Per listener (flow, token): requests received, verified, rejected, records."""
+    counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for request in group:
+        per = counts[_key(request)]
+        per[0] += 1
         if request.records is None:
-            counts[request.listener.flow_id][0] += 1
-            counts[request.listener.flow_id][2] += 1
-        elif ok:
-            per = counts[request.listener.flow_id]
-            per[0] += 1
+            per[2] += 1
+        else:
             per[1] += 1
             per[3] += len(request.records)
     return dict(counts)
 
 
-def _keep_recent(session: Session, rows: list[dict[str, Any]]) -> None:
-    """The last payloads of each flow: this commit's newest, the older ones trimmed."""
-    newest: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        newest[row["flow_id"]].append(row)
-    for flow_id, flow_rows in newest.items():
-        session.execute(insert(WebhookRecent), flow_rows[-RECENT_PAYLOADS:])
-        oldest_kept = (select(WebhookRecent.id).where(WebhookRecent.flow_id == flow_id)
-                       .order_by(WebhookRecent.id.desc()).offset(RECENT_PAYLOADS - 1).limit(1)
-                       .scalar_subquery())
-        session.execute(delete(WebhookRecent).where(WebhookRecent.flow_id == flow_id,
-                                                    WebhookRecent.id < oldest_kept))
+def _add_counts(connection: Connection, counts: dict[tuple[str, str], list[int]],
+                ) -> set[tuple[str, str]]:
+    """Add the counts to each listener whose token is still the one requests came with; the
+    listeners (flow, token) found so: a token rotated meanwhile counts and stores nothing."""
+    live = set()
+    for (flow_id, token_hash), (received, verified, rejected, records) in counts.items():
+        done = connection.execute(update(LISTENERS).where(
+            LISTENERS.c.flow_id == flow_id, LISTENERS.c.token_hash == token_hash).values(
+            received=LISTENERS.c.received + received,
+            verified=LISTENERS.c.verified + verified,
+            rejected=LISTENERS.c.rejected + rejected,
+            records=LISTENERS.c.records + records))
+        if done.rowcount:
+            live.add((flow_id, token_hash))
+    return live
+
+
+def _trim_recent(connection: Connection, flow_id: str) -> None:
+    oldest_kept = (select(RECENT.c.id).where(RECENT.c.flow_id == flow_id)
+                   .order_by(RECENT.c.id.desc()).offset(RECENT_PAYLOADS - 1).limit(1)
+                   .scalar_subquery())
+    connection.execute(delete(RECENT).where(RECENT.c.flow_id == flow_id,
+                                            RECENT.c.id < oldest_kept))
