@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,6 +256,7 @@ def measure(mode: str, receiver: str, csv_path: Path, rows: int) -> Measured:
     if result["status"] != "succeeded" or events != rows:
         raise RuntimeError(f"{mode}: the run ended {result['status']} ({result['message']}) "
                            f"with {events:,} of {rows:,} events received; see {home}")
+    shutil.rmtree(home, ignore_errors=True)
     return Measured(mode, events, result["seconds"], result["cpu"], result.get("run_seconds"),
                     result.get("idle_cpu_per_s"))
 
@@ -291,6 +293,7 @@ def bench(rows: int, rounds: int, modes: tuple[str, ...]) -> None:
     finally:
         process.terminate()
         process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
     print("best of each (events/s: its fastest round; CPU: its leanest round):")
     for mode in modes:
         print(f"  {show(best[mode])}; leanest {leanest[mode]:.1f} CPU s per million")
