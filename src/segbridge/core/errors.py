@@ -191,7 +191,7 @@ class FailedStep(StrEnum):
     and shown as these strings."""
 
     EXPORT = "export"  # the source could not read it (or it is past a cap)
-    FILTER = "filter"  # a filter failed on it
     LOOKUP = "lookup"  # a lookup found nothing for it (on_missing: fail_record)
+    FILTER = "filter"  # a filter failed on it
     MAP = "map"  # the mapping failed on it, or its call cannot be written as JSON
     IMPORT = "import"  # its call is too large, or the receiver refused it

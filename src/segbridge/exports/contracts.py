@@ -63,7 +63,11 @@ class SpanReader(Protocol):
 
 
 class Export(Protocol):
-    """A source step: streams records, starting at a position."""
+    """A source step: streams records, starting at a position.
+
+    An export whose records come in bursts with waits between them (the pages of an API) says
+    so with a class attribute ``slow = True``: the producer then looks at the clock at every
+    record rather than every 256, so a chunk (and the run's checkpoint) closes on time."""
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
         """Yield records in order, skipping the first ``start_position`` ones cheaply."""

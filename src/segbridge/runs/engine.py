@@ -24,14 +24,14 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from segbridge.core.errors import ApplicationError, FailedStep
+from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, Producer, Source
-from segbridge.runs.store import CRASHED, LeaseLost, RunStore
+from segbridge.runs.store import CRASHED, SOURCE_UNAVAILABLE, LeaseLost, RunStore
 from segbridge.sinks.calls import Item
 from segbridge.sinks.contracts import Outcome, RunFailed, Sink
 
@@ -121,6 +121,10 @@ class Engine:
         if isinstance(error, LaneDied):
             return (f"{CRASHED}{error.message}, after {MAX_LANE_RESTARTS} lane restarts; "
                     "nothing was lost: resume the run to go on from its checkpoint "
+                    f"(segbridge runs resume {self.plan.run_id})")
+        if isinstance(error, RetriableError):  # the source stayed out of reach: resumable
+            return (f"{SOURCE_UNAVAILABLE}{_describe(error)}; nothing was lost: resume the run "
+                    "once the source answers, to go on from its checkpoint "
                     f"(segbridge runs resume {self.plan.run_id})")
         return _describe(error)
 

@@ -40,6 +40,8 @@ from segbridge.storage.db import Database
 from segbridge.storage.models import Connection, Flow, RecordErrorRow, Run
 
 CRASHED = "crashed: "  # the message prefix of a run failed by a crash: it may be resumed
+SOURCE_UNAVAILABLE = "source unavailable: "  # the prefix of a run whose source stayed out of
+# reach (retries spent): it may be resumed once the source answers, from its checkpoint
 TAKEN_OVER = "taken over from "
 _LEGACY_CRASH = re.compile(r"^lane \d+ ended unexpectedly")  # failed before leases existed
 
@@ -249,10 +251,11 @@ def live_holder(run: Run, lease_seconds: int, *, me: str) -> str | None:
 
 
 def failed_by_crash(status: str, message: str | None) -> bool:
-    """A failed run whose process or lanes died, rather than a failure of its data or
-    configuration: it may be resumed."""
+    """A failed run whose process or lanes died, or whose source stayed out of reach, rather
+    than a failure of its data or configuration: it may be resumed."""
     text = message or ""
-    crashed = text.startswith(CRASHED) or bool(_LEGACY_CRASH.match(text))
+    crashed = (text.startswith((CRASHED, SOURCE_UNAVAILABLE))
+               or bool(_LEGACY_CRASH.match(text)))
     return status == RunStatus.FAILED and crashed
 
 
@@ -336,7 +339,9 @@ def reopen(session: Session, run: Run, lease_seconds: int) -> None:
         raise Conflict(f"The flow of run {run.id} has another run in progress; wait for it to "
                        "end, then resume this one.")
     run.status = transition(run.status, RunStatus.QUEUED)
-    run.message = f"resumed after it crashed ({run.message})"
+    why = "its source was out of reach" if (run.message or "").startswith(
+        SOURCE_UNAVAILABLE) else "it crashed"
+    run.message = f"resumed after {why} ({run.message})"
     run.finished_at = None
     # nobody owns it until an executor starts it: this process or, with the job queue, any
     # worker; a fresh heartbeat keeps the take-over away for two leases meanwhile
@@ -348,5 +353,5 @@ def _not_resumable(run: Run) -> str:
     if run.status != RunStatus.FAILED:
         return f"Run {run.id} is {run.status}; nothing to resume."
     return (f"Run {run.id} failed for its data or configuration ({run.message}); only a run "
-            "stopped by a crash (its process or a lane ended) can be resumed. Fix the cause and "
-            "run the flow again.")
+            "stopped by a crash (its process or a lane ended) or by a source out of reach can "
+            "be resumed. Fix the cause and run the flow again.")

@@ -158,7 +158,7 @@ def test_ignore_record_ignores_it() -> None:
 
 def test_the_record_step_turns_a_miss_into_a_record_error_or_an_ignored_record() -> None:
     for on_missing, expected in (("fail_record", Refusal(
-            FailedStep.MAP, "the lookup 'customer' found nothing for customer_id = 'x'",
+            FailedStep.LOOKUP, "the lookup 'customer' found nothing for customer_id = 'x'",
             None, "customer_id")), ("ignore_record", False), ("leave_empty", True)):
         lookups = LookupSteps([step(Table(CUSTOMERS), on_missing)])
         record = records(["x"])[0]

@@ -163,6 +163,6 @@ def test_what_a_user_wrote_wrong_is_user_input_and_still_a_value_error() -> None
 
 
 def test_failed_steps_are_the_strings_stored_in_record_errors() -> None:
-    assert [step.value for step in FailedStep] == ["export", "filter", "map", "import"]
+    assert [step.value for step in FailedStep] == ["export", "lookup", "filter", "map", "import"]
     row = ErrorRow(0, "line 1", FailedStep.MAP, "why")
     assert row.step == "map" and orjson.dumps({"step": row.step}) == b'{"step":"map"}'

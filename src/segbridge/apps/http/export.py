@@ -50,6 +50,8 @@ PageWalk = Generator[SourceRecord, None, PageRead]
 class HttpSource:
     """The records of one HTTP export (``spec``: its section of the flow document)."""
 
+    slow = True  # pages come with waits between them (``exports.contracts.Export``)
+
     def __init__(self, connection: HttpConnection, spec: Mapping[str, Any], *,
                  policy: AccessPolicy | None, limits: RecordLimits | None = None,
                  window: Window | None = None, retry: RetryPolicy | None = None,

@@ -17,6 +17,7 @@ from tests.integration.flows.conftest import (
     Receiver,
     assert_invariant,
     segment_connection,
+    wait_for_run,
 )
 from tests.integration.flows.test_flow_runs import create_flow, run_flow
 
@@ -98,24 +99,32 @@ def test_an_incremental_http_flow_sends_only_what_changed(
     assert sorted(int(e["traits"]["id"]) for e in events) == list(range(1, 16))
 
 
-def test_a_page_that_keeps_failing_fails_the_run_naming_it_and_a_new_run_completes(
+def test_a_page_that_keeps_failing_fails_the_run_naming_it_and_a_resumed_run_continues_there(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
 ) -> None:
     segment = segment_connection(server, receiver)
     with shop_api(records=30, auth="bearer") as (url, state):
         http_connection(server, url)
-        state.faults["/cursor"] = [Fault()] * 5 + [Fault(500)] * 2  # page 6, twice
+        # page 5 comes late: the chunk of pages 1-4 closes (after a second) and is committed,
+        # so the run's checkpoint is past them when page 6 fails twice
+        state.faults["/cursor"] = [Fault()] * 4 + [Fault(delay=1.5)] + [Fault(500, delay=1.0)] * 2
         flow = create_flow(server, identify_flow(
             {"path": "/cursor", "records": "items", "max_attempts": 2,
              "pagination": {"type": "cursor", "cursor_path": "meta.next_cursor",
                             "cursor_param": "cursor"}}, segment))
         failed = run_flow(server, flow["id"])
-        again = run_flow(server, flow["id"])
+        asked_before = len(state.requests)
+        resumed = server.api.post(f"/api/v1/runs/{failed['id']}/resume")
+        assert resumed.status_code == 202, resumed.text
+        again = wait_for_run(server, failed["id"])
+        asked_after = [query.get("cursor") for _path, query in state.requests[asked_before:]]
     assert failed["status"] == "failed", failed
     assert f"Page 6 of the export ({url}/cursor?cursor=20) failed 2 times" in failed["message"]
+    assert "resume the run once the source answers" in failed["message"]
     assert TOKEN not in failed["message"]
+    assert failed["checkpoint"] == 16, failed  # pages 1-4, of 4 records each
     assert again["status"] == "succeeded", again
-    assert_invariant(server, flow["id"], again)
+    assert asked_after[0] == "16", asked_after  # it went on at page 5, not at the first
     events = receiver.archived()
     assert sorted({int(e["traits"]["id"]) for e in events}) == list(range(1, 31))
-    assert len({e["messageId"] for e in events}) == 30  # sent again: the same messageIds
+    assert len({e["messageId"] for e in events}) == 30  # any sent again: the same messageIds
