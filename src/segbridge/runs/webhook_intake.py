@@ -97,6 +97,7 @@ class WebhookIntake:
         self._delivery = delivery
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Listener | None]] = {}
+        self._loading: dict[str, asyncio.Future[Listener | None]] = {}
         self._queue: asyncio.Queue[_Request] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._trimmed: dict[str, float] = {}
@@ -105,12 +106,18 @@ class WebhookIntake:
     # ---- listeners -------------------------------------------------------------------------
 
     async def listener(self, token: str) -> Listener | None:
-        """The listener whose URL has this token (None: no such URL)."""
+        """The listener whose URL has this token (None: no such URL). One lookup at a time
+        per token: requests arriving meanwhile wait for it rather than ask again."""
         token_hash = fingerprint(token)
         cached = self._cache.get(token_hash)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        found = await asyncio.to_thread(self._load, token_hash)
+        loading = self._loading.get(token_hash)
+        if loading is None:
+            loading = self._loading[token_hash] = asyncio.ensure_future(
+                asyncio.to_thread(self._load, token_hash))
+            loading.add_done_callback(lambda _done: self._loading.pop(token_hash, None))
+        found = await asyncio.shield(loading)
         self._cache[token_hash] = (time.monotonic() + self._cache_seconds, found)
         if len(self._cache) > 10_000:
             self._cache.clear()
