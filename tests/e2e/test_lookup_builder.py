@@ -62,22 +62,24 @@ def test_a_lookup_on_a_customer_table_shows_its_values_in_the_preview(
     expect(pane(page).locator("#field-lookup-connection")).to_contain_text(
         "Choose a connection")
 
-    # no Database connection yet: create one in place, it comes back chosen
-    pane(page).get_by_role("link", name="Create Database connection").click()
+    # no Database connection yet: create one in place; it comes back chosen, and what was
+    # typed is kept (the query's parameter ready for its field)
+    query = "select id, plan, country from customers where id in :customer"
+    pane(page).locator("#field-lookup-name").fill("customer.row")
+    pane(page).get_by_label("Query").fill(query)
+    pane(page).get_by_role("button", name="Create Database connection").click()
     expect(pane(page).get_by_role("heading", name="Create connection")).to_be_visible()
     pane(page).get_by_label("Name").fill("CRM")
     pane(page).get_by_label("Database URL").fill(url)
     pane(page).get_by_role("button", name="Save & close").click()
     expect(pane(page).get_by_role("heading", name="Add lookup")).to_be_visible()
-    expect(page).to_have_url(re.compile(rf"/flows/{flow_id}/lookups/new\?connection=con_"))
-    expect(pane(page).locator("#field-lookup-connection")).to_have_value("CRM")
-    expect(pane(page).locator("#pane-banner")).to_contain_text("Connection 'CRM' chosen.")
-
+    expect(page).to_have_url(re.compile(rf"/flows/{flow_id}/lookups/new\?.*connection=con_"))
     p = pane(page)
-    p.locator("#field-lookup-name").fill("customer.row")
-    p.get_by_label("Query").fill("select id, plan, country from customers "
-                                 "where id in :customer")
-    p.get_by_label("Parameter 1", exact=True).fill("customer")
+    expect(p.locator("#field-lookup-connection")).to_have_value("CRM")
+    expect(p.locator("#pane-banner")).to_contain_text("Connection 'CRM' chosen.")
+    expect(p.locator("#field-lookup-name")).to_have_value("customer.row")
+    expect(p.get_by_label("Query")).to_have_value(query)
+    expect(p.get_by_label("Parameter 1", exact=True)).to_have_value("customer")
     p.get_by_label("Record field for parameter 1").fill("customer_id")
     p.get_by_label("Key column (optional)").fill("id")
     p.get_by_role("button", name="Save lookup").click()

@@ -358,6 +358,8 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
     # the Lookup pane (web/routes/flows/lookups.py)
     ("GET", "/flows/{flow_id}/lookups/new"): ("monitor", lambda w: Req(
         f"/flows/{w.ids['flow']}/lookups/new")),
+    ("POST", "/flows/{flow_id}/lookups/new/connection"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['flow']}/lookups/new/connection", form=_lookup_form(w))),
     ("POST", "/flows/{flow_id}/lookups"): ("manage", lambda w: Req(
         f"/flows/{w.flow()}/lookups", form=_lookup_form(w))),
     ("GET", "/flows/{flow_id}/lookups/{index}"): ("monitor", lambda w: Req(

@@ -5,11 +5,13 @@ connection neither offered nor accepted; filters saved after a lookup keep it.""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -265,3 +267,35 @@ def test_a_monitor_sees_a_lookup_but_cannot_change_it(
                      f"/flows/{flow_id}/lookups/0/delete"):
             assert post(monitor, path, lookup_form()).status_code == 403, path
     assert len(flow_doc(server, flow_id)["steps"]) == 1
+
+
+def test_create_connection_comes_back_with_what_was_typed(
+        server: Server, client: httpx.Client, crm: dict[str, Any], flow_id: str) -> None:
+    typed = lookup_form(**{"lookup.connection": "", "param": [""], "param_field": [""],
+                           "app": "database", "index": ""})
+    out = post(client, f"/flows/{flow_id}/lookups/new/connection", typed)
+    assert out.status_code == 303
+    target = out.headers["location"]
+    assert target.startswith("/connections/new/database?return_to=")
+    back = parse_qs(urlsplit(target).query)["return_to"][0]
+    assert back.startswith(f"/flows/{flow_id}/lookups/new?") and "csrf" not in back
+    assert client.get(target).status_code == 200  # the Create connection pane
+
+    returned = client.get(f"{back}&connection={crm['id']}")
+    assert returned.status_code == 200 and "Connection &#39;CRM&#39; chosen." in returned.text
+    assert 'id="field-lookup-name" name="lookup.name"' in returned.text
+    assert 'value="customer"' in returned.text and f">{QUERY}</textarea>" in returned.text
+    assert '<option value="CRM" selected>' in returned.text
+    assert 'id="param-0" name="param" value="customer"' in returned.text  # from the query
+    assert re.search(r'name="lookup.key_column"[^>]* value="id"', returned.text)
+
+    with_htmx = post(client, f"/flows/{flow_id}/lookups/new/connection", typed, headers=PANE)
+    assert with_htmx.status_code == 200
+    assert json.loads(with_htmx.headers["HX-Location"]) == {"path": target,
+                                                            "target": "#pane-host"}
+    long = post(client, f"/flows/{flow_id}/lookups/new/connection",
+                {**typed, "lookup.query": QUERY + " --" + "x" * 3000})
+    back = parse_qs(urlsplit(long.headers["location"]).query)["return_to"][0]
+    assert "lookup.name=customer" in back and "lookup.query" not in back  # too long to keep
+    assert post(client, f"/flows/{flow_id}/lookups/new/connection",
+                {**typed, "index": "0"}).status_code == 404  # the flow has no lookup 1

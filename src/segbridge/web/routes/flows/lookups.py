@@ -4,13 +4,14 @@ found. Lookup N of the pane is step N of the document (lookups come before the f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from starlette.datastructures import FormData
+from fastapi.responses import RedirectResponse, Response
+from starlette.datastructures import FormData, QueryParams
 
 from segbridge.apps.base import Capability
 from segbridge.connections.views import ConnectionPublic
@@ -27,8 +28,10 @@ from segbridge.web.auth import (
     runtime_of,
 )
 from segbridge.web.forms import FieldErrors
+from segbridge.web.rendering import is_htmx
 from segbridge.web.routes.flows.common import (
     LIST_PATH,
+    PANE_TARGET,
     Notice,
     PaneState,
     after_save,
@@ -52,6 +55,8 @@ SETTINGS = ("name", "connection", "query", "key_column", "on_missing", "cache.si
 FORM_FIELDS = (*(f"lookup.{name}" for name in SETTINGS), "lookup.params")
 PARAMS = "lookup.params"
 REMOVED = "lookup_removed"
+TYPED = tuple(f"lookup.{name}" for name in SETTINGS if name != "connection")
+MAX_RETURN = 1900  # a return address is at most 2000 characters (web/routes/pane.py)
 
 
 # ---- what the pane shows ---------------------------------------------------------------------
@@ -73,12 +78,18 @@ def _lookup_apps(request: Request) -> dict[str, str]:
             if Capability.LOOKUP in app.capabilities}
 
 
-def _create_links(request: Request, flow_id: str, index: int | None) -> list[tuple[str, str]]:
-    """Create connection, one per application that answers lookups: (name, URL); the new
-    connection comes back chosen (``connection=<id>``)."""
-    back = quote(pane_url(flow_id, index), safe="")
-    return [(name, f"/connections/new/{key}?return_to={back}")
-            for key, name in _lookup_apps(request).items()]
+def typed_return(flow_id: str, index: int | None, values: Mapping[str, str],
+                 rows: Sequence[tuple[str, str]]) -> str:
+    """The pane's address with what was typed in its query, to come back to from Create
+    connection (without the query's text when it would make the address too long)."""
+    pairs = [(key, values[key]) for key in TYPED if values.get(key, "").strip()]
+    pairs += [pair for name, field in rows if name or field
+              for pair in (("param", name), ("param_field", field))]
+    path = pane_url(flow_id, index)
+    for kept in (pairs, [p for p in pairs if p[0] != "lookup.query"], []):
+        if len(address := path + ("?" + urlencode(kept) if kept else "")) <= MAX_RETURN:
+            return address
+    return path
 
 
 def values_of(lookup: Mapping[str, Any]) -> dict[str, str]:
@@ -111,6 +122,16 @@ def typed_rows(names: Sequence[str], fields: Sequence[str], query: str,
             ("", "")]
 
 
+def typed_values(query: QueryParams) -> tuple[dict[str, str], list[tuple[str, str]]] | None:
+    """What was typed before Create connection (``typed_return``), or None."""
+    if not any(key in query for key in (*TYPED, "param")):
+        return None
+    values = {key: query[key] for key in TYPED if key in query}
+    rows = typed_rows(query.getlist("param"), query.getlist("param_field"),
+                      values.get("lookup.query", ""))
+    return values, rows
+
+
 def _params_written(lookup: Mapping[str, Any]) -> dict[str, str]:
     params = lookup.get("params")
     return {str(k): str(v) for k, v in params.items()} if isinstance(params, Mapping) else {}
@@ -141,7 +162,7 @@ def _context(request: Request, user: WebUser, flow: FlowPublic, index: int | Non
     return {"index": index, "values": state.values, "errors": state.errors,
             "pane_notice": state.notice, "param_rows": rows,
             "connections": lookup_connections(request, user),
-            "create_links": _create_links(request, flow.id, index),
+            "create_apps": list(_lookup_apps(request).items()),
             "record_fields": _record_fields(request, user, flow, name),
             "on_missing_choices": edit.ON_MISSING_CHOICES,
             "cache_defaults": LookupCache(),
@@ -164,13 +185,14 @@ def new_lookup_pane(request: Request, flow_id: str, user: SignedIn,
     flow = find_flow(request, user, flow_id)
     if isinstance(flow, Response):
         return flow
-    values = {"lookup.on_missing": "leave_empty"}
+    values, rows = typed_values(request.query_params) or ({}, param_rows({}, ""))
+    values.setdefault("lookup.on_missing", "leave_empty")
     notice = None
     if connection:
         values["lookup.connection"] = connection_name(request, user, connection)
         notice = Notice("ok", f"Connection '{values['lookup.connection']}' chosen.")
-    context = _context(request, user, flow, None, PaneState(values, notice=notice),
-                       param_rows({}, ""), sample=False)
+    context = _context(request, user, flow, None, PaneState(values, notice=notice), rows,
+                       sample=False)
     return show_pane(request, user, flow, TEMPLATE, context)
 
 
@@ -185,13 +207,39 @@ def lookup_pane(request: Request, flow_id: str, index: int, user: SignedIn,
         return missing
     lookup = edit.lookups_of(flow.definition.as_written())[index]
     values = values_of(lookup)
+    rows = param_rows(_params_written(lookup), values.get("lookup.query", ""))
+    typed = typed_values(request.query_params)
+    if typed is not None:
+        values, rows = {**values, **typed[0]}, typed[1]
     if connection:
         values["lookup.connection"] = connection_name(request, user, connection)
     notice = Notice("ok", "Lookup saved.") if saved else None
-    rows = param_rows(_params_written(lookup), values.get("lookup.query", ""))
     context = _context(request, user, flow, index, PaneState(values, notice=notice), rows,
                        sample=not connection)
     return show_pane(request, user, flow, TEMPLATE, context)
+
+
+@router.post(LIST_PATH + "/{flow_id}/lookups/new/connection")
+def lookup_new_connection(request: Request, flow_id: str, user: MayEditFlows,
+                          form: CheckedForm) -> Response:
+    """Create connection from the Lookup pane: the Create connection pane (of the application
+    chosen), which comes back to the pane with what was typed and the new connection chosen."""
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    index = int(form_text(form, "index")) if form_text(form, "index").isdigit() else None
+    if index is not None and (missing := _missing(flow, index, user)) is not None:
+        return missing
+    apps = _lookup_apps(request)
+    app = form_text(form, "app") if form_text(form, "app") in apps else next(iter(apps), "")
+    values = {key: form_text(form, key) for key in TYPED}
+    rows = typed_rows(_texts(form, "param"), _texts(form, "param_field"), "")
+    back = typed_return(flow.id, index, values, rows)
+    target = f"/connections/new/{app}?return_to=" + quote(back, safe="")
+    if is_htmx(request):
+        location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
+        return Response(status_code=200, headers={"HX-Location": location})
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post(LIST_PATH + "/{flow_id}/lookups")
