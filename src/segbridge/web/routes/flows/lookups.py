@@ -107,9 +107,7 @@ def values_of(lookup: Mapping[str, Any]) -> dict[str, str]:
 def param_rows(params: Mapping[str, str], query: str) -> list[tuple[str, str]]:
     """The parameter rows to show: those given, each ``:name`` of the query still without a
     field, and one empty row to add another."""
-    rows = list(params.items())
-    rows += [(name, "") for name in edit.query_parameters(query) if name not in params]
-    return [*rows, ("", "")]
+    return typed_rows(list(params), list(params.values()), query)
 
 
 def typed_rows(names: Sequence[str], fields: Sequence[str], query: str,
@@ -167,8 +165,7 @@ def _context(request: Request, user: WebUser, flow: FlowPublic, index: int | Non
             "on_missing_choices": edit.ON_MISSING_CHOICES,
             "cache_defaults": LookupCache(),
             "preview": result, "problems": problems,
-            "has_source": flow.definition.export is not None,
-            "form_url": pane_url(flow.id, index)}
+            "has_source": flow.definition.export is not None}
 
 
 def _missing(flow: FlowPublic, index: int, user: WebUser) -> Response | None:
