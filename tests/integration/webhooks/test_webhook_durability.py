@@ -28,7 +28,7 @@ from tests.support.servers import unused_port
 
 CLIENTS = 6
 
-pytestmark = pytest.mark.in_process
+pytestmark = pytest.mark.sql  # SQLite (in-process runs) and PostgreSQL (the job queue)
 
 
 def serve(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:

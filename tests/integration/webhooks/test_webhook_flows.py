@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from segbridge.runs.message_ids import MessageIds
 from segbridge.workers import Workers
@@ -18,6 +19,8 @@ from tests.integration.webhooks.conftest import (
     wait_for_events,
     wait_until_delivered,
 )
+
+pytestmark = pytest.mark.sql  # also on PostgreSQL: runs go through the job queue there
 
 
 def order(i: int) -> dict[str, Any]:
