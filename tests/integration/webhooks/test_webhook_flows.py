@@ -79,3 +79,36 @@ def test_records_arriving_during_a_run_wait_for_the_next_one_and_the_last_payloa
     payloads = server.api.get(f"/api/v1/flows/{hook.flow['id']}/webhook/payloads").json()
     assert [p["payload"]["order_id"] for p in payloads] == list(range(59, 39, -1))
     assert listener(server, hook.flow["id"])["waiting"] == 0
+
+
+def test_records_of_a_run_that_did_not_finish_go_again_with_the_same_message_ids(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver)
+    receiver.faults(latency_ms=1500)  # the first run is still sending when it is canceled
+    for i in range(1, 4):
+        assert post(server, hook.path, orjson.dumps(order(i))).status_code == 200
+    flow_id = hook.flow["id"]
+    first = _first_run(server, flow_id)
+    assert server.api.post(f"/api/v1/runs/{first}/cancel").status_code in (200, 202)
+    receiver.no_faults()
+    events = wait_for_events(receiver, 3)
+    wait_until_delivered(server, flow_id)
+    runs = server.api.get(f"/api/v1/flows/{flow_id}/runs").json()
+    assert [r["status"] for r in runs if r["id"] == first] == ["canceled"]
+    assert any(r["status"] == "succeeded" for r in runs if r["id"] != first)
+    ids = MessageIds(flow_id, "Orders", "track")
+    assert sorted((e["properties"]["order_id"], e["messageId"]) for e in events) == \
+        [(i, ids.by_position(i, order(i))) for i in range(1, 4)]
+
+
+def _first_run(server: Server, flow_id: str) -> str:
+    import time
+
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        runs = server.api.get(f"/api/v1/flows/{flow_id}/runs").json()
+        if runs and runs[-1]["status"] == "running":
+            return str(runs[-1]["id"])
+        time.sleep(0.05)
+    raise AssertionError("no run started")
