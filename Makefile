@@ -49,6 +49,7 @@ bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python)
 	$(BIN)/python bench/queue_bench.py 2
 	$(BIN)/python bench/queue_bench.py 3
 	$(BIN)/python bench/governor_bench.py micro    # the cluster governor vs in-process
+	$(BIN)/python bench/worker_bench.py --rows 300000 --rounds 2    # one big run: 1 worker vs in-process
 	$(BIN)/python bench/lookup_bench.py --rows 1000000    # a flow with a lookup vs without
 
 clean: ## remove the virtual environment and caches

@@ -7,6 +7,7 @@ import asyncio
 import click
 
 from segbridge.cli.context import handles_errors
+from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.core.settings import load_settings
 from segbridge.runtime import build_runtime
 
@@ -52,6 +53,7 @@ def command(concurrency: int | None, queues: str | None, metrics_port: int | Non
 
         health = serve_worker_health(runtime, metrics_port, metrics_host)
         click.echo(f"segbridge: health and metrics on {metrics_host}:{health.port}")
+    freeze_long_lived_objects()  # as serve does: start-up objects out of the collector's way
     try:
         asyncio.run(QueueWorker(runtime, options).run())
     finally:
