@@ -128,6 +128,7 @@ DONE: Mapping[str, str] = {
     "renamed": "Flow renamed.", "enabled": "Flow enabled: it runs on its schedule.",
     "disabled": "Flow disabled: it does not run on its schedule or by hand.",
     "removed": "Destination removed.", "imported": "Flow imported from the YAML file.",
+    "lookup_removed": "Lookup removed.",
 }
 
 
