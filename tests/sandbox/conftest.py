@@ -16,6 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from segbridge.sandbox import SandboxConfig, SandboxState, create_sandbox_app
+from segbridge.sandbox.serving import ShutdownAwareServer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
@@ -28,6 +29,7 @@ def basic(write_key: str) -> dict[str, str]:
 @contextmanager
 def serve(app: Starlette, **options: Any) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server on a free loopback port; yield its base URL.
+    The server ends the receiver's live streams as it shuts down, as ``segbridge sandbox``'s.
 
     ``options`` go to ``uvicorn.Config``; ``timeout_graceful_shutdown`` is 1 s unless given
     (``None``: uvicorn waits for open connections without limit, as ``segbridge serve`` does).
@@ -37,8 +39,11 @@ def serve(app: Starlette, **options: Any) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     options.setdefault("timeout_graceful_shutdown", 1)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", http="httptools", **options)
-    server = uvicorn.Server(config)
+    options.setdefault("lifespan", "on")
+    config = uvicorn.Config(app, log_level="warning", http="httptools", **options)
+    # the receiver alone, or mounted in segbridge (its LocalSegment)
+    receiver = getattr(app.state, "sandbox", None) or getattr(app.state, "local_segment", None)
+    server = ShutdownAwareServer(config, receiver.end_streams if receiver is not None else None)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -22,7 +22,7 @@ from tests.integration.conftest import admin_token
 from tests.support.databases import sqlite_url
 from tests.support.servers import serve_in_thread
 
-from .conftest import StreamListener
+from .conftest import StreamListener, serve
 
 pytestmark = pytest.mark.integration
 
@@ -188,13 +188,15 @@ def test_the_debugger_page_takes_q(segbridge: Segbridge) -> None:
 
 
 def test_an_open_stream_does_not_hold_the_shutdown(runtime: Runtime) -> None:
-    """``segbridge serve`` gives uvicorn no graceful timeout: it would wait for the stream."""
+    """``segbridge serve`` gives uvicorn no graceful timeout: it would wait for the stream,
+    unless the server ends the streams as it starts shutting down (``LocalSegment.end_streams``
+    through ``ShutdownAwareServer``, the way segbridge's server is to run it)."""
     app = create_app(runtime)
     first_start(runtime)
     state: SandboxState = app.state.local_segment.state
     source = state.store.create("Watched", admin_account(runtime))
     session = new_session(runtime)
-    with serve_in_thread(app) as url:
+    with serve(app, timeout_graceful_shutdown=None, lifespan="off") as url:
         listener = StreamListener(
             f"{url}/sandbox/api/sources/{source.id}/events/stream",
             cookies={SESSION_COOKIE: session},

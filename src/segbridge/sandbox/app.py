@@ -114,6 +114,11 @@ class LocalSegment:
         """The account's first source, created as "My first source" when it has none."""
         return ensure_default_source(self.state, account_id)
 
+    def end_streams(self) -> None:
+        """End the live Debugger streams, for a host whose server starts shutting down: they
+        would otherwise hold it (see ``serving.ShutdownAwareServer``); from any thread."""
+        self.state.end_streams()
+
     def close(self) -> None:
         """End live streams, flush the archive, close the state (a mounted app's lifespan
         does not run); safe more than once."""

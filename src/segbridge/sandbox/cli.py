@@ -13,6 +13,7 @@ from segbridge.core.log_redaction import uvicorn_log_config
 from segbridge.sandbox.app import create_sandbox_app, ensure_default_source
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.faults import FaultSettings, FaultSettingsError, parse_fault_request
+from segbridge.sandbox.serving import ShutdownAwareServer
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _SHARE = click.FloatRange(0.0, 1.0)
@@ -93,7 +94,7 @@ def sandbox_command(
     click.echo(f"Admin token: {token}")
     if faults.total_share() or faults.latency_ms or faults.down_seconds:
         click.echo(f"Faults on: {faults}")
-    uvicorn.run(
+    server_config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -104,3 +105,8 @@ def sandbox_command(
         log_level="info",
         timeout_graceful_shutdown=3,
     )
+    # the Debugger's live streams end as soon as the shutdown starts (see ``serving``)
+    server = ShutdownAwareServer(server_config, on_shutdown=app.state.sandbox.end_streams)
+    server.run()
+    if not server.started:
+        raise click.ClickException(f"could not serve on {host}:{port}: see the error above")

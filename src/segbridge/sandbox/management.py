@@ -125,7 +125,7 @@ class ManagementAPI:
 
     async def stream(self, request: Request) -> Response:
         source = self._watched_source(request)
-        return event_stream(self.state.debugger.feed(source.id), request.receive)
+        return event_stream(self.state.debugger.feed(source.id))
 
     async def stats(self, request: Request) -> Response:
         source = self._source(request)

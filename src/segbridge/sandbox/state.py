@@ -56,13 +56,18 @@ class SandboxState:
         self.debugger.remove(source_id)
         return source
 
+    def end_streams(self) -> None:
+        """End every live Debugger stream (and any opened later): the server is shutting
+        down. Never blocks; safe from any thread (see ``serving``)."""
+        self.debugger.close()
+
     def close(self) -> None:
         """End live streams, flush and close the archive, close the database.
 
         Safe to call from any thread (e.g. after ``uvicorn.run`` returns, or from a test
         while the server still runs) and more than once.
         """
-        self.debugger.close()
+        self.end_streams()
         if self.archive is not None:
             self.archive.close()
         self.store.close()

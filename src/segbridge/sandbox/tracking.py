@@ -245,11 +245,14 @@ def _fault_answer(action: FaultAction) -> tuple[bytes, bytes, list[tuple[bytes, 
 
 
 async def drop_connection(receive: Receive, send: Send, *, body_read: bool = False) -> None:
-    """Close the connection without any answer: the client sees a connection error.
+    """Break the connection before any answer arrives: the client sees a connection error.
 
-    ASGI has no "close" message, so this reaches for the server's transport (uvicorn's
-    request cycle holds it). Where that is not available, a response is started and never
-    finished, which makes any server close the connection mid-answer.
+    ASGI has no message that closes a connection; what the specification gives is this: a
+    response started and never finished makes the server close the connection (uvicorn logs
+    one error line for it). The client reads a status line, then the connection closes before
+    the announced body, which HTTP clients report as a broken connection (httpx
+    ``RemoteProtocolError``, requests ``ChunkedEncodingError``) and retry as any network
+    failure. The status is 503, so that even a client that stops at the headers retries.
     """
     read = 0
     # read the request first (unless read already): the client is left waiting for an answer
@@ -258,14 +261,8 @@ async def drop_connection(receive: Receive, send: Send, *, body_read: bool = Fal
         read += len(message.get("body", b""))
         if not message.get("more_body"):
             break
-    transport = getattr(getattr(receive, "__self__", None), "transport", None)
-    if transport is not None and hasattr(transport, "close"):
-        transport.close()
-        for _ in range(5):
-            await asyncio.sleep(0)  # let the server notice, so it does not answer 500
-        return
-    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
-    await send(start)
+    headers = [(b"content-length", b"64"), (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
 
 
 KNOWS_EVERY_KEY = "X-Receiver-Knows-Every-Key"
