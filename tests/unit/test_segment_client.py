@@ -90,3 +90,41 @@ def test_eu_region_and_custom_endpoints_resolve() -> None:
     assert custom.settings_url("k") == "http://127.0.0.1:8000/sandbox/v1/projects/k/settings"
     assert resolve_endpoint("us", None).settings_url("k") == \
         "https://cdn.segment.com/v1/projects/k/settings"
+
+
+def client_refusing(status: int, body: bytes) -> TrackingClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body, headers={"Content-Type": "application/json"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    return TrackingClient(resolve_endpoint("us", None), Secret(KEY), http)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"success": false, "code": "invalid_field", "message": "batch[3].userId must be a string"}',
+    b'{"success": false, "error": {"code": "invalid_field",'
+    b' "message": "batch[3].userId must be a string"}}',
+], ids=["segment-shape", "nested-shape"])
+def test_a_refusal_says_what_the_receiver_said(body: bytes) -> None:
+    with pytest.raises(FatalError) as caught:
+        client_refusing(400, body).send("batch", {"batch": []})
+    assert caught.value.cause == "http_400"
+    assert caught.value.message.endswith(
+        "The receiver said: invalid_field: batch[3].userId must be a string")
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>Bad Request</html>", b"[1, 2]",
+                                  b'{"message": 5}', b'{"success": false}'])
+def test_a_refusal_without_a_readable_reason_keeps_segbridges_words(body: bytes) -> None:
+    with pytest.raises(FatalError) as caught:
+        client_refusing(400, body).send("track", {"userId": "u", "event": "e"})
+    assert "The receiver said" not in caught.value.message
+
+
+def test_the_receivers_words_are_bounded_and_printable() -> None:
+    body = orjson.dumps({"code": "x", "message": "line\nbreak\x1b[31m" + "y" * 1000})
+    with pytest.raises(FatalError) as caught:
+        client_refusing(400, body).send("track", {"userId": "u", "event": "e"})
+    said = caught.value.message.split("The receiver said: ", 1)[1]
+    assert len(said) == 200
+    assert said.isprintable()

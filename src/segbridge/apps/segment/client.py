@@ -110,7 +110,33 @@ def raise_for_status(response: httpx.Response) -> None:
     cause, message = STATUS_CAUSES.get(
         status, ("http_error", f"The receiver answered {status}, which segbridge does not expect.")
     )
+    reason = receiver_reason(response)
+    if reason:
+        message = f"{message} The receiver said: {reason}"
     raise FatalError(message, cause=cause, status=status)
+
+
+MAX_REASON_CHARS = 200
+
+
+def receiver_reason(response: httpx.Response) -> str | None:
+    """The receiver's own words for a refusal, from Segment's error shape (``code`` and
+    ``message`` at the top level; a nested ``error`` object as older receivers sent it);
+    printable text only, at most ``MAX_REASON_CHARS``; None when the body has none."""
+    try:
+        body = orjson.loads(response.content[:4096])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    if isinstance(body.get("error"), dict) and "message" not in body:
+        body = body["error"]
+    message, code = body.get("message"), body.get("code")
+    if not isinstance(message, str) or not message.strip():
+        return None
+    text = f"{code}: {message}" if isinstance(code, str) and code else message
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return text[:MAX_REASON_CHARS]
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
