@@ -141,3 +141,25 @@ def test_stream_ends_when_the_source_is_deleted(sandbox: Sandbox) -> None:
 def test_stream_needs_rights(sandbox: Sandbox, source: dict[str, Any]) -> None:
     response = sandbox.http.get(f"/api/sources/{source['id']}/events/stream")
     assert response.status_code == 401
+
+
+def test_events_filter_by_call_type_and_event_name(sandbox: Sandbox) -> None:
+    source = sandbox.new_source()
+    batch = [
+        {"type": "track", "userId": "u", "event": "Order Completed", "messageId": "t-1"},
+        {"type": "track", "userId": "u", "event": "Cart Viewed", "messageId": "t-2"},
+        {"type": "page", "userId": "u", "name": "Order Completed", "messageId": "p-1"},
+        {"type": "identify", "userId": "u", "messageId": "i-1"},
+    ]
+    response = sandbox.http.post("/v1/batch", json={"batch": batch},
+                                 headers=basic(source["write_key"]))
+    assert response.status_code == 200
+
+    def ids(**params: str) -> list[str]:
+        return [e["message_id"] for e in sandbox.events(source["id"], **params)]
+
+    assert ids(type="track") == ["t-2", "t-1"]
+    assert ids(event="order completed") == ["p-1", "t-1"]
+    assert ids(type="track", event="Order Completed") == ["t-1"]
+    assert ids(type="identify", event="Order Completed") == []
+    assert ids(type="alias") == []

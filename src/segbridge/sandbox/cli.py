@@ -46,7 +46,9 @@ def _faults(**values: float | int) -> FaultSettings:
 @click.option("--port", default=8100, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--state", "state_path", type=_FILE, help="SQLite file for sources (else memory).")
 @click.option("--archive", "archive_path", type=_FILE, help="NDJSON file of accepted events.")
-@click.option("--strict", is_flag=True, help="Answer 401 to unknown write keys (RudderStack).")
+@click.option("--strict", is_flag=True,
+              help="Refuse instead of dropping: 401 for an unknown, missing or short write key "
+                   "(as RudderStack), 400 for a request with a bad call.")
 @click.option("--admin-token-file", type=_FILE, help="Admin token file (created if missing).")
 @click.option("--dedup-capacity", default=1_000_000, show_default=True, type=click.IntRange(1))
 @click.option("--debugger-size", default=500, show_default=True, type=click.IntRange(1))

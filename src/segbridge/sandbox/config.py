@@ -15,9 +15,11 @@ UnknownKeyMode = Literal["segment", "strict"]
 class SandboxConfig:
     """Everything the receiver needs to start.
 
-    ``unknown_key_mode`` "segment" answers 200 to unknown write keys and drops the events (as
-    Segment does); "strict" answers 401 (as RudderStack does). ``faults`` and ``fault_seed``
-    set the initial fault injection (off by default); it can be changed at run time by admins.
+    ``unknown_key_mode`` "segment" answers 200 to a missing, short or unknown write key and to
+    a request with bad calls, and drops those calls (as Segment does); "strict" refuses them
+    instead: 401 for the key (as RudderStack does), 400 for the request. ``faults`` and
+    ``fault_seed`` set the initial fault injection (off by default); admins change it at run
+    time.
     """
 
     state_path: Path | None
