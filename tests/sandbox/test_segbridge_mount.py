@@ -218,3 +218,18 @@ def test_close_from_another_thread_ends_the_stream(segbridge: Segbridge) -> None
     assert time.monotonic() - started < 1
     assert listener.ended.wait(2)
     assert listener.error is None
+
+
+def test_try_it_in_segbridge_loads_analytics_js_from_the_mount(segbridge: Segbridge) -> None:
+    source = segbridge.new_source("Tried")
+    with segbridge.browser() as browser:
+        page = browser.get(f"/sources/{source.id}/try")
+        assert page.status_code == 200
+        assert in_the_apps_layout(page.text)
+        assert f'data-cdn="{segbridge.url}/sandbox"' in page.text
+        assert '<script src="/sandbox/static/try.js" defer></script>' in page.text
+        library = browser.get(f"/analytics.js/v1/{source.write_key}/analytics.min.js")
+        assert library.status_code == 200
+        settings = browser.get(f"/v1/projects/{source.write_key}/settings").json()
+    host = segbridge.url.removeprefix("http://")
+    assert settings["integrations"]["Segment.io"]["apiHost"] == f"{host}/sandbox/v1"
