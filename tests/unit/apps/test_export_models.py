@@ -20,7 +20,8 @@ REGISTRY = default_registry()
 
 def test_the_flow_document_takes_its_export_kinds_from_the_registry() -> None:
     assert REGISTRY.export_models() == EXPORT_KINDS
-    assert list(EXPORT_KINDS) == ["csv", "ndjson", "json", "database", "http"]
+    assert list(EXPORT_KINDS) == ["csv", "ndjson", "json", "parquet", "database", "http",
+                                 "webhook"]
     for app in REGISTRY.everything():
         if isinstance(app, Exporter):
             assert set(app.export_models) == set(app.export_kinds), app.key

@@ -35,15 +35,17 @@ def _request(tmp_path: Path, export: dict[str, Any], uploads: Any = None) -> Exp
 
 def test_export_kinds_map_to_their_applications() -> None:
     assert {kind: REGISTRY.exporter(kind).key for kind in REGISTRY.export_kinds()} \
-        == {"csv": "files", "ndjson": "files", "json": "files", "database": "database",
-            "http": "http"}
-    assert sorted(REGISTRY.export_kinds()) == ["csv", "database", "http", "json", "ndjson"]
+        == {"csv": "files", "ndjson": "files", "json": "files", "parquet": "files",
+            "database": "database", "http": "http", "webhook": "webhook"}
+    assert sorted(REGISTRY.export_kinds()) == ["csv", "database", "http", "json", "ndjson",
+                                               "parquet", "webhook"]
     assert isinstance(REGISTRY.exporter("csv"), Exporter)
 
 
 def test_an_unknown_export_kind_is_refused_with_the_known_ones() -> None:
     with pytest.raises(CannotDoThat, match="No application exports 'xml'; use one of: "
-                                           "csv, ndjson, json, database, http"):
+                                           "csv, ndjson, json, parquet, database, http, "
+                                           "webhook"):
         REGISTRY.exporter("xml")
 
 

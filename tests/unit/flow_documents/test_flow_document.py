@@ -81,7 +81,8 @@ def test_keys_of_another_export_kind_are_kept_as_before() -> None:
      [("schedule", "use {cron: '0 * * * *', timezone: 'Europe/Paris'}")]),
     ("schedule.timezone", "Mars/Olympus",
      [("schedule.timezone", "'Mars/Olympus' is not an IANA time zone; e.g. 'Europe/Paris'")]),
-    ("export.type", "xml", [("export.type", "use one of: csv, ndjson, json, database, http")]),
+    ("export.type", "xml", [("export.type", "use one of: csv, ndjson, json, parquet, database, "
+                                            "http, webhook")]),
     ("export.upload", "upl_1",
      [("export.path", "give either a path on the server or an upload id")]),
     ("export.options.delimiter", ";;", [("export.options.delimiter", "use a single character")]),
@@ -116,11 +117,11 @@ def test_every_problem_is_listed_at_once_unknown_keys_first() -> None:
         ("colour", "unknown key; use one of: description, enabled, export, imports, "
                    "integration, name, schedule, steps"),
         ("schedule.cron", "'every hour' is not a cron expression; e.g. '0 * * * *' (hourly)"),
-        ("export.sheet", "unknown key; use one of: body, connection, cursor, format, "
-                         "key_field, max_attempts, method, options, pagination, path, query, "
-                         "records, requests_per_second, since, timeout_seconds, type, "
-                         "upload"),
-        ("export.type", "use one of: csv, ndjson, json, database, http"),
+        ("export.sheet", "unknown key; use one of: batch, body, columns, connection, cursor, "
+                         "format, key_field, max_attempts, max_body_bytes, method, options, "
+                         "pagination, path, query, records, requests_per_second, since, "
+                         "timeout_seconds, type, upload, verification"),
+        ("export.type", "use one of: csv, ndjson, json, parquet, database, http, webhook"),
         ("imports.0.connection", "name a Segment connection"),
         ("imports.1.connection", "name a Segment connection"),
         ("imports.1.name", "import names must differ"),  # after the imports' own problems
@@ -146,7 +147,8 @@ def test_what_is_not_a_flow_is_one_problem() -> None:
 def test_the_schema_describes_the_kinds_by_their_type() -> None:
     schema = FlowDocument.model_json_schema()
     kinds, null = schema["properties"]["export"]["anyOf"]  # null: an unfinished flow
-    assert set(kinds["discriminator"]["mapping"]) == {"csv", "ndjson", "json", "database", "http"}
+    assert set(kinds["discriminator"]["mapping"]) == {"csv", "ndjson", "json", "parquet",
+                                                      "database", "http", "webhook"}
     assert null == {"type": "null"}
 
 

@@ -1,4 +1,4 @@
-"""The Files application: CSV, NDJSON and JSON files as a flow's source.
+"""The Files application: CSV, NDJSON, JSON and Parquet files as a flow's source.
 
 It has no connection (a flow names its file: an upload of the account, or a server path the
 install's access policy allows), so it is not offered where a user picks an application for a
@@ -22,16 +22,18 @@ from segbridge.apps.base import (
 )
 from segbridge.apps.files.document import FILE_EXPORT_MODELS
 from segbridge.apps.files.export import file_export
+from segbridge.apps.files.parquet import ParquetExport, parquet_parts
 from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 
 
 class FilesApplication:
-    """Files: export the records of a CSV, NDJSON or JSON file."""
+    """Files: export the records of a CSV, NDJSON, JSON or Parquet file."""
 
     key = "files"
     name = "Files"
-    description = "Export the records of a CSV, NDJSON or JSON file (an upload or a server path)."
+    description = ("Export the records of a CSV, NDJSON, JSON or Parquet file (an upload or a "
+                   "server path; Parquet also a folder of parts).")
     capabilities = frozenset({Capability.EXPORT})
     settings: tuple[SettingSpec, ...] = ()
     connectable = False
@@ -50,6 +52,8 @@ class FilesApplication:
 
     def open_export(self, request: ExportRequest) -> OpenedExport:
         kind = str(request.export["type"])
+        if kind == "parquet":
+            return OpenedExport(open_parquet(request))
         path = file_path(request)
         options = dict(request.export.get("options") or {})
         export = file_export(kind, path, options, request.limits)
@@ -63,3 +67,15 @@ def file_path(request: ExportRequest) -> Path:
     if upload:
         return request.uploads(str(upload))
     return request.policy.check_file(str(request.export["path"]), field="export.path")
+
+
+def open_parquet(request: ExportRequest) -> ParquetExport:
+    """A Parquet file or folder of parts; every part checked against the access policy (a
+    part that is a symlink out of the allowed roots is refused). No lanes: the row groups
+    are read column by column in one producer."""
+    path = file_path(request)
+    parts = [part if request.export.get("upload") else
+             request.policy.check_file(str(part), field="export.path")
+             for part in parquet_parts(path)]
+    return ParquetExport(parts, columns=request.export.get("columns"), limits=request.limits,
+                         folder=path.is_dir())

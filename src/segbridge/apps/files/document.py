@@ -1,4 +1,5 @@
-"""The export section of a flow that reads a file: ``type: csv``, ``ndjson`` or ``json``.
+"""The export section of a flow that reads a file: ``type: csv``, ``ndjson``, ``json`` or
+``parquet``.
 
 The Files application declares these models (``FilesApplication.export_models``); the flow
 document takes them from the registry. A file export names a server path (under the roots the
@@ -19,6 +20,7 @@ from segbridge.exports.document import (
     DocumentPart,
     Encoding,
     ExportBase,
+    NotBlank,
     OneCharacter,
     SourceAccess,
     Truth,
@@ -105,5 +107,19 @@ class JsonExport(FileExportBase):
     options: FileOptions = Field(default_factory=FileOptions)
 
 
+class ParquetFileExport(FileExportBase):
+    """A Parquet file, or a folder of Parquet parts read in name order; ``columns`` reads
+    only those columns (all of them when left out)."""
+
+    hints: ClassVar[Mapping[str, str]] = {
+        **FileExportBase.hints, "columns": "use a list of column names"}
+    problem_order: ClassVar[tuple[str, ...]] = ("type", "path", "upload", "columns",
+                                                "key_field")
+
+    type: Literal["parquet"]
+    columns: list[NotBlank] | None = None
+
+
 FILE_EXPORT_MODELS: Mapping[str, type[ExportBase]] = {
-    "csv": CsvExport, "ndjson": NdjsonExport, "json": JsonExport}
+    "csv": CsvExport, "ndjson": NdjsonExport, "json": JsonExport,
+    "parquet": ParquetFileExport}

@@ -1,0 +1,229 @@
+"""Parquet files: one file, or a folder of parts, read a row group at a time with pyarrow.
+
+    ParquetExport([Path("/srv/data/orders.parquet")], columns=["id", "email"])
+
+A folder's parts are its ``*.parquet`` files sorted by name (hidden files and Spark's
+``_SUCCESS`` / ``_metadata`` left out); positions are row indexes across the parts, so part 2
+goes on where part 1 ended. A record's ref is "row 12" in one file, "part-0001.parquet row 12"
+in a folder (rows counted from 1 within each part).
+
+Memory stays flat: ``iter_batches`` decodes one batch of a row group at a time, and each batch
+becomes records column by column (``parquet_values``). A resume at position N reads no row
+group that ends before N: the row counts come from the files' footers.
+
+A file that is not Parquet, or whose data cannot be decoded, stops the export with an
+ExportError naming the file (and the row it had reached); records already read stay read, so
+a resumed run after the file is fixed sends nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from segbridge.apps.files.parquet_values import column_values
+from segbridge.apps.files.reading import clip
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError
+from segbridge.exports.limits import RecordLimits, excerpt
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+BATCH_ROWS = 8192
+PART_SUFFIX = ".parquet"
+
+
+def parquet_parts(path: Path) -> list[Path]:
+    """The file itself, or the Parquet parts of a folder, sorted by name."""
+    if not path.is_dir():
+        return [path]
+    parts = sorted(entry for entry in path.iterdir() if entry.name.endswith(PART_SUFFIX)
+                   and not entry.name.startswith((".", "_")))
+    if not parts:
+        raise ExportError(f"The folder {path} holds no .parquet files; give a Parquet file "
+                          "or a folder of parts.", cause="file_not_found")
+    return parts
+
+
+@dataclass(frozen=True)
+class Part:
+    """One opened part: its file, its first position, its row groups' row counts."""
+
+    path: Path
+    first: int
+    group_rows: tuple[int, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(self.group_rows)
+
+
+class ParquetExport:
+    """The rows of Parquet files as records of column name -> JSON-friendly value."""
+
+    def __init__(self, parts: Sequence[Path], *, columns: Sequence[str] | None = None,
+                 limits: RecordLimits | None = None, batch_rows: int = BATCH_ROWS,
+                 folder: bool = False) -> None:
+        if not parts:
+            raise ExportError("Give a Parquet file or a folder of parts.", cause="config")
+        self.paths = [Path(part) for part in parts]
+        self.columns = list(columns) if columns else None
+        self.limits = limits or RecordLimits()
+        self.batch_rows = max(1, batch_rows)
+        self.folder = folder or len(self.paths) > 1
+        self._read = 0
+        self._total: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ParquetExport({str(self.paths[0])!r}, parts={len(self.paths)})"
+
+    def read_share(self) -> float | None:
+        if self._total is None:
+            return None
+        return min(self._read / self._total, 1.0) if self._total else 1.0
+
+    def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
+        start = max(0, start_position)
+        parts = self._parts()
+        self._total = sum(part.rows for part in parts)
+        self._read = min(start, self._total)
+        for part in parts:
+            if part.first + part.rows <= start:
+                continue
+            yield from self._part_records(part, start)
+
+    def _parts(self) -> list[Part]:
+        """Every part's footer, read before any record (a broken footer sends nothing)."""
+        parts, first = [], 0
+        for path in self.paths:
+            with _opened(path) as handle:
+                meta = handle.metadata
+                groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+                self._check_columns(path, handle.schema_arrow)
+            parts.append(Part(path, first, groups))
+            first += sum(groups)
+        return parts
+
+    def _check_columns(self, path: Path, schema: pa.Schema) -> None:
+        names = schema.names
+        if self.columns:
+            missing = [name for name in self.columns if name not in names]
+            if missing:
+                raise ExportError(f"{path.name} has no column {', '.join(missing)}; its columns "
+                                  f"are {', '.join(names)}. Fix export.columns.",
+                                  cause="config")
+        count = len(self.columns or names)
+        problem = self.limits.too_many_columns(f"{path.name} has", count,
+                                               "List fewer in export.columns.")
+        if problem:
+            raise ExportError(problem, cause="config")
+
+    def _part_records(self, part: Part, start: int) -> Iterator[SourceRecord]:
+        groups, position = _groups_from(part, start)
+        with _opened(part.path) as handle:
+            batches = handle.iter_batches(batch_size=self.batch_rows, row_groups=groups,
+                                          columns=self.columns, use_threads=False)
+            for batch in _guarded(batches, part.path, position - part.first):
+                skip = max(0, start - position)
+                self._read = position + batch.num_rows
+                if skip < batch.num_rows:
+                    yield from self._batch_records(part, batch.slice(skip), position + skip)
+                position += batch.num_rows
+
+    def _batch_records(self, part: Part, batch: pa.RecordBatch,
+                       first: int) -> Iterator[SourceRecord]:
+        names = batch.schema.names
+        columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
+        label = f"{part.path.name} row " if self.folder else "row "
+        fits = self._fits
+        for offset, values in enumerate(zip(*columns, strict=True)):
+            position = first + offset
+            ref = f"{label}{position - part.first + 1}"
+            data = dict(zip(names, values, strict=True))
+            problem = fits(data)
+            if problem is None:
+                yield SourceRecord(position, ref, data)
+            else:
+                yield SourceRecord(position, ref, None, error=f"{ref}: {problem}",
+                                   raw=clip(excerpt(data)))
+
+    def _fits(self, data: dict[str, Any]) -> str | None:
+        """Why a record breaks the caps (size, depth, fields), or None."""
+        limits = self.limits
+        try:
+            text = orjson.dumps(data)
+        except (orjson.JSONEncodeError, RecursionError):
+            return limits.shape_problem(data) or limits.too_deep(limits.max_depth,
+                                                                 at_least=True)
+        if not limits.line_fits(text):
+            problem = limits.shape_problem(data)
+            if problem is not None:
+                return problem
+        return limits.too_large(len(text)) if len(text) > limits.max_bytes else None
+
+
+def _groups_from(part: Part, start: int) -> tuple[list[int], int]:
+    """The row groups that hold positions >= start, and the position of the first one."""
+    position = part.first
+    for index, rows in enumerate(part.group_rows):
+        if position + rows > start:
+            return list(range(index, len(part.group_rows))), position
+        position += rows
+    return [], position
+
+
+class _opened:
+    """A ParquetFile opened for reading; an ExportError naming the file when it cannot be."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> pq.ParquetFile:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            self.handle = pq.ParquetFile(self.path, memory_map=False, pre_buffer=False)
+        except FileNotFoundError:
+            raise ExportError(f"The file {self.path} does not exist; check the path or upload "
+                              "it again.", cause="file_not_found") from None
+        except PermissionError:
+            raise ExportError(f"segbridge may not read {self.path}; give its user read "
+                              "access.", cause="file_permission") from None
+        except (pa.ArrowException, OSError) as exc:
+            raise ExportError(f"{self.path.name} is not a readable Parquet file ({_said(exc)}); "
+                              "check that the file is complete, or export it again.",
+                              cause="file_error") from None
+        return self.handle
+
+    def __exit__(self, *_: object) -> None:
+        self.handle.close()
+
+
+def _guarded(batches: Iterator[pa.RecordBatch], path: Path,
+             position: int) -> Iterator[pa.RecordBatch]:
+    """The batches; a decoding failure becomes an ExportError naming the file and row."""
+    import pyarrow as pa
+
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise ExportError(f"{path.name} cannot be read after row {position} "
+                              f"({_said(exc)}); the file is damaged: export it again, then "
+                              "resume the run.", cause="file_error") from None
+        position += batch.num_rows
+        yield batch
+
+
+def _said(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

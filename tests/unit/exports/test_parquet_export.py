@@ -1,0 +1,182 @@
+"""ParquetExport: values as JSON (zones, decimals, nested types, nulls), positions and refs
+across the parts of a folder, resume from inside a row group, column selection, caps, and
+files that are not Parquet or are damaged (an ExportError naming the file)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from segbridge.apps.files.parquet import ParquetExport, parquet_parts
+from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.errors import ExportError
+from segbridge.exports.limits import RecordLimits
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def write(path: Path, table: pa.Table, row_group_size: int | None = None) -> Path:
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def read(paths: list[Path], start: int = 0, **options: object) -> list[SourceRecord]:
+    return list(ParquetExport(paths, **options).records(start))  # type: ignore[arg-type]
+
+
+def numbered(count: int, first: int = 0) -> pa.Table:
+    ids = list(range(first, first + count))
+    return pa.table({"id": ids, "email": [f"u{n}@x.io" for n in ids]})
+
+
+def test_types_become_json_faithfully(tmp_path: Path) -> None:
+    table = pa.table({
+        "at_paris": pa.array([datetime(2024, 5, 1, 12, 0, tzinfo=PARIS), None],
+                             pa.timestamp("us", tz="Europe/Paris")),
+        "at_utc_ns": pa.array([datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC), None],
+                              pa.timestamp("ns", tz="UTC")),
+        "naive": pa.array([datetime(2024, 5, 1, 10, 30), None], pa.timestamp("ms")),
+        "day": pa.array([date(2024, 2, 29), None]),
+        "clock": pa.array([time(8, 15, 30), None]),
+        "took": pa.array([timedelta(seconds=90, milliseconds=500), None]),
+        "price": pa.array([Decimal("12.50"), None], pa.decimal128(10, 2)),
+        "big_id": pa.array([Decimal("12345678901234567890"), None], pa.decimal128(38, 0)),
+        "blob": pa.array([b"\x00\xffhi", None]),
+        "ratio": pa.array([float("nan"), 0.5]),
+        "tags": pa.array([["a", None, "b"], None]),
+        "address": pa.array([{"city": "Lyon", "since": date(2020, 1, 2)}, None]),
+        "attrs": pa.array([[("plan", 1), ("seats", 3)], None],
+                          pa.map_(pa.string(), pa.int64())),
+        "events": pa.array([[{"at": datetime(2024, 1, 1, tzinfo=UTC), "n": 1}], []],
+                           pa.list_(pa.struct([("at", pa.timestamp("s", tz="UTC")),
+                                               ("n", pa.int32())]))),
+        "level": pa.array(["gold", None]).dictionary_encode(),
+        "flag": pa.array([True, None]),
+        "nothing": pa.array([None, None], pa.null()),
+    })
+    first, second = (r.data for r in read([write(tmp_path / "t.parquet", table)]))
+    assert first == {
+        "at_paris": "2024-05-01T12:00:00+02:00",
+        "at_utc_ns": "2024-05-01T10:00:00.123456+00:00",
+        "naive": "2024-05-01T10:30:00",
+        "day": "2024-02-29", "clock": "08:15:30", "took": 90.5,
+        "price": 12.5, "big_id": 12345678901234567890,
+        "blob": base64.b64encode(b"\x00\xffhi").decode(), "ratio": None,
+        "tags": ["a", None, "b"], "address": {"city": "Lyon", "since": "2020-01-02"},
+        "attrs": {"plan": 1, "seats": 3},
+        "events": [{"at": "2024-01-01T00:00:00+00:00", "n": 1}],
+        "level": "gold", "flag": True, "nothing": None}
+    assert second is not None
+    assert second["ratio"] == 0.5 and second["events"] == []
+    assert {k for k, v in second.items() if v is None} == set(first) - {"ratio", "events"}
+    orjson.dumps(first)  # every value is JSON as it stands
+
+
+def test_positions_and_refs_run_on_across_the_parts_of_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    write(folder / "part-0002.parquet", numbered(2, first=3))
+    write(folder / "part-0001.parquet", numbered(3))
+    (folder / "_SUCCESS").write_bytes(b"")
+    (folder / ".part-0001.parquet.crc").write_bytes(b"x")
+    records = read(parquet_parts(folder), folder=True)
+    assert [(r.position, r.ref, r.data and r.data["id"]) for r in records] == [
+        (0, "part-0001.parquet row 1", 0), (1, "part-0001.parquet row 2", 1),
+        (2, "part-0001.parquet row 3", 2), (3, "part-0002.parquet row 1", 3),
+        (4, "part-0002.parquet row 2", 4)]
+
+
+def test_a_single_file_is_numbered_by_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.parquet", numbered(2))
+    assert [r.ref for r in read([path])] == ["row 1", "row 2"]
+    assert parquet_parts(path) == [path]
+
+
+@pytest.mark.parametrize("start", [0, 1, 6, 7, 10, 15, 16, 17, 29, 30, 45])
+def test_resume_gives_the_same_records_as_one_full_read(tmp_path: Path, start: int) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write(folder / "a.parquet", numbered(16), row_group_size=7)  # groups 7, 7, 2
+    write(folder / "b.parquet", numbered(14, first=16), row_group_size=5)
+    parts = parquet_parts(folder)
+    full = read(parts, batch_rows=3)
+    assert [r.position for r in full] == list(range(30))
+    assert read(parts, start, batch_rows=3) == full[start:]
+
+
+def test_resume_reads_no_row_group_before_the_start(tmp_path: Path) -> None:
+    """The first row group is damaged: a run resumed past it never touches it."""
+    path = write(tmp_path / "t.parquet", numbered(20), row_group_size=10)
+    first_group = pq.ParquetFile(path).metadata.row_group(0).column(1)
+    data = bytearray(path.read_bytes())
+    offset = first_group.data_page_offset
+    data[offset + 8: offset + 40] = b"\xde\xad" * 16
+    path.write_bytes(bytes(data))
+    assert [r.data and r.data["id"] for r in read([path], 12)] == list(range(12, 20))
+    with pytest.raises(ExportError, match=r"t\.parquet cannot be read after row 0"):
+        read([path])
+
+
+def test_columns_read_only_those(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.parquet", numbered(2))
+    assert [r.data for r in read([path], columns=["email"])] == [
+        {"email": "u0@x.io"}, {"email": "u1@x.io"}]
+    with pytest.raises(ExportError, match=r"t\.parquet has no column mail; its columns are "
+                                          "id, email"):
+        read([path], columns=["mail"])
+
+
+def test_a_file_that_is_not_parquet_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "orders.parquet"
+    path.write_bytes(b"id,email\n1,a@x.io\n")
+    with pytest.raises(ExportError, match=r"orders\.parquet is not a readable Parquet file") \
+            as caught:
+        read([path])
+    assert caught.value.cause == "file_error"
+
+
+def test_a_cut_file_fails_before_any_record(tmp_path: Path) -> None:
+    path = write(tmp_path / "cut.parquet", numbered(50))
+    path.write_bytes(path.read_bytes()[:-30])
+    export = ParquetExport([path])
+    with pytest.raises(ExportError, match=r"cut\.parquet is not a readable Parquet file"):
+        next(export.records())
+
+
+def test_a_missing_file_and_an_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="does not exist") as caught:
+        read([tmp_path / "nope.parquet"])
+    assert caught.value.cause == "file_not_found"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match=r"holds no \.parquet files"):
+        parquet_parts(tmp_path / "empty")
+
+
+def test_a_record_past_the_size_cap_is_one_error_record(tmp_path: Path) -> None:
+    table = pa.table({"id": [1, 2, 3], "note": ["short", "x" * 5000, "ok"]})
+    path = write(tmp_path / "t.parquet", table)
+    records = read([path], limits=RecordLimits(max_bytes=1024))
+    assert [r.data for r in records] == [{"id": 1, "note": "short"}, None,
+                                         {"id": 3, "note": "ok"}]
+    bad = records[1]
+    assert bad.ref == "row 2" and bad.error is not None and bad.error.startswith("row 2: ")
+    assert bad.raw is not None and len(bad.raw) < 5000
+
+
+def test_read_share_follows_the_rows(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.parquet", numbered(10), row_group_size=5)
+    export = ParquetExport([path], batch_rows=5)
+    assert export.read_share() is None
+    records = export.records()
+    next(records)
+    assert export.read_share() == 0.5
+    list(records)
+    assert export.read_share() == 1.0
