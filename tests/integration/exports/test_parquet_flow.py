@@ -1,0 +1,118 @@
+"""Parquet flows into the local Segment, through the REST API and the server's run executor:
+typed values arrive as JSON, a folder's parts in order; a damaged part fails the run with
+its name before a record is sent, and the next run after the part is fixed sends each row
+once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from segbridge.core.clock import SYSTEM_CLOCK
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    Receiver,
+    assert_invariant,
+    segment_connection,
+    shop,  # noqa: F401 - the flows tests' fixture: the integration "Shop"
+    simulated_receiver,
+    track_flow,
+    wait_for_run,
+    workers,  # noqa: F401 - the flows tests' fixture: the run executor
+)
+
+pytestmark = pytest.mark.usefixtures("workers", "shop")
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    with simulated_receiver(tmp_path, SYSTEM_CLOCK) as started:
+        yield started
+
+
+def orders_table(count: int, first: int = 0) -> pa.Table:
+    ids = list(range(first, first + count))
+    return pa.table({
+        "order_id": pa.array(ids, pa.int64()),
+        "customer_id": [f"c{i % 97}" for i in ids],
+        "total": pa.array([Decimal(i * 3) / 2 for i in ids], pa.decimal128(12, 2)),
+        "currency": ["EUR"] * count,
+        "created_at": pa.array([datetime(2026, 11, 1 + i % 27, 10, tzinfo=UTC) for i in ids],
+                               pa.timestamp("ms", tz="UTC")),
+        "items": pa.array([[{"sku": f"s{i}", "qty": 1 + i % 3}] for i in ids]),
+    })
+
+
+def parquet_flow(path: Path, connection: str, **export: Any) -> dict[str, Any]:
+    doc = track_flow("Orders", path, connection)
+    doc["export"] = {"type": "parquet", "path": str(path), "key_field": "order_id", **export}
+    doc["imports"][0]["mapping"]["properties"]["fields"]["items"] = "items"
+    return doc
+
+
+def create_flow(server: Server, doc: dict[str, Any]) -> dict[str, Any]:
+    response = server.api.post("/api/v1/flows", json=doc)
+    assert response.status_code == 201, response.text
+    flow: dict[str, Any] = response.json()
+    return flow
+
+
+def started(server: Server, path: str) -> dict[str, Any]:
+    response = server.api.post(path)
+    assert response.status_code == 202, response.text
+    return wait_for_run(server, response.json()["id"])
+
+
+def test_a_parquet_folder_delivers_every_row_once_with_its_types(
+    server: Server, receiver: Receiver, tmp_path: Path) -> None:
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    pq.write_table(orders_table(1200), folder / "part-0001.parquet", row_group_size=500)
+    pq.write_table(orders_table(800, first=1200), folder / "part-0002.parquet")
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(folder, connection["name"]))
+
+    run = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert run["status"] == "succeeded", run
+    assert run["counts"]["exported"] == run["counts"]["sent"] == 2000
+    assert_invariant(server, flow["id"], run)
+    events = {e["properties"]["order_id"]: e for e in receiver.archived()}
+    assert sorted(events) == list(range(2000))
+    one = events[1201]
+    assert one["userId"] == "c37" and one["properties"]["total"] == 1801.5
+    assert one["properties"]["items"] == [{"sku": "s1201", "qty": 2}]
+    assert one["originalTimestamp"] == "2026-11-14T10:00:00.000Z"
+    assert len({e["messageId"] for e in events.values()}) == 2000
+
+
+def test_a_damaged_part_fails_the_run_before_anything_is_sent(
+    server: Server, receiver: Receiver, tmp_path: Path) -> None:
+    folder = tmp_path / "orders"
+    folder.mkdir()
+    pq.write_table(orders_table(600), folder / "part-0001.parquet")
+    damaged = folder / "part-0002.parquet"
+    damaged.write_bytes(b"PAR1 this is not the rest of a parquet file")
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(folder, connection["name"]))
+
+    failed = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert failed["status"] == "failed", failed
+    assert "part-0002.parquet is not a readable Parquet file" in str(failed), failed
+    assert receiver.archived() == []  # every footer is read before the first record
+
+    pq.write_table(orders_table(400, first=600), damaged)
+    again = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert again["status"] == "succeeded", again
+    ids = [e["properties"]["order_id"] for e in receiver.archived()]
+    assert sorted(ids) == list(range(1000))
+    assert receiver.stats(connection["source_id"])["duplicates"] == 0
