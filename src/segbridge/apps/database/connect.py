@@ -1,5 +1,7 @@
 """Engines for the Database application: the password injected at the last moment, timeouts
-per driver, SQLite opened read-only, no pool (one connection per ping or export).
+per driver, SQLite and DuckDB files opened read-only, no pool (one connection per ping or
+export). A DuckDB engine is locked down to the access policy's file roots and to single
+SELECT statements (``duckdb_guard``); without a policy it reads its own file only.
 
 Driver libraries are imported by SQLAlchemy only when an engine of that driver is created.
 """
@@ -14,16 +16,22 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
+from segbridge.apps.database.duckdb_guard import allowed_places, connect_args, lock_down
 from segbridge.apps.database.url import with_password
+from segbridge.core.access import AccessPolicy
 from segbridge.core.secrets import MASK, Secret
 
 APPLICATION_NAME = "segbridge"
 
 
 def create_database_engine(url: URL, password: Secret | None, *, connect_timeout: float,
-                           read_timeout: float | None = None) -> Engine:
+                           read_timeout: float | None = None,
+                           policy: AccessPolicy | None = None) -> Engine:
     """An engine for a checked URL. ``read_timeout`` bounds each wait for the server (the
-    ping); exports leave it unset, a long query may take its time."""
+    ping); exports leave it unset, a long query may take its time. ``policy``: the files a
+    DuckDB query may read (its roots, less segbridge's own data)."""
+    if url.drivername == "duckdb":
+        return _duckdb_engine(url, policy)
     target = _sqlite_read_only(url) if url.drivername == "sqlite" else url
     return create_engine(with_password(target, password), poolclass=NullPool,
                          connect_args=_connect_args(url, connect_timeout, read_timeout),
@@ -44,6 +52,15 @@ def _connect_args(url: URL, connect_timeout: float,
             args["write_timeout"] = read_timeout
         return args
     return {"timeout": connect_timeout}  # sqlite: how long to wait for a locked database
+
+
+def _duckdb_engine(url: URL, policy: AccessPolicy | None) -> Engine:
+    database = url.database if url.database and url.database != ":memory:" else None
+    places = allowed_places(policy.file_roots if policy else (),
+                            policy.protected if policy else (), database)
+    engine = create_engine(url, poolclass=NullPool, connect_args=connect_args(database),
+                           hide_parameters=True)
+    return lock_down(engine, places)
 
 
 def _sqlite_read_only(url: URL) -> URL:

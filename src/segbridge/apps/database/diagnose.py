@@ -1,7 +1,8 @@
 """Why a database connection or query failed, as a cause code and words a user can act on.
 
-Causes: dns, refused, timeout, connection_lost (try again later); auth, unknown_database,
-driver (fix the connection); query (fix the query). Every message is scrubbed of the password.
+Causes: dns, refused, timeout, connection_lost, locked (a DuckDB file another process writes
+to) (try again later); auth, unknown_database, driver (fix the connection); query (fix the
+query). Every message is scrubbed of the password.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from segbridge.apps.database.connect import scrub
-from segbridge.apps.database.url import describe
+from segbridge.apps.database.url import DRIVERS, FILE_DRIVERS, describe
 from segbridge.core.secrets import Secret
 
-UNREACHABLE = frozenset({"dns", "refused", "timeout", "connection_lost"})
+UNREACHABLE = frozenset({"dns", "refused", "timeout", "connection_lost", "locked"})
 PG_AUTH = frozenset({"28P01", "28000"})
 MYSQL_AUTH = frozenset({1044, 1045, 1698, 1251})
 DNS_SIGNS = ("could not translate host name", "name or service not known",
@@ -74,6 +75,11 @@ def _cause(exc: BaseException, url: URL, lower: str) -> str:
         return "unknown_database"
     if url.drivername == "sqlite" and "unable to open database file" in lower:
         return "unknown_database" if not Path(url.database or "").exists() else "driver"
+    if url.drivername == "duckdb":
+        if "database does not exist" in lower and not Path(url.database or "").exists():
+            return "unknown_database"
+        if "could not set lock on file" in lower:
+            return "locked"
     return _network_cause(exc, orig, lower, sqlstate)
 
 
@@ -113,13 +119,18 @@ def _message(cause: str, url: URL, detail: str, timeout: float | None) -> str:
                 f"between segbridge and the database. The driver said: {detail}")
     if cause == "connection_lost":
         return f"The connection to {where} was lost. The driver said: {detail}"
+    if cause == "locked":
+        return (f"The DuckDB file {url.database} is open for writing in another process, and "
+                "DuckDB lets readers in only when no process writes to it. Run the flow when "
+                "that process has closed the file, or export from a copy of it.")
     if cause == "auth":
         return (f"The database refused the user '{url.username or ''}' or its password. Check "
                 f"the user in the URL and the Password field. The server said: {detail}")
     if cause == "unknown_database":
         name = url.database or ""
-        if url.drivername == "sqlite":
-            return f"The SQLite file {name} does not exist. Check the path in the URL."
+        if url.drivername in FILE_DRIVERS:
+            product = DRIVERS[url.drivername]
+            return f"The {product} file {name} does not exist. Check the path in the URL."
         return (f"The database '{name}' does not exist on {where}. Check the database name "
                 "at the end of the URL.")
     return f"The database driver reported an error: {detail}"

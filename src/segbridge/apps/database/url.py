@@ -1,5 +1,8 @@
 """Database URLs: parsed, checked, and shown without a password.
 
+SQLite and DuckDB URLs name a file by absolute path (four slashes); ``duckdb:///:memory:`` is
+a DuckDB of its own that queries Parquet and CSV files inside the allowed roots.
+
 The URL carries everything but the password (``postgresql+psycopg://app@db.example/shop``);
 the password is a secret setting injected only when connecting.
 """
@@ -19,9 +22,12 @@ DRIVERS = {
     "postgresql+psycopg": "PostgreSQL",
     "mysql+pymysql": "MySQL / MariaDB",
     "sqlite": "SQLite",
+    "duckdb": "DuckDB",
 }
-EXAMPLES = ("postgresql+psycopg://app@db.example:5432/shop, mysql+pymysql://app@db.example/shop "
-            "or sqlite:////srv/data/shop.db")
+EXAMPLES = ("postgresql+psycopg://app@db.example:5432/shop, mysql+pymysql://app@db.example/shop, "
+            "sqlite:////srv/data/shop.db or duckdb:////srv/data/warehouse.duckdb")
+DUCKDB_MEMORY = ":memory:"  # a DuckDB of its own for queries over Parquet and CSV files
+FILE_DRIVERS = frozenset({"sqlite", "duckdb"})
 PASSWORD_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
 
 
@@ -54,6 +60,8 @@ def url_problems(text: str | None) -> list[str]:
                         "(it is stored encrypted there).")
     if url.drivername == "sqlite":
         problems += _sqlite_problems(url)
+    if url.drivername == "duckdb":
+        problems += _duckdb_problems(url)
     return problems
 
 
@@ -65,6 +73,8 @@ def _driver_problem(driver: str) -> str:
         hint = " For MySQL or MariaDB write mysql+pymysql://..."
     elif driver.startswith("sqlite"):
         hint = " For SQLite write sqlite:////absolute/path/file.db"
+    elif driver.startswith("duckdb"):
+        hint = " For DuckDB write duckdb:////absolute/path/file.duckdb"
     return f"The driver '{driver}' is not supported; use {', '.join(DRIVERS)}.{hint}"
 
 
@@ -79,6 +89,21 @@ def _sqlite_problems(url: URL) -> list[str]:
     return []
 
 
+def _duckdb_problems(url: URL) -> list[str]:
+    """A DuckDB file by absolute path, or ``:memory:`` (to query Parquet and CSV files); no
+    options in the URL (segbridge sets DuckDB's own, read-only and locked to the roots)."""
+    problems: list[str] = []
+    database = url.database or ""
+    if database != DUCKDB_MEMORY and not PurePosixPath(database).is_absolute():
+        problems.append("Give the absolute path of the DuckDB file, "
+                        "duckdb:////srv/data/warehouse.duckdb (four slashes), or "
+                        "duckdb:///:memory: to query Parquet and CSV files only.")
+    if url.query:
+        problems.append("Remove the options after '?' from the DuckDB URL: segbridge opens "
+                        "DuckDB read-only with its own settings.")
+    return problems
+
+
 def targets_of(text: str | None, field: str = "settings.url") -> Targets:
     """What a database URL reaches: the SQLite file, or the server's host (a socket path
     given in the query counts as this machine)."""
@@ -86,8 +111,10 @@ def targets_of(text: str | None, field: str = "settings.url") -> Targets:
         url = make_url((text or "").strip())
     except (ArgumentError, ValueError):
         return Targets()
-    if url.drivername == "sqlite":
-        return Targets(files=((field, url.database),)) if url.database else Targets()
+    if url.drivername in FILE_DRIVERS:
+        database = url.database
+        has_file = bool(database) and database != DUCKDB_MEMORY
+        return Targets(files=((field, str(database)),)) if has_file else Targets()
     host = _query_text(url, "host") or _query_text(url, "unix_socket") or url.host or "localhost"
     return Targets(databases=((field, host, url.port, url.database or ""),))
 
@@ -111,14 +138,16 @@ def public_url(url: URL | str) -> str:
 def with_password(url: URL, password: Secret | None) -> URL:
     """The URL to connect with (never shown: only given to create_engine). SQLite files have
     no password: one given is ignored."""
-    if password is None or not password or url.drivername == "sqlite":
+    if password is None or not password or url.drivername in FILE_DRIVERS:
         return url
     return url.set(password=password.reveal())
 
 
 def describe(url: URL) -> str:
     """Where the database is, for messages: "db.example:5432", "the file /srv/shop.db"."""
-    if url.drivername == "sqlite":
+    if url.drivername == "duckdb" and url.database in (None, "", DUCKDB_MEMORY):
+        return "DuckDB in memory"
+    if url.drivername in FILE_DRIVERS:
         return f"the file {url.database}"
     host = url.host or "localhost (socket)"
     return f"{host}:{url.port}" if url.port else host

@@ -1,0 +1,170 @@
+"""A DuckDB query reads only inside the allowed roots, and only reads: not /etc/passwd, not
+segbridge's home or key file (even inside a root), not through a symlink, not a URL (a real
+server on loopback sees no request), and it writes no file, attaches nothing, loads no
+extension and cannot switch any of that back on."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy.engine import Engine, make_url
+
+from segbridge.apps.database.connect import create_database_engine
+from segbridge.apps.database.export import DatabaseExport
+from segbridge.core.access import AccessPolicy
+from segbridge.exports.errors import ExportError
+
+REFUSED = r"Permission Error|segbridge runs one SELECT query"
+
+
+@dataclass
+class Install:
+    """A file root holding segbridge's home and key file (protected), data, and links out."""
+
+    root: Path
+    home: Path
+    key: Path
+    engine: Engine
+    hits: list[str]
+
+    def rows(self, query: str) -> list[dict[str, object]]:
+        return [dict(r.data or {}) for r in DatabaseExport(self.engine, None, query).records()]
+
+
+class Counting(BaseHTTPRequestHandler):
+    hits: list[str]
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"a,b\n1,2\n")
+
+    def log_message(self, *_: object) -> None:
+        return
+
+
+@pytest.fixture
+def web() -> Iterator[tuple[str, list[str]]]:
+    hits: list[str] = []
+    handler = type("Handler", (Counting,), {"hits": hits})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", hits
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def install(tmp_path: Path, web: tuple[str, list[str]]) -> Iterator[Install]:
+    root = tmp_path / "data"
+    home = root / "segbridge-home"
+    (root / "sub").mkdir(parents=True)
+    home.mkdir()
+    (home / "segbridge.db").write_text("accounts")
+    key = root / "master.key"
+    key.write_text("k" * 44)
+    (root / "sub" / "people.csv").write_text("id,email\n1,a@x.io\n")
+    pq.write_table(pa.table({"id": [1, 2], "plan": ["gold", "free"]}), root / "orders.parquet")
+    (root / "passwd.csv").symlink_to("/etc/passwd")
+    (root / "home-link").symlink_to(home)
+    with duckdb.connect(str(root / "shop.duckdb")) as setup:
+        setup.execute("CREATE TABLE customers AS SELECT 1 AS id, 'Ann' AS name")
+    policy = AccessPolicy(file_roots=(root,), protected=(home, key))
+    engine = create_database_engine(make_url(f"duckdb:///{root / 'shop.duckdb'}"), None,
+                                    connect_timeout=5, policy=policy)
+    yield Install(root, home, key, engine, web[1])
+    engine.dispose()
+
+
+def test_the_allowed_files_are_read(install: Install) -> None:
+    root = install.root
+    assert install.rows("SELECT * FROM customers") == [{"id": 1, "name": "Ann"}]
+    assert install.rows(f"SELECT * FROM read_parquet('{root}/orders.parquet') ORDER BY id") \
+        == [{"id": 1, "plan": "gold"}, {"id": 2, "plan": "free"}]
+    assert install.rows(f"SELECT * FROM read_csv('{root}/sub/people.csv')") == [
+        {"id": 1, "email": "a@x.io"}]
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_csv('{root}/passwd.csv')",
+    "SELECT * FROM read_csv('{root}/../../../../etc/passwd')",
+    "SELECT * FROM read_text('{home}/segbridge.db')",
+    "SELECT * FROM read_text('{root}/home-link/segbridge.db')",
+    "SELECT * FROM read_text('{key}')",
+    "SELECT * FROM glob('{home}/*')",
+    "SELECT * FROM glob('/etc/*')",
+])
+def test_files_out_of_bounds_are_refused(install: Install, query: str) -> None:
+    text = query.format(root=install.root, home=install.home, key=install.key)
+    with pytest.raises(ExportError, match=REFUSED):
+        install.rows(text)
+
+
+def test_a_url_is_never_fetched(install: Install, web: tuple[str, list[str]]) -> None:
+    url, hits = web
+    for query in (f"SELECT * FROM read_csv('{url}/people.csv')",
+                  f"SELECT * FROM read_text('{url}/x')"):
+        with pytest.raises(ExportError, match=REFUSED):
+            install.rows(query)
+    assert hits == []
+
+
+@pytest.mark.parametrize("statement", [
+    "COPY (SELECT 1 AS a) TO '{root}/out.csv'",
+    "SELECT 1; COPY (SELECT 1 AS a) TO '{root}/out.csv'",
+    "EXPORT DATABASE '{root}/out.csv'",
+    "ATTACH '{root}/out.csv' AS other",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET enable_external_access = true",
+    "SET allowed_directories = ['/']",
+    "CREATE TABLE out AS SELECT 1",
+    "PRAGMA version",
+])
+def test_nothing_but_a_select_runs(install: Install, statement: str) -> None:
+    with pytest.raises(ExportError, match="segbridge runs one SELECT query on DuckDB"):
+        install.rows(statement.format(root=install.root))
+    assert not (install.root / "out.csv").exists()
+
+
+def test_the_settings_are_locked_below_the_statement_check(install: Install) -> None:
+    """Even a statement that got past the check (straight on the driver's connection) cannot
+    undo the lock-down or write."""
+    raw = install.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement in ("SET enable_external_access = true",
+                          "SET allowed_directories = ['/']",
+                          f"COPY (SELECT 1) TO '{install.home}/out.csv'",
+                          "CREATE TABLE out AS SELECT 1"):
+            with pytest.raises(duckdb.Error):
+                cursor.execute(statement)
+    finally:
+        raw.close()
+    assert not (install.home / "out.csv").exists()
+
+
+def test_without_a_policy_a_query_reads_its_own_file_only(install: Install) -> None:
+    engine = create_database_engine(make_url(f"duckdb:///{install.root / 'shop.duckdb'}"), None,
+                                    connect_timeout=5)
+    try:
+        export = DatabaseExport(engine, None, "SELECT name FROM customers")
+        assert [r.data for r in export.records()] == [{"name": "Ann"}]
+        parquet = DatabaseExport(
+            engine, None, f"SELECT * FROM read_parquet('{install.root}/orders.parquet')")
+        with pytest.raises(ExportError, match=REFUSED):
+            list(parquet.records())
+    finally:
+        engine.dispose()
