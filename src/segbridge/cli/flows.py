@@ -16,6 +16,7 @@ from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.flows.views import FlowPublic, PublicForm, RunCounts, RunPublic
 from segbridge.runs import execute_here
 from segbridge.runs.counts import Tally
+from segbridge.runs.diff import DIFF_COUNTS
 from segbridge.runs.engine import TAKEN_OVER_RESULT
 from segbridge.runs.lifecycle import FINISHED, RunStatus
 
@@ -120,6 +121,24 @@ def flows_preview(ctx: click.Context, name: str, limit: int) -> None:
     runtime = runtime_of(ctx)
     found = preview(runtime, principal_of(ctx), _flow(ctx, name).id, None, limit)
     emit_json(found.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
+
+@flows.command("reset-snapshot")
+@click.argument("name")
+@click.option("--import", "import_name", required=True,
+              help="The import (sync: changed or new) whose snapshot to forget.")
+@click.option("--yes", is_flag=True, help="Confirm: the next run sends every record again.")
+@click.pass_context
+@handles_errors
+def flows_reset_snapshot(ctx: click.Context, name: str, import_name: str, yes: bool) -> None:
+    """Forget what an import sent: its next run sends every record again."""
+    if not yes:
+        click.confirm(f"The next run of '{import_name}' will send every record again. "
+                      "Reset its snapshot?", abort=True)
+    reset = runtime_of(ctx).flows.reset_snapshot(principal_of(ctx), _flow(ctx, name).id,
+                                                 import_name, confirm=True)
+    click.echo(f"Snapshot of '{import_name}' reset: {reset.forgotten:,} key(s) forgotten; "
+               "the next run sends every record.")
 
 
 HERE = click.option("--here", is_flag=True,
@@ -331,9 +350,19 @@ def _summary(run: RunPublic) -> None:
     click.echo(f"Run {run.id}: {run.status}" + (f" ({run.message})" if run.message else ""))
     click.echo("  " + "  ".join(f"{key} {counts.get(key, 0):,}" for key in
                                 ("exported", "sent", "failed", "ignored", "retried", "batches")))
+    _diff_summary(counts)
     if run.duration_seconds:
         rate = _count(counts, "sent") / max(run.duration_seconds, 1e-6)
         click.echo(f"  {run.duration_seconds:.1f} s, {rate:,.0f} events/s")
+
+
+def _diff_summary(counts: RunCounts) -> None:
+    """Per import that sends only changed or new records: what the diff found."""
+    per_import = counts.get("imports")
+    for name, per in (per_import.items() if isinstance(per_import, dict) else ()):
+        if any(key in per for key in DIFF_COUNTS):
+            click.echo(f"  {name}: " + "  ".join(f"{key} {per.get(key, 0):,}"
+                                                 for key in DIFF_COUNTS))
 
 
 def _count(counts: RunCounts, key: str) -> int:

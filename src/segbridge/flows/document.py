@@ -121,6 +121,8 @@ class Filter(DocumentPart):
 
 ON_MISSING = ("leave_empty", "fail_record", "ignore_record")
 OnMissing = Literal["leave_empty", "fail_record", "ignore_record"]
+SyncMode = Literal["all", "changed", "new"]  # an import's records: ``runs.diff``
+SYNC_MODES: tuple[str, ...] = ("all", "changed", "new")
 MAX_CACHE_KEYS = 1_000_000
 
 
@@ -212,6 +214,7 @@ class Import(DocumentPart):
         "connection": "name a Segment connection",
         "call": f"use one of: {', '.join(CALL_TYPES)}",
         "mapping": "map at least the ids of the call",
+        "sync": f"use one of: {', '.join(SYNC_MODES)}",
     }
 
     name: Name
@@ -219,6 +222,9 @@ class Import(DocumentPart):
     call: CallType
     mapping: dict[str, object] = Field(description="the call's fields and where each comes "
                                                    "from (docs/mapping.md)")
+    sync: SyncMode = Field(
+        default="all", description="which records it sends: all, changed (new or changed "
+                                   "since the last run) or new (keys never sent)")
 
     @classmethod
     def unchecked(cls, data: Mapping[str, object]) -> set[str]:
@@ -313,6 +319,8 @@ class FlowDocument(DocumentPart):
                       info: ValidationInfo) -> list[InitErrorDetails]:
         imports = data.get("imports")
         problems = _repeated_import_names(imports) if isinstance(imports, list) else []
+        if isinstance(imports, list):
+            problems += _diffs_without_key(imports, data.get("export"))
         if not _unfinished_allowed(info):
             problems += _unfinished_parts(data)
         return problems
@@ -354,6 +362,18 @@ def _repeated_import_names(imports: list[object]) -> list[InitErrorDetails]:
                 problems.append(located(("imports", index, "name"), "import names must differ"))
             names.add(name.casefold())
     return problems
+
+
+def _diffs_without_key(imports: list[object], export: object) -> list[InitErrorDetails]:
+    """A sync of changed or new records compares records by their key: the export needs
+    ``key_field``."""
+    if not isinstance(export, Mapping) or export.get("key_field"):
+        return []
+    return [located(("imports", index, "sync"),
+                    f"sync: {step['sync']} compares each record with the last run by its key: "
+                    "set the export's key_field (e.g. key_field: order_id), or use sync: all")
+            for index, step in enumerate(imports)
+            if isinstance(step, Mapping) and step.get("sync") in ("changed", "new")]
 
 
 def parse_flow_document(doc: object, *, unfinished: bool = False) -> FlowDocument:

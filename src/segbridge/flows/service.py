@@ -8,6 +8,7 @@ from typing import cast
 from zoneinfo import ZoneInfo
 
 import yaml
+from pydantic import BaseModel, Field
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ from segbridge.flows.views import (
     public_run_of_flow,
 )
 from segbridge.runs.counts import RecordErrorStatus
+from segbridge.runs.diff_store import DiffStore
 from segbridge.runs.lifecycle import ACTIVE, RunStatus, transition
 from segbridge.runs.queue import RunQueue
 from segbridge.runs.retries import retry_definition
@@ -58,6 +60,14 @@ from segbridge.storage.models import (
     Run,
     Upload,
 )
+
+
+class SnapshotReset(BaseModel):
+    """An import's snapshot forgotten: its next run sends every record again."""
+
+    flow_id: str
+    import_name: str
+    forgotten: int = Field(description="how many keys the snapshot held")
 
 
 class FlowService:
@@ -154,6 +164,27 @@ class FlowService:
             session.execute(delete(RecordErrorRow).where(RecordErrorRow.flow_id == flow.id))
             session.execute(delete(Run).where(Run.flow_id == flow.id))
             session.delete(flow)
+
+    def reset_snapshot(self, principal: Principal, flow_id: str, import_name: str, *,
+                       confirm: bool) -> SnapshotReset:
+        """Forget what an import sent (a sync of changed or new records): its next run sends
+        every record again. Refused without ``confirm``, and while the flow runs."""
+        require(principal, Permission.RUN_FLOWS)
+        if not confirm:
+            raise ValidationFailed([FieldProblem(
+                "confirm", "resetting the snapshot makes the next run send every record "
+                           "again: confirm with confirm: true")])
+        with self.db.session() as session:
+            flow = _owned(session, principal, flow_id)
+            if flow.active_run_id:
+                raise Conflict(f"The flow '{flow.name}' has a run in progress; wait for it or "
+                               "cancel it, then reset the snapshot.")
+            names = [str(step.get("name")) for step in flow.definition.get("imports", [])]
+            if import_name not in names:
+                raise NotFound(f"The flow '{flow.name}' has no import named '{import_name}'; "
+                               f"its imports: {', '.join(names) or 'none'}.")
+        forgotten = DiffStore(self.db).reset(flow_id, import_name)
+        return SnapshotReset(flow_id=flow_id, import_name=import_name, forgotten=forgotten)
 
     # ---- runs ------------------------------------------------------------------------------
 

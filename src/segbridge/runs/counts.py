@@ -82,6 +82,12 @@ class Tally:
             per = self.imports.setdefault(import_name, {"sent": 0, "failed": 0, "ignored": 0})
             per[key] += amount
 
+    def add_to_import(self, key: str, amount: int, import_name: str) -> None:
+        """A count of one import only (a diff sync's new, changed, unchanged, deleted)."""
+        if amount:
+            per = self.imports.setdefault(import_name, {"sent": 0, "failed": 0, "ignored": 0})
+            per[key] = per.get(key, 0) + amount
+
     def add_for_every_import(self, key: str, import_names: list[str]) -> None:
         """One record counted once in the totals and once for each import (failed, ignored)."""
         self.totals[key] += 1

@@ -27,6 +27,8 @@ import orjson
 from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.diff import SyncMode
+from segbridge.runs.diff_store import DiffRun
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.message_ids import MessageIds
@@ -46,6 +48,7 @@ class ImportPlan:
     ids: MessageIds
     delivery: Sink  # the connection's application opened it (``apps.base.SinkOpener``)
     connection_id: str
+    sync: SyncMode = SyncMode.ALL  # which records it sends (``runs.diff``)
 
 
 @dataclass
@@ -56,6 +59,7 @@ class RunPlan:
     cursor_after: Callable[[], dict[str, Any] | None] | None = None
     chunks_ahead: int = 8
     lanes: LaneSpec | None = None  # when set, lane processes produce the chunks
+    diff: DiffRun | None = None  # when an import sends only changed or new records
 
 
 TAKEN_OVER_RESULT: Final = "taken_over"  # not a run status: this process lost the run to another
@@ -87,6 +91,9 @@ class Engine:
         self._done: dict[int, Chunk] = {}
         self._next_seq = 1
         self._committing = False
+        self._unsent: dict[int, set[tuple[int, int]]] = {}  # diffed calls that became errors
+        self._checkpoint = plan.source.start  # and the share read: as last committed
+        self._share: float | None = None
 
     async def execute(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -108,7 +115,24 @@ class Engine:
         await asyncio.to_thread(thread.join)
         if producer.error is not None and self._failure is None and self._lost is None:
             self._failure = self._producer_failure(producer.error)
-        return self._result()
+        result = self._result()
+        if self.plan.diff is not None:
+            await self._end_diff(self.plan.diff, result)
+        return result
+
+    async def _end_diff(self, diff: DiffRun, result: RunResult) -> None:
+        """A run that finished without failing advances its snapshots (and counts the keys
+        it did not see); a canceled one drops what it staged; a failed one keeps it (it may
+        be resumed)."""
+        if result.status in (RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_ERRORS):
+            deleted = await asyncio.to_thread(diff.finish)
+            if deleted.imports:
+                await asyncio.to_thread(self.store.commit_chunk, self._checkpoint, deleted, [],
+                                        self._share)
+                self._count(deleted, self._share)
+                result.counts = self.totals
+        elif result.status == RunStatus.CANCELED:
+            await asyncio.to_thread(diff.discard)
 
     def lose_lease(self, message: str) -> None:
         """Another process owns the run now: stop, and commit nothing more."""
@@ -135,6 +159,8 @@ class Engine:
 
     async def _deliver(self, chunk: Chunk) -> None:
         chunk.delivered = not self._stop.is_set()
+        if chunk.delivered and chunk.seen and self.plan.diff is not None:
+            await asyncio.to_thread(self.plan.diff.sift, chunk)  # (before anything is sent)
         if chunk.delivered:
             batches = [(self.plan.imports[index], items)
                        for index, items in chunk.batches if items]
@@ -143,6 +169,8 @@ class Engine:
                 return_exceptions=True)
             for (imp, _items), outcome in zip(batches, outcomes, strict=True):
                 self._merge(chunk, imp, outcome)
+                if imp.sync is not SyncMode.ALL and isinstance(outcome, Outcome):
+                    self._note_unsent(chunk, imp, outcome)
         chunk.batches = []  # delivered: the calls are not needed any more (errors keep theirs)
         self._done[chunk.seq] = chunk
         await self._advance()
@@ -171,6 +199,13 @@ class Engine:
                 http_status=error.status, retriable=error.retriable,
                 data=orjson.loads(error.item.body)))
 
+    def _note_unsent(self, chunk: Chunk, imp: ImportPlan, outcome: Outcome) -> None:
+        """A diffed call that became a record error is not staged (it is diffed again)."""
+        if outcome.errors:
+            index = self.plan.imports.index(imp)
+            self._unsent.setdefault(chunk.seq, set()).update(
+                (index, error.item.position) for error in outcome.errors)
+
     def _fail(self, message: str) -> None:
         if self._failure is None:
             self._failure = message
@@ -198,12 +233,17 @@ class Engine:
             self._committing = False
 
     async def _commit(self, chunk: Chunk) -> None:
+        unsent = self._unsent.pop(chunk.seq, set())
         try:
+            if chunk.seen and self.plan.diff is not None:  # (staged first: a crash between
+                # the two stages the chunk again when it is done again)
+                await asyncio.to_thread(self.plan.diff.stage, chunk, unsent)
             await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
                                     chunk.errors, chunk.share)
         except LeaseLost as lost:
             self.lose_lease(str(lost))
             return
+        self._checkpoint, self._share = chunk.end, chunk.share
         self._count(chunk.tally, chunk.share)
         await self._check_canceled()
 

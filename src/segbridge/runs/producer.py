@@ -47,6 +47,7 @@ from segbridge.exports.contracts import (
 )
 from segbridge.runs.batching import Batcher, Item
 from segbridge.runs.counts import ErrorRow, Tally
+from segbridge.runs.diff import SyncMode, call_hash, key_hash, missing_key
 from segbridge.runs.lookups import LOOKUP_STEP, LookupSteps
 from segbridge.runs.message_ids import MessageIds
 
@@ -67,6 +68,9 @@ class ImportMapping(Protocol):
     @property
     def ids(self) -> MessageIds: ...
 
+    @property
+    def sync(self) -> SyncMode: ...
+
 
 @dataclass(frozen=True)
 class CompiledImport:
@@ -76,12 +80,17 @@ class CompiledImport:
     name: str
     map_record: MapRecord
     ids: MessageIds
+    sync: SyncMode = SyncMode.ALL
 
 
 Filter = Callable[[Mapping[str, Any]], Any]
 """A compiled filter expression: a falsy value drops the record."""
 WrittenCall = tuple[dict[str, Any], bytes]
 """A record's call for one import, and its JSON (compact bytes, with its messageId)."""
+DiffedCall = tuple[dict[str, Any], bytes, int, int]
+"""A diffed record's call and JSON, its key's hash and its call's hash (``runs.diff``)."""
+Seen = tuple[int, int, int, int]
+"""A diffed record of a chunk: the import's index, the position, the key and call hashes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +159,35 @@ class RecordStep:
                            imp.name)
         return call, body
 
+    def diff_call(self, imp: ImportMapping, position: int,
+                  data: dict[str, Any]) -> DiffedCall | Refusal:
+        """The call of a record for an import that sends only changed or new records: hashed
+        as mapped, then given the messageId of this version of the record (``runs.diff``)."""
+        key_field = self.key_field
+        key = data.get(key_field) if key_field is not None else None
+        if key is None or key == "":
+            return Refusal(FailedStep.MAP, missing_key(key_field or "key_field"), imp.name,
+                           key_field)
+        try:
+            call = imp.map_record(data)
+            version = call_hash(call)
+            call["messageId"] = imp.ids.by_version(key, version)
+            body = compact(orjson.dumps(call, default=str))
+        except MappingError as exc:
+            return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
+        except UNWRITABLE as exc:
+            return self.unmappable(imp, exc)
+        if len(body) > MAX_CALL_BYTES:
+            return self._too_large(imp, body)
+        return call, body, key_hash(key), version
+
+    @staticmethod
+    def _too_large(imp: ImportMapping, body: bytes) -> Refusal:
+        return Refusal(FailedStep.IMPORT,
+                       f"the call is {len(body):,} bytes; Segment accepts at most "
+                       f"{MAX_CALL_BYTES:,} bytes per call: map fewer or smaller fields",
+                       imp.name)
+
     @staticmethod
     def unmappable(imp: ImportMapping, exc: BaseException) -> Refusal:
         """A record whose mapping raised ``exc`` (not a MappingError)."""
@@ -216,6 +254,7 @@ class Chunk:
     batches: list[tuple[int, Sequence[Item]]] = field(default_factory=list)  # by import index
     tally: Tally = field(default_factory=Tally)
     errors: list[ErrorRow] = field(default_factory=list)
+    seen: list[Seen] = field(default_factory=list)  # diffed records (``runs.diff_store``)
     share: float | None = None  # of the input read when the chunk was closed (progress)
     delivered: bool = False  # set by the engine: False when the run stopped before its turn
 
@@ -246,6 +285,8 @@ class Producer:
         self._batchers = [Batcher() for _ in source.imports]
         self._direct = not source.filters and not source.lookups
         self._step = RecordStep(source.filters, source.key_field, source.lookups)
+        diffed = any(imp.sync is not SyncMode.ALL for imp in source.imports)
+        self._mapper = self._map_diffed if diffed else self._map_all
 
     def run(self) -> None:
         try:
@@ -328,7 +369,7 @@ class Producer:
     def _record(self, record: SourceRecord) -> Mapped:
         data = record.data
         if self._direct and data is not None and record.call is None:
-            return self._map_all(record, data)
+            return self._mapper(record, data)
         return self._process(record)
 
     def _new_chunk(self, start: int) -> Chunk:
@@ -368,7 +409,7 @@ class Producer:
         verdict = self._step.passes(data)
         if verdict is not True:
             return self._refused(record, verdict)
-        return self._map_all(record, data)
+        return self._mapper(record, data)
 
     def _refused(self, record: SourceRecord, verdict: bool | Refusal) -> Mapped:
         """A record a lookup or a filter ignores (False) or fails (a Refusal)."""
@@ -390,6 +431,31 @@ class Producer:
             else:
                 items.append((index, Item(position, record.ref, outcome[1])))
         return items, partial(self._failed, failures=failures) if failures else None
+
+    def _map_diffed(self, record: SourceRecord, data: dict[str, Any]) -> Mapped:
+        """``_map_all`` for a flow with an import that sends only changed or new records: those
+        imports' calls are hashed, and the chunk notes them (the engine compares them with the
+        snapshot before sending)."""
+        items: list[tuple[int, Item]] = []
+        failures: list[ErrorRow] = []
+        seen: list[Seen] = []
+        position, step = record.position, self._step
+        for index, imp in enumerate(self.source.imports):
+            outcome = step.call(imp, position, data) if imp.sync is SyncMode.ALL \
+                else step.diff_call(imp, position, data)
+            if isinstance(outcome, Refusal):
+                failures.append(ErrorRow(position, record.ref, outcome.step, outcome.reason,
+                                         outcome.import_name, field=outcome.field, data=data))
+                continue
+            items.append((index, Item(position, record.ref, outcome[1])))
+            if len(outcome) == 4:
+                seen.append((index, position, outcome[2], outcome[3]))
+
+        def effects(chunk: Chunk) -> None:
+            if failures:
+                self._failed(chunk, failures)
+            chunk.seen.extend(seen)
+        return items, effects
 
     def _prepared_call(self, record: SourceRecord) -> Mapped:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""

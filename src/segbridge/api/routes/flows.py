@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse, Strict, WholeNumber, name_field
 from segbridge.core.yaml_input import MAX_YAML_CHARS
+from segbridge.flows.service import SnapshotReset
 from segbridge.flows.views import (
     FlowPublic,
     IntegrationPublic,
@@ -67,6 +68,11 @@ class ResolvedErrors(BaseModel):
 
 class EnabledBody(Strict):
     enabled: bool
+
+
+class SnapshotResetRequest(Strict):
+    confirm: bool = Field(default=False, description="true: the next run of the import sends "
+                                                     "every record again")
 
 
 class Json(BaseModel):
@@ -190,6 +196,15 @@ def preview_flow(flow_id: str, body: PreviewRequest, principal: CurrentPrincipal
     from segbridge.flows.preview import preview
 
     return preview(runtime, principal, flow_id, body.flow, body.limit)
+
+
+@router.post("/flows/{flow_id}/imports/{import_name}/snapshot/reset", tags=["flows"],
+             operation_id="reset_import_snapshot")
+def reset_import_snapshot(flow_id: str, import_name: str, body: SnapshotResetRequest,
+                          principal: CurrentPrincipal, runtime: RuntimeDep) -> SnapshotReset:
+    """Forget what an import with sync: changed or new has sent: its next run sends every
+    record. 422 without confirm: true; 409 while the flow runs."""
+    return runtime.flows.reset_snapshot(principal, flow_id, import_name, confirm=body.confirm)
 
 
 # ---- runs --------------------------------------------------------------------------------

@@ -1,0 +1,222 @@
+"""The snapshots of diff syncs in the database (``storage.diff_models``), and a run's use of
+them (``DiffRun``).
+
+**Why the database.** Workers on several machines share the database, not a home folder,
+and a run resumed elsewhere must find its staged rows: so the snapshot is a table, read in
+bulk (one ``IN`` query per chunk of records and import, never the whole snapshot in memory)
+and written in bulk (one ``executemany`` per committed chunk). A row is a small snapshot id
+and two 64-bit hashes (``runs.diff``).
+
+**When it moves.** While a run goes, the calls it delivered (not those that became record
+errors) are *staged* under the run's id, chunk by chunk, just before the chunk's commit; the
+snapshot itself is only read. A run that finishes without failing (succeeded, or completed
+with record errors) merges its staged rows into the snapshot in one transaction. A failed run
+keeps its staged rows (it may be resumed: its diff goes on from its checkpoint, the snapshot
+still as it was); a canceled run drops them; the next run of the flow drops any left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from segbridge.runs.counts import Tally
+from segbridge.runs.diff import SyncMode, Verdict, is_sent, verdict
+from segbridge.runs.producer import Chunk, Seen
+from segbridge.storage.db import Database
+from segbridge.storage.diff_models import DiffEntry, DiffSnapshot, DiffStaged
+from segbridge.storage.models import Run
+
+LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more parameters)
+
+_LOOKUP = (select(DiffEntry.key_hash, DiffEntry.call_hash)
+           .where(DiffEntry.snapshot_id == bindparam("snapshot"),
+                  DiffEntry.key_hash.in_(bindparam("keys", expanding=True))))
+_STAGE = text("INSERT INTO diff_staged (run_id, snapshot_id, key_hash, call_hash) "
+              "VALUES (:run, :snapshot, :key, :call) "
+              "ON CONFLICT (run_id, snapshot_id, key_hash) "
+              "DO UPDATE SET call_hash = excluded.call_hash")
+_PROMOTE = text("INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
+                "SELECT snapshot_id, key_hash, call_hash FROM diff_staged WHERE run_id = :run "
+                "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET call_hash = excluded.call_hash")
+
+
+class DiffStore:
+    """Reads and writes the snapshots, each in a short transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def snapshot_id(self, flow_id: str, import_name: str) -> int:
+        """The import's snapshot, made empty the first time."""
+        for _ in range(2):  # (made meanwhile by another process: read it)
+            with self.db.session() as session:
+                found = session.scalar(select(DiffSnapshot.id).where(
+                    DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
+                if found is not None:
+                    return found
+            try:
+                with self.db.session() as session:
+                    made = DiffSnapshot(flow_id=flow_id, import_name=import_name)
+                    session.add(made)
+                    session.flush()
+                    return made.id
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"the snapshot of import '{import_name}' could not be made")
+
+    def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
+        """The call hash last sent for each of ``keys`` the snapshot has."""
+        found: dict[int, int] = {}
+        with self.db.engine.connect() as connection:
+            for part in _parts(keys, LOOKUP_KEYS):
+                rows = connection.execute(_LOOKUP, {"snapshot": snapshot, "keys": part})
+                found.update((key, call) for key, call in rows)
+        return found
+
+    def stage(self, run_id: str, rows: Sequence[tuple[int, int, int]]) -> None:
+        """Note calls a run sent: (snapshot, key hash, call hash), the last one per key wins."""
+        if rows:
+            with self.db.engine.begin() as connection:
+                connection.execute(_STAGE, [{"run": run_id, "snapshot": snapshot, "key": key,
+                                             "call": call} for snapshot, key, call in rows])
+
+    def size(self, snapshot: int) -> int:
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(DiffEntry).where(
+                DiffEntry.snapshot_id == snapshot)) or 0
+
+    def promote(self, run_id: str) -> None:
+        """The run's staged calls into the snapshots, in one transaction."""
+        with self.db.engine.begin() as connection:
+            connection.execute(_PROMOTE, {"run": run_id})
+            connection.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id))
+
+    def discard(self, run_id: str) -> None:
+        with self.db.session() as session:
+            session.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id))
+
+    def discard_others(self, flow_id: str, run_id: str) -> None:
+        """Staged rows the flow's earlier runs left (failed, never resumed)."""
+        snapshots = select(DiffSnapshot.id).where(DiffSnapshot.flow_id == flow_id)
+        with self.db.session() as session:
+            session.execute(delete(DiffStaged).where(DiffStaged.snapshot_id.in_(snapshots),
+                                                     DiffStaged.run_id != run_id))
+
+    def reset(self, flow_id: str, import_name: str) -> int:
+        """Forget what the import sent (its next run sends every record); the keys forgotten."""
+        with self.db.session() as session:
+            snapshot = session.scalar(select(DiffSnapshot.id).where(
+                DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
+            if snapshot is None:
+                return 0
+            forgotten = session.scalar(select(func.count()).select_from(DiffEntry).where(
+                DiffEntry.snapshot_id == snapshot)) or 0
+            session.execute(delete(DiffStaged).where(DiffStaged.snapshot_id == snapshot))
+            session.execute(delete(DiffEntry).where(DiffEntry.snapshot_id == snapshot))
+            return forgotten
+
+    def run_counts(self, run_id: str) -> dict[str, dict[str, int]]:
+        with self.db.session() as session:
+            run = session.get(Run, run_id)
+            return dict(run.counts.get("imports", {})) if run is not None else {}
+
+
+@dataclass(frozen=True)
+class DiffImport:
+    name: str
+    mode: SyncMode
+    snapshot: int
+
+
+@dataclass
+class DiffRun:
+    """One run's diff: what it compares each chunk with, what it stages, what it merges."""
+
+    store: DiffStore
+    run_id: str
+    imports: dict[int, DiffImport] = field(default_factory=dict)  # by the import's index
+
+    def sift(self, chunk: Chunk) -> None:
+        """Compare the chunk's diffed records with the snapshots: count each verdict, take
+        the calls that are not to be sent out of the chunk's batches, keep in ``chunk.seen``
+        only the calls sent."""
+        sent: list[Seen] = []
+        for index, seen in _by_import(chunk.seen):
+            imp = self.imports[index]
+            known = self.store.lookup(imp.snapshot, [entry[2] for entry in seen])
+            held = self._judge(chunk.tally, imp, seen, known, sent)
+            if held:
+                chunk.batches = [(i, [item for item in items if item.position not in held])
+                                 if i == index else (i, items) for i, items in chunk.batches]
+        chunk.seen = sent
+
+    @staticmethod
+    def _judge(tally: Tally, imp: DiffImport, seen: list[Seen], known: dict[int, int],
+               sent: list[Seen]) -> set[int]:
+        """Count each record's verdict; the positions not to send."""
+        held: set[int] = set()
+        counted = dict.fromkeys(Verdict, 0)
+        for entry in seen:
+            found = verdict(known.get(entry[2]), entry[3])
+            counted[found] += 1
+            if is_sent(imp.mode, found):
+                sent.append(entry)
+            else:
+                held.add(entry[1])
+        for found, amount in counted.items():
+            tally.add_to_import(found.value, amount, imp.name)
+        if held:
+            tally.add("ignored", len(held), imp.name)
+        return held
+
+    def stage(self, chunk: Chunk, unsent: set[tuple[int, int]]) -> None:
+        """Stage the chunk's calls that were delivered (``unsent``: (import, position) of its
+        record errors)."""
+        self.store.stage(self.run_id, [
+            (self.imports[index].snapshot, key, call) for index, position, key, call
+            in chunk.seen if (index, position) not in unsent])
+
+    def finish(self) -> Tally:
+        """The run finished without failing: count each import's deleted keys (in the snapshot,
+        not seen by the run), then merge the staged calls into the snapshots."""
+        counts = self.store.run_counts(self.run_id)
+        deleted = Tally()
+        for imp in self.imports.values():
+            per = counts.get(imp.name, {})
+            found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
+            gone = max(0, self.store.size(imp.snapshot) - found)
+            deleted.add_to_import("deleted", gone, imp.name)
+        self.store.promote(self.run_id)
+        return deleted
+
+    def discard(self) -> None:
+        self.store.discard(self.run_id)
+
+
+def open_diff(db: Database, run_id: str, flow_id: str,
+              modes: Sequence[tuple[str, SyncMode]]) -> DiffRun | None:
+    """The run's diff for its imports (name, mode) in the flow's order; None when every
+    import sends all records."""
+    if all(mode is SyncMode.ALL for _name, mode in modes):
+        return None
+    store = DiffStore(db)
+    store.discard_others(flow_id, run_id)
+    imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name))
+               for index, (name, mode) in enumerate(modes) if mode is not SyncMode.ALL}
+    return DiffRun(store, run_id, imports)
+
+
+def _by_import(seen: list[Seen]) -> Iterator[tuple[int, list[Seen]]]:
+    grouped: dict[int, list[Seen]] = {}
+    for entry in seen:
+        grouped.setdefault(entry[0], []).append(entry)
+    return iter(grouped.items())
+
+
+def _parts(keys: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(keys), size):
+        yield list(keys[start:start + size])

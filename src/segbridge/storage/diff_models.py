@@ -1,0 +1,58 @@
+"""Tables of diff syncs (migration 0010): per flow and import, the snapshot of what was sent
+(key hash -> call hash), and the calls a run sent, staged until the run finishes.
+
+A row is two 64-bit integers beside a small snapshot id: ``runs.diff`` hashes the record key
+and the mapped call, so a row's size does not depend on the record. ``runs.diff_store`` reads
+them in bulk per chunk of records and merges a run's staged rows into the snapshot in one
+transaction when the run finishes without failing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from segbridge.core.clock import utcnow
+from segbridge.storage.models import Base
+
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys
+
+
+class DiffSnapshot(Base):
+    """One import's snapshot: which keys were sent, with which call."""
+
+    __tablename__ = "diff_snapshots"
+    __table_args__ = (UniqueConstraint("flow_id", "import_name"),)
+
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    flow_id: Mapped[str] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"))
+    import_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DiffEntry(Base):
+    """A key of a snapshot and the hash of the call last sent for it."""
+
+    __tablename__ = "diff_entries"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_hash: Mapped[int] = mapped_column(BigInteger)
+
+
+class DiffStaged(Base):
+    """A call a run sent (delivered, not an error), merged into the snapshot when the run
+    finishes without failing."""
+
+    __tablename__ = "diff_staged"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
+                                        primary_key=True)
+    snapshot_id: Mapped[int] = mapped_column(
+        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_hash: Mapped[int] = mapped_column(BigInteger)

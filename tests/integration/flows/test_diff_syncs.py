@@ -1,0 +1,247 @@
+"""Diff syncs end to end: a CSV flow whose import sends only changed (or new) records, into the
+local Segment, run after run over edited files; on SQLite and PostgreSQL (the snapshot is a
+table read and written in bulk)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from segbridge.sandbox import SandboxConfig, create_sandbox_app
+
+from segbridge.workers import Workers
+from tests.integration.conftest import Server
+from tests.integration.flows.conftest import (
+    ADMIN,
+    Receiver,
+    orders,
+    segment_connection,
+    track_flow,
+    wait_for_run,
+    write_csv,
+)
+from tests.support.servers import serve_in_thread
+
+pytestmark = pytest.mark.sql
+
+
+def diff_flow(path: Path, connection: str, sync: str = "changed") -> dict[str, Any]:
+    doc = track_flow("Orders", path, connection)
+    doc["imports"][0]["sync"] = sync
+    return doc
+
+
+def create_flow(server: Server, doc: dict[str, Any]) -> dict[str, Any]:
+    response = server.api.post("/api/v1/flows", json=doc)
+    assert response.status_code == 201, response.text
+    flow: dict[str, Any] = response.json()
+    return flow
+
+
+def run_flow(server: Server, flow_id: str) -> dict[str, Any]:
+    response = server.api.post(f"/api/v1/flows/{flow_id}/runs")
+    assert response.status_code == 202, response.text
+    return wait_for_run(server, response.json()["id"])
+
+
+def diff_counts(run: dict[str, Any]) -> dict[str, int]:
+    per = run["counts"]["imports"]["Orders"]
+    return {key: per.get(key, 0) for key in ("new", "changed", "unchanged", "deleted")}
+
+
+def sent_order_ids(receiver: Receiver, since: int = 0) -> list[str]:
+    return [e["properties"]["order_id"] for e in receiver.archived()[since:]]
+
+
+def test_only_new_and_changed_records_are_sent_each_with_a_new_message_id(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(1000)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+
+    first = run_flow(server, flow["id"])
+    assert first["status"] == "succeeded", first
+    assert first["counts"]["sent"] == 1000
+    assert diff_counts(first) == {"new": 1000, "changed": 0, "unchanged": 0, "deleted": 0}
+    first_ids = {e["properties"]["order_id"]: e["messageId"] for e in receiver.archived()}
+
+    second = run_flow(server, flow["id"])  # the same file: nothing to send
+    assert second["status"] == "succeeded", second
+    assert second["counts"]["sent"] == 0 and second["counts"]["batches"] == 0
+    assert second["counts"]["ignored"] == 1000
+    assert diff_counts(second) == {"new": 0, "changed": 0, "unchanged": 1000, "deleted": 0}
+    assert len(receiver.archived()) == 1000
+
+    for row in rows[::100]:  # 1% changed, a column the mapping ignores added everywhere,
+        row["total"] = "999.00"  # two rows gone, one new
+    edited = [{**row, "unused": "x"} for row in rows[2:]] + [
+        {**orders(1, start=5000)[0], "unused": "x"}]
+    write_csv(path, edited)
+    third = run_flow(server, flow["id"])
+
+    assert third["status"] == "succeeded", third
+    changed = {str(row["order_id"]) for row in rows[100::100]}  # rows 0 was removed
+    assert sorted(sent_order_ids(receiver, 1000)) == sorted([*changed, "5000"])
+    assert diff_counts(third) == {"new": 1, "changed": 9, "unchanged": 989, "deleted": 2}
+    for event in receiver.archived()[1000:]:
+        if event["properties"]["order_id"] != "5000":
+            assert event["properties"]["total"] == "999.00"
+            assert event["messageId"] != first_ids[event["properties"]["order_id"]]
+    assert receiver.stats(connection["source_id"])["duplicates"] == 0
+
+    fourth = run_flow(server, flow["id"])  # the changes are in the snapshot now
+    assert fourth["counts"]["sent"] == 0, fourth
+
+
+def test_sync_new_sends_only_keys_never_sent(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(50)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"], sync="new"))
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 50
+
+    rows[3]["total"] = "1.00"
+    write_csv(path, rows + orders(5, start=50))
+    run = run_flow(server, flow["id"])
+
+    assert sorted(sent_order_ids(receiver, 50)) == ["50", "51", "52", "53", "54"]
+    assert diff_counts(run) == {"new": 5, "changed": 1, "unchanged": 49, "deleted": 0}
+
+
+@pytest.fixture
+def strict_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """A receiver that refuses an unknown write key (401), as RudderStack does."""
+    archive = tmp_path / "strict-archive.ndjson"
+    app = create_sandbox_app(SandboxConfig(state_path=None, archive_path=archive,
+                                           admin_token=ADMIN, unknown_key_mode="strict"))
+    with serve_in_thread(app) as url, httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False) as client:
+        yield Receiver(url, archive, client, app)
+    app.state.sandbox.close()
+
+
+def test_a_failed_run_leaves_the_snapshot_as_it_was(
+    server: Server, strict_receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    receiver = strict_receiver
+    connection = segment_connection(server, receiver)
+    rows = orders(100)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    run_flow(server, flow["id"])
+    for row in rows[:10]:
+        row["total"] = "0.50"
+    write_csv(path, rows)
+    gone = receiver.client.delete(f"/api/sources/{connection['source_id']}")
+    assert gone.status_code == 204  # its write key is refused from now on (401)
+
+    failed = run_flow(server, flow["id"])
+
+    assert failed["status"] == "failed", failed
+    assert "401" in failed["message"], failed
+    _use_new_source(server, receiver, connection)
+    again = run_flow(server, flow["id"])
+    assert again["status"] == "succeeded", again
+    assert diff_counts(again)["changed"] == 10
+    assert sorted(sent_order_ids(receiver, 100), key=int) == [str(i) for i in range(10)]
+
+
+def test_a_canceled_run_leaves_the_snapshot_as_it_was(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    rows = orders(20000)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    run_flow(server, flow["id"])
+    for row in rows:
+        row["total"] = "1.00"
+    write_csv(path, rows)
+    receiver.faults(latency_ms=400)
+    started = server.api.post(f"/api/v1/flows/{flow['id']}/runs").json()
+    _wait_until_sent(server, started["id"])
+    assert server.api.post(f"/api/v1/runs/{started['id']}/cancel").status_code == 200
+
+    canceled = wait_for_run(server, started["id"])
+
+    assert canceled["status"] == "canceled", canceled
+    assert canceled["counts"]["sent"] > 0
+    receiver.no_faults()
+    again = run_flow(server, flow["id"])
+    assert diff_counts(again) == {"new": 0, "changed": 20000, "unchanged": 0, "deleted": 0}
+    assert again["counts"]["sent"] == 20000
+
+
+def test_record_errors_are_compared_again_and_a_reset_sends_everything(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(20)
+    rows[7]["customer_id"] = ""  # no userId: a record error
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    first = run_flow(server, flow["id"])
+    assert first["status"] == "completed_with_errors", first
+    assert first["counts"]["sent"] == 19
+
+    rows[7]["customer_id"] = "c7"
+    write_csv(path, rows)
+    fixed = run_flow(server, flow["id"])
+    assert sent_order_ids(receiver, 19) == ["7"]
+    assert diff_counts(fixed)["new"] == 1
+
+    url = f"/api/v1/flows/{flow['id']}/imports/Orders/snapshot/reset"
+    refused = server.api.post(url, json={})
+    assert refused.status_code == 422 and "confirm" in refused.text
+    missing = server.api.post(f"/api/v1/flows/{flow['id']}/imports/Nope/snapshot/reset",
+                              json={"confirm": True})
+    assert missing.status_code == 404 and "Orders" in missing.text
+    reset = server.api.post(url, json={"confirm": True})
+    assert reset.status_code == 200, reset.text
+    assert reset.json()["forgotten"] == 20
+    resent = run_flow(server, flow["id"])
+    assert resent["counts"]["sent"] == 20
+    assert diff_counts(resent)["new"] == 20
+    assert receiver.stats(connection["source_id"])["duplicates"] == 20  # same messageIds
+
+
+def test_a_diff_sync_needs_the_export_key_field(
+    server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    doc = diff_flow(write_csv(tmp_path / "o.csv", orders(3)), connection["name"])
+    del doc["export"]["key_field"]
+
+    response = server.api.post("/api/v1/flows", json=doc)
+
+    assert response.status_code == 422
+    problems = {p["field"]: p["message"] for p in response.json()["error"]["details"]}
+    assert "key_field" in problems["imports.0.sync"]
+
+
+def _wait_until_sent(server: Server, run_id: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.api.get(f"/api/v1/runs/{run_id}").json()["counts"]["sent"]:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the run sent nothing in 60 s")
+
+
+def _use_new_source(server: Server, receiver: Receiver, connection: dict[str, Any]) -> None:
+    write_key = receiver.create_source("Again")["write_key"]
+    response = server.api.put(f"/api/v1/connections/{connection['id']}", json={
+        "name": connection["name"], "application": "segment",
+        "settings": {"write_key": write_key, "endpoint": receiver.url}})
+    assert response.status_code == 200, response.text
