@@ -78,6 +78,11 @@ def intake_metrics() -> IntakeMetrics:
                         ("flow",), registry=None))
 
 
+INTAKE_METRICS = intake_metrics()
+"""This process's webhook counters (``observability.metrics.registry_for`` is to register
+``INTAKE_METRICS.collectors()`` beside the sinks')."""
+
+
 @dataclass
 class _Request:
     listener: Listener
@@ -101,7 +106,7 @@ class WebhookIntake:
         self._queue: asyncio.Queue[_Request] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._trimmed: dict[str, float] = {}
-        self.metrics = metrics or intake_metrics()
+        self.metrics = metrics or INTAKE_METRICS
 
     # ---- listeners -------------------------------------------------------------------------
 

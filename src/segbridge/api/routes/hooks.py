@@ -31,6 +31,7 @@ from segbridge.apps.webhook.bodies import Unreadable, records_of
 from segbridge.apps.webhook.verification import Unverified, verify
 from segbridge.core.ids import new_id
 from segbridge.core.secrets import Secret
+from segbridge.core.vault import VaultError
 from segbridge.runs.webhook_delivery import WebhookDelivery
 from segbridge.runs.webhook_intake import Listener, WebhookIntake
 from segbridge.runs.webhook_listeners import (
@@ -96,7 +97,13 @@ async def receive_hook(request: Request) -> Response:
     token = request.path_params["token"]
     webhooks = webhooks_of(request.app, request.app.state.runtime)
     webhooks.delivery.start()
-    listener = await webhooks.intake.listener(token) if len(token) <= MAX_TOKEN_CHARS else None
+    try:
+        listener = await webhooks.intake.listener(token) if len(token) <= MAX_TOKEN_CHARS \
+            else None
+    except VaultError:
+        log.exception("a webhook's verification secret could not be decrypted")
+        return _answer(503, "not_available", "This webhook cannot verify requests right now "
+                                             "(its secret cannot be read); send it again later.")
     if listener is None:
         return _answer(404, "not_found", NO_LISTENER)
     body = await _body(request, listener.export.max_body_bytes)
