@@ -4,6 +4,11 @@ errors. Nothing is sent and nothing is stored. Each record takes a run's own rec
 the calls and the errors shown are exactly those a run would make; a record's ``data`` shows
 the looked-up fields (the previewed records' keys are looked up at once, for real).
 
+An import with ``sync: changed`` or ``new`` (``runs.diff``): each of its calls says how it
+compares with the import's snapshot (``sync``: new, changed or unchanged) and whether a run
+would send it (``sends``); the previewed keys are looked up in the snapshot at once. An
+unsaved flow has no snapshot: every record is new.
+
 A preview never fails for one record: whatever goes wrong with a record (unreadable, past a
 cap, a filter or mapping that raises, a call that cannot be written) is that record's error. A
 source that cannot be read at all (a missing file, a bad option, a failing query) is a 422
@@ -21,9 +26,13 @@ from segbridge.core.errors import FatalError, FieldProblem, RetriableError, Vali
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.flows.views import PreviewPublic
+from segbridge.runs.diff import SyncMode, is_sent, verdict
 from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal
+
+Diffed = list[tuple[dict[str, Any], CompiledImport, int, int]]
+"""A preview's diffed calls: the call as shown, its import, its key and call hashes."""
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime
@@ -50,16 +59,19 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
     steps = definition.get("steps", [])
     filters = [compile_expression(s["filter"]["expression"]) for s in steps if "filter" in s]
     imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
-                              MessageIds(flow_key, step["name"], step["call"]))
+                              MessageIds(flow_key, step["name"], step["call"]),
+                              SyncMode(step.get("sync", SyncMode.ALL)))
                for step in definition["imports"]]
     lookups = _lookups(runtime, principal, steps)
     try:
         step = RecordStep(filters, definition["export"].get("key_field"), lookups)
         records = list(_read(export, limit))
         _look_up(lookups, records)
-        entries = [_entry(step, imports, record) for record in records]
+        diffed: Diffed = []
+        entries = [_entry(step, imports, record, diffed) for record in records]
     finally:
         lookups.close()
+    _compare(runtime, flow_id, diffed)
     return PreviewPublic.model_validate({"records": entries, "sent": False})
 
 
@@ -91,8 +103,8 @@ def _look_up(lookups: LookupSteps, records: list[SourceRecord]) -> None:
         raise ValidationFailed([FieldProblem("steps", exc.message)]) from None
 
 
-def _entry(step: RecordStep, imports: Sequence[CompiledImport],
-           record: SourceRecord) -> dict[str, Any]:
+def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRecord,
+           diffed: Diffed) -> dict[str, Any]:
     """What the producer's record step makes of one record: its calls, or its errors."""
     entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
                              "data": record.data, "calls": [], "errors": [], "ignored": False}
@@ -107,20 +119,39 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport],
         entry["ignored"] = True
     else:
         for imp in imports:
-            _add_call(entry, step, imp, record.position, record.data)
+            _add_call(entry, step, imp, record.position, record.data, diffed)
     return entry
 
 
 def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, position: int,
-              data: dict[str, Any]) -> None:
+              data: dict[str, Any], diffed: Diffed) -> None:
     try:
-        outcome = step.call(imp, position, data)
+        outcome = step.call(imp, position, data) if imp.sync is SyncMode.ALL \
+            else step.diff_call(imp, position, data)
     except Exception as exc:  # one record's problem, never the preview's
         outcome = step.unmappable(imp, exc)
     if isinstance(outcome, Refusal):
         entry["errors"].append(_error(outcome))
-    else:
-        entry["calls"].append({"import": imp.name, "call": outcome[0]})
+        return
+    shown = {"import": imp.name, "call": outcome[0]}
+    entry["calls"].append(shown)
+    if len(outcome) == 4:
+        diffed.append((shown, imp, outcome[2], outcome[3]))
+
+
+def _compare(runtime: Runtime, flow_id: str | None, diffed: Diffed) -> None:
+    """Each diffed call's verdict against its import's snapshot (looked up at once)."""
+    from segbridge.runs.diff_store import DiffStore
+
+    store = DiffStore(runtime.db)
+    for name in {imp.name for _shown, imp, _key, _call in diffed}:
+        calls = [one for one in diffed if one[1].name == name]
+        snapshot = store.find_snapshot(flow_id, name) if flow_id is not None else None
+        known = store.lookup(snapshot, [key for *_rest, key, _call in calls]) \
+            if snapshot is not None else {}
+        for shown, imp, key, call in calls:
+            found = verdict(known.get(key), call)
+            shown["sync"], shown["sends"] = found.value, is_sent(imp.sync, found)
 
 
 def _error(refusal: Refusal) -> dict[str, Any]:

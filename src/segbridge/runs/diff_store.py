@@ -53,11 +53,9 @@ class DiffStore:
     def snapshot_id(self, flow_id: str, import_name: str) -> int:
         """The import's snapshot, made empty the first time."""
         for _ in range(2):  # (made meanwhile by another process: read it)
-            with self.db.session() as session:
-                found = session.scalar(select(DiffSnapshot.id).where(
-                    DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
-                if found is not None:
-                    return found
+            found = self.find_snapshot(flow_id, import_name)
+            if found is not None:
+                return found
             try:
                 with self.db.session() as session:
                     made = DiffSnapshot(flow_id=flow_id, import_name=import_name)
@@ -67,6 +65,12 @@ class DiffStore:
             except IntegrityError:
                 continue
         raise RuntimeError(f"the snapshot of import '{import_name}' could not be made")
+
+    def find_snapshot(self, flow_id: str, import_name: str) -> int | None:
+        """The import's snapshot, if it has one (read only: a preview)."""
+        with self.db.session() as session:
+            return session.scalar(select(DiffSnapshot.id).where(
+                DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
 
     def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
         """The call hash last sent for each of ``keys`` the snapshot has."""
