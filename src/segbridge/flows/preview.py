@@ -104,7 +104,7 @@ def _look_up(lookups: LookupSteps, records: list[SourceRecord]) -> None:
 
 
 def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRecord,
-           diffed: Diffed) -> dict[str, Any]:
+           diffed: Diffed | None = None) -> dict[str, Any]:
     """What the producer's record step makes of one record: its calls, or its errors."""
     entry: dict[str, Any] = {"position": record.position, "ref": record.ref,
                              "data": record.data, "calls": [], "errors": [], "ignored": False}
@@ -124,7 +124,7 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRe
 
 
 def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, position: int,
-              data: dict[str, Any], diffed: Diffed) -> None:
+              data: dict[str, Any], diffed: Diffed | None) -> None:
     try:
         outcome = step.call(imp, position, data) if imp.sync is SyncMode.ALL \
             else step.diff_call(imp, position, data)
@@ -135,7 +135,7 @@ def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, posi
         return
     shown = {"import": imp.name, "call": outcome[0]}
     entry["calls"].append(shown)
-    if len(outcome) == 4:
+    if len(outcome) == 4 and diffed is not None:
         diffed.append((shown, imp, outcome[2], outcome[3]))
 
 
