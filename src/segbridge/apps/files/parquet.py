@@ -89,14 +89,28 @@ class ParquetExport:
         return min(self._read / self._total, 1.0) if self._total else 1.0
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
+        """The records from ``start_position`` on. Built one at a time in this loop (records
+        made a batch at a time would live together and make the garbage collector scan
+        them again and again)."""
         start = max(0, start_position)
         parts = self._parts()
         self._total = sum(part.rows for part in parts)
         self._read = min(start, self._total)
-        for part in parts:
-            if part.first + part.rows <= start:
-                continue
-            yield from self._part_records(part, start)
+        make, pair, record_type = dict, zip, SourceRecord
+        for part, batch, first in self._batches(parts, start):
+            names = batch.schema.names
+            columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
+            label = f"{part.path.name} row " if self.folder else "row "
+            before = part.first - 1  # rows are counted from 1 within each part
+            rows = enumerate(pair(*columns), start=first)
+            if fits_whole(batch, self.limits.max_bytes):
+                for position, values in rows:
+                    yield record_type(position, f"{label}{position - before}",
+                                      make(pair(names, values)))
+            else:
+                for position, values in rows:
+                    yield self._checked(position, f"{label}{position - before}",
+                                        make(pair(names, values)))
 
     def _parts(self) -> list[Part]:
         """Every part's footer, read before any record (a broken footer sends nothing)."""
@@ -124,34 +138,30 @@ class ParquetExport:
         if problem:
             raise ExportError(problem, cause="config")
 
-    def _part_records(self, part: Part, start: int) -> Iterator[SourceRecord]:
-        groups, position = _groups_from(part, start)
-        with _opened(part.path) as handle:
-            batches = handle.iter_batches(batch_size=self.batch_rows, row_groups=groups,
-                                          columns=self.columns, use_threads=False)
-            for batch in _guarded(batches, part.path, position - part.first):
-                skip = max(0, start - position)
-                self._read = position + batch.num_rows
-                if skip < batch.num_rows:
-                    yield from self._batch_records(part, batch.slice(skip), position + skip)
-                position += batch.num_rows
+    def _batches(self, parts: list[Part],
+                 start: int) -> Iterator[tuple[Part, pa.RecordBatch, int]]:
+        """Each batch from ``start`` on with its part and its first position; row groups that
+        end before ``start`` are not read, rows before it in the first one are sliced off."""
+        for part in parts:
+            if part.first + part.rows <= start:
+                continue
+            groups, position = _groups_from(part, start)
+            with _opened(part.path) as handle:
+                batches = handle.iter_batches(batch_size=self.batch_rows, row_groups=groups,
+                                              columns=self.columns, use_threads=False)
+                for batch in _guarded(batches, part.path, position - part.first):
+                    skip = max(0, start - position)
+                    self._read = position + batch.num_rows
+                    if skip < batch.num_rows:
+                        yield part, batch.slice(skip), position + skip
+                    position += batch.num_rows
 
-    def _batch_records(self, part: Part, batch: pa.RecordBatch,
-                       first: int) -> Iterator[SourceRecord]:
-        names = batch.schema.names
-        columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
-        label = f"{part.path.name} row " if self.folder else "row "
-        fits = self._fits
-        for offset, values in enumerate(zip(*columns, strict=True)):
-            position = first + offset
-            ref = f"{label}{position - part.first + 1}"
-            data = dict(zip(names, values, strict=True))
-            problem = fits(data)
-            if problem is None:
-                yield SourceRecord(position, ref, data)
-            else:
-                yield SourceRecord(position, ref, None, error=f"{ref}: {problem}",
-                                   raw=clip(excerpt(data)))
+    def _checked(self, position: int, ref: str, data: dict[str, Any]) -> SourceRecord:
+        problem = self._fits(data)
+        if problem is None:
+            return SourceRecord(position, ref, data)
+        return SourceRecord(position, ref, None, error=f"{ref}: {problem}",
+                            raw=clip(excerpt(data)))
 
     def _fits(self, data: dict[str, Any]) -> str | None:
         """Why a record breaks the caps (size, depth, fields), or None."""
@@ -166,6 +176,30 @@ class ParquetExport:
             if problem is not None:
                 return problem
         return limits.too_large(len(text)) if len(text) > limits.max_bytes else None
+
+
+def fits_whole(batch: pa.RecordBatch, max_bytes: int) -> bool:
+    """True when no record of a flat batch can pass the size cap, by an upper bound on its
+    JSON (the longest value of each column, every character escaped): then no record needs
+    its own check. A nested column (lists, structs, maps: depth and field counts vary) or a
+    bound over the cap means each record is checked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    types = pa.types
+    bound = 2
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        kind = field.type
+        bound += 6 * len(field.name.encode()) + 4
+        if types.is_nested(kind) or types.is_dictionary(kind):
+            return False
+        if types.is_string(kind) or types.is_large_string(kind) or types.is_binary(kind) \
+                or types.is_large_binary(kind) or types.is_fixed_size_binary(kind):
+            longest = pc.max(pc.binary_length(column)).as_py() or 0
+            bound += 6 * longest + 4
+        else:
+            bound += 64  # a number, a date or time, a boolean, null
+    return bound <= max_bytes
 
 
 def _groups_from(part: Part, start: int) -> tuple[list[int], int]:
