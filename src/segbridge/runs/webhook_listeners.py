@@ -82,7 +82,7 @@ class WebhookListeners:
         require(principal, Permission.EDIT_FLOWS)
         token = new_token()
         with self.db.session() as session:
-            flow = _webhook_flow(session, principal, flow_id)
+            flow = _webhook_flow(session, principal, flow_id, change=True)
             if session.get(WebhookListener, flow.id) is not None:
                 raise Conflict("This flow has its webhook URL already; rotate it to get a new "
                                "one (the old one then stops working).")
@@ -97,7 +97,7 @@ class WebhookListeners:
         require(principal, Permission.EDIT_FLOWS)
         token = new_token()
         with self.db.session() as session:
-            flow = _webhook_flow(session, principal, flow_id)
+            flow = _webhook_flow(session, principal, flow_id, change=True)
             listener = _listener(session, flow)
             listener.token_hash = fingerprint(token)
             listener.rotated_at = utcnow()
@@ -126,7 +126,7 @@ class WebhookListeners:
             raise ValidationFailed([FieldProblem("secret", f"use 1 to {MAX_SECRET_CHARS} "
                                                            "characters")])
         with self.db.session() as session:
-            flow = _webhook_flow(session, principal, flow_id)
+            flow = _webhook_flow(session, principal, flow_id, change=True)
             listener = _listener(session, flow)
             if secret is None:
                 listener.secret_ciphertext = listener.secret_key_id = None
@@ -178,13 +178,17 @@ def is_webhook_flow(flow: Flow) -> bool:
     return isinstance(export, dict) and export.get("type") == "webhook"
 
 
-def _webhook_flow(session: Session, principal: Principal, flow_id: str) -> Flow:
+def _webhook_flow(session: Session, principal: Principal, flow_id: str, *,
+                  change: bool = False) -> Flow:
+    """The caller's webhook flow; another kind of flow has no listener to read (404) nor to
+    change (409)."""
     flow = session.get(Flow, flow_id)
     if flow is None or flow.account_id != principal.account_id:
         raise NotFound(f"No flow with id '{flow_id}' in your account.")
     if not is_webhook_flow(flow):
-        raise Conflict(f"The flow '{flow.name}' does not receive webhooks: its source is not "
-                       "`type: webhook`.")
+        error = Conflict if change else NotFound
+        raise error(f"The flow '{flow.name}' does not receive webhooks: its source is not "
+                    "`type: webhook`.")
     return flow
 
 
