@@ -83,6 +83,8 @@ class WebhookDelivery:
             self._wake.set()
 
     def start(self) -> None:
+        if self._thread is not None:
+            return
         with self._lock:
             if self._thread is not None:
                 return

@@ -64,6 +64,9 @@ class Webhooks:
 
 def webhooks_of(app: Any, runtime: Runtime) -> Webhooks:
     """The app's webhook parts, made on first use."""
+    made: Webhooks | None = getattr(app.state, "webhooks", None)
+    if made is not None:
+        return made
     with _LOCK:
         found: Webhooks | None = getattr(app.state, "webhooks", None)
         if found is None:
