@@ -5,6 +5,7 @@ once."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,8 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from segbridge.core.clock import SYSTEM_CLOCK
+from segbridge.runs.lanes import LanePolicy
+from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
+    FAST,
     Receiver,
     assert_invariant,
     segment_connection,
@@ -28,7 +32,7 @@ from tests.integration.flows.conftest import (
     workers,  # noqa: F401 - the flows tests' fixture: the run executor
 )
 
-pytestmark = pytest.mark.usefixtures("workers", "shop")
+LANES = LanePolicy(count=3, min_file_bytes=0, block_records=97)  # many blocks, uneven ends
 
 
 @pytest.fixture
@@ -70,6 +74,7 @@ def started(server: Server, path: str) -> dict[str, Any]:
     return wait_for_run(server, response.json()["id"])
 
 
+@pytest.mark.usefixtures("workers", "shop")
 def test_a_parquet_folder_delivers_every_row_once_with_its_types(
     server: Server, receiver: Receiver, tmp_path: Path) -> None:
     folder = tmp_path / "orders"
@@ -93,6 +98,7 @@ def test_a_parquet_folder_delivers_every_row_once_with_its_types(
     assert len({e["messageId"] for e in events.values()}) == 2000
 
 
+@pytest.mark.usefixtures("workers", "shop")
 def test_a_damaged_part_fails_the_run_before_anything_is_sent(
     server: Server, receiver: Receiver, tmp_path: Path) -> None:
     folder = tmp_path / "orders"
@@ -116,3 +122,34 @@ def test_a_damaged_part_fails_the_run_before_anything_is_sent(
     ids = [e["properties"]["order_id"] for e in receiver.archived()]
     assert sorted(ids) == list(range(1000))
     assert receiver.stats(connection["source_id"])["duplicates"] == 0
+
+
+@pytest.mark.usefixtures("shop")
+def test_lanes_send_what_one_producer_sends(server: Server, receiver: Receiver,
+                                            tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A single Parquet file's run split into lanes (each builds its own blocks' records):
+    every row once, with the messageIds of a run without lanes."""
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders_table(1500), path, row_group_size=400)
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(path, connection["name"]))
+    one = Workers(server.runtime, policy=FAST)
+    one.start()
+    try:
+        alone = started(server, f"/api/v1/flows/{flow['id']}/runs")
+    finally:
+        one.stop()
+    lanes = Workers(server.runtime, policy=FAST, lanes=LANES)
+    lanes.start()
+    try:
+        split = started(server, f"/api/v1/flows/{flow['id']}/runs")
+    finally:
+        lanes.stop()
+    assert alone["status"] == split["status"] == "succeeded", (alone, split)
+    assert caplog.text.count(f"the run is produced by {LANES.count} lanes") == 1
+    assert alone["counts"]["sent"] == split["counts"]["sent"] == 1500
+    events = receiver.archived()  # the receiver keeps the first of each messageId
+    assert sorted(e["properties"]["order_id"] for e in events) == list(range(1500))
+    assert receiver.stats(connection["source_id"])["duplicates"] == 1500  # same ids again

@@ -19,6 +19,7 @@ from segbridge.apps.files.parquet import ParquetExport, parquet_parts
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.exports.limits import RecordLimits
+from segbridge.runs.producer import Lane
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -180,3 +181,25 @@ def test_read_share_follows_the_rows(tmp_path: Path) -> None:
     assert export.read_share() == 0.5
     list(records)
     assert export.read_share() == 1.0
+
+
+def test_lanes_read_their_blocks_and_together_everything(tmp_path: Path) -> None:
+    """records_in(lane): each lane its own blocks, row groups without any of them unread."""
+    path = write(tmp_path / "t.parquet", numbered(100), row_group_size=30)
+    full = read([path])
+    lanes = [Lane(index, 3, 7, start=5) for index in range(3)]
+    shares = [list(ParquetExport([path], batch_rows=8).records_in(lane)) for lane in lanes]
+    for lane, share in zip(lanes, shares, strict=True):
+        assert share == [r for r in full if lane.owns(r.position)]
+    assert sorted(r.position for share in shares for r in share) == list(range(5, 100))
+
+
+def test_a_lane_skips_row_groups_it_has_no_block_in(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.parquet", numbered(40), row_group_size=10)
+    data = bytearray(path.read_bytes())
+    second_group = pq.ParquetFile(path).metadata.row_group(1).column(1).data_page_offset
+    data[second_group + 8: second_group + 40] = b"\xde\xad" * 16
+    path.write_bytes(bytes(data))
+    lane = Lane(0, 2, 10)  # blocks 0-9 and 20-29: never the damaged group 10-19
+    assert [r.position for r in ParquetExport([path]).records_in(lane)] == [
+        *range(10), *range(20, 30)]

@@ -53,7 +53,7 @@ class FilesApplication:
     def open_export(self, request: ExportRequest) -> OpenedExport:
         kind = str(request.export["type"])
         if kind == "parquet":
-            return OpenedExport(open_parquet(request))
+            return open_parquet(request)
         path = file_path(request)
         options = dict(request.export.get("options") or {})
         export = file_export(kind, path, options, request.limits)
@@ -69,13 +69,19 @@ def file_path(request: ExportRequest) -> Path:
     return request.policy.check_file(str(request.export["path"]), field="export.path")
 
 
-def open_parquet(request: ExportRequest) -> ParquetExport:
+def open_parquet(request: ExportRequest) -> OpenedExport:
     """A Parquet file or folder of parts; every part checked against the access policy (a
-    part that is a symlink out of the allowed roots is refused). No lanes: the row groups
-    are read column by column in one producer."""
+    part that is a symlink out of the allowed roots is refused). A single large file may be
+    read by lanes (each builds the records of its blocks only); a folder is read by the run
+    alone (its parts are the ones checked here)."""
     path = file_path(request)
     parts = [part if request.export.get("upload") else
              request.policy.check_file(str(part), field="export.path")
              for part in parquet_parts(path)]
-    return ParquetExport(parts, columns=request.export.get("columns"), limits=request.limits,
-                         folder=path.is_dir())
+    columns = request.export.get("columns")
+    export = ParquetExport(parts, columns=columns, limits=request.limits,
+                           folder=path.is_dir())
+    if path.is_dir():
+        return OpenedExport(export)
+    options = {"columns": list(columns)} if columns else {}
+    return OpenedExport(export, lanes=LaneSource("parquet", path, options))

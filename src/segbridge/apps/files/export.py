@@ -1,4 +1,4 @@
-"""File exports by type, as a flow definition names them: csv, ndjson, json.
+"""File exports by type, as a flow definition names them: csv, ndjson, json, parquet.
 
     file_export("csv", "/srv/data/orders.csv", {"delimiter": ";", "header": True},
                 RecordLimits.from_settings(settings))
@@ -17,19 +17,22 @@ from typing import Any
 from segbridge.apps.files.csv_export import CsvExport
 from segbridge.apps.files.json_array import JsonArrayExport
 from segbridge.apps.files.ndjson import NdjsonExport
+from segbridge.apps.files.parquet import ParquetExport, parquet_parts
 from segbridge.exports.contracts import Export
 from segbridge.exports.errors import ExportError
 from segbridge.exports.limits import RecordLimits
 
-FILE_TYPES = ("csv", "ndjson", "json")
+FILE_TYPES = ("csv", "ndjson", "json", "parquet")
 CSV_OPTIONS = frozenset({"header", "delimiter", "quote", "encoding", "skip_blank_lines"})
+PARQUET_OPTIONS = frozenset({"columns"})
 
 
 def file_export(kind: str, path: str | Path, options: Mapping[str, Any] | None = None,
                 limits: RecordLimits | None = None) -> Export:
     """The export for a file of type ``kind`` with the flow's ``export.options``."""
     options = dict(options or {})
-    allowed = CSV_OPTIONS if kind == "csv" else frozenset({"encoding"})
+    allowed = CSV_OPTIONS if kind == "csv" else PARQUET_OPTIONS if kind == "parquet" \
+        else frozenset({"encoding"})
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ExportError(f"Unknown option(s) for a {kind} export: {', '.join(unknown)}; "
@@ -40,5 +43,8 @@ def file_export(kind: str, path: str | Path, options: Mapping[str, Any] | None =
         return NdjsonExport(path, **options, limits=limits)
     if kind == "json":
         return JsonArrayExport(path, **options, limits=limits)
+    if kind == "parquet":  # a lane's own export of a run's single Parquet file
+        return ParquetExport(parquet_parts(Path(path)), columns=options.get("columns"),
+                             limits=limits, folder=Path(path).is_dir())
     raise ExportError(f"Unknown file type '{kind}'; use one of: {', '.join(FILE_TYPES)}.",
                       cause="config")

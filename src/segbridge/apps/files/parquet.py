@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from segbridge.apps.files.csv_export import From
 from segbridge.apps.files.parquet_values import column_values
 from segbridge.apps.files.reading import clip
-from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.contracts import SourceRecord, Spans
 from segbridge.exports.errors import ExportError
 from segbridge.exports.limits import RecordLimits, excerpt
 
@@ -89,15 +90,19 @@ class ParquetExport:
         return min(self._read / self._total, 1.0) if self._total else 1.0
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        """The records from ``start_position`` on. Built one at a time in this loop (records
-        made a batch at a time would live together and make the garbage collector scan
-        them again and again)."""
-        start = max(0, start_position)
+        """The records from ``start_position`` on."""
+        return self.records_in(From(max(0, start_position)))
+
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+        """The records in ``spans`` (a resume: everything from a position; a lane: its
+        blocks). Row groups with no wanted row are not read; in the others only the wanted
+        rows are converted. Records are built one at a time in this loop (records made a
+        batch at a time would live together and make the garbage collector scan them again
+        and again)."""
         parts = self._parts()
         self._total = sum(part.rows for part in parts)
-        self._read = min(start, self._total)
         make, pair, record_type = dict, zip, SourceRecord
-        for part, batch, first in self._batches(parts, start):
+        for part, batch, first in self._wanted(parts, spans):
             names = batch.schema.names
             columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
             label = f"{part.path.name} row " if self.folder else "row "
@@ -111,6 +116,40 @@ class ParquetExport:
                 for position, values in rows:
                     yield self._checked(position, f"{label}{position - before}",
                                         make(pair(names, values)))
+
+    def _wanted(self, parts: list[Part],
+                spans: Spans) -> Iterator[tuple[Part, pa.RecordBatch, int]]:
+        """The wanted rows of each batch, as slices with their first position."""
+        for part, batch, first in self._batches(parts, spans):
+            end = first + batch.num_rows
+            position = first
+            while position < end:
+                low, high = spans.around(position)
+                if low >= end:
+                    break
+                low = max(low, position)
+                high = min(high, end)
+                yield part, batch.slice(low - first, high - low), low
+                position = high
+
+    def _batches(self, parts: list[Part],
+                 spans: Spans) -> Iterator[tuple[Part, pa.RecordBatch, int]]:
+        """Each batch of the row groups that hold a wanted row, with its part and first
+        position; the other row groups are skipped by their row counts, never read."""
+        for part in parts:
+            groups = _groups_in(part, spans)
+            if not groups:
+                continue
+            with _opened(part.path) as handle:
+                for group, position in groups:
+                    batches = handle.iter_batches(batch_size=self.batch_rows,
+                                                  row_groups=[group], columns=self.columns,
+                                                  use_threads=False)
+                    for batch in _guarded(batches, part.path, position - part.first):
+                        self._read = position + batch.num_rows
+                        yield part, batch, position
+                        position += batch.num_rows
+        self._read = self._total or 0
 
     def _parts(self) -> list[Part]:
         """Every part's footer, read before any record (a broken footer sends nothing)."""
@@ -137,24 +176,6 @@ class ParquetExport:
                                                "List fewer in export.columns.")
         if problem:
             raise ExportError(problem, cause="config")
-
-    def _batches(self, parts: list[Part],
-                 start: int) -> Iterator[tuple[Part, pa.RecordBatch, int]]:
-        """Each batch from ``start`` on with its part and its first position; row groups that
-        end before ``start`` are not read, rows before it in the first one are sliced off."""
-        for part in parts:
-            if part.first + part.rows <= start:
-                continue
-            groups, position = _groups_from(part, start)
-            with _opened(part.path) as handle:
-                batches = handle.iter_batches(batch_size=self.batch_rows, row_groups=groups,
-                                              columns=self.columns, use_threads=False)
-                for batch in _guarded(batches, part.path, position - part.first):
-                    skip = max(0, start - position)
-                    self._read = position + batch.num_rows
-                    if skip < batch.num_rows:
-                        yield part, batch.slice(skip), position + skip
-                    position += batch.num_rows
 
     def _checked(self, position: int, ref: str, data: dict[str, Any]) -> SourceRecord:
         problem = self._fits(data)
@@ -202,14 +223,15 @@ def fits_whole(batch: pa.RecordBatch, max_bytes: int) -> bool:
     return bound <= max_bytes
 
 
-def _groups_from(part: Part, start: int) -> tuple[list[int], int]:
-    """The row groups that hold positions >= start, and the position of the first one."""
-    position = part.first
+def _groups_in(part: Part, spans: Spans) -> list[tuple[int, int]]:
+    """The part's row groups that hold a wanted row, each with its first position."""
+    groups, position = [], part.first
     for index, rows in enumerate(part.group_rows):
-        if position + rows > start:
-            return list(range(index, len(part.group_rows))), position
+        low, _ = spans.around(position)
+        if low < position + rows:
+            groups.append((index, position))
         position += rows
-    return [], position
+    return groups
 
 
 class _opened:
