@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from segbridge.core.clock import SYSTEM_CLOCK
 from segbridge.runs.lanes import LanePolicy
@@ -153,3 +154,28 @@ def test_lanes_send_what_one_producer_sends(server: Server, receiver: Receiver,
     events = receiver.archived()  # the receiver keeps the first of each messageId
     assert sorted(e["properties"]["order_id"] for e in events) == list(range(1500))
     assert receiver.stats(connection["source_id"])["duplicates"] == 1500  # same ids again
+
+
+@pytest.mark.usefixtures("shop")
+def test_flows_as_code_round_trip_a_parquet_export(server: Server, receiver: Receiver,
+                                                   tmp_path: Path) -> None:
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders_table(3), path)
+    connection = segment_connection(server, receiver)
+    doc = parquet_flow(path, connection["name"], columns=["order_id", "customer_id"])
+    created = server.api.post("/api/v1/flows/import", content=yaml.safe_dump(doc).encode(),
+                              headers={"Content-Type": "application/yaml"})
+    assert created.status_code == 200, created.text
+    exported = yaml.safe_load(server.api.get(f"/api/v1/flows/{created.json()['id']}/yaml").text)
+    assert exported["export"] == {"type": "parquet", "path": str(path),
+                                  "key_field": "order_id",
+                                  "columns": ["order_id", "customer_id"]}
+
+    wrong = parquet_flow(tmp_path / "orders.parquet", connection["name"], columns="order_id")
+    wrong["name"] = "Wrong"
+    outside = parquet_flow(Path("/etc"), connection["name"])
+    outside["name"] = "Outside"
+    for broken, field in ((wrong, "export.columns"), (outside, "export.path")):
+        response = server.api.post("/api/v1/flows", json=broken)
+        assert response.status_code == 422, response.text
+        assert field in {p["field"] for p in response.json()["error"]["details"]}
