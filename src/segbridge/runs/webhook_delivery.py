@@ -130,12 +130,14 @@ class WebhookDelivery:
         for flow_id, waiting in due:
             seen = waiting.records
             outcome, more = self.start_run(flow_id)
-            if outcome is Started.BUSY:
+            if outcome is Started.BUSY:  # asked again after max_seconds, not every tick
+                with self._lock:
+                    waiting.since = time.monotonic()
                 continue
             with self._lock:
                 if self._waiting.get(flow_id) is not waiting:
                     continue
-                if more:  # more wait: the next run starts as soon as this one ends
+                if more:  # more wait: the next run starts once this one ends
                     waiting.since = 0.0
                 elif waiting.records > seen:  # reported while the run was created
                     waiting.since, waiting.records = time.monotonic(), waiting.records - seen

@@ -81,3 +81,20 @@ def test_a_listener_needs_a_webhook_flow_and_the_document_is_checked(
     assert answer.status_code == 422, answer.text
     fields = {p["field"] for p in answer.json()["error"]["details"]}
     assert {"export.verification.username", "export.max_body_bytes"} <= fields, fields
+
+
+def test_a_deleted_flow_takes_its_url_and_waiting_records_with_it(
+    server: Server, receiver: Receiver, shop: dict[str, Any],
+) -> None:
+    from sqlalchemy import func, select
+
+    from segbridge.storage.webhook_models import WebhookRecord
+
+    hook = hook_flow(server, receiver, batch={"max_seconds": 3600})  # its records wait
+    assert post(server, hook.path, BODY).status_code == 200
+    with server.runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookRecord)) == 1
+    assert server.api.delete(f"/api/v1/flows/{hook.flow['id']}").status_code == 204
+    assert post(server, hook.path, BODY).status_code == 404
+    with server.runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(WebhookRecord)) == 0
