@@ -106,8 +106,8 @@ class WebhookDelivery:
                     self.sweep()
                     next_sweep = time.monotonic() + self._sweep_every
                 self.deliver_due()
-            except Exception:
-                log.exception("webhook delivery failed; trying again")
+            except Exception as exc:  # (a SQL error's message may quote records: not logged)
+                log.error("webhook delivery failed (%s); trying again", type(exc).__name__)
             self._wake.wait(self._tick)
             self._wake.clear()
 
