@@ -112,3 +112,22 @@ def _first_run(server: Server, flow_id: str) -> str:
             return str(runs[-1]["id"])
         time.sleep(0.05)
     raise AssertionError("no run started")
+
+
+def test_a_record_that_cannot_be_mapped_is_a_record_error_and_the_others_go_on(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver)
+    body = orjson.dumps([order(1), {"order_id": 2, "total": "2.50"}, order(3)])  # no user
+    assert post(server, hook.path, body).status_code == 200
+    events = wait_for_events(receiver, 2)
+    assert sorted(e["properties"]["order_id"] for e in events) == [1, 3]
+    flow_id = hook.flow["id"]
+    wait_until_delivered(server, flow_id)
+    runs = server.api.get(f"/api/v1/flows/{flow_id}/runs").json()
+    assert [r["status"] for r in runs] == ["completed_with_errors"]
+    errors = server.api.get(f"/api/v1/flows/{flow_id}/errors").json()
+    assert [(e["ref"], e["step"]) for e in errors] == [("webhook record 2", "map")]
+    assert post(server, hook.path, orjson.dumps(order(4))).status_code == 200
+    assert sorted(e["properties"]["order_id"] for e in wait_for_events(receiver, 3)) == \
+        [1, 3, 4]  # the next run sends only the new record
