@@ -163,3 +163,44 @@ def test_events_filter_by_call_type_and_event_name(sandbox: Sandbox) -> None:
     assert ids(type="track", event="Order Completed") == ["t-1"]
     assert ids(type="identify", event="Order Completed") == []
     assert ids(type="alias") == []
+
+
+def _stream_ids(sandbox: Sandbox, source: dict[str, Any], count: int,
+                connected: threading.Event | None = None, **request: Any) -> list[str]:
+    """The messageIds of the first ``count`` events a new stream sends."""
+    url = f"{sandbox.url}/api/sources/{source['id']}/events/stream"
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **request.pop("headers", {})}
+    ids: list[str] = []
+    with httpx.stream("GET", url, headers=headers, timeout=5, **request) as response:
+        for line in response.iter_lines():
+            if line.startswith(": connected") and connected is not None:
+                connected.set()
+            if line.startswith("data: "):
+                ids.append(orjson.loads(line[6:])["message_id"])
+                if len(ids) == count:
+                    break
+    return ids
+
+
+def test_a_reconnecting_stream_catches_up_from_its_last_event(sandbox: Sandbox) -> None:
+    source = sandbox.new_source()
+    _send(sandbox, source, 5)  # seq 1..5 = msg-0..msg-4
+    assert _stream_ids(sandbox, source, 2, headers={"Last-Event-ID": "3"}) == ["msg-3", "msg-4"]
+    assert _stream_ids(sandbox, source, 1, params={"after": "4"}) == ["msg-4"]
+    header_wins = _stream_ids(sandbox, source, 1, headers={"Last-Event-ID": "4"},
+                              params={"after": "0"})
+    assert header_wins == ["msg-4"]
+
+
+def test_a_stream_without_a_last_event_sends_only_new_events(sandbox: Sandbox) -> None:
+    source = sandbox.new_source()
+    _send(sandbox, source, 3)
+    received: list[str] = []
+    connected = threading.Event()
+    thread = threading.Thread(
+        target=lambda: received.extend(_stream_ids(sandbox, source, 1, connected)))
+    thread.start()
+    assert connected.wait(5)  # the three earlier events are not replayed
+    _send(sandbox, source, 1, start=100)
+    thread.join(5)
+    assert received == ["msg-100"]

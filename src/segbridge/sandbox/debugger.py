@@ -201,6 +201,10 @@ class SourceFeed:
                 found.append(record)
         return found
 
+    def since(self, seq: int) -> list[EventRecord]:
+        """The kept events after ``seq``, oldest first (a reconnecting viewer's catch-up)."""
+        return [record for record in self.events if record.seq > seq]
+
     def subscribe(self) -> Subscriber:
         """A new live viewer, on the running event loop (already ended if the feed is closed)."""
         subscriber = Subscriber()

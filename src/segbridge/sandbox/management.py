@@ -14,7 +14,9 @@ Routes (relative to the sandbox root; ``/sandbox/...`` when mounted in segbridge
     GET    /api/sources/{id}/events?q=&type=&event=&limit=
                                              newest first; search, call type, event or
                                              page name (events)
-    GET    /api/sources/{id}/events/stream   server-sent events (events)
+    GET    /api/sources/{id}/events/stream?after=
+                                             server-sent events; after Last-Event-ID or
+                                             ``after``, the kept events first (events)
     GET    /api/sources/{id}/stats           counters        (read)
     GET    /api/sources/{id}/dropped?limit=  drop log        (read)
     GET    /api/receiver                     unknown keys, missing keys, rejected, peak
@@ -33,7 +35,7 @@ from segbridge.sandbox.debugger import EventKind
 from segbridge.sandbox.faults import FaultSettingsError, parse_fault_request
 from segbridge.sandbox.limits import DEFAULT_SOURCE_NAME
 from segbridge.sandbox.responses import ApiError, json_response, read_json_object
-from segbridge.sandbox.sse import event_stream
+from segbridge.sandbox.sse import event_stream, last_seen
 from segbridge.sandbox.state import SandboxState
 from segbridge.sandbox.store import IMPLICIT_ACCOUNT, Source
 
@@ -125,7 +127,8 @@ class ManagementAPI:
 
     async def stream(self, request: Request) -> Response:
         source = self._watched_source(request)
-        return event_stream(self.state.debugger.feed(source.id))
+        after = last_seen(request.headers.get("last-event-id"), request.query_params.get("after"))
+        return event_stream(self.state.debugger.feed(source.id), after)
 
     async def stats(self, request: Request) -> Response:
         source = self._source(request)

@@ -149,7 +149,9 @@
   }
 
   function connect() {
-    const source = new EventSource(root.dataset.streamUrl);
+    // from the newest loaded event on: nothing sent between the load and the stream is missed
+    const newest = events.reduce((most, event) => Math.max(most, event.seq), 0);
+    const source = new EventSource(`${root.dataset.streamUrl}?after=${newest}`);
     source.addEventListener("open", () => { status.textContent = live ? "Live" : "Paused"; });
     source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
     source.addEventListener("event", (message) => {
