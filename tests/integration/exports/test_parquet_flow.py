@@ -179,3 +179,33 @@ def test_flows_as_code_round_trip_a_parquet_export(server: Server, receiver: Rec
         response = server.api.post("/api/v1/flows", json=broken)
         assert response.status_code == 422, response.text
         assert field in {p["field"] for p in response.json()["error"]["details"]}
+
+
+@pytest.mark.usefixtures("workers", "shop")
+def test_a_row_group_damaged_mid_file_fails_the_run_and_the_next_run_repeats_no_id(
+    server: Server, receiver: Receiver, tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders_table(3000), path, row_group_size=500)
+    good = path.read_bytes()
+    page = pq.ParquetFile(path).metadata.row_group(4).column(1).data_page_offset
+    damaged = bytearray(good)
+    damaged[page + 8: page + 40] = b"\xde\xad" * 16
+    path.write_bytes(bytes(damaged))
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(path, connection["name"]))
+
+    failed = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert failed["status"] == "failed", failed
+    assert "orders.parquet cannot be read after row 2000" in str(failed), failed
+    sent_before = failed["counts"]["sent"]
+    assert 0 < sent_before <= 2000
+    assert len(receiver.archived()) == sent_before
+
+    path.write_bytes(good)  # exported again
+    again = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert again["status"] == "succeeded", again
+    assert sorted(e["properties"]["order_id"] for e in receiver.archived()) == list(range(3000))
+    assert receiver.stats(connection["source_id"])["duplicates"] == sent_before

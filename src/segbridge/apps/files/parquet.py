@@ -9,11 +9,13 @@ in a folder (rows counted from 1 within each part).
 
 Memory stays flat: ``iter_batches`` decodes one batch of a row group at a time, and each batch
 becomes records column by column (``parquet_values``). A resume at position N reads no row
-group that ends before N: the row counts come from the files' footers.
+group that ends before N, and a lane no row group without one of its blocks: the row counts
+come from the files' footers.
 
-A file that is not Parquet, or whose data cannot be decoded, stops the export with an
-ExportError naming the file (and the row it had reached); records already read stay read, so
-a resumed run after the file is fixed sends nothing twice.
+A file that is not Parquet, or whose footer is cut, stops the export before its first record
+with an ExportError naming the file; a damaged row group stops it when reached (naming the file
+and the row). Records already sent keep their messageIds (position or key field), so the next
+run, after the file is exported again, sends nothing Segment has not deduplicated.
 """
 
 from __future__ import annotations
@@ -274,8 +276,9 @@ def _guarded(batches: Iterator[pa.RecordBatch], path: Path,
             return
         except (pa.ArrowException, OSError) as exc:
             raise ExportError(f"{path.name} cannot be read after row {position} "
-                              f"({_said(exc)}); the file is damaged: export it again, then "
-                              "resume the run.", cause="file_error") from None
+                              f"({_said(exc)}); the file is damaged: export it again, then run "
+                              "the flow again (rows already sent keep their messageIds).",
+                              cause="file_error") from None
         position += batch.num_rows
         yield batch
 
