@@ -60,9 +60,22 @@ def key_hash(key: object) -> int:
 def call_hash(call: dict[str, Any]) -> int:
     """The mapped call (without its messageId) as a signed 64-bit integer; keys sorted, so
     reordering a mapping's fields does not make every record changed."""
+    return hashed_call(call)[1]
+
+
+def hashed_call(call: dict[str, Any]) -> tuple[bytes, int]:
+    """The call's JSON (keys sorted) and its hash: the JSON is written once, hashed, and
+    becomes the call's body (``with_message_id``)."""
     body = orjson.dumps(call, option=orjson.OPT_SORT_KEYS, default=str)
     digest = hashlib.blake2b(body, digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return body, int.from_bytes(digest, "big", signed=True)
+
+
+def with_message_id(body: bytes, message_id: str) -> bytes:
+    """A call's JSON object with its messageId added last (an exact-size copy: no buffer of
+    orjson's is kept). A messageId is ``sb-`` and hex digits: nothing to escape."""
+    tail = b'"messageId":"' + message_id.encode() + b'"}'
+    return (body[:-1] + b"," + tail) if body != b"{}" else b"{" + tail
 
 
 def verdict(sent: int | None, current: int) -> Verdict:

@@ -8,7 +8,8 @@ and written in bulk (one ``executemany`` per committed chunk). A row is a small 
 and two 64-bit hashes (``runs.diff``).
 
 **When it moves.** While a run goes, the calls it delivered (not those that became record
-errors) are *staged* under the run's id, chunk by chunk, just before the chunk's commit; the
+errors) are *staged* under the run's id, chunk by chunk, just before the chunk's commit (a
+resumed run first drops what it staged past its checkpoint: that is done again); the
 snapshot itself is only read. A run that finishes without failing (succeeded, or completed
 with record errors) merges its staged rows into the snapshot in one transaction. A failed run
 keeps its staged rows (it may be resumed: its diff goes on from its checkpoint, the snapshot
@@ -20,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, func, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from segbridge.runs.counts import Tally
@@ -35,13 +36,14 @@ LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more
 _LOOKUP = (select(DiffEntry.key_hash, DiffEntry.call_hash)
            .where(DiffEntry.snapshot_id == bindparam("snapshot"),
                   DiffEntry.key_hash.in_(bindparam("keys", expanding=True))))
-_STAGE = text("INSERT INTO diff_staged (run_id, snapshot_id, key_hash, call_hash) "
-              "VALUES (:run, :snapshot, :key, :call) "
-              "ON CONFLICT (run_id, snapshot_id, key_hash) "
-              "DO UPDATE SET call_hash = excluded.call_hash")
-_PROMOTE = text("INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
-                "SELECT snapshot_id, key_hash, call_hash FROM diff_staged WHERE run_id = :run "
-                "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET call_hash = excluded.call_hash")
+_STAGE = insert(DiffStaged)
+_PROMOTE = text(  # the last staged row of each key (in input order), merged in key order
+    "INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
+    "SELECT snapshot_id, key_hash, call_hash FROM ("
+    " SELECT snapshot_id, key_hash, call_hash, row_number() OVER ("
+    "  PARTITION BY snapshot_id, key_hash ORDER BY position DESC, id DESC) AS newest"
+    " FROM diff_staged WHERE run_id = :run) AS staged WHERE newest = 1 "
+    "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET call_hash = excluded.call_hash")
 
 
 class DiffStore:
@@ -81,12 +83,22 @@ class DiffStore:
                 found.update((key, call) for key, call in rows)
         return found
 
-    def stage(self, run_id: str, rows: Sequence[tuple[int, int, int]]) -> None:
-        """Note calls a run sent: (snapshot, key hash, call hash), the last one per key wins."""
+    def stage(self, run_id: str, rows: Sequence[tuple[int, int, int, int]]) -> None:
+        """Note calls a run sent: (snapshot, position, key hash, call hash); of a key sent
+        twice, the one further in the input wins."""
         if rows:
             with self.db.engine.begin() as connection:
-                connection.execute(_STAGE, [{"run": run_id, "snapshot": snapshot, "key": key,
-                                             "call": call} for snapshot, key, call in rows])
+                connection.execute(_STAGE, [
+                    {"run_id": run_id, "snapshot_id": snapshot, "position": position,
+                     "key_hash": key, "call_hash": call}
+                    for snapshot, position, key, call in rows])
+
+    def unstage_after(self, run_id: str, checkpoint: int) -> None:
+        """A resumed run does again what comes after its checkpoint: drop what it staged
+        there (staged just before a commit that did not happen)."""
+        with self.db.session() as session:
+            session.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id,
+                                                     DiffStaged.position >= checkpoint))
 
     def size(self, snapshot: int) -> int:
         with self.db.session() as session:
@@ -181,7 +193,7 @@ class DiffRun:
         """Stage the chunk's calls that were delivered (``unsent``: (import, position) of its
         record errors)."""
         self.store.stage(self.run_id, [
-            (self.imports[index].snapshot, key, call) for index, position, key, call
+            (self.imports[index].snapshot, position, key, call) for index, position, key, call
             in chunk.seen if (index, position) not in unsent])
 
     def finish(self) -> Tally:
@@ -201,14 +213,15 @@ class DiffRun:
         self.store.discard(self.run_id)
 
 
-def open_diff(db: Database, run_id: str, flow_id: str,
+def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
               modes: Sequence[tuple[str, SyncMode]]) -> DiffRun | None:
-    """The run's diff for its imports (name, mode) in the flow's order; None when every
-    import sends all records."""
+    """The run's diff for its imports (name, mode) in the flow's order, from its checkpoint;
+    None when every import sends all records."""
     if all(mode is SyncMode.ALL for _name, mode in modes):
         return None
     store = DiffStore(db)
     store.discard_others(flow_id, run_id)
+    store.unstage_after(run_id, checkpoint)
     imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name))
                for index, (name, mode) in enumerate(modes) if mode is not SyncMode.ALL}
     return DiffRun(store, run_id, imports)

@@ -236,7 +236,7 @@ class Engine:
         unsent = self._unsent.pop(chunk.seq, set())
         try:
             if chunk.seen and self.plan.diff is not None:  # (staged first: a crash between
-                # the two stages the chunk again when it is done again)
+                # the two and the resumed run drops it, past its checkpoint, and does it again)
                 await asyncio.to_thread(self.plan.diff.stage, chunk, unsent)
             await asyncio.to_thread(self.store.commit_chunk, chunk.end, chunk.tally,
                                     chunk.errors, chunk.share)

@@ -90,7 +90,8 @@ def _diff(ctx: PlanContext, run: Run, imports: list[ImportPlan]) -> DiffRun | No
     the next run compares those records again (sent twice at most, with one messageId)."""
     if "retry_errors" in run.definition:
         return None
-    return open_diff(ctx.db, run.id, run.flow_id, [(i.name, i.sync) for i in imports])
+    return open_diff(ctx.db, run.id, run.flow_id, run.checkpoint,
+                     [(i.name, i.sync) for i in imports])
 
 
 def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:

@@ -47,7 +47,7 @@ from segbridge.exports.contracts import (
 )
 from segbridge.runs.batching import Batcher, Item
 from segbridge.runs.counts import ErrorRow, Tally
-from segbridge.runs.diff import SyncMode, call_hash, key_hash, missing_key
+from segbridge.runs.diff import SyncMode, hashed_call, key_hash, missing_key, with_message_id
 from segbridge.runs.lookups import LOOKUP_STEP, LookupSteps
 from segbridge.runs.message_ids import MessageIds
 
@@ -170,9 +170,9 @@ class RecordStep:
                            key_field)
         try:
             call = imp.map_record(data)
-            version = call_hash(call)
-            call["messageId"] = imp.ids.by_version(key, version)
-            body = compact(orjson.dumps(call, default=str))
+            written, version = hashed_call(call)
+            call["messageId"] = message_id = imp.ids.by_version(key, version)
+            body = with_message_id(written, message_id)
         except MappingError as exc:
             return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
         except UNWRITABLE as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from segbridge.core.clock import utcnow
@@ -45,14 +45,17 @@ class DiffEntry(Base):
 
 class DiffStaged(Base):
     """A call a run sent (delivered, not an error), merged into the snapshot when the run
-    finishes without failing."""
+    finishes without failing. Appended in the run's order (measured: keyed by the hashes,
+    every chunk's rows landed on random pages, 30k rows/s at 1M on SQLite; appended, the
+    merge sorts them once); the last row of a key wins."""
 
     __tablename__ = "diff_staged"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (Index("ix_diff_staged_run_position", "run_id", "position"),)
 
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"),
-                                        primary_key=True)
+    id: Mapped[int] = mapped_column(ROW_ID, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     snapshot_id: Mapped[int] = mapped_column(
-        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True)
-    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(BigInteger)
+    key_hash: Mapped[int] = mapped_column(BigInteger)
     call_hash: Mapped[int] = mapped_column(BigInteger)

@@ -38,17 +38,20 @@ def upgrade() -> None:
     )
     op.create_table(
         "diff_staged",
+        sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-                  primary_key=True),
+                  nullable=False),
         sa.Column("snapshot_id", ROW_ID,
-                  sa.ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("key_hash", sa.BigInteger(), primary_key=True),
+                  sa.ForeignKey("diff_snapshots.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("key_hash", sa.BigInteger(), nullable=False),
         sa.Column("call_hash", sa.BigInteger(), nullable=False),
-        sqlite_with_rowid=False,
     )
+    op.create_index("ix_diff_staged_run_position", "diff_staged", ["run_id", "position"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_diff_staged_run_position", table_name="diff_staged")
     op.drop_table("diff_staged")
     op.drop_table("diff_entries")
     op.drop_table("diff_snapshots")

@@ -1,0 +1,75 @@
+"""The snapshot store's SQL on SQLite and PostgreSQL: staged rows merged with the last one of a
+key winning, a resumed run dropping what it staged past its checkpoint, lookups in bulk,
+reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from segbridge.runs.diff_store import LOOKUP_KEYS, DiffStore
+from segbridge.storage.db import Database
+
+pytestmark = pytest.mark.sql
+
+
+@pytest.fixture
+def store(database_url: str) -> Any:
+    db = Database(database_url)
+    with db.engine.begin() as connection:
+        for statement, values in (
+            ("INSERT INTO accounts (id, name, created_at) VALUES ('acc', 'A', :now)", {}),
+            ("INSERT INTO integrations (id, account_id, name, name_key, created_at) "
+             "VALUES ('int', 'acc', 'I', 'i', :now)", {}),
+        ):
+            connection.execute(text(statement), {"now": "2026-11-30 00:00:00", **values})
+    yield DiffStore(db)
+    db.dispose()
+
+
+def make_flow_and_runs(db: Database, *run_ids: str) -> None:
+    from segbridge.storage.models import Flow, Run
+
+    with db.session() as session:
+        session.add(Flow(id="flw", account_id="acc", integration_id="int", name="F",
+                         name_key="f", definition={}))
+        session.flush()
+        for run_id in run_ids:
+            session.add(Run(id=run_id, account_id="acc", flow_id="flw", status="running",
+                            trigger="manual", definition={}, counts={}))
+
+
+def test_the_last_staged_row_of_a_key_wins_and_a_resume_drops_what_follows_its_checkpoint(
+        store: DiffStore) -> None:
+    make_flow_and_runs(store.db, "run1", "run2")
+    snapshot = store.snapshot_id("flw", "Orders")
+    assert store.snapshot_id("flw", "Orders") == snapshot  # made once
+    store.stage("run1", [(snapshot, position, position % 5, 100 + position)
+                         for position in range(10)])  # keys 0-4 twice: positions 5-9 win
+    store.stage("run2", [(snapshot, 0, 0, 999)])  # another run's rows stay out
+
+    store.unstage_after("run1", 8)  # positions 8 and 9 will be done again
+    store.promote("run1")
+
+    assert store.lookup(snapshot, list(range(6))) == {0: 105, 1: 106, 2: 107, 3: 103,
+                                                      4: 104}
+    assert store.size(snapshot) == 5
+    store.promote("run1")  # nothing staged any more: a second merge changes nothing
+    assert store.lookup(snapshot, [0])[0] == 105
+
+
+def test_lookups_go_in_parts_and_a_reset_forgets_every_key(store: DiffStore) -> None:
+    make_flow_and_runs(store.db, "run1")
+    snapshot = store.snapshot_id("flw", "Orders")
+    keys = [(-1) ** k * k * 2**40 for k in range(LOOKUP_KEYS * 2 + 7)]  # signed 64-bit
+    store.stage("run1", [(snapshot, p, key, key // 3) for p, key in enumerate(keys)])
+    store.promote("run1")
+
+    found = store.lookup(snapshot, [*keys, 12345])
+
+    assert found == {key: key // 3 for key in keys}
+    assert store.reset("flw", "Orders") == len(keys)
+    assert store.lookup(snapshot, keys) == {}
+    assert store.reset("flw", "Other") == 0
