@@ -209,3 +209,25 @@ def test_a_row_group_damaged_mid_file_fails_the_run_and_the_next_run_repeats_no_
     assert again["status"] == "succeeded", again
     assert sorted(e["properties"]["order_id"] for e in receiver.archived()) == list(range(3000))
     assert receiver.stats(connection["source_id"])["duplicates"] == sent_before
+
+
+@pytest.mark.usefixtures("workers", "shop")
+def test_an_uploaded_parquet_file_is_a_source(server: Server, receiver: Receiver,
+                                              tmp_path: Path) -> None:
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders_table(250), path, row_group_size=100)
+    response = server.api.post("/api/v1/uploads", params={"filename": "orders.parquet"},
+                               content=path.read_bytes())
+    assert response.status_code == 201, response.text
+    path.unlink()  # the run reads the upload, not this file
+    connection = segment_connection(server, receiver)
+    doc = parquet_flow(path, connection["name"], columns=["order_id", "customer_id", "total",
+                                                           "currency", "created_at", "items"])
+    del doc["export"]["path"]
+    doc["export"]["upload"] = response.json()["id"]
+    flow = create_flow(server, doc)
+
+    run = started(server, f"/api/v1/flows/{flow['id']}/runs")
+
+    assert run["status"] == "succeeded", run
+    assert sorted(e["properties"]["order_id"] for e in receiver.archived()) == list(range(250))
