@@ -6,6 +6,7 @@ import logging
 
 import click
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from segbridge.api.routes.hooks import start_webhooks
@@ -13,6 +14,7 @@ from segbridge.assembly import create_app, local_segment_of
 from segbridge.core import log_redaction
 from segbridge.core.gc_tuning import freeze_long_lived_objects
 from segbridge.runtime import Runtime, first_start
+from segbridge.sandbox.serving import ShutdownAwareServer
 from segbridge.storage.models import Account
 from segbridge.workers import Workers
 
@@ -35,13 +37,21 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         click.echo(f"segbridge: resuming {len(resumed)} interrupted run(s)")
     click.echo(f"segbridge: serving on http://{host}:{port}  (data: {runtime.settings.home})")
     try:
-        uvicorn.run(app, host=host, port=port, log_level=runtime.settings.log_level.lower(),
-                    log_config=log_redaction.uvicorn_log_config(),
-                    proxy_headers=False, server_header=False)
+        _serve_http(app, host, port, runtime.settings.log_level)
     finally:
         workers.stop()
         _close_sandbox(app)
         runtime.close()
+
+
+def _serve_http(app: FastAPI, host: str, port: int, log_level: str) -> None:
+    """uvicorn, telling the local Segment's live Debugger streams to end as soon as it starts
+    shutting down (an open Debugger tab would otherwise hold the shutdown)."""
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level.lower(),
+                            log_config=log_redaction.uvicorn_log_config(),
+                            proxy_headers=False, server_header=False)
+    segment = local_segment_of(app)
+    ShutdownAwareServer(config, on_shutdown=segment.end_streams if segment else None).run()
 
 
 def ensure_sandbox_source(app: object, runtime: Runtime) -> None:

@@ -55,9 +55,11 @@ def test_wrong_endpoint_is_a_404(server: Server) -> None:
     assert (result["ok"], result["cause"], result["status"]) == (False, "wrong_endpoint", 404)
 
 
-def test_a_too_short_key_gets_segments_400(server: Server) -> None:
+def test_a_too_short_key_is_accepted_then_found_unknown(server: Server) -> None:
+    """Segment answers 200 to a short key and drops the ping; the Local Segment's settings
+    endpoint then says no source has this key."""
     result = test_unsaved(server, server.sandbox_url, key="ab")
-    assert (result["ok"], result["cause"], result["status"]) == (False, "http_400", 400)
+    assert (result["ok"], result["cause"], result["status"]) == (False, "key_unknown", None)
 
 
 @pytest.mark.parametrize(("status", "cause", "words"), [

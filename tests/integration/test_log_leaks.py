@@ -102,6 +102,8 @@ def test_the_server_log_holds_no_write_key_and_no_login_token(
         tracked = api.post("/sandbox/v1/track", headers=basic,
                            json={"userId": "u1", "event": "Leak checked"})
         assert tracked.status_code == 200
+        library = api.get(f"/sandbox/analytics.js/v1/{key}/analytics.min.js")
+        assert library.status_code == 200  # the key in a path: analytics.js, as from a page
     with httpx.Client(trust_env=False) as browser:
         opened = browser.get(link, follow_redirects=False)
     assert opened.status_code in (302, 303), opened.text
@@ -114,12 +116,15 @@ def test_the_server_log_holds_no_write_key_and_no_login_token(
     assert token not in log
     assert '"GET /sandbox/v1/projects/****/settings HTTP/1.1" 200' in log  # lines were logged
     assert '"GET /login HTTP/1.1" 30' in log
+    assert '"GET /sandbox/analytics.js/v1/****/analytics.min.js HTTP/1.1" 200' in log
 
 
 def test_access_paths_lose_keys_and_query_strings() -> None:
     assert mask_path("/sandbox/v1/projects/abcdef0123456789/settings") == (
         "/sandbox/v1/projects/****/settings")
     assert mask_path("/login?token=secret-one-time&next=/") == "/login"
+    assert mask_path("/sandbox/analytics.js/v1/abcdef0123456789/analytics.min.js") == (
+        "/sandbox/analytics.js/v1/****/analytics.min.js")
     assert mask_path("/sandbox/sources/src_1/debugger?q=segbridge-test-1") == (
         "/sandbox/sources/src_1/debugger")
     line = scrub("GET https://x/v1/projects/k3y/settings?token=t0ken Authorization: Basic "

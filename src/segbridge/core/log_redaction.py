@@ -19,7 +19,9 @@ import uvicorn.config
 
 MASK = "****"
 ACCESS_LOGGER = "uvicorn.access"
-_PATH_WITH_KEY = re.compile(r"(/projects/)[^/?#\s\"']+(/settings)")
+# a write key in a path: the settings endpoint's, and the analytics.js library's (CDN shape)
+_PATH_WITH_KEY = re.compile(
+    r"(/projects/|/analytics\.js/v1/)[^/?#\s\"']+(/settings|/analytics\.min\.js)")
 _SECRET_QUERY = re.compile(
     r"([?&](?:token|write_?key|writeKey|key|password|secret|api_?key)=)[^&#\s\"']*",
     re.IGNORECASE,
