@@ -41,6 +41,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.include_router(hooks.receiver)  # POST /hooks/<token>: first, it is the busiest route
     install_error_handlers(app)
     install_contract(app, runtime.registry.all)
     install_docs_page(app)
@@ -56,7 +57,6 @@ def create_api(runtime: Runtime) -> FastAPI:
     api.include_router(hooks.router)
     app.include_router(api, dependencies=INPUT_CHECKS)
     app.include_router(health.router)  # /healthz, /readyz, /metrics
-    app.include_router(hooks.receiver)  # POST /hooks/<token>: a webhook flow's URL
     return app
 
 

@@ -13,7 +13,9 @@ second in one process.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +31,6 @@ from segbridge.api.deps import CurrentPrincipal, RuntimeDep
 from segbridge.api.schemas import ErrorResponse
 from segbridge.apps.webhook.bodies import Unreadable, records_of
 from segbridge.apps.webhook.verification import Unverified, verify
-from segbridge.core.ids import new_id
 from segbridge.core.secrets import Secret
 from segbridge.core.vault import VaultError
 from segbridge.runs.webhook_delivery import WebhookDelivery
@@ -49,6 +50,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)}
 router = APIRouter(prefix="/flows/{flow_id}/webhook", tags=["webhooks"], responses=ERRORS)
 _LOCK = threading.Lock()
+# a request's id, for the last payloads: unique per process start, cheap (no system call)
+_REQUEST_IDS = (f"whr_{secrets.token_hex(6)}{n:x}" for n in itertools.count(1))
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ async def _accept(intake: WebhookIntake, listener: Listener, request: Request,
     except Unreadable as exc:
         await intake.refused(listener, "unreadable")
         return _answer(400, "unreadable_body", exc.reason)
-    request_id = new_id("whr")
+    request_id = next(_REQUEST_IDS)
     try:
         stored = await intake.store(listener, records, request_id)
     except Exception as exc:  # (its message may quote the records: not logged)
