@@ -85,6 +85,7 @@ def _locker(places: Places) -> Any:
     def lock(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
+            cursor.execute("SET enable_progress_bar = false")  # it would print to the terminal
             cursor.execute(f"SET allowed_directories = {_list(places.folders)}")
             cursor.execute(f"SET allowed_paths = {_list(places.files)}")
             cursor.execute("SET enable_external_access = false")
