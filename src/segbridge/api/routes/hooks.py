@@ -51,7 +51,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/flows/{flow_id}/webhook", tags=["webhooks"], responses=ERRORS)
 _LOCK = threading.Lock()
 # a request's id, for the last payloads: unique per process start, cheap (no system call)
-_REQUEST_IDS = (f"whr_{secrets.token_hex(6)}{n:x}" for n in itertools.count(1))
+_PROCESS_MARK = secrets.token_hex(6)
+_REQUEST_IDS = (f"whr_{_PROCESS_MARK}{n:x}" for n in itertools.count(1))
 
 
 @dataclass(frozen=True)
