@@ -42,6 +42,7 @@ import orjson
 from segbridge.core.errors import FatalError, SegbridgeError
 from segbridge.runs.batching import PackedCalls
 from segbridge.runs.message_ids import MessageIds
+from segbridge.runs.diff import SyncMode
 from segbridge.runs.producer import Chunk, CompiledImport, Lane, Producer, Source, take_slot
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class LaneImport:
     mapping: dict[str, Any]
     flow_id: str
     salt: str
+    sync: str = "all"  # a diffed import: the lane hashes its calls, the engine compares them
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,8 @@ def lane_source(spec: dict[str, Any]) -> Source:
     limits = RecordLimits(**spec.get("limits") or {})
     imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
                               MessageIds(step["flow_id"], step["name"], step["call"],
-                                         step["salt"]))
+                                         step["salt"]),
+                              SyncMode(step.get("sync", SyncMode.ALL)))
                for step in spec["imports"]]
     return Source(export=file_export(export["type"], export["path"], export.get("options"),
                                      limits),

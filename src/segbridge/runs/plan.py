@@ -74,9 +74,8 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     lookups = _lookups(ctx, run)
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters, lookups=lookups)
-    diff = _diff(ctx, run, imports)  # (a flow with a diff sync runs in one producer: lanes
-    # would each need the snapshot; not built yet)
-    lanes = _lanes(ctx.lanes, run, export, lane_source if diff is None else None, lookups)
+    diff = _diff(ctx, run, imports)  # (lanes hash their diffed calls; the engine compares)
+    lanes = _lanes(ctx.lanes, run, export, lane_source, lookups)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
         lookups.close()  # each lane opens its own
@@ -116,7 +115,7 @@ def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | No
     if not policy.applies(size):
         return None
     imports = [LaneImport(step["name"], step["call"], step["mapping"], run.flow_id,
-                          _salt(run))
+                          _salt(run), step.get("sync", "all"))
                for step in definition["imports"]]
     limits = getattr(export, "limits", None)  # the caps of the run's own export
     return LaneSpec(count=policy.count, block_records=policy.block_records,

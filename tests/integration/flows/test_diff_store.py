@@ -4,7 +4,7 @@ reset."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -16,15 +16,15 @@ pytestmark = pytest.mark.sql
 
 
 @pytest.fixture
-def store(database_url: str) -> Any:
+def store(database_url: str) -> Iterator[DiffStore]:
     db = Database(database_url)
     with db.engine.begin() as connection:
-        for statement, values in (
-            ("INSERT INTO accounts (id, name, created_at) VALUES ('acc', 'A', :now)", {}),
-            ("INSERT INTO integrations (id, account_id, name, name_key, created_at) "
-             "VALUES ('int', 'acc', 'I', 'i', :now)", {}),
+        for statement in (
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acc', 'A', :now)",
+            "INSERT INTO integrations (id, account_id, name, name_key, created_at) "
+            "VALUES ('int', 'acc', 'I', 'i', :now)",
         ):
-            connection.execute(text(statement), {"now": "2026-11-30 00:00:00", **values})
+            connection.execute(text(statement), {"now": "2026-11-30 00:00:00"})
     yield DiffStore(db)
     db.dispose()
 

@@ -12,11 +12,13 @@ import httpx
 import pytest
 
 from segbridge.flows.views import PreviewCall
+from segbridge.runs.lanes import LanePolicy
 from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
     ADMIN,
+    FAST,
     Receiver,
     orders,
     segment_connection,
@@ -267,3 +269,34 @@ def test_the_preview_says_which_records_a_run_would_send_and_why(
     assert shown == [("unchanged", False), ("changed", True), ("unchanged", False),
                      ("new", True)]
     assert len(receiver.archived()) == 3  # a preview sends nothing
+
+
+@pytest.fixture
+def lane_workers(server: Server) -> Iterator[Workers]:
+    started = Workers(server.runtime, policy=FAST,
+                      lanes=LanePolicy(count=3, min_file_bytes=0, block_records=97))
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_lanes_hash_their_records_and_the_run_sends_only_what_changed(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(3000)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 3000
+    for row in rows[5::300]:
+        row["total"] = "3.00"
+    write_csv(path, rows)
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "succeeded", run
+    assert diff_counts(run) == {"new": 0, "changed": 10, "unchanged": 2990, "deleted": 0}
+    assert sorted(sent_order_ids(receiver, 3000), key=int) == [str(i) for i in
+                                                               range(5, 3000, 300)]
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 0
