@@ -231,3 +231,20 @@ def test_an_uploaded_parquet_file_is_a_source(server: Server, receiver: Receiver
 
     assert run["status"] == "succeeded", run
     assert sorted(e["properties"]["order_id"] for e in receiver.archived()) == list(range(250))
+
+
+@pytest.mark.usefixtures("shop")
+def test_preview_shows_parquet_rows_as_calls_and_sends_nothing(
+    server: Server, receiver: Receiver, tmp_path: Path,
+) -> None:
+    path = tmp_path / "orders.parquet"
+    pq.write_table(orders_table(10), path, row_group_size=4)
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(path, connection["name"]))
+    preview = server.api.post(f"/api/v1/flows/{flow['id']}/preview", json={"limit": 3}).json()
+    assert preview["sent"] is False
+    calls = [record["calls"][0]["call"] for record in preview["records"]]
+    assert [call["properties"]["order_id"] for call in calls] == [0, 1, 2]
+    assert calls[1]["properties"]["total"] == 1.5
+    assert calls[1]["properties"]["items"] == [{"sku": "s1", "qty": 2}]
+    assert receiver.archived() == []
