@@ -16,9 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from segbridge.apps.files.parquet import ParquetExport, parquet_parts
+from segbridge.core.errors import ValidationFailed
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.exports.limits import RecordLimits
+from segbridge.flows.document import parse_flow_document
 from segbridge.runs.producer import Lane
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -203,3 +205,17 @@ def test_a_lane_skips_row_groups_it_has_no_block_in(tmp_path: Path) -> None:
     lane = Lane(0, 2, 10)  # blocks 0-9 and 20-29: never the damaged group 10-19
     assert [r.position for r in ParquetExport([path]).records_in(lane)] == [
         *range(10), *range(20, 30)]
+
+
+@pytest.mark.parametrize("columns", [[], "email", ["id", ""], [1]])
+def test_the_flow_document_takes_columns_as_a_list_of_names(columns: object) -> None:
+    doc = {"name": "Orders", "integration": "Shop",
+           "export": {"type": "parquet", "path": "/srv/orders.parquet", "columns": columns},
+           "imports": [{"name": "Track", "connection": "Segment", "call": "track",
+                        "mapping": {"userId": "id", "event": {"constant": "Order"}}}]}
+    with pytest.raises(ValidationFailed) as caught:
+        parse_flow_document(doc)
+    assert [(p.field, p.message) for p in caught.value.problems] == [
+        ("export.columns", "use a list of column names (leave it out to read every column)")]
+    doc["export"]["columns"] = ["id", "email"]  # type: ignore[index]
+    assert parse_flow_document(doc).export is not None

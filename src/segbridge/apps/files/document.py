@@ -10,7 +10,7 @@ the flow is saved (``account_problems``) and again when a run opens the file.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo
 from pydantic_core import InitErrorDetails
@@ -112,12 +112,13 @@ class ParquetFileExport(FileExportBase):
     only those columns (all of them when left out)."""
 
     hints: ClassVar[Mapping[str, str]] = {
-        **FileExportBase.hints, "columns": "use a list of column names"}
+        **FileExportBase.hints,
+        "columns": "use a list of column names (leave it out to read every column)"}
     problem_order: ClassVar[tuple[str, ...]] = ("type", "path", "upload", "columns",
                                                 "key_field")
 
     type: Literal["parquet"]
-    columns: list[NotBlank] | None = None
+    columns: Annotated[list[NotBlank], Field(min_length=1)] | None = None
 
 
 FILE_EXPORT_MODELS: Mapping[str, type[ExportBase]] = {
