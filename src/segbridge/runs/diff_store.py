@@ -36,6 +36,10 @@ LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more
 _LOOKUP = (select(DiffEntry.key_hash, DiffEntry.call_hash)
            .where(DiffEntry.snapshot_id == bindparam("snapshot"),
                   DiffEntry.key_hash.in_(bindparam("keys", expanding=True))))
+_LOOKUP_POSTGRESQL = text(  # the keys as one array, joined: each is an index probe (an IN
+    # list or "= ANY" of 2,000 keys was planned as a scan of the whole snapshot)
+    "SELECT e.key_hash, e.call_hash FROM unnest(CAST(:keys AS bigint[])) AS k(key_hash) "
+    "JOIN diff_entries e ON e.snapshot_id = :snapshot AND e.key_hash = k.key_hash")
 _STAGE = insert(DiffStaged)
 _PROMOTE = text(  # the last staged row of each key (in input order), merged in key order
     "INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
@@ -77,9 +81,10 @@ class DiffStore:
     def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
         """The call hash last sent for each of ``keys`` the snapshot has."""
         found: dict[int, int] = {}
+        query = _LOOKUP_POSTGRESQL if self.db.engine.dialect.name == "postgresql" else _LOOKUP
         with self.db.engine.connect() as connection:
             for part in _parts(keys, LOOKUP_KEYS):
-                rows = connection.execute(_LOOKUP, {"snapshot": snapshot, "keys": part})
+                rows = connection.execute(query, {"snapshot": snapshot, "keys": part})
                 found.update((key, call) for key, call in rows)
         return found
 
