@@ -129,13 +129,17 @@ def key_states(db: Database, ring: KeyRing) -> list[KeyState]:
 
 
 def _secrets_per_key(session: Session) -> dict[str, int]:
-    """How many stored secrets each key seals: connections' secrets and alert webhook URLs."""
+    """How many stored secrets each key seals: connections' secrets, alert webhook URLs and
+    webhook listeners' secrets."""
     from segbridge.alerts import secrets as alert_secrets
     from segbridge.connections.secret_store import secrets_per_key
+    from segbridge.runs import webhook_listeners
 
     uses = secrets_per_key(session)
-    for key_id, count in alert_secrets.secrets_per_key(session).items():
-        uses[key_id] = uses.get(key_id, 0) + count
+    for more in (alert_secrets.secrets_per_key(session),
+                 webhook_listeners.secrets_per_key(session)):
+        for key_id, count in more.items():
+            uses[key_id] = uses.get(key_id, 0) + count
     return uses
 
 
@@ -151,10 +155,12 @@ def _settle(db: Database, path: Path, ring: KeyRing, keep: set[str]) -> KeyChang
     """Retire all but the primary key, re-encrypt onto it, remove unused retired keys not kept."""
     from segbridge.alerts import secrets as alert_secrets
     from segbridge.connections.secret_store import reencrypt
+    from segbridge.runs import webhook_listeners
 
     _retire_all_but(db, ring.primary)
-    with db.session() as session:  # connections' secrets, then the alerts' webhook URLs
-        count = reencrypt(session, ring) + alert_secrets.reencrypt(session, ring)
+    with db.session() as session:  # connections', the alerts' and the listeners' secrets
+        count = (reencrypt(session, ring) + alert_secrets.reencrypt(session, ring)
+                 + webhook_listeners.reencrypt(session, ring))
     with db.session() as session:
         uses = _secrets_per_key(session)
     removable = {kid for kid in ring.retired if kid not in keep and not uses.get(kid)}

@@ -9,9 +9,12 @@ from sqlalchemy import inspect
 
 import segbridge.alerts.models
 import segbridge.concurrency.cluster_models
+import segbridge.storage.diff_models
+import segbridge.storage.webhook_models
 from segbridge.storage.db import Database
 from segbridge.storage.models import Base
 
+assert segbridge.storage.webhook_models and segbridge.storage.diff_models
 assert segbridge.alerts.models  # the models of every package, as a running server has them
 
 

@@ -235,6 +235,18 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         w, "resolve")),
     ("POST", "/api/v1/flows/{flow_id}/errors/retry"): ("manage", lambda w: _errors(w, "retry")),
     ("POST", "/api/v1/uploads"): ("manage", lambda w: Req("/api/v1/uploads", content=CSV)),
+    # webhooks: a webhook flow's listener (tests/integration/webhooks), and its public URL
+    ("POST", "/api/v1/flows/{flow_id}/webhook"): ("manage", lambda w: Req(
+        f"/api/v1/flows/{w.ids['webhook_flow']}/webhook")),
+    ("GET", "/api/v1/flows/{flow_id}/webhook"): ("monitor", lambda w: Req(
+        f"/api/v1/flows/{w.ids['webhook_flow']}/webhook")),
+    ("POST", "/api/v1/flows/{flow_id}/webhook/rotate"): ("manage", lambda w: Req(
+        f"/api/v1/flows/{w.ids['webhook_flow']}/webhook/rotate")),
+    ("PUT", "/api/v1/flows/{flow_id}/webhook/secret"): ("manage", lambda w: Req(
+        f"/api/v1/flows/{w.ids['webhook_flow']}/webhook/secret", json={"secret": "s3cret"})),
+    ("GET", "/api/v1/flows/{flow_id}/webhook/payloads"): ("manage", lambda w: Req(
+        f"/api/v1/flows/{w.ids['webhook_flow']}/webhook/payloads")),
+    ("POST", "/hooks/{token}"): ("public", lambda w: Req("/hooks/no-such-token", json={})),
     # users and accounts
     ("GET", "/api/v1/users"): ("admin", lambda w: Req("/api/v1/users")),
     ("POST", "/api/v1/users"): ("admin", lambda w: Req(
@@ -369,6 +381,15 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         form={**_lookup_form(w), "lookup.on_missing": "ignore_record"})),
     ("POST", "/flows/{flow_id}/lookups/{index}/delete"): ("manage", lambda w: Req(
         f"/flows/{_lookup_flow(w, fresh=True)}/lookups/0/delete", form={})),
+    # a webhook flow's box (web/routes/flows/webhook.py)
+    ("GET", "/flows/{flow_id}/webhook"): ("monitor", lambda w: Req(
+        f"/flows/{w.ids['webhook_flow']}/webhook")),
+    ("POST", "/flows/{flow_id}/webhook"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['webhook_flow']}/webhook", form={})),
+    ("POST", "/flows/{flow_id}/webhook/rotate"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['webhook_flow']}/webhook/rotate", form={})),
+    ("POST", "/flows/{flow_id}/webhook/secret"): ("manage", lambda w: Req(
+        f"/flows/{w.ids['webhook_flow']}/webhook/secret", form={"secret": "s3cret"})),
     ("GET", "/flows/{flow_id}/yaml"): ("monitor", lambda w: Req(
         f"/flows/{w.ids['flow']}/yaml")),
     ("GET", "/flows/{flow_id}/flow.yaml"): ("monitor", lambda w: Req(
@@ -558,6 +579,10 @@ def world(server: Server) -> Iterator[World]:
     built.ids["connection"] = runtime.connections.create(admin, draft)[0].id
     built.ids["integration"] = runtime.integrations.create(admin, "Shop A").id
     built.ids["flow"] = runtime.flows.create(admin, flow_doc(built, "Orders A")).id
+    hooks = {**flow_doc(built, "Hooks A"), "export": {"type": "webhook"}}
+    built.ids["webhook_flow"] = runtime.flows.create(admin, hooks).id
+    listener = server.api.post(f"/api/v1/flows/{built.ids['webhook_flow']}/webhook")
+    assert listener.status_code == 201, listener.text
     flow_id, _error_id = built.open_error()
     with runtime.db.session() as session:
         built.ids["run"] = session.scalar(select(Run.id).where(Run.flow_id == flow_id))

@@ -2,11 +2,12 @@
 
 Two kinds:
 
-* this process's delivery counters, kept by the Segment sink (``SINK``): requests by outcome,
-  events sent and failed, request latency and requests in flight, each labelled by the
-  connection id of the governor pool (the connection whose concurrency level the request
+* this process's counters: webhook intake (``INTAKE_METRICS``: requests by outcome, records
+  committed, per flow id) and delivery, kept by the Segment sink (``SINK``): requests by
+  outcome, events sent and failed, request latency and requests in flight, each labelled by
+  the connection id of the governor pool (the connection whose concurrency level the request
   draws on: the connection itself, or the lender a borrower borrows from). Never a name, a
-  URL, a write key or record data.
+  URL, a write key, a token or record data.
 * read from the database at scrape time (``DatabaseCollector``): runs by status, the oldest
   queued run, connections by status and, on PostgreSQL with procrastinate's tables, the job
   queue's depth, its oldest job and the workers' heartbeats. Each is one aggregate query over
@@ -75,10 +76,35 @@ SINK = _sink_metrics()
 """The process's delivery metrics (one set per process, as a process has one governor)."""
 
 
+@dataclass(frozen=True)
+class IntakeMetrics:
+    """Webhook intake counters of this process, per flow (never a token, never a payload)."""
+
+    requests: Counter  # by outcome: accepted, unverified, unreadable, too_large
+    records: Counter
+
+    def collectors(self) -> tuple[Collector, ...]:
+        return (self.requests, self.records)
+
+
+def intake_metrics() -> IntakeMetrics:
+    return IntakeMetrics(
+        requests=Counter("segbridge_webhook_requests", "Webhook requests received, by outcome "
+                         "(accepted, unverified, unreadable, too_large)", ("flow", "outcome"),
+                         registry=None),
+        records=Counter("segbridge_webhook_records", "Webhook records committed",
+                        ("flow",), registry=None))
+
+
+INTAKE_METRICS = intake_metrics()
+"""This process's webhook intake counters (``runs.webhook_intake``)."""
+
+
 def registry_for(db: Database) -> CollectorRegistry:
     """A registry for one scrape: this process's counters and the database's aggregates."""
     registry = CollectorRegistry()
-    for collector in (*SINK.collectors(), DatabaseCollector(db), _BuildInfo()):
+    for collector in (*SINK.collectors(), *INTAKE_METRICS.collectors(), DatabaseCollector(db),
+                      _BuildInfo()):
         registry.register(collector)
     return registry
 

@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from segbridge.apps.webhook.document import WebhookExport
@@ -32,6 +31,7 @@ from segbridge.apps.webhook.verification import fingerprint
 from segbridge.core.clock import utcnow
 from segbridge.core.secrets import Secret
 from segbridge.core.vault import Vault
+from segbridge.observability.metrics import INTAKE_METRICS, IntakeMetrics
 from segbridge.runs.webhook_delivery import WebhookDelivery
 from segbridge.runs.webhook_listeners import RECENT_PAYLOADS, is_webhook_flow, secret_aad
 from segbridge.storage.db import Database
@@ -56,31 +56,6 @@ class Listener:
     token_hash: str
     export: WebhookExport
     secret: Secret | None = field(repr=False)
-
-
-@dataclass(frozen=True)
-class IntakeMetrics:
-    """Webhook intake counters of this process, per flow (never a token, never a payload)."""
-
-    requests: Counter  # by outcome: accepted, unverified, unreadable, too_large
-    records: Counter
-
-    def collectors(self) -> tuple[Counter, Counter]:
-        return (self.requests, self.records)
-
-
-def intake_metrics() -> IntakeMetrics:
-    return IntakeMetrics(
-        requests=Counter("segbridge_webhook_requests", "Webhook requests received, by outcome "
-                         "(accepted, unverified, unreadable, too_large)", ("flow", "outcome"),
-                         registry=None),
-        records=Counter("segbridge_webhook_records", "Webhook records committed",
-                        ("flow",), registry=None))
-
-
-INTAKE_METRICS = intake_metrics()
-"""This process's webhook counters (``observability.metrics.registry_for`` is to register
-``INTAKE_METRICS.collectors()`` beside the sinks')."""
 
 
 @dataclass

@@ -8,7 +8,6 @@ import hmac
 from typing import Any
 
 import orjson
-import pytest
 from sqlalchemy import select
 
 from segbridge.keys import prune, rotate
@@ -21,8 +20,6 @@ SECRET = "rotate-me-secret-91"
 BODY = orjson.dumps({"order_id": 1, "customer_id": "c1"})
 
 
-@pytest.mark.xfail(strict=True, reason="segbridge.keys does not re-encrypt listener secrets "
-                                       "yet: apply /tmp/notes/h5-keys.patch, then drop this mark")
 def test_a_listener_secret_survives_rotation_and_pruning_of_the_master_key(
     server: Server, receiver: Receiver, shop: dict[str, Any],
 ) -> None:

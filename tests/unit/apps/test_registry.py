@@ -64,7 +64,7 @@ def test_files_is_not_offered_for_a_connection() -> None:
     assert REGISTRY.get("files") is None
     assert REGISTRY.get("database") is not None
     assert [app.key for app in REGISTRY.everything()] == ["segment", "files", "database",
-                                                          "http"]
+                                                          "http", "webhook"]
 
 
 def test_an_application_without_export_capability_is_not_an_exporter() -> None:

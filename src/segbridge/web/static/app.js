@@ -242,7 +242,24 @@
     if (event.target.matches("select[data-borrow]")) syncBorrowing(form || document);
   }
 
+  function copyField(button) {
+    // a Copy button: data-copy names the field (a selector); it is selected too, so
+    // Ctrl+C works where the clipboard API is not allowed (plain HTTP on another host)
+    const field = document.querySelector(button.dataset.copy);
+    if (!field) return;
+    field.select();
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(field.value).then(
+        () => { button.textContent = "Copied"; }, () => {});
+    }
+  }
+
   function onClick(event) {
+    const copy = event.target.closest("[data-copy]");
+    if (copy) {
+      copyField(copy);
+      return;
+    }
     const choice = event.target.closest("[data-discard]");
     if (choice) {
       onDiscardChoice(choice);

@@ -12,16 +12,18 @@ pane open over it.
 - ``source``: the Add source pane (files or database, sample records).
 - ``lookups``: the Lookup pane (add, edit, remove a lookup step; records with what it found).
 - ``panes``: filters, schedule, destinations.
+- ``webhook``: a webhook flow's box: its URL (shown once), rotate, secret, counts, payloads.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from segbridge.web.routes.flows import lookups, pages, panes, source
+from segbridge.web.routes.flows import lookups, pages, panes, source, webhook
 
 router = APIRouter(include_in_schema=False)
 router.include_router(pages.router)
 router.include_router(source.router)
 router.include_router(lookups.router)
 router.include_router(panes.router)
+router.include_router(webhook.router)
