@@ -121,6 +121,18 @@ def problems_at(exc: ValidationFailed, fields: tuple[str, ...] | list[str]) -> F
     return FieldErrors.of(exc.problems, fields)
 
 
+def save_removal(request: Request, user: WebUser, flow: FlowPublic,
+                 doc: Mapping[str, Any], done: str) -> Response:
+    """Save the flow without a part (a destination, a lookup) and go back to the builder with
+    the notice ``done``; a refused save shows the builder with the problems."""
+    try:
+        runtime_of(request).flows.update(user.principal, flow.id, dict(doc), unfinished=True)
+    except ValidationFailed as exc:
+        text = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
+        return builder_page(request, user, flow, status=422, notice=Notice("error", text))
+    return go(request, f"{builder_url(flow.id)}?done={done}")
+
+
 def go(request: Request, url: str) -> Response:
     """Leave for another page: htmx follows HX-Redirect, a plain form a 303."""
     if is_htmx(request):
