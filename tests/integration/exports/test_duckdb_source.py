@@ -226,9 +226,6 @@ def add_rows(path: Path, ids: range) -> None:
              "x" * n) for n in ids])
 
 
-@pytest.mark.xfail(strict=True, reason="the run's export does not pass the access policy to "
-                   "the DuckDB engine yet: /tmp/notes/h8-duckdb-policy.patch (export.py, "
-                   "source.py, lookup.py); remove this mark when it is applied")
 def test_a_flow_export_queries_parquet_files_in_the_roots(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": [1, 2]}), tmp_path / "ids.parquet")
     request = ExportRequest(

@@ -52,8 +52,9 @@ class DatabaseApplication:
 
     key = "database"
     name = "Database"
-    description = ("Export the rows of a SQL query from PostgreSQL, MySQL / MariaDB or SQLite, "
-                   "all at once or incrementally on a cursor column.")
+    description = ("Export the rows of a SQL query from PostgreSQL, MySQL / MariaDB, SQLite or "
+                   "DuckDB (also over Parquet and CSV files in the allowed folders), all at once "
+                   "or incrementally on a cursor column.")
     capabilities = frozenset({Capability.PING, Capability.EXPORT, Capability.LOOKUP})
     export_models = DATABASE_EXPORT_MODELS
     export_kinds = frozenset(DATABASE_EXPORT_MODELS)

@@ -44,6 +44,7 @@ from segbridge.apps.database.cursor import (
 from segbridge.apps.database.diagnose import diagnose
 from segbridge.apps.database.url import DatabaseUrlError, parse_database_url, public_url
 from segbridge.apps.files.reading import clip, dedupe
+from segbridge.core.access import AccessPolicy
 from segbridge.core.secrets import Secret
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError, ExportUnavailable
@@ -68,7 +69,8 @@ class DatabaseExport:
                  *, cursor_column: str | None = None, last_cursor: Any = None,
                  upper_bound: Any = None, lag_seconds: int | None = None,
                  fetch_size: int = 5000, connect_timeout: float = CONNECT_TIMEOUT,
-                 limits: RecordLimits | None = None) -> None:
+                 limits: RecordLimits | None = None,
+                 policy: AccessPolicy | None = None) -> None:
         self._engine, self.url = _target(engine_or_url)
         self.limits = limits or RecordLimits()
         self._password = password
@@ -83,6 +85,7 @@ class DatabaseExport:
         self._bounds = CursorBounds(last_cursor, upper_bound) if upper_bound is not None \
             else None
         self._last = last_cursor
+        self._policy = policy  # the files a DuckDB query may read (its roots)
 
     def __repr__(self) -> str:
         cursor = f", cursor_column={self.cursor_column!r}" if self.cursor_column else ""
@@ -263,7 +266,8 @@ class DatabaseExport:
             return self._engine
         try:
             return create_database_engine(self.url, self._password,
-                                          connect_timeout=self.connect_timeout)
+                                          connect_timeout=self.connect_timeout,
+                                          policy=self._policy)
         except SQLAlchemyError as exc:
             raise self._error(exc, "connect") from None
 

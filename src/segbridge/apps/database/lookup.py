@@ -91,6 +91,7 @@ class DatabaseLookup:
         except DatabaseUrlError as exc:
             raise FatalError(str(exc), cause="config") from None
         self._password: Secret | None = request.connection.secrets.get("password")
+        self._policy = request.policy  # the files a DuckDB lookup query may read
         self._timeout = connect_timeout
         self.params = request.params
         query = str(request.lookup["query"]).strip().rstrip(";")
@@ -139,7 +140,8 @@ class DatabaseLookup:
     def _connected(self) -> Connection:
         if self._connection is None:
             self._engine = create_database_engine(self.url, self._password,
-                                                  connect_timeout=self._timeout)
+                                                  connect_timeout=self._timeout,
+                                                  policy=self._policy)
             self._connection = self._engine.connect()
             backend = self.url.get_backend_name()
             if backend in READ_ONLY_SESSION:

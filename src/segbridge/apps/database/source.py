@@ -34,11 +34,12 @@ def open_database_export(request: ExportRequest) -> OpenedExport:
     query = export_def["query"]
     cursor = export_def.get("cursor")
     if cursor is None or request.preview:
-        return OpenedExport(DatabaseExport(url, password, query, limits=request.limits))
+        return OpenedExport(DatabaseExport(url, password, query, limits=request.limits,
+                                           policy=request.policy))
     column = cursor["column"]
     export = DatabaseExport(url, password, query, cursor_column=column,
                             lag_seconds=cursor.get("lag_seconds"), limits=request.limits,
-                            **_window(request, column))
+                            policy=request.policy, **_window(request, column))
     bounds = export.bounds()
     if bounds is None:
         return OpenedExport(export)
