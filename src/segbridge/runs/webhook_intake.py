@@ -22,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
@@ -185,7 +186,7 @@ class WebhookIntake:
                     for record in request.records or ()]
             if rows:
                 connection.execute(insert(RECORDS), rows)
-                self._keep_recent(connection, rows)
+                self._keep_recent(connection, _shown(group, accepted, now))
         self._arrived(group, accepted, counts)
         return accepted
 
@@ -211,6 +212,16 @@ class WebhookIntake:
             self.metrics.requests.labels(listener.flow_id, "accepted").inc(verified)
             self.metrics.records.labels(listener.flow_id).inc(records)
             self._delivery.arrived(listener.flow_id, records, listener.export.batch)
+
+
+def _shown(group: Sequence[_Request], accepted: list[bool],
+           now: datetime) -> list[dict[str, Any]]:
+    """The accepted records as the flow's page keeps them: sensitive fields masked."""
+    return [{"flow_id": request.listener.flow_id, "received_at": now,
+             "request_id": request.request_id,
+             "payload": request.listener.export.shown(record)}
+            for request, ok in zip(group, accepted, strict=True) if ok
+            for record in request.records or ()]
 
 
 def _key(request: _Request) -> tuple[str, str]:

@@ -7,8 +7,9 @@ intake checks the token's hash again in the transaction that stores a request's 
 secret (HMAC secret, Basic password or token) is write-only, encrypted by the vault and bound
 to the account, the flow and the field. Another account's flows answer 404.
 
-Masking: flows have no notion of a sensitive field yet, so the last payloads are shown as
-received, to the roles that may see record data (``VIEW_RECORD_DATA``).
+Masking: the last payloads are kept with the export's ``sensitive_fields`` masked (the
+records sent are not changed), and shown only to the roles that may see record data
+(``VIEW_RECORD_DATA``).
 """
 
 from __future__ import annotations

@@ -10,10 +10,17 @@ import httpx
 import orjson
 
 from segbridge.accounts import service as accounts
+from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import Receiver
 from tests.integration.flows.test_flow_runs import create_flow
-from tests.integration.webhooks.conftest import hook_flow, listener, post, webhook_flow
+from tests.integration.webhooks.conftest import (
+    hook_flow,
+    listener,
+    post,
+    wait_for_events,
+    webhook_flow,
+)
 
 BODY = orjson.dumps({"order_id": 1, "customer_id": "c1"})
 
@@ -98,3 +105,21 @@ def test_a_deleted_flow_takes_its_url_and_waiting_records_with_it(
     assert post(server, hook.path, BODY).status_code == 404
     with server.runtime.db.session() as session:
         assert session.scalar(select(func.count()).select_from(WebhookRecord)) == 0
+
+
+def test_sensitive_fields_are_masked_in_the_payloads_kept_and_sent_as_received(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+) -> None:
+    hook = hook_flow(server, receiver, sensitive_fields=["customer_id", "card.number"])
+    body = orjson.dumps([{"order_id": 7, "customer_id": "c-secret-7", "total": "9.50",
+                          "card": {"number": "4111111111111111", "brand": "visa"}}])
+    assert post(server, hook.path, body).status_code == 200
+
+    kept = server.api.get(f"/api/v1/flows/{hook.flow['id']}/webhook/payloads").json()
+    assert [p["payload"] for p in kept] == [
+        {"order_id": 7, "customer_id": "****", "total": "9.50",
+         "card": {"number": "****", "brand": "visa"}}]
+    page = server.api.get(f"/flows/{hook.flow['id']}/webhook")
+    assert "4111111111111111" not in page.text and "c-secret-7" not in page.text
+    [event] = wait_for_events(receiver, 1)
+    assert event["userId"] == "c-secret-7"  # the record itself is sent as received

@@ -119,8 +119,8 @@ def test_every_problem_is_listed_at_once_unknown_keys_first() -> None:
         ("schedule.cron", "'every hour' is not a cron expression; e.g. '0 * * * *' (hourly)"),
         ("export.sheet", "unknown key; use one of: batch, body, columns, connection, cursor, "
                          "format, key_field, max_attempts, max_body_bytes, method, options, "
-                         "pagination, path, query, records, requests_per_second, since, "
-                         "timeout_seconds, type, upload, verification"),
+                         "pagination, path, query, records, requests_per_second, "
+                         "sensitive_fields, since, timeout_seconds, type, upload, verification"),
         ("export.type", "use one of: csv, ndjson, json, parquet, database, http, webhook"),
         ("imports.0.connection", "name a Segment connection"),
         ("imports.1.connection", "name a Segment connection"),

@@ -6,6 +6,7 @@ export:
   verification: {kind: hmac, algorithm: sha1, encoding: hex, header: X-Signature}
   max_body_bytes: 1048576
   batch: {max_records: 5000, max_seconds: 1}
+  sensitive_fields: [email, card.number]   # masked in the payloads the flow's page shows
 ```
 
 ``verification.kind``: ``none``, ``hmac`` (a signature of the raw body, optionally of
@@ -18,14 +19,17 @@ vault.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo
 from pydantic_core import InitErrorDetails
 
 from segbridge.exports.document import DocumentPart, ExportBase, located
 
+SHOWN_MASK = "****"
+MAX_SENSITIVE_FIELDS = 100
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_BATCH_RECORDS = 5000
@@ -94,14 +98,41 @@ class WebhookExport(ExportBase):
 
     hints: ClassVar[Mapping[str, str]] = {
         **ExportBase.hints, "verification": Verification.shape, "batch": Batching.shape,
-        "max_body_bytes": f"use a number of bytes between 1 and {MAX_BODY_BYTES}"}
+        "max_body_bytes": f"use a number of bytes between 1 and {MAX_BODY_BYTES}",
+        "sensitive_fields": "use a list of field names, e.g. [email, card.number]"}
     problem_order: ClassVar[tuple[str, ...]] = ("type", "verification", "max_body_bytes",
-                                                "batch", "key_field")
+                                                "batch", "sensitive_fields", "key_field")
 
     type: Literal["webhook"]
     verification: Verification = Field(default_factory=Verification)
     max_body_bytes: Annotated[int, Field(ge=1, le=MAX_BODY_BYTES)] = DEFAULT_MAX_BODY_BYTES
     batch: Batching = Field(default_factory=Batching)
+    sensitive_fields: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]],
+        Field(max_length=MAX_SENSITIVE_FIELDS,
+              description="fields (dotted paths) masked in the payloads kept for the flow's "
+                          "page; the records sent are not changed")] = []
+
+    def shown(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload as the flow's page may keep and show it: each sensitive field masked
+        (in every item of a list on the way), the rest as received."""
+        if not self.sensitive_fields:
+            return payload
+        kept = copy.deepcopy(payload)
+        for path in self.sensitive_fields:
+            _mask(kept, path.split("."))
+        return kept
+
+
+def _mask(node: object, parts: Sequence[str]) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _mask(item, parts)
+    elif isinstance(node, dict) and parts and parts[0] in node:
+        if len(parts) == 1:
+            node[parts[0]] = SHOWN_MASK
+        else:
+            _mask(node[parts[0]], parts[1:])
 
 
 WEBHOOK_EXPORT_MODELS: Mapping[str, type[ExportBase]] = {"webhook": WebhookExport}
