@@ -11,6 +11,7 @@ import asyncio
 import time
 import zlib
 from collections.abc import Sequence
+from typing import Protocol
 
 import httpx
 
@@ -182,14 +183,38 @@ Delivery = SegmentSink  # the name the run engine used before applications opene
 GZIP_WBITS = 16 + 15  # gzip container, 32 KB window
 GZIP_GROUP = 128  # calls joined per compress call (~40 KB): few GIL round trips, small blocks
 
+try:  # python-isal (ISA-L): about 7x less CPU than zlib for the same gzip, within 4% of its size
+    from isal import isal_zlib as _isal
+    ISAL = True
+except ImportError:  # pragma: no cover - isal is a dependency; zlib when a build lacks it
+    ISAL = False
+
+
+class Deflater(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self) -> bytes: ...
+
+
+def isal_level(level: int) -> int:
+    """ISA-L's level (0-3) for a zlib level (1-9): 1-3 -> 1, 4-6 -> 2, 7-9 -> 3."""
+    return min(3, (level + 2) // 3)
+
+
+def gzip_stream(level: int) -> Deflater:
+    """A gzip compressor at a zlib level: ISA-L's when python-isal is installed, else zlib's.
+    Level 0 (stored, no compression) is always zlib's: ISA-L has no stored level."""
+    if ISAL and level > 0:
+        return _isal.compressobj(isal_level(level), _isal.DEFLATED, GZIP_WBITS)
+    return zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
+
 
 def gzip_batch(items: Sequence[Item], sent_at: str, level: int) -> bytes:
     """The gzipped /v1/batch body, compressed a group of calls at a time.
 
-    zlib releases the GIL while it compresses, so a batch compressed in a worker thread runs
-    beside the thread that maps records; groups keep each joined block small.
+    zlib and ISA-L release the GIL while they compress, so a batch compressed in a worker
+    thread runs beside the thread that maps records; groups keep each joined block small.
     """
-    stream = zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
+    stream = gzip_stream(level)
     parts = [stream.compress(b'{"batch":[')]
     if isinstance(items, PackedCalls):  # already joined (a lane's batch)
         parts.append(stream.compress(items.joined()))
