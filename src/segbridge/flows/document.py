@@ -23,7 +23,7 @@ in a CSV export) are kept and ignored, as they always were.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -152,19 +152,54 @@ class LookupCache(DocumentPart):
     ttl_seconds: int = Field(default=DEFAULT_CACHE_TTL, ge=0, le=7 * 24 * 3600)
 
 
+LookupQueryValue = str | int | float | bool
+
+
+class LookupHttpRequest(DocumentPart):
+    """An HTTP API lookup's request: ``{name}`` placeholders in the path, the query values and
+    the body's strings take the record's values (``params``)."""
+
+    shape: ClassVar[str] = "use {method: GET, path: '/customers/{id}', query: {expand: plan}}"
+    hints: ClassVar[Mapping[str, str]] = {
+        "method": "use GET or POST",
+        "path": "write the path after the connection's base URL, e.g. /customers/{id}",
+        "query": "use a mapping of query parameters, e.g. {email: '{email}'}",
+        "body": "use a JSON object or array (sent with POST), e.g. {ids: ['{id}']}",
+    }
+
+    method: Literal["GET", "POST"] = "GET"
+    path: NotBlank
+    query: dict[str, LookupQueryValue] = Field(default_factory=dict)
+    body: dict[str, Any] | list[Any] | None = None
+
+    @classmethod
+    def more_problems(cls, data: Mapping[str, object],
+                      info: ValidationInfo) -> list[InitErrorDetails]:
+        path = data.get("path")
+        if isinstance(path, str) and path.strip() and not path.startswith("/"):
+            return [located(("path",), "start the path with /, e.g. /customers/{id} (the "
+                                       "connection's base URL names the host)")]
+        return []
+
+
 class Lookup(DocumentPart):
     """Fields added to each record from another connection (e.g. a customer's row), under
-    ``name``; its application's part (a database's ``query`` and ``key_column``) is checked
-    against the connection's application when the flow is saved."""
+    ``name``; its application's part (a database's ``query`` and ``key_column``, an HTTP
+    API's ``request`` and ``result``) is checked against the connection's application when
+    the flow is saved."""
 
     shape: ClassVar[str] = ("use {name: customer, connection: Shop DB, query: 'select ... where "
-                            "id in :id', params: {id: customer_id}, key_column: id}")
+                            "id in :id', params: {id: customer_id}, key_column: id} or, for an "
+                            "HTTP API connection, {name, connection, request: {path: "
+                            "'/customers/{id}'}, params: {id: customer_id}}")
     hints: ClassVar[Mapping[str, str]] = {
         "name": "enter the record field the result goes under, e.g. customer",
         "connection": "name a connection that can answer lookups (e.g. a Database connection)",
         "query": "write the SELECT query, with :name parameters taking record values",
-        "params": "map each parameter of the query to a record field, e.g. {id: customer_id}",
+        "params": "map each parameter of the query (or placeholder of the request) to a "
+                  "record field, e.g. {id: customer_id}",
         "key_column": "name the query's column that holds the key, or leave it out",
+        "result": "name where the answer's object is, e.g. data, or $ for the whole answer",
         "on_missing": f"use one of: {', '.join(ON_MISSING)}",
     }
 
@@ -176,14 +211,30 @@ class Lookup(DocumentPart):
         default_factory=dict, description="the query's parameters -> record fields")
     key_column: NotBlank | None = Field(default=None, description="batched: the column of "
                                         "the key, the query reads 'in :param'")
+    request: LookupHttpRequest | None = Field(default=None, description="an HTTP API "
+                                              "connection's request, one per key")
+    result: str | None = Field(default=None, description="HTTP: where the answer's object "
+                                                         "is (data, $.data.customer; $: all)")
     on_missing: OnMissing = "leave_empty"
     cache: LookupCache = Field(default_factory=LookupCache)
     # stored beside the name when the flow is saved (flows.definition.resolved_steps)
     connection_id: str | None = Field(default=None, exclude=True)
 
+    @classmethod
+    def more_problems(cls, data: Mapping[str, object],
+                      info: ValidationInfo) -> list[InitErrorDetails]:
+        query, request = data.get("query"), data.get("request")
+        if query is None and request is None:
+            return [located(("query",), "write a query (a Database connection) or a request "
+                                        "(an HTTP API connection) that finds the row")]
+        if query is not None and request is not None:
+            return [located(("request",), "a lookup asks with a query or with a request, not "
+                                          "both; keep the one its connection answers")]
+        return []
+
 
 STEP_SHAPE = ("use {filter: {expression: \"status != 'x'\"}} or {lookup: {name, connection, "
-              "query, params}}")
+              "query (or request), params}}")
 
 
 class Step(DocumentPart):

@@ -5,6 +5,12 @@ names no application.
 
 A lookup's connection is found in the run's (or the preview's) account only, by the id the
 flow stored or by its name: a document naming another account's connection finds nothing.
+
+A step asks in its application's form: a ``query`` (Database) or a ``request`` (HTTP API).
+Each application names the fields it reads (``lookup_fields``; one without the attribute
+reads the SQL form), so a step in the other form is refused at that field when it is saved.
+The connection's concurrency level (its root lender's) goes to the application in the
+step's section as ``connection_concurrency``: an HTTP lookup asks that many keys at once.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from segbridge.apps.base import (
 )
 from segbridge.connections.model import name_key
 from segbridge.connections.secret_store import load_secrets
+from segbridge.connections.views import effective_concurrency
 from segbridge.core.access import access_policy
 from segbridge.core.errors import FatalError, FieldProblem
 from segbridge.core.settings import Settings
@@ -76,7 +83,23 @@ def lookup_connection_problems(session: Session, account_id: str, registry: Regi
         return None, [FieldProblem(f"{field}.connection", f"'{connection.name}' is a "
                                    f"{connection.application} connection, which cannot answer "
                                    f"lookups; choose a connection of: {choices}")]
-    return connection, opener.lookup_problems(lookup, field)
+    wrong = _form_problems(opener, connection, lookup, field)
+    return connection, wrong or opener.lookup_problems(lookup, field)
+
+
+SQL_FORM = ("query", "key_column")  # what an application without ``lookup_fields`` reads
+LOOKUP_FORMS = ("query", "key_column", "request", "result")
+CONCURRENCY_KEY = "connection_concurrency"
+
+
+def _form_problems(opener: LookupOpener, connection: Connection, lookup: Mapping[str, Any],
+                   field: str) -> list[FieldProblem]:
+    """The fields of the other form a step gives (a request to a Database connection)."""
+    reads = tuple(getattr(opener, "lookup_fields", SQL_FORM))
+    return [FieldProblem(f"{field}.{name}", f"a lookup through '{connection.name}' "
+                         f"({opener.name}) takes {' and '.join(reads)}, not {name}; write "
+                         f"{reads[0]}, or choose a connection that answers {name}")
+            for name in LOOKUP_FORMS if name not in reads and lookup.get(name) is not None]
 
 
 def _opener(registry: Registry, application: str) -> LookupOpener | None:
@@ -113,6 +136,8 @@ def _open(db: Database, vault: Vault, settings: Settings, registry: Registry, ac
         opener = lookup_opener(registry, connection.application)
         config = ConnectionConfig(dict(connection.settings),
                                   load_secrets(session, vault, connection))
+        level = effective_concurrency(session, connection).level
+    lookup = {**lookup, CONCURRENCY_KEY: level}
     request = LookupRequest(lookup=lookup, params=tuple(dict(lookup.get("params") or {})),
                             connection=config, policy=access_policy(settings), field=field)
     return lookup_step(opener, request)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from segbridge.apps.base import (
     Capability,
     ConnectionConfig,
     ExportRequest,
+    LookupRequest,
     OpenedExport,
     PingResult,
     SettingSpec,
@@ -23,19 +25,22 @@ from segbridge.apps.http.connection import (
     parse_connection,
 )
 from segbridge.apps.http.document import HTTP_EXPORT_MODELS
+from segbridge.apps.http.lookup import HttpLookup, lookup_problems
 from segbridge.apps.http.source import open_http_export
 from segbridge.core.access import Targets
 from segbridge.core.errors import ApplicationError, FieldProblem
 
 
 class HttpApplication:
-    """Any REST API: read its records (JSON or NDJSON), page after page."""
+    """Any REST API: read its records (JSON or NDJSON), page after page, or ask it for each
+    record's row (a lookup step: one request per key)."""
 
     key = "http"
     name = "HTTP API"
     description = ("Read records from a REST API: JSON or NDJSON answers, page numbers, "
                    "offsets, cursors or next links, all at once or incrementally.")
-    capabilities = frozenset({Capability.PING, Capability.EXPORT})
+    capabilities = frozenset({Capability.PING, Capability.EXPORT, Capability.LOOKUP})
+    lookup_fields = ("request", "result")  # a lookup step's part this application reads
     export_models = HTTP_EXPORT_MODELS
     export_kinds = frozenset(HTTP_EXPORT_MODELS)
     settings: tuple[SettingSpec, ...] = SETTINGS
@@ -57,6 +62,12 @@ class HttpApplication:
 
     def open_export(self, request: ExportRequest) -> OpenedExport:
         return open_http_export(request)
+
+    def lookup_problems(self, lookup: Mapping[str, Any], field: str) -> list[FieldProblem]:
+        return lookup_problems(lookup, field)
+
+    def open_lookup(self, request: LookupRequest) -> HttpLookup:
+        return HttpLookup(request)
 
 
 def _ping(connection: HttpConnection, timeout: float, started: float) -> PingResult:

@@ -57,6 +57,10 @@ class ShopState:
     valid_tokens: set[str] = field(default_factory=set)
     token_lifetime: int = 3600
     other_host: str = ""  # where /elsewhere's next link points
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> customer
+    customer_delay: float = 0.0  # seconds each /customers answer takes
+    in_flight: int = 0  # /customers requests being answered now
+    peak_in_flight: int = 0  # the most at once
 
     def add(self, count: int, updated: datetime | None = None) -> None:
         start = len(self.records)
@@ -191,6 +195,27 @@ def shop_app(state: ShopState) -> Starlette:
         return await guard(request) or StreamingResponse(chunks(),
                                                          media_type="application/json")
 
+    async def customer(request: Request) -> Response:
+        state.in_flight += 1
+        state.peak_in_flight = max(state.peak_in_flight, state.in_flight)
+        try:
+            if state.customer_delay:
+                await asyncio.sleep(state.customer_delay)
+            refused = await guard(request)
+            if refused is not None:
+                return refused
+            found = state.customers.get(request.path_params["id"])
+            if found is None:
+                return JSONResponse({"error": "no such customer"}, status_code=404)
+            return JSONResponse({"data": found})
+        finally:
+            state.in_flight -= 1
+
+    async def find_customers(request: Request) -> Response:
+        asked = orjson.loads(await request.body())
+        found = [c for c in state.customers.values() if c.get("email") == asked.get("email")]
+        return await guard(request) or JSONResponse({"results": found})
+
     async def token(request: Request) -> Response:
         form = await request.form()
         if (form.get("grant_type"), form.get("client_id"), form.get("client_secret")) != \
@@ -208,6 +233,8 @@ def shop_app(state: ShopState) -> Starlette:
         Route("/elsewhere", elsewhere), Route("/ndjson", ndjson), Route("/big", big),
         Route("/oauth/token", token, methods=["POST"]),
         Route("/search", search, methods=["POST"]),
+        Route("/customers/find", find_customers, methods=["POST"]),
+        Route("/customers/{id}", customer),
     ])
 
 
