@@ -1,7 +1,8 @@
 """The Add source pane: Files (upload or server path, reading options), Database (a
-connection, possibly created in place, the query and its cursor) or HTTP API (a connection,
-the request, where the records are, the pagination and the incremental "since"); after a save,
-the source's first records."""
+connection, possibly created in place, the query and its cursor), HTTP API (a connection,
+the request, where the records are, the pagination and the incremental "since") or Webhook
+(how requests are verified, the body limit, the batches); after a save, the source's first
+records (a webhook flow: the builder's Webhook box, its URL and its secret)."""
 
 from __future__ import annotations
 
@@ -53,13 +54,23 @@ SOURCE_FIELDS = ("export.type", "export.upload", "export.path", "export.options.
                  "export.connection", "export.query", "export.cursor.column",
                  "export.cursor.lag_seconds")
 HTTP_KIND = "http"
-APPS = ("files", "database", HTTP_KIND)  # the applications the pane offers, by key
+WEBHOOK_KIND = "webhook"
+APPS = ("files", "database", HTTP_KIND, WEBHOOK_KIND)  # the applications the pane offers
 PAGING_FIELDS = ("type", "param", "size", "size_param", "cursor_path", "cursor_param",
                  "next_path", "max_pages")
 HTTP_FIELDS = ("export.method", "export.path", "export.body", "export.records",
                "export.format", *(f"export.pagination.{name}" for name in PAGING_FIELDS),
                "export.since.field", "export.since.param", "export.since.lag_seconds")
-FORM_FIELDS = (*SOURCE_FIELDS, *HTTP_FIELDS)
+VERIFICATION_FIELDS = ("kind", "algorithm", "encoding", "header", "prefix", "timestamp_header",
+                       "tolerance_seconds", "username")
+WEBHOOK_FIELDS = (*(f"export.verification.{name}" for name in VERIFICATION_FIELDS),
+                  "export.max_body_bytes", "export.batch.max_records",
+                  "export.batch.max_seconds", "export.sensitive_fields")
+# the verification fields each kind reads (the others are not saved with it)
+VERIFICATION_KINDS = {"none": (), "basic": ("username",), "token": ("header", "prefix"),
+                      "hmac": ("algorithm", "encoding", "header", "prefix", "timestamp_header",
+                               "tolerance_seconds")}
+FORM_FIELDS = (*SOURCE_FIELDS, *HTTP_FIELDS, *WEBHOOK_FIELDS)
 
 
 # ---- the source ------------------------------------------------------------------------------
@@ -72,10 +83,12 @@ def _source_values(export: object) -> dict[str, str]:
     if not isinstance(export, Mapping):
         return values
     kind = str(export.get("type", "csv"))
-    values["app"] = kind if kind in (edit.DATABASE_KIND, HTTP_KIND) else "files"
+    values["app"] = kind if kind in (edit.DATABASE_KIND, HTTP_KIND, WEBHOOK_KIND) else "files"
     values["export.type"] = kind
     if kind == HTTP_KIND:
         return {**values, **_http_values(export)}
+    if kind == WEBHOOK_KIND:
+        return {**values, **_webhook_values(export)}
     for key in ("upload", "path", "key_field", "connection", "query"):
         if isinstance(export.get(key), str):
             values[f"export.{key}"] = export[key]
@@ -112,6 +125,62 @@ def _http_values(export: Mapping[str, Any]) -> dict[str, str]:
             values.update({f"export.{part}.{name}": str(given[name]) for name in names
                            if given.get(name) is not None})
     return values
+
+
+def _webhook_values(export: Mapping[str, Any]) -> dict[str, str]:
+    """The Webhook form's values, from a saved ``type: webhook`` export."""
+    values = {}
+    for part in ("verification", "batch"):
+        given = export.get(part)
+        if isinstance(given, Mapping):
+            values.update({f"export.{part}.{name}": _text(value)
+                           for name, value in given.items() if value is not None})
+    if export.get("max_body_bytes") is not None:
+        values["export.max_body_bytes"] = _text(export["max_body_bytes"])
+    sensitive = export.get("sensitive_fields")
+    if isinstance(sensitive, list):
+        values["export.sensitive_fields"] = "\n".join(str(name) for name in sensitive)
+    if isinstance(export.get("key_field"), str):
+        values["export.key_field"] = export["key_field"]
+    return values
+
+
+def _webhook_export(values: Mapping[str, str]) -> dict[str, object]:
+    """A ``type: webhook`` export from the form: the verification fields of its kind, the
+    limits given (blank: the defaults); what the document refuses, it names at its field."""
+    kind = values["export.verification.kind"].strip() or "none"
+    verification: dict[str, object] = {"kind": kind}
+    for name in VERIFICATION_KINDS.get(kind, ()):
+        text = values[f"export.verification.{name}"].strip()
+        if text:
+            verification[name] = edit.whole_number(text) if name == "tolerance_seconds" \
+                else text
+    export: dict[str, object] = {"type": WEBHOOK_KIND, "verification": verification}
+    if values["export.max_body_bytes"].strip():
+        export["max_body_bytes"] = edit.whole_number(values["export.max_body_bytes"])
+    batch: dict[str, object] = {}
+    if values["export.batch.max_records"].strip():
+        batch["max_records"] = edit.whole_number(values["export.batch.max_records"])
+    if values["export.batch.max_seconds"].strip():
+        batch["max_seconds"] = _number(values["export.batch.max_seconds"])
+    if batch:
+        export["batch"] = batch
+    sensitive = [line.strip() for line in values["export.sensitive_fields"].splitlines()
+                 if line.strip()]
+    if sensitive:
+        export["sensitive_fields"] = sensitive
+    if values["export.key_field"].strip():
+        export["key_field"] = values["export.key_field"].strip()
+    return export
+
+
+def _number(text: str) -> object:
+    """A number typed in a form (seconds may have decimals); the text when it is none."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return text.strip()
+    return int(number) if number.is_integer() else number
 
 
 def _text(value: object) -> str:
@@ -196,6 +265,8 @@ def source_pane(request: Request, flow_id: str, user: SignedIn, app: str = "",
     if isinstance(flow, Response):
         return flow
     values = _source_values(flow.definition.as_written().get("export"))
+    if app == WEBHOOK_KIND and values["app"] != WEBHOOK_KIND:
+        values.setdefault("export.verification.kind", "hmac")  # Segment's X-Signature
     if connection:
         app = HTTP_KIND if app == HTTP_KIND else "database"
         values["export.connection"] = connection_name(request, user, connection)
@@ -238,6 +309,8 @@ def _export_from(form: FormData, upload_id: str) -> dict[str, object]:
     values = {key: form_text(form, key) for key in FORM_FIELDS}
     if form_text(form, "app") == HTTP_KIND:
         return _http_export(values)
+    if form_text(form, "app") == WEBHOOK_KIND:
+        return _webhook_export(values)
     if form_text(form, "app") == "database":
         return edit.database_export(
             connection=values["export.connection"], query=values["export.query"],
