@@ -49,9 +49,11 @@ def saved_connection(api: httpx.Client, base: str) -> str:
     return str(created.json()["id"])
 
 
-def press_test(api: httpx.Client, connection_id: str, tests: int) -> tuple[list[float], list[float]]:
+def press_test(api: httpx.Client, connection_id: str,
+               tests: int) -> tuple[list[float], list[float]]:
     """Round trips and the server's own ping latencies, in ms."""
-    round_trips, pings = [], []
+    round_trips: list[float] = []
+    pings: list[float] = []
     for _ in range(tests):
         started = time.perf_counter()
         response = api.post(f"/api/v1/connections/{connection_id}/test")
