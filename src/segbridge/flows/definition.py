@@ -21,6 +21,13 @@
           key_column: id                              # batched: one IN (...) per batch
           on_missing: leave_empty                     # | fail_record | ignore_record
           cache: {size: 10000, ttl_seconds: 600}
+      - lookup:                                       # an HTTP API connection: a request
+          name: account                               # per distinct key, several at once
+          connection: CRM API                         # (the connection's concurrency level)
+          request: {method: GET, path: "/accounts/{id}", query: {expand: plan}}
+          params: {id: account_id}                    # {placeholder} -> record field
+          result: data                                # where the answer's object is ($: all)
+          on_missing: leave_empty                     # a 404 is "nothing found"
       - filter: {expression: "status != 'test'"}      # records for which it is false: ignored
     imports:
       - name: Orders
@@ -60,8 +67,9 @@ def resolved_steps(session: Session, account_id: str, registry: Registry,
                    steps: Sequence[Mapping[str, Any]],
                    problems: list[FieldProblem]) -> list[dict[str, Any]]:
     """The steps as written, each lookup with its connection's id beside its name; a lookup
-    whose connection is not one of the account's, or cannot answer lookups, or whose query
-    does not fit its parameters, adds its problems at ``steps.N.lookup...``."""
+    whose connection is not one of the account's, or cannot answer lookups, or is written in
+    another application's form (a ``request`` to a Database connection), or whose query or
+    request does not fit its parameters, adds its problems at ``steps.N.lookup...``."""
     from segbridge.runs.lookup_factory import lookup_connection_problems
 
     resolved = []

@@ -224,3 +224,48 @@ def test_an_api_that_keeps_failing_fails_the_run_as_a_source_out_of_reach(
     assert "/customers/c0" in run["message"]
     assert API_KEY not in str(run)
     assert receiver.archived() == []
+
+
+@pytest.fixture
+def lane_workers(server: Server) -> Iterator[Workers]:
+    from segbridge.runs.lanes import LanePolicy
+    from tests.integration.flows.conftest import FAST
+
+    started = Workers(server.runtime, policy=FAST,
+                      lanes=LanePolicy(count=3, min_file_bytes=0, block_records=97))
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_lanes_ask_the_api_themselves_within_the_concurrency_and_send_the_same(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    crm: tuple[str, ShopState], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
+    url, state = crm
+    state.customer_delay = 0.01
+    segment = segment_connection(server, receiver)
+    api_connection(server, url, concurrency_level=2)
+    rows = orders(2000)
+    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
+                                           segment["name"], on_missing="fail_record"))
+
+    run = run_flow(server, flow["id"])
+
+    assert "the run is produced by 3 lanes" in caplog.text
+    assert run["status"] == "completed_with_errors", run
+    assert run["counts"]["failed"] == len(unknown)
+    assert_invariant(server, flow["id"], run)
+    events = receiver.archived()
+    assert len(events) == len(rows) - len(unknown)
+    assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)
+    # each lane keeps its own cache and its own threads: a key at most once per lane
+    asked = customer_requests(state)
+    assert set(asked) == {f"/customers/c{n}" for n in range(97)}
+    assert len(asked) <= 3 * 97
+    assert state.peak_in_flight <= 3 * 2
+    assert API_KEY not in caplog.text
