@@ -8,12 +8,13 @@ and written in bulk (one ``executemany`` per committed chunk). A row is a small 
 and two 64-bit hashes (``runs.diff``).
 
 **When it moves.** While a run goes, the calls it delivered (not those that became record
-errors) are *staged* under the run's id, chunk by chunk, just before the chunk's commit (a
-resumed run first drops what it staged past its checkpoint: that is done again); the
-snapshot itself is only read. A run that finishes without failing (succeeded, or completed
-with record errors) merges its staged rows into the snapshot in one transaction. A failed run
-keeps its staged rows (it may be resumed: its diff goes on from its checkpoint, the snapshot
-still as it was); a canceled run drops them; the next run of the flow drops any left.
+errors) are *staged*, chunk by chunk, just before the chunk's commit; the snapshot itself is
+only read. A snapshot's staged rows belong to one run (``staging_run_id``: a flow runs once
+at a time): a run starting drops another run's rows; a resumed run keeps its own up to its
+checkpoint (what follows is done again). A run that finishes without failing (succeeded, or
+completed with record errors) merges its staged rows into the snapshot in one transaction. A
+failed run keeps them (it may be resumed: its diff goes on, the snapshot still as it was); a
+canceled run drops them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from segbridge.runs.counts import Tally
@@ -32,6 +43,7 @@ from segbridge.storage.diff_models import DiffEntry, DiffSnapshot, DiffStaged
 from segbridge.storage.models import Run
 
 LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more parameters)
+DELETE_ROWS = 50_000  # staged rows deleted per statement (memory: SQLite's row-id set)
 
 _LOOKUP = (select(DiffEntry.key_hash, DiffEntry.call_hash)
            .where(DiffEntry.snapshot_id == bindparam("snapshot"),
@@ -45,8 +57,8 @@ _PROMOTE = text(  # the last staged row of each key (in input order), merged in 
     "INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
     "SELECT snapshot_id, key_hash, call_hash FROM ("
     " SELECT snapshot_id, key_hash, call_hash, row_number() OVER ("
-    "  PARTITION BY snapshot_id, key_hash ORDER BY position DESC, id DESC) AS newest"
-    " FROM diff_staged WHERE run_id = :run) AS staged WHERE newest = 1 "
+    "  PARTITION BY key_hash ORDER BY position DESC, id DESC) AS newest"
+    " FROM diff_staged WHERE snapshot_id = :snapshot) AS staged WHERE newest = 1 "
     "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET call_hash = excluded.call_hash")
 
 
@@ -88,44 +100,58 @@ class DiffStore:
                 found.update((key, call) for key, call in rows)
         return found
 
-    def stage(self, run_id: str, rows: Sequence[tuple[int, int, int, int]]) -> None:
+    def claim(self, snapshot: int, run_id: str, checkpoint: int) -> None:
+        """Make ``run_id`` the snapshot's staging run: another run's staged rows are dropped
+        (a failed run superseded); the run's own rows from ``checkpoint`` on are dropped too
+        (staged just before a commit that did not happen: that part is done again)."""
+        with self.db.session() as session:
+            found = session.get(DiffSnapshot, snapshot)
+            if found is None:
+                raise LookupError(f"snapshot {snapshot} does not exist")
+            staged = delete(DiffStaged).where(DiffStaged.snapshot_id == snapshot)
+            if found.staging_run_id == run_id:
+                staged = staged.where(DiffStaged.position >= checkpoint)
+            session.execute(staged)
+            found.staging_run_id = run_id
+
+    def stage(self, rows: Sequence[tuple[int, int, int, int]]) -> None:
         """Note calls a run sent: (snapshot, position, key hash, call hash); of a key sent
         twice, the one further in the input wins."""
         if rows:
             with self.db.engine.begin() as connection:
                 connection.execute(_STAGE, [
-                    {"run_id": run_id, "snapshot_id": snapshot, "position": position,
-                     "key_hash": key, "call_hash": call}
-                    for snapshot, position, key, call in rows])
-
-    def unstage_after(self, run_id: str, checkpoint: int) -> None:
-        """A resumed run does again what comes after its checkpoint: drop what it staged
-        there (staged just before a commit that did not happen)."""
-        with self.db.session() as session:
-            session.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id,
-                                                     DiffStaged.position >= checkpoint))
+                    {"snapshot_id": snapshot, "position": position, "key_hash": key,
+                     "call_hash": call} for snapshot, position, key, call in rows])
 
     def size(self, snapshot: int) -> int:
         with self.db.session() as session:
             return session.scalar(select(func.count()).select_from(DiffEntry).where(
                 DiffEntry.snapshot_id == snapshot)) or 0
 
-    def promote(self, run_id: str) -> None:
-        """The run's staged calls into the snapshots, in one transaction."""
+    def promote(self, snapshots: Sequence[int], run_id: str) -> None:
+        """The run's staged calls into the snapshots, in one transaction (the snapshots it
+        no longer stages for are left alone)."""
         with self.db.engine.begin() as connection:
-            connection.execute(_PROMOTE, {"run": run_id})
-            connection.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id))
+            for snapshot in self._staging(connection, snapshots, run_id):
+                connection.execute(_PROMOTE, {"snapshot": snapshot})
+            self._unstage(connection, snapshots, run_id)
 
-    def discard(self, run_id: str) -> None:
-        with self.db.session() as session:
-            session.execute(delete(DiffStaged).where(DiffStaged.run_id == run_id))
+    def discard(self, snapshots: Sequence[int], run_id: str) -> None:
+        """Drop what the run staged (a canceled run)."""
+        with self.db.engine.begin() as connection:
+            self._unstage(connection, snapshots, run_id)
 
-    def discard_others(self, flow_id: str, run_id: str) -> None:
-        """Staged rows the flow's earlier runs left (failed, never resumed)."""
-        snapshots = select(DiffSnapshot.id).where(DiffSnapshot.flow_id == flow_id)
-        with self.db.session() as session:
-            session.execute(delete(DiffStaged).where(DiffStaged.snapshot_id.in_(snapshots),
-                                                     DiffStaged.run_id != run_id))
+    @staticmethod
+    def _staging(connection: Connection, snapshots: Sequence[int], run_id: str) -> list[int]:
+        return list(connection.scalars(select(DiffSnapshot.id).where(
+            DiffSnapshot.id.in_(snapshots), DiffSnapshot.staging_run_id == run_id)))
+
+    def _unstage(self, connection: Connection, snapshots: Sequence[int], run_id: str) -> None:
+        mine = self._staging(connection, snapshots, run_id)
+        if mine:
+            _delete_in_parts(connection, DiffStaged.snapshot_id.in_(mine))
+            connection.execute(update(DiffSnapshot).where(DiffSnapshot.id.in_(mine))
+                               .values(staging_run_id=None))
 
     def reset(self, flow_id: str, import_name: str) -> int:
         """Forget what the import sent (its next run sends every record); the keys forgotten."""
@@ -138,6 +164,8 @@ class DiffStore:
                 DiffEntry.snapshot_id == snapshot)) or 0
             session.execute(delete(DiffStaged).where(DiffStaged.snapshot_id == snapshot))
             session.execute(delete(DiffEntry).where(DiffEntry.snapshot_id == snapshot))
+            session.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
+                            .values(staging_run_id=None))
             return forgotten
 
     def run_counts(self, run_id: str) -> dict[str, dict[str, int]]:
@@ -197,7 +225,7 @@ class DiffRun:
     def stage(self, chunk: Chunk, unsent: set[tuple[int, int]]) -> None:
         """Stage the chunk's calls that were delivered (``unsent``: (import, position) of its
         record errors)."""
-        self.store.stage(self.run_id, [
+        self.store.stage([
             (self.imports[index].snapshot, position, key, call) for index, position, key, call
             in chunk.seen if (index, position) not in unsent])
 
@@ -211,11 +239,14 @@ class DiffRun:
             found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
             gone = max(0, self.store.size(imp.snapshot) - found)
             deleted.add_to_import("deleted", gone, imp.name)
-        self.store.promote(self.run_id)
+        self.store.promote(self._snapshots(), self.run_id)
         return deleted
 
     def discard(self) -> None:
-        self.store.discard(self.run_id)
+        self.store.discard(self._snapshots(), self.run_id)
+
+    def _snapshots(self) -> list[int]:
+        return [imp.snapshot for imp in self.imports.values()]
 
 
 def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
@@ -225,11 +256,21 @@ def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
     if all(mode is SyncMode.ALL for _name, mode in modes):
         return None
     store = DiffStore(db)
-    store.discard_others(flow_id, run_id)
-    store.unstage_after(run_id, checkpoint)
     imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name))
                for index, (name, mode) in enumerate(modes) if mode is not SyncMode.ALL}
+    for imp in imports.values():
+        store.claim(imp.snapshot, run_id, checkpoint)
     return DiffRun(store, run_id, imports)
+
+
+def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None:
+    """Delete the staged rows ``where`` says, DELETE_ROWS at a time (one DELETE of 10M rows
+    made SQLite hold every row id to delete in memory: the run's peak went from 169 to 376
+    MB)."""
+    while True:
+        part = select(DiffStaged.id).where(where).limit(DELETE_ROWS).scalar_subquery()
+        if not connection.execute(delete(DiffStaged).where(DiffStaged.id.in_(part))).rowcount:
+            return
 
 
 def _by_import(seen: list[Seen]) -> Iterator[tuple[int, list[Seen]]]:

@@ -1,6 +1,6 @@
 """The snapshot store's SQL on SQLite and PostgreSQL: staged rows merged with the last one of a
-key winning, a resumed run dropping what it staged past its checkpoint, lookups in bulk,
-reset."""
+key winning, a resumed run dropping what it staged past its checkpoint, a new run dropping a
+failed run's rows, a canceled run's rows dropped, lookups in bulk, reset."""
 
 from __future__ import annotations
 
@@ -43,29 +43,52 @@ def make_flow_and_runs(db: Database, *run_ids: str) -> None:
 
 def test_the_last_staged_row_of_a_key_wins_and_a_resume_drops_what_follows_its_checkpoint(
         store: DiffStore) -> None:
-    make_flow_and_runs(store.db, "run1", "run2")
+    make_flow_and_runs(store.db, "run1")
     snapshot = store.snapshot_id("flw", "Orders")
     assert store.snapshot_id("flw", "Orders") == snapshot  # made once
-    store.stage("run1", [(snapshot, position, position % 5, 100 + position)
-                         for position in range(10)])  # keys 0-4 twice: positions 5-9 win
-    store.stage("run2", [(snapshot, 0, 0, 999)])  # another run's rows stay out
+    store.claim(snapshot, "run1", 0)
+    store.stage([(snapshot, position, position % 5, 100 + position)
+                 for position in range(10)])  # keys 0-4 twice: positions 5-9 win
 
-    store.unstage_after("run1", 8)  # positions 8 and 9 will be done again
-    store.promote("run1")
+    store.claim(snapshot, "run1", 8)  # resumed at 8: positions 8 and 9 will be done again
+    store.promote([snapshot], "run1")
 
     assert store.lookup(snapshot, list(range(6))) == {0: 105, 1: 106, 2: 107, 3: 103,
                                                       4: 104}
     assert store.size(snapshot) == 5
-    store.promote("run1")  # nothing staged any more: a second merge changes nothing
+    store.promote([snapshot], "run1")  # nothing staged any more: a second merge changes nothing
     assert store.lookup(snapshot, [0])[0] == 105
+
+
+def test_a_new_run_drops_a_failed_runs_rows_and_a_canceled_run_its_own(
+        store: DiffStore) -> None:
+    make_flow_and_runs(store.db, "failed", "next", "canceled")
+    snapshot = store.snapshot_id("flw", "Orders")
+    store.claim(snapshot, "failed", 0)
+    store.stage([(snapshot, 0, 1, 11)])
+
+    store.claim(snapshot, "next", 0)  # a new run: the failed run's rows go
+    store.stage([(snapshot, 0, 2, 22)])
+    store.promote([snapshot], "failed")  # (not the staging run any more: nothing happens)
+    assert store.size(snapshot) == 0
+    store.promote([snapshot], "next")
+    assert store.lookup(snapshot, [1, 2]) == {2: 22}
+
+    store.claim(snapshot, "canceled", 0)
+    store.stage([(snapshot, 0, 3, 33)])
+    store.discard([snapshot], "canceled")
+    store.claim(snapshot, "canceled", 0)  # (claimed again: nothing of its own is left)
+    store.promote([snapshot], "canceled")
+    assert store.lookup(snapshot, [1, 2, 3]) == {2: 22}
 
 
 def test_lookups_go_in_parts_and_a_reset_forgets_every_key(store: DiffStore) -> None:
     make_flow_and_runs(store.db, "run1")
     snapshot = store.snapshot_id("flw", "Orders")
     keys = [(-1) ** k * k * 2**40 for k in range(LOOKUP_KEYS * 2 + 7)]  # signed 64-bit
-    store.stage("run1", [(snapshot, p, key, key // 3) for p, key in enumerate(keys)])
-    store.promote("run1")
+    store.claim(snapshot, "run1", 0)
+    store.stage([(snapshot, p, key, key // 3) for p, key in enumerate(keys)])
+    store.promote([snapshot], "run1")
 
     found = store.lookup(snapshot, [*keys, 12345])
 

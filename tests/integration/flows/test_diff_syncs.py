@@ -300,3 +300,31 @@ def test_lanes_hash_their_records_and_the_run_sends_only_what_changed(
     assert sorted(sent_order_ids(receiver, 3000), key=int) == [str(i) for i in
                                                                range(5, 3000, 300)]
     assert run_flow(server, flow["id"])["counts"]["sent"] == 0
+
+
+def test_the_cli_shows_what_the_diff_found_and_resets_a_snapshot_only_when_confirmed(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    from click.testing import CliRunner
+
+    from segbridge.cli.main import cli
+
+    def segbridge(*args: str, stdin: str | None = None) -> Any:
+        return CliRunner().invoke(cli, list(args), env=env, input=stdin, obj={})
+
+    connection = segment_connection(server, receiver)
+    path = write_csv(tmp_path / "orders.csv", orders(20))
+    create_flow(server, diff_flow(path, connection["name"]))
+    assert segbridge("flows", "run", "Orders").exit_code == 0
+    again = segbridge("flows", "run", "Orders")
+    assert again.exit_code == 0, again.output
+    assert "Orders: new 0  changed 0  unchanged 20  deleted 0" in again.output
+
+    declined = segbridge("flows", "reset-snapshot", "Orders", "--import", "Orders", stdin="n\n")
+    assert declined.exit_code == 1 and "send every record again" in declined.output
+    reset = segbridge("flows", "reset-snapshot", "Orders", "--import", "Orders", "--yes")
+    assert reset.exit_code == 0, reset.output
+    assert "20 key(s) forgotten" in reset.output
+    resent = segbridge("flows", "run", "Orders")
+    assert "Orders: new 20  changed 0  unchanged 0  deleted 0" in resent.output

@@ -26,6 +26,7 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("import_name", sa.String(200), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("staging_run_id", sa.String(40), nullable=True),
         sa.UniqueConstraint("flow_id", "import_name"),
     )
     op.create_table(
@@ -39,19 +40,15 @@ def upgrade() -> None:
     op.create_table(
         "diff_staged",
         sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
-        sa.Column("run_id", sa.String(40), sa.ForeignKey("runs.id", ondelete="CASCADE"),
-                  nullable=False),
         sa.Column("snapshot_id", ROW_ID,
                   sa.ForeignKey("diff_snapshots.id", ondelete="CASCADE"), nullable=False),
         sa.Column("position", sa.BigInteger(), nullable=False),
         sa.Column("key_hash", sa.BigInteger(), nullable=False),
         sa.Column("call_hash", sa.BigInteger(), nullable=False),
     )
-    op.create_index("ix_diff_staged_run_position", "diff_staged", ["run_id", "position"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_diff_staged_run_position", table_name="diff_staged")
     op.drop_table("diff_staged")
     op.drop_table("diff_entries")
     op.drop_table("diff_snapshots")
