@@ -4,7 +4,8 @@ Lookups come before the filters (a filter may test a looked-up value, e.g. ``cus
 'pro'``), in the order the flow lists them. The producer reads ``BATCH_RECORDS`` records
 ahead (``LookupSteps.batched``); for each lookup, the distinct keys of that batch that the
 cache does not hold go to the application's ``find_many`` (``batch_size`` keys per call: a
-database answers each call with one ``IN (...)`` query), and each record of the batch gets
+database answers each call with one ``IN (...)`` query, an HTTP API with one request per key,
+several at once up to the connection's concurrency level), and each record of the batch gets
 its answer under the lookup's ``name`` (None without one, for ``leave_empty``). A record
 without an answer whose lookup says ``fail_record`` (a record error) or ``ignore_record``
 (an ignored record) is kept aside for the batch; ``LookupSteps.enrich`` tells the producer,

@@ -235,11 +235,17 @@ class HttpLookup:
                 return self._once(url, query, body)
             except RetriableError as exc:
                 if attempt + 1 == MAX_ATTEMPTS:
-                    raise RetriableError(f"The lookup's API did not answer: "
-                                         f"{self._client.mask(exc.message)}", cause=exc.cause,
-                                         status=exc.status) from None
+                    raise self._unanswered(exc, url) from None
                 self._sleep(self._retry.backoff(attempt, exc.retry_after))
         raise AssertionError("unreachable")
+
+    def _unanswered(self, exc: RetriableError, url: str) -> RetriableError:
+        """The last failure of a key, naming its URL (masked) when the message does not."""
+        message = self._client.mask(exc.message)
+        shown = self._client.shown(url)
+        where = "" if shown in message else f" ({self._method} {shown})"
+        return RetriableError(f"The lookup's API did not answer{where}: {message}",
+                              cause=exc.cause, status=exc.status)
 
     def _once(self, url: str, query: dict[str, str], body: Any) -> LookupRow | None:
         shown = self._client.shown(url)

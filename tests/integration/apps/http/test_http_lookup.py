@@ -202,3 +202,18 @@ def test_a_step_s_request_must_fit_its_params() -> None:
     assert [p.field for p in lookup_problems(
         {"request": {"path": "/c", "body": {"a": 1}}, "params": {}}, field)] == [
         "steps.1.lookup.request.body"]
+
+
+def test_an_api_that_cannot_be_reached_is_retriable_and_its_key_masked() -> None:
+    from tests.support.servers import unused_port
+
+    config = connection(f"http://127.0.0.1:{unused_port()}", "api_key_query")
+    lookup = opened(config, {"path": "/customers/{id}"})
+    try:
+        with pytest.raises(RetriableError) as failed:
+            lookup.find_many([("c1",)])
+    finally:
+        lookup.close()
+    assert failed.value.cause == "refused"
+    assert API_KEY not in failed.value.message
+    assert "/customers/c1" in failed.value.message
