@@ -13,19 +13,36 @@ median beside it.
 
 ``isal`` (python-isal) has levels 0-3 of its own; they are not zlib's levels, so its rows say
 which of its levels ran. Every output is checked by inflating it with the standard library.
+
+With ``--flow ROWS`` it measures the whole flow instead, in pairs: ``bench/flows_bench.py``'s
+CSV flow run in a child process with segbridge's gzip on ISA-L and on zlib (``sink.ISAL``
+switched in the child, for measurement only), alternating, against one counting receiver;
+CPU seconds per million events count the run process and its lanes.
+
+    .venv/bin/python bench/gzip_bench.py --flow 1000000 --rounds 4
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import flows_bench  # bench/ is not a package: found through the path above
 
 CALLS_PER_BATCH = 2_000
 GROUP = 128
@@ -75,12 +92,63 @@ def one_round(make: Callable[[int], Any], level: int,
     return time.process_time() - started, size
 
 
+def flow_child(library: str, url: str, rows: int, csv_path: Path) -> None:
+    from segbridge.apps.segment import sink
+
+    sink.ISAL = library == "isal"
+    flows_bench.child("segbridge", url, rows, csv_path)
+
+
+def flow_run(library: str, url: str, rows: int, csv_path: Path) -> tuple[float, float]:
+    """Events per second and CPU seconds per million events of one flow run."""
+    before = flows_bench.received(url)
+    output = subprocess.run([sys.executable, __file__, "--flow-child", library, "--url", url,
+                             "--flow", str(rows), "--csv", str(csv_path)],
+                            check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    received = flows_bench.received(url) - before
+    assert received == rows, f"{received:,} of {rows:,} calls received"
+    return received / result["seconds"], result["cpu"] / rows * 1e6
+
+
+def compare_flows(rows: int, rounds: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="gzip-bench-"))
+    csv_path = workdir / "rows.csv"
+    flows_bench.write_rows(csv_path, rows)
+    receiver, url = flows_bench.start_receiver()
+    runs: dict[str, list[tuple[float, float]]] = {"zlib": [], "isal": []}
+    try:
+        for round_ in range(rounds):
+            for library in ("zlib", "isal") if round_ % 2 == 0 else ("isal", "zlib"):
+                rate, cpu = flow_run(library, url, rows, csv_path)
+                runs[library].append((rate, cpu))
+                print(f"round {round_} {library:5} {rate:10,.0f} events/s "
+                      f"{cpu:5.2f} CPU s per million", flush=True)
+    finally:
+        receiver.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
+    for library, results in runs.items():
+        print(f"{library:5} median {statistics.median(r for r, _ in results):10,.0f} events/s "
+              f"{statistics.median(c for _, c in results):5.2f} CPU s per million")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--flow", type=int, metavar="ROWS",
+                        help="compare whole flow runs of ROWS CSV rows instead")
+    parser.add_argument("--flow-child", choices=["zlib", "isal"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--csv", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.flow_child:
+        flow_child(args.flow_child, args.url, args.flow, Path(args.csv))
+        return
+    if args.flow:
+        compare_flows(args.flow, args.rounds)
+        return
     batches = [batch_calls(b) for b in range(args.batches)]
     raw = sum(len(b",".join(calls)) + 50 for calls in batches)
     for calls in batches[:1]:
