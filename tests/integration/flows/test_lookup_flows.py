@@ -267,7 +267,7 @@ def test_a_lookup_step_names_its_connection_problems_at_the_step(
                                              "it first (Resources > Connections)")]
         assert check(own, segment["name"]) == [(
             "steps.1.lookup.connection", f"'{segment['name']}' is a segment connection, which "
-            "cannot answer lookups; choose a connection of: Database")]
+            "cannot answer lookups; choose a connection of: Database or HTTP API")]
         assert check(own, "CRM", query=f"select * from {table} where id = :c") == [(
             "steps.1.lookup.query", "a batched lookup (key_column) reads many keys at once: "
                                     "write 'where <column> in :c'")]

@@ -58,7 +58,8 @@ def test_every_problem_of_a_lookup_at_once() -> None:
                                  colour="red"))
     assert found == [
         ("steps.0.lookup.colour", "unknown key; use one of: cache, connection, connection_id, "
-                                  "key_column, name, on_missing, params, query"),
+                                  "key_column, name, on_missing, params, query, request, "
+                                  "result"),
         ("steps.0.lookup.name", "enter the name of the record field the result goes under "
                                 "(no dots), e.g. customer"),
         ("steps.0.lookup.connection", "name a connection that can answer lookups (e.g. a "
@@ -76,7 +77,7 @@ def test_a_step_is_a_filter_or_a_lookup() -> None:
     doc = copy.deepcopy(FLOW)
     doc["steps"] = [{"enrich": {}}, {"filter": {"expression": "a"}, "lookup": {}}, "x"]
     shape = ("use {filter: {expression: \"status != 'x'\"}} or {lookup: {name, connection, "
-             "query, params}}")
+             "query (or request), params}}")
     assert problems(doc) == [("steps.0", shape), ("steps.1", shape), ("steps.2", shape)]
 
 

@@ -17,6 +17,7 @@ Every URL shown in a message goes through the connection's ``Masker`` first.
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,20 +51,24 @@ def masker_for(connection: HttpConnection) -> Masker:
 
 
 class RateLimit:
-    """At most ``per_second`` requests a second, one after another."""
+    """At most ``per_second`` requests a second, one after another, from any thread (a
+    lookup asks from several): each caller reserves its turn under a lock, then waits for it."""
 
     def __init__(self, per_second: float | None, sleep: Callable[[float], None]) -> None:
         self._interval = 1.0 / per_second if per_second else 0.0
         self._next = 0.0
         self._sleep = sleep
+        self._lock = threading.Lock()
 
     def wait(self) -> None:
         if not self._interval:
             return
-        now = time.monotonic()
-        if self._next > now:
-            self._sleep(self._next - now)
-        self._next = max(now, self._next) + self._interval
+        with self._lock:
+            now = time.monotonic()
+            turn = max(now, self._next)
+            self._next = turn + self._interval
+        if turn > now:
+            self._sleep(turn - now)
 
 
 class ApiClient:
@@ -81,6 +86,7 @@ class ApiClient:
         rates = [r for r in (rate, connection.requests_per_second) if r]
         self._rate = RateLimit(min(rates) if rates else None, sleep)
         self._token: tuple[Secret, float] | None = None  # OAuth 2: the token, its end
+        self._token_lock = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
@@ -139,11 +145,13 @@ class ApiClient:
         return target
 
     def _access_token(self) -> Secret:
-        """The OAuth 2 access token, fetched when there is none or it is about to expire."""
-        if self._token is not None and time.monotonic() < self._token[1]:
+        """The OAuth 2 access token, fetched when there is none or it is about to expire
+        (once, however many threads ask at that moment)."""
+        with self._token_lock:
+            if self._token is not None and time.monotonic() < self._token[1]:
+                return self._token[0]
+            self._token = self._fetch_token()
             return self._token[0]
-        self._token = self._fetch_token()
-        return self._token[0]
 
     def _fetch_token(self) -> tuple[Secret, float]:
         connection = self.connection

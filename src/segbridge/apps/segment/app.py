@@ -17,7 +17,7 @@ from segbridge.apps.base import (
     SettingSpec,
     SinkRequest,
 )
-from segbridge.apps.segment.client import TrackingClient, stamp
+from segbridge.apps.segment.client import TrackingClient, stamp, tls_context
 from segbridge.apps.segment.endpoints import Endpoint, endpoint_problem, resolve_endpoint
 from segbridge.apps.segment.sink import SegmentSink
 from segbridge.core.access import Targets
@@ -74,7 +74,8 @@ class SegmentApplication:
 
     def ping(self, config: ConnectionConfig, *, timeout: float) -> PingResult:
         endpoint = self.endpoint(config)
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                          verify=tls_context()) as http:
             client = TrackingClient(endpoint, config.secrets["write_key"], http)
             return _ping(client, endpoint)
 
