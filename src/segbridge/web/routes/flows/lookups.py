@@ -42,13 +42,12 @@ from segbridge.web.routes.flows.common import (
     Notice,
     PaneState,
     after_save,
-    builder_page,
     builder_url,
     connection_name,
     find_flow,
-    go,
     not_found,
     read_sample,
+    save_removal,
     show_pane,
 )
 
@@ -333,12 +332,7 @@ def remove_lookup(request: Request, flow_id: str, index: int, user: MayEditFlows
     if missing is not None:
         return missing
     doc = edit.without_lookup(flow.definition.as_written(), index)
-    try:
-        runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
-    except ValidationFailed as exc:
-        text = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
-        return builder_page(request, user, flow, status=422, notice=Notice("error", text))
-    return go(request, f"{builder_url(flow_id)}?done={REMOVED}")
+    return save_removal(request, user, flow, doc, REMOVED)
 
 
 # ---- saving ----------------------------------------------------------------------------------
