@@ -3,13 +3,19 @@
 Starts ``python -m segbridge.sandbox`` (uvicorn with uvloop and httptools) in a subprocess,
 posts gzip batches of track calls (about 475 KB of JSON and 2,000 calls each, every call with
 its own messageId) from this process with a few concurrent httpx requests, and reports the
-events accepted per second (from the receiver's own counters) and the receiver's resident
-memory over time and at its peak (VmHWM in /proc/<pid>/status).
+events accepted per second (from the receiver's own counters), the receiver's CPU seconds per
+million events (utime + stime from /proc/<pid>/stat) and its resident memory over time and at
+its peak (VmHWM in /proc/<pid>/status).
+
+The batches are built and gzipped before the clock starts (as flows_bench's ``ceiling``
+mode), so the number is the receiver's, not the sender's.
 
     .venv/bin/python bench/sandbox_bench.py                     # 5,000,000 events
     .venv/bin/python bench/sandbox_bench.py --events 500000 --dedup-capacity 100000
+    .venv/bin/python bench/sandbox_bench.py --events 1000000 --receiver-src /tmp/old/src
 
 With a small --dedup-capacity the dedup window fills early and the memory line goes flat.
+``--receiver-src`` runs the receiver from another checkout's ``src`` (paired before/after runs).
 """
 
 from __future__ import annotations
@@ -39,6 +45,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (fields 14 and 15 of /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def proc_memory(pid: int) -> dict[str, int]:
@@ -84,10 +97,16 @@ def start_receiver(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.
     token = secrets.token_urlsafe(32)
     token_file = workdir / "admin-token"
     token_file.write_text(token)
-    command = [
-        sys.executable,
-        "-m",
-        "segbridge.sandbox",
+    if args.receiver_src:
+        src = str(Path(args.receiver_src).resolve())
+        run = (
+            f"import sys; sys.path.insert(0, {src!r}); import runpy; "
+            "runpy.run_module('segbridge.sandbox', run_name='__main__', alter_sys=True)"
+        )
+        command = [sys.executable, "-c", run]
+    else:
+        command = [sys.executable, "-m", "segbridge.sandbox"]
+    command += [
         "--port",
         str(args.port),
         "--admin-token-file",
@@ -133,21 +152,29 @@ def make_batch(run: str, start: int, count: int, level: int) -> bytes:
     return gzip.compress(orjson.dumps({"batch": calls, "sentAt": now}), level)
 
 
-async def send_all(args: argparse.Namespace, url: str, write_key: str) -> tuple[int, float]:
+def make_batches(args: argparse.Namespace) -> list[tuple[int, bytes]]:
+    """Every batch of the run, built and gzipped before anything is timed."""
     run = secrets.token_hex(4)
-    next_start = 0
+    batches = []
+    for start in range(0, args.events, CALLS_PER_BATCH):
+        count = min(CALLS_PER_BATCH, args.events - start)
+        batches.append((count, make_batch(run, start, count, args.gzip_level)))
+    return batches
+
+
+async def send_all(
+    args: argparse.Namespace, url: str, write_key: str, batches: list[tuple[int, bytes]]
+) -> tuple[int, float]:
+    pending = list(reversed(batches))
     sent = 0
     auth = httpx.BasicAuth(write_key, "")
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
     limits = httpx.Limits(max_connections=args.concurrency)
 
     async def worker(client: httpx.AsyncClient) -> None:
-        nonlocal next_start, sent
-        while next_start < args.events:
-            start = next_start
-            count = min(CALLS_PER_BATCH, args.events - start)
-            next_start += count
-            body = make_batch(run, start, count, args.gzip_level)
+        nonlocal sent
+        while pending:
+            count, body = pending.pop()
             response = await client.post("/v1/batch", content=body, headers=headers, auth=auth)
             response.raise_for_status()
             sent += count
@@ -173,6 +200,7 @@ def report(
     elapsed: float,
     stats: dict[str, int],
     sampler: MemorySampler,
+    cpu_seconds: float,
 ) -> None:
     rate = stats["accepted"] / elapsed
     print(
@@ -185,6 +213,8 @@ def report(
     )
     print(f"elapsed          {elapsed:.1f} s")
     print(f"throughput       {rate:,.0f} events/s accepted")
+    per_million = cpu_seconds / max(sent, 1) * 1e6
+    print(f"receiver CPU     {cpu_seconds:.2f} s = {per_million:.2f} CPU s per million events")
     print(
         f"peak RSS         {sampler.peak_kib / 1024:.1f} MiB (VmHWM), dedup capacity "
         f"{args.dedup_capacity:,}"
@@ -202,9 +232,13 @@ def main() -> None:
     parser.add_argument("--gzip-level", type=int, default=1)
     parser.add_argument("--archive", action="store_true", help="also archive (fsync) events")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--receiver-src", default="", help="run the receiver from this src directory (paired runs)"
+    )
     args = parser.parse_args()
     args.port = args.port or free_port()
     url = f"http://127.0.0.1:{args.port}"
+    batches = make_batches(args)
     with tempfile.TemporaryDirectory() as tmp:
         process, token = start_receiver(args, Path(tmp))
         try:
@@ -212,10 +246,12 @@ def main() -> None:
             sampler = MemorySampler(process.pid)
             sampler.sample(0.0)
             sampler.start()
-            sent, elapsed = asyncio.run(send_all(args, url, write_key))
+            cpu_before = proc_cpu_seconds(process.pid)
+            sent, elapsed = asyncio.run(send_all(args, url, write_key, batches))
+            cpu_seconds = proc_cpu_seconds(process.pid) - cpu_before
             sampler.stop()
             sampler.sample(elapsed)
-            report(args, sent, elapsed, accepted(url, token), sampler)
+            report(args, sent, elapsed, accepted(url, token), sampler, cpu_seconds)
         finally:
             process.terminate()
             process.wait(10)
