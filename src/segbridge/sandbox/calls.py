@@ -168,21 +168,38 @@ def _prepare(call: dict[str, Any], call_type: str, index: int | None, s: _Shared
         raise
 
 
+def _check_size(call: dict[str, Any], index: int | None) -> None:
+    if len(_dump(call, index)) > MAX_CALL_BYTES:
+        raise bad_request("too_large", f"{_where(index)}call is over {MAX_CALL_BYTES:,} bytes")
+
+
 def _checked(call: dict[str, Any], call_type: str, index: int | None, s: _Shared) -> PreparedCall:
     check_types(call, index)
-    if s.check_size and len(_dump(call, index)) > MAX_CALL_BYTES:
-        raise bad_request("too_large", f"{_where(index)}call is over {MAX_CALL_BYTES:,} bytes")
     message_id = call.get("messageId") or None
     reason = drop_reason(call, call_type)
     if reason:
+        if s.check_size:
+            _check_size(call, index)
         return PreparedCall(call_type, call, message_id, reason, detail=DROP_REASONS[reason])
+    # Serialised once, after stamping: stamping and merging only add to a call, so a stamped
+    # call within the limit was within it as sent; only a bigger one is measured as sent.
+    as_sent = call.copy() if s.check_size else None
     generated = message_id is None
     if generated:
         message_id = call["messageId"] = f"api-{uuid.uuid4()}"
     _merge(call, "context", s.context)
     _merge(call, "integrations", s.integrations)
     s.receipt.stamp(call, s.sent_at)
-    return PreparedCall(call_type, call, message_id, None, _dump(call, index), generated)
+    try:
+        line = _dump(call, index)
+    except TrackingError:
+        if as_sent is not None:  # a dropped call is shown as it was sent
+            call.clear()
+            call.update(as_sent)
+        raise
+    if as_sent is not None and len(line) > MAX_CALL_BYTES:
+        _check_size(as_sent, index)
+    return PreparedCall(call_type, call, message_id, None, line, generated)
 
 
 def prepare_single(

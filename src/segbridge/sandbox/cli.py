@@ -13,7 +13,7 @@ from segbridge.core.log_redaction import uvicorn_log_config
 from segbridge.sandbox.app import create_sandbox_app, ensure_default_source
 from segbridge.sandbox.config import SandboxConfig
 from segbridge.sandbox.faults import FaultSettings, FaultSettingsError, parse_fault_request
-from segbridge.sandbox.serving import ShutdownAwareServer
+from segbridge.sandbox.serving import ShutdownAwareServer, tune_collector
 
 _FILE = click.Path(path_type=Path, dir_okay=False)
 _SHARE = click.FloatRange(0.0, 1.0)
@@ -109,6 +109,7 @@ def sandbox_command(
     )
     # the Debugger's live streams end as soon as the shutdown starts (see ``serving``)
     server = ShutdownAwareServer(server_config, on_shutdown=app.state.sandbox.end_streams)
+    tune_collector()
     server.run()
     if not server.started:
         raise click.ClickException(f"could not serve on {host}:{port}: see the error above")

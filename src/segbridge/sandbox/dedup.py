@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from segbridge.sandbox.limits import DEDUP_WINDOW_SECONDS
 
@@ -31,6 +31,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def _hash(scope: str, message_id: str) -> int:
+    # (inlined in ``seen_each``)
     return (hash((scope, message_id)) & _MASK64) or 1
 
 
@@ -66,16 +67,30 @@ class MessageIdDeduper:
 
     def seen(self, scope: str, message_id: str) -> bool:
         """True if this id was seen within the window (a duplicate); else remember it."""
+        return self.seen_each(scope, (message_id,))[0]
+
+    def seen_each(self, scope: str, message_ids: Iterable[str]) -> list[bool]:
+        """``seen`` for each id in order, with one clock reading (the ids of one request)."""
         now = int(self._clock() - self._epoch)
         self._expire(now)
-        key = _hash(scope, message_id)
-        slot = self._find(key)
-        if self._table[slot] == key:
-            return True
+        remember = self._remember
+        return [remember((hash((scope, m)) & _MASK64) or 1, now) for m in message_ids]
+
+    def _remember(self, key: int, now: int) -> bool:
+        """True if ``key`` is remembered already; else remember it, arrived at ``now``."""
+        table, mask = self._table, self._mask
+        slot = key & mask
+        while True:  # ``_find``, inline: this runs once per received call
+            value = table[slot]
+            if value == key:
+                return True
+            if value == 0:
+                break
+            slot = (slot + 1) & mask
         if self._size == self.capacity:
             self._forget_oldest()
             slot = self._find(key)
-        self._table[slot] = key
+        table[slot] = key
         tail = (self._head + self._size) % self.capacity
         self._ring_hash[tail] = key
         self._ring_time[tail] = now

@@ -102,12 +102,13 @@ class Recorder:
         """The accepted calls, and the dropped ones with the reason (duplicates included)."""
         accepted: list[PreparedCall] = []
         dropped: list[tuple[PreparedCall, str]] = []
-        seen = self.dedup.seen
         workspace = source.account_id  # Segment deduplicates across the whole workspace
+        sent_ids = [c.message_id or "" for c in calls if not c.drop and not c.generated_id]
+        repeats = iter(self.dedup.seen_each(workspace, sent_ids))
         for call in calls:
             if call.drop:
                 dropped.append((call, call.drop))
-            elif not call.generated_id and seen(workspace, call.message_id or ""):
+            elif not call.generated_id and next(repeats):
                 dropped.append((call, "duplicate_message_id"))
             else:
                 accepted.append(call)

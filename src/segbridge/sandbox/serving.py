@@ -12,6 +12,7 @@ goes on as uvicorn does. Only the server's public methods are used: ``uvicorn.Se
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Callable
 
@@ -29,3 +30,17 @@ class ShutdownAwareServer(uvicorn.Server):
         if self.on_shutdown is not None:
             self.on_shutdown()  # never blocks: it only tells the streams to end
         await super().shutdown(sockets)
+
+
+# A batch of 2,000 calls makes some 20,000 dicts and objects, nearly all freed by reference
+# counting as soon as the request ends; with CPython's default threshold (700) the cyclic
+# collector ran about 30 times per batch and then walked the Debugger's kept events: a third
+# of the receiver's CPU per event. Cycles are still collected, only less often.
+COLLECT_EVERY = 50_000
+
+
+def tune_collector() -> None:
+    """Keep the objects made at start out of every collection, and collect less often."""
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(COLLECT_EVERY, middle, oldest)

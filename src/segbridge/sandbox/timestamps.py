@@ -32,12 +32,14 @@ def parse(value: object) -> datetime | None:
 class Receipt:
     """The receipt time of one request, shared by all of its calls."""
 
-    __slots__ = ("_sent_cache", "at", "iso")
+    __slots__ = ("_corrected_cache", "_sent_cache", "at", "iso")
 
     def __init__(self, at: datetime | None = None) -> None:
         self.at = at or datetime.now(UTC)
         self.iso = iso(self.at)
         self._sent_cache: dict[str, datetime | None] = {}
+        # the calls of one request often share their timestamps: each pair is worked out once
+        self._corrected_cache: dict[tuple[object, object], str] = {}
 
     def _sent(self, sent_at: str) -> datetime | None:
         if sent_at not in self._sent_cache:
@@ -48,6 +50,15 @@ class Receipt:
         """The skew-corrected ``timestamp`` for a call sent with these two values."""
         if original == sent_at:
             return self.iso
+        if not isinstance(original, str) or not isinstance(sent_at, str | None):
+            return self._corrected(original, sent_at)
+        pair = (original, sent_at)
+        known = self._corrected_cache.get(pair)
+        if known is None:
+            known = self._corrected_cache[pair] = self._corrected(original, sent_at)
+        return known
+
+    def _corrected(self, original: object, sent_at: object) -> str:
         moment = parse(original)
         if moment is None:
             return self.iso
