@@ -29,7 +29,7 @@ from segbridge.flows.views import PreviewPublic
 from segbridge.runs.diff import SyncMode, is_sent, verdict
 from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
-from segbridge.runs.producer import CompiledImport, RecordStep, Refusal
+from segbridge.runs.producer import CompiledImport, RecordStep, Refusal, sync_mode
 
 Diffed = list[tuple[dict[str, Any], CompiledImport, int, int]]
 """A preview's diffed calls: the call as shown, its import, its key and call hashes."""
@@ -126,7 +126,7 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRe
 def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, position: int,
               data: dict[str, Any], diffed: Diffed | None) -> None:
     try:
-        outcome = step.call(imp, position, data) if imp.sync is SyncMode.ALL \
+        outcome = step.call(imp, position, data) if sync_mode(imp) is SyncMode.ALL \
             else step.diff_call(imp, position, data)
     except Exception as exc:  # one record's problem, never the preview's
         outcome = step.unmappable(imp, exc)

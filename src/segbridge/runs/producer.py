@@ -68,9 +68,6 @@ class ImportMapping(Protocol):
     @property
     def ids(self) -> MessageIds: ...
 
-    @property
-    def sync(self) -> SyncMode: ...
-
 
 @dataclass(frozen=True)
 class CompiledImport:
@@ -285,7 +282,8 @@ class Producer:
         self._batchers = [Batcher() for _ in source.imports]
         self._direct = not source.filters and not source.lookups
         self._step = RecordStep(source.filters, source.key_field, source.lookups)
-        diffed = any(imp.sync is not SyncMode.ALL for imp in source.imports)
+        self._modes = [sync_mode(imp) for imp in source.imports]
+        diffed = any(mode is not SyncMode.ALL for mode in self._modes)
         self._mapper = self._map_diffed if diffed else self._map_all
 
     def run(self) -> None:
@@ -440,8 +438,8 @@ class Producer:
         failures: list[ErrorRow] = []
         seen: list[Seen] = []
         position, step = record.position, self._step
-        for index, imp in enumerate(self.source.imports):
-            outcome = step.call(imp, position, data) if imp.sync is SyncMode.ALL \
+        for index, (imp, mode) in enumerate(zip(self.source.imports, self._modes, strict=True)):
+            outcome = step.call(imp, position, data) if mode is SyncMode.ALL \
                 else step.diff_call(imp, position, data)
             if isinstance(outcome, Refusal):
                 failures.append(ErrorRow(position, record.ref, outcome.step, outcome.reason,
@@ -489,6 +487,12 @@ def _unwritable(exc: BaseException) -> str:
     if isinstance(exc, RecursionError) or "ecursion" in str(exc):
         return "it is nested too deep"
     return f"{type(exc).__name__}: {exc}"
+
+
+def sync_mode(imp: ImportMapping) -> SyncMode:
+    """Which records an import sends (an import that does not say: all of them)."""
+    mode = getattr(imp, "sync", SyncMode.ALL)
+    return mode if isinstance(mode, SyncMode) else SyncMode.ALL
 
 
 def take_slot(slots: threading.Semaphore, stop: threading.Event) -> bool:
