@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -29,6 +31,8 @@ from segbridge.web.rendering import html_response, htmx_target, is_htmx, render,
 
 LIST_PATH = "/flows"
 PANE_TARGET = "pane-host"
+
+
 def builder_url(flow_id: str) -> str:
     return f"{LIST_PATH}/{flow_id}"
 
@@ -61,6 +65,24 @@ def find_flow(request: Request, user: WebUser, flow_id: str) -> FlowPublic | Res
         return runtime_of(request).flows.get(user.principal, flow_id)
     except NotFound as exc:
         return not_found(user, exc)
+
+
+def find_flow_part(request: Request, user: WebUser, flow_id: str, index: int, *,
+                   count: Callable[[FlowPublic], int], noun: str) -> FlowPublic | Response:
+    """The flow when it has part ``index`` (a lookup, a destination: ``count`` says how many
+    it has), else the Not found page that names the part."""
+    flow = find_flow(request, user, flow_id)
+    if isinstance(flow, Response):
+        return flow
+    return part_missing(user, flow, index, count=count, noun=noun) or flow
+
+
+def part_missing(user: WebUser, flow: FlowPublic, index: int, *,
+                 count: Callable[[FlowPublic], int], noun: str) -> Response | None:
+    """The Not found page when the flow has no part ``index`` (``count``: how many it has)."""
+    if 0 <= index < count(flow):
+        return None
+    return not_found(user, NotFound(f"The flow '{flow.name}' has no {noun} {index + 1}."))
 
 
 def board_context(request: Request, user: WebUser, flow: FlowPublic) -> dict[str, Any]:
@@ -133,6 +155,21 @@ def save_removal(request: Request, user: WebUser, flow: FlowPublic,
     return go(request, f"{builder_url(flow.id)}?done={done}")
 
 
+def create_connection(request: Request, app: str, back: str) -> Response:
+    """Create connection from a pane: the Create connection pane of ``app`` (htmx opens it in
+    the pane host), which comes back to ``back`` with the new connection chosen."""
+    target = create_connection_url(app, back)
+    if is_htmx(request):
+        location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
+        return Response(status_code=200, headers={"HX-Location": location})
+    return RedirectResponse(target, status_code=303)
+
+
+def create_connection_url(app: str, back: str) -> str:
+    """The Create connection pane of ``app``, which comes back to ``back``."""
+    return f"/connections/new/{app}?return_to=" + quote(back, safe="")
+
+
 def go(request: Request, url: str) -> Response:
     """Leave for another page: htmx follows HX-Redirect, a plain form a 303."""
     if is_htmx(request):
@@ -153,8 +190,53 @@ def read_sample(request: Request, user: WebUser, flow_id: str, doc: dict[str, An
         return None, [FieldProblem("export", exc.message)]
 
 
+def pane_sample(request: Request, user: WebUser, flow: FlowPublic, limit: int, *,
+                doc: dict[str, Any] | None = None, wanted: bool = True,
+                ) -> tuple[PreviewPublic | None, list[FieldProblem]]:
+    """A pane's sample records (``read_sample``) when ``wanted`` and the flow has a source."""
+    if not wanted or flow.definition.export is None:
+        return None, []
+    return read_sample(request, user, flow.id, doc, limit)
+
+
 def connection_name(request: Request, user: WebUser, connection_id: str) -> str:
     try:
         return runtime_of(request).connections.get(user.principal, connection_id).name
     except NotFound:
         return connection_id
+
+
+# ---- an HTTP request typed in a pane (the HTTP API source, an HTTP lookup) -------------------
+
+def query_from_lines(text: str) -> object:
+    """``name=value`` lines as a mapping; the text as typed when a line is not one (the
+    document then says what to write)."""
+    pairs = [line.partition("=") for line in text.splitlines() if line.strip()]
+    if any(not sep or not name.strip() for name, sep, _ in pairs):
+        return text
+    return {name.strip(): value.strip() for name, _, value in pairs}
+
+
+def json_or_text(text: str) -> object:
+    """A body typed as JSON; the text as typed when it is not JSON (the document names it)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def form_text_of(value: object) -> str:
+    """A saved value as the form shows it (true/false for a boolean)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def request_texts(saved: Mapping[str, Any], prefix: str) -> dict[str, str]:
+    """The form's ``<prefix>query`` lines and ``<prefix>body`` JSON from a saved request."""
+    values: dict[str, str] = {}
+    query = saved.get("query")
+    if isinstance(query, Mapping):
+        values[f"{prefix}query"] = "\n".join(f"{name}={form_text_of(value)}"
+                                             for name, value in query.items())
+    if saved.get("body") is not None:
+        values[f"{prefix}body"] = json.dumps(saved["body"], indent=2, ensure_ascii=False)
+    return values

@@ -10,21 +10,20 @@ the connection does not take and the pane then shows its own)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import FormData, QueryParams
 
 from segbridge.apps.base import Capability
 from segbridge.connections.views import ConnectionPublic
-from segbridge.core.errors import FieldProblem, NotFound, ValidationFailed
+from segbridge.core.errors import FieldProblem, ValidationFailed
 from segbridge.flows.document import LookupCache
-from segbridge.flows.views import FlowPublic, PreviewPublic
+from segbridge.flows.views import FlowPublic
 from segbridge.web import flow_editing as edit
 from segbridge.web.auth import (
     CheckedForm,
@@ -35,18 +34,21 @@ from segbridge.web.auth import (
     runtime_of,
 )
 from segbridge.web.forms import FieldErrors
-from segbridge.web.rendering import is_htmx
 from segbridge.web.routes.flows.common import (
     LIST_PATH,
-    PANE_TARGET,
     Notice,
     PaneState,
     after_save,
     builder_url,
     connection_name,
+    create_connection,
     find_flow,
-    not_found,
-    read_sample,
+    find_flow_part,
+    json_or_text,
+    pane_sample,
+    part_missing,
+    query_from_lines,
+    request_texts,
     save_removal,
     show_pane,
 )
@@ -150,17 +152,7 @@ def _request_values(asked: Mapping[str, Any]) -> dict[str, str]:
     """The HTTP form's values from a saved request (query lines, the body as JSON)."""
     values = {f"lookup.request.{key}": str(asked[key]) for key in ("method", "path")
               if asked.get(key) is not None}
-    query = asked.get("query")
-    if isinstance(query, Mapping):
-        values["lookup.request.query"] = "\n".join(f"{name}={_text(value)}"
-                                                   for name, value in query.items())
-    if asked.get("body") is not None:
-        values["lookup.request.body"] = json.dumps(asked["body"], indent=2, ensure_ascii=False)
-    return values
-
-
-def _text(value: object) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return {**values, **request_texts(asked, "lookup.request.")}
 
 
 def param_rows(params: Mapping[str, str], wanted: Sequence[str]) -> list[tuple[str, str]]:
@@ -198,10 +190,8 @@ def _params_written(lookup: Mapping[str, Any]) -> dict[str, str]:
 def _record_fields(request: Request, user: WebUser, flow: FlowPublic, name: str) -> list[str]:
     """The fields of the source's first records (read without the steps), to offer for the
     parameters; none when the source cannot be read."""
-    if flow.definition.export is None:
-        return []
     doc = {**flow.definition.as_written(), "steps": []}
-    sample, _ = read_sample(request, user, flow.id, doc, PREVIEW_SIZE)
+    sample, _ = pane_sample(request, user, flow, PREVIEW_SIZE, doc=doc)
     found: dict[str, None] = {}
     for record in sample.records if sample else []:
         found.update(dict.fromkeys(key for key in (record.data or {}) if key != name))
@@ -213,10 +203,8 @@ def _context(request: Request, user: WebUser, flow: FlowPublic, index: int | Non
              sample: bool) -> dict[str, Any]:
     """The pane's context; ``sample``: read a few records through the saved lookups."""
     name = state.values.get("lookup.name", "")
-    result: PreviewPublic | None = None
-    problems: list[FieldProblem] = []
-    if sample and index is not None and flow.definition.export is not None:
-        result, problems = read_sample(request, user, flow.id, None, PREVIEW_SIZE)
+    result, problems = pane_sample(request, user, flow, PREVIEW_SIZE,
+                                   wanted=sample and index is not None)
     return {"index": index, "values": state.values, "errors": state.errors,
             "form": form_of(request, user, state.values),
             "pane_url": pane_url(flow.id, index),
@@ -230,10 +218,14 @@ def _context(request: Request, user: WebUser, flow: FlowPublic, index: int | Non
             "has_source": flow.definition.export is not None}
 
 
-def _missing(flow: FlowPublic, index: int, user: WebUser) -> Response | None:
-    if 0 <= index < len(edit.lookups_of(flow.definition.as_written())):
-        return None
-    return not_found(user, NotFound(f"The flow '{flow.name}' has no lookup {index + 1}."))
+def _lookup_count(flow: FlowPublic) -> int:
+    return len(edit.lookups_of(flow.definition.as_written()))
+
+
+def _find_lookup(request: Request, user: WebUser, flow_id: str,
+                 index: int) -> FlowPublic | Response:
+    """The flow when it has lookup ``index``, else the Not found page."""
+    return find_flow_part(request, user, flow_id, index, count=_lookup_count, noun="lookup")
 
 
 # ---- the pane --------------------------------------------------------------------------------
@@ -258,12 +250,9 @@ def new_lookup_pane(request: Request, flow_id: str, user: SignedIn,
 @router.get(LIST_PATH + "/{flow_id}/lookups/{index}")
 def lookup_pane(request: Request, flow_id: str, index: int, user: SignedIn,
                 saved: str = "", connection: str = "") -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_lookup(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _missing(flow, index, user)
-    if missing is not None:
-        return missing
     lookup = edit.lookups_of(flow.definition.as_written())[index]
     values = values_of(lookup)
     rows = param_rows(_params_written(lookup), wanted_parameters(values, _form_written(lookup)))
@@ -287,18 +276,14 @@ def lookup_new_connection(request: Request, flow_id: str, user: MayEditFlows,
     if isinstance(flow, Response):
         return flow
     index = int(form_text(form, "index")) if form_text(form, "index").isdigit() else None
-    if index is not None and (missing := _missing(flow, index, user)) is not None:
+    if index is not None and (missing := part_missing(user, flow, index, count=_lookup_count,
+                                                      noun="lookup")) is not None:
         return missing
     apps = _lookup_apps(request)
     app = form_text(form, "app") if form_text(form, "app") in apps else next(iter(apps), "")
     values = {key: form_text(form, key) for key in TYPED}
     rows = typed_rows(_texts(form, "param"), _texts(form, "param_field"), [])
-    back = typed_return(flow.id, index, values, rows)
-    target = f"/connections/new/{app}?return_to=" + quote(back, safe="")
-    if is_htmx(request):
-        location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
-        return Response(status_code=200, headers={"HX-Location": location})
-    return RedirectResponse(target, status_code=303)
+    return create_connection(request, app, typed_return(flow.id, index, values, rows))
 
 
 @router.post(LIST_PATH + "/{flow_id}/lookups")
@@ -313,24 +298,18 @@ def add_lookup(request: Request, flow_id: str, user: MayEditFlows,
 @router.post(LIST_PATH + "/{flow_id}/lookups/{index}")
 def save_lookup(request: Request, flow_id: str, index: int, user: MayEditFlows,
                 form: CheckedForm) -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_lookup(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _missing(flow, index, user)
-    if missing is not None:
-        return missing
     return _save(request, user, flow, index, form)
 
 
 @router.post(LIST_PATH + "/{flow_id}/lookups/{index}/delete")
 def remove_lookup(request: Request, flow_id: str, index: int, user: MayEditFlows,
                   _: CheckedForm) -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_lookup(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _missing(flow, index, user)
-    if missing is not None:
-        return missing
     doc = edit.without_lookup(flow.definition.as_written(), index)
     return save_removal(request, user, flow, doc, REMOVED)
 
@@ -386,9 +365,9 @@ def http_lookup(lookup: Mapping[str, Any], values: Mapping[str, str]) -> dict[st
     if values["lookup.request.method"] == "POST":
         asked["method"] = "POST"
     if values["lookup.request.query"].strip():
-        asked["query"] = _query(values["lookup.request.query"])
+        asked["query"] = query_from_lines(values["lookup.request.query"])
     if values["lookup.request.body"].strip():
-        asked["body"] = _json(values["lookup.request.body"])
+        asked["body"] = json_or_text(values["lookup.request.body"])
     found: dict[str, Any] = {}
     for key, value in lookup.items():
         if key in SQL_FIELDS:
@@ -403,20 +382,6 @@ def http_lookup(lookup: Mapping[str, Any], values: Mapping[str, str]) -> dict[st
 
 def _form_written(lookup: Mapping[str, Any]) -> str:
     return HTTP_FORM if lookup.get("request") is not None else SQL_FORM
-
-
-def _query(text: str) -> object:
-    pairs = [line.partition("=") for line in text.splitlines() if line.strip()]
-    if any(not sep or not name.strip() for name, sep, _ in pairs):
-        return text
-    return {name.strip(): value.strip() for name, _, value in pairs}
-
-
-def _json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _texts(form: FormData, key: str) -> list[str]:

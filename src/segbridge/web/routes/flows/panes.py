@@ -4,24 +4,22 @@ connection in place; an existing one: rename, change connection, remove)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from segbridge.apps.segment.limits import CALL_TYPES
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
     FieldProblem,
-    NotFound,
     ValidationFailed,
 )
-from segbridge.flows.views import FlowPublic, PreviewPublic
+from segbridge.flows.views import FlowPublic
 from segbridge.web import flow_editing as edit
 from segbridge.web.auth import (
     CheckedForm,
@@ -33,18 +31,18 @@ from segbridge.web.auth import (
     runtime_of,
 )
 from segbridge.web.forms import FieldErrors
-from segbridge.web.rendering import is_htmx, render
+from segbridge.web.rendering import render
 from segbridge.web.routes.flows.common import (
     LIST_PATH,
-    PANE_TARGET,
     Notice,
     after_save,
     builder_url,
     connection_name,
+    create_connection,
     find_flow,
-    not_found,
+    find_flow_part,
+    pane_sample,
     problems_at,
-    read_sample,
     save_removal,
     show_pane,
 )
@@ -87,10 +85,8 @@ def _steps_context(request: Request, user: WebUser, flow: FlowPublic, expression
                    errors: FieldErrors, notice: Notice | None, *,
                    sample_doc: dict[str, Any] | None = None, sample: bool = True,
                    ) -> dict[str, Any]:
-    result: PreviewPublic | None = None
-    problems: list[FieldProblem] = []
-    if sample and flow.definition.export is not None:
-        result, problems = read_sample(request, user, flow.id, sample_doc, FILTER_PREVIEW_SIZE)
+    result, problems = pane_sample(request, user, flow, FILTER_PREVIEW_SIZE, doc=sample_doc,
+                                   wanted=sample)
     return {"expressions": expressions, "errors": errors, "pane_notice": notice,
             "preview": result, "problems": problems,
             "has_source": flow.definition.export is not None}
@@ -261,11 +257,7 @@ def destination_new_connection(request: Request, flow_id: str, user: MayEditFlow
     if isinstance(flow, Response):
         return flow
     back = f"{builder_url(flow.id)}/imports/new?" + urlencode({"name": name, "call": call})
-    target = "/connections/new/segment?return_to=" + quote(back, safe="")
-    if is_htmx(request):
-        location = json.dumps({"path": target, "target": "#" + PANE_TARGET})
-        return Response(status_code=200, headers={"HX-Location": location})
-    return RedirectResponse(target, status_code=303)
+    return create_connection(request, "segment", back)
 
 
 def _import_context(request: Request, user: WebUser, flow: FlowPublic, index: int,
@@ -277,21 +269,19 @@ def _import_context(request: Request, user: WebUser, flow: FlowPublic, index: in
             "calls": CALL_HELP}
 
 
-def _import_index(flow: FlowPublic, index: int, user: WebUser) -> Response | None:
-    if 0 <= index < len(flow.definition.imports):
-        return None
-    return not_found(user, NotFound(f"The flow '{flow.name}' has no destination {index + 1}."))
+def _find_import(request: Request, user: WebUser, flow_id: str,
+                 index: int) -> FlowPublic | Response:
+    """The flow when it has destination ``index``, else the Not found page."""
+    return find_flow_part(request, user, flow_id, index,
+                          count=lambda flow: len(flow.definition.imports), noun="destination")
 
 
 @router.get(LIST_PATH + "/{flow_id}/imports/{index}")
 def import_pane(request: Request, flow_id: str, index: int, user: SignedIn,
                 saved: str = "", connection: str = "") -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _import_index(flow, index, user)
-    if missing is not None:
-        return missing
     step = flow.definition.imports[index]
     values = {"name": step.name, "connection": step.connection}
     if connection:
@@ -304,12 +294,9 @@ def import_pane(request: Request, flow_id: str, index: int, user: SignedIn,
 @router.post(LIST_PATH + "/{flow_id}/imports/{index}")
 def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
                 form: CheckedForm) -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _import_index(flow, index, user)
-    if missing is not None:
-        return missing
     values = {"name": form_text(form, "name"), "connection": form_text(form, "connection")}
     doc = edit.with_import_changed(flow.definition.as_written(), index, name=values["name"],
                                    connection=values["connection"])
@@ -332,11 +319,8 @@ def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
 @router.post(LIST_PATH + "/{flow_id}/imports/{index}/delete")
 def remove_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
                   _: CheckedForm) -> Response:
-    flow = find_flow(request, user, flow_id)
+    flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    missing = _import_index(flow, index, user)
-    if missing is not None:
-        return missing
     doc = edit.without_import(flow.definition.as_written(), index)
     return save_removal(request, user, flow, doc, "removed")

@@ -7,10 +7,8 @@ records (a webhook flow: the builder's Webhook box, its URL and its secret)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -23,7 +21,7 @@ from segbridge.core.errors import (
     ValidationFailed,
 )
 from segbridge.flows.uploads import max_upload_bytes, store_upload
-from segbridge.flows.views import FlowPublic, PreviewPublic
+from segbridge.flows.views import FlowPublic
 from segbridge.web import flow_editing as edit
 from segbridge.web.auth import (
     CheckedForm,
@@ -41,8 +39,13 @@ from segbridge.web.routes.flows.common import (
     after_save,
     builder_url,
     connection_name,
+    create_connection_url,
     find_flow,
-    read_sample,
+    form_text_of,
+    json_or_text,
+    pane_sample,
+    query_from_lines,
+    request_texts,
     show_pane,
 )
 
@@ -112,12 +115,7 @@ def _http_values(export: Mapping[str, Any]) -> dict[str, str]:
     values = {f"export.{key}": str(export[key]) for key in
               ("connection", "method", "path", "records", "format", "key_field")
               if isinstance(export.get(key), str)}
-    query = export.get("query")
-    if isinstance(query, Mapping):
-        values["export.query"] = "\n".join(f"{name}={_text(value)}"
-                                           for name, value in query.items())
-    if export.get("body") is not None:
-        values["export.body"] = json.dumps(export["body"], indent=2, ensure_ascii=False)
+    values.update(request_texts(export, "export."))
     for part, names in (("pagination", PAGING_FIELDS), ("since", ("field", "param",
                                                                   "lag_seconds"))):
         given = export.get(part)
@@ -133,10 +131,10 @@ def _webhook_values(export: Mapping[str, Any]) -> dict[str, str]:
     for part in ("verification", "batch"):
         given = export.get(part)
         if isinstance(given, Mapping):
-            values.update({f"export.{part}.{name}": _text(value)
+            values.update({f"export.{part}.{name}": form_text_of(value)
                            for name, value in given.items() if value is not None})
     if export.get("max_body_bytes") is not None:
-        values["export.max_body_bytes"] = _text(export["max_body_bytes"])
+        values["export.max_body_bytes"] = form_text_of(export["max_body_bytes"])
     sensitive = export.get("sensitive_fields")
     if isinstance(sensitive, list):
         values["export.sensitive_fields"] = "\n".join(str(name) for name in sensitive)
@@ -183,10 +181,6 @@ def _number(text: str) -> object:
     return int(number) if number.is_integer() else number
 
 
-def _text(value: object) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
 def _http_export(values: Mapping[str, str]) -> dict[str, object]:
     """A ``type: http`` export from the form (what the document refuses, it names at its
     field: a query line without =, a body that is not JSON)."""
@@ -196,9 +190,9 @@ def _http_export(values: Mapping[str, str]) -> dict[str, object]:
     if values["export.method"] == "POST":
         export["method"] = "POST"
     if values["export.query"].strip():
-        export["query"] = _query(values["export.query"])
+        export["query"] = query_from_lines(values["export.query"])
     if values["export.body"].strip():
-        export["body"] = _json(values["export.body"])
+        export["body"] = json_or_text(values["export.body"])
     if values["export.records"].strip():
         export["records"] = values["export.records"].strip()
     if values["export.format"] == "ndjson":
@@ -224,37 +218,17 @@ def _part(values: Mapping[str, str], part: str, names: tuple[str, ...], *,
     return found
 
 
-def _query(text: str) -> object:
-    """``name=value`` lines as a mapping; the text as typed when a line is not one (the
-    document then says what to write)."""
-    pairs = [line.partition("=") for line in text.splitlines() if line.strip()]
-    if any(not sep or not name.strip() for name, sep, _ in pairs):
-        return text
-    return {name.strip(): value.strip() for name, _, value in pairs}
-
-
-def _json(text: str) -> object:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _source_context(request: Request, user: WebUser, flow: FlowPublic, state: PaneState,
                     *, sample: bool) -> dict[str, Any]:
     app = state.values.get("app") or ""
     wanted = HTTP_KIND if app == HTTP_KIND else "database"
     connections = [c for c in runtime_of(request).connections.list_all(user.principal)
                    if c.application == wanted]
-    result: PreviewPublic | None = None
-    problems: list[FieldProblem] = []
-    if sample and flow.definition.export is not None:
-        result, problems = read_sample(request, user, flow.id, None, SAMPLE_SIZE)
+    result, problems = pane_sample(request, user, flow, SAMPLE_SIZE, wanted=sample)
     return_to = f"{builder_url(flow.id)}/source?app={wanted}"
     return {"values": state.values, "errors": state.errors, "pane_notice": state.notice,
             "database_connections": connections, "preview": result, "problems": problems,
-            "create_database_url": f"/connections/new/{wanted}?return_to="
-                                   + quote(return_to, safe=""),
+            "create_database_url": create_connection_url(wanted, return_to),
             "may_upload": may(user.principal, Permission.UPLOAD)}
 
 
