@@ -187,8 +187,10 @@ def _checked(call: dict[str, Any], call_type: str, index: int | None, s: _Shared
     generated = message_id is None
     if generated:
         message_id = call["messageId"] = f"api-{uuid.uuid4()}"
-    _merge(call, "context", s.context)
-    _merge(call, "integrations", s.integrations)
+    if s.context:
+        _merge(call, "context", s.context)
+    if s.integrations:
+        _merge(call, "integrations", s.integrations)
     s.receipt.stamp(call, s.sent_at)
     try:
         line = _dump(call, index)
