@@ -31,19 +31,24 @@ from tests.integration.flows.conftest import (
 )
 from tests.integration.flows.test_flow_runs import create_flow, run_flow
 from tests.integration.test_access import other_account_api
+from tests.support import lookups
+from tests.support.lookups import (
+    KNOWN,
+    assert_enriched,
+    assert_plans,
+    customer,
+    plan_of,
+    unknown_orders,
+    with_lookup,
+)
+
+lane_workers = lookups.lane_workers  # the fixture, for the lanes test
 
 DATABASES = {
     "sqlite": None,
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
 }
-KNOWN = 90  # customers c0..c89 exist; the orders name c0..c96 (orders(): i % 97)
-
-
-def plan_of(number: int) -> str:
-    return ("free", "pro", "team")[number % 3]
-
-
 @pytest.fixture
 def customers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A customers table (id VARCHAR, plan, country) in the database named by the param."""
@@ -55,8 +60,7 @@ def customers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
         connection.execute(text(f"CREATE TABLE {table} (id VARCHAR(20) PRIMARY KEY, "
                                 "plan VARCHAR(20), country VARCHAR(2))"))
         connection.execute(text(f"INSERT INTO {table} VALUES (:id, :plan, :country)"),
-                           [{"id": f"c{i}", "plan": plan_of(i), "country": "FR"}
-                            for i in range(KNOWN)])
+                           [customer(i) for i in range(KNOWN)])
     yield url, table
     with engine.begin() as connection:
         connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
@@ -80,13 +84,9 @@ def lookup_flow(path: Path, segment: str, table: str, *, batched: bool = True,
                   "key_column": "id"}
     else:
         lookup = {"query": f"select plan, country from {table} where id = :customer"}
-    doc["steps"] = [{"lookup": {"name": "customer", "connection": connection,
-                                "params": {"customer": "customer_id"},
-                                "on_missing": on_missing, **lookup}}]
-    properties = doc["imports"][0]["mapping"]["properties"]["fields"]
-    properties["plan"] = "customer.plan"
-    properties["country"] = "customer.country"
-    return doc
+    return with_lookup(doc, {"name": "customer", "connection": connection,
+                             "params": {"customer": "customer_id"},
+                             "on_missing": on_missing, **lookup})
 
 
 @pytest.mark.parametrize("customers", list(DATABASES), indirect=True)
@@ -107,11 +107,7 @@ def test_orders_are_enriched_with_their_customers_row(
     assert_invariant(server, flow["id"], run)
     events = receiver.archived()
     assert len(events) == 500
-    for one in events:
-        number = int(one["userId"][1:])
-        expected = plan_of(number) if number < KNOWN else None  # leave_empty: no plan
-        assert one["properties"].get("plan") == expected, one
-        assert one["properties"].get("country") == ("FR" if number < KNOWN else None)
+    assert_enriched(events)  # leave_empty: an unknown customer's events have no plan
 
 
 @pytest.mark.parametrize(("on_missing", "status"), [("fail_record", "completed_with_errors"),
@@ -124,7 +120,7 @@ def test_orders_of_unknown_customers_fail_or_are_ignored(
     segment = segment_connection(server, receiver)
     database_connection(server, url)
     rows = orders(300)
-    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    unknown = unknown_orders(rows)
     flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
                                            segment["name"], table, on_missing=on_missing))
 
@@ -293,8 +289,7 @@ def test_the_preview_shows_the_looked_up_fields(
     assert preview.status_code == 200, preview.text
     records = preview.json()["records"]
     assert [r["data"].get("customer") for r in records] == [
-        {"id": "c88", "plan": plan_of(88), "country": "FR"},
-        {"id": "c89", "plan": plan_of(89), "country": "FR"}, None, None]
+        customer(88), customer(89), None, None]
     assert records[0]["calls"][0]["call"]["properties"]["plan"] == plan_of(88)
     assert [r["errors"][0]["reason"] for r in records[2:]] == [
         "the lookup 'customer' found nothing for customer_id = 'c90'",
@@ -333,18 +328,6 @@ def test_a_lookup_database_that_cannot_be_reached_fails_the_run_without_its_pass
     assert receiver.archived() == []
 
 
-@pytest.fixture
-def lane_workers(server: Server) -> Iterator[Workers]:
-    from segbridge.runs.lanes import LanePolicy
-    from tests.integration.flows.conftest import FAST
-
-    started = Workers(server.runtime, policy=FAST,
-                      lanes=LanePolicy(count=3, min_file_bytes=0, block_records=97))
-    started.start()
-    yield started
-    started.stop()
-
-
 @pytest.mark.parametrize("customers", ["sqlite", "postgresql"], indirect=True)
 def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
     server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
@@ -357,7 +340,7 @@ def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
     segment = segment_connection(server, receiver)
     database_connection(server, url)
     rows = orders(3000)
-    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    unknown = unknown_orders(rows)
     flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
                                            segment["name"], table, on_missing="fail_record"))
 
@@ -372,7 +355,7 @@ def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
         sorted(int(row["order_id"]) for row in unknown)
     events = receiver.archived()
     assert len(events) == len(rows) - len(unknown)
-    assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)
+    assert_plans(events)
 
 
 def test_a_retried_record_error_is_looked_up_again(

@@ -27,19 +27,23 @@ from tests.integration.flows.conftest import (
 )
 from tests.integration.flows.test_flow_runs import create_flow, run_flow
 from tests.integration.test_access import other_account_api
+from tests.support import lookups
+from tests.support.lookups import (
+    KNOWN,
+    assert_enriched,
+    assert_plans,
+    customer,
+    unknown_orders,
+    with_lookup,
+)
 
-KNOWN = 90  # customers c0..c89 exist; the orders name c0..c96 (orders(): i % 97)
-
-
-def plan_of(number: int) -> str:
-    return ("free", "pro", "team")[number % 3]
+lane_workers = lookups.lane_workers  # the fixture, for the lanes test
 
 
 @pytest.fixture
 def crm() -> Iterator[tuple[str, ShopState]]:
     with shop_api(records=0, auth="api_key_header") as (url, state):
-        state.customers = {f"c{n}": {"id": f"c{n}", "plan": plan_of(n), "country": "FR"}
-                           for n in range(KNOWN)}
+        state.customers = {f"c{n}": customer(n) for n in range(KNOWN)}
         yield url, state
 
 
@@ -57,14 +61,10 @@ def api_connection(server: Server, url: str, name: str = "CRM API",
 def lookup_flow(path: Path, segment: str, *, on_missing: str = "leave_empty",
                 connection: str = "CRM API", name: str = "Orders") -> dict[str, Any]:
     doc = track_flow(name, path, segment)
-    doc["steps"] = [{"lookup": {"name": "customer", "connection": connection,
-                                "request": {"path": "/customers/{id}"},
-                                "params": {"id": "customer_id"}, "result": "data",
-                                "on_missing": on_missing}}]
-    properties = doc["imports"][0]["mapping"]["properties"]["fields"]
-    properties["plan"] = "customer.plan"
-    properties["country"] = "customer.country"
-    return doc
+    return with_lookup(doc, {"name": "customer", "connection": connection,
+                             "request": {"path": "/customers/{id}"},
+                             "params": {"id": "customer_id"}, "result": "data",
+                             "on_missing": on_missing})
 
 
 def customer_requests(state: ShopState) -> list[str]:
@@ -89,10 +89,7 @@ def test_orders_are_enriched_from_the_api_each_customer_asked_once_within_the_co
     assert_invariant(server, flow["id"], run)
     events = receiver.archived()
     assert len(events) == 600
-    for one in events:
-        number = int(one["userId"][1:])
-        assert one["properties"].get("plan") == (plan_of(number) if number < KNOWN else None)
-        assert one["properties"].get("country") == ("FR" if number < KNOWN else None)
+    assert_enriched(events)
     asked = customer_requests(state)
     assert sorted(asked) == sorted(f"/customers/c{n}" for n in range(97))  # once each
     assert state.peak_in_flight == 3
@@ -108,7 +105,7 @@ def test_customers_the_api_does_not_know_fail_or_are_ignored(
     segment = segment_connection(server, receiver)
     api_connection(server, url)
     rows = orders(200)
-    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    unknown = unknown_orders(rows)
     flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
                                            segment["name"], on_missing=on_missing))
 
@@ -142,8 +139,7 @@ def test_the_preview_shows_what_the_api_found(
     assert preview.status_code == 200, preview.text
     records = preview.json()["records"]
     assert [r["data"].get("customer") for r in records] == [
-        {"id": "c88", "plan": plan_of(88), "country": "FR"},
-        {"id": "c89", "plan": plan_of(89), "country": "FR"}, None]
+        customer(88), customer(89), None]
     assert receiver.archived() == []
 
 
@@ -226,18 +222,6 @@ def test_an_api_that_keeps_failing_fails_the_run_as_a_source_out_of_reach(
     assert receiver.archived() == []
 
 
-@pytest.fixture
-def lane_workers(server: Server) -> Iterator[Workers]:
-    from segbridge.runs.lanes import LanePolicy
-    from tests.integration.flows.conftest import FAST
-
-    started = Workers(server.runtime, policy=FAST,
-                      lanes=LanePolicy(count=3, min_file_bytes=0, block_records=97))
-    started.start()
-    yield started
-    started.stop()
-
-
 def test_lanes_ask_the_api_themselves_within_the_concurrency_and_send_the_same(
     server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
     crm: tuple[str, ShopState], tmp_path: Path, caplog: pytest.LogCaptureFixture,
@@ -250,7 +234,7 @@ def test_lanes_ask_the_api_themselves_within_the_concurrency_and_send_the_same(
     segment = segment_connection(server, receiver)
     api_connection(server, url, concurrency_level=2)
     rows = orders(2000)
-    unknown = [row for row in rows if int(row["customer_id"][1:]) >= KNOWN]
+    unknown = unknown_orders(rows)
     flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
                                            segment["name"], on_missing="fail_record"))
 
@@ -262,7 +246,7 @@ def test_lanes_ask_the_api_themselves_within_the_concurrency_and_send_the_same(
     assert_invariant(server, flow["id"], run)
     events = receiver.archived()
     assert len(events) == len(rows) - len(unknown)
-    assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)
+    assert_plans(events)
     # each lane keeps its own cache and its own threads: a key at most once per lane
     asked = customer_requests(state)
     assert set(asked) == {f"/customers/c{n}" for n in range(97)}
