@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,19 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from segbridge.accounts import service as accounts
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
-from segbridge.runtime import ADMIN_EMAIL
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import shop  # noqa: F401
 from tests.integration.test_access import other_account_api
 from tests.integration.web.test_flow_builder import (
     PANE,
     flow_doc,
-    new_flow,
     post,
-    session_for,
-    upload_source,
 )
+from tests.support import builder
+
+client, flow_id = builder.client, builder.flow_id  # the fixtures
 
 QUERY = "select id, plan from customers where id in :customer"
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    token = session_for(server)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-CSRF-Token"] = csrf_token_for(token)
-        yield client
 
 
 @pytest.fixture
@@ -87,13 +74,6 @@ def preview_rows(html: str) -> dict[str, str]:
                  for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
         found[cells[0]] = " | ".join(cells[1:])
     return found
-
-
-@pytest.fixture
-def flow_id(client: httpx.Client, shop: dict[str, Any]) -> str:  # noqa: F811
-    flow_id = new_flow(client, shop)
-    assert upload_source(client, flow_id).status_code == 200
-    return flow_id
 
 
 def test_a_lookup_is_added_and_previews_what_it_finds(
@@ -249,13 +229,7 @@ def test_a_monitor_sees_a_lookup_but_cannot_change_it(
         server: Server, client: httpx.Client, crm: dict[str, Any], flow_id: str) -> None:
     assert post(client, f"/flows/{flow_id}/lookups", lookup_form(),
                 headers=PANE).status_code == 200
-    with server.runtime.db.session() as session:
-        account = accounts.find_user(session, ADMIN_EMAIL).account_id
-        accounts.create_user(session, account, "watcher@example.com", None, role="monitor")
-    token = session_for(server, "watcher@example.com")
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as monitor:
-        monitor.headers["X-CSRF-Token"] = csrf_token_for(token)
+    with builder.monitor(server) as monitor:
         board = monitor.get(f"/flows/{flow_id}")
         assert 'id="card-lookup-0"' in board.text and 'id="add-lookup"' not in board.text
         pane = monitor.get(f"/flows/{flow_id}/lookups/0")

@@ -7,25 +7,23 @@ found; refused values are named at their fields with nothing changed; a save in 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
 
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from tests.integration.apps.http.shop_api import API_KEY, ShopState, shop_api
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import shop  # noqa: F401
 from tests.integration.web.test_flow_builder import (
     PANE,
     flow_doc,
-    new_flow,
     post,
-    session_for,
-    upload_source,
 )
 from tests.integration.web.test_lookup_pane import field_error, preview_rows
+from tests.support import builder
+
+client, flow_id = builder.client, builder.flow_id  # the fixtures
 
 HTTP_FORM = {"form": "request", "lookup.name": "customer", "lookup.connection": "CRM API",
              "lookup.request.method": "GET", "lookup.request.path": "/customers/{id}",
@@ -33,15 +31,6 @@ HTTP_FORM = {"form": "request", "lookup.name": "customer", "lookup.connection": 
              "param": ["id", ""], "param_field": ["customer_id", ""],
              "lookup.on_missing": "leave_empty", "lookup.cache.size": "",
              "lookup.cache.ttl_seconds": ""}
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[httpx.Client]:
-    token = session_for(server)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-CSRF-Token"] = csrf_token_for(token)
-        yield client
 
 
 @pytest.fixture
@@ -56,13 +45,6 @@ def crm_api(server: Server) -> Iterator[ShopState]:
                          "test_request": "GET /health"}})
         assert made.status_code == 201, made.text
         yield state
-
-
-@pytest.fixture
-def flow_id(client: httpx.Client, shop: dict[str, Any]) -> str:  # noqa: F811
-    flow_id = new_flow(client, shop)
-    assert upload_source(client, flow_id).status_code == 200
-    return flow_id
 
 
 def test_an_http_lookup_is_built_in_the_pane_and_previews_what_the_api_found(

@@ -6,16 +6,16 @@ the values again, and a refused value is named at its field with nothing changed
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import shop  # noqa: F401
-from tests.integration.web.test_flow_builder import PANE, flow_doc, new_flow, post, session_for
+from tests.integration.web.test_flow_builder import PANE, flow_doc, new_flow, post
+from tests.support import builder
+
+browser = builder.browser  # the fixture
 
 SHOPIFY = {"app": "webhook", "export.verification.kind": "hmac",
            "export.verification.algorithm": "sha256", "export.verification.encoding": "base64",
@@ -26,15 +26,6 @@ SHOPIFY = {"app": "webhook", "export.verification.kind": "hmac",
            "export.max_body_bytes": "2048", "export.batch.max_records": "100",
            "export.batch.max_seconds": "0.5", "export.sensitive_fields": "email\ncard.number",
            "export.key_field": "id"}
-
-
-@pytest.fixture
-def browser(server: Server) -> Iterator[httpx.Client]:
-    token = session_for(server)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-CSRF-Token"] = csrf_token_for(token)
-        yield client
 
 
 def test_a_webhook_source_is_saved_and_the_builder_shows_the_webhook_box(

@@ -12,10 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
 from tests.integration.apps.http.shop_api import TOKEN, ShopState, shop_api
 from tests.integration.conftest import Server
-from tests.integration.web.test_flow_builder import PANE, flow_doc, new_flow, post, session_for
+from tests.integration.web.test_flow_builder import PANE, flow_doc, new_flow, post
+from tests.support import builder
+
+browser = builder.browser  # the fixture
 
 FORM = {"app": "http", "export.connection": "Shop API", "export.method": "GET",
         "export.path": "/pages", "export.query": "status=paid\nregion=eu",
@@ -25,15 +27,6 @@ FORM = {"app": "http", "export.connection": "Shop API", "export.method": "GET",
         "export.pagination.max_pages": "", "export.since.field": "updated_at",
         "export.since.param": "updated_since", "export.since.lag_seconds": "60",
         "export.key_field": "id"}
-
-
-@pytest.fixture
-def browser(server: Server) -> Iterator[httpx.Client]:
-    token = session_for(server)
-    with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30,
-                      cookies={SESSION_COOKIE: token}) as client:
-        client.headers["X-CSRF-Token"] = csrf_token_for(token)
-        yield client
 
 
 @pytest.fixture
