@@ -13,7 +13,7 @@ import pytest
 from segbridge.runs.lanes import LanePolicy
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
-from tests.integration.flows.conftest import FAST
+from tests.integration.flows.conftest import FAST, Receiver, open_errors
 
 KNOWN = 90  # customers c0..c89 exist; the orders name c0..c96 (orders(): i % 97)
 
@@ -53,6 +53,24 @@ def assert_enriched(events: Sequence[Mapping[str, Any]]) -> None:
 def assert_plans(events: Sequence[Mapping[str, Any]]) -> None:
     """Each event has its customer's plan."""
     assert all(one["properties"]["plan"] == plan_of(int(one["userId"][1:])) for one in events)
+
+
+def assert_unknown_handled(server: Server, receiver: Receiver, flow_id: str,
+                           run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]],
+                           on_missing: str) -> dict[str, Any] | None:
+    """The run sent the known customers' orders; the unknown ones' failed, each an open
+    error (``fail_record``: the first one is returned), or were ignored (``ignore_record``)."""
+    unknown = unknown_orders(rows)
+    assert run["counts"]["sent"] == len(rows) - len(unknown) == len(receiver.archived())
+    errors = open_errors(server, flow_id, run["id"])
+    if on_missing != "fail_record":
+        assert run["counts"]["ignored"] == len(unknown) and errors == []
+        return None
+    assert run["counts"]["failed"] == len(unknown)
+    first: dict[str, Any] = min(errors, key=lambda error: error["position"])
+    assert first["reason"] == (f"the lookup 'customer' found nothing for customer_id = "
+                               f"'{unknown[0]['customer_id']}'")
+    return first
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
     Receiver,
     assert_invariant,
-    open_errors,
     orders,
     segment_connection,
     track_flow,
@@ -32,6 +31,7 @@ from tests.support.lookups import (
     KNOWN,
     assert_enriched,
     assert_plans,
+    assert_unknown_handled,
     customer,
     unknown_orders,
     with_lookup,
@@ -105,22 +105,13 @@ def test_customers_the_api_does_not_know_fail_or_are_ignored(
     segment = segment_connection(server, receiver)
     api_connection(server, url)
     rows = orders(200)
-    unknown = unknown_orders(rows)
     flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
                                            segment["name"], on_missing=on_missing))
 
     run = run_flow(server, flow["id"])
 
     assert run["status"] == status, run
-    assert run["counts"]["sent"] == len(rows) - len(unknown) == len(receiver.archived())
-    errors = open_errors(server, flow["id"], run["id"])
-    if on_missing == "fail_record":
-        assert run["counts"]["failed"] == len(unknown)
-        first = min(errors, key=lambda error: error["position"])
-        assert first["reason"] == (f"the lookup 'customer' found nothing for customer_id = "
-                                   f"'{unknown[0]['customer_id']}'")
-    else:
-        assert run["counts"]["ignored"] == len(unknown) and errors == []
+    assert_unknown_handled(server, receiver, flow["id"], run, rows, on_missing)
 
 
 def test_the_preview_shows_what_the_api_found(
