@@ -9,6 +9,7 @@ nulls (times are ISO-8601 text in UTC, as ``iso`` writes them).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import Field
 
@@ -116,6 +117,11 @@ class UploadPublic(PublicForm):
 class PreviewCall(PublicForm):
     import_name: str = Field(alias="import")
     call: dict[str, object] = Field(description="the call as it would be sent")
+    sync: Literal["new", "changed", "unchanged"] | None = Field(
+        default=None, description="an import with sync: changed or new: how the record "
+                                  "compares with the import's snapshot")
+    sends: bool | None = Field(default=None, description="whether a run would send it "
+                                                         "(sync: changed or new)")
 
 
 class PreviewError(PublicForm):

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from segbridge.flows.views import PreviewCall
 from segbridge.runs.lanes import LanePolicy
 from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.workers import Workers
@@ -26,6 +25,7 @@ from tests.integration.flows.conftest import (
     wait_for_run,
     write_csv,
 )
+from tests.support.browser_session import browser
 from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.sql
@@ -79,6 +79,10 @@ def test_only_new_and_changed_records_are_sent_each_with_a_new_message_id(
     assert second["counts"]["ignored"] == 1000
     assert diff_counts(second) == {"new": 0, "changed": 0, "unchanged": 1000, "deleted": 0}
     assert len(receiver.archived()) == 1000
+    with browser(server) as me:  # the run's page says what the diff found
+        page = me.get(f"/runs/{second['id']}")
+    assert page.status_code == 200
+    assert "new 0 · changed 0 · unchanged 1,000 · deleted 0" in page.text
 
     for row in rows[::100]:  # 1% changed, a column the mapping ignores added everywhere,
         row["total"] = "999.00"  # two rows gone, one new
@@ -249,8 +253,6 @@ def _use_new_source(server: Server, receiver: Receiver, connection: dict[str, An
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.skipif("sync" not in PreviewCall.model_fields,
-                    reason="flows.views.PreviewCall does not answer sync/sends yet (lead)")
 def test_the_preview_says_which_records_a_run_would_send_and_why(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
 ) -> None:
