@@ -41,8 +41,8 @@ import orjson
 
 from segbridge.core.errors import FatalError, SegbridgeError
 from segbridge.runs.batching import PackedCalls
-from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.diff import SyncMode
+from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, CompiledImport, Lane, Producer, Source, take_slot
 
 if TYPE_CHECKING:
