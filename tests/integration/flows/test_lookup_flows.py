@@ -90,16 +90,25 @@ def lookup_flow(path: Path, segment: str, table: str, *, batched: bool = True,
                              "on_missing": on_missing, **lookup})
 
 
+def orders_flow(server: Server, receiver: Receiver, customers: tuple[str, str], csv: Path,
+                **options: Any) -> dict[str, Any]:
+    """A flow of the orders in ``csv``, each enriched with its customer's row (a new Database
+    connection 'CRM' on the ``customers`` table), sent to a new Segment connection."""
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    flow: dict[str, Any] = create_flow(server, lookup_flow(csv, segment["name"], table,
+                                                           **options))
+    return flow
+
+
 @pytest.mark.parametrize("customers", list(DATABASES), indirect=True)
 def test_orders_are_enriched_with_their_customers_row(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
     customers: tuple[str, str], tmp_path: Path,
 ) -> None:
-    url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
-    csv = write_csv(tmp_path / "orders.csv", orders(500))
-    flow = create_flow(server, lookup_flow(csv, segment["name"], table))
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "orders.csv",
+                                                              orders(500)))
 
     run = run_flow(server, flow["id"])
 
@@ -117,12 +126,9 @@ def test_orders_of_unknown_customers_fail_or_are_ignored(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
     customers: tuple[str, str], tmp_path: Path, on_missing: str, status: str,
 ) -> None:
-    url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
     rows = orders(300)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], table, on_missing=on_missing))
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                       on_missing=on_missing)
 
     run = run_flow(server, flow["id"])
 
@@ -139,11 +145,9 @@ def test_each_distinct_customer_is_asked_about_once(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
     customers: tuple[str, str], tmp_path: Path, batched: bool, queries: int,
 ) -> None:
-    url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(3000)),
-                                           segment["name"], table, batched=batched))
+    _url, table = customers
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", orders(3000)),
+                       batched=batched)
     asked: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -271,12 +275,9 @@ def test_the_preview_shows_the_looked_up_fields(
     server: Server, receiver: Receiver, shop: dict[str, Any], customers: tuple[str, str],
     tmp_path: Path,
 ) -> None:
-    url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
     rows = orders(100)[88:92]  # c88, c89 exist; c90, c91 do not
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], table, on_missing="fail_record"))
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                       on_missing="fail_record")
 
     preview = server.api.post(f"/api/v1/flows/{flow['id']}/preview", json={"limit": 10})
 
@@ -330,13 +331,10 @@ def test_lanes_open_their_own_lookups_and_send_what_one_producer_would(
     import logging
 
     caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
-    url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
     rows = orders(3000)
     unknown = unknown_orders(rows)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], table, on_missing="fail_record"))
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                       on_missing="fail_record")
 
     run = run_flow(server, flow["id"])
 
@@ -359,11 +357,9 @@ def test_a_retried_record_error_is_looked_up_again(
     from tests.integration.flows.conftest import wait_for_run
 
     url, table = customers
-    segment = segment_connection(server, receiver)
-    database_connection(server, url)
     rows = orders(100)[88:92]  # c90 and c91 are not customers yet
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], table, on_missing="fail_record"))
+    flow = orders_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                       on_missing="fail_record")
     run = run_flow(server, flow["id"])
     errors = open_errors(server, flow["id"], run["id"])
     assert len(errors) == 2

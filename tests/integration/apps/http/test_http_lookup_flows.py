@@ -67,6 +67,18 @@ def lookup_flow(path: Path, segment: str, *, on_missing: str = "leave_empty",
                              "on_missing": on_missing})
 
 
+def orders_flow(server: Server, receiver: Receiver, url: str, csv: Path, *,
+                concurrency: int | None = None, **options: Any) -> dict[str, Any]:
+    """A flow of the orders in ``csv``, each enriched with what the customers API at ``url``
+    answers (a new HTTP API connection 'CRM API', at most ``concurrency`` requests at once
+    when given), sent to a new Segment connection."""
+    segment = segment_connection(server, receiver)
+    api_connection(server, url, **({} if concurrency is None else
+                                    {"concurrency_level": concurrency}))
+    flow: dict[str, Any] = create_flow(server, lookup_flow(csv, segment["name"], **options))
+    return flow
+
+
 def customer_requests(state: ShopState) -> list[str]:
     return [path for path in state.paths() if path.startswith("/customers/")]
 
@@ -77,10 +89,8 @@ def test_orders_are_enriched_from_the_api_each_customer_asked_once_within_the_co
 ) -> None:
     url, state = crm
     state.customer_delay = 0.02
-    segment = segment_connection(server, receiver)
-    api_connection(server, url, concurrency_level=3)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(600)),
-                                           segment["name"]))
+    flow = orders_flow(server, receiver, url, write_csv(tmp_path / "o.csv", orders(600)),
+                       concurrency=3)
 
     run = run_flow(server, flow["id"])
 
@@ -102,11 +112,9 @@ def test_customers_the_api_does_not_know_fail_or_are_ignored(
     crm: tuple[str, ShopState], tmp_path: Path, on_missing: str, status: str,
 ) -> None:
     url, _state = crm
-    segment = segment_connection(server, receiver)
-    api_connection(server, url)
     rows = orders(200)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], on_missing=on_missing))
+    flow = orders_flow(server, receiver, url, write_csv(tmp_path / "o.csv", rows),
+                       on_missing=on_missing)
 
     run = run_flow(server, flow["id"])
 
@@ -119,11 +127,8 @@ def test_the_preview_shows_what_the_api_found(
     tmp_path: Path,
 ) -> None:
     url, _state = crm
-    segment = segment_connection(server, receiver)
-    api_connection(server, url)
     rows = orders(100)[88:91]  # c88, c89 exist; c90 does not
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"]))
+    flow = orders_flow(server, receiver, url, write_csv(tmp_path / "o.csv", rows))
 
     preview = server.api.post(f"/api/v1/flows/{flow['id']}/preview", json={"limit": 10})
 
@@ -197,11 +202,8 @@ def test_an_api_that_keeps_failing_fails_the_run_as_a_source_out_of_reach(
     crm: tuple[str, ShopState], tmp_path: Path,
 ) -> None:
     url, state = crm
-    segment = segment_connection(server, receiver)
-    api_connection(server, url)
     state.faults["/customers/c0"] = [Fault(503)] * 100
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", orders(3)),
-                                           segment["name"]))
+    flow = orders_flow(server, receiver, url, write_csv(tmp_path / "o.csv", orders(3)))
 
     run = run_flow(server, flow["id"])
 
@@ -222,12 +224,10 @@ def test_lanes_ask_the_api_themselves_within_the_concurrency_and_send_the_same(
     caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
     url, state = crm
     state.customer_delay = 0.01
-    segment = segment_connection(server, receiver)
-    api_connection(server, url, concurrency_level=2)
     rows = orders(2000)
     unknown = unknown_orders(rows)
-    flow = create_flow(server, lookup_flow(write_csv(tmp_path / "o.csv", rows),
-                                           segment["name"], on_missing="fail_record"))
+    flow = orders_flow(server, receiver, url, write_csv(tmp_path / "o.csv", rows),
+                       concurrency=2, on_missing="fail_record")
 
     run = run_flow(server, flow["id"])
 
