@@ -46,7 +46,6 @@ from segbridge.web.routes.flows.common import (
     find_flow_part,
     json_or_text,
     pane_sample,
-    part_missing,
     query_from_lines,
     request_texts,
     save_removal,
@@ -272,13 +271,11 @@ def lookup_new_connection(request: Request, flow_id: str, user: MayEditFlows,
                           form: CheckedForm) -> Response:
     """Create connection from the Lookup pane: the Create connection pane (of the application
     chosen), which comes back to the pane with what was typed and the new connection chosen."""
-    flow = find_flow(request, user, flow_id)
+    index = int(form_text(form, "index")) if form_text(form, "index").isdigit() else None
+    flow = (find_flow(request, user, flow_id) if index is None
+            else _find_lookup(request, user, flow_id, index))
     if isinstance(flow, Response):
         return flow
-    index = int(form_text(form, "index")) if form_text(form, "index").isdigit() else None
-    if index is not None and (missing := part_missing(user, flow, index, count=_lookup_count,
-                                                      noun="lookup")) is not None:
-        return missing
     apps = _lookup_apps(request)
     app = form_text(form, "app") if form_text(form, "app") in apps else next(iter(apps), "")
     values = {key: form_text(form, key) for key in TYPED}
