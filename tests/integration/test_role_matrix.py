@@ -369,6 +369,8 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/flows/{w.ids['flow']}/imports/0")),
     ("POST", "/flows/{flow_id}/imports/{index}"): ("manage", lambda w: Req(
         f"/flows/{w.flow()}/imports/0", form={"name": "Orders 2", "connection": "Segment A"})),
+    ("POST", "/flows/{flow_id}/imports/{index}/snapshot/reset"): ("manage", lambda w: Req(
+        f"/flows/{w.flow()}/imports/0/snapshot/reset", form={})),
     ("POST", "/flows/{flow_id}/imports/{index}/delete"): ("manage", lambda w: Req(
         f"/flows/{w.flow()}/imports/0/delete", form={})),
     # the Lookup pane (web/routes/flows/lookups.py)

@@ -221,11 +221,17 @@ def imports_of(doc: Mapping[str, object]) -> list[Document]:
 
 
 def with_import_changed(doc: Mapping[str, object], index: int, *, name: str,
-                        connection: str) -> Document:
-    """One destination renamed and/or sent through another connection."""
+                        connection: str, sync: str | None = None) -> Document:
+    """One destination renamed, sent through another connection and/or given another sync
+    mode (``all``, the default, is left out of the document; None: unchanged)."""
     imports = imports_of(doc)
     _check_index(imports, index)
-    imports[index] = {**imports[index], "name": name.strip(), "connection": connection.strip()}
+    changed = {**imports[index], "name": name.strip(), "connection": connection.strip()}
+    if sync is not None:
+        changed.pop("sync", None)
+        if sync.strip() and sync.strip() != "all":
+            changed["sync"] = sync.strip()
+    imports[index] = changed
     return {**_copy(doc), "imports": imports}
 
 

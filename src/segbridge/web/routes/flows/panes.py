@@ -17,6 +17,7 @@ from segbridge.apps.segment.limits import CALL_TYPES
 from segbridge.core.clock import utcnow
 from segbridge.core.errors import (
     FieldProblem,
+    SegbridgeError,
     ValidationFailed,
 )
 from segbridge.flows.views import FlowPublic
@@ -25,6 +26,7 @@ from segbridge.web.auth import (
     CheckedForm,
     MayEditFlows,
     MayPreview,
+    MayRunFlows,
     SignedIn,
     WebUser,
     form_text,
@@ -50,6 +52,14 @@ from segbridge.web.routes.flows.common import (
 router = APIRouter(include_in_schema=False)
 
 FILTER_PREVIEW_SIZE = 10
+SYNC_CHOICES: tuple[tuple[str, str, str], ...] = (
+    ("all", "Every record", "Each run sends every record it reads."),
+    ("changed", "New or changed records",
+     "A record is sent when its key was never sent, or when its call differs from the one "
+     "sent last time. Needs the source's key field."),
+    ("new", "New records only",
+     "A record is sent only when its key was never sent. Needs the source's key field."),
+)
 CALL_HELP: Mapping[str, str] = {
     "identify": "Who a user is: their userId and traits (name, email, plan).",
     "track": "What a user did: an event name and its properties (Order Completed).",
@@ -266,7 +276,8 @@ def _import_context(request: Request, user: WebUser, flow: FlowPublic, index: in
     step = edit.imports_of(flow.definition.as_written())[index]
     return {"index": index, "step": step, "values": values, "errors": errors,
             "pane_notice": notice, "connections": _segment_connections(request, user),
-            "calls": CALL_HELP}
+            "calls": CALL_HELP, "syncs": SYNC_CHOICES,
+            "key_field": flow.definition.export.key_field if flow.definition.export else None}
 
 
 def _find_import(request: Request, user: WebUser, flow_id: str,
@@ -283,7 +294,7 @@ def import_pane(request: Request, flow_id: str, index: int, user: SignedIn,
     if isinstance(flow, Response):
         return flow
     step = flow.definition.imports[index]
-    values = {"name": step.name, "connection": step.connection}
+    values = {"name": step.name, "connection": step.connection, "sync": step.sync}
     if connection:
         values["connection"] = connection_name(request, user, connection)
     notice = Notice("ok", "Destination saved.") if saved else None
@@ -297,15 +308,16 @@ def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
     flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    values = {"name": form_text(form, "name"), "connection": form_text(form, "connection")}
+    values = {"name": form_text(form, "name"), "connection": form_text(form, "connection"),
+              "sync": form_text(form, "sync") or "all"}
     doc = edit.with_import_changed(flow.definition.as_written(), index, name=values["name"],
-                                   connection=values["connection"])
+                                   connection=values["connection"], sync=values["sync"])
     try:
         flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
     except ValidationFailed as exc:
         problems = [FieldProblem(p.field.removeprefix(f"imports.{index}."), p.message)
                     for p in exc.problems]
-        errors = FieldErrors.of(problems, ("name", "connection"))
+        errors = FieldErrors.of(problems, ("name", "connection", "sync"))
         context = _import_context(request, user, flow, index, values, errors, None)
         return show_pane(request, user, flow, "flows/pane_import.html", context, status=422)
     redirect = after_save(request, f"{builder_url(flow_id)}/imports/{index}")
@@ -314,6 +326,30 @@ def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
     context = _import_context(request, user, flow, index, values, FieldErrors.none(),
                               Notice("ok", "Destination saved."))
     return show_pane(request, user, flow, "flows/pane_import.html", context, board=True)
+
+
+@router.post(LIST_PATH + "/{flow_id}/imports/{index}/snapshot/reset")
+def reset_import_snapshot(request: Request, flow_id: str, index: int, user: MayRunFlows,
+                          _: CheckedForm) -> Response:
+    """Forget what a destination with a sync of changed or new records sent: its next run
+    sends every record again (the pane asks to confirm first)."""
+    flow = _find_import(request, user, flow_id, index)
+    if isinstance(flow, Response):
+        return flow
+    step = flow.definition.imports[index]
+    values = {"name": step.name, "connection": step.connection, "sync": step.sync}
+    try:
+        reset = runtime_of(request).flows.reset_snapshot(user.principal, flow_id, step.name,
+                                                         confirm=True)
+    except SegbridgeError as exc:
+        context = _import_context(request, user, flow, index, values, FieldErrors.none(),
+                                  Notice("error", exc.message))
+        return show_pane(request, user, flow, "flows/pane_import.html", context,
+                         status=exc.http_status)
+    notice = Notice("ok", f"Forgot {reset.forgotten:,} sent record(s): the next run sends "
+                          "every record again.")
+    context = _import_context(request, user, flow, index, values, FieldErrors.none(), notice)
+    return show_pane(request, user, flow, "flows/pane_import.html", context)
 
 
 @router.post(LIST_PATH + "/{flow_id}/imports/{index}/delete")
