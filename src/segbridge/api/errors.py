@@ -75,6 +75,9 @@ def _problem(error: Any) -> dict[str, str]:
         message = "unknown field; remove it (see /api/docs for the fields)"
     elif kind == "json_invalid":
         field, message = "body", "the body is not valid JSON; send a JSON object"
+    elif field == "confirm":
+        message = ("resetting the snapshot makes the next run send every record again: "
+                   "confirm with confirm: true")
     elif kind == "missing":
         message = "this field is required"
     elif kind in ("string_too_short", "string_pattern_mismatch") and location[-1:] == ["name"]:

@@ -206,8 +206,10 @@ def test_record_errors_are_compared_again_and_a_reset_sends_everything(
     assert diff_counts(fixed)["new"] == 1
 
     url = f"/api/v1/flows/{flow['id']}/imports/Orders/snapshot/reset"
-    refused = server.api.post(url, json={})
-    assert refused.status_code == 422 and "confirm" in refused.text
+    for body in ({}, {"confirm": False}):
+        refused = server.api.post(url, json=body)
+        assert refused.status_code == 422, refused.text
+        assert "confirm with confirm: true" in refused.text
     missing = server.api.post(f"/api/v1/flows/{flow['id']}/imports/Nope/snapshot/reset",
                               json={"confirm": True})
     assert missing.status_code == 404 and "Orders" in missing.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -71,8 +71,8 @@ class EnabledBody(Strict):
 
 
 class SnapshotResetRequest(Strict):
-    confirm: bool = Field(default=False, description="true: the next run of the import sends "
-                                                     "every record again")
+    confirm: Literal[True] = Field(description="true (required): the next run of the import "
+                                               "sends every record again")
 
 
 class Json(BaseModel):
