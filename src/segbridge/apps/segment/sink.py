@@ -62,6 +62,9 @@ class SegmentSink:
         one burst after a long wait."""
         outcome = Outcome()
         most = self._most_events_per_request()
+        if len(items) <= most:  # the usual case: the batch as it came, no slice made
+            await self._deliver_part(items, outcome)
+            return outcome
         for start in range(0, len(items), most):
             await self._deliver_part(items[start:start + most], outcome)
         return outcome
