@@ -256,6 +256,49 @@ class Step(DocumentPart):
         return not isinstance(step, Mapping) or not isinstance(step.get("expression"), str)
 
 
+DELETED_CALLS = ("track", "identify")
+
+
+class DeletedCall(DocumentPart):
+    """The call sent once for each key a sync of changed or new records no longer finds (off
+    by default): a track with its event, or an identify; the key's value goes in its
+    properties (traits) under the key field's name, with the identity last sent for it."""
+
+    shape: ClassVar[str] = ("use {call: track, event: Record Deleted} or {call: identify, "
+                            "traits: {deleted: true}}")
+    hints: ClassVar[Mapping[str, str]] = {
+        "call": f"use one of: {', '.join(DELETED_CALLS)}",
+        "event": "name the event, e.g. Record Deleted",
+        "properties": "use a mapping of constant properties, e.g. {reason: deleted}",
+        "traits": "use a mapping of constant traits, e.g. {deleted: true}",
+    }
+
+    call: Literal["track", "identify"]
+    event: NotBlank | None = Field(default=None, description="track: the event's name")
+    properties: dict[str, Any] | None = Field(default=None, description="track: constant "
+                                              "properties (the key is added)")
+    traits: dict[str, Any] | None = Field(default=None, description="identify: constant "
+                                          "traits (the key is added)")
+
+    @classmethod
+    def more_problems(cls, data: Mapping[str, object],
+                      info: ValidationInfo) -> list[InitErrorDetails]:
+        call = data.get("call")
+        if call == "track":
+            problems = [] if "event" in data else [located(
+                ("event",), "a deleted key's track needs its event: add event, e.g. "
+                            "event: Record Deleted")]
+            if "traits" in data:
+                problems.append(located(("traits",), "a track carries properties, not "
+                                                     "traits: write properties instead"))
+            return problems
+        if call == "identify":
+            return [located((name,), f"an identify has no {name}: remove it (an identify "
+                                     "carries traits)")
+                    for name in ("event", "properties") if name in data]
+        return []
+
+
 class Import(DocumentPart):
     """One import: the records mapped to one call type, sent through one connection."""
 
@@ -266,6 +309,7 @@ class Import(DocumentPart):
         "call": f"use one of: {', '.join(CALL_TYPES)}",
         "mapping": "map at least the ids of the call",
         "sync": f"use one of: {', '.join(SYNC_MODES)}",
+        "deleted": DeletedCall.shape,
     }
 
     name: Name
@@ -276,6 +320,9 @@ class Import(DocumentPart):
     sync: SyncMode = Field(
         default="all", description="which records it sends: all, changed (new or changed "
                                    "since the last run) or new (keys never sent)")
+    deleted: DeletedCall | None = Field(
+        default=None, description="sync changed or new: the call sent once for each key "
+                                  "no longer found (off when absent)")
 
     @classmethod
     def unchecked(cls, data: Mapping[str, object]) -> set[str]:
@@ -286,11 +333,21 @@ class Import(DocumentPart):
                       info: ValidationInfo) -> list[InitErrorDetails]:
         from segbridge.mapping import validate_mapping
 
+        problems = _deleted_without_diff(data)
         call, mapping = data.get("call"), data.get("mapping")
         if call not in CALL_TYPES or not isinstance(mapping, Mapping) or not checked(info):
-            return []
-        return [located((one.field,), one.message)
-                for one in validate_mapping(str(call), mapping)]
+            return problems
+        return [*problems, *(located((one.field,), one.message)
+                             for one in validate_mapping(str(call), mapping))]
+
+
+def _deleted_without_diff(data: Mapping[str, object]) -> list[InitErrorDetails]:
+    """Deleted keys are the keys of a snapshot: only a sync of changed or new records has one."""
+    if data.get("deleted") is None or data.get("sync") in ("changed", "new"):
+        return []
+    return [located(("deleted",), "a call for deleted keys needs a sync that compares "
+                                  "records by key: set sync: changed (or new), or remove "
+                                  "deleted")]
 
 
 # ---- exports --------------------------------------------------------------------------------
