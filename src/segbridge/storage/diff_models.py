@@ -1,5 +1,7 @@
-"""Tables of diff syncs (migration 0010): per flow and import, the snapshot of what was sent
-(key hash -> call hash), and the calls a run sent, staged until the run finishes.
+"""Tables of diff syncs (migrations 0010, 0011): per flow and import, the snapshot of what was
+sent (key hash -> call hash), and the calls a run sent, staged until the run finishes; for an
+import that sends a call for its deleted keys, each key's value and identity (``diff_keys``)
+and the keys a finishing run found gone (``diff_gone``).
 
 A row is two 64-bit integers beside a small snapshot id: ``runs.diff`` hashes the record key
 and the mapped call, so a row's size does not depend on the record. ``runs.diff_store`` reads
@@ -10,7 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from segbridge.core.clock import utcnow
@@ -62,3 +72,39 @@ class DiffStaged(Base):
     position: Mapped[int] = mapped_column(BigInteger)
     key_hash: Mapped[int] = mapped_column(BigInteger)
     call_hash: Mapped[int] = mapped_column(BigInteger)
+    # an import with a call for deleted keys (NULL for any other): the key and identity of the
+    # call sent (``DiffKey.about``), or ``seen_only``: the key was seen but its call was not
+    # sent (unchanged, held, or a record error): not deleted, and its entry is left as it is
+    about: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    seen_only: Mapped[bool | None] = mapped_column(Boolean, default=None)
+
+
+class DiffKey(Base):
+    """What the call for a deleted key needs of a snapshot's key, kept apart from the entries
+    (which stay 16 bytes of hashes a key) and only for an import with a call for deleted
+    keys: the key's value and the identity of the call last sent for it, as JSON
+    (``{"key": ..., "userId": ..., "anonymousId": ...}``)."""
+
+    __tablename__ = "diff_keys"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    about: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DiffGone(Base):
+    """A key of the snapshot that a finishing run did not see (its call for deleted keys is
+    being sent): worked out once when the run finishes, read in key order, page by page, and
+    removed from the snapshot when the run's staged rows are merged. A key whose call failed
+    is taken out of here first: it stays in the snapshot and is tried again next run."""
+
+    __tablename__ = "diff_gone"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    snapshot_id: Mapped[int] = mapped_column(
+        ROW_ID, ForeignKey("diff_snapshots.id", ondelete="CASCADE"), primary_key=True)
+    key_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_hash: Mapped[int] = mapped_column(BigInteger)
+    about: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
