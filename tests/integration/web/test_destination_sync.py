@@ -100,3 +100,51 @@ def test_a_monitor_can_see_the_sync_but_not_reset_it(
         refused = watcher.post(f"/flows/{flow_id}/imports/0/snapshot/reset",
                                data={"csrf_token": watcher.headers["X-CSRF-Token"]})
         assert refused.status_code == 403
+
+
+def test_the_pane_chooses_a_call_for_deleted_keys(
+        server: Server, client: httpx.Client, receiver: Receiver,  # noqa: F811
+        shop: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    flow_id = orders_flow(server, receiver, tmp_path)
+    url = f"/flows/{flow_id}/imports/0"
+    pane = client.get(url, headers=PANE)
+    assert 'id="deleted-none" aria-describedby="deleted-none-help" checked' in pane.text
+
+    refused = post(client, url, {"name": "Orders", "connection": "Segment", "sync": "all",
+                                 "deleted": "track", "deleted_event": "Order Deleted"},
+                   headers=PANE)
+    assert refused.status_code == 422
+    assert 'id="field-deleted-error" class="field-error">' in refused.text
+    assert "set sync: changed (or new)" in refused.text
+    assert "deleted" not in flow_doc(server, flow_id)["imports"][0]
+
+    no_event = post(client, url, {"name": "Orders", "connection": "Segment",
+                                  "sync": "changed", "deleted": "track", "deleted_event": ""},
+                    headers=PANE)
+    assert no_event.status_code == 422
+    assert 'id="field-deleted_event-error" class="field-error">Name the event' in no_event.text
+
+    saved = post(client, url, {"name": "Orders", "connection": "Segment", "sync": "changed",
+                               "deleted": "track", "deleted_event": "Order Deleted"},
+                 headers=PANE)
+    assert saved.status_code == 200, saved.text
+    assert flow_doc(server, flow_id)["imports"][0]["deleted"] == {"call": "track",
+                                                                  "event": "Order Deleted"}
+    assert 'id="deleted-track" aria-describedby="deleted-track-help" checked' in saved.text
+    assert 'value="Order Deleted"' in saved.text
+
+    identify = post(client, url, {"name": "Orders", "connection": "Segment", "sync": "new",
+                                  "deleted": "identify", "deleted_event": "Order Deleted"},
+                    headers=PANE)
+    assert identify.status_code == 200, identify.text
+    assert flow_doc(server, flow_id)["imports"][0]["deleted"] == {
+        "call": "identify", "traits": {"deleted": True}}
+
+    renamed = post(client, url, {"name": "Orders", "connection": "Segment", "sync": "new"},
+                   headers=PANE)  # (a form without the choice keeps the call)
+    assert renamed.status_code == 200
+    assert flow_doc(server, flow_id)["imports"][0]["deleted"]["call"] == "identify"
+    off = post(client, url, {"name": "Orders", "connection": "Segment", "sync": "new",
+                             "deleted": ""}, headers=PANE)
+    assert off.status_code == 200
+    assert "deleted" not in flow_doc(server, flow_id)["imports"][0]

@@ -60,6 +60,17 @@ SYNC_CHOICES: tuple[tuple[str, str, str], ...] = (
     ("new", "New records only",
      "A record is sent only when its key was never sent. Needs the source's key field."),
 )
+DELETED_CHOICES: tuple[tuple[str, str, str], ...] = (
+    ("", "Nothing", "A key no longer found is only counted (deleted)."),
+    ("track", "A track call",
+     "Sends this event once for each key no longer found, with the identity last sent for it "
+     "and the key in its properties."),
+    ("identify", "An identify call",
+     "Sends an identify once for each key no longer found, with the identity last sent for "
+     "it, the key and deleted: true in its traits."),
+)
+DELETED_EVENT = "Record Deleted"  # a track's event until one is named
+IMPORT_FIELDS = ("name", "connection", "sync", "deleted", "deleted_event")
 CALL_HELP: Mapping[str, str] = {
     "identify": "Who a user is: their userId and traits (name, email, plan).",
     "track": "What a user did: an event name and its properties (Order Completed).",
@@ -276,8 +287,48 @@ def _import_context(request: Request, user: WebUser, flow: FlowPublic, index: in
     step = edit.imports_of(flow.definition.as_written())[index]
     return {"index": index, "step": step, "values": values, "errors": errors,
             "pane_notice": notice, "connections": _segment_connections(request, user),
-            "calls": CALL_HELP, "syncs": SYNC_CHOICES,
+            "calls": CALL_HELP, "syncs": SYNC_CHOICES, "deletions": DELETED_CHOICES,
             "key_field": flow.definition.export.key_field if flow.definition.export else None}
+
+
+def _import_values(step: Any) -> dict[str, str]:
+    """A destination's form values: its name, connection, sync and call for deleted keys."""
+    deleted = step.deleted
+    return {"name": step.name, "connection": step.connection, "sync": step.sync,
+            "deleted": deleted.call if deleted is not None else "",
+            "deleted_event": (deleted.event if deleted is not None else None) or DELETED_EVENT}
+
+
+def _with_deleted(doc: dict[str, Any], index: int, choice: str,
+                  event: str) -> dict[str, Any]:
+    """The destination's call for deleted keys as chosen in the pane ("": none); constants
+    written in the flow's YAML are kept while the call type stays."""
+    imports = list(doc.get("imports") or [])
+    step = dict(imports[index])
+    before = step.pop("deleted", None)
+    before = before if isinstance(before, Mapping) else {}
+    if choice == "track":
+        kept = {"properties": before["properties"]} if before.get("call") == "track" and \
+            "properties" in before else {}
+        step["deleted"] = {"call": "track", "event": event.strip(), **kept}
+    elif choice == "identify":
+        traits = before.get("traits") if before.get("call") == "identify" else None
+        step["deleted"] = {"call": "identify", "traits": traits or {"deleted": True}}
+    elif choice:
+        step["deleted"] = {"call": choice}  # (refused with the choices by the document)
+    imports[index] = step
+    return {**doc, "imports": imports}
+
+
+def _import_problems(problems: list[FieldProblem], index: int) -> FieldErrors:
+    """The document's problems at the pane's fields (the deleted call's event: its field)."""
+    moved = []
+    for one in problems:
+        name = one.field.removeprefix(f"imports.{index}.")
+        if name.startswith("deleted."):
+            name = "deleted_event" if name == "deleted.event" else "deleted"
+        moved.append(FieldProblem(name, one.message))
+    return FieldErrors.of(moved, IMPORT_FIELDS)
 
 
 def _find_import(request: Request, user: WebUser, flow_id: str,
@@ -293,8 +344,7 @@ def import_pane(request: Request, flow_id: str, index: int, user: SignedIn,
     flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    step = flow.definition.imports[index]
-    values = {"name": step.name, "connection": step.connection, "sync": step.sync}
+    values = _import_values(flow.definition.imports[index])
     if connection:
         values["connection"] = connection_name(request, user, connection)
     notice = Notice("ok", "Destination saved.") if saved else None
@@ -308,16 +358,19 @@ def save_import(request: Request, flow_id: str, index: int, user: MayEditFlows,
     flow = _find_import(request, user, flow_id, index)
     if isinstance(flow, Response):
         return flow
-    values = {"name": form_text(form, "name"), "connection": form_text(form, "connection"),
+    values = {**_import_values(flow.definition.imports[index]),
+              "name": form_text(form, "name"), "connection": form_text(form, "connection"),
               "sync": form_text(form, "sync") or "all"}
     doc = edit.with_import_changed(flow.definition.as_written(), index, name=values["name"],
                                    connection=values["connection"], sync=values["sync"])
+    if "deleted" in form:  # (a form without the choice leaves the call as it is)
+        values["deleted"] = form_text(form, "deleted")
+        values["deleted_event"] = form_text(form, "deleted_event")
+        doc = _with_deleted(doc, index, values["deleted"], values["deleted_event"])
     try:
         flow = runtime_of(request).flows.update(user.principal, flow_id, doc, unfinished=True)
     except ValidationFailed as exc:
-        problems = [FieldProblem(p.field.removeprefix(f"imports.{index}."), p.message)
-                    for p in exc.problems]
-        errors = FieldErrors.of(problems, ("name", "connection", "sync"))
+        errors = _import_problems(exc.problems, index)
         context = _import_context(request, user, flow, index, values, errors, None)
         return show_pane(request, user, flow, "flows/pane_import.html", context, status=422)
     redirect = after_save(request, f"{builder_url(flow_id)}/imports/{index}")
@@ -337,7 +390,7 @@ def reset_import_snapshot(request: Request, flow_id: str, index: int, user: MayR
     if isinstance(flow, Response):
         return flow
     step = flow.definition.imports[index]
-    values = {"name": step.name, "connection": step.connection, "sync": step.sync}
+    values = _import_values(step)
     try:
         reset = runtime_of(request).flows.reset_snapshot(user.principal, flow_id, step.name,
                                                          confirm=True)
