@@ -94,6 +94,8 @@ class LaneImport:
     flow_id: str
     salt: str
     sync: str = "all"  # a diffed import: the lane hashes its calls, the engine compares them
+    deleted: dict[str, Any] | None = None  # its call for deleted keys (the lane notes the
+    # identity of what it sends, and the keys it holds back: ``runs.diff_deletions``)
 
 
 @dataclass(frozen=True)
