@@ -17,6 +17,7 @@ from segbridge.flows.views import FlowPublic, PublicForm, RunCounts, RunPublic
 from segbridge.runs import execute_here
 from segbridge.runs.counts import Tally
 from segbridge.runs.diff import DIFF_COUNTS
+from segbridge.runs.diff_deletions import DELETION_COUNTS
 from segbridge.runs.engine import TAKEN_OVER_RESULT
 from segbridge.runs.lifecycle import FINISHED, RunStatus
 
@@ -363,6 +364,11 @@ def _diff_summary(counts: RunCounts) -> None:
         if any(key in per for key in DIFF_COUNTS):
             click.echo(f"  {name}: " + "  ".join(f"{key} {per.get(key, 0):,}"
                                                  for key in DIFF_COUNTS))
+        if any(key in per for key in DELETION_COUNTS):  # (an import that sends a call for
+            # each deleted key: how those calls went)
+            click.echo(f"  {name}, calls for deleted keys: " + "  ".join(
+                f"{key.removeprefix('deletions_')} {per.get(key, 0):,}"
+                for key in DELETION_COUNTS))
 
 
 def _count(counts: RunCounts, key: str) -> int:
