@@ -8,7 +8,7 @@ Outcomes, as Segment gives them (default mode, ``lenient``):
 * 400 (``TrackingError``), for the request: the body is not a JSON object, ``batch`` is not
   an array, the shared ``context``/``integrations``/``sentAt`` has the wrong type, a call
   over 32 KB (Segment refuses large payloads);
-* 200 and dropped (``PreparedCall.drop``, with ``detail`` saying exactly what was wrong), for
+* 200 and dropped (``PreparedRequest.drops``: the reason and exactly what was wrong), for
   one call: a call that is not an object or has no known ``type``, a field of the wrong type
   (``userId`` as an object, ``properties`` as a string, ...), a ``messageId`` over 100
   characters, JSON nested too deeply to store; no userId and no anonymousId, a track call
@@ -56,6 +56,12 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
 }
 _EXPECTED: dict[tuple[type, ...], str] = {_ID: "a string", _OBJECT: "an object", _TEXT: "a string"}
 _TYPES_TEXT = ", ".join(sorted(CALL_TYPES))
+# For the one-pass check of a call's fields: the types each field may have (None included),
+# and for any other field every type orjson makes. A miss runs ``check_types`` for the message.
+_NONE = type(None)
+_JSON_TYPES = frozenset({str, int, float, bool, list, dict, _NONE})
+_ALLOWED = {name: frozenset({*types, _NONE}) for name, types in _FIELD_TYPES.items()}
+_MISSING: Any = object()  # a field the call did not have
 
 
 class TrackingError(Exception):
@@ -73,22 +79,38 @@ def bad_request(code: str, message: str) -> TrackingError:
 
 
 @dataclass(slots=True)
-class PreparedCall:
-    """One validated call: stamped and serialized when accepted, or a drop reason."""
-
-    call_type: str
-    call: dict[str, Any]
-    message_id: str | None
-    drop: str | None = None
-    line: bytes = b""
-    generated_id: bool = False
-    detail: str | None = None  # what exactly was wrong with a dropped call
-
-
-@dataclass(slots=True)
 class PreparedRequest:
-    calls: list[PreparedCall] = field(default_factory=list)
+    """The validated calls of one request, column by column, in the order sent.
+
+    Columns rather than one object per call: a batch of 2,000 calls is built, recorded and
+    (with receiver workers) pickled back to the front process without 2,000 small objects.
+    An accepted call has its stamped JSON in ``lines``; a dropped one has ``b""`` there and
+    its reason and detail in ``drops``. ``generated`` holds the calls whose messageId the
+    receiver made up (never looked up for duplicates).
+    """
+
+    call_types: list[str] = field(default_factory=list)
+    message_ids: list[str | None] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    drops: dict[int, tuple[str, str]] = field(default_factory=dict)
+    generated: set[int] = field(default_factory=set)
     over_limit: int = 0  # calls of a batch dropped for being over MAX_BATCH_CALLS
+
+    def __len__(self) -> int:
+        return len(self.call_types)
+
+    def accept(self, call_type: str, message_id: str, line: bytes, generated: bool) -> None:
+        if generated:
+            self.generated.add(len(self.call_types))
+        self.call_types.append(call_type)
+        self.message_ids.append(message_id)
+        self.lines.append(line)
+
+    def drop(self, call_type: str, message_id: str | None, reason: str, detail: str) -> None:
+        self.drops[len(self.call_types)] = (reason, detail)
+        self.call_types.append(call_type)
+        self.message_ids.append(message_id)
+        self.lines.append(b"")
 
 
 def _where(index: int | None) -> str:
@@ -151,20 +173,23 @@ def _merge(call: dict[str, Any], name: str, shared: dict[str, Any] | None) -> No
 _CALL_PROBLEMS = frozenset({"invalid_call", "invalid_field", "too_deep"})
 
 
-def _dropped(call: object, call_type: str, err: TrackingError) -> PreparedCall:
+def _dropped(call: object, call_type: str, err: TrackingError, out: PreparedRequest) -> None:
     """A call Segment answers 200 for and drops, with what was wrong with it."""
     own = call if isinstance(call, dict) else {}
     message_id = own.get("messageId")
     kept_id = message_id if isinstance(message_id, str) else None
-    return PreparedCall(call_type, own, kept_id, err.code, detail=err.message)
+    out.drop(call_type, kept_id, err.code, err.message)
 
 
-def _prepare(call: dict[str, Any], call_type: str, index: int | None, s: _Shared) -> PreparedCall:
+def _prepare(
+    call: dict[str, Any], call_type: str, index: int | None, s: _Shared, out: PreparedRequest
+) -> None:
     try:
-        return _checked(call, call_type, index, s)
+        _checked(call, call_type, index, s, out)
     except TrackingError as err:
         if s.lenient and err.code in _CALL_PROBLEMS:
-            return _dropped(call, call_type, err)
+            _dropped(call, call_type, err, out)
+            return
         raise
 
 
@@ -173,14 +198,31 @@ def _check_size(call: dict[str, Any], index: int | None) -> None:
         raise bad_request("too_large", f"{_where(index)}call is over {MAX_CALL_BYTES:,} bytes")
 
 
-def _checked(call: dict[str, Any], call_type: str, index: int | None, s: _Shared) -> PreparedCall:
-    check_types(call, index)
-    message_id = call.get("messageId") or None
+def _check_fields(call: dict[str, Any], index: int | None) -> str | None:
+    """``check_types`` in one pass (one lookup per field); the call's messageId, if any."""
+    allowed = _ALLOWED.get
+    for name, value in call.items():
+        if type(value) not in allowed(name, _JSON_TYPES):
+            check_types(call, index)  # raises with the field's message
+            break
+    message_id = call.get("messageId")
+    if message_id is not None and len(message_id) > MAX_MESSAGE_ID_CHARS:
+        message = f"messageId is longer than {MAX_MESSAGE_ID_CHARS} characters"
+        raise bad_request("invalid_field", _where(index) + message)
+    return message_id
+
+
+def _checked(
+    call: dict[str, Any], call_type: str, index: int | None, s: _Shared, out: PreparedRequest
+) -> None:
+    """Validate, stamp and serialise one call into ``out`` (or raise before adding anything)."""
+    message_id = _check_fields(call, index) or None
     reason = drop_reason(call, call_type)
     if reason:
         if s.check_size:
             _check_size(call, index)
-        return PreparedCall(call_type, call, message_id, reason, detail=DROP_REASONS[reason])
+        out.drop(call_type, message_id, reason, DROP_REASONS[reason])
+        return
     # Serialised once, after stamping: stamping and merging only add to a call, so a stamped
     # call within the limit was within it as sent; only a bigger one is measured as sent.
     as_sent = call.copy() if s.check_size else None
@@ -201,7 +243,7 @@ def _checked(call: dict[str, Any], call_type: str, index: int | None, s: _Shared
         raise
     if as_sent is not None and len(line) > MAX_CALL_BYTES:
         _check_size(as_sent, index)
-    return PreparedCall(call_type, call, message_id, None, line, generated)
+    out.accept(call_type, message_id, line, generated)  # type: ignore[arg-type]
 
 
 def prepare_single(
@@ -212,8 +254,9 @@ def prepare_single(
         raise bad_request("invalid_body", "the body must be a JSON object")
     body.pop("writeKey", None)
     body["type"] = call_type
-    shared = _Shared(receipt, lenient=lenient)
-    return PreparedRequest([_prepare(body, call_type, None, shared)])
+    out = PreparedRequest()
+    _prepare(body, call_type, None, _Shared(receipt, lenient=lenient), out)
+    return out
 
 
 def _shared_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
@@ -223,19 +266,18 @@ def _shared_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     return value
 
 
-def _batch_item(item: object, index: int, shared: _Shared) -> PreparedCall:
+def _bad_item(item: object, index: int, shared: _Shared, out: PreparedRequest) -> None:
+    """A batch item that is not an object or has no known type: dropped, or (strict) a 400."""
     named = ""
     if isinstance(item, dict):
         call_type = item.get("type")
-        if isinstance(call_type, str) and call_type in CALL_TYPES:
-            return _prepare(item, call_type, index, shared)
         named = call_type if isinstance(call_type, str) else ""
         problem = bad_request("invalid_call", f"batch[{index}].type must be one of {_TYPES_TEXT}")
     else:
         problem = bad_request("invalid_call", f"batch[{index}] must be an object")
     if not shared.lenient:
         raise problem
-    return _dropped(item, named, problem)
+    _dropped(item, named, problem, out)
 
 
 def prepare_batch(
@@ -260,4 +302,11 @@ def prepare_batch(
     )
     if len(items) > MAX_BATCH_CALLS:
         return PreparedRequest(over_limit=len(items))
-    return PreparedRequest([_batch_item(item, i, shared) for i, item in enumerate(items)])
+    out = PreparedRequest()
+    for index, item in enumerate(items):
+        call_type = item.get("type") if isinstance(item, dict) else None
+        if isinstance(call_type, str) and call_type in CALL_TYPES:
+            _prepare(item, call_type, index, shared, out)
+        else:
+            _bad_item(item, index, shared, out)
+    return out

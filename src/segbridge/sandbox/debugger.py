@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from segbridge.sandbox.calls import DROP_REASONS, PreparedCall
+from segbridge.sandbox.calls import DROP_REASONS, PreparedRequest
 from segbridge.sandbox.pretty import pretty
 
 SUBSCRIBER_QUEUE = 1_000  # events buffered per live viewer; a slower viewer misses events
@@ -39,12 +39,22 @@ ANY_KIND = EventKind()
 
 @dataclass(slots=True)
 class EventRecord:
+    """One accepted event as kept: its stamped JSON (``line``), parsed only when shown
+    (``call``): most kept events are pushed out unseen by newer ones."""
+
     seq: int
     call_type: str
     message_id: str
     received_at: str
-    call: dict[str, Any]
     line: bytes
+    _call: dict[str, Any] | None = None
+
+    @property
+    def call(self) -> dict[str, Any]:
+        """The event as JSON (the stamped call as recorded)."""
+        if self._call is None:
+            self._call = orjson.loads(self.line)
+        return self._call
 
     def matches(self, needle: str) -> bool:
         """Case-insensitive substring search over the raw JSON."""
@@ -158,29 +168,38 @@ class SourceFeed:
         self.closed = closed  # set by close() from any thread; streams poll it
         self._seq = 0
 
-    def record_drop(self, at: str, reason: str, call: PreparedCall | None, count: int = 1) -> None:
-        kind = (call.call_type or None) if call else None
-        message_id = call.message_id if call else None
-        detail = call.detail if call else None
-        self.dropped.append(DropRecord(at, reason, kind, message_id, count, detail))
+    def record_drop(
+        self,
+        at: str,
+        reason: str,
+        call_type: str | None,
+        message_id: str | None,
+        detail: str | None,
+        count: int = 1,
+    ) -> None:
+        """Log dropped calls (``count`` of them when the whole request was dropped at once)."""
+        self.dropped.append(DropRecord(at, reason, call_type or None, message_id, count, detail))
         self.stats.dropped_by_reason[reason] += count
         if reason == "duplicate_message_id":
             self.stats.duplicates += count
         else:
             self.stats.dropped += count
 
-    def add_events(self, calls: list[PreparedCall], received_at: str) -> None:
-        """Keep the accepted calls (only the newest ``size`` unless someone is watching)."""
+    def add_events(
+        self, request: PreparedRequest, accepted: Sequence[int], received_at: str
+    ) -> None:
+        """Keep the accepted calls of ``request`` (the ``accepted`` indices; only the newest
+        ``size`` unless someone is watching)."""
         first = self._seq + 1
-        self._seq += len(calls)
-        self.stats.accepted += len(calls)
-        keep = self.events.maxlen or len(calls)
-        start = 0 if self.subscribers else max(0, len(calls) - keep)
-        for offset in range(start, len(calls)):
-            call = calls[offset]
-            message_id = call.message_id or ""
+        self._seq += len(accepted)
+        self.stats.accepted += len(accepted)
+        keep = self.events.maxlen or len(accepted)
+        start = 0 if self.subscribers else max(0, len(accepted) - keep)
+        types, ids, lines = request.call_types, request.message_ids, request.lines
+        for offset in range(start, len(accepted)):
+            index = accepted[offset]
             record = EventRecord(
-                first + offset, call.call_type, message_id, received_at, call.call, call.line
+                first + offset, types[index], ids[index] or "", received_at, lines[index]
             )
             self.events.append(record)
             self._publish(record)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from segbridge.sandbox.archive import ArchiveWriter
-from segbridge.sandbox.calls import PreparedCall, PreparedRequest
+from segbridge.sandbox.calls import PreparedRequest
 from segbridge.sandbox.debugger import Debugger
 from segbridge.sandbox.dedup import MessageIdDeduper
 from segbridge.sandbox.store import Source
@@ -82,39 +83,58 @@ class Recorder:
         feed = self.debugger.feed(source.id)
         if request.over_limit:
             feed.stats.received += request.over_limit
-            feed.record_drop(received_at, "too_many_calls", None, request.over_limit)
+            feed.record_drop(received_at, "too_many_calls", None, None, None, request.over_limit)
             return
-        accepted, dropped = self._sift(source, request.calls)
+        accepted, dropped = self._sift(source, request)
         if self.archive is not None:
             try:
-                await self.archive.append([call.line for call in accepted])
+                await self.archive.append(_lines(request, accepted))
             except OSError:
-                self._forget(source, accepted)
+                self._forget(source, request, accepted)
                 raise
-        feed.stats.received += len(request.calls)
-        for call, reason in dropped:
-            feed.record_drop(received_at, reason, call)
-        feed.add_events(accepted, received_at)
+        feed.stats.received += len(request)
+        types, ids = request.call_types, request.message_ids
+        for index, reason, detail in dropped:
+            feed.record_drop(received_at, reason, types[index], ids[index], detail)
+        feed.add_events(request, accepted, received_at)
 
     def _sift(
-        self, source: Source, calls: list[PreparedCall]
-    ) -> tuple[list[PreparedCall], list[tuple[PreparedCall, str]]]:
-        """The accepted calls, and the dropped ones with the reason (duplicates included)."""
-        accepted: list[PreparedCall] = []
-        dropped: list[tuple[PreparedCall, str]] = []
+        self, source: Source, request: PreparedRequest
+    ) -> tuple[Sequence[int], list[tuple[int, str, str | None]]]:
+        """The indices of the accepted calls, and the dropped ones with the reason and detail
+        (duplicates included), in the order sent."""
         workspace = source.account_id  # Segment deduplicates across the whole workspace
-        sent_ids = [c.message_id or "" for c in calls if not c.drop and not c.generated_id]
-        repeats = iter(self.dedup.seen_each(workspace, sent_ids))
-        for call in calls:
-            if call.drop:
-                dropped.append((call, call.drop))
-            elif not call.generated_id and next(repeats):
-                dropped.append((call, "duplicate_message_id"))
+        drops, generated, ids = request.drops, request.generated, request.message_ids
+        if not drops and not generated:  # the common case: every call is looked up
+            repeats = self.dedup.seen_each(workspace, ids)  # type: ignore[arg-type]
+            if not any(repeats):
+                return range(len(ids)), []
+            looked: Sequence[int] = range(len(ids))
+        else:
+            looked = [i for i in range(len(ids)) if i not in drops and i not in generated]
+            repeats = self.dedup.seen_each(workspace, [ids[i] or "" for i in looked])
+        repeated = {i for i, again in zip(looked, repeats, strict=True) if again}
+        accepted: list[int] = []
+        dropped: list[tuple[int, str, str | None]] = []
+        for index in range(len(ids)):
+            drop = drops.get(index)
+            if drop is not None:
+                dropped.append((index, drop[0], drop[1]))
+            elif index in repeated:
+                dropped.append((index, "duplicate_message_id", None))
             else:
-                accepted.append(call)
+                accepted.append(index)
         return accepted, dropped
 
-    def _forget(self, source: Source, calls: list[PreparedCall]) -> None:
-        for call in calls:
-            if not call.generated_id:
-                self.dedup.forget(source.account_id, call.message_id or "")
+    def _forget(self, source: Source, request: PreparedRequest, accepted: Sequence[int]) -> None:
+        for index in accepted:
+            if index not in request.generated:
+                self.dedup.forget(source.account_id, request.message_ids[index] or "")
+
+
+def _lines(request: PreparedRequest, accepted: Sequence[int]) -> list[bytes]:
+    """The stamped JSON of the accepted calls."""
+    if len(accepted) == len(request):
+        return request.lines
+    lines = request.lines
+    return [lines[i] for i in accepted]

@@ -174,7 +174,7 @@ class TrackingAPI:
 
     def _drop_unknown(self, key: str, prepared: PreparedRequest) -> None:
         """Segment answers 200 for a missing, short or unknown key and keeps nothing."""
-        events = prepared.over_limit or len(prepared.calls)
+        events = prepared.over_limit or len(prepared)
         if key:
             self.state.receiver.unknown_key(key, events)
         else:
