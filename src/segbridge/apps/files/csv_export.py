@@ -24,6 +24,7 @@ from operator import methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from segbridge.apps.files.boundaries import END, Block, Boundaries
 from segbridge.apps.files.csv_recovery import Failure, Recovery
 from segbridge.apps.files.reading import (
     ReadShare,
@@ -66,7 +67,12 @@ class CsvOptions:
 
 
 class CsvExport(ReadShare):
-    """A CSV file on the server, as records of column name -> string value."""
+    """A CSV file on the server, as records of column name -> string value.
+
+    ``boundaries`` (a lane's, ``boundaries.py``): where each block's first record starts;
+    ``records_in`` then reads only the wanted blocks, each from its own offset."""
+
+    boundaries: Boundaries | None = None
 
     def __init__(self, path: str | Path, *, header: bool | Sequence[str] = True,
                  delimiter: str = ",", quote: str = '"', encoding: str = "utf-8",
@@ -137,9 +143,29 @@ class _CsvPass:
             self.recovery = Recovery(handle, self.codec, self.limit)
             self.reader = self.new_reader()
             header = self.header()
-            if header is not None:
+            if header is None:
+                return
+            if self.export.boundaries is not None:
+                yield from self.blocks(header, spans, self.export.boundaries)
+            else:
                 self.recovery.checkpoint(self.reader.line_num)
                 yield from self.rows(header, spans)
+
+    def blocks(self, header: list[str], spans: Spans,
+               boundaries: Boundaries) -> Iterator[SourceRecord]:
+        """Only the wanted blocks: each read from its first record's offset, with that
+        record's position and the physical lines before it (as one pass would count)."""
+        low, high = spans.around(0)
+        while (mark := boundaries.mark(low)) is not None:
+            offset, lines_before = mark
+            self.handle.seek(offset)
+            self.position = low
+            self.restart(lines_before)
+            for record in self.rows(header, Block(low, high)):
+                if record.position >= high:
+                    break
+                yield record
+            low, high = spans.around(high)
 
     def rows(self, header: list[str], spans: Spans) -> Iterator[SourceRecord]:
         """The hot loop, restarted with a new reader after a record the reader gave up on.
@@ -176,6 +202,8 @@ class _CsvPass:
                     if position >= low:
                         if position >= high:
                             low, high = spans.around(position)
+                            if low == END:
+                                return
                         if position >= low:
                             if start + reader.line_num - first > 1 and oversized(row):
                                 yield self.too_large(row, position, first)

@@ -10,12 +10,14 @@ not parsed.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
+from segbridge.apps.files.boundaries import END, Block, Boundaries
 from segbridge.apps.files.reading import (
     ReadShare,
     decode_problem,
@@ -27,7 +29,7 @@ from segbridge.apps.files.reading import (
     too_long,
     unreadable,
 )
-from segbridge.exports.contracts import SourceRecord
+from segbridge.exports.contracts import SourceRecord, Spans
 from segbridge.exports.limits import RecordLimits, text_depth
 
 
@@ -45,7 +47,12 @@ def json_kind(value: Any) -> str:
 
 
 class NdjsonExport(ReadShare):
-    """A newline-delimited JSON file on the server: each line one record."""
+    """A newline-delimited JSON file on the server: each line one record.
+
+    ``records_in`` (a lane) parses only the lines of the wanted blocks; with ``boundaries``
+    (``boundaries.py``) it reads only those blocks, each from its first line's offset."""
+
+    boundaries: Boundaries | None = None
 
     def __init__(self, path: str | Path, *, encoding: str = "utf-8",
                  limits: RecordLimits | None = None) -> None:
@@ -60,23 +67,49 @@ class NdjsonExport(ReadShare):
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
         with self.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
-            yield from self._records(handle, start_position)
+            yield from self._records(handle, Block(start_position, sys.maxsize))
 
-    def _records(self, handle: BinaryIO, begin: int) -> Iterator[SourceRecord]:
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+        """The records in ``spans`` (a lane's blocks); the other lines are counted, not
+        parsed (or, with ``boundaries``, not read)."""
+        with self.opened(open_binary(self.path)) as handle:
+            skip_bom(handle)
+            if self.boundaries is None:
+                yield from self._records(handle, spans)
+                return
+            low, high = spans.around(0)
+            while (mark := self.boundaries.mark(low)) is not None:
+                offset, lines_before = mark
+                handle.seek(offset)
+                yield from self._records(handle, Block(low, high), low, lines_before)
+                low, high = spans.around(high)
+
+    def _records(self, handle: BinaryIO, spans: Spans, position: int = 0,
+                 lines_before: int = 0) -> Iterator[SourceRecord]:
+        """The records in ``spans`` from ``position`` (its line the one after
+        ``lines_before``); a ``Block`` ends the reading at its end."""
         parse = self._parser()
-        position = 0
+        low, high = spans.around(position)
         limit = self.max_line_bytes
-        for line, raw in enumerate(physical_lines(handle, limit), start=1):
+        for line, raw in enumerate(physical_lines(handle, limit), start=lines_before + 1):
             if len(raw) == limit and not raw.endswith(b"\n"):
                 size = limit + skip_rest_of_line(handle)
-                if position >= begin:
+                if position >= high:
+                    low, high = spans.around(position)
+                if low == END:
+                    return
+                if position >= low:
                     yield unreadable(position, f"line {line}", too_long(line, limit),
                                      _text(raw), size)
                 position += 1
                 continue
             if not raw or raw.isspace():
                 continue
-            if position >= begin:
+            if position >= high:
+                low, high = spans.around(position)
+                if low == END:
+                    return
+            if position >= low:
                 yield parse(position, line, raw)
             position += 1
 
