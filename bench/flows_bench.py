@@ -7,6 +7,7 @@ sender, each measured in its own process.
     python bench/flows_bench.py --rows 1000000            # both
     python bench/flows_bench.py --rows 10000000 --only segbridge
     python bench/flows_bench.py --only ceiling            # the receiver's own limit
+    python bench/flows_bench.py --rows 1000000 --only segbridge --format ndjson  # same rows
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def write_rows(path: Path, rows: int) -> None:
         for i in range(rows):
             writer.writerow([f"user-{i % 50_000}", "2026-11-28T10:00:00Z", i, f"{i % 997}.50",
                              "EUR", f"sku-{i % 311}", i % 7 + 1])
+
+
+def write_ndjson(csv_path: Path, path: Path) -> None:
+    """The same rows as JSON lines (string values, as the CSV export gives them)."""
+    import orjson
+
+    with csv_path.open(newline="") as handle, path.open("wb") as out:
+        for row in csv.DictReader(handle):
+            out.write(orjson.dumps(row) + b"\n")
 
 
 def peak_rss_mb() -> float:
@@ -145,7 +155,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     runtime.integrations.create(principal, "Bench")
     flow = runtime.flows.create(principal, {
         "name": "Bench", "integration": "Bench",
-        "export": {"type": "csv", "path": str(csv_path)},
+        "export": {"type": "ndjson" if csv_path.suffix == ".ndjson" else "csv",
+                   "path": str(csv_path)},
         "imports": [{"name": "Track", "connection": "Bench", "call": "track", "mapping": {
             "userId": "user_id", "event": {"constant": "Order Completed"},
             "timestamp": {"field": "created_at"},
@@ -247,6 +258,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--only", choices=["segbridge", "analytics", "ceiling"])
+    parser.add_argument("--format", choices=["csv", "ndjson"], default="csv",
+                        help="the file segbridge reads (analytics-python reads the CSV)")
     parser.add_argument("--child")
     parser.add_argument("--url")
     parser.add_argument("--csv")
@@ -258,6 +271,8 @@ def main() -> None:
     csv_path = workdir / "rows.csv"
     if args.only != "ceiling":
         write_rows(csv_path, args.rows)
+        if args.format == "ndjson":
+            write_ndjson(csv_path, workdir / "rows.ndjson")
     receiver, url = start_receiver()
     try:
         if args.only == "ceiling":
@@ -265,7 +280,9 @@ def main() -> None:
                   "pre-built batches")
             return
         for which in (["segbridge", "analytics"] if not args.only else [args.only]):
-            result = measure(which, url, args.rows, csv_path)
+            source = workdir / "rows.ndjson" if args.format == "ndjson" and \
+                which == "segbridge" else csv_path
+            result = measure(which, url, args.rows, source)
             print(f"{which:>10}: {result['received']:,} of {args.rows:,} received, "
                   f"{result['events_per_s']:,.0f} events/s, "
                   f"{result['cpu_s_per_million']:.1f} CPU s per million, "

@@ -41,7 +41,6 @@ STEP_BYTES = 16 * 1024  # a mark is found by counting lines in steps of this man
 ASCII_SPACE = b" \t\r\x0b\x0c"  # bytes.isspace() (and the line end)
 STR_SPACE = ASCII_SPACE + bytes(range(0x1c, 0x20))  # also stripped by str.strip()
 END = sys.maxsize  # past a Block's end
-ALL_X = bytes(b"\n"[0] if byte == b"\n"[0] else b"x"[0] for byte in range(256))
 
 
 class Unprovable(Exception):
@@ -130,7 +129,7 @@ class CsvFormat:
         self.classes = bytes(classes)
 
     def check(self, body: bytes, masked: bytes) -> None:
-        if body.count(b"\r") != body.count(b"\r\n"):
+        if b"\r" in body and body.count(b"\r") != body.count(b"\r\n"):
             raise Unprovable("a carriage return that does not end a line")
         if self.codec == "utf-8" and body.isascii():
             return
@@ -192,6 +191,8 @@ def scan(handle: BinaryIO, form: CsvFormat | NdjsonFormat, cursor: _Cursor, star
     carry = b""
     while True:
         data = handle.read(PIECE_BYTES)
+        if data and not data.endswith(b"\n"):
+            data += handle.readline(form.longest + 2)  # (most pieces then end a record)
         buffer = carry + data if carry else data
         if not data:
             if not buffer:
@@ -205,7 +206,7 @@ def scan(handle: BinaryIO, form: CsvFormat | NdjsonFormat, cursor: _Cursor, star
                 raise Unprovable("a record over the size limit")
             carry = buffer
             continue
-        carry = buffer[len(body):]
+        carry = buffer[len(body):] if len(body) < len(buffer) else b""
         target = _piece(body, masked, form, cursor, target, every, marks)
     return Boundaries(start, every, marks)
 
@@ -215,7 +216,8 @@ def _piece(body: bytes, masked: bytes, form: CsvFormat | NdjsonFormat, cursor: _
     """Count the records of one piece (whole records) and mark the blocks starting in it."""
     _longest_line(masked, form.longest)
     form.check(body, masked)
-    lines = masked.count(b"\n")
+    physical = body.count(b"\n")
+    lines = physical if masked is body else masked.count(b"\n")
     blanks = list(_blank_lines(body, masked, form))
     records = lines - len(blanks)
     seek = _LineSeeker(masked)
@@ -225,11 +227,12 @@ def _piece(body: bytes, masked: bytes, form: CsvFormat | NdjsonFormat, cursor: _
             if blank <= index:
                 index += 1
         offset = seek.start_of(index)
-        marks.append((cursor.offset + offset, cursor.lines + body.count(b"\n", 0, offset)))
+        before = index if masked is body else body.count(b"\n", 0, offset)
+        marks.append((cursor.offset + offset, cursor.lines + before))
         target += every
     cursor.offset += len(body)
     cursor.position += records
-    cursor.lines += body.count(b"\n")
+    cursor.lines += physical
     return target
 
 
@@ -240,7 +243,8 @@ def _cut(buffer: bytes, form: CsvFormat | NdjsonFormat, *,
     quote = form.quote
     if not isinstance(form, CsvFormat) or not quote or quote not in buffer:
         end = buffer.rfind(b"\n") + 1
-        return buffer[:end], buffer[:end]
+        body = buffer if end == len(buffer) else buffer[:end]
+        return body, body
     parts = buffer.split(quote)
     last = len(parts) - 1 if len(parts) % 2 else len(parts) - 2  # the last part outside
     if at_end and last != len(parts) - 1:
@@ -287,21 +291,24 @@ def _blank_lines(body: bytes, masked: bytes, form: CsvFormat | NdjsonFormat) -> 
     ``blankish`` bytes is checked exactly; every other line is a record."""
     if isinstance(form, CsvFormat) and not form.skip_blank:
         return
-    kept = b"\n" + masked.translate(ALL_X, form.blankish)
-    seek = None
-    found = kept.find(b"\n\n")
-    index, counted = 0, 0
-    while found >= 0:
-        index += kept.count(b"\n", counted, found)
-        counted = found
+    kept = masked.translate(None, form.blankish)  # a line that may be blank is empty here
+    seek = _LineSeeker(masked)
+
+    def blank(index: int) -> bool:
         if isinstance(form, NdjsonFormat):
+            return True
+        begin = seek.start_of(index)
+        return form.blank(body[begin:masked.index(b"\n", begin) + 1])
+
+    if kept.startswith(b"\n") and blank(0):
+        yield 0
+    index, counted = 0, 0  # the line ends in kept[:counted]
+    found = kept.find(b"\n\n")
+    while found >= 0:
+        index += kept.count(b"\n", counted, found + 1)
+        counted = found + 1
+        if blank(index):
             yield index
-        else:
-            seek = seek or _LineSeeker(masked)
-            begin = seek.start_of(index)
-            record = body[begin:masked.index(b"\n", begin) + 1]
-            if form.blank(record):
-                yield index
         found = kept.find(b"\n\n", found + 1)
 
 
