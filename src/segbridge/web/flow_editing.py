@@ -16,7 +16,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 Document = dict[str, object]
-FILE_KINDS = ("csv", "ndjson", "json")
+FILE_KINDS = ("csv", "ndjson", "json", "parquet")
+PARQUET_KIND = "parquet"  # binary and typed: no reading options, a list of columns instead
 DATABASE_KIND = "database"
 
 
@@ -54,8 +55,10 @@ def with_export(doc: Mapping[str, object], export: Mapping[str, object] | None) 
 
 
 def file_export(kind: str, *, upload: str = "", path: str = "",
-                options: Mapping[str, object] | None = None, key_field: str = "") -> Document:
-    """A file source: an upload of the account or a server path (whichever is given)."""
+                options: Mapping[str, object] | None = None, key_field: str = "",
+                columns: Sequence[str] = ()) -> Document:
+    """A file source: an upload of the account or a server path (whichever is given); a
+    Parquet source may name the columns it reads (``columns``; none: every column)."""
     export: Document = {"type": kind}
     if upload.strip():
         export["upload"] = upload.strip()
@@ -63,6 +66,8 @@ def file_export(kind: str, *, upload: str = "", path: str = "",
         export["path"] = path.strip()
     if options:
         export["options"] = dict(options)
+    if columns:
+        export["columns"] = list(columns)
     if key_field.strip():
         export["key_field"] = key_field.strip()
     return export
@@ -72,6 +77,23 @@ def csv_options(*, delimiter: str, header: bool, encoding: str) -> Document:
     """CSV reading options; a tab may be written as ``\\t``."""
     return {"delimiter": "\t" if delimiter in ("\\t", "tab") else delimiter,
             "header": header, "encoding": encoding.strip() or "utf-8"}
+
+
+def file_options(kind: str, *, delimiter: str, header: bool, encoding: str) -> Document:
+    """The reading options of a file of ``kind``: CSV's, the encoding of a text file, none
+    for Parquet (its file says how it is encoded; an option would be refused)."""
+    if kind == "csv":
+        return csv_options(delimiter=delimiter or ",", header=header, encoding=encoding)
+    if kind == PARQUET_KIND:
+        return {}
+    return {"encoding": encoding.strip() or "utf-8"}
+
+
+def column_names(text: str) -> list[str]:
+    """The column names typed in a form: separated by commas or new lines, blanks left out,
+    each once (in the order typed)."""
+    names = (name.strip() for line in text.splitlines() for name in line.split(","))
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def database_export(*, connection: str, query: str, cursor_column: str = "",

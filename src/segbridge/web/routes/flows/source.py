@@ -53,7 +53,8 @@ router = APIRouter(include_in_schema=False)
 
 SAMPLE_SIZE = 5
 SOURCE_FIELDS = ("export.type", "export.upload", "export.path", "export.options.delimiter",
-                 "export.options.header", "export.options.encoding", "export.key_field",
+                 "export.options.header", "export.options.encoding", "export.columns",
+                 "export.key_field",
                  "export.connection", "export.query", "export.cursor.column",
                  "export.cursor.lag_seconds")
 HTTP_KIND = "http"
@@ -97,6 +98,8 @@ def _source_values(export: object) -> dict[str, str]:
             values[f"export.{key}"] = export[key]
     if export.get("path"):
         values["file_source"] = "path"
+    if isinstance(export.get("columns"), list):
+        values["export.columns"] = ", ".join(str(name) for name in export["columns"])
     options = export.get("options")
     if isinstance(options, Mapping):
         delimiter = options.get("delimiter", ",")
@@ -292,15 +295,15 @@ def _export_from(form: FormData, upload_id: str) -> dict[str, object]:
             lag_seconds=edit.whole_number(values["export.cursor.lag_seconds"]),
             key_field=values["export.key_field"])
     kind = values["export.type"] if values["export.type"] in edit.FILE_KINDS else "csv"
-    options = edit.csv_options(
-        delimiter=values["export.options.delimiter"] or ",",
-        header=values["export.options.header"] != "false",
-        encoding=values["export.options.encoding"]) if kind == "csv" else (
-        {"encoding": values["export.options.encoding"].strip() or "utf-8"})
+    options = edit.file_options(kind, delimiter=values["export.options.delimiter"],
+                                header=values["export.options.header"] != "false",
+                                encoding=values["export.options.encoding"])
+    columns = edit.column_names(values["export.columns"]) if kind == edit.PARQUET_KIND else []
     use_path = form_text(form, "file_source") == "path"
     return edit.file_export(kind, upload="" if use_path else upload_id,
                             path=values["export.path"] if use_path else "",
-                            options=options, key_field=values["export.key_field"])
+                            options=options, key_field=values["export.key_field"],
+                            columns=columns)
 
 
 @router.post(LIST_PATH + "/{flow_id}/source")
