@@ -5,7 +5,8 @@ posts gzip batches of track calls (about 475 KB of JSON and 2,000 calls each, ev
 its own messageId) from this process with a few concurrent httpx requests, and reports the
 events accepted per second (from the receiver's own counters), the receiver's CPU seconds per
 million events (utime + stime from /proc/<pid>/stat) and its resident memory over time and at
-its peak (VmHWM in /proc/<pid>/status).
+its peak (VmHWM in /proc/<pid>/status). With ``--workers N`` the receiver reads batches in N
+more processes: their CPU is counted with the receiver's, their memory is shown apart.
 
 The batches are built and gzipped before the clock starts (as flows_bench's ``ceiling``
 mode), so the number is the receiver's, not the sender's.
@@ -16,6 +17,8 @@ mode), so the number is the receiver's, not the sender's.
 
 With a small --dedup-capacity the dedup window fills early and the memory line goes flat.
 ``--receiver-src`` runs the receiver from another checkout's ``src`` (paired before/after runs).
+
+    .venv/bin/python bench/sandbox_bench.py --events 1000000 --workers 2
 """
 
 from __future__ import annotations
@@ -52,6 +55,30 @@ def proc_cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid`` (its workers), and theirs."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each process still running."""
+    seconds: dict[int, float] = {}
+    for pid in pids:
+        try:
+            seconds[pid] = proc_cpu_seconds(pid)
+        except OSError:
+            continue
+    return seconds
 
 
 def proc_memory(pid: int) -> dict[str, int]:
@@ -116,6 +143,8 @@ def start_receiver(args: argparse.Namespace, workdir: Path) -> tuple[subprocess.
     ]
     if args.archive:
         command += ["--archive", str(workdir / "archive.ndjson")]
+    if args.workers:
+        command += ["--workers", str(args.workers)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return process, token
 
@@ -214,7 +243,10 @@ def report(
     print(f"elapsed          {elapsed:.1f} s")
     print(f"throughput       {rate:,.0f} events/s accepted")
     per_million = cpu_seconds / max(sent, 1) * 1e6
-    print(f"receiver CPU     {cpu_seconds:.2f} s = {per_million:.2f} CPU s per million events")
+    print(
+        f"receiver CPU     {cpu_seconds:.2f} s = {per_million:.2f} CPU s per million events"
+        " (its workers included)"
+    )
     print(
         f"peak RSS         {sampler.peak_kib / 1024:.1f} MiB (VmHWM), dedup capacity "
         f"{args.dedup_capacity:,}"
@@ -231,6 +263,9 @@ def main() -> None:
     parser.add_argument("--dedup-capacity", type=int, default=1_000_000)
     parser.add_argument("--gzip-level", type=int, default=1)
     parser.add_argument("--archive", action="store_true", help="also archive (fsync) events")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="the receiver's --workers (batch readers)"
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument(
         "--receiver-src", default="", help="run the receiver from this src directory (paired runs)"
@@ -246,12 +281,17 @@ def main() -> None:
             sampler = MemorySampler(process.pid)
             sampler.sample(0.0)
             sampler.start()
-            cpu_before = proc_cpu_seconds(process.pid)
+            pids = [process.pid, *descendants(process.pid)]  # with its workers
+            cpu_before = tree_cpu_seconds(pids)
             sent, elapsed = asyncio.run(send_all(args, url, write_key, batches))
-            cpu_seconds = proc_cpu_seconds(process.pid) - cpu_before
+            cpu_after = tree_cpu_seconds(pids)
+            cpu_seconds = sum(cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after)
+            workers_kib = sum(proc_memory(pid).get("VmRSS", 0) for pid in pids[1:])
             sampler.stop()
             sampler.sample(elapsed)
             report(args, sent, elapsed, accepted(url, token), sampler, cpu_seconds)
+            if len(pids) > 1:
+                print(f"worker processes {len(pids) - 1}, {workers_kib / 1024:.1f} MiB RSS in all")
         finally:
             process.terminate()
             process.wait(10)

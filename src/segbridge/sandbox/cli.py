@@ -52,6 +52,9 @@ def _faults(**values: float | int) -> FaultSettings:
 @click.option("--admin-token-file", type=_FILE, help="Admin token file (created if missing).")
 @click.option("--dedup-capacity", default=1_000_000, show_default=True, type=click.IntRange(1))
 @click.option("--debugger-size", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--workers", default=0, show_default=True, type=click.IntRange(0, 64),
+              help="Processes that read batches (gunzip, JSON, validation) besides the "
+                   "receiver's own; 0 reads them in the receiver's process.")
 @click.option("--fault-500", default=0.0, type=_SHARE, help="Share of requests answered 500.")
 @click.option("--fault-503", default=0.0, type=_SHARE, help="Share of requests answered 503.")
 @click.option("--fault-429", default=0.0, type=_SHARE, help="Share of requests answered 429.")
@@ -70,6 +73,7 @@ def sandbox_command(
     admin_token_file: Path | None,
     dedup_capacity: int,
     debugger_size: int,
+    workers: int,
     seed: int | None,
     access_log: bool,
     **fault_options: float | int,
@@ -87,6 +91,7 @@ def sandbox_command(
         admin_token=token,
         faults=faults,
         fault_seed=seed,
+        workers=workers,
     )
     app = create_sandbox_app(config)
     source = ensure_default_source(app)
@@ -109,7 +114,13 @@ def sandbox_command(
     )
     # the Debugger's live streams end as soon as the shutdown starts (see ``serving``)
     server = ShutdownAwareServer(server_config, on_shutdown=app.state.sandbox.end_streams)
+    if app.state.sandbox.workers is not None:
+        app.state.sandbox.workers.start()
+        click.echo(f"Batches read by {workers} worker processes")
     tune_collector()
-    server.run()
+    try:
+        server.run()
+    finally:
+        app.state.sandbox.close()  # again after the lifespan's close: harmless
     if not server.started:
         raise click.ClickException(f"could not serve on {host}:{port}: see the error above")

@@ -19,7 +19,8 @@ class SandboxConfig:
     a request with bad calls, and drops those calls (as Segment does); "strict" refuses them
     instead: 401 for the key (as RudderStack does), 400 for the request. ``faults`` and
     ``fault_seed`` set the initial fault injection (off by default); admins change it at run
-    time.
+    time. ``workers`` reads batches in that many other processes (0: in the receiver's own;
+    see ``workers``).
     """
 
     state_path: Path | None
@@ -30,6 +31,7 @@ class SandboxConfig:
     admin_token: str | None = None
     faults: FaultSettings | None = None
     fault_seed: int | None = None
+    workers: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -37,6 +39,8 @@ class SandboxConfig:
             problems.append("unknown_key_mode must be 'segment' or 'strict'")
         if self.dedup_capacity < 1:
             problems.append("dedup_capacity must be at least 1")
+        if self.workers < 0:
+            problems.append("workers must be 0 (none) or more")
         if self.debugger_size < 1:
             problems.append("debugger_size must be at least 1")
         if self.admin_token is not None and len(self.admin_token) < 16:

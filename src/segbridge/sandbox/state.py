@@ -12,6 +12,7 @@ from segbridge.sandbox.dedup import MessageIdDeduper
 from segbridge.sandbox.faults import Faults, FaultSettings
 from segbridge.sandbox.recorder import ReceiverStats, Recorder
 from segbridge.sandbox.store import IMPLICIT_ACCOUNT, Source, SourceStore
+from segbridge.sandbox.workers import Workers
 
 
 @dataclass
@@ -30,6 +31,7 @@ class SandboxState:
     recorder: Recorder
     account_faults: dict[str, Faults] = field(default_factory=dict)
     clock: Clock = SYSTEM_CLOCK
+    workers: Workers | None = None  # processes reading batches (``workers``), else none
 
     def faults_for(self, account_id: str) -> Faults:
         """The faults set by ``account_id``'s admins (off until they set some)."""
@@ -68,6 +70,8 @@ class SandboxState:
         while the server still runs) and more than once.
         """
         self.end_streams()
+        if self.workers is not None:
+            self.workers.close()
         if self.archive is not None:
             self.archive.close()
         self.store.close()
@@ -87,4 +91,5 @@ def build_state(config: SandboxConfig, clock: Clock = SYSTEM_CLOCK) -> SandboxSt
         archive=archive,
         recorder=Recorder(debugger, dedup, archive),
         clock=clock,
+        workers=Workers(config.workers) if config.workers else None,
     )

@@ -155,9 +155,38 @@ class TrackingAPI:
             self._refuse_unknown(header_key)  # RudderStack checks the key before the body
         check_content_type(headers)
         limit = MAX_BATCH_BYTES if path in BATCH_PATHS else MAX_CALL_BYTES
-        data = inflate(await read_body(receive, headers, limit), headers, limit)
-        body = parse_json(data)
-        key = self._write_key(header_key, body, strict)
+        raw = await read_body(receive, headers, limit)
+        if state.workers is not None and header_key and path in BATCH_PATHS:
+            receipt = Receipt()
+            encoding = headers.get(b"content-encoding", b"")
+            reading = await state.workers.read(raw, encoding, path, limit, receipt.at, not strict)
+            reading.check_readable()
+            key = await self._identify(header_key, reading.body_key, attempt, receive, send)
+            prepared = reading.calls()
+        else:
+            data = inflate(raw, headers, limit)
+            body = parse_json(data)
+            key = await self._identify(header_key, _body_key(body), attempt, receive, send)
+            receipt = Receipt()
+            prepared = self._prepare(path, body, receipt, len(data), lenient=not strict)
+        if attempt.source is None:
+            self._drop_unknown(key, prepared)
+            return
+        await state.recorder.record(attempt.source, prepared, receipt.iso)
+
+    async def _identify(
+        self,
+        header_key: str | None,
+        body_key: str | None,
+        attempt: _Attempt,
+        receive: Receive,
+        send: Send,
+    ) -> str:
+        """The request's write key and (in ``attempt``) source, once the body is read; a
+        refusal raised, or ``_Answered`` when a fault of the body key's account answered."""
+        state = self.state
+        strict = state.config.unknown_key_mode == "strict"
+        key = self._write_key(header_key, body_key, strict)
         attempt.source = source = state.store.by_write_key(key) if key else None
         if source is None and strict:
             self._refuse_unknown(key)
@@ -165,12 +194,7 @@ class TrackingAPI:
         late = faults is not None and faults is not attempt.faults  # a key in the body
         if late and faults and await self._fault(faults, receive, send, body_read=True):
             raise _Answered
-        receipt = Receipt()
-        prepared = self._prepare(path, body, receipt, len(data), lenient=not strict)
-        if source is None:
-            self._drop_unknown(key, prepared)
-            return
-        await state.recorder.record(source, prepared, receipt.iso)
+        return key
 
     def _drop_unknown(self, key: str, prepared: PreparedRequest) -> None:
         """Segment answers 200 for a missing, short or unknown key and keeps nothing."""
@@ -195,13 +219,10 @@ class TrackingAPI:
         return prepare_single(body, path, receipt, lenient=lenient)
 
     @staticmethod
-    def _write_key(header_key: str | None, body: object, strict: bool) -> str:
+    def _write_key(header_key: str | None, body_key: str | None, strict: bool) -> str:
         """The request's write key; "" (dropped, as Segment does) or a 401 in strict mode
         for a missing or too short one."""
-        key = header_key
-        if not key and isinstance(body, dict):
-            body_key = body.get("writeKey")
-            key = body_key if isinstance(body_key, str) else None
+        key = header_key or body_key
         if key and len(key) >= MIN_WRITE_KEY_CHARS:
             return key
         if not strict:
@@ -226,6 +247,12 @@ class TrackingAPI:
             return True
         await send_bytes(send, action.status or 503, *_fault_answer(action))
         return True
+
+
+def _body_key(body: object) -> str | None:
+    """The ``writeKey`` of a JSON object body, when it is a string."""
+    key = body.get("writeKey") if isinstance(body, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _fault_answer(action: FaultAction) -> tuple[bytes, bytes, list[tuple[bytes, bytes]]]:
