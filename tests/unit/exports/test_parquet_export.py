@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segbridge.apps.files.parquet import ParquetExport, parquet_parts
+from segbridge.apps.files.parquet import ParquetExport, parquet_parts, read_bytes
 from segbridge.core.errors import ValidationFailed
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError
@@ -219,3 +219,30 @@ def test_the_flow_document_takes_columns_as_a_list_of_names(columns: object) -> 
         ("export.columns", "use a list of column names (leave it out to read every column)")]
     doc["export"]["columns"] = ["id", "email"]  # type: ignore[index]
     assert parse_flow_document(doc).export is not None
+
+
+def test_what_reading_costs_is_the_decoded_size_not_the_size_on_disk(tmp_path: Path) -> None:
+    """Lanes are decided by what reading costs: compressed, repetitive rows are small on
+    disk but cost as much to read as their decoded size (estimated from the first rows)."""
+    count = 50_000
+    table = pa.table({"id": list(range(count)),
+                      "status": ["paid, shipped and delivered"] * count,
+                      "currency": ["EUR"] * count})
+    path = write(tmp_path / "orders.parquet", table, row_group_size=10_000)
+
+    estimate = read_bytes(path)
+
+    assert estimate is not None and path.stat().st_size * 5 < estimate
+    assert abs(estimate - table.nbytes) < table.nbytes * 0.05
+    narrow = read_bytes(path, ["id"])  # only the columns read count
+    assert narrow is not None and abs(narrow - table.select(["id"]).nbytes) < 8 * count * 0.05
+
+
+def test_what_reading_costs_for_an_empty_or_unreadable_file(tmp_path: Path) -> None:
+    empty = write(tmp_path / "empty.parquet", numbered(0))
+    text = tmp_path / "orders.parquet"
+    text.write_text("order_id,email\n1,a@x.io\n")
+
+    assert read_bytes(empty) == 0
+    assert read_bytes(text) is None  # the run's own export says what is wrong
+    assert read_bytes(tmp_path / "gone.parquet") is None
