@@ -15,7 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from segbridge.apps.files.parquet import ParquetExport, parquet_parts, read_bytes
+from segbridge.apps.files.parquet import (
+    ParquetExport,
+    columns_read,
+    parquet_parts,
+    read_bytes,
+)
 from segbridge.core.errors import ValidationFailed
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError
@@ -246,3 +251,19 @@ def test_what_reading_costs_for_an_empty_or_unreadable_file(tmp_path: Path) -> N
     assert read_bytes(empty) == 0
     assert read_bytes(text) is None  # the run's own export says what is wrong
     assert read_bytes(tmp_path / "gone.parquet") is None
+
+
+def test_the_columns_read_are_the_ones_the_flow_names_in_the_files_order(
+        tmp_path: Path) -> None:
+    table = pa.table({"id": [1], "email": ["a@x.io"], "plan": ["pro"], "notes": ["long"]})
+    path = write(tmp_path / "users.parquet", table)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write(folder / "part-0001.parquet", table)
+
+    assert columns_read(path, {"plan", "id", "not_in_the_file"}) == ["id", "plan"]
+    assert columns_read(folder, frozenset({"email"})) == ["email"]
+    assert columns_read(path, set()) is None  # constants only: every column, as before
+    assert columns_read(tmp_path / "gone.parquet", {"id"}) is None  # the export says why
+    records = read([path], columns=columns_read(path, {"email", "id"}))
+    assert [record.data for record in records] == [{"id": 1, "email": "a@x.io"}]
