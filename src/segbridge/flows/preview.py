@@ -26,13 +26,13 @@ from segbridge.core.errors import FatalError, FieldProblem, RetriableError, Vali
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.flows.views import PreviewPublic
-from segbridge.runs.diff import SyncMode, is_sent, verdict
+from segbridge.runs.diff import SyncMode, is_sent, verdict, version_hasher
 from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal, sync_mode
 
 Diffed = list[tuple[dict[str, Any], CompiledImport, int, int]]
-"""A preview's diffed calls: the call as shown, its import, its key and call hashes."""
+"""A preview's diffed calls: the call as shown, its import, its key's hash and version."""
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime
@@ -58,10 +58,7 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
         raise _unreadable(exc) from None
     steps = definition.get("steps", [])
     filters = [compile_expression(s["filter"]["expression"]) for s in steps if "filter" in s]
-    imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
-                              MessageIds(flow_key, step["name"], step["call"]),
-                              SyncMode(step.get("sync", SyncMode.ALL)))
-               for step in definition["imports"]]
+    imports = [_compiled(step, flow_key, compile_mapping) for step in definition["imports"]]
     lookups = _lookups(runtime, principal, steps)
     try:
         step = RecordStep(filters, definition["export"].get("key_field"), lookups)
@@ -121,6 +118,15 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRe
         for imp in imports:
             _add_call(entry, step, imp, record.position, record.data, diffed)
     return entry
+
+
+def _compiled(step: dict[str, Any], flow_key: str, compile_mapping: Any) -> CompiledImport:
+    """An import as a run compiles it (a diffed one with its record versions)."""
+    sync = SyncMode(step.get("sync", SyncMode.ALL))
+    return CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                          MessageIds(flow_key, step["name"], step["call"]), sync,
+                          version_hasher(step["call"], step["mapping"])
+                          if sync is not SyncMode.ALL else None)
 
 
 def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, position: int,

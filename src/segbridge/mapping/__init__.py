@@ -41,6 +41,7 @@ __all__ = [
     "MappingError",
     "compile_expression",
     "compile_mapping",
+    "mapping_inputs",
     "validate_mapping",
 ]
 
@@ -59,3 +60,13 @@ def compile_mapping(call_type: str, spec: Mapping[str, Any]) -> MapRecord:
     if plan is None:
         raise ValidationFailed(problems)
     return compile_plan(plan)
+
+
+def mapping_inputs(call_type: str, spec: Mapping[str, Any]) -> frozenset[str] | None:
+    """The top-level record fields a valid ``spec`` reads (a dotted path counts as its first
+    part and as itself: CSV headers may contain dots); None when it may read any field
+    (``all_other_fields``, or an expression naming ``record``)."""
+    plan, problems = read_spec(call_type, spec)
+    if plan is None:
+        raise ValidationFailed(problems)
+    return None if plan.whole_record else plan.used

@@ -63,7 +63,9 @@ class ObjectSpec:
 class MappingPlan:
     """A checked mapping. ``texts`` holds the text fields with their final ``required``;
     ``one_of`` is non-empty when userId and anonymousId are both mapped and optional, so
-    each record must have one of them. ``used``: top-level record fields any entry reads."""
+    each record must have one of them. ``used``: top-level record fields any entry reads;
+    ``whole_record``: an entry may read any field (``all_other_fields``, or an expression
+    naming ``record``)."""
 
     call_type: str
     texts: dict[str, Source]
@@ -71,6 +73,7 @@ class MappingPlan:
     timestamp: TimestampSpec | None
     objects: dict[str, ObjectSpec]
     used: frozenset[str]
+    whole_record: bool = False
 
 
 def read_spec(call_type: str, spec: Any) -> tuple[MappingPlan | None, list[FieldProblem]]:
@@ -84,6 +87,7 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[FieldProblem] = []
         self.used: set[str] = set()
+        self.whole_record = False
 
     def problem(self, field: str, message: str) -> None:
         self.problems.append(FieldProblem(field, message))
@@ -114,7 +118,8 @@ class _Reader:
         one_of: tuple[str, ...] = ()
         if call is not None:
             texts, one_of = self.requirements(call_type, spec, texts)
-        return MappingPlan(call_type, texts, one_of, timestamp, objects, frozenset(self.used))
+        return MappingPlan(call_type, texts, one_of, timestamp, objects, frozenset(self.used),
+                           self.whole_record)
 
     def requirements(self, call_type: str, spec: Mapping[str, Any],
                      texts: dict[str, Source]) -> tuple[dict[str, Source], tuple[str, ...]]:
@@ -187,6 +192,7 @@ class _Reader:
             self.problem(where, str(exc))
             return None
         self.used.update(expression.fields)
+        self.whole_record = self.whole_record or expression.whole_record
         return Source("expression", raw, expression=expression)
 
     def field(self, raw: Any, where: str) -> Source | None:
@@ -289,6 +295,7 @@ class _Reader:
         if not isinstance(others, bool):
             self.problem(f"{where}.all_other_fields", "use true or false")
             others = False
+        self.whole_record = self.whole_record or others
         exclude = self.exclude(raw, where, others)
         chosen = raw.get("fields", {})
         if not isinstance(chosen, Mapping):

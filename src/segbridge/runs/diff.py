@@ -3,19 +3,22 @@
 An import's ``sync`` mode:
 
 - ``all`` (the default): every record is sent, as before; nothing here runs.
-- ``changed``: a record is sent when its key was never sent, or when its call differs from
-  the call last sent for that key.
+- ``changed``: a record is sent when its key was never sent, or when its version (below)
+  differs from the one last sent for that key.
 - ``new``: a record is sent only when its key was never sent.
 
-What "changed" compares is the **call as mapped, before its messageId** (``call_hash``): a
-column the mapping does not read cannot make a record changed, and neither can segbridge's
-own fields (the messageId; ``sentAt`` is set per batch at delivery). A timestamp the mapping
-sets is part of the call, so a record whose mapped time moved is changed.
+What "changed" compares is the record's **version**: a hash of the values of the fields the
+import's mapping reads (``mapping_inputs``; every field when the mapping may read any), keyed
+by the mapping itself (its call type and spec). A column the mapping does not read cannot make
+a record changed; a changed mapping makes every record changed. Because the version is known
+before mapping, an unchanged record is never mapped nor serialised: a run compares a group of
+records with the snapshot (one query per group and import), then maps only what it sends.
 
-A record's key (the export's ``key_field``) and its call are kept as two 64-bit hashes
-(``key_hash``, ``call_hash``; blake2b): 16 bytes a key, whatever the record. The messageId of
-a diffed record is salted with its call hash, so a changed record goes with a new messageId
-(Segment would drop a repeated one) and an unchanged one is never sent again.
+A record's key (the export's ``key_field``) is kept as a 64-bit hash (``key_hash``, blake2b)
+and its version as a 48-bit one (SQLite stores it in 6 bytes): 14 bytes of hashes a key,
+whatever the record. The messageId of a diffed record is salted with its version, so a changed
+record goes with a new messageId (Segment would drop a repeated one) and an unchanged one is
+never sent again.
 
 This module is pure (no database): the producer, a lane and a preview use it; the snapshot
 itself is ``runs.diff_store``.
@@ -24,10 +27,21 @@ itself is ``runs.diff_store``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 import orjson
+
+from segbridge.mapping import mapping_inputs
+
+VERSION_BYTES = 6  # 48 bits: a changed record looks unchanged once in 2.8e14 changes
+_JSON = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+VersionOf = Callable[[dict[str, Any]], int]
+"""A record's version for one import (raises TypeError/ValueError/RecursionError for a record
+that cannot be written as JSON)."""
 
 
 class SyncMode(StrEnum):
@@ -42,8 +56,8 @@ class Verdict(StrEnum):
     """What a diffed record is compared with the snapshot (also its count's name)."""
 
     NEW = "new"  # its key was never sent: sent
-    CHANGED = "changed"  # its call differs from the one last sent: sent in `changed` mode
-    UNCHANGED = "unchanged"  # the same call as last sent: not sent
+    CHANGED = "changed"  # its version differs from the one last sent: sent in `changed` mode
+    UNCHANGED = "unchanged"  # the same version as last sent: not sent
 
 
 DIFF_COUNTS = ("new", "changed", "unchanged", "deleted")
@@ -57,29 +71,53 @@ def key_hash(key: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def call_hash(call: dict[str, Any]) -> int:
-    """The mapped call (without its messageId) as a signed 64-bit integer; keys sorted, so
-    reordering a mapping's fields does not make every record changed."""
-    return hashed_call(call)[1]
+def version_hasher(call_type: str, mapping: Mapping[str, Any]) -> VersionOf:
+    """How a record's version is computed for an import with this mapping (compiled once)."""
+    fields = mapping_inputs(call_type, mapping)
+    salt = hashlib.blake2b(orjson.dumps([call_type, mapping], option=_JSON, default=str),
+                           digest_size=16).digest()
+    if fields is None:
+        def whole(data: dict[str, Any]) -> int:
+            return _version(orjson.dumps(data, option=_JSON, default=str), salt)
+        return whole
+    names = tuple(sorted(fields))
+    values = itemgetter(*names) if len(names) > 1 else _one_or_none(names)
+
+    def chosen(data: dict[str, Any]) -> int:
+        try:  # every field there (a CSV row): its values in order
+            body = orjson.dumps(values(data), option=_JSON, default=str)
+        except KeyError:  # some missing: those present, by name (never the same JSON)
+            body = orjson.dumps({name: data[name] for name in names if name in data},
+                                option=_JSON, default=str)
+        return _version(body, salt)
+    return chosen
 
 
-def hashed_call(call: dict[str, Any]) -> tuple[bytes, int]:
-    """The call's JSON (keys sorted) and its hash: the JSON is written once, hashed, and
-    becomes the call's body (``with_message_id``)."""
-    body = orjson.dumps(call, option=orjson.OPT_SORT_KEYS, default=str)
-    digest = hashlib.blake2b(body, digest_size=8).digest()
-    return body, int.from_bytes(digest, "big", signed=True)
+def _one_or_none(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """``itemgetter`` for one name or none, giving a tuple as for several."""
+    if not names:
+        return lambda _data: ()
+    name = names[0]
+    return lambda data: (data[name],)
 
 
-def with_message_id(body: bytes, message_id: str) -> bytes:
-    """A call's JSON object with its messageId added last (an exact-size copy: no buffer of
-    orjson's is kept). A messageId is ``sb-`` and hex digits: nothing to escape."""
-    tail = b'"messageId":"' + message_id.encode() + b'"}'
-    return (body[:-1] + b"," + tail) if body != b"{}" else b"{" + tail
+def _version(body: bytes, salt: bytes) -> int:
+    digest = hashlib.blake2b(body, digest_size=VERSION_BYTES, key=salt).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass(frozen=True)
+class SnapshotCheck:
+    """What a producer compares its records with: each diffed import's snapshot (by the
+    import's index in the flow) and how to look keys up in one (``runs.diff_store``; a lane
+    opens its own connection to the database)."""
+
+    lookup: Callable[[int, Sequence[int]], dict[int, int]]  # snapshot, key hashes -> version
+    snapshots: Mapping[int, int]
 
 
 def verdict(sent: int | None, current: int) -> Verdict:
-    """How a record compares with the snapshot's call hash ``sent`` (None: key never sent)."""
+    """How a record compares with the snapshot's version ``sent`` (None: key never sent)."""
     if sent is None:
         return Verdict.NEW
     return Verdict.UNCHANGED if sent == current else Verdict.CHANGED

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    bindparam,
     delete,
     func,
     insert,
@@ -36,8 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from segbridge.runs.counts import Tally
-from segbridge.runs.diff import SyncMode, Verdict, is_sent, verdict
-from segbridge.runs.producer import Chunk, Seen
+from segbridge.runs.diff import SnapshotCheck, SyncMode
+from segbridge.runs.producer import Chunk
 from segbridge.storage.db import Database
 from segbridge.storage.diff_models import DiffEntry, DiffSnapshot, DiffStaged
 from segbridge.storage.models import Run
@@ -45,13 +46,19 @@ from segbridge.storage.models import Run
 LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more parameters)
 DELETE_ROWS = 50_000  # staged rows deleted per statement (memory: SQLite's row-id set)
 
-_LOOKUP = (select(DiffEntry.key_hash, DiffEntry.call_hash)
-           .where(DiffEntry.snapshot_id == bindparam("snapshot"),
-                  DiffEntry.key_hash.in_(bindparam("keys", expanding=True))))
-_LOOKUP_POSTGRESQL = text(  # the keys as one array, joined: each is an index probe (an IN
-    # list or "= ANY" of 2,000 keys was planned as a scan of the whole snapshot)
-    "SELECT e.key_hash, e.call_hash FROM unnest(CAST(:keys AS bigint[])) AS k(key_hash) "
-    "JOIN diff_entries e ON e.snapshot_id = :snapshot AND e.key_hash = k.key_hash")
+_LOOKUP_POSTGRESQL = (  # the keys as one array, joined: each is an index probe (an IN list
+    # or "= ANY" of 2,000 keys was planned as a scan of the whole snapshot)
+    "SELECT e.key_hash, e.call_hash FROM unnest(%s::bigint[]) AS k(key_hash) "
+    "JOIN diff_entries e ON e.snapshot_id = %s AND e.key_hash = k.key_hash")
+
+
+@lru_cache(maxsize=8)
+def _lookup_sqlite(keys: int) -> str:
+    placeholders = ",".join("?" * keys)  # (only placeholders: the keys are parameters)
+    return ("SELECT key_hash, call_hash FROM diff_entries "  # noqa: S608
+            f"WHERE snapshot_id = ? AND key_hash IN ({placeholders})")
+
+
 _STAGE = insert(DiffStaged)
 _PROMOTE = text(  # the last staged row of each key (in input order), merged in key order
     "INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
@@ -91,13 +98,22 @@ class DiffStore:
                 DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
 
     def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
-        """The call hash last sent for each of ``keys`` the snapshot has."""
+        """The version last sent for each of ``keys`` the snapshot has: on the driver's own
+        cursor (a run looks up every record it compares; SQLAlchemy's rows cost more than
+        the query), in key order (fewer pages)."""
         found: dict[int, int] = {}
-        query = _LOOKUP_POSTGRESQL if self.db.engine.dialect.name == "postgresql" else _LOOKUP
+        postgresql = self.db.engine.dialect.name == "postgresql"
         with self.db.engine.connect() as connection:
-            for part in _parts(keys, LOOKUP_KEYS):
-                rows = connection.execute(query, {"snapshot": snapshot, "keys": part})
-                found.update((key, call) for key, call in rows)
+            cursor = connection.connection.cursor()
+            try:
+                for part in _parts(sorted(keys), LOOKUP_KEYS):
+                    if postgresql:
+                        cursor.execute(_LOOKUP_POSTGRESQL, (part, snapshot))
+                    else:
+                        cursor.execute(_lookup_sqlite(len(part)), (snapshot, *part))
+                    found.update(cursor.fetchall())
+            finally:
+                cursor.close()
         return found
 
     def claim(self, snapshot: int, run_id: str, checkpoint: int) -> None:
@@ -189,45 +205,23 @@ class DiffRun:
     run_id: str
     imports: dict[int, DiffImport] = field(default_factory=dict)  # by the import's index
 
-    def sift(self, chunk: Chunk) -> None:
-        """Compare the chunk's diffed records with the snapshots: count each verdict, take
-        the calls that are not to be sent out of the chunk's batches, keep in ``chunk.seen``
-        only the calls sent."""
-        sent: list[Seen] = []
-        for index, seen in _by_import(chunk.seen):
-            imp = self.imports[index]
-            known = self.store.lookup(imp.snapshot, [entry[2] for entry in seen])
-            held = self._judge(chunk.tally, imp, seen, known, sent)
-            if held:
-                chunk.batches = [(i, [item for item in items if item.position not in held])
-                                 if i == index else (i, items) for i, items in chunk.batches]
-        chunk.seen = sent
+    def check(self) -> SnapshotCheck:
+        """What the run's producer compares its records with (``runs.producer``)."""
+        return SnapshotCheck(self.store.lookup,
+                             {index: imp.snapshot for index, imp in self.imports.items()})
 
-    @staticmethod
-    def _judge(tally: Tally, imp: DiffImport, seen: list[Seen], known: dict[int, int],
-               sent: list[Seen]) -> set[int]:
-        """Count each record's verdict; the positions not to send."""
-        held: set[int] = set()
-        counted = dict.fromkeys(Verdict, 0)
-        for entry in seen:
-            found = verdict(known.get(entry[2]), entry[3])
-            counted[found] += 1
-            if is_sent(imp.mode, found):
-                sent.append(entry)
-            else:
-                held.add(entry[1])
-        for found, amount in counted.items():
-            tally.add_to_import(found.value, amount, imp.name)
-        if held:
-            tally.add("ignored", len(held), imp.name)
-        return held
+    def lane_check(self) -> dict[str, Any]:
+        """The same for a lane process (JSON: ``lane_check``)."""
+        return {"database": self.store.db.url,
+                "snapshots": {str(index): imp.snapshot for index, imp in self.imports.items()}}
 
     def stage(self, chunk: Chunk, unsent: set[tuple[int, int]]) -> None:
         """Stage the chunk's calls that were delivered (``unsent``: (import, position) of its
         record errors)."""
         self.store.stage([
-            (self.imports[index].snapshot, position, key, call) for index, position, key, call
-            in chunk.seen if (index, position) not in unsent])
+            (self.imports[index].snapshot, position, key, version)
+            for index, position, key, version, _about in chunk.seen
+            if (index, position) not in unsent])
 
     def finish(self) -> Tally:
         """The run finished without failing: count each import's deleted keys (in the snapshot,
@@ -273,13 +267,14 @@ def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None
             return
 
 
-def _by_import(seen: list[Seen]) -> Iterator[tuple[int, list[Seen]]]:
-    grouped: dict[int, list[Seen]] = {}
-    for entry in seen:
-        grouped.setdefault(entry[0], []).append(entry)
-    return iter(grouped.items())
-
-
 def _parts(keys: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(keys), size):
         yield list(keys[start:start + size])
+def lane_check(spec: dict[str, Any]) -> SnapshotCheck:
+    """A lane's own way to the snapshots: its own connection to segbridge's database, read
+    only (``DiffRun.lane_check``)."""
+    store = DiffStore(Database(spec["database"]))
+    return SnapshotCheck(store.lookup, {int(index): snapshot
+                                        for index, snapshot in spec["snapshots"].items()})
+
+

@@ -27,7 +27,7 @@ import orjson
 from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
-from segbridge.runs.diff import SyncMode
+from segbridge.runs.diff import SyncMode, VersionOf
 from segbridge.runs.diff_store import DiffRun
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
@@ -51,6 +51,8 @@ class ImportPlan:
     sync: SyncMode = SyncMode.ALL  # which records it sends (``runs.diff``)
 
 
+    version: VersionOf | None = None  # a diffed import's record versions
+    deleted: Any = None  # a diffed import's call for deleted keys, if it sends one
 @dataclass
 class RunPlan:
     run_id: str
@@ -159,8 +161,6 @@ class Engine:
 
     async def _deliver(self, chunk: Chunk) -> None:
         chunk.delivered = not self._stop.is_set()
-        if chunk.delivered and chunk.seen and self.plan.diff is not None:
-            await asyncio.to_thread(self.plan.diff.sift, chunk)  # (before anything is sent)
         if chunk.delivered:
             batches = [(self.plan.imports[index], items)
                        for index, items in chunk.batches if items]

@@ -42,7 +42,7 @@ import orjson
 
 from segbridge.core.errors import FatalError, SegbridgeError
 from segbridge.runs.batching import PackedCalls
-from segbridge.runs.diff import SyncMode
+from segbridge.runs.diff import SnapshotCheck, SyncMode, version_hasher
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, CompiledImport, Lane, Producer, Source, take_slot
 
@@ -136,6 +136,7 @@ class LaneSpec:
     start: int = 0
     limits: dict[str, int] = field(default_factory=dict)  # RecordLimits; {}: the defaults
     lookups: list[LaneLookup] = field(default_factory=list, repr=False)
+    diff: dict[str, Any] | None = field(default=None, repr=False)  # ``diff_store.lane_check``
     boundaries: dict[str, Any] | None = None  # where blocks start: lanes read only theirs
 
     def to_json(self, index: int) -> bytes:
@@ -323,17 +324,32 @@ def lane_source(spec: dict[str, Any]) -> Source:
 
     export = spec["export"]
     limits = RecordLimits(**spec.get("limits") or {})
-    imports = [CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
-                              MessageIds(step["flow_id"], step["name"], step["call"],
-                                         step["salt"]),
-                              SyncMode(step.get("sync", SyncMode.ALL)))
-               for step in spec["imports"]]
+    imports = [_compiled(step, compile_mapping) for step in spec["imports"]]
     opened = file_export(export["type"], export["path"], export.get("options"), limits)
     with_boundaries(opened, spec.get("boundaries"))
     return Source(export=opened, imports=imports, start=spec["start"],
                   key_field=spec["key_field"],
                   filters=[compile_expression(text) for text in spec["filters"]],
-                  lookups=lane_lookups(spec.get("lookups") or []))
+                  lookups=lane_lookups(spec.get("lookups") or []),
+                  diff=_lane_check(spec.get("diff")))
+
+
+def _lane_check(diff: dict[str, Any] | None) -> SnapshotCheck | None:
+    """A diffed flow's snapshots, read by the lane on its own connection to the database."""
+    if not diff:
+        return None
+    from segbridge.runs.diff_store import lane_check
+
+    return lane_check(diff)
+
+
+def _compiled(step: dict[str, Any], compile_mapping: Any) -> CompiledImport:
+    """A lane's import; a diffed one with its record versions (``runs.diff``)."""
+    sync = SyncMode(step.get("sync", SyncMode.ALL))
+    return CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
+                          MessageIds(step["flow_id"], step["name"], step["call"], step["salt"]),
+                          sync, version_hasher(step["call"], step["mapping"])
+                          if sync is not SyncMode.ALL else None, step.get("deleted"))
 
 
 def lane_lookups(lookups: list[dict[str, Any]]) -> LookupSteps | None:

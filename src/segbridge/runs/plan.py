@@ -28,7 +28,7 @@ from segbridge.core.settings import Settings
 from segbridge.core.vault import Vault
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.limits import RecordLimits
-from segbridge.runs.diff import SyncMode
+from segbridge.runs.diff import SyncMode, version_hasher
 from segbridge.runs.diff_store import DiffRun, open_diff
 from segbridge.runs.engine import ImportPlan, RunPlan
 from segbridge.runs.export_factory import open_run_export
@@ -72,10 +72,11 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     filters = [compile_expression(text) for text in _filter_expressions(definition)]
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     lookups = _lookups(ctx, run)
+    diff = _diff(ctx, run, imports)  # (the producer, or each lane, compares the records)
     source = Source(export=export, imports=imports, start=run.checkpoint,
-                    key_field=export_def.get("key_field"), filters=filters, lookups=lookups)
-    diff = _diff(ctx, run, imports)  # (lanes hash their diffed calls; the engine compares)
-    lanes = _lanes(ctx.lanes, run, export, lane_source, lookups)
+                    key_field=export_def.get("key_field"), filters=filters, lookups=lookups,
+                    diff=diff.check() if diff is not None else None)
+    lanes = _lanes(ctx.lanes, run, export, lane_source, lookups, diff)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
         lookups.close()  # each lane opens its own
@@ -102,7 +103,7 @@ def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
 
 
 def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | None,
-           lookups: LookupSteps) -> LaneSpec | None:
+           lookups: LookupSteps, diff: DiffRun | None) -> LaneSpec | None:
     """Lanes for a large file (not for a query, nor for a retry of chosen errors); each lane
     opens the flow's lookups on its own (its own connections and caches)."""
     definition = run.definition
@@ -125,7 +126,8 @@ def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | No
                     filters=_filter_expressions(definition),
                     key_field=definition["export"].get("key_field"), start=run.checkpoint,
                     limits=limits.to_json() if isinstance(limits, RecordLimits) else {},
-                    lookups=_lane_lookups(lookups))
+                    lookups=_lane_lookups(lookups),
+                    diff=diff.lane_check() if diff is not None else None)
 
 
 def _lane_lookups(lookups: LookupSteps) -> list[LaneLookup]:
@@ -191,10 +193,12 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
         pool=pool, reachability=_reachability(store, connection_id), policy=ctx.policy,
         sleep=ctx.clock.sleep))
     ids = MessageIds(run.flow_id, step["name"], step["call"], _salt(run))
+    sync = SyncMode(step.get("sync", SyncMode.ALL))
     return ImportPlan(name=step["name"], call_type=step["call"],
                       map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,
-                      delivery=sink, connection_id=connection_id,
-                      sync=SyncMode(step.get("sync", SyncMode.ALL)))
+                      delivery=sink, connection_id=connection_id, sync=sync,
+                      version=version_hasher(step["call"], step["mapping"])
+                      if sync is not SyncMode.ALL else None)
 
 
 def _as_import_targets(targets: Targets, field_name: str) -> Targets:

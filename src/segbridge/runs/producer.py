@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import orjson
 
 from segbridge.apps.segment.limits import MAX_CALL_BYTES
-from segbridge.core.errors import FailedStep
+from segbridge.core.errors import FailedStep, FatalError
 from segbridge.exports.contracts import (
     Export,
     MappingError,
@@ -47,10 +47,20 @@ from segbridge.exports.contracts import (
 )
 from segbridge.runs.batching import Batcher, Item
 from segbridge.runs.counts import ErrorRow, Tally
-from segbridge.runs.diff import SyncMode, hashed_call, key_hash, missing_key, with_message_id
+from segbridge.runs.diff import (
+    SnapshotCheck,
+    SyncMode,
+    Verdict,
+    VersionOf,
+    is_sent,
+    key_hash,
+    missing_key,
+    verdict,
+)
 from segbridge.runs.lookups import LOOKUP_STEP, LookupSteps
 from segbridge.runs.message_ids import MessageIds
 
+COMPARE_RECORDS = 2048  # records of a diffed flow compared with the snapshot at once
 CHUNK_SECONDS = 1.0  # a chunk is closed after this long even when not full (progress)
 MAX_CHUNK_ERRORS = 1024  # ... or once it holds this many record errors (flat memory)
 UNWRITABLE = (RecursionError, TypeError, ValueError)  # orjson's errors are TypeError/ValueError
@@ -78,6 +88,8 @@ class CompiledImport:
     map_record: MapRecord
     ids: MessageIds
     sync: SyncMode = SyncMode.ALL
+    version: VersionOf | None = None  # a diffed import's record versions (``runs.diff``)
+    deleted: Any = None  # a diffed import's call for deleted keys, if it sends one
 
 
 Filter = Callable[[Mapping[str, Any]], Any]
@@ -85,9 +97,16 @@ Filter = Callable[[Mapping[str, Any]], Any]
 WrittenCall = tuple[dict[str, Any], bytes]
 """A record's call for one import, and its JSON (compact bytes, with its messageId)."""
 DiffedCall = tuple[dict[str, Any], bytes, int, int]
-"""A diffed record's call and JSON, its key's hash and its call's hash (``runs.diff``)."""
-Seen = tuple[int, int, int, int]
-"""A diffed record of a chunk: the import's index, the position, the key and call hashes."""
+"""A diffed record's call and JSON, its key's hash and its version (``runs.diff``)."""
+Seen = tuple[int, int, int, int, bytes | None]
+"""A diffed record of a chunk, staged when its chunk commits: the import's index, the
+position, the key's hash, the version, and (for an import that sends a call for deleted keys)
+what that call needs of the key: its value and the identity last sent (JSON). A chunk lists
+the records it sends; for an import that sends a call for deleted keys, also the unchanged
+ones (seen: not deleted), without the JSON."""
+Judged = tuple[int, dict[int, int]]
+"""A record compared with the snapshots: its key's hash, and per diffed import (by index) its
+version (the versions last sent are in ``Producer._sent``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,20 +175,22 @@ class RecordStep:
                            imp.name)
         return call, body
 
-    def diff_call(self, imp: ImportMapping, position: int,
-                  data: dict[str, Any]) -> DiffedCall | Refusal:
-        """The call of a record for an import that sends only changed or new records: hashed
-        as mapped, then given the messageId of this version of the record (``runs.diff``)."""
+    def diff_call(self, imp: ImportMapping, position: int, data: dict[str, Any],
+                  version: int | None = None) -> DiffedCall | Refusal:
+        """The call of a record for an import that sends only changed or new records, with the
+        messageId of this version of the record (``runs.diff``; computed here when the record
+        was not compared: a retry, a preview)."""
         key_field = self.key_field
         key = data.get(key_field) if key_field is not None else None
         if key is None or key == "":
             return Refusal(FailedStep.MAP, missing_key(key_field or "key_field"), imp.name,
                            key_field)
         try:
+            if version is None:
+                version = version_of(imp)(data)
             call = imp.map_record(data)
-            written, version = hashed_call(call)
-            call["messageId"] = message_id = imp.ids.by_version(key, version)
-            body = with_message_id(written, message_id)
+            call["messageId"] = imp.ids.by_version(key, version)
+            body = compact(orjson.dumps(call, default=str))
         except MappingError as exc:
             return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
         except UNWRITABLE as exc:
@@ -208,6 +229,7 @@ class Source:
     key_field: str | None = None
     filters: list[Filter] = field(default_factory=list)
     lookups: LookupSteps | None = None
+    diff: SnapshotCheck | None = None  # a diffed flow's snapshots (None: a retry, a preview)
 
     def records(self, start: int) -> Iterator[SourceRecord]:
         """The export's records from ``start``, each batch looked up when there are lookups."""
@@ -252,10 +274,15 @@ class Chunk:
     tally: Tally = field(default_factory=Tally)
     errors: list[ErrorRow] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)  # diffed records (``runs.diff_store``)
+    verdicts: dict[Marks, int] = field(default_factory=dict)  # counted into ``tally`` when
+    # the chunk is closed (a diffed flow's unchanged records cost one dict update each)
     share: float | None = None  # of the input read when the chunk was closed (progress)
     delivered: bool = False  # set by the engine: False when the run stopped before its turn
 
 
+Marks = tuple[tuple[int, Verdict, bool], ...]
+"""A compared record's verdicts: per diffed import (index) the verdict and whether it is held
+(not sent)."""
 Effects = Callable[[Chunk], None]
 """How a record that did not simply map changes its chunk's counts and errors."""
 Mapped = tuple[list[tuple[int, Item]], Effects | None]
@@ -285,6 +312,11 @@ class Producer:
         self._modes = [sync_mode(imp) for imp in source.imports]
         diffed = any(mode is not SyncMode.ALL for mode in self._modes)
         self._mapper = self._map_diffed if diffed else self._map_all
+        self._check = source.diff if diffed else None
+        self._deletions = [getattr(imp, "deleted", None) is not None for imp in source.imports]
+        self._judged: dict[int, Judged] = {}  # by position: the group being produced
+        self._sent: dict[int, dict[int, int]] = {}  # per import: key hash -> version sent
+        self._counters: dict[Marks, Effects] = {}
 
     def run(self) -> None:
         try:
@@ -305,7 +337,10 @@ class Producer:
         exported, position = 0, source.start
         deadline = time.monotonic() + CHUNK_SECONDS
         every = 0 if getattr(source.export, "slow", False) else 255  # (a mask: clock checks)
-        for count, record in enumerate(source.records(source.start)):
+        records = source.records(source.start)
+        if self._check is not None:
+            records = self._compared(records, self._check, None)
+        for count, record in enumerate(records):
             if not count & every:
                 if self.stop.is_set():
                     return
@@ -338,6 +373,8 @@ class Producer:
             else export.records(low)
         if source.lookups:  # only this lane's records are looked up
             records = source.lookups.batched(records, lane.owns)
+        if self._check is not None:  # ... and compared
+            records = self._compared(records, self._check, lane.owns)
         for record in records:
             position = record.position
             if position >= high:
@@ -384,6 +421,8 @@ class Producer:
     def _emit_closed(self, chunk: Chunk, end: int, exported: int) -> None:
         chunk.end = end
         chunk.tally.add("exported", exported)
+        if chunk.verdicts:
+            self._count_verdicts(chunk)
         chunk.share = self.source.export.read_share()
         self.emit(chunk)
 
@@ -431,29 +470,115 @@ class Producer:
         return items, partial(self._failed, failures=failures) if failures else None
 
     def _map_diffed(self, record: SourceRecord, data: dict[str, Any]) -> Mapped:
-        """``_map_all`` for a flow with an import that sends only changed or new records: those
-        imports' calls are hashed, and the chunk notes them (the engine compares them with the
-        snapshot before sending)."""
+        """``_map_all`` for a flow with an import that sends only changed or new records: such
+        an import maps a record only when it sends it (the record was compared with the
+        snapshot in its group, ``_compare``), and the chunk notes what it sends."""
         items: list[tuple[int, Item]] = []
         failures: list[ErrorRow] = []
         seen: list[Seen] = []
+        marks: list[tuple[int, Verdict, bool]] = []
         position, step = record.position, self._step
+        judged = self._judged.get(position)
         for index, (imp, mode) in enumerate(zip(self.source.imports, self._modes, strict=True)):
-            outcome = step.call(imp, position, data) if mode is SyncMode.ALL \
-                else step.diff_call(imp, position, data)
+            if mode is SyncMode.ALL:
+                outcome: WrittenCall | DiffedCall | Refusal = step.call(imp, position, data)
+            else:
+                version = judged[1].get(index) if judged is not None else None
+                if version is not None and judged is not None:
+                    found = verdict(self._sent[index].get(judged[0]), version)
+                    sent = is_sent(mode, found)
+                    marks.append((index, found, not sent))
+                    if not sent:
+                        if self._deletions[index]:
+                            seen.append((index, position, judged[0], version, None))
+                        continue
+                outcome = step.diff_call(imp, position, data, version)
             if isinstance(outcome, Refusal):
                 failures.append(ErrorRow(position, record.ref, outcome.step, outcome.reason,
                                          outcome.import_name, field=outcome.field, data=data))
                 continue
             items.append((index, Item(position, record.ref, outcome[1])))
             if len(outcome) == 4:
-                seen.append((index, position, outcome[2], outcome[3]))
+                seen.append((index, position, outcome[2], outcome[3],
+                             _about(data, step.key_field, outcome[0])
+                             if self._deletions[index] else None))
+        if not failures and not seen:
+            return items, self._counter(tuple(marks)) if marks else None
+        counted = tuple(marks)
 
         def effects(chunk: Chunk) -> None:
             if failures:
                 self._failed(chunk, failures)
             chunk.seen.extend(seen)
+            if counted:
+                chunk.verdicts[counted] = chunk.verdicts.get(counted, 0) + 1
         return items, effects
+
+    def _counter(self, marks: Marks) -> Effects:
+        """The effects of a record whose only effect is its verdicts (kept per kind)."""
+        counter = self._counters.get(marks)
+        if counter is None:
+            def counter(chunk: Chunk) -> None:
+                chunk.verdicts[marks] = chunk.verdicts.get(marks, 0) + 1
+            self._counters[marks] = counter
+        return counter
+
+    def _count_verdicts(self, chunk: Chunk) -> None:
+        """The chunk's verdicts into its counts: new, changed or unchanged per import; a held
+        record (not sent) is also ignored, so exported = sent + failed + ignored holds."""
+        imports = self.source.imports
+        for marks, amount in chunk.verdicts.items():
+            for index, found, held in marks:
+                name = imports[index].name
+                chunk.tally.add_to_import(found.value, amount, name)
+                if held:
+                    chunk.tally.add("ignored", amount, name)
+        chunk.verdicts = {}
+
+    def _compared(self, records: Iterator[SourceRecord], check: SnapshotCheck,
+                  owns: Callable[[int], bool] | None) -> Iterator[SourceRecord]:
+        """The records, each group of COMPARE_RECORDS compared with the snapshots (the
+        verdicts in ``_judged``) before any of them is mapped."""
+        group: list[SourceRecord] = []
+        for record in records:
+            group.append(record)
+            if len(group) == COMPARE_RECORDS:
+                self._compare(group, check, owns)
+                yield from group
+                group = []
+        if group:
+            self._compare(group, check, owns)
+            yield from group
+
+    def _compare(self, group: list[SourceRecord], check: SnapshotCheck,
+                 owns: Callable[[int], bool] | None) -> None:
+        """Each readable record's key and versions, looked up at once per import. A record
+        without a key, or whose version cannot be written, is left out: its mapping refuses
+        it."""
+        key_field = self.source.key_field
+        diffed = [(index, version_of(imp)) for index, imp in enumerate(self.source.imports)
+                  if index in check.snapshots]
+        keys: dict[int, list[int]] = {index: [] for index, _version in diffed}
+        versions: dict[int, Judged] = {}
+        for record in group:
+            data = record.data
+            if data is None or record.call is not None or key_field is None or \
+                    (owns is not None and not owns(record.position)):
+                continue
+            key = data.get(key_field)
+            if key is None or key == "":
+                continue
+            hashed, mine = key_hash(key), {}
+            for index, version in diffed:
+                try:
+                    mine[index] = version(data)
+                except UNWRITABLE:
+                    continue
+                keys[index].append(hashed)
+            versions[record.position] = (hashed, mine)
+        self._sent = {index: check.lookup(check.snapshots[index], found) if found else {}
+                      for index, found in keys.items()}
+        self._judged = versions
 
     def _prepared_call(self, record: SourceRecord) -> Mapped:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""
@@ -487,6 +612,22 @@ def _unwritable(exc: BaseException) -> str:
     if isinstance(exc, RecursionError) or "ecursion" in str(exc):
         return "it is nested too deep"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _about(data: dict[str, Any], key_field: str | None, call: dict[str, Any]) -> bytes:
+    """What the call for a deleted key will need: the key's value and the identity sent."""
+    return orjson.dumps({"key": data.get(key_field) if key_field else None,
+                         "userId": call.get("userId"), "anonymousId": call.get("anonymousId")},
+                        default=str)
+
+
+def version_of(imp: ImportMapping) -> VersionOf:
+    """A diffed import's record versions."""
+    version = getattr(imp, "version", None)
+    if version is None:
+        raise FatalError(f"the import '{imp.name}' compares records but has no version",
+                         cause="internal")
+    return version  # type: ignore[no-any-return]
 
 
 def sync_mode(imp: ImportMapping) -> SyncMode:

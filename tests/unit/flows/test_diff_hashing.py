@@ -1,6 +1,6 @@
-"""Diff syncs without a database: what makes a record changed (its call as mapped, not its raw
-columns), the messageId of each version of a record, and the producer noting diffed records
-in their chunk."""
+"""Diff syncs without a database: what makes a record changed (the fields its mapping reads,
+and the mapping), the messageId of each version of a record, and the producer comparing
+records with a snapshot before mapping them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ import orjson
 from segbridge.core.errors import FailedStep
 from segbridge.exports.contracts import SourceRecord
 from segbridge.mapping import compile_mapping
-from segbridge.runs.diff import SyncMode, Verdict, call_hash, is_sent, key_hash, verdict
+from segbridge.runs.diff import (
+    SnapshotCheck,
+    SyncMode,
+    Verdict,
+    is_sent,
+    key_hash,
+    verdict,
+    version_hasher,
+)
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, CompiledImport, Producer, RecordStep, Refusal, Source
 
@@ -20,9 +28,12 @@ MAPPING = {"userId": "customer", "event": {"constant": "Order Completed"},
            "properties": {"fields": {"total": "total"}}}
 
 
-def orders(sync: SyncMode = SyncMode.CHANGED) -> CompiledImport:
-    return CompiledImport("Orders", compile_mapping("track", MAPPING),
-                          MessageIds("f1", "Orders", "track"), sync)
+def orders(sync: SyncMode = SyncMode.CHANGED,
+           mapping: dict[str, object] | None = None) -> CompiledImport:
+    spec = mapping or MAPPING
+    return CompiledImport("Orders", compile_mapping("track", spec),
+                          MessageIds("f1", "Orders", "track"), sync,
+                          version_hasher("track", spec))
 
 
 def diffed(data: dict[str, object], position: int = 0) -> tuple[dict[str, object], int, int]:
@@ -51,12 +62,26 @@ def test_a_mapped_change_makes_a_new_version_with_a_new_message_id() -> None:
     assert diffed(record, position=99)[0]["messageId"] == call["messageId"]
 
 
-def test_the_hash_is_of_the_call_without_its_message_id_and_ignores_key_order() -> None:
-    call = {"type": "track", "userId": "c1", "event": "E", "properties": {"a": 1, "b": 2}}
-    reordered = {"properties": {"b": 2, "a": 1}, "event": "E", "userId": "c1", "type": "track"}
-    assert call_hash(call) == call_hash(reordered)
-    assert call_hash(call) != call_hash({**call, "userId": "c2"})
+def test_the_version_reads_the_mapped_fields_only_and_depends_on_the_mapping() -> None:
+    version = version_hasher("track", MAPPING)
+    record = {"id": 1, "customer": "c1", "total": {"a": 1, "b": 2}, "note": "x"}
+    reordered = {"note": "y", "total": {"b": 2, "a": 1}, "customer": "c1", "id": 2}
+    assert version(record) == version(reordered)  # (id is the key, not a mapped field)
+    assert version(record) != version({**record, "customer": "c2"})
+    assert version(record) != version({k: v for k, v in record.items() if k != "total"})
+    other = version_hasher("track", {**MAPPING, "event": {"constant": "Order Placed"}})
+    assert other(record) != version(record)  # a changed mapping: every record changed
     assert key_hash(7) == key_hash("7") != key_hash("8")  # a key is compared as its text
+
+
+def test_a_mapping_that_may_read_any_field_versions_the_whole_record() -> None:
+    everything = version_hasher("identify", {"userId": "id",
+                                             "traits": {"all_other_fields": True}})
+    by_expression = version_hasher("identify", {"userId": "id",
+                                                "traits": {"expression": "record"}})
+    record = {"id": 1, "plan": "pro"}
+    for version in (everything, by_expression):
+        assert version(record) != version({**record, "seats": 3})
 
 
 def test_verdicts_and_what_each_mode_sends() -> None:
@@ -87,21 +112,48 @@ class ListExport:
         return None
 
 
+def produce(items: list[SourceRecord], imports: list[CompiledImport],
+            check: SnapshotCheck | None = None) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    producer = Producer(Source(export=ListExport(items), imports=imports, key_field="id",
+                               diff=check),
+                        lambda chunk: chunks.append(chunk) if chunk else None, None,
+                        threading.Event())
+    producer.run()
+    assert producer.error is None
+    return chunks
+
+
 def test_the_producer_notes_each_diffed_record_and_not_those_of_a_sync_all_import() -> None:
     items = [SourceRecord(i, f"line {i + 2}", {"id": i, "customer": f"c{i}", "total": "1"})
              for i in range(5)]
     everything = CompiledImport("All", compile_mapping("track", MAPPING),
                                 MessageIds("f1", "All", "track"))
-    chunks: list[Chunk] = []
-    producer = Producer(Source(export=ListExport(items), imports=[everything, orders()],
-                               key_field="id"),
-                        lambda chunk: chunks.append(chunk) if chunk else None, None,
-                        threading.Event())
-    producer.run()
+    chunks = produce(items, [everything, orders()])  # (no snapshot: a retry sends all)
 
-    assert producer.error is None
     seen = [entry for chunk in chunks for entry in chunk.seen]
-    assert [(index, position) for index, position, _k, _c in seen] == [(1, p) for p in range(5)]
-    assert {key for _i, _p, key, _c in seen} == {key_hash(i) for i in range(5)}
+    assert [(index, position) for index, position, *_rest in seen] == [(1, p) for p in range(5)]
+    assert {key for _i, _p, key, *_rest in seen} == {key_hash(i) for i in range(5)}
     sent = [item for chunk in chunks for index, batch in chunk.batches for item in batch]
-    assert len(sent) == 10  # both imports' calls: the engine compares the diffed ones
+    assert len(sent) == 10
+
+
+def test_unchanged_records_are_counted_and_never_mapped_nor_sent() -> None:
+    # a mapping that fails for every record: only the records that are sent are mapped
+    failing = {"userId": "customer", "event": {"expression": "1 / zero"}}
+    imp = orders(mapping=failing)
+    assert imp.version is not None
+    records = [{"id": i, "customer": f"c{i}", "zero": 0} for i in range(6)]
+    last_sent = {key_hash(i): imp.version(records[i]) for i in range(4)}  # 0-3 unchanged
+    last_sent[key_hash(3)] += 1  # ... but 3 changed since
+    check = SnapshotCheck(lambda _snapshot, keys: {k: last_sent[k] for k in keys
+                                                   if k in last_sent}, {0: 42})
+    items = [SourceRecord(i, f"line {i + 2}", data) for i, data in enumerate(records)]
+
+    chunks = produce(items, [imp], check)
+
+    counts = {key: sum(chunk.tally.imports.get("Orders", {}).get(key, 0) for chunk in chunks)
+              for key in ("unchanged", "changed", "new", "ignored", "failed")}
+    assert counts == {"unchanged": 3, "changed": 1, "new": 2, "ignored": 3, "failed": 3}
+    failed = sorted(row.position for chunk in chunks for row in chunk.errors)
+    assert failed == [3, 4, 5]  # mapped (and refused) only because they were to be sent

@@ -66,13 +66,15 @@ class Part:
 @dataclass(frozen=True, slots=True)
 class ParsedExpression:
     """A compiled expression. ``fields``: the top-level fields it names statically (used by
-    ``all_other_fields``); ``constant``/``value`` when it does not depend on the record."""
+    ``all_other_fields``); ``constant``/``value`` when it does not depend on the record;
+    ``whole_record``: it names ``record`` (it may read any field)."""
 
     text: str
     run: Evaluator
     fields: frozenset[str]
     constant: bool
     value: Any
+    whole_record: bool = False
 
     def evaluate(self, record: Mapping[str, Any]) -> Any:
         """The value for ``record``; raises only ExpressionError."""
@@ -111,7 +113,7 @@ def parse(text: str) -> ParsedExpression:
     compiler.check_depth(tree)
     part = compiler.compile(tree.body)
     return ParsedExpression(text, part.run, frozenset(compiler.fields), part.constant,
-                            part.value)
+                            part.value, compiler.whole_record)
 
 
 class _Compiler:
@@ -119,6 +121,7 @@ class _Compiler:
         self.text = text
         self.indent = indent
         self.fields: set[str] = set()
+        self.whole_record = False
         self.line_shift = 0
         self.handlers: dict[type[ast.AST], Callable[[Any], Part]] = {
             ast.Constant: self._constant, ast.Name: self._name, ast.BinOp: self._binop,
@@ -207,6 +210,7 @@ class _Compiler:
         if name.startswith("_"):
             self.fail(node, f"names starting with '_' are not allowed ('{name}')")
         if name == "record":
+            self.whole_record = True
             return Part(lambda record: record)
         if name in ALIASES:
             value = ALIASES[name]
