@@ -303,10 +303,90 @@ def prepare_batch(
     if len(items) > MAX_BATCH_CALLS:
         return PreparedRequest(over_limit=len(items))
     out = PreparedRequest()
-    for index, item in enumerate(items):
-        call_type = item.get("type") if isinstance(item, dict) else None
-        if isinstance(call_type, str) and call_type in CALL_TYPES:
-            _prepare(item, call_type, index, shared, out)
-        else:
-            _bad_item(item, index, shared, out)
+    _prepare_calls(items, shared, out)
     return out
+
+
+# Calls the one-pass path takes: a group needs a groupId, an alias a previousId (reference path).
+_FAST_TYPES = frozenset({"track", "identify", "page", "screen"})
+_NO_ID = (None, "")
+
+
+def _prepare_calls(items: list[Any], s: _Shared, out: PreparedRequest) -> None:
+    """Every item of a batch into ``out``, in order: most in one pass, the others by
+    ``_prepare`` (the reference path, which also words every problem).
+
+    One pass, for the call nearly every client sends: a track, identify, page or screen call
+    whose fields have the right types, with its own messageId (at most 100 characters), a
+    userId or anonymousId, a track's event, no stamps of its own (``receivedAt``,
+    ``originalTimestamp``) and no batch ``context``/``integrations`` to merge. It makes the
+    checks ``_prepare`` makes, in one loop without a function call per step (about a quarter
+    of the CPU per call), and changes a call only once every check has passed; any other call
+    goes to ``_prepare`` untouched. Stamping only adds to a call, so the size as sent is
+    measured only for a stamped call over the limit, once the stamps are taken off again.
+    """
+    allowed, json_types, dumps = _ALLOWED.get, _JSON_TYPES, orjson.dumps
+    types, ids, lines = out.call_types, out.message_ids, out.lines
+    receipt, batch_sent_at = s.receipt, s.sent_at
+    received, corrected = receipt.iso, receipt.corrected
+    plain = not s.context and not s.integrations
+    for index, call in enumerate(items):
+        call_type = call.get("type") if isinstance(call, dict) else None
+        if not (isinstance(call_type, str) and call_type in CALL_TYPES):
+            _bad_item(call, index, s, out)
+            continue
+        fast = plain and call_type in _FAST_TYPES
+        if fast:
+            for name, value in call.items():
+                if type(value) not in allowed(name, json_types):
+                    fast = False
+                    break
+        message_id = call.get("messageId") if fast else None
+        if not (
+            message_id
+            and len(message_id) <= MAX_MESSAGE_ID_CHARS
+            and (call.get("userId") not in _NO_ID or call.get("anonymousId") not in _NO_ID)
+            and (call_type != "track" or call.get("event"))
+            and "receivedAt" not in call
+            and "originalTimestamp" not in call
+        ):
+            _prepare(call, call_type, index, s, out)
+            continue
+        call["receivedAt"] = received  # stamped as ``Receipt.stamp`` does
+        sent_at = own_sent_at = call.get("sentAt", _MISSING)
+        if sent_at is _MISSING or sent_at is None:
+            sent_at = None
+            if batch_sent_at is not None:
+                sent_at = call["sentAt"] = batch_sent_at
+        original = call.get("timestamp", _MISSING)
+        if original is _MISSING or original is None:
+            call["timestamp"] = received
+        else:
+            call["originalTimestamp"] = original
+            call["timestamp"] = corrected(original, sent_at)
+        try:
+            line = dumps(call)
+        except TypeError:  # orjson's recursion limit: as ``_prepare`` does
+            err = bad_request("too_deep", f"{_where(index)}JSON is nested too deeply")
+            if not s.lenient:
+                raise err from None
+            out.drop(call_type, message_id, err.code, err.message)
+            continue
+        if s.check_size and len(line) > MAX_CALL_BYTES:
+            _unstamp(call, own_sent_at, original)
+            _check_size(call, index)
+        types.append(call_type)
+        ids.append(message_id)
+        lines.append(line)
+
+
+def _unstamp(call: dict[str, Any], own_sent_at: object, original: object) -> None:
+    """Take the stamps of the one-pass path off ``call`` (which had no ``receivedAt`` and no
+    ``originalTimestamp``): added fields removed (they came last), changed ones restored."""
+    del call["receivedAt"]
+    call.pop("originalTimestamp", None)
+    for name, value in (("sentAt", own_sent_at), ("timestamp", original)):
+        if value is _MISSING:
+            call.pop(name, None)
+        else:
+            call[name] = value
