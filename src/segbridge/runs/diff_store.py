@@ -19,7 +19,7 @@ canceled run drops them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -37,10 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from segbridge.runs.counts import Tally
-from segbridge.runs.diff import SnapshotCheck, SyncMode
+from segbridge.runs.diff import SnapshotCheck, SyncMode, key_hash
+from segbridge.runs.diff_deletions import DeletedCall, Gone
 from segbridge.runs.producer import Chunk
 from segbridge.storage.db import Database
-from segbridge.storage.diff_models import DiffEntry, DiffSnapshot, DiffStaged
+from segbridge.storage.diff_models import DiffEntry, DiffGone, DiffKey, DiffSnapshot, DiffStaged
 from segbridge.storage.models import Run
 
 LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more parameters)
@@ -65,8 +66,38 @@ _PROMOTE = text(  # the last staged row of each key (in input order), merged in 
     "SELECT snapshot_id, key_hash, call_hash FROM ("
     " SELECT snapshot_id, key_hash, call_hash, row_number() OVER ("
     "  PARTITION BY key_hash ORDER BY position DESC, id DESC) AS newest"
-    " FROM diff_staged WHERE snapshot_id = :snapshot) AS staged WHERE newest = 1 "
+    " FROM diff_staged WHERE snapshot_id = :snapshot AND seen_only IS NULL) AS staged "
+    "WHERE newest = 1 "
     "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET call_hash = excluded.call_hash")
+
+_STAGE_SEEN = ("INSERT INTO diff_staged (snapshot_id, position, key_hash, call_hash, about, "
+               "seen_only) VALUES ({mark}, {mark}, {mark}, {mark}, {mark}, {mark})")
+_PROMOTE_KEYS = text(  # the identity of each key's last call staged with one (``about``)
+    "INSERT INTO diff_keys (snapshot_id, key_hash, about) "
+    "SELECT snapshot_id, key_hash, about FROM ("
+    " SELECT snapshot_id, key_hash, about, row_number() OVER ("
+    "  PARTITION BY key_hash ORDER BY position DESC, id DESC) AS newest"
+    " FROM diff_staged WHERE snapshot_id = :snapshot AND about IS NOT NULL) AS staged "
+    "WHERE newest = 1 "
+    "ON CONFLICT (snapshot_id, key_hash) DO UPDATE SET about = excluded.about")
+_GONE_SQLITE = text(  # the snapshot's keys the run did not stage (sent or seen), with what is
+    # kept of them; the staged keys are made into one transient index, once
+    "INSERT INTO diff_gone (snapshot_id, key_hash, call_hash, about) "
+    "SELECT e.snapshot_id, e.key_hash, e.call_hash, k.about FROM diff_entries e "
+    "LEFT JOIN diff_keys k ON k.snapshot_id = e.snapshot_id AND k.key_hash = e.key_hash "
+    "WHERE e.snapshot_id = :snapshot AND "
+    "e.key_hash NOT IN (SELECT key_hash FROM diff_staged WHERE snapshot_id = :snapshot)")
+_GONE_POSTGRESQL = text(  # the same as a hash anti-join (NOT IN: a scan per key past work_mem)
+    "INSERT INTO diff_gone (snapshot_id, key_hash, call_hash, about) "
+    "SELECT e.snapshot_id, e.key_hash, e.call_hash, k.about FROM diff_entries e "
+    "LEFT JOIN diff_keys k ON k.snapshot_id = e.snapshot_id AND k.key_hash = e.key_hash "
+    "WHERE e.snapshot_id = :snapshot AND "
+    "NOT EXISTS (SELECT 1 FROM diff_staged s WHERE s.snapshot_id = :snapshot "
+    "AND s.key_hash = e.key_hash)")
+_FORGET_GONE = [text(  # the keys found gone leave the snapshot
+    f"DELETE FROM {table} WHERE snapshot_id = :snapshot AND key_hash IN "  # noqa: S608
+    "(SELECT key_hash FROM diff_gone WHERE snapshot_id = :snapshot)")
+    for table in ("diff_entries", "diff_keys")]
 
 
 class DiffStore:
@@ -144,13 +175,25 @@ class DiffStore:
             return session.scalar(select(func.count()).select_from(DiffEntry).where(
                 DiffEntry.snapshot_id == snapshot)) or 0
 
-    def promote(self, snapshots: Sequence[int], run_id: str) -> None:
+    def promote(self, snapshots: Sequence[int], run_id: str,
+                watched: Collection[int] = ()) -> None:
         """The run's staged calls into the snapshots, in one transaction (the snapshots it
-        no longer stages for are left alone)."""
+        no longer stages for are left alone). For the ``watched`` snapshots (an import with
+        a call for deleted keys), the staged keys' identities too, and the keys it found gone
+        (``find_gone``, less those whose call failed) leave the snapshot."""
         with self.db.engine.begin() as connection:
             for snapshot in self._staging(connection, snapshots, run_id):
                 connection.execute(_PROMOTE, {"snapshot": snapshot})
+                if snapshot in watched:
+                    self._promote_keys(connection, snapshot)
             self._unstage(connection, snapshots, run_id)
+
+    @staticmethod
+    def _promote_keys(connection: Connection, snapshot: int) -> None:
+        connection.execute(_PROMOTE_KEYS, {"snapshot": snapshot})
+        for forget in _FORGET_GONE:
+            connection.execute(forget, {"snapshot": snapshot})
+        connection.execute(delete(DiffGone).where(DiffGone.snapshot_id == snapshot))
 
     def discard(self, snapshots: Sequence[int], run_id: str) -> None:
         """Drop what the run staged (a canceled run)."""
@@ -178,11 +221,52 @@ class DiffStore:
                 return 0
             forgotten = session.scalar(select(func.count()).select_from(DiffEntry).where(
                 DiffEntry.snapshot_id == snapshot)) or 0
-            session.execute(delete(DiffStaged).where(DiffStaged.snapshot_id == snapshot))
-            session.execute(delete(DiffEntry).where(DiffEntry.snapshot_id == snapshot))
+            for table in (DiffStaged, DiffEntry, DiffKey, DiffGone):
+                session.execute(delete(table).where(table.snapshot_id == snapshot))
             session.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
                             .values(staging_run_id=None))
             return forgotten
+
+    def stage_seen(self, rows: Sequence[tuple[int, int, int, int, bytes | None]]) -> None:
+        """Stage for an import with a call for deleted keys: (snapshot, position, key hash,
+        version, about): a call sent (``about``: its key and identity, kept in ``diff_keys``),
+        or, with ``about`` None, a key seen but not sent (unchanged, held, a record error):
+        not deleted, its entry left as it is."""
+        if rows:
+            mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+            with self.db.engine.begin() as connection:  # (tuples to the driver: measured
+                # twice as fast as a dict per row through the ORM's insert)
+                connection.exec_driver_sql(_STAGE_SEEN.format(mark=mark), [
+                    (snapshot, position, key, version, about, True if about is None else None)
+                    for snapshot, position, key, version, about in rows])
+
+    def find_gone(self, snapshot: int) -> int:
+        """Work out the snapshot's keys that its staging run did not see (``diff_gone``, made
+        again each time: a run resumed at its end does it again); how many."""
+        query = _GONE_POSTGRESQL if self.db.engine.dialect.name == "postgresql" \
+            else _GONE_SQLITE
+        with self.db.engine.begin() as connection:
+            connection.execute(delete(DiffGone).where(DiffGone.snapshot_id == snapshot))
+            connection.execute(query, {"snapshot": snapshot})
+            return connection.scalar(select(func.count()).select_from(DiffGone).where(
+                DiffGone.snapshot_id == snapshot)) or 0
+
+    def gone_page(self, snapshot: int, after: int | None, limit: int) -> list[Gone]:
+        """The next ``limit`` deleted keys after the key hash ``after``, in key order."""
+        query = select(DiffGone.key_hash, DiffGone.call_hash, DiffGone.about).where(
+            DiffGone.snapshot_id == snapshot)
+        if after is not None:
+            query = query.where(DiffGone.key_hash > after)
+        with self.db.engine.connect() as connection:
+            return [(key, version, about) for key, version, about in connection.execute(
+                query.order_by(DiffGone.key_hash).limit(limit))]
+
+    def keep(self, snapshot: int, keys: Sequence[int]) -> None:
+        """Deleted keys whose call failed: they stay in the snapshot (tried again next run)."""
+        with self.db.engine.begin() as connection:
+            for part in _parts(keys, LOOKUP_KEYS):
+                connection.execute(delete(DiffGone).where(
+                    DiffGone.snapshot_id == snapshot, DiffGone.key_hash.in_(part)))
 
     def run_counts(self, run_id: str) -> dict[str, dict[str, int]]:
         with self.db.session() as session:
@@ -195,6 +279,7 @@ class DiffImport:
     name: str
     mode: SyncMode
     snapshot: int
+    deleted: DeletedCall | None = None  # the call it sends for each deleted key, if any
 
 
 @dataclass
@@ -217,24 +302,70 @@ class DiffRun:
 
     def stage(self, chunk: Chunk, unsent: set[tuple[int, int]]) -> None:
         """Stage the chunk's calls that were delivered (``unsent``: (import, position) of its
-        record errors)."""
-        self.store.stage([
-            (self.imports[index].snapshot, position, key, version)
-            for index, position, key, version, _about in chunk.seen
-            if (index, position) not in unsent])
+        record errors). For an import with a call for deleted keys, every key the chunk saw:
+        a call delivered with its key and identity, any other (held, or a record error) as
+        seen only (``DiffStore.stage_seen``: not deleted, its entry left as it is)."""
+        sent: list[tuple[int, int, int, int]] = []
+        seen: list[tuple[int, int, int, int, bytes | None]] = []
+        for index, position, key, version, about in chunk.seen:
+            imp = self.imports[index]
+            failed = (index, position) in unsent
+            if imp.deleted is not None:
+                seen.append((imp.snapshot, position, key, version, None if failed else about))
+            elif not failed:
+                sent.append((imp.snapshot, position, key, version))
+        if chunk.errors:
+            seen.extend(self._failed_keys(chunk))
+        self.store.stage(sent)
+        self.store.stage_seen(seen)
+
+    def _failed_keys(self, chunk: Chunk) -> list[tuple[int, int, int, int, bytes | None]]:
+        """The keys of the chunk's records that failed before a call was made (a mapping, a
+        lookup or a filter error), for the imports with a call for deleted keys: the record
+        is still there, so its key is not deleted."""
+        rows: list[tuple[int, int, int, int, bytes | None]] = []
+        for imp in self.imports.values():
+            if imp.deleted is None:
+                continue
+            for error in chunk.errors:
+                key = error.data.get(imp.deleted.key_field) if error.data else None
+                if error.import_name in (None, imp.name) and key is not None and key != "":
+                    rows.append((imp.snapshot, error.position, key_hash(key), 0, None))
+        return rows
 
     def finish(self) -> Tally:
         """The run finished without failing: count each import's deleted keys (in the snapshot,
-        not seen by the run), then merge the staged calls into the snapshots."""
+        not seen by the run), then merge the staged calls into the snapshots (a run without
+        calls for deleted keys; else the engine sends them between the two: ``runs.engine``)."""
+        deleted = self.count_deleted()
+        self.promote()
+        return deleted
+
+    def count_deleted(self) -> Tally:
+        """Each import's deleted keys: in the snapshot, not seen by the run. An import with a
+        call for deleted keys finds them (``DiffStore.find_gone``) to send their calls; the
+        others count them (the snapshot's size less the keys found)."""
         counts = self.store.run_counts(self.run_id)
         deleted = Tally()
         for imp in self.imports.values():
-            per = counts.get(imp.name, {})
-            found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
-            gone = max(0, self.store.size(imp.snapshot) - found)
+            if imp.deleted is not None:
+                gone = self.store.find_gone(imp.snapshot)
+            else:
+                per = counts.get(imp.name, {})
+                found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
+                gone = max(0, self.store.size(imp.snapshot) - found)
             deleted.add_to_import("deleted", gone, imp.name)
-        self.store.promote(self._snapshots(), self.run_id)
         return deleted
+
+    def promote(self) -> None:
+        """Merge the staged calls into the snapshots; the deleted keys whose call was sent
+        (or could not be addressed) leave them."""
+        self.store.promote(self._snapshots(), self.run_id, watched={
+            imp.snapshot for imp in self.imports.values() if imp.deleted is not None})
+
+    def deleting(self) -> dict[int, DiffImport]:
+        """The imports (by index) that send a call for each deleted key."""
+        return {index: imp for index, imp in self.imports.items() if imp.deleted is not None}
 
     def discard(self) -> None:
         self.store.discard(self._snapshots(), self.run_id)
@@ -244,13 +375,17 @@ class DiffRun:
 
 
 def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
-              modes: Sequence[tuple[str, SyncMode]]) -> DiffRun | None:
-    """The run's diff for its imports (name, mode) in the flow's order, from its checkpoint;
-    None when every import sends all records."""
+              modes: Sequence[tuple[str, SyncMode]],
+              deletions: Mapping[int, DeletedCall] | None = None) -> DiffRun | None:
+    """The run's diff for its imports (name, mode) in the flow's order, from its checkpoint,
+    with the calls some send for their deleted keys (by index: ``diff_deletions.
+    deleted_calls``); None when every import sends all records."""
     if all(mode is SyncMode.ALL for _name, mode in modes):
         return None
     store = DiffStore(db)
-    imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name))
+    deletions = deletions or {}
+    imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name),
+                                 deletions.get(index))
                for index, (name, mode) in enumerate(modes) if mode is not SyncMode.ALL}
     for imp in imports.values():
         store.claim(imp.snapshot, run_id, checkpoint)
@@ -270,11 +405,11 @@ def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None
 def _parts(keys: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(keys), size):
         yield list(keys[start:start + size])
+
+
 def lane_check(spec: dict[str, Any]) -> SnapshotCheck:
     """A lane's own way to the snapshots: its own connection to segbridge's database, read
     only (``DiffRun.lane_check``)."""
     store = DiffStore(Database(spec["database"]))
     return SnapshotCheck(store.lookup, {int(index): snapshot
                                         for index, snapshot in spec["snapshots"].items()})
-
-

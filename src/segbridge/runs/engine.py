@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal
 
 import orjson
@@ -28,6 +29,7 @@ from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.diff import SyncMode, VersionOf
+from segbridge.runs.diff_deletions import GONE_PAGE, DeletionSend, Gone, send_deletions
 from segbridge.runs.diff_store import DiffRun
 from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
@@ -49,10 +51,10 @@ class ImportPlan:
     delivery: Sink  # the connection's application opened it (``apps.base.SinkOpener``)
     connection_id: str
     sync: SyncMode = SyncMode.ALL  # which records it sends (``runs.diff``)
-
-
     version: VersionOf | None = None  # a diffed import's record versions
     deleted: Any = None  # a diffed import's call for deleted keys, if it sends one
+
+
 @dataclass
 class RunPlan:
     run_id: str
@@ -124,10 +126,16 @@ class Engine:
 
     async def _end_diff(self, diff: DiffRun, result: RunResult) -> None:
         """A run that finished without failing advances its snapshots (and counts the keys
-        it did not see); a canceled one drops what it staged; a failed one keeps it (it may
+        it did not see, sending their calls first for an import that asks: ``runs.
+        diff_deletions``); a canceled one drops what it staged; a failed one keeps it (it may
         be resumed)."""
         if result.status in (RunStatus.SUCCEEDED, RunStatus.COMPLETED_WITH_ERRORS):
-            deleted = await asyncio.to_thread(diff.finish)
+            deleted = await asyncio.to_thread(diff.count_deleted)
+            sent = await self._send_deletions(diff, result)
+            if sent is None:  # (failed or taken over: the snapshots stay as they were)
+                return
+            await asyncio.to_thread(diff.promote)
+            _add_counts(deleted, sent.tally)
             if deleted.imports:
                 await asyncio.to_thread(self.store.commit_chunk, self._checkpoint, deleted, [],
                                         self._share)
@@ -135,6 +143,47 @@ class Engine:
                 result.counts = self.totals
         elif result.status == RunStatus.CANCELED:
             await asyncio.to_thread(diff.discard)
+
+    async def _send_deletions(self, diff: DiffRun, result: RunResult) -> DeletionSend | None:
+        """Send the calls of the deleted keys of each import that asks for them, through its
+        sink; None when the run cannot go on (``result`` then says why: the run failed, or
+        was taken over)."""
+        done = DeletionSend()
+        for index, imp in diff.deleting().items():
+            plan = self.plan.imports[index]
+            assert imp.deleted is not None
+            try:
+                one = await send_deletions(
+                    imp.name, imp.deleted, plan.ids,
+                    partial(self._gone_page, diff, imp.snapshot), plan.delivery.deliver,
+                    partial(self._keep, diff, imp.snapshot))
+            except LeaseLost as lost:
+                self.lose_lease(str(lost))
+                result.status, result.message = TAKEN_OVER_RESULT, str(lost)
+                return None
+            except Exception as exc:  # (RunFailed: a rejected key, a wrong endpoint)
+                message = exc.error.message if isinstance(exc, RunFailed) else _describe(exc)
+                result.status = RunStatus.FAILED
+                result.message = (f"{imp.name}: the calls for deleted keys could not be sent: "
+                                  f"{message}; the next run sends them again")
+                return None
+            _add_counts(done.tally, one.tally)
+            if one.first_error is not None:
+                done.first_error = done.first_error or f"{imp.name}: {one.first_error}"
+        failed = sum(per.get("deletions_failed", 0) for per in done.tally.imports.values())
+        if failed:
+            note = (f"{failed} call(s) for deleted keys failed ({done.first_error}); those "
+                    "keys stay in the snapshot and are sent again next run")
+            result.message = f"{result.message}; {note}" if result.message else note
+        return done
+
+    @staticmethod
+    async def _gone_page(diff: DiffRun, snapshot: int, after: int | None) -> list[Gone]:
+        return await asyncio.to_thread(diff.store.gone_page, snapshot, after, GONE_PAGE)
+
+    @staticmethod
+    async def _keep(diff: DiffRun, snapshot: int, keys: list[int]) -> None:
+        await asyncio.to_thread(diff.store.keep, snapshot, keys)
 
     def lose_lease(self, message: str) -> None:
         """Another process owns the run now: stop, and commit nothing more."""
@@ -271,6 +320,16 @@ class Engine:
             return RunResult(RunStatus.COMPLETED_WITH_ERRORS,
                              f"{failed} record error(s); see the run's errors", self.totals)
         return RunResult(RunStatus.SUCCEEDED, None, self.totals)
+
+
+def _add_counts(into: Tally, more: Tally) -> None:
+    """``more``'s counts added to ``into`` (totals, and each import's own counts)."""
+    for key, value in more.totals.items():
+        if value:
+            into.add(key, value)
+    for name, per in more.imports.items():
+        for key, value in per.items():
+            into.add_to_import(key, value, name)
 
 
 def _describe(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ from segbridge.core.vault import Vault
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.limits import RecordLimits
 from segbridge.runs.diff import SyncMode, version_hasher
+from segbridge.runs.diff_deletions import deleted_calls
 from segbridge.runs.diff_store import DiffRun, open_diff
 from segbridge.runs.engine import ImportPlan, RunPlan
 from segbridge.runs.export_factory import open_run_export
@@ -91,7 +92,8 @@ def _diff(ctx: PlanContext, run: Run, imports: list[ImportPlan]) -> DiffRun | No
     if "retry_errors" in run.definition:
         return None
     return open_diff(ctx.db, run.id, run.flow_id, run.checkpoint,
-                     [(i.name, i.sync) for i in imports])
+                     [(i.name, i.sync) for i in imports],
+                     deleted_calls(imports, run.definition["export"].get("key_field")))
 
 
 def lane_chunks_ahead(chunks_ahead: int, lanes: LaneSpec) -> int:
@@ -116,7 +118,7 @@ def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | No
     if not policy.applies(size):
         return None
     imports = [LaneImport(step["name"], step["call"], step["mapping"], run.flow_id,
-                          _salt(run), step.get("sync", "all"))
+                          _salt(run), step.get("sync", "all"), step.get("deleted"))
                for step in definition["imports"]]
     limits = getattr(export, "limits", None)  # the caps of the run's own export
     return LaneSpec(count=policy.count, block_records=policy.block_records,
@@ -198,7 +200,8 @@ def _import_plan(ctx: PlanContext, run: Run, step: dict[str, Any], store: RunSto
                       map_record=compile_mapping(step["call"], step["mapping"]), ids=ids,
                       delivery=sink, connection_id=connection_id, sync=sync,
                       version=version_hasher(step["call"], step["mapping"])
-                      if sync is not SyncMode.ALL else None)
+                      if sync is not SyncMode.ALL else None,
+                      deleted=step.get("deleted") if sync is not SyncMode.ALL else None)
 
 
 def _as_import_targets(targets: Targets, field_name: str) -> Targets:
