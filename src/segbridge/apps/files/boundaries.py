@@ -27,9 +27,10 @@ record, as in one pass, when it is a record on its own.
 from __future__ import annotations
 
 import csv
+import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -51,11 +52,13 @@ class Unprovable(Exception):
 class Boundaries:
     """The marks of a run's blocks: block k starts at position ``start + k * every``, at byte
     ``marks[k][0]`` after ``marks[k][1]`` physical lines. A block past the last record has
-    no mark."""
+    no mark. ``version``: the scanned file's size and modification time (a lane whose file
+    is no longer that one reads it whole, as before)."""
 
     start: int
     every: int
     marks: list[tuple[int, int]] = field(default_factory=list)
+    version: tuple[int, int] | None = None
 
     def mark(self, low: int) -> tuple[int, int] | None:
         """The offset and lines before the record at position ``low`` (a block's start)."""
@@ -64,13 +67,26 @@ class Boundaries:
             return None
         return self.marks[block]
 
+    def fits(self, handle: BinaryIO) -> bool:
+        """Whether the open file is the one scanned (same size and modification time)."""
+        return self.version is None or self.version == file_version(handle)
+
     def to_json(self) -> dict[str, Any]:
-        return {"start": self.start, "every": self.every, "marks": [list(m) for m in self.marks]}
+        return {"start": self.start, "every": self.every,
+                "marks": [list(m) for m in self.marks],
+                "version": list(self.version) if self.version else None}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Boundaries:
+        version = data.get("version")
         return cls(int(data["start"]), int(data["every"]),
-                   [(int(offset), int(lines)) for offset, lines in data["marks"]])
+                   [(int(offset), int(lines)) for offset, lines in data["marks"]],
+                   (int(version[0]), int(version[1])) if version else None)
+
+
+def file_version(handle: BinaryIO) -> tuple[int, int]:
+    stat = os.fstat(handle.fileno())
+    return stat.st_size, stat.st_mtime_ns
 
 
 class Block:
@@ -363,7 +379,8 @@ def file_boundaries(kind: str, path: str | Path, options: dict[str, Any] | None,
         else:
             return None
         with open_binary(export.path) as handle:
-            return scan(handle, form, cursor, start, every)
+            found = scan(handle, form, cursor, start, every)
+            return replace(found, version=file_version(handle))
     except (Unprovable, ExportError, OSError):
         return None
 

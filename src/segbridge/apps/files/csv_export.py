@@ -145,8 +145,9 @@ class _CsvPass:
             header = self.header()
             if header is None:
                 return
-            if self.export.boundaries is not None:
-                yield from self.blocks(header, spans, self.export.boundaries)
+            boundaries = self.export.boundaries
+            if boundaries is not None and boundaries.fits(handle):
+                yield from self.blocks(header, spans, boundaries)
             else:
                 self.recovery.checkpoint(self.reader.line_num)
                 yield from self.rows(header, spans)

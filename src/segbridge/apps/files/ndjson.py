@@ -74,11 +74,12 @@ class NdjsonExport(ReadShare):
         parsed (or, with ``boundaries``, not read)."""
         with self.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
-            if self.boundaries is None:
+            boundaries = self.boundaries
+            if boundaries is None or not boundaries.fits(handle):
                 yield from self._records(handle, spans)
                 return
             low, high = spans.around(0)
-            while (mark := self.boundaries.mark(low)) is not None:
+            while (mark := boundaries.mark(low)) is not None:
                 offset, lines_before = mark
                 handle.seek(offset)
                 yield from self._records(handle, Block(low, high), low, lines_before)
