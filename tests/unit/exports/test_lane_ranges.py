@@ -209,3 +209,14 @@ def test_a_file_changed_after_the_scan_is_read_whole_by_each_lane(tmp_path: Path
     path.write_bytes(path.read_bytes().replace(b"n1", b"name 1"))  # the starts moved
 
     assert in_lanes(kind, path, found, 2, owned=True) == one_pass(kind, path)
+
+
+def test_blank_lines_kept_as_records_and_a_given_header_after_a_bom(tmp_path: Path) -> None:
+    path = quoted_csv(tmp_path / "o.csv", 120, line_end=b"\r\n", bom=True)
+    for options in ({"skip_blank_lines": False}, {"header": ["a", "b", "c"]}):
+        found = file_boundaries("csv", path, options, None, 0, 5)
+        assert found is not None
+        whole = one_pass("csv", path, options=options)
+        assert in_lanes("csv", path, found, 3, options=options) == whole
+    assert any(r[3] and "1 field, the header has 3" in r[3] for r in
+               one_pass("csv", path, options={"skip_blank_lines": False}))
