@@ -21,6 +21,7 @@ from segbridge.apps.files.parquet import (
     parquet_parts,
     read_bytes,
 )
+from segbridge.apps.files.parquet_values import column_values
 from segbridge.core.errors import ValidationFailed
 from segbridge.exports.contracts import SourceRecord
 from segbridge.exports.errors import ExportError
@@ -267,3 +268,39 @@ def test_the_columns_read_are_the_ones_the_flow_names_in_the_files_order(
     assert columns_read(tmp_path / "gone.parquet", {"id"}) is None  # the export says why
     records = read([path], columns=columns_read(path, {"email", "id"}))
     assert [record.data for record in records] == [{"id": 1, "email": "a@x.io"}]
+
+
+ZONES = (None, "UTC", "Europe/Paris", "America/St_Johns", "Asia/Kolkata", "Pacific/Chatham",
+         "+05:45", "-03:30", "Africa/Monrovia")
+
+
+@pytest.mark.parametrize("zone", ZONES)
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_timestamp_columns_are_written_as_python_writes_each_value(zone: str | None,
+                                                                   unit: str) -> None:
+    """Arrow writes a timestamp column's texts at once; they are the texts of
+    datetime.isoformat() value by value: fractions only when not zero, offsets +HH:MM (daylight
+    saving time, half and three-quarter hours), before 1900, local mean time (Monrovia's
+    -00:44:30 until 1972) and after 2037 (where Arrow's rules stop) included."""
+    per_second = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]
+    start = int(datetime(1890, 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp())
+    step = (end - start) // 997
+    seconds = [start + n * step + n % 3 for n in range(997)]
+    values = [None if n % 50 == 0 else s * per_second + (n % 2) * (per_second - 1)
+              for n, s in enumerate(seconds)]
+    column = pa.array(values, pa.int64()).cast(pa.timestamp(unit, tz=zone))
+    recent = column.slice(700, 100)  # 1980 to 2011: the whole column at once, sliced
+
+    for part in (column, recent, column.slice(0, 400)):
+        expected = [None if value is None else value.isoformat() for value in
+                    part.cast(pa.timestamp("us", tz=zone), safe=False).to_pylist()]
+        assert column_values(part) == expected
+
+
+def test_date_columns_are_iso_texts() -> None:
+    days = pa.array([date(2024, 2, 29), None, date(1000, 1, 1), date(9999, 12, 31)])
+    assert column_values(days) == ["2024-02-29", None, "1000-01-01", "9999-12-31"]
+    assert column_values(days.cast(pa.date64())) == column_values(days)
+    assert column_values(pa.array([date(999, 12, 31)])) == ["0999-12-31"]
+    assert column_values(pa.array([None], pa.date32())) == [None]
