@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from segbridge.apps.database.convert import convert_value
 from segbridge.apps.files.parquet import (
     ParquetExport,
     columns_read,
@@ -304,3 +305,24 @@ def test_date_columns_are_iso_texts() -> None:
     assert column_values(days.cast(pa.date64())) == column_values(days)
     assert column_values(pa.array([date(999, 12, 31)])) == ["0999-12-31"]
     assert column_values(pa.array([None], pa.date32())) == [None]
+
+
+@pytest.mark.parametrize(("precision", "scale"), [(12, 2), (10, 0), (18, 6), (20, 2), (38, 10)])
+def test_decimal_columns_become_what_the_database_app_makes_of_each_value(
+        precision: int, scale: int) -> None:
+    """An int when integral (exact), else the float nearest the decimal, as
+    convert_value(Decimal) gives; 38 digits (past an int64) are converted value by value."""
+    digits = [1, 3, precision - scale, precision]
+    values = [None, Decimal(0).scaleb(-scale), Decimal(-1).scaleb(-scale)]
+    for n, count in enumerate(digits * 6):
+        number = (10 ** count - 1) // (n + 1) * (-1) ** n
+        if n % 3 == 0:
+            number -= number % 10 ** scale  # integral
+        values.append(Decimal(number).scaleb(-scale))
+    column = pa.array(values, pa.decimal128(precision, scale))
+
+    for part in (column, column.slice(2, 9)):
+        got = column_values(part)
+        expected = [convert_value(value) for value in part.to_pylist()]
+        assert got == expected
+        assert [type(value) for value in got] == [type(value) for value in expected]

@@ -4,7 +4,8 @@ A converter is chosen once per column from its Arrow type, so a plain column (in
 strings, booleans) is taken as Arrow gives it, and only the others are walked; timestamp and
 date columns are written as texts by Arrow for the whole column (``iso_texts``: a Python
 datetime with a zone costs about 7 us a value), value by value only where Arrow's text could
-differ from Python's:
+differ from Python's, and decimals become ints and floats without a Decimal per value
+(``decimal_values``):
 
     int, string, bool, null   -> unchanged
     float                     -> float; NaN and infinities -> None (as the Database app)
@@ -40,6 +41,7 @@ Convert = Callable[[Any], Any]
 # Arrow's time zone rules stop at the system's last listed change (no daylight saving time)
 LAST_YEAR = {False: 2037, True: 9999}
 MINUTE = 60_000_000  # microseconds
+INT64_DIGITS = 18  # a decimal's whole part this long is an int64 (decimal_values)
 
 
 def column_values(column: pa.Array) -> list[Any]:
@@ -56,6 +58,8 @@ def column_values(column: pa.Array) -> list[Any]:
         texts = iso_dates(column)
         if texts is not None:
             return texts
+    elif pa.types.is_decimal(kind) and kind.precision - kind.scale <= INT64_DIGITS:
+        return decimal_values(column)
     convert = converter(column.type)
     values: list[Any] = column.to_pylist()
     if convert is None:
@@ -104,6 +108,25 @@ def iso_dates(column: pa.Array) -> list[Any] | None:
         return None
     values: list[Any] = column.cast(pa.string()).to_pylist()
     return values
+
+
+def decimal_values(column: pa.Array) -> list[Any]:
+    """A decimal column whose whole part fits in 18 digits, as the Database app converts each
+    value (an int when integral, else the nearest float), without a Python Decimal per
+    value: Arrow finds the integral ones and their ints, and writes the others as texts,
+    which float() reads exactly as it would read the Decimal."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.type.scale == 0:
+        ints: list[Any] = column.cast(pa.int64()).to_pylist()
+        return ints
+    whole = pc.floor(column)
+    integral = pc.equal(whole, column).to_pylist()
+    return [number if is_integral else None if text is None else float(text)
+            for number, is_integral, text in zip(whole.cast(pa.int64()).to_pylist(), integral,
+                                                  column.cast(pa.string()).to_pylist(),
+                                                  strict=True)]
 
 
 def _offset_texts(column: pa.TimestampArray, wall: pa.TimestampArray) -> pa.Array | None:
