@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from flows_bench import PROPERTIES, peak_rss_mb, received, start_receiver
+from flows_bench import PROPERTIES, cpu_seconds, peak_rss_mb, received, start_receiver
 
 WRITE_KEY = "benchbenchbenchbenchbenchbench12"
 CHANGED_EVERY = 100  # 1% of the rows
@@ -76,14 +76,14 @@ def run_once(home: Path, url: str, csv_path: Path) -> dict[str, Any]:
                              "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
     run = runtime.flows.start_run(principal, flow.id, execute=False)
     freeze_long_lived_objects()
-    started = time.perf_counter()
+    cpu, started = cpu_seconds(), time.perf_counter()
     result = run_in_foreground(runtime.db, runtime.vault, runtime.settings, run.id,
                                timeout=60, lanes=lane_policy(settings))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
     per = result.counts.imports.get("Track", {})
     runtime.db.dispose()
-    return {"seconds": seconds, "sent": result.counts.totals["sent"],
+    return {"seconds": seconds, "cpu": cpu, "sent": result.counts.totals["sent"],
             "diff": {key: per.get(key, 0) for key in ("new", "changed", "unchanged")},
             "peak_rss_mb": peak_rss_mb()}
 
@@ -137,10 +137,11 @@ def main() -> None:
         receiver.terminate()
     expected = len(range(0, args.rows, CHANGED_EVERY))
     for name, result in (("first", first), ("unchanged", again), ("1% changed", changed)):
-        print(f"{name:>11}: {result['seconds']:6.1f} s, {result['received']:,} received, "
+        print(f"{name:>11}: {result['seconds']:6.1f} s, {result['cpu']:6.1f} CPU s (the run's "
+              f"processes), {result['received']:,} received, "
               f"{result['diff']}, peak {result['peak_rss_mb']:.0f} MB")
     print(f"   speed-up: the unchanged run took {first['seconds'] / again['seconds']:.1f}x "
-          "less time than the first")
+          f"less time than the first ({first['cpu'] / again['cpu']:.1f}x less CPU)")
     print(f"   1% changed: {changed['received']:,} sent, {expected:,} expected")
     print(f"   snapshot: {size / 1e6:.1f} MB on disk for {args.rows:,} keys "
           f"({size / max(args.rows, 1):.0f} bytes a key)")
