@@ -221,7 +221,7 @@ class LaneReader:
         try:
             log.info("the run is produced by %d lanes, blocks of %d records", self.spec.count,
                      self.spec.block_records)
-            self.spec = spec_with_boundaries(self.spec)
+            self.spec = spec_with_boundaries(self.spec, self.stop.is_set)
             lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
             ended = self._read(lanes)
             if ended:
@@ -281,7 +281,8 @@ class LaneReader:
         self.peak_kb.append(int(frame[1]))
 
 
-def spec_with_boundaries(spec: LaneSpec) -> LaneSpec:
+def spec_with_boundaries(spec: LaneSpec,
+                         stop: Callable[[], bool] | None = None) -> LaneSpec:
     """The spec with where each block of a CSV or NDJSON file starts (one scan, here in the
     run's process, at C speed), so each lane reads only its own blocks; unchanged for other
     files and for a file where a byte split cannot be proven to read as one pass does (its
@@ -291,7 +292,7 @@ def spec_with_boundaries(spec: LaneSpec) -> LaneSpec:
     began = time.perf_counter()
     export = spec.export
     found = file_boundaries(export["type"], export["path"], export.get("options"),
-                            spec.limits, spec.start, spec.block_records)
+                            spec.limits, spec.start, spec.block_records, stop)
     if found is None:
         if export["type"] in ("csv", "ndjson"):
             log.info("each lane reads the whole file (its blocks' starts cannot be proven)")

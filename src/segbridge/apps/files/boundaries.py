@@ -27,9 +27,10 @@ record, as in one pass, when it is a record on its own.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +38,7 @@ from typing import Any, BinaryIO
 from segbridge.apps.files.reading import open_binary, skip_bom
 from segbridge.exports.errors import ExportError
 
+log = logging.getLogger(__name__)
 PIECE_BYTES = 1 << 20  # the file is scanned in pieces of this size (cut at a record's end)
 STEP_BYTES = 16 * 1024  # a mark is found by counting lines in steps of this many bytes
 ASCII_SPACE = b" \t\r\x0b\x0c"  # bytes.isspace() (and the line end)
@@ -199,13 +201,15 @@ class NdjsonFormat:
 
 
 def scan(handle: BinaryIO, form: CsvFormat | NdjsonFormat, cursor: _Cursor, start: int,
-         every: int) -> Boundaries:
+         every: int, stop: Callable[[], bool] | None = None) -> Boundaries:
     """The marks of blocks of ``every`` positions from ``start``, reading from the cursor."""
     marks: list[tuple[int, int]] = []
     target = start
     handle.seek(cursor.offset)
     carry = b""
     while True:
+        if stop is not None and stop():
+            raise Unprovable("stopped")
         data = handle.read(PIECE_BYTES)
         if data and not data.endswith(b"\n"):
             data += handle.readline(form.longest + 2)  # (most pieces then end a record)
@@ -358,10 +362,12 @@ class _LineSeeker:
 
 
 def file_boundaries(kind: str, path: str | Path, options: dict[str, Any] | None,
-                    limits: dict[str, int] | None, start: int,
-                    every: int) -> Boundaries | None:
+                    limits: dict[str, int] | None, start: int, every: int,
+                    stop: Callable[[], bool] | None = None) -> Boundaries | None:
     """The marks of a lane run's CSV or NDJSON file, or None: the lanes read the whole file
-    (another type, or a file where a byte split cannot be proven to be one pass's)."""
+    (another type, a file where a byte split cannot be proven to be one pass's, a scan
+    stopped by ``stop`` (the run was canceled), or a bug here, logged: never worse than
+    whole-file lanes)."""
     from segbridge.apps.files.csv_export import CsvExport
     from segbridge.apps.files.export import file_export
     from segbridge.apps.files.ndjson import NdjsonExport
@@ -379,9 +385,14 @@ def file_boundaries(kind: str, path: str | Path, options: dict[str, Any] | None,
         else:
             return None
         with open_binary(export.path) as handle:
-            found = scan(handle, form, cursor, start, every)
-            return replace(found, version=file_version(handle))
+            version = file_version(handle)  # (before: a file changed while scanned differs)
+            found = scan(handle, form, cursor, start, every, stop)
+            return replace(found, version=version)
     except (Unprovable, ExportError, OSError):
+        return None
+    except Exception:
+        log.warning("finding where the blocks of %s start failed; each lane reads the whole "
+                    "file", path, exc_info=True)
         return None
 
 
