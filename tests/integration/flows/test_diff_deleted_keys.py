@@ -25,7 +25,12 @@ from tests.integration.flows.conftest import (
     segment_connection,
     write_csv,
 )
-from tests.integration.flows.test_diff_syncs import create_flow, diff_flow, run_flow
+from tests.integration.flows.test_diff_syncs import (  # noqa: F401
+    create_flow,
+    diff_flow,
+    lane_workers,
+    run_flow,
+)
 from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.sql
@@ -209,4 +214,29 @@ def test_a_run_that_fails_sending_them_sends_the_same_calls_next_time(
     assert receiver.stats(kept["source_id"])["duplicates"] == 4  # the same messageIds
     assert sorted(e["messageId"] for e in deletions(receiver)
                   if e["messageId"] in first_ids) == first_ids
+    assert counts(run_flow(server, flow["id"]))["deleted"] == 0
+
+
+def test_lanes_note_what_they_send_and_hold_and_the_run_sends_only_the_deleted_keys(
+    server: Server, receiver: Receiver, lane_workers: Workers,  # noqa: F811
+    shop: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(3000)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, deleted_flow(path, connection["name"], RECORD_DELETED))
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 3000
+    for row in rows[5::300]:
+        row["total"] = "3.00"
+    write_csv(path, [row for row in rows if row["order_id"] % 100 != 7])
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "succeeded", run
+    assert counts(run) == {"new": 0, "changed": 10, "unchanged": 2960, "deleted": 30,
+                           "deletions_sent": 30, "deletions_failed": 0,
+                           "deletions_skipped": 0}
+    assert sorted(int(e["properties"]["order_id"]) for e in deletions(receiver)) == \
+        list(range(7, 3000, 100))
     assert counts(run_flow(server, flow["id"]))["deleted"] == 0
