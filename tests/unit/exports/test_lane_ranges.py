@@ -220,3 +220,9 @@ def test_blank_lines_kept_as_records_and_a_given_header_after_a_bom(tmp_path: Pa
         assert in_lanes("csv", path, found, 3, options=options) == whole
     assert any(r[3] and "1 field, the header has 3" in r[3] for r in
                one_pass("csv", path, options={"skip_blank_lines": False}))
+
+
+def test_a_stopped_run_stops_the_scan(tmp_path: Path) -> None:
+    path = quoted_csv(tmp_path / "o.csv", 50)
+    assert file_boundaries("csv", path, {}, None, 0, 7, stop=lambda: True) is None
+    assert file_boundaries("csv", path, {}, None, 0, 7, stop=lambda: False) is not None
