@@ -291,7 +291,12 @@ def main() -> None:
             sampler.sample(elapsed)
             report(args, sent, elapsed, accepted(url, token), sampler, cpu_seconds)
             if len(pids) > 1:
-                print(f"worker processes {len(pids) - 1}, {workers_kib / 1024:.1f} MiB RSS in all")
+                front = cpu_after[process.pid] - cpu_before[process.pid]
+                print(
+                    f"worker processes {len(pids) - 1}, {workers_kib / 1024:.1f} MiB RSS in all; "
+                    f"CPU s per million events: front {front / sent * 1e6:.2f}, "
+                    f"workers {(cpu_seconds - front) / sent * 1e6:.2f}"
+                )
         finally:
             process.terminate()
             process.wait(10)

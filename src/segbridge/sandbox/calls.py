@@ -22,7 +22,9 @@ the first group of call problems instead of dropping the call.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -84,9 +86,13 @@ class PreparedRequest:
 
     Columns rather than one object per call: a batch of 2,000 calls is built, recorded and
     (with receiver workers) pickled back to the front process without 2,000 small objects.
-    An accepted call has its stamped JSON in ``lines``; a dropped one has ``b""`` there and
-    its reason and detail in ``drops``. ``generated`` holds the calls whose messageId the
-    receiver made up (never looked up for duplicates).
+    An accepted call has its stamped JSON in ``lines`` (read it with ``line``); a dropped one
+    has ``b""`` there and its reason and detail in ``drops``. ``generated`` holds the calls
+    whose messageId the receiver made up (never looked up for duplicates).
+
+    Pickled, the lines travel as one bytes object (``packed``: the lines joined by newlines,
+    and where each ends): the front process slices out only the few it keeps for the
+    Debugger, and archives the whole when every call was accepted.
     """
 
     call_types: list[str] = field(default_factory=list)
@@ -95,9 +101,33 @@ class PreparedRequest:
     drops: dict[int, tuple[str, str]] = field(default_factory=dict)
     generated: set[int] = field(default_factory=set)
     over_limit: int = 0  # calls of a batch dropped for being over MAX_BATCH_CALLS
+    packed: tuple[bytes, list[int]] | None = None  # (joined lines, cumulative lengths)
 
     def __len__(self) -> int:
         return len(self.call_types)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        packed = self.packed or (b"\n".join(self.lines), list(accumulate(map(len, self.lines))))
+        columns: tuple[object, ...] = (
+            self.call_types, self.message_ids, [], self.drops, self.generated
+        )
+        return (PreparedRequest, (*columns, self.over_limit, packed))
+
+    def line(self, index: int) -> bytes:
+        """The stamped JSON of call ``index`` (b"" for a dropped one)."""
+        if self.packed is None:
+            return self.lines[index]
+        joined, ends = self.packed
+        start = ends[index - 1] + index if index else 0
+        return joined[start : ends[index] + index]
+
+    def joined_lines(self, indices: Sequence[int]) -> bytes:
+        """The stamped JSON of the calls ``indices``, one line each (no final newline)."""
+        if self.packed is not None and len(indices) == len(self) and not self.drops:
+            return self.packed[0]
+        if self.packed is None and len(indices) == len(self):
+            return b"\n".join(self.lines)
+        return b"\n".join([self.line(i) for i in indices])
 
     def accept(self, call_type: str, message_id: str, line: bytes, generated: bool) -> None:
         if generated:
@@ -310,6 +340,8 @@ def prepare_batch(
 # Calls the one-pass path takes: a group needs a groupId, an alias a previousId (reference path).
 _FAST_TYPES = frozenset({"track", "identify", "page", "screen"})
 _NO_ID = (None, "")
+# each call type's one str object: a batch's types pickle as one string and references to it
+_TYPE_NAMES = {name: name for name in CALL_TYPES}
 
 
 def _prepare_calls(items: list[Any], s: _Shared, out: PreparedRequest) -> None:
@@ -331,8 +363,9 @@ def _prepare_calls(items: list[Any], s: _Shared, out: PreparedRequest) -> None:
     received, corrected = receipt.iso, receipt.corrected
     plain = not s.context and not s.integrations
     for index, call in enumerate(items):
-        call_type = call.get("type") if isinstance(call, dict) else None
-        if not (isinstance(call_type, str) and call_type in CALL_TYPES):
+        named = call.get("type") if isinstance(call, dict) else None
+        call_type = _TYPE_NAMES.get(named) if isinstance(named, str) else None
+        if call_type is None:
             _bad_item(call, index, s, out)
             continue
         fast = plain and call_type in _FAST_TYPES

@@ -195,11 +195,11 @@ class SourceFeed:
         self.stats.accepted += len(accepted)
         keep = self.events.maxlen or len(accepted)
         start = 0 if self.subscribers else max(0, len(accepted) - keep)
-        types, ids, lines = request.call_types, request.message_ids, request.lines
+        types, ids, line = request.call_types, request.message_ids, request.line
         for offset in range(start, len(accepted)):
             index = accepted[offset]
             record = EventRecord(
-                first + offset, types[index], ids[index] or "", received_at, lines[index]
+                first + offset, types[index], ids[index] or "", received_at, line(index)
             )
             self.events.append(record)
             self._publish(record)

@@ -86,9 +86,9 @@ class Recorder:
             feed.record_drop(received_at, "too_many_calls", None, None, None, request.over_limit)
             return
         accepted, dropped = self._sift(source, request)
-        if self.archive is not None:
+        if self.archive is not None and accepted:
             try:
-                await self.archive.append(_lines(request, accepted))
+                await self.archive.append([request.joined_lines(accepted)])
             except OSError:
                 self._forget(source, request, accepted)
                 raise
@@ -131,10 +131,3 @@ class Recorder:
             if index not in request.generated:
                 self.dedup.forget(source.account_id, request.message_ids[index] or "")
 
-
-def _lines(request: PreparedRequest, accepted: Sequence[int]) -> list[bytes]:
-    """The stamped JSON of the accepted calls."""
-    if len(accepted) == len(request):
-        return request.lines
-    lines = request.lines
-    return [lines[i] for i in accepted]
