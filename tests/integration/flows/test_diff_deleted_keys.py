@@ -240,3 +240,25 @@ def test_lanes_note_what_they_send_and_hold_and_the_run_sends_only_the_deleted_k
     assert sorted(int(e["properties"]["order_id"]) for e in deletions(receiver)) == \
         list(range(7, 3000, 100))
     assert counts(run_flow(server, flow["id"]))["deleted"] == 0
+
+
+def test_the_cli_shows_how_the_calls_for_deleted_keys_went(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+    env: dict[str, str],
+) -> None:
+    from click.testing import CliRunner
+
+    from segbridge.cli.main import cli
+
+    connection = segment_connection(server, receiver)
+    rows = orders(12)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    create_flow(server, deleted_flow(path, connection["name"], RECORD_DELETED))
+    assert CliRunner().invoke(cli, ["flows", "run", "Orders"], env=env, obj={}).exit_code == 0
+    write_csv(path, rows[:10])
+
+    shown = CliRunner().invoke(cli, ["flows", "run", "Orders"], env=env, obj={})
+
+    assert shown.exit_code == 0, shown.output
+    assert "Orders: new 0  changed 0  unchanged 10  deleted 2" in shown.output
+    assert "Orders, calls for deleted keys: sent 2  failed 0  skipped 0" in shown.output
