@@ -261,9 +261,13 @@ class DiffStore:
             return [(key, version, about) for key, version, about in connection.execute(
                 query.order_by(DiffGone.key_hash).limit(limit))]
 
-    def keep(self, snapshot: int, keys: Sequence[int]) -> None:
-        """Deleted keys whose call failed: they stay in the snapshot (tried again next run)."""
+    def keep(self, snapshot: int, keys: Sequence[int] | None) -> None:
+        """Deleted keys whose call failed: they stay in the snapshot (tried again next run);
+        None: every one of them."""
         with self.db.engine.begin() as connection:
+            if keys is None:
+                connection.execute(delete(DiffGone).where(DiffGone.snapshot_id == snapshot))
+                return
             for part in _parts(keys, LOOKUP_KEYS):
                 connection.execute(delete(DiffGone).where(
                     DiffGone.snapshot_id == snapshot, DiffGone.key_hash.in_(part)))
@@ -289,6 +293,9 @@ class DiffRun:
     store: DiffStore
     run_id: str
     imports: dict[int, DiffImport] = field(default_factory=dict)  # by the import's index
+    held_back: dict[str, int] = field(default_factory=dict)  # import -> deleted keys whose
+    # calls were not sent because the run read no record at all for it (an empty or missing
+    # source is more often a mistake than every record deleted): they stay in the snapshot
 
     def check(self) -> SnapshotCheck:
         """What the run's producer compares its records with (``runs.producer``)."""
@@ -350,6 +357,9 @@ class DiffRun:
         for imp in self.imports.values():
             if imp.deleted is not None:
                 gone = self.store.find_gone(imp.snapshot)
+                if gone and not _records(counts.get(imp.name, {})):
+                    self.store.keep(imp.snapshot, None)  # (held back: see ``held_back``)
+                    self.held_back[imp.name] = gone
             else:
                 per = counts.get(imp.name, {})
                 found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
@@ -390,6 +400,11 @@ def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
     for imp in imports.values():
         store.claim(imp.snapshot, run_id, checkpoint)
     return DiffRun(store, run_id, imports)
+
+
+def _records(per: Mapping[str, int]) -> int:
+    """The records a run read for an import (exported = sent + failed + ignored)."""
+    return sum(int(per.get(key, 0)) for key in ("sent", "failed", "ignored"))
 
 
 def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None:

@@ -172,9 +172,12 @@ class Engine:
                 done.first_error = done.first_error or f"{imp.name}: {one.first_error}"
         failed = sum(per.get("deletions_failed", 0) for per in done.tally.imports.values())
         if failed:
-            note = (f"{failed} call(s) for deleted keys failed ({done.first_error}); those "
-                    "keys stay in the snapshot and are sent again next run")
-            result.message = f"{result.message}; {note}" if result.message else note
+            _note(result, f"{failed} call(s) for deleted keys failed ({done.first_error}); "
+                          "those keys stay in the snapshot and are sent again next run")
+        for name, gone in diff.held_back.items():
+            _note(result, f"{name}: the run read no records, so the calls for its {gone:,} "
+                          "deleted key(s) were not sent (an empty source is more often a "
+                          "mistake); they are sent by the next run that reads records")
         return done
 
     @staticmethod
@@ -320,6 +323,10 @@ class Engine:
             return RunResult(RunStatus.COMPLETED_WITH_ERRORS,
                              f"{failed} record error(s); see the run's errors", self.totals)
         return RunResult(RunStatus.SUCCEEDED, None, self.totals)
+
+
+def _note(result: RunResult, note: str) -> None:
+    result.message = f"{result.message}; {note}" if result.message else note
 
 
 def _add_counts(into: Tally, more: Tally) -> None:

@@ -262,3 +262,24 @@ def test_the_cli_shows_how_the_calls_for_deleted_keys_went(
     assert shown.exit_code == 0, shown.output
     assert "Orders: new 0  changed 0  unchanged 10  deleted 2" in shown.output
     assert "Orders, calls for deleted keys: sent 2  failed 0  skipped 0" in shown.output
+
+
+def test_a_run_that_reads_no_records_sends_no_calls_for_deleted_keys(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(10)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, deleted_flow(path, connection["name"], RECORD_DELETED))
+    run_flow(server, flow["id"])
+    path.write_text(",".join(rows[0]) + "\n")  # the header only: a mistake, more likely
+
+    empty = run_flow(server, flow["id"])
+
+    assert empty["status"] == "succeeded", empty
+    assert counts(empty)["deleted"] == 10 and counts(empty)["deletions_sent"] == 0
+    assert "the run read no records" in empty["message"]
+    assert deletions(receiver) == []
+    write_csv(path, rows[:7])
+    then = run_flow(server, flow["id"])  # the keys were kept: now 3 are gone
+    assert counts(then)["deleted"] == 3 and counts(then)["deletions_sent"] == 3
