@@ -3,8 +3,11 @@
 One thread holding the GIL maps ~100k records/s; a large CSV, NDJSON or JSON file is therefore
 produced by N *lane* processes (``python -m segbridge.runs.lanes``), each a ``Producer`` in
 lane mode: the input is cut into blocks of ``block_records`` positions, lane i maps blocks i,
-i+N, i+2N..., and each block comes back as one chunk (seq = block + 1). Every lane reads the
-whole file, so positions, refs and record errors are exactly those of one producer, and
+i+N, i+2N..., and each block comes back as one chunk (seq = block + 1). Before the lanes
+start, the run's process finds where each block of a CSV or NDJSON file starts (one scan,
+``apps/files/boundaries.py``) and each lane reads only its own blocks; for a JSON array, or a
+file where those starts cannot be proven, every lane reads the whole file and skips the others'
+blocks. Either way positions, refs and record errors are exactly those of one producer, and
 messageIds (flow, import, position or key) are the same whichever process made them.
 
 The run's process keeps everything else: a ``LaneReader`` thread reads the chunks in seq
