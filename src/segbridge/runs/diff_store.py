@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -39,26 +38,13 @@ from sqlalchemy.exc import IntegrityError
 from segbridge.runs.counts import Tally
 from segbridge.runs.diff import SnapshotCheck, SyncMode, key_hash
 from segbridge.runs.diff_deletions import DeletedCall, Gone
+from segbridge.runs.diff_reader import LOOKUP_KEYS, look_up, map_sqlite_file
 from segbridge.runs.producer import Chunk
 from segbridge.storage.db import Database
 from segbridge.storage.diff_models import DiffEntry, DiffGone, DiffKey, DiffSnapshot, DiffStaged
 from segbridge.storage.models import Run
 
-LOOKUP_KEYS = 2000  # keys per lookup query (SQLite and PostgreSQL take far more parameters)
 DELETE_ROWS = 50_000  # staged rows deleted per statement (memory: SQLite's row-id set)
-
-_LOOKUP_POSTGRESQL = (  # the keys as one array, joined: each is an index probe (an IN list
-    # or "= ANY" of 2,000 keys was planned as a scan of the whole snapshot)
-    "SELECT e.key_hash, e.call_hash FROM unnest(%s::bigint[]) AS k(key_hash) "
-    "JOIN diff_entries e ON e.snapshot_id = %s AND e.key_hash = k.key_hash")
-
-
-@lru_cache(maxsize=8)
-def _lookup_sqlite(keys: int) -> str:
-    placeholders = ",".join("?" * keys)  # (only placeholders: the keys are parameters)
-    return ("SELECT key_hash, call_hash FROM diff_entries "  # noqa: S608
-            f"WHERE snapshot_id = ? AND key_hash IN ({placeholders})")
-
 
 _STAGE = insert(DiffStaged)
 _PROMOTE = text(  # the last staged row of each key (in input order), merged in key order
@@ -131,21 +117,18 @@ class DiffStore:
     def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
         """The version last sent for each of ``keys`` the snapshot has: on the driver's own
         cursor (a run looks up every record it compares; SQLAlchemy's rows cost more than
-        the query), in key order (fewer pages)."""
-        found: dict[int, int] = {}
+        the query), in key order (fewer pages): ``runs.diff_reader``."""
         postgresql = self.db.engine.dialect.name == "postgresql"
         with self.db.engine.connect() as connection:
-            cursor = connection.connection.cursor()
+            raw = connection.connection
+            if not postgresql and not raw.info.get("mapped"):
+                map_sqlite_file(raw.dbapi_connection)
+                raw.info["mapped"] = True
+            cursor = raw.cursor()
             try:
-                for part in _parts(sorted(keys), LOOKUP_KEYS):
-                    if postgresql:
-                        cursor.execute(_LOOKUP_POSTGRESQL, (part, snapshot))
-                    else:
-                        cursor.execute(_lookup_sqlite(len(part)), (snapshot, *part))
-                    found.update(cursor.fetchall())
+                return look_up(cursor, postgresql, snapshot, keys)
             finally:
                 cursor.close()
-        return found
 
     def claim(self, snapshot: int, run_id: str, checkpoint: int) -> None:
         """Make ``run_id`` the snapshot's staging run: another run's staged rows are dropped
@@ -303,7 +286,7 @@ class DiffRun:
                              {index: imp.snapshot for index, imp in self.imports.items()})
 
     def lane_check(self) -> dict[str, Any]:
-        """The same for a lane process (JSON: ``lane_check``)."""
+        """The same for a lane process (JSON: ``diff_reader.lane_check``)."""
         return {"database": self.store.db.url,
                 "snapshots": {str(index): imp.snapshot for index, imp in self.imports.items()}}
 
@@ -420,11 +403,3 @@ def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None
 def _parts(keys: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(keys), size):
         yield list(keys[start:start + size])
-
-
-def lane_check(spec: dict[str, Any]) -> SnapshotCheck:
-    """A lane's own way to the snapshots: its own connection to segbridge's database, read
-    only (``DiffRun.lane_check``)."""
-    store = DiffStore(Database(spec["database"]))
-    return SnapshotCheck(store.lookup, {int(index): snapshot
-                                        for index, snapshot in spec["snapshots"].items()})

@@ -342,7 +342,7 @@ def _lane_check(diff: dict[str, Any] | None) -> SnapshotCheck | None:
     """A diffed flow's snapshots, read by the lane on its own connection to the database."""
     if not diff:
         return None
-    from segbridge.runs.diff_store import lane_check
+    from segbridge.runs.diff_reader import lane_check
 
     return lane_check(diff)
 

@@ -317,6 +317,8 @@ class Producer:
         self._judged: dict[int, Judged] = {}  # by position: the group being produced
         self._sent: dict[int, dict[int, int]] = {}  # per import: key hash -> version sent
         self._counters: dict[Marks, Effects] = {}
+        self._lone = len(source.imports) == 1 and diffed and not self._deletions[0]
+        self._unchanged = self._counter(((0, Verdict.UNCHANGED, True),))
 
     def run(self) -> None:
         try:
@@ -479,6 +481,10 @@ class Producer:
         marks: list[tuple[int, Verdict, bool]] = []
         position, step = record.position, self._step
         judged = self._judged.get(position)
+        if self._lone and judged is not None:  # (the common unchanged record, at once)
+            version = judged[1].get(0)
+            if version is not None and self._sent[0].get(judged[0]) == version:
+                return [], self._unchanged
         for index, (imp, mode) in enumerate(zip(self.source.imports, self._modes, strict=True)):
             if mode is SyncMode.ALL:
                 outcome: WrittenCall | DiffedCall | Refusal = step.call(imp, position, data)
