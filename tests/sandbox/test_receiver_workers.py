@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import os
 import re
 import signal
 import subprocess
@@ -177,6 +178,29 @@ def test_a_duplicate_read_by_another_worker_is_still_dropped(
     assert asyncio.run(send_all()) == [200] * 20
     stats = sandbox.stats(source["id"])
     assert (stats["received"], stats["accepted"], stats["duplicates"]) == (2_000, 1_000, 1_000)
+
+
+def test_a_killed_worker_loses_no_batch(make_sandbox: SandboxFactory) -> None:
+    sandbox = make_sandbox(workers=1)
+    source = sandbox.new_source()
+    headers = basic(source["write_key"])
+
+    def post(first: int) -> int:
+        batch = {"batch": [_track(i) for i in range(first, first + 10)]}
+        return sandbox.http.post("/v1/batch", json=batch, headers=headers).status_code
+
+    assert post(0) == 200
+    [worker] = [pid for pid in _children(os.getpid()) if _is_pool_worker(pid)]
+    os.kill(worker, signal.SIGKILL)
+    assert [post(10), post(20), post(30)] == [200, 200, 200]
+    assert sandbox.stats(source["id"])["accepted"] == 40
+
+
+def _is_pool_worker(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def test_a_negative_number_of_workers_is_refused() -> None:

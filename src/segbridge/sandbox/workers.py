@@ -22,9 +22,11 @@ receiver closes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +43,7 @@ from segbridge.sandbox.wire import inflate, parse_json
 
 Refusal = tuple[int, str, str]  # a TrackingError as plain values (exceptions pickle poorly)
 _UNREAD: Refusal = (400, "invalid_body", "the body could not be read")
+logger = logging.getLogger("segbridge.sandbox")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +113,22 @@ def _start_worker() -> None:
 
 
 class Workers:
-    """A pool of worker processes reading batch bodies (see the module's docstring)."""
+    """A pool of worker processes reading batch bodies (see the module's docstring).
+
+    A worker that dies (killed, out of memory) breaks the whole pool: the batches it was
+    reading are read again in the front process, and a new pool is started for the next.
+    """
 
     def __init__(self, count: int) -> None:
         if count < 1:
             raise ValueError("workers must be at least 1")
         self.count = count
-        self._pool = ProcessPoolExecutor(
-            count, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
-        )
+        self._pool = self._new_pool()
+        self._closed = False
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        spawn = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.count, mp_context=spawn, initializer=_start_worker)
 
     def start(self) -> None:
         """Start every worker now (each is spawned on demand otherwise: a slow first batch)."""
@@ -134,11 +144,24 @@ class Workers:
         received_at: datetime,
         lenient: bool,
     ) -> Reading:
+        pool = self._pool
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._pool, read_request, raw, encoding, path, limit, received_at, lenient
-        )
+        try:
+            return await loop.run_in_executor(
+                pool, read_request, raw, encoding, path, limit, received_at, lenient
+            )
+        except BrokenProcessPool:
+            self._replace(pool)
+        return read_request(raw, encoding, path, limit, received_at, lenient)
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Start a new pool in place of ``broken`` (once, however many batches it broke)."""
+        if self._pool is broken and not self._closed:
+            logger.warning("a receiver worker process ended unexpectedly; starting new workers")
+            self._pool = self._new_pool()
+            broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers (a batch being read is finished first); safe more than once."""
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
