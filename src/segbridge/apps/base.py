@@ -194,6 +194,8 @@ class LaneSource:
     kind: str
     path: Path
     options: Mapping[str, Any]
+    read_bytes: int | None = None  # what reading it costs when its size on disk does not
+    # say (a compressed Parquet file: its rows' decoded size); None: its size on disk
 
 
 @dataclass(frozen=True)

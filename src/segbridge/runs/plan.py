@@ -112,7 +112,7 @@ def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | No
     if source is None or policy.count < 2:
         return None
     try:
-        size = source.path.stat().st_size
+        size = source.path.stat().st_size if source.read_bytes is None else source.read_bytes
     except OSError:
         return None  # the run's own export says what is wrong with the file
     if not policy.applies(size):

@@ -157,6 +157,35 @@ def test_lanes_send_what_one_producer_sends(server: Server, receiver: Receiver,
 
 
 @pytest.mark.usefixtures("shop")
+def test_lanes_are_decided_by_what_reading_costs_not_the_size_on_disk(
+    server: Server, receiver: Receiver, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture) -> None:
+    """Repetitive rows compress well: the file is small on disk, but its rows cost their
+    decoded size to read, so a run over it gets lanes where the same rows as CSV would."""
+    caplog.set_level(logging.INFO, logger="segbridge.runs.lanes")
+    path = tmp_path / "orders.parquet"
+    table = orders_table(3000)
+    pq.write_table(table, path, row_group_size=1000)
+    on_disk = path.stat().st_size
+    assert on_disk * 2 < table.nbytes
+    policy = LanePolicy(count=3, min_file_bytes=(on_disk + table.nbytes) // 2,
+                        block_records=97)  # more than the file's size, less than its rows'
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, parquet_flow(path, connection["name"]))
+    lanes = Workers(server.runtime, policy=FAST, lanes=policy)
+    lanes.start()
+    try:
+        run = started(server, f"/api/v1/flows/{flow['id']}/runs")
+    finally:
+        lanes.stop()
+
+    assert run["status"] == "succeeded", run
+    assert caplog.text.count(f"the run is produced by {policy.count} lanes") == 1
+    assert sorted(e["properties"]["order_id"] for e in receiver.archived()) == \
+        list(range(3000))
+
+
+@pytest.mark.usefixtures("shop")
 def test_flows_as_code_round_trip_a_parquet_export(server: Server, receiver: Receiver,
                                                    tmp_path: Path) -> None:
     path = tmp_path / "orders.parquet"

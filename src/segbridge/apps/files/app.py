@@ -22,7 +22,7 @@ from segbridge.apps.base import (
 )
 from segbridge.apps.files.document import FILE_EXPORT_MODELS
 from segbridge.apps.files.export import file_export
-from segbridge.apps.files.parquet import ParquetExport, parquet_parts
+from segbridge.apps.files.parquet import ParquetExport, parquet_parts, read_bytes
 from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 
@@ -84,4 +84,5 @@ def open_parquet(request: ExportRequest) -> OpenedExport:
     if path.is_dir():
         return OpenedExport(export)
     options = {"columns": list(columns)} if columns else {}
-    return OpenedExport(export, lanes=LaneSource("parquet", path, options))
+    cost = None if request.preview else read_bytes(path, columns)  # its decoded size
+    return OpenedExport(export, lanes=LaneSource("parquet", path, options, read_bytes=cost))
