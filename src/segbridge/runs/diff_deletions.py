@@ -145,9 +145,13 @@ async def _deliver_page(import_name: str, items: list[Item], deliver: Deliver,
         batcher.add(item)
     if len(batcher):
         batches.append(batcher.take())
-    outcomes = await asyncio.gather(*(deliver(batch) for batch in batches))
+    outcomes = await asyncio.gather(*(deliver(batch) for batch in batches),
+                                    return_exceptions=True)  # (each batch ends before one's
+    # exception is raised: none is left sending once the run is over)
     failed: list[int] = []
     for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
         done.tally.add_to_import("deletions_sent", outcome.sent, import_name)
         done.tally.add("retried", outcome.retried)
         done.tally.add("batches", 1)
