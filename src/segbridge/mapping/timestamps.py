@@ -122,6 +122,13 @@ def converter(fmt: str, zone: tzinfo | None) -> Callable[[Any], str]:
                 return value  # already in the output form
             if len(value) == 20:
                 return value[:19] + ".000Z"  # whole seconds
+        elif value[-6:] == "+00:00" and value[10:11] == "T":  # UTC as Python writes it
+            # (a Parquet or database timestamp with zone): the same text, without a datetime
+            digits = value[:-6]
+            if len(digits) == 19:
+                return digits + ".000Z"
+            if len(digits) == 26 and digits[19] == ".":
+                return digits[:23] + "Z"
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=naive_zone)
         text = moment.astimezone(UTC).isoformat()
