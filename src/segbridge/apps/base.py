@@ -185,6 +185,8 @@ class ExportRequest:
     uploads: UploadResolver
     resume: ResumeState = field(default_factory=ResumeState)
     preview: bool = False
+    reads: frozenset[str] | None = None  # the record's top-level fields the run needs (an
+    # export may leave out the others: Parquet's columns); None: every field
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def open_run_export(db: Database, vault: Vault, settings: Settings, registry: Re
         connection=_connection_config(db, vault, run.account_id, connection_id, exporter)
         if connection_id else None,
         policy=access_policy(settings), limits=RecordLimits.from_settings(settings),
-        uploads=_uploads(db, settings, run.account_id), resume=_resume(db, run)))
+        uploads=_uploads(db, settings, run.account_id), resume=_resume(db, run),
+        reads=fields_read(run.definition)))
     if opened.bounds is not None:
         store.save_bounds(dict(opened.bounds))
     return opened
@@ -67,6 +68,36 @@ def preview_export(db: Database, vault: Vault, settings: Settings, account_id: s
         if connection_id else None,
         policy=access_policy(settings), limits=RecordLimits.from_settings(settings),
         uploads=_uploads(db, settings, account_id), preview=True)).export
+
+
+def fields_read(definition: Mapping[str, Any]) -> frozenset[str] | None:
+    """The record's top-level fields a run of this flow reads: its imports' mappings, its
+    filters, its lookups' parameters and its key field; None when it may read any field (a
+    mapping or a filter that reads the whole record), or when there is no key field: a record
+    without one is identified by its whole content (``MessageIds.by_position``), which must
+    not depend on what the mapping reads."""
+    from segbridge.mapping import mapping_inputs
+    from segbridge.mapping.expressions.parser import parse
+
+    key_field = definition["export"].get("key_field")
+    if not key_field:
+        return None
+    reads = {str(key_field).split(".")[0]}
+    for step in definition.get("imports", []):
+        inputs = mapping_inputs(step["call"], step["mapping"])
+        if inputs is None:
+            return None
+        reads.update(inputs)
+    for step in definition.get("steps", []):
+        if "filter" in step:
+            expression = parse(step["filter"]["expression"])
+            if expression.whole_record:
+                return None
+            reads.update(expression.fields)
+        if "lookup" in step:
+            reads.update(str(path).split(".")[0]
+                         for path in dict(step["lookup"].get("params") or {}).values())
+    return frozenset(reads)
 
 
 def _connection_config(db: Database, vault: Vault, account_id: str, connection_id: str,

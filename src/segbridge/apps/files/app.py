@@ -22,7 +22,7 @@ from segbridge.apps.base import (
 )
 from segbridge.apps.files.document import FILE_EXPORT_MODELS
 from segbridge.apps.files.export import file_export
-from segbridge.apps.files.parquet import ParquetExport, parquet_parts, read_bytes
+from segbridge.apps.files.parquet import ParquetExport, columns_read, parquet_parts, read_bytes
 from segbridge.core.access import Targets
 from segbridge.core.errors import FieldProblem
 
@@ -79,6 +79,8 @@ def open_parquet(request: ExportRequest) -> OpenedExport:
              request.policy.check_file(str(part), field="export.path")
              for part in parquet_parts(path)]
     columns = request.export.get("columns")
+    if columns is None and request.reads is not None:  # only the columns the flow reads
+        columns = columns_read(path, request.reads)
     export = ParquetExport(parts, columns=columns, limits=request.limits,
                            folder=path.is_dir())
     if path.is_dir():
