@@ -4,7 +4,7 @@ a retried batch or a re-run of the same records is deduplicated by Segment.
 id = "sb-" + blake2b-128(flow | import | call type | salt | record key), where the record key is
 the chosen key field's value, else the record's position and a hash of its content. A run
 asked to send fresh ids uses its run id as salt. An import that sends only changed or new
-records (``runs.diff``) adds the call's hash to the key: a changed record gets a new id.
+records (``runs.diff``) adds the record's version to the key: a changed record gets a new id.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class MessageIds:
         return "sb-" + digest.hexdigest()
 
     def by_version(self, key: object, version: int) -> str:
-        """The id of one version of a keyed record (its call hash: ``runs.diff``)."""
+        """The id of one version of a keyed record (``runs.diff``)."""
         digest = self._base.copy()
         digest.update(b"k:" + str(key).encode() + b"|v:%d" % version)
         return "sb-" + digest.hexdigest()
