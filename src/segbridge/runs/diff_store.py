@@ -26,9 +26,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Text,
+    cast,
     delete,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -42,7 +45,7 @@ from segbridge.runs.diff_reader import LOOKUP_KEYS, look_up, map_sqlite_file
 from segbridge.runs.producer import Chunk
 from segbridge.storage.db import Database
 from segbridge.storage.diff_models import DiffEntry, DiffGone, DiffKey, DiffSnapshot, DiffStaged
-from segbridge.storage.models import Run
+from segbridge.storage.models import RecordErrorRow, Run
 
 DELETE_ROWS = 50_000  # staged rows deleted per statement (memory: SQLite's row-id set)
 
@@ -210,6 +213,17 @@ class DiffStore:
                             .values(staging_run_id=None))
             return forgotten
 
+    def unknown_keys(self, run_id: str, import_name: str) -> int:
+        """The run's record errors for ``import_name`` (or every import) whose record was not
+        kept (unreadable, or too large to keep): their keys are unknown."""
+        kept = cast(RecordErrorRow.data, Text)
+        with self.db.session() as session:
+            return session.scalar(select(func.count()).select_from(RecordErrorRow).where(
+                RecordErrorRow.run_id == run_id,
+                or_(RecordErrorRow.import_name.is_(None),
+                    RecordErrorRow.import_name == import_name),
+                or_(kept.is_(None), kept == "null"))) or 0
+
     def stage_seen(self, rows: Sequence[tuple[int, int, int, int, bytes | None]]) -> None:
         """Stage for an import with a call for deleted keys: (snapshot, position, key hash,
         version, about): a call sent (``about``: its key and identity, kept in ``diff_keys``),
@@ -276,9 +290,11 @@ class DiffRun:
     store: DiffStore
     run_id: str
     imports: dict[int, DiffImport] = field(default_factory=dict)  # by the import's index
-    held_back: dict[str, int] = field(default_factory=dict)  # import -> deleted keys whose
-    # calls were not sent because the run read no record at all for it (an empty or missing
-    # source is more often a mistake than every record deleted): they stay in the snapshot
+    held_back: dict[str, tuple[int, str]] = field(default_factory=dict)  # import -> deleted
+    # keys whose calls were not sent, and why: the run read no record at all for it (an empty
+    # or missing source is more often a mistake than every record deleted), or some of its
+    # records could not be read (their keys are unknown: they may be among the "deleted");
+    # they stay in the snapshot
 
     def check(self) -> SnapshotCheck:
         """What the run's producer compares its records with (``runs.producer``)."""
@@ -340,15 +356,26 @@ class DiffRun:
         for imp in self.imports.values():
             if imp.deleted is not None:
                 gone = self.store.find_gone(imp.snapshot)
-                if gone and not _records(counts.get(imp.name, {})):
+                why = self._unsure(imp, counts) if gone else None
+                if why is not None:
                     self.store.keep(imp.snapshot, None)  # (held back: see ``held_back``)
-                    self.held_back[imp.name] = gone
+                    self.held_back[imp.name] = (gone, why)
             else:
                 per = counts.get(imp.name, {})
                 found = int(per.get("changed", 0)) + int(per.get("unchanged", 0))
                 gone = max(0, self.store.size(imp.snapshot) - found)
             deleted.add_to_import("deleted", gone, imp.name)
         return deleted
+
+    def _unsure(self, imp: DiffImport, counts: Mapping[str, Mapping[str, int]]) -> str | None:
+        """Why the keys the run did not see may not be deleted, if they may not."""
+        if not _records(counts.get(imp.name, {})):
+            return "the run read no records"
+        unknown = self.store.unknown_keys(self.run_id, imp.name)
+        if unknown:
+            return (f"{unknown:,} record(s) could not be read or kept whole (their keys are "
+                    "unknown)")
+        return None
 
     def promote(self) -> None:
         """Merge the staged calls into the snapshots; the deleted keys whose call was sent

@@ -174,10 +174,10 @@ class Engine:
         if failed:
             _note(result, f"{failed} call(s) for deleted keys failed ({done.first_error}); "
                           "those keys stay in the snapshot and are sent again next run")
-        for name, gone in diff.held_back.items():
-            _note(result, f"{name}: the run read no records, so the calls for its {gone:,} "
-                          "deleted key(s) were not sent (an empty source is more often a "
-                          "mistake); they are sent by the next run that reads records")
+        for name, (gone, why) in diff.held_back.items():
+            _note(result, f"{name}: {why}, so the calls for its {gone:,} deleted key(s) were "
+                          "not sent (a key is deleted only when every record was read); they "
+                          "are sent by the next run that reads every record")
         return done
 
     @staticmethod

@@ -283,3 +283,30 @@ def test_a_run_that_reads_no_records_sends_no_calls_for_deleted_keys(
     write_csv(path, rows[:7])
     then = run_flow(server, flow["id"])  # the keys were kept: now 3 are gone
     assert counts(then)["deleted"] == 3 and counts(then)["deletions_sent"] == 3
+
+
+def test_a_run_with_an_unreadable_record_sends_no_calls_for_deleted_keys(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """An unreadable line's key is unknown: it may be one of the keys not seen, so none of
+    them is told deleted until a run reads every record."""
+    connection = segment_connection(server, receiver)
+    rows = orders(10)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, deleted_flow(path, connection["name"], RECORD_DELETED))
+    run_flow(server, flow["id"])
+    write_csv(path, rows[:8])
+    with path.open("ab") as handle:  # row 9 still there, but not readable as UTF-8
+        handle.write(b"\xff\xfe," + b",".join(str(v).encode() for v in list(rows[8].values())[1:])
+                     + b"\n")
+
+    unsure = run_flow(server, flow["id"])
+
+    assert unsure["status"] == "completed_with_errors", unsure
+    assert counts(unsure)["deleted"] == 2 and counts(unsure)["deletions_sent"] == 0
+    assert "1 record(s) could not be read" in unsure["message"]
+    assert deletions(receiver) == []
+    write_csv(path, rows[:8])
+    then = run_flow(server, flow["id"])  # every record read: both keys are told deleted
+    assert counts(then)["deletions_sent"] == 2
+    assert len(deletions(receiver)) == 2
