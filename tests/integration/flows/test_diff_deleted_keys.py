@@ -31,6 +31,7 @@ from tests.integration.flows.test_diff_syncs import (  # noqa: F401
     lane_workers,
     run_flow,
 )
+from tests.support.browser_session import browser
 from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.sql
@@ -90,6 +91,9 @@ def test_a_deleted_key_sends_one_track_with_its_identity_once_and_comes_back_as_
         assert event["type"] == "track" and event["event"] == "Order Deleted"
         assert event["properties"] == {"order_id": event["properties"]["order_id"]}
     assert_invariant(server, flow["id"], second)
+    with browser(server) as me:  # the run's page says how the calls went
+        page = me.get(f"/runs/{second['id']}")
+    assert "deleted 3 · calls for deleted keys: sent 3, failed 0, skipped 0" in page.text
 
     third = run_flow(server, flow["id"])  # gone from the snapshot: not sent again
     assert counts(third)["deleted"] == 0 and counts(third)["deletions_sent"] == 0
