@@ -53,6 +53,7 @@ bench: $(TEST_STAMP) ## benchmarks (receiver; flows vs segment-analytics-python)
 	$(BIN)/python bench/lookup_bench.py --rows 1000000    # a flow with a lookup vs without
 	$(BIN)/python bench/webhook_bench.py    # webhook requests/s and p99 into one server
 	$(BIN)/python bench/parquet_bench.py --rows 1000000    # a Parquet flow vs the same rows as CSV
+	$(BIN)/python bench/parquet_bench.py --rows 1000000 --typed    # ... typed as a warehouse writes it
 	$(BIN)/python bench/diff_bench.py --rows 1000000    # diff syncs: first, unchanged, 1% changed
 
 clean: ## remove the virtual environment and caches
