@@ -226,3 +226,39 @@ def test_a_stopped_run_stops_the_scan(tmp_path: Path) -> None:
     path = quoted_csv(tmp_path / "o.csv", 50)
     assert file_boundaries("csv", path, {}, None, 0, 7, stop=lambda: True) is None
     assert file_boundaries("csv", path, {}, None, 0, 7, stop=lambda: False) is not None
+
+
+FIELDS = [b"a", b"bc", b"", b'"q"', b'"x,y"', b'"m\nl"', b'"d""q"', b" ", b"\xc3\xa9", b'"  "',
+          b'""', b"\xff"]
+STRAY = [b'a"b', b'"a"b', b'ab"']
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_csvs_read_in_lanes_as_one_pass_or_not_split(tmp_path: Path, seed: int) -> None:
+    """Random small CSVs (quoted line ends, doubled quotes, blank lines, CRLF, BOM, bad bytes,
+    now and then a stray quote): a file the scan splits reads in lanes as in one pass."""
+    import random
+
+    rnd = random.Random(seed)
+    split = 0
+    for n in range(40):
+        lines = [b"h1,h2,h3"]
+        for _ in range(rnd.randint(0, 60)):
+            luck = rnd.random()
+            if luck < 0.08:
+                lines.append(rnd.choice([b"", b"   ", b'""', b'" "', b'"\n"']))
+            else:
+                choices = FIELDS + (STRAY if rnd.random() < 0.01 else []) if n % 2 else \
+                    FIELDS[:-1]  # every other file: no bad bytes
+                lines.append(b",".join(rnd.choice(choices) for _ in range(3)))
+        line_end = rnd.choice([b"\n", b"\r\n"])
+        path = tmp_path / f"{n}.csv"
+        path.write_bytes(rnd.choice([b"", b"\xef\xbb\xbf"]) + line_end.join(lines) +
+                         rnd.choice([line_end, b""]))
+        every, start, count = rnd.randint(1, 7), rnd.randint(0, 5), rnd.randint(1, 4)
+        found = file_boundaries("csv", path, {}, None, start, every)
+        if found is not None:
+            split += 1
+            assert in_lanes("csv", path, found, count, start=start) == \
+                one_pass("csv", path, start=start), path.read_bytes()
+    assert split >= 15, split  # most files without bad bytes are split
