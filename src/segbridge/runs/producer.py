@@ -13,8 +13,14 @@ keyed by import), its counts and its record errors. Two ways to cut:
 - **a lane** (one of N producer processes, ``runs.lanes``): the input is cut into blocks of
   ``block_records`` positions dealt round-robin to the lanes; lane i maps the blocks i, i+N,
   i+2N... and every block is one chunk (seq = block + 1), holding as many batches per import as
-  its calls need. Each lane reads the whole input (so positions, refs and record errors are
-  exactly those of one producer) but maps, identifies and serialises only its own blocks.
+  its calls need. A lane of a CSV or NDJSON file reads only its own blocks, from where one
+  scan in the run's process found them to start (``apps.files.boundaries``); any other file,
+  or one whose block starts cannot be proven, is read whole by each lane, which skips the
+  others' blocks. Either way positions, refs and record errors are exactly those of one
+  producer.
+
+A diffed flow (``runs.diff``) compares each group of records with the snapshot before mapping
+them: an unchanged record is counted and not mapped.
 
 A flow's lookups (``runs.lookups``) come first: the records are read in batches whose keys
 are looked up at once (a lane looks up only its own blocks' records, on its own connections),
