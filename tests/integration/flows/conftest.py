@@ -178,3 +178,15 @@ def shop(server: Server) -> dict[str, Any]:
     assert response.status_code == 201
     integration: dict[str, Any] = response.json()
     return integration
+
+
+@pytest.fixture
+def strict_receiver(tmp_path: Path) -> Iterator[Receiver]:
+    """A local Segment that refuses an unknown write key (401), as RudderStack does."""
+    archive = tmp_path / "strict-archive.ndjson"
+    app = create_sandbox_app(SandboxConfig(state_path=None, archive_path=archive,
+                                           admin_token=ADMIN, unknown_key_mode="strict"))
+    with serve_in_thread(app) as url, httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False) as client:
+        yield Receiver(url, archive, client, app)
+    app.state.sandbox.close()

@@ -7,18 +7,14 @@ PostgreSQL (the deleted keys are one anti-join in the database)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
-    ADMIN,
     Receiver,
     assert_invariant,
     orders,
@@ -32,7 +28,6 @@ from tests.integration.flows.test_diff_syncs import (  # noqa: F401
     run_flow,
 )
 from tests.support.browser_session import browser
-from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.sql
 
@@ -168,18 +163,6 @@ def test_keys_sent_before_the_call_was_asked_for_are_skipped(
     assert counts(run)["deleted"] == 1 and counts(run)["deletions_skipped"] == 1
     assert deletions(receiver) == []  # no identity kept for it: nothing to address
     assert counts(run_flow(server, flow["id"]))["deleted"] == 0
-
-
-@pytest.fixture
-def strict_receiver(tmp_path: Path) -> Iterator[Receiver]:
-    """A receiver that refuses an unknown write key (401)."""
-    archive = tmp_path / "strict-archive.ndjson"
-    app = create_sandbox_app(SandboxConfig(state_path=None, archive_path=archive,
-                                           admin_token=ADMIN, unknown_key_mode="strict"))
-    with serve_in_thread(app) as url, httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False) as client:
-        yield Receiver(url, archive, client, app)
-    app.state.sandbox.close()
 
 
 def test_a_run_that_fails_sending_them_sends_the_same_calls_next_time(

@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from segbridge.runs.lanes import LanePolicy
-from segbridge.sandbox import SandboxConfig, create_sandbox_app
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
-    ADMIN,
     FAST,
     Receiver,
     orders,
@@ -26,7 +23,6 @@ from tests.integration.flows.conftest import (
     write_csv,
 )
 from tests.support.browser_session import browser
-from tests.support.servers import serve_in_thread
 
 pytestmark = pytest.mark.sql
 
@@ -120,18 +116,6 @@ def test_sync_new_sends_only_keys_never_sent(
 
     assert sorted(sent_order_ids(receiver, 50)) == ["50", "51", "52", "53", "54"]
     assert diff_counts(run) == {"new": 5, "changed": 1, "unchanged": 49, "deleted": 0}
-
-
-@pytest.fixture
-def strict_receiver(tmp_path: Path) -> Iterator[Receiver]:
-    """A receiver that refuses an unknown write key (401), as RudderStack does."""
-    archive = tmp_path / "strict-archive.ndjson"
-    app = create_sandbox_app(SandboxConfig(state_path=None, archive_path=archive,
-                                           admin_token=ADMIN, unknown_key_mode="strict"))
-    with serve_in_thread(app) as url, httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, trust_env=False) as client:
-        yield Receiver(url, archive, client, app)
-    app.state.sandbox.close()
 
 
 def test_a_failed_run_leaves_the_snapshot_as_it_was(
