@@ -245,7 +245,8 @@ def test_a_terminal_run_and_a_server_run_share_the_connection_limit(
         "In the server", write_csv(tmp_path / "1.csv", orders(60_000)), "Shared"))
     two = create_flow(server, track_flow(
         "In a terminal", write_csv(tmp_path / "2.csv", orders(20_000, start=60_000)), "Shared"))
-    receiver.faults(latency_ms=200)
+    receiver.faults(latency_ms=600)  # the server's run lasts while the CLI starts (its
+    # imports took over 3 s on a loaded machine, and the run was over before the other began)
     in_server = server.api.post(f"/api/v1/flows/{one['id']}/runs").json()
     settings = server.runtime.settings
     env = {**os.environ, "SEGBRIDGE_HOME": str(settings.home),
