@@ -24,9 +24,10 @@ def test_the_api_docs_list_the_operations_offline(signed_in: Page, server: WebSe
 
     page.route("**/*", offline)
     page.goto(f"{server.base_url}/api/docs")
-    expect(page.get_by_role("heading", name="segbridge")).to_be_visible()
+    # (Swagger UI renders the whole schema first: seconds on a loaded machine)
+    expect(page.get_by_role("heading", name="segbridge")).to_be_visible(timeout=30_000)
     operations = page.locator(".opblock-summary-path")
-    expect(operations.first).to_be_visible()
+    expect(operations.first).to_be_visible(timeout=30_000)
     assert operations.count() > 20
     expect(page.locator(".opblock-summary-path", has_text="/api/v1/uploads").first).to_be_visible()
     page.locator(".opblock-summary-control", has_text="/api/v1/connections").first.click()

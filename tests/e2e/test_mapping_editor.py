@@ -139,7 +139,7 @@ def test_yaml_mode_and_the_keyboard(signed_in: Page, server: WebServer,
     expect(yaml_box).to_have_value(re.compile(r"kind_of: kind"))
     page.get_by_label("Use this YAML instead of the form").check()
     expect(page.get_by_label("userId source", exact=True)).to_be_disabled()
-    expect(yaml_box).not_to_have_attribute("readonly", "")
+    expect(yaml_box).not_to_have_attribute("readonly", "", timeout=20_000)
     yaml_box.fill("userId: customer_id\nevent:\n  constant: Paid\n")
     expect(preview.locator(".preview-call").first).to_contain_text('"event": "Paid"')
     yaml_box.fill("userId: customer_id\n")

@@ -84,7 +84,7 @@ def test_every_acknowledged_request_is_delivered_once_after_a_sigkill(
         senders = [Sender(url, n) for n in range(CLIENTS)]
         for sender in senders:
             sender.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # (30 s was not enough at the end of a full suite)
         while sum(len(s.acknowledged) for s in senders) < 1500:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.01)
