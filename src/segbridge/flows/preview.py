@@ -146,17 +146,18 @@ def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, posi
 
 
 def _compare(runtime: Runtime, flow_id: str | None, diffed: Diffed) -> None:
-    """Each diffed call's verdict against its import's snapshot (looked up at once)."""
+    """Each diffed call's verdict against its import's snapshot (compared at once)."""
     from segbridge.runs.diff_store import DiffStore
 
     store = DiffStore(runtime.db)
     for name in {imp.name for _shown, imp, _key, _call in diffed}:
         calls = [one for one in diffed if one[1].name == name]
         snapshot = store.find_snapshot(flow_id, name) if flow_id is not None else None
-        known = store.lookup(snapshot, [key for *_rest, key, _call in calls]) \
-            if snapshot is not None else {}
-        for shown, imp, key, call in calls:
-            found = verdict(known.get(key), call)
+        differences = store.compare(snapshot, [key for *_rest, key, _version in calls],
+                                    [version for *_rest, version in calls]) \
+            if snapshot is not None else dict.fromkeys(range(len(calls)))
+        for index, (shown, imp, _key, _version) in enumerate(calls):
+            found = verdict(differences, index)
             shown["sync"], shown["sends"] = found.value, is_sent(imp.sync, found)
 
 

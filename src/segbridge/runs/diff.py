@@ -12,7 +12,8 @@ import's mapping reads (``mapping_inputs``; every field when the mapping may rea
 by the mapping itself (its call type and spec). A column the mapping does not read cannot make
 a record changed; a changed mapping makes every record changed. Because the version is known
 before mapping, an unchanged record is never mapped nor serialised: a run compares a group of
-records with the snapshot (one query per group and import), then maps only what it sends.
+records with the snapshot (one query per group and import, which returns only the records
+whose version the snapshot does not hold), then maps only what it sends.
 
 A record's key (the export's ``key_field``) is kept as a 64-bit hash (``key_hash``, blake2b)
 and its version as a 48-bit one (SQLite stores it in 6 bytes): 14 bytes of hashes a key,
@@ -65,10 +66,15 @@ DIFF_COUNTS = ("new", "changed", "unchanged", "deleted")
 snapshot that the run did not see."""
 
 
+_KEY_HASHER = hashlib.blake2b(digest_size=8)  # copied for each key: a copy costs less than
+# a new hasher (measured: 0.43 against 0.59 us a key, the same hashes)
+
+
 def key_hash(key: object) -> int:
     """The record key as a signed 64-bit integer (what the snapshot stores)."""
-    digest = hashlib.blake2b(str(key).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    hasher = _KEY_HASHER.copy()
+    hasher.update(str(key).encode())
+    return int.from_bytes(hasher.digest(), "big", signed=True)
 
 
 def version_hasher(call_type: str, mapping: Mapping[str, Any]) -> VersionOf:
@@ -76,9 +82,11 @@ def version_hasher(call_type: str, mapping: Mapping[str, Any]) -> VersionOf:
     fields = mapping_inputs(call_type, mapping)
     salt = hashlib.blake2b(orjson.dumps([call_type, mapping], option=_JSON, default=str),
                            digest_size=16).digest()
+    keyed = hashlib.blake2b(digest_size=VERSION_BYTES, key=salt)  # copied for each record:
+    # the key block is hashed once (measured: 0.55 against 1.04 us a version, the same ones)
     if fields is None:
         def whole(data: dict[str, Any]) -> int:
-            return _version(orjson.dumps(data, option=_JSON, default=str), salt)
+            return _version(orjson.dumps(data, option=_JSON, default=str), keyed)
         return whole
     names = tuple(sorted(fields))
     values = itemgetter(*names) if len(names) > 1 else _one_or_none(names)
@@ -89,7 +97,7 @@ def version_hasher(call_type: str, mapping: Mapping[str, Any]) -> VersionOf:
         except KeyError:  # some missing: those present, by name (never the same JSON)
             body = orjson.dumps({name: data[name] for name in names if name in data},
                                 option=_JSON, default=str)
-        return _version(body, salt)
+        return _version(body, keyed)
     return chosen
 
 
@@ -101,26 +109,34 @@ def _one_or_none(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any
     return lambda data: (data[name],)
 
 
-def _version(body: bytes, salt: bytes) -> int:
-    digest = hashlib.blake2b(body, digest_size=VERSION_BYTES, key=salt).digest()
-    return int.from_bytes(digest, "big", signed=True)
+def _version(body: bytes, keyed: hashlib.blake2b) -> int:
+    hasher = keyed.copy()
+    hasher.update(body)
+    return int.from_bytes(hasher.digest(), "big", signed=True)
+
+
+Differences = dict[int, int | None]
+"""What comparing records with a snapshot finds: for each record (by its index in the
+compared list) whose version the snapshot does not hold for its key, the version it holds
+(None: the key was never sent). A record not listed is unchanged."""
 
 
 @dataclass(frozen=True)
 class SnapshotCheck:
     """What a producer compares its records with: each diffed import's snapshot (by the
-    import's index in the flow) and how to look keys up in one (``runs.diff_store``; a lane
-    opens its own connection to the database)."""
+    import's index in the flow) and how to compare records with one (``runs.diff_reader``; a
+    lane opens its own connection to the database)."""
 
-    lookup: Callable[[int, Sequence[int]], dict[int, int]]  # snapshot, key hashes -> version
+    compare: Callable[[int, Sequence[int], Sequence[int]], Differences]  # snapshot, key
+    # hashes, versions (one of each per record) -> the records that differ
     snapshots: Mapping[int, int]
 
 
-def verdict(sent: int | None, current: int) -> Verdict:
-    """How a record compares with the snapshot's version ``sent`` (None: key never sent)."""
-    if sent is None:
-        return Verdict.NEW
-    return Verdict.UNCHANGED if sent == current else Verdict.CHANGED
+def verdict(differences: Differences, index: int) -> Verdict:
+    """How the record at ``index`` of a compared list compares with the snapshot."""
+    if index not in differences:
+        return Verdict.UNCHANGED
+    return Verdict.NEW if differences[index] is None else Verdict.CHANGED
 
 
 def is_sent(mode: SyncMode, found: Verdict) -> bool:

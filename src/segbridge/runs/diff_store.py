@@ -19,7 +19,7 @@ canceled run drops them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from segbridge.runs.counts import Tally
-from segbridge.runs.diff import SnapshotCheck, SyncMode, key_hash
+from segbridge.runs.diff import Differences, SnapshotCheck, SyncMode, key_hash
 from segbridge.runs.diff_deletions import DeletedCall, Gone
-from segbridge.runs.diff_reader import LOOKUP_KEYS, look_up, map_sqlite_file
+from segbridge.runs.diff_reader import COMPARE_KEYS, compare_versions, map_sqlite_file, parts
 from segbridge.runs.producer import Chunk
 from segbridge.storage.db import Database
 from segbridge.storage.diff_models import DiffEntry, DiffGone, DiffKey, DiffSnapshot, DiffStaged
@@ -117,10 +117,11 @@ class DiffStore:
             return session.scalar(select(DiffSnapshot.id).where(
                 DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name))
 
-    def lookup(self, snapshot: int, keys: Sequence[int]) -> dict[int, int]:
-        """The version last sent for each of ``keys`` the snapshot has: on the driver's own
-        cursor (a run looks up every record it compares; SQLAlchemy's rows cost more than
-        the query), in key order (fewer pages): ``runs.diff_reader``."""
+    def compare(self, snapshot: int, keys: Sequence[int],
+                versions: Sequence[int]) -> Differences:
+        """The records (``keys[i]``, ``versions[i]``) whose version the snapshot does not
+        hold: on the driver's own cursor (a run compares every record; SQLAlchemy's rows cost
+        more than the query), in key order (fewer pages): ``runs.diff_reader``."""
         postgresql = self.db.engine.dialect.name == "postgresql"
         with self.db.engine.connect() as connection:
             raw = connection.connection
@@ -129,7 +130,7 @@ class DiffStore:
                 raw.info["mapped"] = True
             cursor = raw.cursor()
             try:
-                return look_up(cursor, postgresql, snapshot, keys)
+                return compare_versions(cursor, postgresql, snapshot, keys, versions)
             finally:
                 cursor.close()
 
@@ -265,7 +266,7 @@ class DiffStore:
             if keys is None:
                 connection.execute(delete(DiffGone).where(DiffGone.snapshot_id == snapshot))
                 return
-            for part in _parts(keys, LOOKUP_KEYS):
+            for part in parts(keys, COMPARE_KEYS):
                 connection.execute(delete(DiffGone).where(
                     DiffGone.snapshot_id == snapshot, DiffGone.key_hash.in_(part)))
 
@@ -298,7 +299,7 @@ class DiffRun:
 
     def check(self) -> SnapshotCheck:
         """What the run's producer compares its records with (``runs.producer``)."""
-        return SnapshotCheck(self.store.lookup,
+        return SnapshotCheck(self.store.compare,
                              {index: imp.snapshot for index, imp in self.imports.items()})
 
     def lane_check(self) -> dict[str, Any]:
@@ -425,8 +426,3 @@ def _delete_in_parts(connection: Connection, where: ColumnElement[bool]) -> None
         part = select(DiffStaged.id).where(where).limit(DELETE_ROWS).scalar_subquery()
         if not connection.execute(delete(DiffStaged).where(DiffStaged.id.in_(part))).rowcount:
             return
-
-
-def _parts(keys: Sequence[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(keys), size):
-        yield list(keys[start:start + size])

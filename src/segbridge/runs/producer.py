@@ -110,9 +110,18 @@ position, the key's hash, the version, and (for an import that sends a call for 
 what that call needs of the key: its value and the identity last sent (JSON). A chunk lists
 the records it sends; for an import that sends a call for deleted keys, also the unchanged
 ones (seen: not deleted), without the JSON."""
-Judged = tuple[int, dict[int, int]]
+Judged = tuple[int, dict[int, tuple[int, Verdict]]]
 """A record compared with the snapshots: its key's hash, and per diffed import (by index) its
-version (the versions last sent are in ``Producer._sent``)."""
+version and how it compares with the version last sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnchangedRecords:
+    """Records ``position`` to ``end - 1`` (consecutive, in one lane block), all unchanged for
+    a flow's only import: counted at once, never mapped (``Producer._judged_records``)."""
+
+    position: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +298,7 @@ class Chunk:
 Marks = tuple[tuple[int, Verdict, bool], ...]
 """A compared record's verdicts: per diffed import (index) the verdict and whether it is held
 (not sent)."""
+UNCHANGED_ONLY: Marks = ((0, Verdict.UNCHANGED, True),)  # the only import's unchanged record
 Effects = Callable[[Chunk], None]
 """How a record that did not simply map changes its chunk's counts and errors."""
 Mapped = tuple[list[tuple[int, Item]], Effects | None]
@@ -321,10 +331,9 @@ class Producer:
         self._check = source.diff if diffed else None
         self._deletions = [getattr(imp, "deleted", None) is not None for imp in source.imports]
         self._judged: dict[int, Judged] = {}  # by position: the group being produced
-        self._sent: dict[int, dict[int, int]] = {}  # per import: key hash -> version sent
         self._counters: dict[Marks, Effects] = {}
-        self._lone = len(source.imports) == 1 and diffed and not self._deletions[0]
-        self._unchanged = self._counter(((0, Verdict.UNCHANGED, True),))
+        self._lone = len(source.imports) == 1 and diffed and self._direct and \
+            not self._deletions[0]  # its unchanged records go by in runs (UnchangedRecords)
 
     def run(self) -> None:
         try:
@@ -345,9 +354,9 @@ class Producer:
         exported, position = 0, source.start
         deadline = time.monotonic() + CHUNK_SECONDS
         every = 0 if getattr(source.export, "slow", False) else 255  # (a mask: clock checks)
-        records = source.records(source.start)
+        records: Iterator[SourceRecord | UnchangedRecords] = source.records(source.start)
         if self._check is not None:
-            records = self._compared(records, self._check, None)
+            records = self._compared(source.records(source.start), self._check)
         for count, record in enumerate(records):
             if not count & every:
                 if self.stop.is_set():
@@ -356,6 +365,10 @@ class Producer:
                                  or len(chunk.errors) >= MAX_CHUNK_ERRORS):
                     chunk = self._close(chunk, record.position, exported)
                     exported, deadline = 0, time.monotonic() + CHUNK_SECONDS
+            if isinstance(record, UnchangedRecords):
+                exported += self._count_unchanged(chunk, record)
+                position = record.end
+                continue
             items, effects = self._record(record)
             for index, item in items:
                 if not batchers[index].fits(item):
@@ -377,12 +390,13 @@ class Producer:
         chunk = Chunk(seq=lane.seq(low), start=low)
         exported, position = 0, low
         export = source.export
-        records = export.records_in(lane) if isinstance(export, SpanReader) \
+        read = export.records_in(lane) if isinstance(export, SpanReader) \
             else export.records(low)
         if source.lookups:  # only this lane's records are looked up
-            records = source.lookups.batched(records, lane.owns)
+            read = source.lookups.batched(read, lane.owns)
+        records: Iterator[SourceRecord | UnchangedRecords] = read
         if self._check is not None:  # ... and compared
-            records = self._compared(records, self._check, lane.owns)
+            records = self._compared(read, self._check)
         for record in records:
             position = record.position
             if position >= high:
@@ -392,6 +406,10 @@ class Producer:
                 chunk, exported = Chunk(seq=lane.seq(low), start=low), 0
             if position < low:
                 continue  # another lane's block
+            if isinstance(record, UnchangedRecords):  # (never across a block's end)
+                exported += self._count_unchanged(chunk, record)
+                position = record.end - 1
+                continue
             items, effects = self._record(record)
             for index, item in items:
                 batcher = batchers[index]
@@ -487,17 +505,14 @@ class Producer:
         marks: list[tuple[int, Verdict, bool]] = []
         position, step = record.position, self._step
         judged = self._judged.get(position)
-        if self._lone and judged is not None:  # (the common unchanged record, at once)
-            version = judged[1].get(0)
-            if version is not None and self._sent[0].get(judged[0]) == version:
-                return [], self._unchanged
         for index, (imp, mode) in enumerate(zip(self.source.imports, self._modes, strict=True)):
             if mode is SyncMode.ALL:
                 outcome: WrittenCall | DiffedCall | Refusal = step.call(imp, position, data)
             else:
-                version = judged[1].get(index) if judged is not None else None
-                if version is not None and judged is not None:
-                    found = verdict(self._sent[index].get(judged[0]), version)
+                compared = judged[1].get(index) if judged is not None else None
+                version = None
+                if compared is not None and judged is not None:
+                    version, found = compared
                     sent = is_sent(mode, found)
                     marks.append((index, found, not sent))
                     if not sent:
@@ -526,6 +541,12 @@ class Producer:
                 chunk.verdicts[counted] = chunk.verdicts.get(counted, 0) + 1
         return items, effects
 
+    def _count_unchanged(self, chunk: Chunk, records: UnchangedRecords) -> int:
+        """Count a run of unchanged records (the only import's verdicts); how many."""
+        count = records.end - records.position
+        chunk.verdicts[UNCHANGED_ONLY] = chunk.verdicts.get(UNCHANGED_ONLY, 0) + count
+        return count
+
     def _counter(self, marks: Marks) -> Effects:
         """The effects of a record whose only effect is its verdicts (kept per kind)."""
         counter = self._counters.get(marks)
@@ -547,31 +568,56 @@ class Producer:
                     chunk.tally.add("ignored", amount, name)
         chunk.verdicts = {}
 
-    def _compared(self, records: Iterator[SourceRecord], check: SnapshotCheck,
-                  owns: Callable[[int], bool] | None) -> Iterator[SourceRecord]:
+    def _compared(self, records: Iterator[SourceRecord],
+                  check: SnapshotCheck) -> Iterator[SourceRecord | UnchangedRecords]:
         """The records, each group of COMPARE_RECORDS compared with the snapshots (the
         verdicts in ``_judged``) before any of them is mapped."""
         group: list[SourceRecord] = []
         for record in records:
             group.append(record)
             if len(group) == COMPARE_RECORDS:
-                self._compare(group, check, owns)
-                yield from group
+                yield from self._judged_records(group, self._compare(group, check))
                 group = []
         if group:
-            self._compare(group, check, owns)
-            yield from group
+            yield from self._judged_records(group, self._compare(group, check))
 
-    def _compare(self, group: list[SourceRecord], check: SnapshotCheck,
-                 owns: Callable[[int], bool] | None) -> None:
-        """Each readable record's key and versions, looked up at once per import. A record
-        without a key, or whose version cannot be written, is left out: its mapping refuses
-        it."""
-        key_field = self.source.key_field
+    def _judged_records(self, group: list[SourceRecord],
+                        unchanged: set[int]) -> Iterator[SourceRecord | UnchangedRecords]:
+        """The group's records, those at the ``unchanged`` positions as runs of consecutive
+        positions, each within one lane block (the producer's loops count a run at once)."""
+        if not unchanged:
+            yield from group
+            return
+        lane, first, end, high = self.lane, -1, -1, -1
+        for record in group:
+            position = record.position
+            if position in unchanged:
+                if position == end and position < high:
+                    end += 1
+                    continue
+                if end > first:
+                    yield UnchangedRecords(first, end)
+                first, end = position, position + 1
+                high = lane.around(position)[1] if lane is not None else end + len(group)
+                continue
+            if end > first:
+                yield UnchangedRecords(first, end)
+                first = end
+            yield record
+        if end > first:
+            yield UnchangedRecords(first, end)
+
+    def _compare(self, group: list[SourceRecord], check: SnapshotCheck) -> set[int]:
+        """Each readable record's key and versions, compared at once per import: the verdicts
+        in ``_judged``. A record without a key, or whose version cannot be written, is left
+        out: its mapping refuses it. A flow's only import (``_lone``) has its unchanged
+        records' positions returned instead (they are counted, not judged one by one)."""
+        key_field, owns = self.source.key_field, self.lane.owns if self.lane else None
         diffed = [(index, version_of(imp)) for index, imp in enumerate(self.source.imports)
                   if index in check.snapshots]
-        keys: dict[int, list[int]] = {index: [] for index, _version in diffed}
-        versions: dict[int, Judged] = {}
+        compared: dict[int, tuple[list[int], list[int], list[int]]] = {
+            index: ([], [], []) for index, _version in diffed}  # positions, keys, versions
+        hashes: dict[int, int] = {}  # by position
         for record in group:
             data = record.data
             if data is None or record.call is not None or key_field is None or \
@@ -580,17 +626,28 @@ class Producer:
             key = data.get(key_field)
             if key is None or key == "":
                 continue
-            hashed, mine = key_hash(key), {}
+            hashed = hashes[record.position] = key_hash(key)
             for index, version in diffed:
                 try:
-                    mine[index] = version(data)
+                    current = version(data)
                 except UNWRITABLE:
                     continue
-                keys[index].append(hashed)
-            versions[record.position] = (hashed, mine)
-        self._sent = {index: check.lookup(check.snapshots[index], found) if found else {}
-                      for index, found in keys.items()}
-        self._judged = versions
+                positions, keys, versions = compared[index]
+                positions.append(record.position)
+                keys.append(hashed)
+                versions.append(current)
+        judged: dict[int, Judged] = {}
+        for index, (positions, keys, versions) in compared.items():
+            differences = check.compare(check.snapshots[index], keys, versions) if keys else {}
+            if self._lone:
+                self._judged = {positions[i]: (keys[i], {index: (versions[i], verdict(
+                    differences, i))}) for i in differences}
+                return set(positions).difference(self._judged)
+            for i, position in enumerate(positions):
+                judged.setdefault(position, (hashes[position], {}))[1][index] = \
+                    (versions[i], verdict(differences, i))
+        self._judged = judged
+        return set()
 
     def _prepared_call(self, record: SourceRecord) -> Mapped:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""

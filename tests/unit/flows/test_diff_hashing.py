@@ -5,7 +5,7 @@ records with a snapshot before mapping them."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import orjson
 
@@ -13,6 +13,7 @@ from segbridge.core.errors import FailedStep
 from segbridge.exports.contracts import SourceRecord
 from segbridge.mapping import compile_mapping
 from segbridge.runs.diff import (
+    Differences,
     SnapshotCheck,
     SyncMode,
     Verdict,
@@ -62,6 +63,14 @@ def test_a_mapped_change_makes_a_new_version_with_a_new_message_id() -> None:
     assert diffed(record, position=99)[0]["messageId"] == call["messageId"]
 
 
+def test_key_hashes_and_versions_are_those_stored_snapshots_hold() -> None:
+    # the numbers snapshots of earlier versions hold: a different hash would make every
+    # record of every diffed import new (or changed) once, and resent
+    version = version_hasher("track", MAPPING)
+    assert key_hash("order-7") == -1606328390169333007
+    assert version({"id": 7, "customer": "c7", "total": "10.00"}) == -75706776163971
+
+
 def test_the_version_reads_the_mapped_fields_only_and_depends_on_the_mapping() -> None:
     version = version_hasher("track", MAPPING)
     record = {"id": 1, "customer": "c1", "total": {"a": 1, "b": 2}, "note": "x"}
@@ -85,9 +94,10 @@ def test_a_mapping_that_may_read_any_field_versions_the_whole_record() -> None:
 
 
 def test_verdicts_and_what_each_mode_sends() -> None:
-    assert verdict(None, 5) is Verdict.NEW
-    assert verdict(5, 5) is Verdict.UNCHANGED
-    assert verdict(4, 5) is Verdict.CHANGED
+    differences = {0: None, 2: 4}  # record 0: key never sent; 2: another version sent
+    assert verdict(differences, 0) is Verdict.NEW
+    assert verdict(differences, 1) is Verdict.UNCHANGED
+    assert verdict(differences, 2) is Verdict.CHANGED
     assert is_sent(SyncMode.CHANGED, Verdict.CHANGED)
     assert not is_sent(SyncMode.NEW, Verdict.CHANGED)
     assert is_sent(SyncMode.NEW, Verdict.NEW)
@@ -110,6 +120,14 @@ class ListExport:
 
     def read_share(self) -> float | None:
         return None
+
+
+def snapshot_check(last_sent: dict[int, int]) -> SnapshotCheck:
+    """A snapshot holding ``last_sent`` (key hash -> version), compared as the store does."""
+    def compare(_snapshot: int, keys: Sequence[int], versions: Sequence[int]) -> Differences:
+        return {index: last_sent.get(key) for index, (key, version)
+                in enumerate(zip(keys, versions, strict=True)) if last_sent.get(key) != version}
+    return SnapshotCheck(compare, {0: 42})
 
 
 def produce(items: list[SourceRecord], imports: list[CompiledImport],
@@ -146,8 +164,7 @@ def test_unchanged_records_are_counted_and_never_mapped_nor_sent() -> None:
     records = [{"id": i, "customer": f"c{i}", "zero": 0} for i in range(6)]
     last_sent = {key_hash(i): imp.version(records[i]) for i in range(4)}  # 0-3 unchanged
     last_sent[key_hash(3)] += 1  # ... but 3 changed since
-    check = SnapshotCheck(lambda _snapshot, keys: {k: last_sent[k] for k in keys
-                                                   if k in last_sent}, {0: 42})
+    check = snapshot_check(last_sent)
     items = [SourceRecord(i, f"line {i + 2}", data) for i, data in enumerate(records)]
 
     chunks = produce(items, [imp], check)
