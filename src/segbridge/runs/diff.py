@@ -130,6 +130,7 @@ class SnapshotCheck:
     compare: Callable[[int, Sequence[int], Sequence[int]], Differences]  # snapshot, key
     # hashes, versions (one of each per record) -> the records that differ
     snapshots: Mapping[int, int]
+    close: Callable[[], None] | None = None  # the lane's own connection, closed at its end
 
 
 def verdict(differences: Differences, index: int) -> Verdict:

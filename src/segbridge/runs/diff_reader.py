@@ -110,7 +110,8 @@ def lane_check(spec: dict[str, Any]) -> SnapshotCheck:
     """A lane's way to the snapshots (``DiffRun.lane_check``): its own connection."""
     reader = SnapshotReader(spec["database"])
     return SnapshotCheck(reader.compare, {int(index): snapshot
-                                          for index, snapshot in spec["snapshots"].items()})
+                                          for index, snapshot in spec["snapshots"].items()},
+                         reader.close)
 
 
 def _sqlite_path(url: str) -> str:

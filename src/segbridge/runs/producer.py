@@ -346,6 +346,8 @@ class Producer:
         finally:
             if self.source.lookups:
                 self.source.lookups.close()
+            if self._check is not None and self._check.close is not None:
+                self._check.close()
             self.emit(None)
 
     def _produce(self) -> None:
