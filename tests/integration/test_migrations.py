@@ -89,3 +89,26 @@ def test_each_test_starts_from_a_copy_at_the_latest_migration(database_url: str)
         db.dispose()
     assert head is not None and current == head
     assert tables >= {table.name for table in Base.metadata.sorted_tables}
+
+
+def test_a_process_started_on_a_database_at_head_does_not_load_alembic(
+        database_url: str) -> None:
+    """Every process migrates at start; at head that is one query (Alembic's modules cost
+    about 10 MB in each process). HEAD_REVISION must follow the migrations."""
+    import subprocess
+    import sys
+
+    from alembic.script import ScriptDirectory
+
+    from segbridge.storage.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config(database_url)).get_current_head() == \
+        HEAD_REVISION
+    started = subprocess.run([sys.executable, "-c", (
+        "import sys\n"
+        "from segbridge.storage.db import Database\n"
+        f"db = Database({database_url!r})\n"
+        "db.migrate()\n"
+        "print(db.revision(), 'alembic' in sys.modules)\n")],
+        capture_output=True, text=True, check=True, timeout=60)
+    assert started.stdout.split() == [HEAD_REVISION, "False"]
