@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import shutil
 import socket
@@ -90,12 +91,14 @@ def cpu_seconds() -> float:
 
 
 class ChildrenPeaks:
-    """The peak RSS (VmHWM) of each child process (segbridge's lanes), sampled from /proc
-    while they run. (getrusage's ru_maxrss of children counts the parent's pages a child had
-    between fork and exec, so it overstates them.)"""
+    """The peak RSS (VmHWM) of each child process (segbridge's lanes), and the CPU seconds it
+    had used when last seen, sampled from /proc while they run. (getrusage's ru_maxrss of
+    children counts the parent's pages a child had between fork and exec, so it overstates
+    them.)"""
 
     def __init__(self) -> None:
         self.peaks: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -125,8 +128,10 @@ class ChildrenPeaks:
     def _read(self, pid: int) -> None:
         try:
             status = Path(f"/proc/{pid}/status").read_text()
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return
+        self.cpu[pid] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 self.peaks[pid] = max(int(line.split()[1]) / 1024, self.peaks.get(pid, 0.0))
@@ -173,7 +178,8 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     runtime.db.dispose()
     shutil.rmtree(home, ignore_errors=True)
     return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu,
-            "lane_peaks_mb": sorted(children.peaks.values())}
+            "lane_peaks_mb": sorted(children.peaks.values()),
+            "lanes_cpu": sum(children.cpu.values())}
 
 
 def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
@@ -243,6 +249,14 @@ def receiver_ceiling(url: str, batches: int = 480, in_flight: int = 8) -> float:
     return asyncio.run(replay())
 
 
+def _cpu_split(result: dict[str, Any]) -> str:
+    """The run process's and the lanes' shares of the CPU seconds, with lanes."""
+    lanes = result.get("lanes_cpu")
+    if not lanes:
+        return ""
+    return f" (run process {result['cpu'] - lanes:.1f} s, lanes {lanes:.1f} s)"
+
+
 def _memory(result: dict[str, Any]) -> str:
     """The run process's peak, and with lanes the sum of every process's peak."""
     lanes = result.get("lane_peaks_mb", [])
@@ -285,7 +299,7 @@ def main() -> None:
             result = measure(which, url, args.rows, source)
             print(f"{which:>10}: {result['received']:,} of {args.rows:,} received, "
                   f"{result['events_per_s']:,.0f} events/s, "
-                  f"{result['cpu_s_per_million']:.1f} CPU s per million, "
+                  f"{result['cpu_s_per_million']:.1f} CPU s per million{_cpu_split(result)}, "
                   f"peak {_memory(result)}")
     finally:
         receiver.terminate()
