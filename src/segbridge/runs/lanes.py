@@ -307,8 +307,9 @@ def spec_with_boundaries(spec: LaneSpec,
 
 def chunk_frame(chunk: Chunk) -> tuple[Any, ...]:
     """A chunk with its calls packed (pickled fast, unpacked only for failed calls)."""
-    return ("chunk", replace(chunk, batches=[(index, PackedCalls.pack(items))
-                                             for index, items in chunk.batches]))
+    return ("chunk", replace(chunk, batches=[
+        (index, items if isinstance(items, PackedCalls) else PackedCalls.pack(items))
+        for index, items in chunk.batches]))
 
 
 def chunk_from_frame(frame: tuple[Any, ...]) -> Chunk:

@@ -51,7 +51,7 @@ from segbridge.exports.contracts import (
     SourceRecord,
     SpanReader,
 )
-from segbridge.runs.batching import Batcher, Item
+from segbridge.runs.batching import Batcher, Item, PackingBatcher
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.diff import (
     SnapshotCheck,
@@ -141,13 +141,15 @@ class RecordStep:
     filters, then for each import the mapping, the messageId, the call's JSON and its size
     check."""
 
-    __slots__ = ("filters", "key_field", "lookups")
+    __slots__ = ("filters", "kept", "key_field", "lookups")
 
     def __init__(self, filters: Sequence[Filter], key_field: str | None,
-                 lookups: LookupSteps | None = None) -> None:
+                 lookups: LookupSteps | None = None, *, packed: bool = False) -> None:
         self.filters = filters
         self.key_field = key_field
         self.lookups = lookups if lookups else None
+        self.kept: Callable[[bytes], bytes] = _as_written if packed else compact  # a call's
+        # JSON as it waits in a batch: a lane packs it at once (``PackingBatcher``)
 
     def looked_up(self, data: dict[str, Any]) -> bool | Refusal:
         """True: every lookup's answer is in the record (its batch was prepared); False: a
@@ -178,7 +180,7 @@ class RecordStep:
             key = data.get(key_field) if key_field is not None else None
             call["messageId"] = imp.ids.by_key(key) if key is not None and key != "" \
                 else imp.ids.by_position(position, data)
-            body = compact(orjson.dumps(call, default=str))
+            body = self.kept(orjson.dumps(call, default=str))
         except MappingError as exc:
             return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
         except UNWRITABLE as exc:  # one record's problem (e.g. nested too deep to write)
@@ -205,7 +207,7 @@ class RecordStep:
                 version = version_of(imp)(data)
             call = imp.map_record(data)
             call["messageId"] = imp.ids.by_version(key, version)
-            body = compact(orjson.dumps(call, default=str))
+            body = self.kept(orjson.dumps(call, default=str))
         except MappingError as exc:
             return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
         except UNWRITABLE as exc:
@@ -322,9 +324,11 @@ class Producer:
         self.lane = lane
         self.error: BaseException | None = None
         self._seq = 0
-        self._batchers = [Batcher() for _ in source.imports]
+        self._batchers: list[Batcher | PackingBatcher] = [
+            PackingBatcher() if lane is not None else Batcher() for _ in source.imports]
         self._direct = not source.filters and not source.lookups
-        self._step = RecordStep(source.filters, source.key_field, source.lookups)
+        self._step = RecordStep(source.filters, source.key_field, source.lookups,
+                                packed=lane is not None)
         self._modes = [sync_mode(imp) for imp in source.imports]
         diffed = any(mode is not SyncMode.ALL for mode in self._modes)
         self._mapper = self._map_diffed if diffed else self._map_all
@@ -719,3 +723,7 @@ def compact(body: bytes) -> bytes:
     """orjson's bytes keep a buffer of at least 4 KB; a call waits in a batch, so keep an exact
     copy (measured: 4 KB per record held, up to 4 GB at 1M rows, before this)."""
     return bytes(memoryview(body))
+
+
+def _as_written(body: bytes) -> bytes:
+    return body

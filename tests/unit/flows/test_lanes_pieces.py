@@ -12,7 +12,7 @@ import pytest
 
 from segbridge.apps.files.csv_export import CsvExport
 from segbridge.apps.segment.sink import gzip_batch
-from segbridge.runs.batching import Item, PackedCalls
+from segbridge.runs.batching import Batcher, Item, PackedCalls, PackingBatcher
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.lanes import LanePolicy, chunk_frame, chunk_from_frame
 from segbridge.runs.producer import Chunk, Lane
@@ -61,6 +61,25 @@ def test_packed_calls_give_back_every_item_and_slices_share_the_bytes() -> None:
     assert len(packed[30:]) == 0 and packed[30:].joined() == b""
     with pytest.raises(IndexError):
         packed[25]
+
+
+def test_a_lane_packs_each_call_as_it_comes_and_cuts_batches_as_one_producer_does() -> None:
+    calls = items(700)
+    plain, packing = Batcher(cut_bytes=6000), PackingBatcher(cut_bytes=6000)
+    batches: list[tuple[list[Item], PackedCalls]] = []
+    for item in calls:
+        assert plain.fits(item) == packing.fits(item)
+        if not plain.fits(item):
+            batches.append((plain.take(), packing.take()))
+        plain.add(item)
+        packing.add(item)
+        assert len(plain) == len(packing) and plain.size == packing.size
+    batches.append((plain.take(), packing.take()))
+
+    assert len(batches) >= 4 and len(packing) == 0
+    for items_of, packed in batches:
+        assert list(packed) == items_of
+        assert packed.joined() == b",".join(item.body for item in items_of)
 
 
 def test_a_packed_batch_makes_the_same_body_as_its_items() -> None:
