@@ -118,3 +118,24 @@ def test_a_messageid_is_a_duplicate_in_any_source_of_the_workspace(
     assert [e["message_id"] for e in sandbox.events(source["id"])] == ["shared-across-sources-1"]
     assert sandbox.events(other["id"]) == []
     assert [d["reason"] for d in sandbox.dropped(other["id"])] == ["duplicate_message_id"]
+
+
+def test_the_table_answers_as_a_plain_set_of_the_most_recent_ids_would() -> None:
+    # many ids for few slots (long probe chains, deletions that shift them) and a full table
+    # forgetting its oldest id for each new one: every answer is that of the last ids seen
+    import random
+    from collections import deque
+
+    rng = random.Random(7)
+    capacity = 64
+    dedup = MessageIdDeduper(capacity)
+    recent: deque[str] = deque()
+    for step in range(20_000):
+        message_id = f"m{rng.randrange(200)}"
+        expected = message_id in recent
+        assert dedup.seen("s", message_id) is expected, step
+        if not expected:
+            recent.append(message_id)
+            if len(recent) > capacity:
+                recent.popleft()
+    assert len(dedup) == capacity

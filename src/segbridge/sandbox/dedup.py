@@ -31,7 +31,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def _hash(scope: str, message_id: str) -> int:
-    # (inlined in ``seen_each``)
+    # (inline in ``seen_each``)
     return (hash((scope, message_id)) & _MASK64) or 1
 
 
@@ -70,32 +70,37 @@ class MessageIdDeduper:
         return self.seen_each(scope, (message_id,))[0]
 
     def seen_each(self, scope: str, message_ids: Iterable[str]) -> list[bool]:
-        """``seen`` for each id in order, with one clock reading (the ids of one request)."""
+        """``seen`` for each id in order, with one clock reading (the ids of one request).
+        (One loop with the probing inline: it runs once per received call.)"""
         now = int(self._clock() - self._epoch)
         self._expire(now)
-        remember = self._remember
-        return [remember((hash((scope, m)) & _MASK64) or 1, now) for m in message_ids]
-
-    def _remember(self, key: int, now: int) -> bool:
-        """True if ``key`` is remembered already; else remember it, arrived at ``now``."""
-        table, mask = self._table, self._mask
-        slot = key & mask
-        while True:  # ``_find``, inline: this runs once per received call
+        table, mask, capacity = self._table, self._mask, self.capacity
+        ring_hash, ring_time = self._ring_hash, self._ring_time
+        seen: list[bool] = []
+        for message_id in message_ids:
+            key = (hash((scope, message_id)) & _MASK64) or 1
+            slot = key & mask
             value = table[slot]
+            while value != key and value != 0:
+                slot = (slot + 1) & mask
+                value = table[slot]
             if value == key:
-                return True
-            if value == 0:
-                break
-            slot = (slot + 1) & mask
-        if self._size == self.capacity:
-            self._forget_oldest()
-            slot = self._find(key)
-        table[slot] = key
-        tail = (self._head + self._size) % self.capacity
-        self._ring_hash[tail] = key
-        self._ring_time[tail] = now
-        self._size += 1
-        return False
+                seen.append(True)
+                continue
+            if self._size == capacity:  # full: the oldest id makes room for this one
+                freed = self._forget_oldest()
+                home = key & mask  # the slot it left is this key's if it comes first
+                if freed >= 0 and (freed - home) & mask < (slot - home) & mask:
+                    slot = freed
+            table[slot] = key
+            tail = self._head + self._size
+            if tail >= capacity:
+                tail -= capacity
+            ring_hash[tail] = key
+            ring_time[tail] = now
+            self._size += 1
+            seen.append(False)
+        return seen
 
     def forget(self, scope: str, message_id: str) -> None:
         """Undo ``seen`` for an id whose call was finally not accepted (e.g. archive failure).
@@ -104,33 +109,32 @@ class MessageIdDeduper:
         """
         self._delete(_hash(scope, message_id))
 
-    def _find(self, key: int) -> int:
-        """Slot holding ``key``, or the free slot where it would go."""
-        table, mask = self._table, self._mask
-        slot = key & mask
-        while True:
-            value = table[slot]
-            if value == key or value == 0:
-                return slot
-            slot = (slot + 1) & mask
-
     def _expire(self, now: int) -> None:
         cutoff = now - self.window_seconds
         while self._size and self._ring_time[self._head] < cutoff:
             self._forget_oldest()
 
-    def _forget_oldest(self) -> None:
+    def _forget_oldest(self) -> int:
+        """Forget the oldest id: the slot its deletion left free (-1: none)."""
         key = self._ring_hash[self._head]
-        self._head = (self._head + 1) % self.capacity
+        self._head += 1
+        if self._head == self.capacity:
+            self._head = 0
         self._size -= 1
-        self._delete(key)
+        return self._delete(key)
 
-    def _delete(self, key: int) -> None:
-        """Remove ``key`` by backward-shift deletion (keeps every probe chain unbroken)."""
+    def _delete(self, key: int) -> int:
+        """Remove ``key`` by backward-shift deletion (keeps every probe chain unbroken); the
+        one slot that became free (-1: ``key`` was not there). Every other slot keeps or
+        gets an id, so a probe that ended on a free slot before ends there or on that one."""
         table, mask = self._table, self._mask
-        hole = self._find(key)
-        if table[hole] != key:
-            return
+        hole = key & mask
+        value = table[hole]
+        while value != key:
+            if value == 0:
+                return -1
+            hole = (hole + 1) & mask
+            value = table[hole]
         probe = hole
         while True:
             probe = (probe + 1) & mask
@@ -143,3 +147,4 @@ class MessageIdDeduper:
                 table[hole] = value
                 hole = probe
         table[hole] = 0
+        return hole
