@@ -2,7 +2,8 @@
 track calls sent by segment-analytics-python (queue large enough to drop nothing, other
 settings default). Same machine, same receiver (bench/counting_receiver.py), one after the
 other. Reports events/s, CPU seconds per million events and peak memory (VmHWM) of each
-sender, each measured in its own process.
+sender, each measured in its own process (segbridge's install, its database migrated and the
+flow made, is set up in a process before, as on a machine where segbridge is installed).
 
     python bench/flows_bench.py --rows 1000000            # both
     python bench/flows_bench.py --rows 10000000 --only segbridge
@@ -137,20 +138,15 @@ class ChildrenPeaks:
                 self.peaks[pid] = max(int(line.split()[1]) / 1024, self.peaks.get(pid, 0.0))
 
 
-def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
+def set_up_segbridge(home: Path, url: str, csv_path: Path) -> None:
+    """A segbridge install with the bench flow (its own process: the run's process then starts
+    on a migrated database, as `segbridge flows run` does on an install)."""
     from segbridge.accounts.service import principal_for
     from segbridge.connections.model import ConnectionDraft
-    from segbridge.core.gc_tuning import freeze_long_lived_objects
-    from segbridge.core.settings import load_settings
-    from segbridge.runs.executor import run_in_foreground
-    from segbridge.runs.lanes import lane_policy
     from segbridge.runtime import build_runtime, first_start
     from segbridge.storage.models import User
 
-    home = Path(tempfile.mkdtemp(prefix="segbridge-bench-"))
-    settings = load_settings(home=home, http_timeout_seconds=60,
-                             file_roots=str(csv_path.parent))  # the flow reads the CSV there
-    runtime = build_runtime(settings)
+    runtime = build_runtime(_settings(home, csv_path))
     first_start(runtime)
     with runtime.db.session() as session:
         principal = principal_for(session.query(User).one(), via="cli")
@@ -158,7 +154,7 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
         name="Bench", application="segment",
         settings={"write_key": "benchbenchbenchbenchbenchbench12", "endpoint": url}))
     runtime.integrations.create(principal, "Bench")
-    flow = runtime.flows.create(principal, {
+    runtime.flows.create(principal, {
         "name": "Bench", "integration": "Bench",
         "export": {"type": "ndjson" if csv_path.suffix == ".ndjson" else "csv",
                    "path": str(csv_path)},
@@ -166,6 +162,30 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
             "userId": "user_id", "event": {"constant": "Order Completed"},
             "timestamp": {"field": "created_at"},
             "properties": {"fields": {name: name for name in PROPERTIES}}}}]})
+    runtime.db.dispose()
+
+
+def _settings(home: Path, csv_path: Path) -> Any:
+    from segbridge.core.settings import load_settings
+
+    return load_settings(home=home, http_timeout_seconds=60,
+                         file_roots=str(csv_path.parent))  # the flow reads the file there
+
+
+def run_segbridge(home: Path, csv_path: Path) -> dict[str, Any]:
+    """One run of the bench flow of the install at ``home``, in this process."""
+    from segbridge.accounts.service import principal_for
+    from segbridge.core.gc_tuning import freeze_long_lived_objects
+    from segbridge.runs.executor import run_in_foreground
+    from segbridge.runs.lanes import lane_policy
+    from segbridge.runtime import build_runtime
+    from segbridge.storage.models import User
+
+    settings = _settings(home, csv_path)
+    runtime = build_runtime(settings)
+    with runtime.db.session() as session:
+        principal = principal_for(session.query(User).one(), via="cli")
+    flow = runtime.flows.list_all(principal)[0]
     run = runtime.flows.start_run(principal, flow.id, execute=False)
     freeze_long_lived_objects()  # as `segbridge flows run` does before its run
     lanes = lane_policy(settings)  # as `segbridge flows run` does
@@ -176,7 +196,6 @@ def run_segbridge(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert result.status == "succeeded", result
     runtime.db.dispose()
-    shutil.rmtree(home, ignore_errors=True)
     return {"sent": result.counts.totals["sent"], "seconds": seconds, "cpu": cpu,
             "lane_peaks_mb": sorted(children.peaks.values()),
             "lanes_cpu": sum(children.cpu.values())}
@@ -200,18 +219,30 @@ def run_analytics(url: str, rows: int, csv_path: Path) -> dict[str, Any]:
     return {"sent": rows, "seconds": seconds, "cpu": cpu}
 
 
-def child(which: str, url: str, rows: int, csv_path: Path) -> None:
-    runner = run_segbridge if which == "segbridge" else run_analytics
-    result = runner(url, rows, csv_path)
+def child(which: str, url: str, rows: int, csv_path: Path, home: Path | None) -> None:
+    if which == "segbridge-setup":
+        assert home is not None
+        set_up_segbridge(home, url, csv_path)
+        return
+    result = run_segbridge(home, csv_path) if which == "segbridge" and home is not None \
+        else run_analytics(url, rows, csv_path)
     result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
 def measure(which: str, url: str, rows: int, csv_path: Path) -> dict[str, Any]:
-    before = received(url)
-    output = subprocess.run([sys.executable, __file__, "--child", which, "--url", url,
-                             "--rows", str(rows), "--csv", str(csv_path)],
-                            check=True, capture_output=True, text=True).stdout
+    home = Path(tempfile.mkdtemp(prefix="segbridge-bench-"))
+    command = [sys.executable, __file__, "--url", url, "--rows", str(rows), "--csv",
+               str(csv_path), "--home", str(home)]
+    try:
+        if which == "segbridge":
+            subprocess.run([*command, "--child", "segbridge-setup"], check=True,
+                           capture_output=True)
+        before = received(url)
+        output = subprocess.run([*command, "--child", which], check=True, capture_output=True,
+                                text=True).stdout
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     result: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     result["received"] = received(url) - before
     result["events_per_s"] = result["received"] / result["seconds"]
@@ -275,11 +306,13 @@ def main() -> None:
     parser.add_argument("--format", choices=["csv", "ndjson"], default="csv",
                         help="the file segbridge reads (analytics-python reads the CSV)")
     parser.add_argument("--child")
+    parser.add_argument("--home")
     parser.add_argument("--url")
     parser.add_argument("--csv")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.url, args.rows, Path(args.csv))
+        child(args.child, args.url, args.rows, Path(args.csv),
+              Path(args.home) if args.home else None)
         return
     workdir = Path(tempfile.mkdtemp(prefix="flows-bench-"))
     csv_path = workdir / "rows.csv"

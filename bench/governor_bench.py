@@ -163,15 +163,15 @@ def run_child(governor: str, url: str, rows: int, csv_path: str, database: str) 
         from segbridge.concurrency import cluster
 
         for name in ("take", "release"):
-            original = getattr(cluster._SlotStore, name)
+            original = getattr(cluster.SlotStore, name)
 
             def counted(self: Any, *args: Any, _original: Any = original) -> Any:
                 trips[0] += 1
                 return _original(self, *args)
 
-            setattr(cluster._SlotStore, name, counted)
+            setattr(cluster.SlotStore, name, counted)
         original_acquire = cluster.ClusterGovernor.acquire
-        original_take = cluster._SlotStore.take
+        original_take = cluster.SlotStore.take
 
         async def timed_acquire(self: Any, pool: str) -> None:
             started = time.perf_counter()
@@ -187,15 +187,16 @@ def run_child(governor: str, url: str, rows: int, csv_path: str, database: str) 
             return taken
 
         cluster.ClusterGovernor.acquire = timed_acquire  # type: ignore[method-assign]
-        cluster._SlotStore.take = take_counting_misses  # type: ignore[method-assign]
+        cluster.SlotStore.take = take_counting_misses  # type: ignore[method-assign]
     original = settings_module.load_settings
 
     def with_database(**overrides: Any) -> Any:
         return original(**overrides, database_url=database)
 
-    flows_bench.__dict__["load_settings"] = with_database  # (imported inside run_segbridge)
     settings_module.load_settings = with_database  # type: ignore[assignment]
-    result = flows_bench.run_segbridge(url, rows, Path(csv_path))
+    home = Path(tempfile.mkdtemp(prefix="governor-bench-home-"))
+    flows_bench.set_up_segbridge(home, url, Path(csv_path))
+    result = flows_bench.run_segbridge(home, Path(csv_path))
     result["db_trips"] = trips[0]
     result["misses"] = misses[0]
     result["acquires"] = len(waits)
