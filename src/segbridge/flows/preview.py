@@ -28,7 +28,7 @@ from segbridge.exports.errors import ExportError
 from segbridge.flows.views import PreviewPublic
 from segbridge.runs.diff import SyncMode, is_sent, verdict, version_hasher
 from segbridge.runs.lookups import LookupSteps
-from segbridge.runs.message_ids import MessageIds, with_generation
+from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal, sync_mode
 
 Diffed = list[tuple[dict[str, Any], CompiledImport, int, int]]
@@ -58,8 +58,7 @@ def preview(runtime: Runtime, principal: Principal, flow_id: str | None,
         raise _unreadable(exc) from None
     steps = definition.get("steps", [])
     filters = [compile_expression(s["filter"]["expression"]) for s in steps if "filter" in s]
-    imports = [_compiled(step, flow_key, compile_mapping, _generation(runtime, flow_id, step))
-               for step in definition["imports"]]
+    imports = [_compiled(step, flow_key, compile_mapping) for step in definition["imports"]]
     lookups = _lookups(runtime, principal, steps)
     try:
         step = RecordStep(filters, definition["export"].get("key_field"), lookups)
@@ -121,22 +120,11 @@ def _entry(step: RecordStep, imports: Sequence[CompiledImport], record: SourceRe
     return entry
 
 
-def _generation(runtime: Runtime, flow_id: str | None, step: dict[str, Any]) -> int:
-    """A saved flow's diffed import: its snapshot's generation (its messageIds' salt)."""
-    if flow_id is None or SyncMode(step.get("sync", SyncMode.ALL)) is SyncMode.ALL:
-        return 0
-    from segbridge.runs.diff_store import DiffStore
-
-    return DiffStore(runtime.db).generation(flow_id, step["name"])
-
-
-def _compiled(step: dict[str, Any], flow_key: str, compile_mapping: Any,
-              generation: int) -> CompiledImport:
+def _compiled(step: dict[str, Any], flow_key: str, compile_mapping: Any) -> CompiledImport:
     """An import as a run compiles it (a diffed one with its record versions)."""
     sync = SyncMode(step.get("sync", SyncMode.ALL))
     return CompiledImport(step["name"], compile_mapping(step["call"], step["mapping"]),
-                          MessageIds(flow_key, step["name"], step["call"],
-                                     with_generation("", generation)), sync,
+                          MessageIds(flow_key, step["name"], step["call"]), sync,
                           version_hasher(step["call"], step["mapping"])
                           if sync is not SyncMode.ALL else None)
 

@@ -15,14 +15,6 @@ checkpoint (what follows is done again). A run that finishes without failing (su
 completed with record errors) merges its staged rows into the snapshot in one transaction. A
 failed run keeps them (it may be resumed: its diff goes on, the snapshot still as it was); a
 canceled run drops them.
-
-**Generations.** Each merge counts one more *generation* of the snapshot, and a diffed
-import's messageIds are salted with the generation its run started from (``DiffImport``). A
-run done again after a failed or canceled one, or resumed, sends the ids it sent before
-(Segment drops what it already has); a record sent by a later run goes with a new id, so a
-record changed back to a version sent before (A, B, then A again), a deleted key that comes
-back, or everything after a reset is not dropped by Segment as a duplicate of an earlier
-send (it deduplicates on the messageId over about 24 hours).
 """
 
 from __future__ import annotations
@@ -119,12 +111,6 @@ class DiffStore:
                 continue
         raise RuntimeError(f"the snapshot of import '{import_name}' could not be made")
 
-    def generation(self, flow_id: str, import_name: str) -> int:
-        """The runs that moved the import's snapshot (0: none, or no snapshot)."""
-        with self.db.session() as session:
-            return session.scalar(select(DiffSnapshot.generation).where(
-                DiffSnapshot.flow_id == flow_id, DiffSnapshot.import_name == import_name)) or 0
-
     def find_snapshot(self, flow_id: str, import_name: str) -> int | None:
         """The import's snapshot, if it has one (read only: a preview)."""
         with self.db.session() as session:
@@ -187,8 +173,6 @@ class DiffStore:
                 connection.execute(_PROMOTE, {"snapshot": snapshot})
                 if snapshot in watched:
                     self._promote_keys(connection, snapshot)
-                connection.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
-                                   .values(generation=DiffSnapshot.generation + 1))
             self._unstage(connection, snapshots, run_id)
 
     @staticmethod
@@ -298,7 +282,6 @@ class DiffImport:
     mode: SyncMode
     snapshot: int
     deleted: DeletedCall | None = None  # the call it sends for each deleted key, if any
-    generation: int = 0  # the snapshot's when the run started: its messageIds' salt
 
 
 @dataclass
@@ -423,7 +406,7 @@ def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
     store = DiffStore(db)
     deletions = deletions or {}
     imports = {index: DiffImport(name, mode, store.snapshot_id(flow_id, name),
-                                 deletions.get(index), store.generation(flow_id, name))
+                                 deletions.get(index))
                for index, (name, mode) in enumerate(modes) if mode is not SyncMode.ALL}
     for imp in imports.values():
         store.claim(imp.snapshot, run_id, checkpoint)

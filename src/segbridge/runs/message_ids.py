@@ -4,9 +4,7 @@ a retried batch or a re-run of the same records is deduplicated by Segment.
 id = "sb-" + blake2b-128(flow | import | call type | salt | record key), where the record key is
 the chosen key field's value, else the record's position and a hash of its content. A run
 asked to send fresh ids uses its run id as salt. An import that sends only changed or new
-records (``runs.diff``) adds the record's version to the key (a changed record gets a new id)
-and its snapshot's generation to the salt (``with_generation``: a record sent again by a later
-run, for example changed back to a version sent before, gets a new id too).
+records (``runs.diff``) adds the record's version to the key: a changed record gets a new id.
 """
 
 from __future__ import annotations
@@ -15,12 +13,6 @@ import hashlib
 from typing import Any
 
 import orjson
-
-
-def with_generation(salt: str, generation: int) -> str:
-    """The salt of a diffed import's ids in a run from its snapshot's ``generation`` (0: the
-    salt as it is, so the first run of a snapshot keeps the ids of earlier versions)."""
-    return f"{salt}|generation:{generation}" if generation else salt
 
 
 class MessageIds:

@@ -37,7 +37,7 @@ from segbridge.runs.lanes import LaneImport, LaneLookup, LanePolicy, LaneSpec
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.lookup_factory import open_lookup_steps
 from segbridge.runs.lookups import LookupSteps
-from segbridge.runs.message_ids import MessageIds, with_generation
+from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Source
 from segbridge.runs.store import RunStore
 from segbridge.sinks.contracts import Reachability, RetryPolicy
@@ -74,10 +74,6 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     lookups = _lookups(ctx, run)
     diff = _diff(ctx, run, imports)  # (the producer, or each lane, compares the records)
-    if diff is not None:  # a diffed import's messageIds are salted with its generation
-        for index, imp in diff.imports.items():
-            imports[index].ids = MessageIds(run.flow_id, imp.name, imports[index].call_type,
-                                            _salt(run, imp.generation))
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters, lookups=lookups,
                     diff=diff.check() if diff is not None else None)
@@ -121,12 +117,9 @@ def _lanes(policy: LanePolicy, run: Run, export: Export, source: LaneSource | No
         return None  # the run's own export says what is wrong with the file
     if not policy.applies(size):
         return None
-    generations = {index: imp.generation for index, imp in diff.imports.items()} \
-        if diff is not None else {}
     imports = [LaneImport(step["name"], step["call"], step["mapping"], run.flow_id,
-                          _salt(run, generations.get(index, 0)), step.get("sync", "all"),
-                          step.get("deleted"))
-               for index, step in enumerate(definition["imports"])]
+                          _salt(run), step.get("sync", "all"), step.get("deleted"))
+               for step in definition["imports"]]
     limits = getattr(export, "limits", None)  # the caps of the run's own export
     return LaneSpec(count=policy.count, block_records=policy.block_records,
                     export={"type": source.kind, "path": str(source.path),
@@ -166,10 +159,9 @@ def _lookups(ctx: PlanContext, run: Run) -> LookupSteps:
                              run.definition.get("steps", []))
 
 
-def _salt(run: Run, generation: int = 0) -> str:
-    """What makes messageIds fresh when a run asks for it (its id), and a diffed import's
-    from one generation of its snapshot to the next (``runs.diff_store``); else nothing."""
-    return with_generation(run.id if run.fresh_message_ids else "", generation)
+def _salt(run: Run) -> str:
+    """What makes messageIds fresh when a run asks for it (its id), else nothing."""
+    return run.id if run.fresh_message_ids else ""
 
 
 def _level(ctx: PlanContext, connection_id: str) -> int:

@@ -41,8 +41,6 @@ class DiffSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     staging_run_id: Mapped[str | None] = mapped_column(String(40), default=None)  # whose
     # staged rows ``diff_staged`` holds for this snapshot (one run of a flow at a time)
-    generation: Mapped[int] = mapped_column(default=0, server_default="0")  # the runs that
-    # moved it: a salt of the import's messageIds (``runs.diff_store.DiffImport``)
 
 
 class DiffEntry(Base):

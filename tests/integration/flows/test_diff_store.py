@@ -72,20 +72,15 @@ def test_a_new_run_drops_a_failed_runs_rows_and_a_canceled_run_its_own(
     store.stage([(snapshot, 0, 2, 22)])
     store.promote([snapshot], "failed")  # (not the staging run any more: nothing happens)
     assert store.size(snapshot) == 0
-    assert store.generation("flw", "Orders") == 0
     store.promote([snapshot], "next")
     assert versions_sent(store, snapshot, [1, 2]) == {2: 22}
-
-    assert store.generation("flw", "Orders") == 1  # one run moved it (the salt of its ids)
 
     store.claim(snapshot, "canceled", 0)
     store.stage([(snapshot, 0, 3, 33)])
     store.discard([snapshot], "canceled")
-    assert store.generation("flw", "Orders") == 1  # a canceled run moves nothing
     store.claim(snapshot, "canceled", 0)  # (claimed again: nothing of its own is left)
     store.promote([snapshot], "canceled")
     assert versions_sent(store, snapshot, [1, 2, 3]) == {2: 22}
-    assert store.generation("flw", "Orders") == 2
 
 
 def test_comparisons_go_in_parts_and_a_reset_forgets_every_key(store: DiffStore) -> None:
