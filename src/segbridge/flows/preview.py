@@ -26,12 +26,12 @@ from segbridge.core.errors import FatalError, FieldProblem, RetriableError, Vali
 from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.errors import ExportError
 from segbridge.flows.views import PreviewPublic
-from segbridge.runs.diff import SyncMode, is_sent, verdict, version_hasher
+from segbridge.runs.diff import SyncMode, Verdict, is_sent, key_hash, verdict, version_hasher
 from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal, sync_mode
 
-Diffed = list[tuple[dict[str, Any], CompiledImport, int, int]]
+Diffed = list[tuple[dict[str, Any], CompiledImport, Any, int]]  # shown, import, key, version
 """A preview's diffed calls: the call as shown, its import, its key's hash and version."""
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def _add_call(entry: dict[str, Any], step: RecordStep, imp: CompiledImport, posi
     shown = {"import": imp.name, "call": outcome[0]}
     entry["calls"].append(shown)
     if len(outcome) == 4 and diffed is not None:
-        diffed.append((shown, imp, outcome[2], outcome[3]))
+        diffed.append((shown, imp, data[step.key_field or ""], outcome[3]))
 
 
 def _compare(runtime: Runtime, flow_id: str | None, diffed: Diffed) -> None:
@@ -153,12 +153,15 @@ def _compare(runtime: Runtime, flow_id: str | None, diffed: Diffed) -> None:
     for name in {imp.name for _shown, imp, _key, _call in diffed}:
         calls = [one for one in diffed if one[1].name == name]
         snapshot = store.find_snapshot(flow_id, name) if flow_id is not None else None
-        differences = store.compare(snapshot, [key for *_rest, key, _version in calls],
+        differences = store.compare(snapshot, [key_hash(key) for *_rest, key, _version in calls],
                                     [version for *_rest, version in calls]) \
             if snapshot is not None else dict.fromkeys(range(len(calls)))
-        for index, (shown, imp, _key, _version) in enumerate(calls):
+        for index, (shown, imp, key, version) in enumerate(calls):
             found = verdict(differences, index)
             shown["sync"], shown["sends"] = found.value, is_sent(imp.sync, found)
+            if found is Verdict.CHANGED:  # the messageId a run gives it
+                shown["call"]["messageId"] = imp.ids.by_version(key, version,
+                                                                differences[index])
 
 
 def _error(refusal: Refusal) -> dict[str, Any]:

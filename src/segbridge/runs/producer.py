@@ -110,9 +110,9 @@ position, the key's hash, the version, and (for an import that sends a call for 
 what that call needs of the key: its value and the identity last sent (JSON). A chunk lists
 the records it sends; for an import that sends a call for deleted keys, also the unchanged
 ones (seen: not deleted), without the JSON."""
-Judged = tuple[int, dict[int, tuple[int, Verdict]]]
+Judged = tuple[int, dict[int, tuple[int, Verdict, int | None]]]
 """A record compared with the snapshots: its key's hash, and per diffed import (by index) its
-version and how it compares with the version last sent."""
+version, how it compares with the version last sent, and that version (None: never sent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +193,11 @@ class RecordStep:
         return call, body
 
     def diff_call(self, imp: ImportMapping, position: int, data: dict[str, Any],
-                  version: int | None = None) -> DiffedCall | Refusal:
+                  version: int | None = None, replaced: int | None = None) -> DiffedCall | Refusal:
         """The call of a record for an import that sends only changed or new records, with the
-        messageId of this version of the record (``runs.diff``; computed here when the record
-        was not compared: a retry, a preview)."""
+        messageId of this version of the record in place of the version ``replaced``
+        (``runs.diff``; the version is computed here when the record was not compared: a
+        retry, a preview)."""
         key_field = self.key_field
         key = data.get(key_field) if key_field is not None else None
         if key is None or key == "":
@@ -206,7 +207,7 @@ class RecordStep:
             if version is None:
                 version = version_of(imp)(data)
             call = imp.map_record(data)
-            call["messageId"] = imp.ids.by_version(key, version)
+            call["messageId"] = imp.ids.by_version(key, version, replaced)
             body = self.kept(orjson.dumps(call, default=str))
         except MappingError as exc:
             return Refusal(FailedStep.MAP, exc.reason, imp.name, exc.field)
@@ -516,16 +517,16 @@ class Producer:
                 outcome: WrittenCall | DiffedCall | Refusal = step.call(imp, position, data)
             else:
                 compared = judged[1].get(index) if judged is not None else None
-                version = None
+                version = replaced = None
                 if compared is not None and judged is not None:
-                    version, found = compared
+                    version, found, replaced = compared
                     sent = is_sent(mode, found)
                     marks.append((index, found, not sent))
                     if not sent:
                         if self._deletions[index]:
                             seen.append((index, position, judged[0], version, None))
                         continue
-                outcome = step.diff_call(imp, position, data, version)
+                outcome = step.diff_call(imp, position, data, version, replaced)
             if isinstance(outcome, Refusal):
                 failures.append(ErrorRow(position, record.ref, outcome.step, outcome.reason,
                                          outcome.import_name, field=outcome.field, data=data))
@@ -647,11 +648,11 @@ class Producer:
             differences = check.compare(check.snapshots[index], keys, versions) if keys else {}
             if self._lone:
                 self._judged = {positions[i]: (keys[i], {index: (versions[i], verdict(
-                    differences, i))}) for i in differences}
+                    differences, i), sent)}) for i, sent in differences.items()}
                 return set(positions).difference(self._judged)
             for i, position in enumerate(positions):
                 judged.setdefault(position, (hashes[position], {}))[1][index] = \
-                    (versions[i], verdict(differences, i))
+                    (versions[i], verdict(differences, i), differences.get(i))
         self._judged = judged
         return set()
 

@@ -101,6 +101,28 @@ def test_only_new_and_changed_records_are_sent_each_with_a_new_message_id(
     assert fourth["counts"]["sent"] == 0, fourth
 
 
+def test_a_record_changed_back_to_a_version_sent_before_is_not_dropped_as_a_duplicate(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    rows = orders(20)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    run_flow(server, flow["id"])
+    sent_first = rows[7]["total"]
+
+    for total in ("1.00", sent_first):  # changed, then back to what was sent first
+        rows[7]["total"] = total
+        write_csv(path, rows)
+        run = run_flow(server, flow["id"])
+        assert diff_counts(run) == {"new": 0, "changed": 1, "unchanged": 19, "deleted": 0}
+
+    events = [e for e in receiver.archived() if e["properties"]["order_id"] == "7"]
+    assert [e["properties"]["total"] for e in events] == [sent_first, "1.00", sent_first]
+    assert len({e["messageId"] for e in events}) == 3
+    assert receiver.stats(connection["source_id"])["duplicates"] == 0
+
+
 def test_sync_new_sends_only_keys_never_sent(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
 ) -> None:

@@ -174,3 +174,25 @@ def test_unchanged_records_are_counted_and_never_mapped_nor_sent() -> None:
     assert counts == {"unchanged": 3, "changed": 1, "new": 2, "ignored": 3, "failed": 3}
     failed = sorted(row.position for chunk in chunks for row in chunk.errors)
     assert failed == [3, 4, 5]  # mapped (and refused) only because they were to be sent
+
+
+def test_a_changed_records_message_id_names_the_version_it_replaces() -> None:
+    imp = orders()
+    assert imp.version is not None
+    record = {"id": 1, "customer": "c1", "total": "5.00"}
+    items = [SourceRecord(0, "line 2", record)]
+    version = imp.version(record)
+
+    def message_id(last_sent: dict[int, int]) -> str:
+        chunks = produce(items, [imp], snapshot_check(last_sent))
+        calls = [orjson.loads(item.body) for chunk in chunks for _i, batch in chunk.batches
+                 for item in batch]
+        assert len(calls) == 1
+        return str(calls[0]["messageId"])
+
+    new = message_id({})
+    replacing_a, replacing_b = message_id({key_hash(1): 11}), message_id({key_hash(1): 12})
+    assert new == imp.ids.by_version(1, version)  # a key never sent: the id it always had
+    assert len({new, replacing_a, replacing_b}) == 3  # A -> B -> A: each send its own id
+    assert message_id({key_hash(1): 11}) == replacing_a  # sent again (the snapshot did not
+    # move: a failed call, a run after a failed run): the same id, Segment drops the repeat
