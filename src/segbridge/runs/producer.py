@@ -361,11 +361,11 @@ class Producer:
         exported, position = 0, source.start
         deadline = time.monotonic() + CHUNK_SECONDS
         every = 0 if getattr(source.export, "slow", False) else 255  # (a mask: clock checks)
-        records: Iterator[SourceRecord | UnchangedRecords] = source.records(source.start)
-        if self._check is not None:
-            records = self._compared(source.records(source.start), self._check)
+        read = source.records(source.start)
+        records: Iterator[SourceRecord | UnchangedRecords] = \
+            self._compared(read, self._check) if self._check is not None else read
         for count, record in enumerate(records):
-            if not count & every:
+            if not count & every or isinstance(record, UnchangedRecords):  # (up to a group)
                 if self.stop.is_set():
                     return
                 if exported and (time.monotonic() > deadline

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -55,12 +54,12 @@ class Database:
             command.upgrade(config, "head")
 
     def revision(self) -> str | None:
-        """The database's migration revision (None: not migrated yet, or several heads)."""
-        try:
-            with self.engine.connect() as connection:
-                found = list(connection.execute(text("SELECT version_num FROM alembic_version")))
-        except DBAPIError:  # no such table yet
-            return None
+        """The database's migration revision (None: not migrated yet, or several heads); a
+        database that cannot be reached raises at once."""
+        with self.engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            found = list(connection.execute(text("SELECT version_num FROM alembic_version")))
         return str(found[0][0]) if len(found) == 1 else None
 
     def dispose(self) -> None:
