@@ -56,6 +56,17 @@ def test_a_million_ids_fit_in_about_30_mb() -> None:
     assert MessageIdDeduper(1_000_000).memory_bytes() < 30 * 1024 * 1024
 
 
+def test_an_id_forgotten_then_seen_again_stays_remembered_after_its_old_entry_ages_out() -> None:
+    dedup = MessageIdDeduper(4)
+    assert dedup.seen("s", "m0") is False
+    dedup.forget("s", "m0")  # (its call was not kept)
+    assert dedup.seen("s", "m0") is False  # seen again: remembered anew
+    assert [dedup.seen("s", f"m{i}") for i in (1, 2, 3)] == [False] * 3  # the old entry goes
+    assert dedup.seen("s", "m0") is True
+    assert dedup.seen("s", "m4") is False  # ... and then its own
+    assert dedup.seen("s", "m0") is False
+
+
 def test_forget_undoes_seen_and_keeps_others() -> None:
     dedup = MessageIdDeduper(50)
     for i in range(40):

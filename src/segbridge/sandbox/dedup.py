@@ -57,6 +57,7 @@ class MessageIdDeduper:
         self._ring_time = array("I", [0]) * capacity  # whole seconds since start
         self._head = 0  # ring index of the oldest remembered id
         self._size = 0
+        self._stale: dict[int, int] = {}  # forgotten ids: their ring entries still to age out
 
     def __len__(self) -> int:
         return self._size
@@ -105,9 +106,12 @@ class MessageIdDeduper:
     def forget(self, scope: str, message_id: str) -> None:
         """Undo ``seen`` for an id whose call was finally not accepted (e.g. archive failure).
 
-        Its ring entry stays until it ages out; removing a hash twice is harmless.
+        Its ring entry stays until it ages out, marked stale: if the id is seen again, that
+        old entry ageing out does not forget the new sighting.
         """
-        self._delete(_hash(scope, message_id))
+        key = _hash(scope, message_id)
+        if self._delete(key) >= 0:
+            self._stale[key] = self._stale.get(key, 0) + 1
 
     def _expire(self, now: int) -> None:
         cutoff = now - self.window_seconds
@@ -121,6 +125,12 @@ class MessageIdDeduper:
         if self._head == self.capacity:
             self._head = 0
         self._size -= 1
+        if self._stale and key in self._stale:  # an entry of a forgotten sighting
+            if self._stale[key] == 1:
+                del self._stale[key]
+            else:
+                self._stale[key] -= 1
+            return -1
         return self._delete(key)
 
     def _delete(self, key: int) -> int:
