@@ -130,6 +130,8 @@ class ConnectionService:
             _audit(session, principal.account_id, principal.actor, "create", connection,
                    _all_fields(valid))
             self._flush_unique(session)
+            log.info("connection %s (%s) created by %s", connection.id, connection.application,
+                     principal.actor)
             return public_connection(session, self.registry, connection), result
 
     def update(
@@ -150,6 +152,8 @@ class ConnectionService:
             _record_test(connection, result)
             _audit(session, principal.account_id, principal.actor, "update", connection, changed)
             self._flush_unique(session)
+            log.info("connection %s updated by %s: %s", connection.id, principal.actor,
+                     ", ".join(changed) or "nothing changed")
             return public_connection(session, self.registry, connection), result
 
     def delete(self, principal: Principal, connection_id: str) -> None:
@@ -251,7 +255,10 @@ class ConnectionService:
         except NotAllowedHere as exc:
             return PingResult(ok=False, endpoint="", status=None, latency_ms=0.0,
                               message_id=None, cause="not_allowed", message=exc.message)
-        return application.ping(config, timeout=self.timeout)
+        result = application.ping(config, timeout=self.timeout)
+        log.info("tested a %s connection at %s: %s in %.1f ms", application.key,
+                 result.endpoint or "-", "ok" if result.ok else result.cause, result.latency_ms)
+        return result
 
     def _config(
         self, session: Session, connection: Connection
