@@ -17,6 +17,10 @@ leases). Its job decides what happens:
 A job being executed whose run was never started (no owner) is left alone while its
 procrastinate worker sends heartbeats: it is about to start.
 
+**A dead worker's job of a run that ended** (killed after its run finished, before its job
+did): marked failed once its worker is silent for two leases. The run needs nothing, but the
+job held the flow's lock, and the flow's next run would wait behind it for ever.
+
 **Give back** (SIGTERM): the worker stops taking jobs and gives back each run it executes
 (``release``, one transaction: ``owner`` cleared by a write conditional on still owning it, the
 run ``queued`` again, ``canceling`` if it is being canceled (``lifecycle.given_back``), and its
@@ -36,6 +40,7 @@ from procrastinate.jobs import Status
 from sqlalchemy import ColumnElement, case, update
 
 from segbridge.core.clock import utcnow
+from segbridge.queueing.app import EXECUTE_RUN
 from segbridge.queueing.jobs import RunJob, active_run_jobs, defer_in
 from segbridge.runs.lifecycle import ACTIVE, given_back
 from segbridge.runs.store import Orphan, orphaned_runs, owner_name, take_over
@@ -44,6 +49,13 @@ from segbridge.storage.models import Run
 
 log = logging.getLogger(__name__)
 
+STALLED_JOBS_OF_ENDED_RUNS = (  # executed by a worker silent for two leases (or gone)
+    "SELECT j.id FROM procrastinate_jobs j JOIN runs r ON r.id = j.args->>'run_id' "
+    "LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
+    "WHERE j.task_name = %(task_name)s AND j.status = 'doing' "
+    "AND NOT (r.status = ANY(%(active)s)) "
+    "AND (w.last_heartbeat IS NULL "
+    "     OR w.last_heartbeat < NOW() - make_interval(secs => %(silence)s))")
 WORKER_SILENCE = (
     "SELECT j.id, EXTRACT(EPOCH FROM (NOW() - w.last_heartbeat))::float AS silent "
     "FROM procrastinate_jobs j LEFT JOIN procrastinate_workers w ON w.id = j.worker_id "
@@ -82,7 +94,9 @@ def _given_back_status() -> ColumnElement[str]:
 
 
 async def take_over_orphans(handover: Handover, busy: set[str]) -> list[str]:
-    """Put every orphaned run back in the queue (see the module); returns their ids."""
+    """Put every orphaned run back in the queue, and end a dead worker's jobs of runs that
+    ended (see the module); returns the runs put back."""
+    await end_stalled_jobs(handover)
     orphans = await asyncio.to_thread(orphaned_runs, handover.db, handover.lease_seconds,
                                       busy=busy)
     if not orphans:
@@ -96,6 +110,19 @@ async def take_over_orphans(handover: Handover, busy: set[str]) -> list[str]:
         if await _requeue(handover, orphan, job):
             taken.append(orphan.run_id)
     return taken
+
+
+async def end_stalled_jobs(handover: Handover) -> list[int]:
+    """Mark failed the jobs a dead worker was executing for runs that have ended (their flow's
+    lock is then free); returns their ids."""
+    rows = await handover.app.connector.execute_query_all_async(
+        STALLED_JOBS_OF_ENDED_RUNS, task_name=EXECUTE_RUN,
+        active=[str(status) for status in ACTIVE], silence=2.0 * handover.lease_seconds)
+    for row in rows:
+        log.warning("ending job %s: its worker is gone and its run had ended (the flow's "
+                    "lock it held is free)", row["id"])
+        await _end_dead_job(handover.app, row["id"])
+    return [row["id"] for row in rows]
 
 
 async def _left_alone(handover: Handover, orphan: Orphan, job: RunJob | None) -> bool:

@@ -264,6 +264,34 @@ def test_a_killed_worker_s_run_taken_over_waits_queued_until_a_worker_starts_it(
     delivered_once(receiver, SLOW_ROWS)
 
 
+def test_a_dead_worker_s_job_of_a_run_that_ended_does_not_hold_the_flow_for_ever(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], data: Path,
+) -> None:
+    worker = workers.start("--concurrency", "1")
+    workers.wait_ready(worker)
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow(
+        "Orders", write_csv(data / "o.csv", orders(5)), connection["name"]))
+    ended = wait_for_run(server, start_run(server, flow["id"]), timeout=45)
+    assert ended["status"] == "succeeded", ended
+    with server.runtime.db.engine.begin() as db:  # as left by a worker killed after the run
+        # ended and before its job did: the job still executed, holding the flow's lock
+        gone = db.execute(text(
+            "INSERT INTO procrastinate_workers (last_heartbeat) "
+            "VALUES (NOW() - INTERVAL '1 hour') RETURNING id")).scalar_one()
+        db.execute(text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, lock, args, status, "
+            "worker_id) VALUES ('runs', 'segbridge.execute_run', :lock, "
+            "CAST(:args AS jsonb), 'doing', :worker)"),
+            {"lock": f"flow:{flow['id']}", "args": f'{{"run_id": "{ended["id"]}"}}',
+             "worker": gone})
+
+    following = wait_for_run(server, start_run(server, flow["id"]), timeout=4 * LEASE + 30)
+
+    assert following["status"] == "succeeded", following
+    assert "ending job" in workers.output(worker)
+
+
 def assert_waits_in_the_queue(server: Server, run_id: str) -> dict[str, Any]:
     """The run given back, while no worker executes runs: queued (as the API and the pages
     show it), owned by nobody, its job waiting; it stays so."""
