@@ -9,7 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from segbridge.api.routes.hooks import start_webhooks
+from segbridge.api.routes.hooks import close_webhooks, start_webhooks
 from segbridge.assembly import create_app, local_segment_of
 from segbridge.core import log_redaction
 from segbridge.core.gc_tuning import freeze_long_lived_objects
@@ -40,6 +40,7 @@ def serve(runtime: Runtime, host: str, port: int) -> None:
         _serve_http(app, host, port, runtime.settings.log_level)
     finally:
         workers.stop()
+        close_webhooks(app)
         _close_sandbox(app)
         runtime.close()
 

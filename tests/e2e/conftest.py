@@ -28,6 +28,7 @@ from playwright.sync_api import (
 
 from segbridge.accounts import service as accounts
 from segbridge.accounts.sessions import SESSION_COOKIE, csrf_token_for
+from segbridge.api.routes.hooks import close_webhooks
 from segbridge.assembly import create_app
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
 from tests.integration.conftest import Server, admin_token
@@ -88,6 +89,7 @@ def server(runtime: Runtime) -> Iterator[WebServer]:
         ) as api:
             yield WebServer(base_url, runtime, token, api, first_login_token=first_token)
     finally:
+        close_webhooks(app)
         app.state.local_segment.close()
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from segbridge.accounts import service as accounts
+from segbridge.api.routes.hooks import close_webhooks
 from segbridge.assembly import create_app
 from segbridge.core.settings import Settings
 from segbridge.runtime import ADMIN_EMAIL, Runtime, first_start
@@ -72,6 +73,7 @@ def server(runtime: Runtime) -> Iterator[Server]:
         trust_env=False,
     ) as api:
         yield Server(base_url, runtime, token, api)
+        close_webhooks(app)  # (a test that received a webhook started its delivery)
     app.state.local_segment.close()
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from segbridge.api.routes.hooks import close_webhooks
 from segbridge.assembly import create_app
 from segbridge.runtime import Runtime, first_start
 from segbridge.server import quiet_http_client_logs
@@ -41,9 +42,7 @@ def server(runtime: Runtime) -> Iterator[HookServer]:
         trust_env=False,
     ) as api:
         yield HookServer(base_url, runtime, token, api, app)
-        webhooks = getattr(app.state, "webhooks", None)
-        if webhooks is not None:
-            webhooks.close()
+        close_webhooks(app)
     app.state.local_segment.close()
 
 

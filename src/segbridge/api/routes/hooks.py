@@ -80,6 +80,13 @@ def webhooks_of(app: Any, runtime: Runtime) -> Webhooks:
         return found
 
 
+def close_webhooks(app: Any) -> None:
+    """Stop delivering received records (the server's end): the delivery thread ends."""
+    webhooks: Webhooks | None = getattr(app.state, "webhooks", None)
+    if webhooks is not None:
+        webhooks.close()
+
+
 def start_webhooks(app: Any) -> Webhooks:
     """Start delivering received records (the server does at start: records committed before
     a restart are delivered without waiting for a new request)."""
