@@ -31,8 +31,8 @@ from segbridge.runs.lookups import LookupSteps
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import CompiledImport, RecordStep, Refusal, sync_mode
 
-Diffed = list[tuple[dict[str, Any], CompiledImport, Any, int]]  # shown, import, key, version
-"""A preview's diffed calls: the call as shown, its import, its key's hash and version."""
+Diffed = list[tuple[dict[str, Any], CompiledImport, Any, int]]
+"""A preview's diffed calls: the call as shown, its import, its key and its version."""
 
 if TYPE_CHECKING:
     from segbridge.runtime import Runtime

@@ -33,6 +33,7 @@ exports, the mapping and (for a flow with lookups) the applications that answer 
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -595,7 +596,7 @@ class Producer:
         if not unchanged:
             yield from group
             return
-        lane, first, end, high = self.lane, -1, -1, -1
+        lane, first, end, high = self.lane, -1, -1, -1  # the run: first..end-1, below high
         for record in group:
             position = record.position
             if position in unchanged:
@@ -605,7 +606,7 @@ class Producer:
                 if end > first:
                     yield UnchangedRecords(first, end)
                 first, end = position, position + 1
-                high = lane.around(position)[1] if lane is not None else end + len(group)
+                high = lane.around(position)[1] if lane is not None else sys.maxsize
                 continue
             if end > first:
                 yield UnchangedRecords(first, end)

@@ -75,6 +75,17 @@ def started(server: Server, path: str) -> dict[str, Any]:
     return wait_for_run(server, response.json()["id"])
 
 
+def run_on_workers(server: Server, flow_id: str,
+                   lanes: LanePolicy | None = None) -> dict[str, Any]:
+    """One run of the flow, executed by workers of its own (with these lanes)."""
+    own = Workers(server.runtime, policy=FAST, lanes=lanes)
+    own.start()
+    try:
+        return started(server, f"/api/v1/flows/{flow_id}/runs")
+    finally:
+        own.stop()
+
+
 @pytest.mark.usefixtures("workers", "shop")
 def test_a_parquet_folder_delivers_every_row_once_with_its_types(
     server: Server, receiver: Receiver, tmp_path: Path) -> None:
@@ -136,18 +147,8 @@ def test_lanes_send_what_one_producer_sends(server: Server, receiver: Receiver,
     pq.write_table(orders_table(1500), path, row_group_size=400)
     connection = segment_connection(server, receiver)
     flow = create_flow(server, parquet_flow(path, connection["name"]))
-    one = Workers(server.runtime, policy=FAST)
-    one.start()
-    try:
-        alone = started(server, f"/api/v1/flows/{flow['id']}/runs")
-    finally:
-        one.stop()
-    lanes = Workers(server.runtime, policy=FAST, lanes=LANES)
-    lanes.start()
-    try:
-        split = started(server, f"/api/v1/flows/{flow['id']}/runs")
-    finally:
-        lanes.stop()
+    alone = run_on_workers(server, flow["id"])
+    split = run_on_workers(server, flow["id"], LANES)
     assert alone["status"] == split["status"] == "succeeded", (alone, split)
     assert caplog.text.count(f"the run is produced by {LANES.count} lanes") == 1
     assert alone["counts"]["sent"] == split["counts"]["sent"] == 1500
@@ -172,12 +173,7 @@ def test_lanes_are_decided_by_what_reading_costs_not_the_size_on_disk(
                         block_records=97)  # more than the file's size, less than its rows'
     connection = segment_connection(server, receiver)
     flow = create_flow(server, parquet_flow(path, connection["name"]))
-    lanes = Workers(server.runtime, policy=FAST, lanes=policy)
-    lanes.start()
-    try:
-        run = started(server, f"/api/v1/flows/{flow['id']}/runs")
-    finally:
-        lanes.stop()
+    run = run_on_workers(server, flow["id"], policy)
 
     assert run["status"] == "succeeded", run
     assert caplog.text.count(f"the run is produced by {policy.count} lanes") == 1
