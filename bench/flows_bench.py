@@ -128,6 +128,8 @@ class ChildrenPeaks:
 
     def _read(self, pid: int) -> None:
         try:
+            if b"segbridge.runs.lanes" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return  # forked, not yet a lane: its VmHWM is this process's (it read 91 MB)
             status = Path(f"/proc/{pid}/status").read_text()
             stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
