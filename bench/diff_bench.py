@@ -9,6 +9,11 @@ Reports seconds, events received, peak memory (VmHWM) of each run, the speed-up 
 run 1, and the snapshot's size on disk (SQLite: the diff tables' pages).
 
     python bench/diff_bench.py --rows 1000000
+    python bench/diff_bench.py --rows 1000000 --postgresql postgresql://postgres@127.0.0.1:5432
+
+``--postgresql`` keeps segbridge's database (and the snapshot) in a new database on that
+server (dropped at the end) and reports the snapshot's size there (the diff tables with their
+indexes and TOAST, ``pg_total_relation_size``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -98,8 +104,19 @@ def measure(home: Path, url: str, csv_path: Path) -> dict[str, Any]:
     return result
 
 
-def snapshot_bytes(home: Path) -> int:
-    """The diff tables' pages in the SQLite database (dbstat)."""
+def snapshot_bytes(home: Path, postgresql: str | None) -> int:
+    """The diff tables' pages in the SQLite database (dbstat), or their total relation size
+    in the PostgreSQL database at ``postgresql``."""
+    if postgresql:
+        import psycopg
+
+        with psycopg.connect(postgresql) as connection:
+            row = connection.execute(
+                "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind = 'r' AND c.relname LIKE 'diff_%' "
+                "AND n.nspname = current_schema()").fetchone()
+        return int(row[0] or 0) if row else 0
     import sqlite3
 
     path = home / "segbridge.sqlite3"
@@ -113,16 +130,43 @@ def snapshot_bytes(home: Path) -> int:
     return int(row[0] or 0)
 
 
+BENCH_DATABASE = "segbridge_diff_bench"
+
+
+def fresh_postgresql_database(server: str) -> str:
+    """A new, empty database on the server (an earlier bench's dropped first): its URL."""
+    drop_postgresql_database(server)
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    return f"{server.rstrip('/')}/{BENCH_DATABASE}"
+
+
+def drop_postgresql_database(server: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--child")
     parser.add_argument("--url")
     parser.add_argument("--csv")
+    parser.add_argument("--postgresql", help="a PostgreSQL server's URL (libpq form): "
+                        "segbridge's database in a new database there")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_once(Path(args.child), args.url, Path(args.csv))))
         return
+    database = None
+    if args.postgresql:
+        database = fresh_postgresql_database(args.postgresql)
+        os.environ["SEGBRIDGE_DATABASE_URL"] = database.replace(
+            "postgresql://", "postgresql+psycopg://", 1)  # (the runs' processes inherit it)
     workdir = Path(tempfile.mkdtemp(prefix="diff-bench-"))
     csv_path, home = workdir / "rows.csv", workdir / "home"
     write_rows(csv_path, args.rows)
@@ -132,9 +176,11 @@ def main() -> None:
         again = measure(home, url, csv_path)
         write_rows(csv_path, args.rows, changed=True)
         changed = measure(home, url, csv_path)
-        size = snapshot_bytes(home)
+        size = snapshot_bytes(home, database)
     finally:
         receiver.terminate()
+        if args.postgresql:
+            drop_postgresql_database(args.postgresql)
     expected = len(range(0, args.rows, CHANGED_EVERY))
     for name, result in (("first", first), ("unchanged", again), ("1% changed", changed)):
         print(f"{name:>11}: {result['seconds']:6.1f} s, {result['cpu']:6.1f} CPU s (the run's "
@@ -143,7 +189,8 @@ def main() -> None:
     print(f"   speed-up: the unchanged run took {first['seconds'] / again['seconds']:.1f}x "
           f"less time than the first ({first['cpu'] / again['cpu']:.1f}x less CPU)")
     print(f"   1% changed: {changed['received']:,} sent, {expected:,} expected")
-    print(f"   snapshot: {size / 1e6:.1f} MB on disk for {args.rows:,} keys "
+    print(f"   snapshot: {size / 1e6:.1f} MB on disk ({'PostgreSQL' if database else 'SQLite'}) "
+          f"for {args.rows:,} keys "
           f"({size / max(args.rows, 1):.0f} bytes a key)")
     shutil.rmtree(workdir, ignore_errors=True)
     if again["received"] or changed["received"] != expected:
