@@ -147,6 +147,19 @@ def test_another_account_cannot_read_segbridge_database_through_a_sqlite_connect
         assert session.query(Connection).filter_by(name="Steal").count() == 0
 
 
+def test_a_database_path_with_a_nul_character_is_a_clear_refusal(server: Server) -> None:
+    url = f"duckdb:///{server.runtime.settings.home}/segbridge.sqlite3%00.duckdb"
+    created = server.api.post("/api/v1/connections", json={
+        "name": "Nul", "application": "database", "settings": {"url": url}})
+    tested = server.api.post("/api/v1/connections/test", json={
+        "application": "database", "settings": {"url": url}})
+
+    assert created.status_code == 422, created.text
+    assert "NUL character" in created.text
+    assert tested.status_code == 200 and tested.json()["ok"] is False, tested.text
+    assert "NUL character" in tested.text
+
+
 def test_another_accounts_upload_cannot_be_read_by_path(
         server: Server, segment_connection: str) -> None:
     uploaded = server.api.post("/api/v1/uploads", files={"file": ("a.csv", b"line\nsecret\n")})

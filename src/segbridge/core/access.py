@@ -69,15 +69,17 @@ class AccessPolicy:
     # -- files ---------------------------------------------------------------------------
     def check_file(self, path: str | Path, *, field: str = "path") -> Path:
         """The file's real path, if a flow or connection may read it; else NotAllowedHere."""
+        if "\x00" in str(path):  # (the system would open the path cut at the NUL)
+            raise _refused(field, "The path contains a NUL character (\\u0000); remove it.")
         raw = Path(str(path)).expanduser()
         if not raw.is_absolute():
             raise _refused(field, f"Use an absolute path (starting with /) instead of '{path}'.")
         real = raw.resolve()
-        if any(_inside(real, place) for place in self.protected):
+        if any(is_inside(real, place) for place in self.protected):
             raise _refused(field, f"The path {path} is inside segbridge's own data (its home, "
                                   "key file or database), which flows and connections may never "
                                   "read. Upload the file instead, or use a file elsewhere.")
-        if not any(_inside(real, root) for root in self.file_roots):
+        if not any(is_inside(real, root) for root in self.file_roots):
             raise _refused(field, _outside_roots(str(path), self.file_roots))
         return real
 
@@ -209,7 +211,7 @@ def _real(path: Path) -> Path:
     return path.expanduser().resolve()
 
 
-def _inside(path: Path, place: Path) -> bool:
+def is_inside(path: Path, place: Path) -> bool:
     """``path`` is ``place`` or below it, or a side file of it (``-wal``, ``.tmp``...)."""
     if path == place or place in path.parents:
         return True

@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy.engine import Engine, make_url
 
 from segbridge.apps.database.connect import create_database_engine
+from segbridge.apps.database.duckdb_guard import allowed_places
 from segbridge.apps.database.export import DatabaseExport
 from segbridge.core.access import AccessPolicy
 from segbridge.exports.errors import ExportError
 
-REFUSED = r"Permission Error|segbridge runs one SELECT query"
+REFUSED = r"Permission Error|segbridge runs one SELECT query|The query reads '"
 
 
 @dataclass
@@ -110,6 +111,49 @@ def test_files_out_of_bounds_are_refused(install: Install, query: str) -> None:
     text = query.format(root=install.root, home=install.home, key=install.key)
     with pytest.raises(ExportError, match=REFUSED):
         install.rows(text)
+
+
+def test_a_path_cut_at_a_nul_character_reads_nothing(install: Install) -> None:
+    """DuckDB checks a path whole but opens it cut at its first NUL: a path whose '..' lead
+    back into a root passed its check and read what comes before the NUL (found by a tester:
+    segbridge's key file through a flow's preview)."""
+    (install.root / "x").write_text("inside\n")
+    climb = "/.." * len(install.key.parts) + str(install.root / "x")
+    for target in ("/etc/passwd", str(install.key)):
+        for query in (f"SELECT content FROM read_text('{target}' || chr(0) || '{climb}')",
+                      f"SELECT * FROM read_csv(concat('{target}', chr(0), '{climb}'))",
+                      f"SELECT * FROM query('SELECT content FROM read_text(''{target}'')')"):
+            with pytest.raises(ExportError, match=r"quoted path|not available") as refused:
+                install.rows(query)
+            assert "k" * 44 not in str(refused.value) and "root:" not in str(refused.value)
+
+
+def test_a_reader_takes_no_parameter_and_a_statement_duckdb_cannot_parse_is_refused(
+        install: Install) -> None:
+    with install.engine.connect() as connection, pytest.raises(Exception, match="quoted path"):
+        connection.exec_driver_sql("SELECT content FROM read_text(?)", (str(install.key),))
+    with pytest.raises(ExportError, match="DuckDB cannot parse the query"):
+        install.rows("register")  # (the driver would have run it as its own command)
+
+
+def test_a_side_file_of_segbridge_data_in_a_root_is_refused(install: Install) -> None:
+    side = install.root / "master.key.tmp"  # a key rotation's temporary file
+    side.write_text("k" * 44)
+    for query in (f"SELECT content FROM read_text('{side}')",
+                  f"SELECT content FROM read_text('{install.root}/master.key.t?p')"):
+        with pytest.raises(ExportError, match=REFUSED):
+            install.rows(query)
+    places = allowed_places((install.root,), (install.home, install.key))
+    assert str(side) not in places.files  # DuckDB's own list leaves it out too
+
+
+def test_a_list_of_literal_paths_and_a_table_named_by_its_path_are_read(
+        install: Install) -> None:
+    orders = install.root / "orders.parquet"
+    assert len(install.rows(f"SELECT * FROM read_parquet(['{orders}', '{orders}'])")) == 4
+    assert len(install.rows(f"SELECT * FROM '{orders}'")) == 2
+    with pytest.raises(ExportError, match=REFUSED):
+        install.rows(f"SELECT * FROM '{install.key}'")
 
 
 def test_a_url_is_never_fetched(install: Install, web: tuple[str, list[str]]) -> None:

@@ -16,7 +16,13 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
-from segbridge.apps.database.duckdb_guard import allowed_places, connect_args, lock_down
+from segbridge.apps.database.duckdb_guard import (
+    PathCheck,
+    allowed_places,
+    connect_args,
+    lock_down,
+    no_files,
+)
 from segbridge.apps.database.url import with_password
 from segbridge.core.access import AccessPolicy
 from segbridge.core.secrets import MASK, Secret
@@ -60,7 +66,13 @@ def _duckdb_engine(url: URL, policy: AccessPolicy | None) -> Engine:
                             policy.protected if policy else (), database)
     engine = create_engine(url, poolclass=NullPool, connect_args=connect_args(database),
                            hide_parameters=True)
-    return lock_down(engine, places)
+    return lock_down(engine, places, _path_check(policy) if policy else no_files)
+
+
+def _path_check(policy: AccessPolicy) -> PathCheck:
+    def check(path: str) -> None:
+        policy.check_file(path, field="query")
+    return check
 
 
 def _sqlite_read_only(url: URL) -> URL:

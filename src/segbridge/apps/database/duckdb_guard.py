@@ -10,25 +10,53 @@ segbridge opens is therefore, before its first statement:
   home or the key file lies inside a root, the root's other entries are allowed one by one)
   and ``allowed_paths`` (the database file), then ``enable_external_access = false`` (no
   other file, no URL, no extension) and ``lock_configuration = true`` (no SET undoes it);
-- checked statement by statement: only one SELECT at a time (so no COPY, ATTACH, INSTALL,
-  LOAD, PRAGMA or SET, and no second statement after a semicolon).
+- checked statement by statement, on DuckDB's own parse of it (``json_serialize_sql``): one
+  SELECT at a time (so no COPY, ATTACH, INSTALL, LOAD, PRAGMA or SET, and no second statement
+  after a semicolon; a statement DuckDB cannot parse is refused, not passed on), reading files
+  only through the readers named in ``FILE_READERS`` (no ``query()``, which would run SQL the
+  check never saw), each path written in the query as a quoted string that the access policy
+  allows (``AccessPolicy.check_file``: inside a root, not segbridge's own data nor a side file
+  of it, no NUL).
 
-DuckDB resolves symlinks before its check: a link inside a root that points out of it is
-refused as the path it points to.
+The second check is not a repeat of the first. DuckDB checks a path as a whole string but opens
+it cut at its first NUL: ``read_text('/etc/passwd' || chr(0) || '/../../<root>/x')`` passed
+DuckDB's check and read /etc/passwd (a tester read segbridge's key file that way through a
+flow's preview). A path made at run time (``||``, ``chr()``, a parameter) cannot be checked
+before it runs, so a reader takes only literal paths; the literal is checked here, then by
+DuckDB. DuckDB resolves symlinks before its check: a link inside a root that points out of it
+is refused as the path it points to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from segbridge.core.access import is_inside
+from segbridge.core.errors import SegbridgeError
+
 ONLY_SELECT = ("segbridge runs one SELECT query on DuckDB (no COPY, ATTACH, INSTALL, LOAD, "
                "PRAGMA, SET or a second statement); write the export as a single SELECT")
+FILE_READERS = frozenset({
+    "read_parquet", "parquet_scan", "parquet_metadata", "parquet_schema",
+    "parquet_file_metadata", "parquet_kv_metadata", "read_csv", "read_csv_auto", "sniff_csv",
+    "read_json", "read_json_auto", "read_ndjson", "read_ndjson_auto", "read_json_objects",
+    "read_json_objects_auto", "read_ndjson_objects", "read_text", "read_blob", "glob"})
+OTHER_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "json_each",
+                                   "json_tree"})
+LITERAL_PATHS = ("a DuckDB query names each file it reads as a quoted path in the query "
+                 "(read_parquet('/data/orders.parquet'), or a list of them); a path built "
+                 "from other values (||, a function, a parameter) cannot be checked before "
+                 "the query runs")
+PathCheck = Callable[[str], None]
+"""Raises a SegbridgeError for a path a query may not read."""
 DRIVER_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
@@ -62,8 +90,8 @@ def _allow(folder: Path, shielded: list[Path], folders: list[str], files: list[s
             continue  # DuckDB would allow where the link points; the link is left out
         if entry.is_dir():
             _allow(entry, shielded, folders, files)
-        elif entry not in shielded:
-            files.append(str(entry))
+        elif not any(is_inside(entry, place) for place in shielded):  # (nor a side file
+            files.append(str(entry))  # of segbridge's database or key: -wal, .tmp...)
 
 
 def connect_args(database: str | None) -> dict[str, Any]:
@@ -74,11 +102,18 @@ def connect_args(database: str | None) -> dict[str, Any]:
     return args
 
 
-def lock_down(engine: Engine, places: Places) -> Engine:
-    """Lock every connection of ``engine`` down to ``places`` and to single SELECTs."""
+def lock_down(engine: Engine, places: Places, check_path: PathCheck) -> Engine:
+    """Lock every connection of ``engine`` down to ``places`` and to single SELECTs that
+    read only the files ``check_path`` allows."""
     event.listen(engine, "connect", _locker(places))
-    event.listen(engine, "before_cursor_execute", _only_select)
+    event.listen(engine, "before_cursor_execute", _statement_check(check_path))
     return engine
+
+
+def no_files(_path: str) -> None:
+    """The path check of a DuckDB connection without an access policy: its own file only."""
+    raise PermissionError("this DuckDB connection reads its own database file only; ask the "
+                          "operator to allow a folder (SEGBRIDGE_FILE_ROOTS)")
 
 
 def _locker(places: Places) -> Any:
@@ -100,12 +135,100 @@ def _list(values: Sequence[str]) -> str:
     return "[" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + "]"
 
 
-def _only_select(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+def _statement_check(check_path: PathCheck) -> Any:
+    @lru_cache(maxsize=64)  # a lookup runs its query again and again
+    def problem(statement: str) -> str | None:
+        return statement_problem(statement, check_path)
+
+    def check(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        import duckdb
+
+        found = problem(statement)
+        if found is not None:
+            raise duckdb.PermissionException(found)
+
+    return check
+
+
+def statement_problem(statement: str, check_path: PathCheck) -> str | None:
+    """Why ``statement`` may not run on a locked-down connection (None: it may)."""
     import duckdb
 
     try:
         parsed = duckdb.extract_statements(statement)
-    except duckdb.Error:
-        return  # DuckDB itself reports the syntax error, with its position
+    except duckdb.Error as exc:
+        return f"DuckDB cannot parse the query: {exc}"
     if len(parsed) != 1 or parsed[0].type != duckdb.StatementType.SELECT:
-        raise duckdb.PermissionException(ONLY_SELECT)
+        return ONLY_SELECT
+    with duckdb.connect() as parser:  # (parsing only: nothing runs)
+        row = parser.execute("SELECT json_serialize_sql(?)", [statement]).fetchone()
+    tree = orjson.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        return f"DuckDB cannot parse the query: {tree.get('error_message', '')}".rstrip(": ")
+    path = None
+    try:
+        for path in _paths_read(tree):
+            check_path(path)
+    except (SegbridgeError, PermissionError) as exc:
+        said = getattr(exc, "message", None) or str(exc)
+        return said if path is None else f"The query reads '{path}': {said}"
+    return None
+
+
+def _paths_read(tree: Any) -> Iterator[str]:
+    """Every file path the parsed query reads (a table function's literal paths, a table
+    named by a path); PermissionError for a reader given anything but literal paths, or for
+    another table function."""
+    for node in _nodes(tree):
+        kind = node.get("type")
+        if kind == "TABLE_FUNCTION":
+            yield from _reader_paths(node.get("function") or {})
+        elif kind == "BASE_TABLE" and not node.get("schema_name") \
+                and not node.get("catalog_name"):
+            name = str(node.get("table_name", ""))
+            if any(mark in name for mark in ("/", "\\", ".", "\x00", ":")):
+                yield name  # DuckDB reads it as a file (a "replacement scan")
+
+
+def _reader_paths(function: dict[str, Any]) -> Iterator[str]:
+    name = str(function.get("function_name", "")).lower()
+    if function.get("schema") or function.get("catalog") or \
+            (name not in FILE_READERS and name not in OTHER_TABLE_FUNCTIONS):
+        raise PermissionError(
+            f"DuckDB's {name}() is not available to segbridge's queries; read files with "
+            "read_parquet, read_csv, read_json, read_text or glob")
+    if name not in FILE_READERS:
+        return
+    for argument in function.get("arguments", []):
+        expression = argument.get("expression") or {}
+        if argument.get("name"):  # a named option: any literal value
+            if expression.get("class") != "CONSTANT":
+                raise PermissionError(f"{name}()'s option {argument['name']} must be a "
+                                      "literal value")
+            continue
+        yield from _literal_paths(expression, name)
+
+
+def _literal_paths(expression: dict[str, Any], reader: str) -> Iterator[str]:
+    if expression.get("class") == "CONSTANT":
+        literal = expression.get("value") or expression.get("literal") or {}
+        if literal.get("kind") == "STRING" and isinstance(literal.get("text"), str):
+            yield literal["text"]
+            return
+    elif expression.get("function_name") == "list_value":
+        for item in expression.get("arguments", []):
+            yield from _literal_paths(item.get("expression") or {}, reader)
+        return
+    raise PermissionError(f"{reader}(): {LITERAL_PATHS}")
+
+
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object of the parse tree, depth first."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
