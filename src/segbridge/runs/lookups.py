@@ -8,8 +8,10 @@ database answers each call with one ``IN (...)`` query, an HTTP API with one req
 several at once up to the connection's concurrency level), and each record of the batch gets
 its answer under the lookup's ``name`` (None without one, for ``leave_empty``). A record
 without an answer whose lookup says ``fail_record`` (a record error) or ``ignore_record``
-(an ignored record) is kept aside for the batch; ``LookupSteps.enrich`` tells the producer,
-record by record, in about no time (measured: ~1 us a record, lookups included).
+(an ignored record) is kept aside by record, until ``LookupSteps.enrich`` hands the producer
+its verdict, in about no time (measured: ~1 us a record, lookups included). The verdict stays
+with its record whatever the producer reads ahead of it: a diffed flow compares 2,048
+records (two batches and more) before it maps the first.
 
 The cache (``KeyCache``) is an LRU bounded by ``cache.size`` keys whose answers expire after
 ``cache.ttl_seconds``: a 1M-record run over 10,000 distinct customers asks for each about
@@ -112,7 +114,6 @@ class LookupStep:
     retry_delays: tuple[float, ...] = RETRY_DELAYS
     # the application and the request it was opened with (a lane opens its own from them)
     opened_by: tuple[str, LookupRequest] | None = None
-    _missed: dict[int, Missed] = field(default_factory=dict)  # by id() of a batch's record
 
     def key_of(self, data: Mapping[str, Any]) -> LookupKey | None:
         """The record's key (None: a parameter's field is missing or empty, or holds a list
@@ -131,20 +132,21 @@ class LookupStep:
             key.append(value)
         return tuple(key)
 
-    def prepare(self, records: Sequence[dict[str, Any]]) -> None:
+    def prepare(self, records: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Missed]]:
         """Each record's answer under ``name``: the cache's, the rest asked at once; the
-        records without one that ``on_missing`` fails or ignores are kept for ``enrich``."""
+        records without one that ``on_missing`` fails or ignores are returned, each with
+        its Missed."""
         keys = [self.key_of(data) for data in records]
         batch = self._answers(keys)
         name, leave = self.name, self.on_missing == "leave_empty"
-        missed: dict[int, Missed] = {}
+        missed: list[tuple[dict[str, Any], Missed]] = []
         for data, key in zip(records, keys, strict=True):
             row = batch.get(key) if key is not None else None
             if row is not None or leave:
                 data[name] = row
             else:
-                missed[id(data)] = self._missing(key)
-        self._missed = missed
+                missed.append((data, self._missing(key)))
+        return missed
 
     def _answers(self, keys: Iterable[LookupKey | None]) -> dict[LookupKey, LookupRow | None]:
         batch: dict[LookupKey, LookupRow | None] = {}
@@ -185,12 +187,6 @@ class LookupStep:
                                  cause=exc.cause) from None
         raise AssertionError("unreachable")
 
-    def enrich(self, data: dict[str, Any]) -> Missed | None:
-        """None: the record holds its answer (prepared with its batch); a Missed when
-        nothing was found and ``on_missing`` fails or ignores it."""
-        missed = self._missed
-        return missed.get(id(data)) if missed else None
-
     def _missing(self, key: LookupKey | None) -> Missed:
         if self.on_missing == "ignore_record":
             return Missed(None)
@@ -214,6 +210,9 @@ class LookupSteps:
                  batch_records: int = BATCH_RECORDS) -> None:
         self.steps = list(steps)
         self.batch_records = max(1, batch_records)
+        # the prepared records a lookup fails or ignores, until ``enrich`` hands the verdict
+        # over: by id() of the record's data, held here (so no other record takes its id)
+        self._missed: dict[int, tuple[dict[str, Any], Missed]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.steps)
@@ -243,19 +242,24 @@ class LookupSteps:
     def prepare(self, records: Sequence[SourceRecord]) -> None:
         """Look up the keys of these records (of those with data and no prepared call), and
         put the answers in them. A lookup's key may come from an earlier lookup's answer:
-        each lookup enriches the batch's records before the next one reads its keys."""
+        each lookup enriches the batch's records before the next one reads its keys. The
+        records a lookup fails or ignores are kept, each with the first lookup's Missed,
+        until ``enrich`` is asked about them (a later batch adds to them)."""
         datas = [record.data for record in records
                  if record.data is not None and record.call is None]
+        kept = self._missed
         for step in self.steps:
-            step.prepare(datas)
+            for data, missed in step.prepare(datas):
+                kept.setdefault(id(data), (data, missed))
 
     def enrich(self, data: dict[str, Any]) -> Missed | None:
-        """None: the record holds every lookup's answer; else the first lookup's Missed."""
-        for step in self.steps:
-            missed = step.enrich(data)
-            if missed is not None:
-                return missed
-        return None
+        """None: the record holds every lookup's answer; else the first lookup's Missed,
+        handed over once (the record is forgotten here: ask once per prepared record)."""
+        kept = self._missed
+        if not kept:
+            return None
+        missed = kept.pop(id(data), None)
+        return missed[1] if missed is not None else None
 
     def stats(self) -> dict[str, LookupStats]:
         return {step.name: step.stats for step in self.steps}

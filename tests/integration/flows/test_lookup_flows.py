@@ -140,6 +140,63 @@ def test_orders_of_unknown_customers_fail_or_are_ignored(
         assert run["counts"]["ignored"] == 0
 
 
+def orders_sync_flow(server: Server, receiver: Receiver, customers: tuple[str, str],
+                     csv: Path, sync: str, on_missing: str) -> dict[str, Any]:
+    """``orders_flow`` whose import sends ``sync`` records (all, or only changed ones)."""
+    url, table = customers
+    segment = segment_connection(server, receiver)
+    database_connection(server, url)
+    doc = lookup_flow(csv, segment["name"], table, on_missing=on_missing)
+    doc["imports"][0]["sync"] = sync
+    flow: dict[str, Any] = create_flow(server, doc)
+    return flow
+
+
+@pytest.mark.parametrize("on_missing", ["fail_record", "ignore_record"])
+@pytest.mark.parametrize("sync", ["all", "changed"])
+def test_unknown_customers_fail_or_are_ignored_in_every_batch_whatever_the_sync(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path, sync: str, on_missing: str,
+) -> None:
+    # 3000 orders: 3 lookup batches of 1000, compared (sync: changed) 2048 at a time; every
+    # unknown customer's order is failed or ignored, none sent without its plan
+    rows = orders(3000)
+    unknown = unknown_orders(rows)
+    flow = orders_sync_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                            sync, on_missing)
+
+    run = run_flow(server, flow["id"])
+
+    assert_invariant(server, flow["id"], run)
+    assert_unknown_handled(server, receiver, flow["id"], run, rows, on_missing)
+    assert_plans(receiver.archived())
+    if on_missing == "fail_record":
+        assert sorted(error["position"] for error in open_errors(server, flow["id"], run["id"])) \
+            == sorted(int(row["order_id"]) for row in unknown)
+
+    again = run_flow(server, flow["id"])  # the same orders: a diffed import sends none again
+
+    assert again["counts"]["sent"] == (0 if sync == "changed" else len(rows) - len(unknown))
+    assert again["counts"]["failed"] == (len(unknown) if on_missing == "fail_record" else 0)
+    assert_plans(receiver.archived())
+
+
+def test_lanes_ignore_unknown_customers_in_a_diff_sync(
+    server: Server, receiver: Receiver, lane_workers: Workers, shop: dict[str, Any],
+    customers: tuple[str, str], tmp_path: Path,
+) -> None:
+    rows = orders(3000)
+    flow = orders_sync_flow(server, receiver, customers, write_csv(tmp_path / "o.csv", rows),
+                            "changed", "ignore_record")
+
+    run = run_flow(server, flow["id"])
+
+    assert run["status"] == "succeeded", run
+    assert_invariant(server, flow["id"], run)
+    assert_unknown_handled(server, receiver, flow["id"], run, rows, "ignore_record")
+    assert_plans(receiver.archived())
+
+
 @pytest.mark.parametrize(("batched", "queries"), [(True, 1), (False, 97)])
 def test_each_distinct_customer_is_asked_about_once(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any],
