@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -99,10 +99,18 @@ class FlowService:
         require(principal, Permission.EDIT_FLOWS)
         with self.db.session() as session:
             flow = _owned(session, principal, flow_id)
+            key_field = _key_field(flow.definition)
             self._apply(session, principal, flow, doc, unfinished=unfinished)
+            rekeyed = _key_field(flow.definition) != key_field
+            if rekeyed and flow.active_run_id:
+                raise Conflict(f"The flow '{flow.name}' has a run in progress; change its "
+                               "export's key_field once the run has ended (or cancel it).")
             flow.updated_at = utcnow()
             self._save(session, flow)
-            return self._public(session, flow)
+            public = self._public(session, flow)
+        if rekeyed:  # the snapshots' keys are another field's values: they compare with nothing
+            DiffStore(self.db).forget_flow(flow_id)
+        return public
 
     def import_yaml(self, principal: Principal, text: str) -> FlowPublic:
         """Create the flow, or update the flow of the same name (flows as code)."""
@@ -512,3 +520,9 @@ def flows_using(session: Session, connection: Connection) -> list[str]:
         FlowConnection, FlowConnection.flow_id == Flow.id)
         .where(FlowConnection.connection_id == connection.id).order_by(Flow.name))
     return [f"flow '{name}' uses it" for name in names]
+
+
+def _key_field(definition: Mapping[str, Any]) -> object:
+    """The flow's export key field (what its diff snapshots are keyed by)."""
+    export = definition.get("export")
+    return export.get("key_field") if isinstance(export, Mapping) else None

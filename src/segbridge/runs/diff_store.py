@@ -36,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from segbridge.runs.counts import Tally
@@ -214,11 +215,17 @@ class DiffStore:
                 return 0
             forgotten = session.scalar(select(func.count()).select_from(DiffEntry).where(
                 DiffEntry.snapshot_id == snapshot)) or 0
-            for table in (DiffStaged, DiffEntry, DiffKey, DiffGone):
-                session.execute(delete(table).where(table.snapshot_id == snapshot))
-            session.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
-                            .values(staging_run_id=None))
+            _forget(session, snapshot)
             return forgotten
+
+    def forget_flow(self, flow_id: str) -> None:
+        """Forget what every import of the flow sent (its export's key field changed: the
+        keys it holds are another field's values). No call goes for those keys: none of them
+        was deleted."""
+        with self.db.session() as session:
+            for snapshot in session.scalars(select(DiffSnapshot.id).where(
+                    DiffSnapshot.flow_id == flow_id)):
+                _forget(session, snapshot)
 
     def unknown_keys(self, run_id: str, import_name: str) -> int:
         """The run's record errors for ``import_name`` (or every import) whose record was not
@@ -415,6 +422,14 @@ def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
     for imp in imports.values():
         store.claim(imp.snapshot, run_id, checkpoint)
     return DiffRun(store, run_id, imports)
+
+
+def _forget(session: Session, snapshot: int) -> None:
+    """Empty a snapshot (its entries, keys, staged and gone rows)."""
+    for table in (DiffStaged, DiffEntry, DiffKey, DiffGone):
+        session.execute(delete(table).where(table.snapshot_id == snapshot))
+    session.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
+                    .values(staging_run_id=None))
 
 
 def _records(per: Mapping[str, int]) -> int:

@@ -297,3 +297,24 @@ def test_a_run_with_an_unreadable_record_sends_no_calls_for_deleted_keys(
     then = run_flow(server, flow["id"])  # every record read: both keys are told deleted
     assert counts(then)["deletions_sent"] == 2
     assert len(deletions(receiver)) == 2
+
+
+def test_a_new_key_field_starts_the_snapshots_again_without_calls_for_deleted_keys(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    path = write_csv(tmp_path / "orders.csv", orders(20))
+    doc = deleted_flow(path, connection["name"], {"call": "identify",
+                                                  "traits": {"deleted": True}})
+    flow = create_flow(server, doc)
+    assert counts(run_flow(server, flow["id"]))["new"] == 20
+    doc["export"]["key_field"] = "customer_id"  # the old keys are order ids: none was deleted
+    updated = server.api.put(f"/api/v1/flows/{flow['id']}", json=doc)
+    assert updated.status_code == 200, updated.text
+
+    rekeyed = run_flow(server, flow["id"])
+
+    assert rekeyed["status"] == "succeeded", rekeyed
+    assert counts(rekeyed)["new"] == 20 and counts(rekeyed)["deleted"] == 0
+    assert counts(rekeyed)["deletions_sent"] == 0 and deletions(receiver) == []
+    assert counts(run_flow(server, flow["id"]))["unchanged"] == 20  # keyed anew from here
