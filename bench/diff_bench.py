@@ -13,7 +13,8 @@ run 1, and the snapshot's size on disk (SQLite: the diff tables' pages).
 
 ``--postgresql`` keeps segbridge's database (and the snapshot) in a new database on that
 server (dropped at the end) and reports the snapshot's size there (the diff tables with their
-indexes and TOAST, ``pg_total_relation_size``).
+indexes and TOAST, ``pg_total_relation_size``; not ``diff_staged``, whose rows the merge
+deletes and whose pages autovacuum takes back).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def snapshot_bytes(home: Path, postgresql: str | None) -> int:
                 "SELECT SUM(pg_total_relation_size(c.oid)) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE c.relkind = 'r' AND c.relname LIKE 'diff_%' "
+                "AND c.relname <> 'diff_staged' "  # (a run's staged rows: deleted by its
+                # merge, their pages left to autovacuum)
                 "AND n.nspname = current_schema()").fetchone()
         return int(row[0] or 0) if row else 0
     import sqlite3
