@@ -132,3 +132,29 @@ def test_a_million_rows_are_read_with_flat_memory(tmp_path: Path) -> None:
     assert million["count"] == 1_000_000 and baseline["count"] == 10_000
     assert million["peak_kb"] - baseline["peak_kb"] < 80 * 1024, (baseline, million)
     assert million["arrow_peak"] < 32 * 1024 * 1024, million  # the file is ~15 MB of Arrow
+
+
+def opened_records(path: Path, reads: frozenset[str]) -> list[dict[str, object] | None]:
+    request = ExportRequest({"type": "parquet", "path": str(path)}, None,
+                            AccessPolicy(file_roots=(path,), protected=()), RecordLimits(),
+                            lambda upload: Path(upload), reads=reads)
+    export = FilesApplication().open_export(request).export
+    return [record.data for record in export.records(0)]
+
+
+def test_each_part_of_a_folder_reads_the_columns_the_flow_reads_that_it_has(
+        tmp_path: Path) -> None:
+    """A column a later part adds is read there; a part without one lacks that field (the
+    flow sets no export.columns: a part is not refused for it)."""
+    added, dropped = tmp_path / "added", tmp_path / "dropped"
+    for folder, first, second in (
+            (added, pa.table({"id": [1], "notes": ["x"]}),
+             pa.table({"id": [2], "plan": ["gold"], "notes": ["y"]})),
+            (dropped, pa.table({"id": [1], "plan": ["gold"]}), pa.table({"id": [2]}))):
+        folder.mkdir()
+        pq.write_table(first, folder / "part-0001.parquet")
+        pq.write_table(second, folder / "part-0002.parquet")
+    reads = frozenset({"id", "plan"})
+
+    assert opened_records(added, reads) == [{"id": 1}, {"id": 2, "plan": "gold"}]
+    assert opened_records(dropped, reads) == [{"id": 1, "plan": "gold"}, {"id": 2}]

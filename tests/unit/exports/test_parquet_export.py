@@ -42,6 +42,13 @@ def read(paths: list[Path], start: int = 0, **options: object) -> list[SourceRec
     return list(ParquetExport(paths, **options).records(start))  # type: ignore[arg-type]
 
 
+def values_of(column: pa.Array) -> list[object]:
+    """The column's JSON values, every one of which has one."""
+    values, problems = column_values(column)
+    assert problems == {}
+    return values
+
+
 def numbered(count: int, first: int = 0) -> pa.Table:
     ids = list(range(first, first + count))
     return pa.table({"id": ids, "email": [f"u{n}@x.io" for n in ids]})
@@ -265,6 +272,8 @@ def test_the_columns_read_are_the_ones_the_flow_names_in_the_files_order(
 
     assert columns_read(path, {"plan", "id", "not_in_the_file"}) == ["id", "plan"]
     assert columns_read(folder, frozenset({"email"})) == ["email"]
+    write(folder / "part-0002.parquet", pa.table({"id": [2], "seats": [3]}))
+    assert columns_read(folder, {"seats", "email", "id"}) == ["id", "email", "seats"]  # any part
     assert columns_read(path, set()) is None  # constants only: every column, as before
     assert columns_read(tmp_path / "gone.parquet", {"id"}) is None  # the export says why
     records = read([path], columns=columns_read(path, {"email", "id"}))
@@ -294,17 +303,19 @@ def test_timestamp_columns_are_written_as_python_writes_each_value(zone: str | N
     recent = column.slice(700, 100)  # 1980 to 2011: the whole column at once, sliced
 
     for part in (column, recent, column.slice(0, 400)):
+        micro = [None if value is None else value * 10**6 // per_second  # cut to the past
+                 for value in part.cast(pa.int64()).to_pylist()]
         expected = [None if value is None else value.isoformat() for value in
-                    part.cast(pa.timestamp("us", tz=zone), safe=False).to_pylist()]
-        assert column_values(part) == expected
+                    pa.array(micro, pa.int64()).cast(pa.timestamp("us", tz=zone)).to_pylist()]
+        assert values_of(part) == expected
 
 
 def test_date_columns_are_iso_texts() -> None:
     days = pa.array([date(2024, 2, 29), None, date(1000, 1, 1), date(9999, 12, 31)])
-    assert column_values(days) == ["2024-02-29", None, "1000-01-01", "9999-12-31"]
-    assert column_values(days.cast(pa.date64())) == column_values(days)
-    assert column_values(pa.array([date(999, 12, 31)])) == ["0999-12-31"]
-    assert column_values(pa.array([None], pa.date32())) == [None]
+    assert values_of(days) == ["2024-02-29", None, "1000-01-01", "9999-12-31"]
+    assert values_of(days.cast(pa.date64())) == values_of(days)
+    assert values_of(pa.array([date(999, 12, 31)])) == ["0999-12-31"]
+    assert values_of(pa.array([None], pa.date32())) == [None]
 
 
 @pytest.mark.parametrize(("precision", "scale"), [(12, 2), (10, 0), (18, 6), (20, 2), (38, 10)])
@@ -322,7 +333,114 @@ def test_decimal_columns_become_what_the_database_app_makes_of_each_value(
     column = pa.array(values, pa.decimal128(precision, scale))
 
     for part in (column, column.slice(2, 9)):
-        got = column_values(part)
+        got = values_of(part)
         expected = [convert_value(value) for value in part.to_pylist()]
         assert got == expected
         assert [type(value) for value in got] == [type(value) for value in expected]
+
+
+def test_a_decimal_with_no_whole_digits_is_a_number(tmp_path: Path) -> None:
+    """NUMERIC(5,5): every value is under 1 (Arrow once failed the file finding their floors)."""
+    table = pa.table({"ratio": pa.array([Decimal("0.12345"), Decimal("-0.5"), Decimal(0), None],
+                                        pa.decimal128(5, 5))})
+    records = read([write(tmp_path / "t.parquet", table)])
+    assert [r.data for r in records] == [{"ratio": 0.12345}, {"ratio": -0.5}, {"ratio": 0},
+                                         {"ratio": None}]
+
+
+@pytest.mark.parametrize("digits", [1, 9, 38])
+def test_decimals_with_no_whole_digits_are_what_the_database_app_makes(digits: int) -> None:
+    nines = "0." + "9" * digits
+    column = pa.array([Decimal(nines), Decimal("-" + nines), Decimal(0),
+                       Decimal(1).scaleb(-digits), None],
+                      pa.decimal128(digits, digits))
+    assert values_of(column) == [convert_value(value) for value in column.to_pylist()]
+
+
+def test_a_time_past_the_year_9999_on_its_zones_clocks_is_written_in_utc(
+        tmp_path: Path) -> None:
+    """A '9999-12-31 23:59:59 UTC' end-of-validity sentinel is 10000-01-01 in Paris, and the
+    year 1 at 03:00 UTC is still the year 0 in New York: no date holds them there."""
+    sentinel = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    table = pa.table({
+        "valid_to": pa.array([datetime(2030, 1, 1, tzinfo=UTC), sentinel],
+                             pa.timestamp("us", tz="Europe/Paris")),
+        "born": pa.array([datetime(1, 1, 1, 3, tzinfo=UTC), None],
+                         pa.timestamp("ms", tz="America/New_York"))})
+    records = read([write(tmp_path / "t.parquet", table)])
+    assert [r.data for r in records] == [
+        {"valid_to": "2030-01-01T01:00:00+01:00", "born": "0001-01-01T03:00:00+00:00"},
+        {"valid_to": "9999-12-31T23:59:59+00:00", "born": None}]
+
+
+def test_a_date_no_json_text_can_hold_makes_its_record_an_error(tmp_path: Path) -> None:
+    """A naive timestamp in the year 20032 (and such a time inside a list): that record is an
+    error naming the field; the file's other records are read."""
+    far = 570_000_000_000_000  # ms: 20032-07-31
+    table = pa.table({"id": [1, 2, 3],
+                      "seen": pa.array([0, far, None], pa.timestamp("ms")),
+                      "visits": pa.array([[0], [0], [far]], pa.list_(pa.timestamp("ms")))})
+    first, second, third = read([write(tmp_path / "t.parquet", table)])
+    assert first.data == {"id": 1, "seen": "1970-01-01T00:00:00",
+                          "visits": ["1970-01-01T00:00:00"]}
+    assert second.data is None and second.field == "seen" and second.ref == "row 2"
+    assert second.error is not None and second.error.startswith(
+        "row 2: seen: a date in it (20032-") and "outside the years 1 to 9999" in second.error
+    assert second.raw is not None and '"id":2' in second.raw
+    assert third.data is None and third.field == "visits"
+
+
+def test_nanoseconds_are_cut_to_microseconds_toward_the_past_nested_ones_too(
+        tmp_path: Path) -> None:
+    at = 1_700_000_000_123_456_789  # 2023-11-14T22:13:20.123456789
+    table = pa.table({
+        "at": pa.array([at, -1], pa.timestamp("ns")),
+        "clock": pa.array([1_000_000_001, 999], pa.time64("ns")),
+        "took": pa.array([1_500, -1_500], pa.duration("ns")),
+        "visits": pa.array([[at], [-1, None]], pa.list_(pa.timestamp("ns"))),
+        "last": pa.array([{"t": at}, None], pa.struct([("t", pa.timestamp("ns", tz="UTC"))])),
+        "spent": pa.array([[("a", 2_500)], []], pa.map_(pa.string(), pa.duration("ns")))})
+    first, second = (r.data for r in read([write(tmp_path / "t.parquet", table)]))
+    assert first == {"at": "2023-11-14T22:13:20.123456", "clock": "00:00:01",
+                     "took": 0.000001, "visits": ["2023-11-14T22:13:20.123456"],
+                     "last": {"t": "2023-11-14T22:13:20.123456+00:00"},
+                     "spent": {"a": 0.000002}}
+    assert second == {"at": "1969-12-31T23:59:59.999999", "clock": "00:00:00",
+                      "took": -0.000002, "visits": ["1969-12-31T23:59:59.999999", None],
+                      "last": None, "spent": {}}
+
+
+def test_two_columns_of_one_name_fail_the_export_naming_it(tmp_path: Path) -> None:
+    dup = write(tmp_path / "dup.parquet", pa.Table.from_arrays(
+        [pa.array([1, 2]), pa.array(["a", "b"]), pa.array([3, 4])], names=["id", "id", "n"]))
+    with pytest.raises(ExportError, match=r"dup\.parquet has two columns named id: rename one "
+                                          "in the file, or list the other columns") as caught:
+        read([dup])
+    assert caught.value.cause == "config"
+    assert [r.data for r in read([dup], columns=["n"])] == [{"n": 3}, {"n": 4}]
+
+    fields = pa.StructArray.from_arrays([pa.array([1]), pa.array([2])], names=["x", "x"])
+    nested = write(tmp_path / "nested.parquet",
+                   pa.table({"id": [1], "s": fields, "l": pa.array([[fields[0]]])}))
+    with pytest.raises(ExportError, match=r"nested\.parquet has two fields named s\.x"):
+        read([nested])
+    with pytest.raises(ExportError, match=r"nested\.parquet has two fields named l\.x"):
+        read([nested], columns=["l"])
+    assert [r.data for r in read([nested], columns=["id"])] == [{"id": 1}]
+
+
+def test_a_page_whose_checksum_is_wrong_fails_the_export_when_reached(tmp_path: Path) -> None:
+    """A file written with page checksums (Spark, pyarrow's write_page_checksum) and one bit
+    flipped in its second row group: a wrong value is never sent."""
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"id": pa.array(range(3000), pa.int64())}), path,
+                   row_group_size=1000, compression="none", use_dictionary=False,
+                   write_page_checksum=True)
+    column = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    data[column.data_page_offset + column.total_compressed_size - 80] ^= 0x40
+    path.write_bytes(bytes(data))
+    records = ParquetExport([path]).records()
+    assert [next(records).data for _ in range(1000)] == [{"id": n} for n in range(1000)]
+    with pytest.raises(ExportError, match=r"t\.parquet cannot be read after row 1000 \(.*CRC"):
+        next(records)

@@ -79,12 +79,14 @@ def open_parquet(request: ExportRequest) -> OpenedExport:
              request.policy.check_file(str(part), field="export.path")
              for part in parquet_parts(path)]
     columns = request.export.get("columns")
+    reads = None
     if columns is None and request.reads is not None:  # only the columns the flow reads
-        columns = columns_read(path, request.reads)
-    export = ParquetExport(parts, columns=columns, limits=request.limits,
+        reads = columns_read(path, request.reads)  # a folder's parts: each reads those it has
+    export = ParquetExport(parts, columns=columns, reads=reads, limits=request.limits,
                            folder=path.is_dir())
     if path.is_dir():
         return OpenedExport(export)
+    columns = columns or reads  # a single file has each of them
     options = {"columns": list(columns)} if columns else {}
     cost = None if request.preview else read_bytes(path, columns)  # its decoded size
     return OpenedExport(export, lanes=LaneSource("parquet", path, options, read_bytes=cost))

@@ -12,10 +12,12 @@ becomes records column by column (``parquet_values``). A resume at position N re
 group that ends before N, and a lane no row group without one of its blocks: the row counts
 come from the files' footers.
 
-A file that is not Parquet, or whose footer is cut, stops the export before its first record
-with an ExportError naming the file; a damaged row group stops it when reached (naming the file
-and the row). Records already sent keep their messageIds (position or key field), so the next
-run, after the file is exported again, sends nothing Segment has not deduplicated.
+A file that is not Parquet, or whose footer is cut, or that has two columns of one name,
+stops the export before its first record with an ExportError naming the file; a damaged row
+group (or a page whose checksum is wrong) stops it when reached, naming the file and the row.
+Records already sent keep their messageIds (position or key field), so the next run, after the
+file is exported again, sends nothing Segment has not deduplicated. A value with no JSON value
+(a date past the year 9999) makes only its record an error, naming the field.
 """
 
 from __future__ import annotations
@@ -56,21 +58,24 @@ def parquet_parts(path: Path) -> list[Path]:
 
 
 def columns_read(path: Path, reads: Collection[str]) -> list[str] | None:
-    """The columns of the file (or of a folder's first part) that the flow reads, in the
-    file's order: a warehouse table's other columns are then never decoded nor turned into
-    values (40 columns of which a mapping reads 7: a quarter of the reading time). ``reads``
-    holds the record's top-level fields the mapping, filters, lookups and key field name.
-    None (read every column) when the flow reads none of them, or the file cannot be read
-    (the run's export says why)."""
+    """The columns of the file (or of any of a folder's parts) that the flow reads, in the
+    order the parts give them: a warehouse table's other columns are then never decoded nor
+    turned into values (40 columns of which a mapping reads 7: a quarter of the reading
+    time). ``reads`` holds the record's top-level fields the mapping, filters, lookups and
+    key field name. None (read every column) when the flow reads none of them, or a part
+    cannot be read (the run's export says why). A folder's parts may differ (a column added
+    later): give these to ParquetExport as ``reads``, each part reads those it has."""
     import pyarrow as pa
 
+    wanted: dict[str, None] = {}
     try:
-        with _opened(parquet_parts(path)[0]) as handle:
-            names = handle.schema_arrow.names
+        for part in parquet_parts(path):
+            with _opened(part) as handle:
+                wanted.update(dict.fromkeys(name for name in handle.schema_arrow.names
+                                            if name in reads))
     except (ExportError, pa.ArrowException, OSError):
         return None
-    wanted = [name for name in names if name in reads]
-    return wanted or None
+    return list(wanted) or None
 
 
 def read_bytes(path: Path, columns: Sequence[str] | None = None) -> int | None:
@@ -100,11 +105,13 @@ def read_bytes(path: Path, columns: Sequence[str] | None = None) -> int | None:
 
 @dataclass(frozen=True)
 class Part:
-    """One opened part: its file, its first position, its row groups' row counts."""
+    """One opened part: its file, its first position, its row groups' row counts, the columns
+    read (None: every one)."""
 
     path: Path
     first: int
     group_rows: tuple[int, ...]
+    columns: list[str] | None = None
 
     @property
     def rows(self) -> int:
@@ -112,15 +119,20 @@ class Part:
 
 
 class ParquetExport:
-    """The rows of Parquet files as records of column name -> JSON-friendly value."""
+    """The rows of Parquet files as records of column name -> JSON-friendly value.
+
+    ``columns`` are the flow's ``export.columns``: every part must have each. ``reads`` are
+    the columns the flow reads (``columns_read``): each part reads those it has, and a record
+    of a part without one lacks that field, as it would reading every column."""
 
     def __init__(self, parts: Sequence[Path], *, columns: Sequence[str] | None = None,
-                 limits: RecordLimits | None = None, batch_rows: int = BATCH_ROWS,
-                 folder: bool = False) -> None:
+                 reads: Collection[str] | None = None, limits: RecordLimits | None = None,
+                 batch_rows: int = BATCH_ROWS, folder: bool = False) -> None:
         if not parts:
             raise ExportError("Give a Parquet file or a folder of parts.", cause="config")
         self.paths = [Path(part) for part in parts]
         self.columns = list(columns) if columns else None
+        self.reads = frozenset(reads) if reads and not columns else None
         self.limits = limits or RecordLimits()
         self.batch_rows = max(1, batch_rows)
         self.folder = folder or len(self.paths) > 1
@@ -150,11 +162,18 @@ class ParquetExport:
         make, pair, record_type = dict, zip, SourceRecord
         for part, batch, first in self._wanted(parts, spans):
             names = batch.schema.names
-            columns = [column_values(batch.column(i)) for i in range(batch.num_columns)]
+            columns, problems = batch_values(batch)
             label = f"{part.path.name} row " if self.folder else "row "
             before = part.first - 1  # rows are counted from 1 within each part
             rows = enumerate(pair(*columns), start=first)
-            if fits_whole(batch, self.limits.max_bytes):
+            if problems:
+                for position, values in rows:
+                    ref = f"{label}{position - before}"
+                    data = make(pair(names, values))
+                    problem = problems.get(position - first)
+                    yield self._checked(position, ref, data) if problem is None \
+                        else _unreadable(position, ref, data, *problem)
+            elif fits_whole(batch, self.limits.max_bytes):
                 for position, values in rows:
                     yield record_type(position, f"{label}{position - before}",
                                       make(pair(names, values)))
@@ -189,7 +208,7 @@ class ParquetExport:
             with _opened(part.path) as handle:
                 for group, position in groups:
                     batches = handle.iter_batches(batch_size=self.batch_rows,
-                                                  row_groups=[group], columns=self.columns,
+                                                  row_groups=[group], columns=part.columns,
                                                   use_threads=False)
                     for batch in _guarded(batches, part.path, position - part.first):
                         self._read = position + batch.num_rows
@@ -204,24 +223,35 @@ class ParquetExport:
             with _opened(path) as handle:
                 meta = handle.metadata
                 groups = tuple(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
-                self._check_columns(path, handle.schema_arrow)
-            parts.append(Part(path, first, groups))
+                columns = self._columns_of(path, handle.schema_arrow)
+            parts.append(Part(path, first, groups, columns))
             first += sum(groups)
         return parts
 
-    def _check_columns(self, path: Path, schema: pa.Schema) -> None:
+    def _columns_of(self, path: Path, schema: pa.Schema) -> list[str] | None:
+        """The columns of a part to read (None: every one), checked: each of export.columns
+        there, not too many, no name given to two columns (or two fields of a struct)."""
         names = schema.names
-        if self.columns:
-            missing = [name for name in self.columns if name not in names]
+        columns = self.columns
+        if columns:
+            missing = [name for name in columns if name not in names]
             if missing:
                 raise ExportError(f"{path.name} has no column {', '.join(missing)}; its columns "
                                   f"are {', '.join(names)}. Fix export.columns.",
                                   cause="config")
-        count = len(self.columns or names)
-        problem = self.limits.too_many_columns(f"{path.name} has", count,
+        elif self.reads is not None:
+            columns = [name for name in names if name in self.reads]
+        read = [field for field in schema if columns is None or field.name in columns]
+        repeated = _repeated_name(read)
+        if repeated:
+            raise ExportError(f"{path.name} has two {repeated}: rename one in the file, or "
+                              "list the other columns to read in export.columns.",
+                              cause="config")
+        problem = self.limits.too_many_columns(f"{path.name} has", len(read),
                                                "List fewer in export.columns.")
         if problem:
             raise ExportError(problem, cause="config")
+        return columns
 
     def _checked(self, position: int, ref: str, data: dict[str, Any]) -> SourceRecord:
         problem = self._fits(data)
@@ -243,6 +273,58 @@ class ParquetExport:
             if problem is not None:
                 return problem
         return limits.too_large(len(text)) if len(text) > limits.max_bytes else None
+
+
+def batch_values(batch: pa.RecordBatch) -> tuple[list[list[Any]], dict[int, tuple[str, str]]]:
+    """Each column's values (``column_values``), and the rows with a value that has none,
+    each with its field and why (the first such field of the row)."""
+    columns = []
+    problems: dict[int, tuple[str, str]] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        values, unreadable = column_values(column)
+        columns.append(values)
+        for row, why in unreadable.items():
+            problems.setdefault(row, (name, why))
+    return columns, problems
+
+
+def _unreadable(position: int, ref: str, data: dict[str, Any], field: str,
+                why: str) -> SourceRecord:
+    """The record of a row with a value that has no JSON value: an error naming the field."""
+    return SourceRecord(position, ref, None, error=f"{ref}: {field}: {why}", field=field,
+                        raw=clip(excerpt(data)))
+
+
+def _repeated_name(fields: Sequence[pa.Field], within: str = "") -> str | None:
+    """"columns named id" when two of ``fields`` are named id, "fields named address.city"
+    when two fields of a struct are (in a list or map too); else None (Arrow would keep the
+    last of the two columns, and cannot make a struct with two into a record)."""
+    seen: set[str] = set()
+    for field in fields:
+        name = f"{within}{field.name}"
+        if field.name in seen:
+            return f"fields named {name}" if within else f"columns named {name}"
+        seen.add(field.name)
+        repeated = _repeated_name(_struct_fields(field.type), f"{name}.")
+        if repeated:
+            return repeated
+    return None
+
+
+def _struct_fields(kind: pa.DataType) -> list[pa.Field]:
+    """The fields of a struct type, or of the structs in a list, map or dictionary type."""
+    import pyarrow as pa
+
+    types = pa.types
+    if types.is_struct(kind):
+        return [kind.field(i) for i in range(kind.num_fields)]
+    if types.is_list(kind) or types.is_large_list(kind) or types.is_fixed_size_list(kind):
+        return _struct_fields(kind.value_type)
+    if types.is_map(kind):
+        return _struct_fields(kind.item_type)
+    if types.is_dictionary(kind):
+        return _struct_fields(kind.value_type)
+    return []
 
 
 def fits_whole(batch: pa.RecordBatch, max_bytes: int) -> bool:
@@ -291,7 +373,8 @@ class _opened:
         import pyarrow.parquet as pq
 
         try:
-            self.handle = pq.ParquetFile(self.path, memory_map=False, pre_buffer=False)
+            self.handle = pq.ParquetFile(self.path, memory_map=False, pre_buffer=False,
+                                         page_checksum_verification=True)
         except FileNotFoundError:
             raise ExportError(f"The file {self.path} does not exist; check the path or upload "
                               "it again.", cause="file_not_found") from None

@@ -12,7 +12,8 @@ differ from Python's, and decimals become ints and floats without a Decimal per 
     decimal                   -> int when integral, else float (as the Database app)
     timestamp with a zone     -> ISO 8601 with its offset ("2024-05-01T12:00:00+02:00")
     timestamp without a zone  -> ISO 8601 without an offset (naive stays naive)
-    timestamp in nanoseconds  -> cut to microseconds (what a JSON date string carries)
+    nanoseconds               -> cut to microseconds, toward the past (what a JSON date string
+                                 carries): timestamps, times and durations, nested ones too
     date, time                -> ISO 8601 string
     duration                  -> seconds (float)
     binary                    -> base64 string (standard alphabet, padded)
@@ -21,6 +22,13 @@ differ from Python's, and decimals become ints and floats without a Decimal per 
     map                       -> object (keys as strings; a repeated key keeps its last value)
     dictionary (categorical)  -> its values, converted
     anything else             -> str(value)
+
+A timestamp column's value whose date on its zone's clocks is past the year 9999 or before
+the year 1 (a "9999-12-31 23:59:59 UTC" sentinel in a Paris column) is written in UTC, the
+same instant ("9999-12-31T23:59:59+00:00"). A value no Python date can hold even so (a naive
+timestamp in the year 20000; such a timestamp in a list or struct) has no JSON value: its row
+is returned with why, and its record becomes an error naming the field; the file's other
+records go on.
 """
 
 from __future__ import annotations
@@ -42,29 +50,61 @@ Convert = Callable[[Any], Any]
 LAST_YEAR = {False: 2037, True: 9999}
 MINUTE = 60_000_000  # microseconds
 INT64_DIGITS = 18  # a decimal's whole part this long is an int64 (decimal_values)
+DECIMAL128_DIGITS = 38
+DECIMAL256_DIGITS = 76
+
+Problems = dict[int, str]  # by row index: why the value has no JSON value
 
 
-def column_values(column: pa.Array) -> list[Any]:
-    """The column's values as JSON-friendly Python values, in row order."""
+def column_values(column: pa.Array) -> tuple[list[Any], Problems]:
+    """The column's values as JSON-friendly Python values, in row order, and the rows whose
+    value has none (usually none: a date past the year 9999), each with why."""
     import pyarrow as pa
 
     kind = column.type
+    if _is_nanoseconds(kind):
+        column = floored_to_microseconds(column)
+    elif pa.types.is_timestamp(kind) and kind.unit != "us":
+        column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)  # s, ms: exact
+    kind = column.type  # microseconds, for a timestamp, time or duration in nanoseconds
     if pa.types.is_timestamp(kind):
-        column = column.cast(pa.timestamp("us", tz=kind.tz), safe=False)  # ns: cut
         texts = iso_texts(column)
         if texts is not None:
-            return texts
+            return texts, {}
     elif pa.types.is_date(kind):
         texts = iso_dates(column)
         if texts is not None:
-            return texts
-    elif pa.types.is_decimal(kind) and kind.precision - kind.scale <= INT64_DIGITS:
-        return decimal_values(column)
-    convert = converter(column.type)
-    values: list[Any] = column.to_pylist()
-    if convert is None:
-        return values
-    return [None if value is None else convert(value) for value in values]
+            return texts, {}
+    elif pa.types.is_decimal(kind) and kind.precision - kind.scale <= INT64_DIGITS \
+            and kind.precision < DECIMAL256_DIGITS:
+        return decimal_values(column), {}
+    ints = _nanoseconds_as_ints(kind)
+    if ints is not None:  # nested nanoseconds: read as ints, cut by their converter
+        column = column.cast(ints)
+    convert = converter(kind)
+    try:
+        values: list[Any] = column.to_pylist()
+        if convert is None:
+            return values, {}
+        return [None if value is None else convert(value) for value in values], {}
+    except OverflowError:  # a date Python cannot hold: the values one by one
+        if pa.types.is_timestamp(kind):
+            return _one_by_one(column, _timestamp_text)
+        return _one_by_one(column, lambda item: _converted(item.as_py(), convert))
+
+
+def floored_to_microseconds(column: pa.Array) -> pa.Array:
+    """A timestamp, time or duration column in nanoseconds cut to microseconds toward the past,
+    as Python's ``//`` cuts (-1 ns is 1969-12-31T23:59:59.999999, not 1970-01-01): Arrow's own
+    cast cuts toward zero."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    nanoseconds = column.cast(pa.int64())
+    whole = pc.divide(nanoseconds, 1000)  # toward zero
+    whole = pc.if_else(pc.less(nanoseconds, pc.multiply(whole, 1000)), pc.subtract(whole, 1),
+                       whole)
+    return whole.cast(_microseconds(column.type))
 
 
 def iso_texts(column: pa.TimestampArray) -> list[Any] | None:
@@ -118,15 +158,120 @@ def decimal_values(column: pa.Array) -> list[Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if column.type.scale == 0:
+    kind = column.type
+    if kind.scale == 0:
         ints: list[Any] = column.cast(pa.int64()).to_pylist()
         return ints
+    if kind.precision == kind.scale:  # decimal(5, 5): the floor of -0.5, -1, needs one more digit
+        wider = pa.decimal128 if kind.precision < DECIMAL128_DIGITS else pa.decimal256
+        column = column.cast(wider(kind.precision + 1, kind.scale))
     whole = pc.floor(column)
     integral = pc.equal(whole, column).to_pylist()
     return [number if is_integral else None if text is None else float(text)
             for number, is_integral, text in zip(whole.cast(pa.int64()).to_pylist(), integral,
                                                   column.cast(pa.string()).to_pylist(),
                                                   strict=True)]
+
+
+def _one_by_one(column: pa.Array,
+                convert: Callable[[pa.Scalar], Any]) -> tuple[list[Any], Problems]:
+    """Each value converted alone (``convert`` takes its Arrow scalar): one Python cannot
+    hold becomes None, its row said in the problems."""
+    values: list[Any] = []
+    problems: Problems = {}
+    for row in range(len(column)):
+        item = column[row]
+        try:
+            values.append(convert(item))
+        except OverflowError:
+            values.append(None)
+            problems[row] = _out_of_range(column, row)
+    return values, problems
+
+
+def _timestamp_text(item: pa.TimestampScalar) -> str | None:
+    """One timestamp as ``datetime.isoformat()`` writes it; in UTC when its zone's clocks put
+    it past the year 9999 or before the year 1, which no Python datetime holds."""
+    import pyarrow as pa
+
+    try:
+        value = item.as_py()
+    except OverflowError:
+        if item.type.tz is None:
+            raise
+        value = item.cast(pa.timestamp(item.type.unit, tz="UTC")).as_py()
+    return None if value is None else value.isoformat()
+
+
+def _converted(value: Any, convert: Convert | None) -> Any:
+    return value if value is None or convert is None else convert(value)
+
+
+def _out_of_range(column: pa.Array, row: int) -> str:
+    """Why a value has no JSON value, with Arrow's own text of it when it has one."""
+    import pyarrow as pa
+
+    try:
+        text = column.slice(row, 1).cast(pa.string())[0].as_py()
+    except (pa.ArrowException, OverflowError, ValueError):
+        text = None
+    shown = f" ({text})" if text else ""
+    return (f"a date in it{shown} is outside the years 1 to 9999 that a date can hold; "
+            "correct it in the file, or leave the column out with export.columns")
+
+
+def _is_nanoseconds(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    types = pa.types
+    temporal = types.is_timestamp(kind) or types.is_time64(kind) or types.is_duration(kind)
+    return temporal and str(kind.unit) == "ns"
+
+
+def _microseconds(kind: pa.DataType) -> pa.DataType:
+    """The timestamp, time or duration type ``kind`` in microseconds."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("us", tz=kind.tz)
+    if pa.types.is_time64(kind):
+        return pa.time64("us")
+    return pa.duration("us")
+
+
+def _nanoseconds_as_ints(kind: pa.DataType) -> pa.DataType | None:
+    """``kind`` with each nanosecond type inside it as int64 (Python cannot hold a nanosecond
+    that is not a whole microsecond), or None when it has none."""
+    import pyarrow as pa
+
+    types = pa.types
+    if _is_nanoseconds(kind):
+        return pa.int64()
+    if types.is_list(kind) or types.is_large_list(kind) or types.is_fixed_size_list(kind):
+        item = _nanoseconds_as_ints(kind.value_type)
+        if item is None:
+            return None
+        field = kind.value_field.with_type(item)
+        if types.is_fixed_size_list(kind):
+            return pa.list_(field, kind.list_size)
+        return pa.large_list(field) if types.is_large_list(kind) else pa.list_(field)
+    if types.is_map(kind):
+        key, item = _nanoseconds_as_ints(kind.key_type), _nanoseconds_as_ints(kind.item_type)
+        if key is None and item is None:
+            return None
+        return pa.map_(kind.key_field.with_type(key or kind.key_type),
+                       kind.item_field.with_type(item or kind.item_type))
+    if types.is_struct(kind):
+        fields = [kind.field(i) for i in range(kind.num_fields)]
+        inner = [_nanoseconds_as_ints(field.type) for field in fields]
+        if all(item is None for item in inner):
+            return None
+        return pa.struct([field if item is None else field.with_type(item)
+                          for field, item in zip(fields, inner, strict=True)])
+    if types.is_dictionary(kind):
+        item = _nanoseconds_as_ints(kind.value_type)
+        return None if item is None else pa.dictionary(kind.index_type, item)
+    return None
 
 
 def _offset_texts(column: pa.TimestampArray, wall: pa.TimestampArray) -> pa.Array | None:
@@ -155,6 +300,8 @@ def converter(kind: pa.DataType) -> Convert | None:
     import pyarrow as pa
 
     types = pa.types
+    if _is_nanoseconds(kind):  # read as ints (_nanoseconds_as_ints)
+        return _from_nanoseconds(_microseconds(kind))
     if types.is_integer(kind) or types.is_string(kind) or types.is_large_string(kind) or \
             types.is_boolean(kind) or types.is_null(kind):
         return None
@@ -172,6 +319,13 @@ def converter(kind: pa.DataType) -> Convert | None:
     if types.is_floating(kind):
         return _finite
     return _scalar
+
+
+def _from_nanoseconds(micro: pa.DataType) -> Convert:
+    """A nanosecond value read as its int, cut to microseconds toward the past."""
+    import pyarrow as pa
+
+    return lambda nanoseconds: _scalar(pa.scalar(nanoseconds // 1000, micro).as_py())
 
 
 def _finite(value: float) -> float | None:
