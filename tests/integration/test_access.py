@@ -25,6 +25,7 @@ from segbridge.core.settings import Settings, load_settings
 from segbridge.runtime import Runtime, build_runtime, first_start
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import wait_for_run
+from tests.support.hostile_mysql import HostileMySQL
 from tests.support.servers import serve_in_thread, unused_port
 
 RAW_CSV = {"delimiter": "\x01", "quote": "\x02", "header": ["line"]}
@@ -158,6 +159,85 @@ def test_a_database_path_with_a_nul_character_is_a_clear_refusal(server: Server)
     assert "NUL character" in created.text
     assert tested.status_code == 200 and tested.json()["ok"] is False, tested.text
     assert "NUL character" in tested.text
+
+
+def test_a_hostile_mysql_server_gets_no_file_of_the_server(server: Server) -> None:
+    """A MySQL server may ask the client for a file (LOAD DATA LOCAL INFILE): with
+    ?local_infile=1 in the URL, pymysql sent segbridge's key file to such a server during a
+    connection test of another account (found by a tester)."""
+    key = server.runtime.settings.resolved_master_key_file
+    hostile = HostileMySQL(str(key))
+    attacker = other_account_api(server)
+    try:
+        with attacker:
+            answers = {option: attacker.post("/api/v1/connections/test", json={
+                "application": "database", "settings": {
+                    "url": f"mysql+pymysql://mallory@127.0.0.1:{hostile.port}/db{option}"}})
+                for option in ("?local_infile=1", "?read_default_file=" + str(key),
+                               "?init_command=SELECT+1", "")}
+    finally:
+        hostile.close()
+
+    assert hostile.received == []
+    for option in ("?local_infile=1", "?read_default_file=" + str(key), "?init_command=SELECT+1"):
+        assert answers[option].status_code == 422, answers[option].text
+        assert "Remove the option" in answers[option].text
+    plain = answers[""]  # the server asks anyway: refused by the client, a failed test
+    assert plain.status_code == 200 and plain.json()["ok"] is False, plain.text
+    for answer in answers.values():
+        assert key.read_text() not in answer.text
+
+
+@pytest.mark.parametrize("query", ["?hostaddr=127.0.0.1", "?host=nowhere.invalid,127.0.0.1",
+                                   "?host=db.example&host=127.0.0.1", "?service=segbridge",
+                                   "?passfile=/etc/passwd", "?sslkey=/etc/passwd"])
+def test_a_postgresql_url_names_one_server_and_reads_no_file(server: Server,
+                                                            query: str) -> None:
+    answer = server.api.post("/api/v1/connections", json={
+        "name": "Elsewhere", "application": "database",
+        "settings": {"url": f"postgresql+psycopg://app@db.example:5432/shop{query}"}})
+    assert answer.status_code == 422, answer.text
+    assert "Remove the option" in answer.text or "Give one host" in answer.text
+
+
+def test_a_sqlite_query_writes_no_file_and_attaches_none(server: Server, tmp_path: Path,
+                                                        segment_connection: str) -> None:
+    """The file is opened read-only, yet VACUUM INTO wrote a copy of it anywhere the server
+    could write, segbridge's home included (found by a tester)."""
+    import sqlite3
+
+    shop = tmp_path / "data" / "shop.db"
+    shop.parent.mkdir()
+    with sqlite3.connect(shop) as setup:
+        setup.execute("CREATE TABLE orders (id INTEGER, total TEXT)")
+        setup.execute("INSERT INTO orders VALUES (1, '9.50')")
+    planted = server.runtime.settings.home / "planted.db"
+    connection = server.api.post("/api/v1/connections", json={
+        "name": "Shop DB", "application": "database", "settings": {"url": f"sqlite:///{shop}"}})
+    assert connection.status_code == 201, connection.text
+    for query in (f"VACUUM INTO '{planted}'", f"ATTACH '{tmp_path / 'other.db'}' AS other",
+                  "SELECT id, total FROM orders"):
+        doc = flow_doc({"type": "database", "connection": "Shop DB", "query": query},
+                       segment_connection)
+        answer = server.api.post("/api/v1/flows/new/preview", json={"flow": doc, "limit": 5})
+        if query.startswith("SELECT"):
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["records"][0]["data"] == {"id": 1, "total": "9.50"}
+        else:
+            assert answer.status_code == 422, answer.text
+            assert "segbridge runs only queries that read on SQLite" in answer.text
+    assert not planted.exists() and not (tmp_path / "other.db").exists()
+
+
+def test_the_own_local_segment_path_cannot_climb_out_of_the_sandbox(
+        strict_server: Server) -> None:
+    policy = strict_server.runtime.access
+    port = next(iter(policy.own_ports))
+    policy.check_url(f"http://127.0.0.1:{port}/sandbox/v1/batch")  # the local Segment: allowed
+    for path in ("/sandbox/../api/v1/me", "/sandbox/%2e%2e/api", "/sandbox/./../api",
+                 "/sandboxes/x"):
+        with pytest.raises(NotAllowedHere):
+            policy.check_url(f"http://127.0.0.1:{port}{path}")
 
 
 def test_another_accounts_upload_cannot_be_read_by_path(

@@ -25,7 +25,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from segbridge.core.errors import NotAllowedHere
 from segbridge.core.settings import Settings
@@ -130,7 +130,9 @@ class AccessPolicy:
         self.check_host(host, port, field=field)
 
     def _own_local_segment(self, host: str, port: int, path: str) -> bool:
-        if port not in self.own_ports or not path.rstrip("/").startswith(SANDBOX_PREFIX):
+        segments = unquote(path).split("/")  # ("/sandbox/../api" reached the API: no dot
+        if port not in self.own_ports or segments[:2] != ["", SANDBOX_PREFIX.strip("/")] \
+                or "." in segments or ".." in segments:  # segments, plain or %2e-encoded)
             return False
         if host in self.own_hosts or host in LOOPBACK_NAMES:
             return True

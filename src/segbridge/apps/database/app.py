@@ -90,6 +90,11 @@ class DatabaseApplication:
         return DatabaseLookup(request)
 
 
+ASKED_FOR_A_FILE = ("The server asked for a file of segbridge's machine (LOAD DATA LOCAL "
+                    "INFILE); segbridge never sends one. Check that the URL names your "
+                    "database server.")
+
+
 def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:
     endpoint = public_url(url)
     engine = create_database_engine(url, password, connect_timeout=timeout,
@@ -104,6 +109,12 @@ def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:
         return PingResult(ok=False, endpoint=endpoint, status=None,
                           latency_ms=_since(started), message_id=None, cause=found.cause,
                           message=found.message)
+    except RuntimeError as exc:  # pymysql refusing a server's request for a local file
+        if "LOAD_LOCAL" not in str(exc):
+            raise
+        return PingResult(ok=False, endpoint=endpoint, status=None,
+                          latency_ms=_since(started), message_id=None, cause="driver",
+                          message=ASKED_FOR_A_FILE)
     finally:
         engine.dispose()
     latency = _since(started)

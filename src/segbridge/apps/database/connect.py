@@ -9,10 +9,11 @@ Driver libraries are imported by SQLAlchemy only when an engine of that driver i
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.pool import NullPool
 
@@ -39,9 +40,35 @@ def create_database_engine(url: URL, password: Secret | None, *, connect_timeout
     if url.drivername == "duckdb":
         return _duckdb_engine(url, policy)
     target = _sqlite_read_only(url) if url.drivername == "sqlite" else url
-    return create_engine(with_password(target, password), poolclass=NullPool,
-                         connect_args=_connect_args(url, connect_timeout, read_timeout),
-                         hide_parameters=True)
+    engine = create_engine(with_password(target, password), poolclass=NullPool,
+                           connect_args=_connect_args(url, connect_timeout, read_timeout),
+                           hide_parameters=True)
+    if url.drivername == "sqlite":
+        event.listen(engine, "connect", _reads_only)
+    return engine
+
+
+SQLITE_READS = frozenset({  # what a query on a SQLite source may do (the authorizer's codes)
+    sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE})
+SQLITE_READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "table_list", "index_list",
+                                 "index_info", "index_xinfo", "foreign_key_list"})
+
+
+def _reads_only(dbapi_connection: Any, _record: Any) -> None:
+    """A SQLite source's connection authorizes reads only. The file is opened read-only, but
+    ``VACUUM INTO '/any/path'`` wrote a copy of it anywhere the server may write (segbridge's
+    home included) and ATTACH opened other files: both are refused (VACUUM INTO attaches its
+    target first), as is every other statement but a SELECT."""
+    dbapi_connection.set_authorizer(_authorize)
+
+
+def _authorize(action: int, first: str | None, _second: str | None, _database: str | None,
+               _trigger: str | None) -> int:
+    if action in SQLITE_READS or \
+            (action == sqlite3.SQLITE_PRAGMA and (first or "").lower() in SQLITE_READ_PRAGMAS):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 def _connect_args(url: URL, connect_timeout: float,
@@ -51,8 +78,8 @@ def _connect_args(url: URL, connect_timeout: float,
         if "application_name" not in url.query:
             args["application_name"] = APPLICATION_NAME
         return args
-    if url.drivername == "mysql+pymysql":
-        args = {"connect_timeout": connect_timeout}
+    if url.drivername == "mysql+pymysql":  # never a file to the server (LOAD DATA LOCAL)
+        args = {"connect_timeout": connect_timeout, "local_infile": False}
         if read_timeout is not None:
             args["read_timeout"] = read_timeout
             args["write_timeout"] = read_timeout

@@ -275,11 +275,21 @@ class DatabaseExport:
         found = diagnose(exc, self.url, self._password, timeout=self.connect_timeout)
         if found.unreachable:
             return ExportUnavailable(found.message, cause=found.cause)
+        if phase == "query" and found.cause == "driver" and \
+                found.detail.startswith(SQLITE_REFUSED):
+            return ExportError("The query failed: segbridge runs only queries that read on "
+                               "SQLite (a SELECT: no ATTACH, VACUUM, PRAGMA that changes "
+                               "anything, nor a write). Write the export as a SELECT.",
+                               cause="query")
         if phase == "query" and found.cause == "driver":
             return ExportError(f"The query failed: {found.detail.rstrip('. ')}. Check the "
                                "flow's query (run it in a database client as the connection's "
                                "user), then run the flow again.", cause="query")
         return ExportError(found.message, cause=found.cause)
+
+
+SQLITE_REFUSED = ("not authorized", "authorization denied")  # its authorizer said no
+# (``connect._reads_only``)
 
 
 def _target(engine_or_url: Engine | URL | str) -> tuple[Engine | None, URL]:

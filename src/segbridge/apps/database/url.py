@@ -29,6 +29,18 @@ EXAMPLES = ("postgresql+psycopg://app@db.example:5432/shop, mysql+pymysql://app@
 DUCKDB_MEMORY = ":memory:"  # a DuckDB of its own for queries over Parquet and CSV files
 FILE_DRIVERS = frozenset({"sqlite", "duckdb"})
 PASSWORD_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})
+QUERY_OPTIONS = {  # the options a server URL may carry after '?': each one harmless. Others
+    # read files on segbridge's machine (MySQL's local_infile let a hostile server ask for
+    # any file; read_default_file, init_command; PostgreSQL's service, passfile, sslkey) or
+    # reach another host than the one checked (PostgreSQL's hostaddr, lists of hosts)
+    "postgresql+psycopg": frozenset({
+        "host", "port", "sslmode", "connect_timeout", "application_name",
+        "target_session_attrs", "gssencmode", "channel_binding", "keepalives",
+        "keepalives_idle", "keepalives_interval", "keepalives_count", "options"}),
+    "mysql+pymysql": frozenset({
+        "charset", "unix_socket", "connect_timeout", "read_timeout", "write_timeout",
+        "ssl_disabled", "ssl_verify_cert", "ssl_verify_identity", "binary_prefix"}),
+}
 
 
 class DatabaseUrlError(UserInputError, ValueError):
@@ -58,6 +70,8 @@ def url_problems(text: str | None) -> list[str]:
     if url.password is not None or PASSWORD_QUERY_KEYS & {k.lower() for k in url.query}:
         problems.append("Remove the password from the URL and enter it in the Password field "
                         "(it is stored encrypted there).")
+    if url.drivername in QUERY_OPTIONS:
+        problems += _option_problems(url, QUERY_OPTIONS[url.drivername])
     if url.drivername == "sqlite":
         problems += _sqlite_problems(url)
     if url.drivername == "duckdb":
@@ -76,6 +90,22 @@ def _driver_problem(driver: str) -> str:
     elif driver.startswith("duckdb"):
         hint = " For DuckDB write duckdb:////absolute/path/file.duckdb"
     return f"The driver '{driver}' is not supported; use {', '.join(DRIVERS)}.{hint}"
+
+
+def _option_problems(url: URL, allowed: frozenset[str]) -> list[str]:
+    """Options after '?' outside ``allowed``, and a host or port given twice or as a list
+    (each host must be the one checked: the URL's own, or one ``host`` option)."""
+    refused = sorted(key for key in url.query
+                     if key.lower() not in allowed and key.lower() not in PASSWORD_QUERY_KEYS)
+    problems = [f"Remove the option{'s' if len(refused) > 1 else ''} {', '.join(refused)} from "
+                f"the URL: segbridge accepts only {', '.join(sorted(allowed))} there."] \
+        if refused else []
+    for key in ("host", "port"):
+        value = url.query.get(key)
+        if isinstance(value, tuple) or (value is not None and "," in value):
+            problems.append(f"Give one {key} in the URL: segbridge connects to one database "
+                            "server, the one it checks.")
+    return problems
 
 
 def _sqlite_problems(url: URL) -> list[str]:
