@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect
 
 import segbridge.alerts.models
 import segbridge.concurrency.cluster_models
@@ -70,6 +70,58 @@ def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration
     assert [tuple(row) for row in rows] == [("first@x.example", "admin", True),
                                             ("member@x.example", "manage", False),
                                             ("second@x.example", "admin", False)]
+
+
+def test_the_rows_of_a_snapshot_stay_through_0012_without_their_foreign_keys(
+        empty_database_url: str) -> None:
+    """0012 drops the diff rows' foreign keys (a check per row written): every row stays,
+    SQLite's tables stay WITHOUT ROWID (24 bytes a key, not 40)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from segbridge.storage.db import alembic_config
+
+    db = Database(empty_database_url)
+    try:
+        with db.engine.begin() as connection:
+            config = alembic_config(empty_database_url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0011")
+            _a_snapshot_at_0011(connection)
+        db.migrate()
+        with db.engine.connect() as connection:
+            counts = {table: connection.execute(text(
+                f"SELECT COUNT(*) FROM {table}")).scalar_one()
+                for table in ("diff_entries", "diff_staged", "diff_keys", "diff_gone")}
+            keys = {table: inspect(connection).get_foreign_keys(table) for table in counts}
+            tables = "".join(connection.execute(text(
+                "SELECT sql FROM sqlite_master WHERE name = 'diff_entries'")).scalars()) \
+                if connection.dialect.name == "sqlite" else "WITHOUT ROWID"
+    finally:
+        db.dispose()
+    assert counts == {"diff_entries": 2, "diff_staged": 1, "diff_keys": 1, "diff_gone": 1}
+    assert keys == {table: [] for table in counts}
+    assert "WITHOUT ROWID" in tables
+
+
+def _a_snapshot_at_0011(connection: Connection) -> None:
+    from sqlalchemy import text
+
+    for statement in (
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acc_1', 'A', '2026-01-01')",
+            "INSERT INTO integrations (id, account_id, name, name_key, created_at) "
+            "VALUES ('int_1', 'acc_1', 'I', 'i', '2026-01-01')",
+            "INSERT INTO flows (id, account_id, integration_id, name, name_key, definition, "
+            "enabled, created_at, updated_at) VALUES ('flw_1', 'acc_1', 'int_1', 'F', 'f', "
+            "'{}', false, '2026-01-01', '2026-01-01')",
+            "INSERT INTO diff_snapshots (id, flow_id, import_name, created_at) "
+            "VALUES (1, 'flw_1', 'Orders', '2026-01-01')",
+            "INSERT INTO diff_entries VALUES (1, 7, 70), (1, 8, 80)",
+            "INSERT INTO diff_staged (snapshot_id, position, key_hash, call_hash) "
+            "VALUES (1, 0, 9, 90)",
+            "INSERT INTO diff_keys VALUES (1, 7, 'x')",
+            "INSERT INTO diff_gone (snapshot_id, key_hash, call_hash) VALUES (1, 8, 80)"):
+        connection.execute(text(statement))
 
 
 def test_each_test_starts_from_a_copy_at_the_latest_migration(database_url: str) -> None:

@@ -171,6 +171,7 @@ class FlowService:
                 raise Conflict(f"The flow '{flow.name}' has a run in progress; cancel it first.")
             session.execute(delete(RecordErrorRow).where(RecordErrorRow.flow_id == flow.id))
             session.execute(delete(Run).where(Run.flow_id == flow.id))
+            DiffStore.delete_flow(session, flow.id)
             session.delete(flow)
 
     def reset_snapshot(self, principal: Principal, flow_id: str, import_name: str, *,

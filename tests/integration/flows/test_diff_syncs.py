@@ -338,3 +338,31 @@ def test_the_cli_shows_what_the_diff_found_and_resets_a_snapshot_only_when_confi
     assert "20 key(s) forgotten" in reset.output
     resent = segbridge("flows", "run", "Orders")
     assert "Orders: new 20  changed 0  unchanged 0  deleted 0" in resent.output
+
+
+def test_deleting_a_flow_deletes_its_snapshots_rows(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """The rows of a snapshot have no foreign key to it (migration 0012): the flow's deletion
+    deletes them, and another flow's stay."""
+    from sqlalchemy import func, select
+
+    from segbridge.storage.diff_models import DiffEntry, DiffSnapshot
+
+    connection = segment_connection(server, receiver)
+    flows = []
+    for name in ("Kept", "Deleted"):
+        doc = diff_flow(write_csv(tmp_path / f"{name}.csv", orders(10)), connection["name"])
+        doc["name"] = name
+        flows.append(create_flow(server, doc))
+        assert run_flow(server, flows[-1]["id"])["counts"]["sent"] == 10
+
+    assert server.api.delete(f"/api/v1/flows/{flows[1]['id']}").status_code == 204
+
+    with server.runtime.db.session() as session:
+        per_flow = dict(session.execute(
+            select(DiffSnapshot.flow_id, func.count()).join(
+                DiffEntry, DiffEntry.snapshot_id == DiffSnapshot.id, isouter=True)
+            .group_by(DiffSnapshot.flow_id)).all())
+        entries = session.scalar(select(func.count()).select_from(DiffEntry))
+    assert per_flow == {flows[0]["id"]: 10} and entries == 10
