@@ -187,6 +187,10 @@ def test_the_last_admin_can_never_be_demoted_disabled_or_removed(server: Server)
         assert "is the last admin of the account" in answer.json()["error"]["message"]
     second = server.api.post("/api/v1/users", json={"email": "bo@example.com",
                                                     "role": "admin"}).json()["user"]
+    # with another admin, the instance admin is still not demoted (as it is not disabled)
+    kept = server.api.patch(f"/api/v1/users/{admin_id}", json={"role": "monitor"})
+    assert kept.status_code == 409, kept.text
+    assert "is the instance admin" in kept.json()["error"]["message"]
     # a second admin who is not the instance admin can be demoted, and the last one is kept
     demoted = server.api.patch(f"/api/v1/users/{second['id']}", json={"role": "monitor"})
     assert demoted.status_code == 200 and demoted.json()["role"] == "monitor"

@@ -106,6 +106,8 @@ def change_role(session: Session, principal: Principal, user_id: str, role: str)
         return user_public(user)
     if new_role != Role.ADMIN:
         _keep_an_admin(session, user, "demoted")
+        _keep_instance_admin(user, "demoted")  # (as for disable and remove: a monitor who
+        # could still create accounts, found by a tester)
     old, user.role = user.role, new_role.value
     _audit(session, principal, user.account_id, "change_role", user, [f"role:{old}->{new_role}"])
     return user_public(user)
