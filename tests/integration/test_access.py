@@ -215,6 +215,18 @@ def test_a_sqlite_query_writes_no_file_and_attaches_none(server: Server, tmp_pat
     connection = server.api.post("/api/v1/connections", json={
         "name": "Shop DB", "application": "database", "settings": {"url": f"sqlite:///{shop}"}})
     assert connection.status_code == 201, connection.text
+    reads = {"SELECT value FROM json_each('[1, 2]')": [{"value": 1}, {"value": 2}],
+             "SELECT name FROM pragma_table_info('orders')": [{"name": "id"},
+                                                              {"name": "total"}],
+             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2) "
+             "SELECT i, row_number() OVER (ORDER BY i) AS r FROM n": [{"i": 1, "r": 1},
+                                                                      {"i": 2, "r": 2}]}
+    for query, rows in reads.items():  # reads that go through virtual tables still work
+        doc = flow_doc({"type": "database", "connection": "Shop DB", "query": query},
+                       segment_connection)
+        answer = server.api.post("/api/v1/flows/new/preview", json={"flow": doc, "limit": 5})
+        assert answer.status_code == 200, (query, answer.text)
+        assert [r["data"] for r in answer.json()["records"]] == rows
     for query in (f"VACUUM INTO '{planted}'", f"ATTACH '{tmp_path / 'other.db'}' AS other",
                   "SELECT id, total FROM orders"):
         doc = flow_doc({"type": "database", "connection": "Shop DB", "query": query},
@@ -227,6 +239,20 @@ def test_a_sqlite_query_writes_no_file_and_attaches_none(server: Server, tmp_pat
             assert answer.status_code == 422, answer.text
             assert "segbridge runs only queries that read on SQLite" in answer.text
     assert not planted.exists() and not (tmp_path / "other.db").exists()
+
+
+def test_the_port_and_host_the_driver_uses_are_the_ones_checked() -> None:
+    """psycopg takes a ``port`` option over the address's; ``host=@name`` is an abstract Unix
+    socket: both are this machine's database for the own-database rule (found by a
+    reviewer)."""
+    from segbridge.apps.database.url import targets_of
+
+    policy = AccessPolicy(file_roots=(), protected=(),
+                          own_database=("127.0.0.1", 5432, "segbridge"))
+    for url in ("postgresql+psycopg://app@localhost:1/segbridge?port=5432",
+                "postgresql+psycopg://app@db.example/segbridge?host=@pg&port=5432"):
+        with pytest.raises(NotAllowedHere, match="segbridge's own database"):
+            policy.check_targets(targets_of(url))
 
 
 def test_the_own_local_segment_path_cannot_climb_out_of_the_sandbox(

@@ -104,6 +104,30 @@ def test_the_rows_of_a_snapshot_stay_through_0012_without_their_foreign_keys(
     assert "WITHOUT ROWID" in tables
 
 
+def test_0012_goes_back_with_rows_whose_snapshot_is_gone(empty_database_url: str) -> None:
+    """Without the foreign keys a row can outlive its snapshot; going back to 0011 drops such
+    rows before it makes the keys again."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from segbridge.storage.db import alembic_config
+
+    db = Database(empty_database_url)
+    try:
+        db.migrate()
+        with db.engine.begin() as connection:
+            _a_snapshot_at_0011(connection)
+            connection.execute(text("INSERT INTO diff_entries VALUES (99, 1, 1)"))  # orphan
+            config = alembic_config(empty_database_url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0011")
+            kept = connection.execute(text(
+                "SELECT snapshot_id, key_hash FROM diff_entries ORDER BY key_hash")).all()
+    finally:
+        db.dispose()
+    assert [tuple(row) for row in kept] == [(1, 7), (1, 8)]
+
+
 def _a_snapshot_at_0011(connection: Connection) -> None:
     from sqlalchemy import text
 

@@ -226,7 +226,7 @@ def _addresses(host: str, port: int | None) -> list[ipaddress.IPv4Address | ipad
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
-    if host.startswith("/"):  # a Unix socket: on this machine
+    if host.startswith(("/", "@")):  # a Unix socket (@: an abstract one): on this machine
         return [ipaddress.ip_address("127.0.0.1")]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -101,16 +101,16 @@ class FlowService:
             flow = _owned(session, principal, flow_id)
             key_field = _key_field(flow.definition)
             self._apply(session, principal, flow, doc, unfinished=unfinished)
-            rekeyed = _key_field(flow.definition) != key_field
-            if rekeyed and flow.active_run_id:
-                raise Conflict(f"The flow '{flow.name}' has a run in progress; change its "
-                               "export's key_field once the run has ended (or cancel it).")
+            if _key_field(flow.definition) != key_field:  # the snapshots' keys are another
+                # field's values: they compare with nothing, and none of them was deleted
+                if flow.active_run_id:
+                    raise Conflict(f"The flow '{flow.name}' has a run in progress; change its "
+                                   "export's key_field once the run has ended (or cancel it).")
+                DiffStore.delete_flow(session, flow.id)  # (in this transaction: no run can
+                # start between the check and the deletion)
             flow.updated_at = utcnow()
             self._save(session, flow)
-            public = self._public(session, flow)
-        if rekeyed:  # the snapshots' keys are another field's values: they compare with nothing
-            DiffStore(self.db).forget_flow(flow_id)
-        return public
+            return self._public(session, flow)
 
     def import_yaml(self, principal: Principal, text: str) -> FlowPublic:
         """Create the flow, or update the flow of the same name (flows as code)."""

@@ -220,18 +220,12 @@ class DiffStore:
 
     @staticmethod
     def delete_flow(session: Session, flow_id: str) -> None:
-        """Delete the rows of the flow's snapshots (which have no foreign key to them), in the
-        session deleting the flow (its snapshots go with it)."""
+        """Empty the flow's snapshots, in the caller's session: the flow is being deleted
+        (its snapshots go with it: their rows have no foreign key to them), or its export's
+        key field changed."""
         for snapshot in list(session.scalars(select(DiffSnapshot.id).where(
                 DiffSnapshot.flow_id == flow_id))):
             _forget(session, snapshot)
-
-    def forget_flow(self, flow_id: str) -> None:
-        """Forget what every import of the flow sent (its export's key field changed: the
-        keys it holds are another field's values). No call goes for those keys: none of them
-        was deleted."""
-        with self.db.session() as session:
-            self.delete_flow(session, flow_id)
 
     def unknown_keys(self, run_id: str, import_name: str) -> int:
         """The run's record errors for ``import_name`` (or every import) whose record was not

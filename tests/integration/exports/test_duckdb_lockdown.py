@@ -128,6 +128,30 @@ def test_a_path_cut_at_a_nul_character_reads_nothing(install: Install) -> None:
             assert "k" * 44 not in str(refused.value) and "root:" not in str(refused.value)
 
 
+def test_a_qualified_name_read_as_a_file_is_checked_and_no_nul_passes(install: Install) -> None:
+    """DuckDB reads a qualified name it does not know as a file, its parts joined by dots: a
+    NUL inside one reached open() cut short (found by a reviewer)."""
+    climb = "/.." * len(install.key.parts) + str(install.root / "x")
+    for query in (f'SELECT * FROM "/etc/passwd\x00{climb}"."csv"',
+                  f'SELECT * FROM "{install.root}/master"."key\x00{climb}.csv"'):
+        with pytest.raises(ExportError, match="NUL character"):
+            install.rows(query)
+    people = install.root / "sub" / "people"
+    assert install.rows(f'SELECT * FROM "{people}"."csv"') == [{"id": 1, "email": "a@x.io"}]
+    with pytest.raises(ExportError, match=REFUSED):
+        install.rows(f'SELECT * FROM "{install.root}/master"."key"')
+
+
+def test_a_readers_options_take_literal_values_however_they_are_written(
+        install: Install) -> None:
+    people = install.root / "sub" / "people.csv"
+    assert install.rows(f"SELECT * FROM read_csv('{people}', header = true, "
+                        "columns = {'id': 'INTEGER', 'email': 'VARCHAR'}, "
+                        "auto_detect := false)") == [{"id": 1, "email": "a@x.io"}]
+    with pytest.raises(ExportError, match="option header must be a literal value"):
+        install.rows(f"SELECT * FROM read_csv('{people}', header = (SELECT true))")
+
+
 def test_a_reader_takes_no_parameter_and_a_statement_duckdb_cannot_parse_is_refused(
         install: Install) -> None:
     with install.engine.connect() as connection, pytest.raises(Exception, match="quoted path"):

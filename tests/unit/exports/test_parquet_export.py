@@ -357,6 +357,18 @@ def test_decimals_with_no_whole_digits_are_what_the_database_app_makes(digits: i
     assert values_of(column) == [convert_value(value) for value in column.to_pylist()]
 
 
+@pytest.mark.parametrize(("precision", "scale", "text"), [
+    (2, 1, "-9.5"), (3, 2, "-9.99"), (5, 2, "-999.99"), (10, 1, "-999999999.5"),
+    (38, 2, "-" + "9" * 18 + ".99")])
+def test_a_negative_decimal_whose_floor_needs_another_digit_is_a_number(
+        precision: int, scale: int, text: str) -> None:
+    """The floor of -9.5 in decimal(2, 1) is -10: Arrow failed the file finding it (found by
+    a reviewer)."""
+    for values in ([Decimal(text)], [Decimal(text), Decimal(text).copy_negate(), None]):
+        column = pa.array(values, pa.decimal128(precision, scale))  # (Arrow failed the first)
+        assert values_of(column) == [convert_value(value) for value in values]
+
+
 def test_a_time_past_the_year_9999_on_its_zones_clocks_is_written_in_utc(
         tmp_path: Path) -> None:
     """A '9999-12-31 23:59:59 UTC' end-of-validity sentinel is 10000-01-01 in Paris, and the

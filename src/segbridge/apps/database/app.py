@@ -22,7 +22,7 @@ from segbridge.apps.base import (
     SettingSpec,
 )
 from segbridge.apps.database.connect import create_database_engine
-from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.diagnose import ASKED_FOR_A_FILE, asked_for_a_file, diagnose
 from segbridge.apps.database.document import DATABASE_EXPORT_MODELS
 from segbridge.apps.database.lookup import DatabaseLookup, lookup_problems
 from segbridge.apps.database.source import open_database_export
@@ -90,11 +90,6 @@ class DatabaseApplication:
         return DatabaseLookup(request)
 
 
-ASKED_FOR_A_FILE = ("The server asked for a file of segbridge's machine (LOAD DATA LOCAL "
-                    "INFILE); segbridge never sends one. Check that the URL names your "
-                    "database server.")
-
-
 def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:
     endpoint = public_url(url)
     engine = create_database_engine(url, password, connect_timeout=timeout,
@@ -109,8 +104,8 @@ def _ping(url: URL, password: Secret | None, timeout: float) -> PingResult:
         return PingResult(ok=False, endpoint=endpoint, status=None,
                           latency_ms=_since(started), message_id=None, cause=found.cause,
                           message=found.message)
-    except RuntimeError as exc:  # pymysql refusing a server's request for a local file
-        if "LOAD_LOCAL" not in str(exc):
+    except RuntimeError as exc:
+        if not asked_for_a_file(exc):
             raise
         return PingResult(ok=False, endpoint=endpoint, status=None,
                           latency_ms=_since(started), message_id=None, cause="driver",

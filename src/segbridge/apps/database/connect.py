@@ -9,6 +9,7 @@ Driver libraries are imported by SQLAlchemy only when an engine of that driver i
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -52,7 +53,11 @@ SQLITE_READS = frozenset({  # what a query on a SQLite source may do (the author
     sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
     sqlite3.SQLITE_RECURSIVE})
 SQLITE_READ_PRAGMAS = frozenset({"table_info", "table_xinfo", "table_list", "index_list",
-                                 "index_info", "index_xinfo", "foreign_key_list"})
+                                 "index_info", "index_xinfo", "foreign_key_list",
+                                 "data_version"})
+SQLITE_SCHEMA = frozenset({"sqlite_master", "sqlite_schema"})  # a virtual table's cursor
+# (json_each, pragma_table_info, FTS5...) asks for an update of the schema it never makes:
+# the file is open read-only and writable_schema stays refused
 
 
 def _reads_only(dbapi_connection: Any, _record: Any) -> None:
@@ -66,15 +71,18 @@ def _reads_only(dbapi_connection: Any, _record: Any) -> None:
 def _authorize(action: int, first: str | None, _second: str | None, _database: str | None,
                _trigger: str | None) -> int:
     if action in SQLITE_READS or \
-            (action == sqlite3.SQLITE_PRAGMA and (first or "").lower() in SQLITE_READ_PRAGMAS):
+            (action == sqlite3.SQLITE_PRAGMA and (first or "").lower() in SQLITE_READ_PRAGMAS) \
+            or (action == sqlite3.SQLITE_UPDATE and (first or "").lower() in SQLITE_SCHEMA):
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
 
 def _connect_args(url: URL, connect_timeout: float,
                   read_timeout: float | None) -> dict[str, Any]:
-    if url.drivername == "postgresql+psycopg":
-        args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(connect_timeout))}
+    if url.drivername == "postgresql+psycopg":  # (not the server user's ~/.pgpass: its
+        # passwords are the operator's, not the connection's)
+        args: dict[str, Any] = {"connect_timeout": max(2, math.ceil(connect_timeout)),
+                                "passfile": os.devnull}
         if "application_name" not in url.query:
             args["application_name"] = APPLICATION_NAME
         return args

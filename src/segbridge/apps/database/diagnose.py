@@ -57,6 +57,17 @@ def driver_text(exc: BaseException, password: Secret | None) -> str:
     return scrub(" ".join(text.split()), password)
 
 
+ASKED_FOR_A_FILE = ("The server asked for a file of segbridge's machine (LOAD DATA LOCAL "
+                    "INFILE); segbridge never sends one. Check that the URL names your "
+                    "database server.")
+
+
+def asked_for_a_file(exc: BaseException) -> bool:
+    """pymysql's refusal of a server's request for a local file (a RuntimeError, not a
+    database error: ``connect`` never lets the driver send one)."""
+    return isinstance(exc, RuntimeError) and "LOAD_LOCAL" in str(exc)
+
+
 def diagnose(exc: BaseException, url: URL, password: Secret | None, *,
              timeout: float | None = None) -> Diagnosis:
     detail = driver_text(exc, password)

@@ -55,6 +55,7 @@ LITERAL_PATHS = ("a DuckDB query names each file it reads as a quoted path in th
                  "(read_parquet('/data/orders.parquet'), or a list of them); a path built "
                  "from other values (||, a function, a parameter) cannot be checked before "
                  "the query runs")
+PATH_MARKS = ("/", "\\", ".", "\x00", ":")  # a table name with one is a file's name
 PathCheck = Callable[[str], None]
 """Raises a SegbridgeError for a path a query may not read."""
 DRIVER_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -154,6 +155,8 @@ def statement_problem(statement: str, check_path: PathCheck) -> str | None:
     """Why ``statement`` may not run on a locked-down connection (None: it may)."""
     import duckdb
 
+    if "\x00" in statement:  # (a NUL in a quoted name reached DuckDB's open() cut short)
+        return "The query contains a NUL character (\\u0000); remove it."
     try:
         parsed = duckdb.extract_statements(statement)
     except duckdb.Error as exc:
@@ -165,13 +168,15 @@ def statement_problem(statement: str, check_path: PathCheck) -> str | None:
     tree = orjson.loads(row[0]) if row else {"error": True}
     if tree.get("error"):
         return f"DuckDB cannot parse the query: {tree.get('error_message', '')}".rstrip(": ")
-    path = None
     try:
-        for path in _paths_read(tree):
+        paths = list(_paths_read(tree))
+    except PermissionError as exc:
+        return str(exc)
+    for path in paths:
+        try:
             check_path(path)
-    except (SegbridgeError, PermissionError) as exc:
-        said = getattr(exc, "message", None) or str(exc)
-        return said if path is None else f"The query reads '{path}': {said}"
+        except (SegbridgeError, PermissionError) as exc:
+            return f"The query reads '{path}': {getattr(exc, 'message', None) or exc}"
     return None
 
 
@@ -183,11 +188,12 @@ def _paths_read(tree: Any) -> Iterator[str]:
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
             yield from _reader_paths(node.get("function") or {})
-        elif kind == "BASE_TABLE" and not node.get("schema_name") \
-                and not node.get("catalog_name"):
-            name = str(node.get("table_name", ""))
-            if any(mark in name for mark in ("/", "\\", ".", "\x00", ":")):
-                yield name  # DuckDB reads it as a file (a "replacement scan")
+        elif kind == "BASE_TABLE":
+            parts = [str(node.get(key) or "") for key in ("catalog_name", "schema_name",
+                                                           "table_name")]
+            if any(mark in part for part in parts for mark in PATH_MARKS):
+                yield ".".join(part for part in parts if part)  # DuckDB reads a table it
+                # does not know as a file (a "replacement scan"), its qualified name joined
 
 
 def _reader_paths(function: dict[str, Any]) -> Iterator[str]:
@@ -201,12 +207,30 @@ def _reader_paths(function: dict[str, Any]) -> Iterator[str]:
         return
     for argument in function.get("arguments", []):
         expression = argument.get("expression") or {}
-        if argument.get("name"):  # a named option: any literal value
-            if expression.get("class") != "CONSTANT":
-                raise PermissionError(f"{name}()'s option {argument['name']} must be a "
-                                      "literal value")
+        option = argument.get("name") or _option_name(expression)
+        if option:  # an option (name := value, or name = value): literal values only
+            value = expression if argument.get("name") else expression.get("right") or {}
+            if not _literal(value):
+                raise PermissionError(f"{name}()'s option {option} must be a literal value")
             continue
         yield from _literal_paths(expression, name)
+
+
+def _option_name(expression: dict[str, Any]) -> str | None:
+    """``header = true`` in a reader's arguments: DuckDB's other way to name an option."""
+    left = expression.get("left") or {}
+    if expression.get("type") == "COMPARE_EQUAL" and left.get("class") == "COLUMN_REF" \
+            and len(left.get("column_names") or ()) == 1:
+        return str(left["column_names"][0])
+    return None
+
+
+def _literal(expression: dict[str, Any]) -> bool:
+    """A constant, or a list or struct of constants (``columns={'a': 'INT'}``)."""
+    if expression.get("class") == "CONSTANT":
+        return True
+    return expression.get("function_name") in ("list_value", "struct_pack") and all(
+        _literal(item.get("expression") or {}) for item in expression.get("arguments", []))
 
 
 def _literal_paths(expression: dict[str, Any], reader: str) -> Iterator[str]:

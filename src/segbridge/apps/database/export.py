@@ -41,7 +41,7 @@ from segbridge.apps.database.cursor import (
     probe_sql,
     range_sql,
 )
-from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.diagnose import ASKED_FOR_A_FILE, asked_for_a_file, diagnose
 from segbridge.apps.database.url import DatabaseUrlError, parse_database_url, public_url
 from segbridge.apps.files.reading import clip, dedupe
 from segbridge.core.access import AccessPolicy
@@ -153,6 +153,10 @@ class DatabaseExport:
                 "for the database driver to read (about 1,000 levels; a record may have "
                 f"{self.limits.max_depth}: SEGBRIDGE_RECORD_MAX_DEPTH). Leave that column out "
                 "of the query, or select it as text (column::text).", cause="query") from None
+        except RuntimeError as exc:  # (after RecursionError, one of them)
+            if not asked_for_a_file(exc):
+                raise
+            raise ExportError(ASKED_FOR_A_FILE, cause="driver") from None
 
     def _checked(self, names: list[str]) -> list[str]:
         """The column names, unless there are more than a record may have fields."""

@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import TextClause
 from segbridge.apps.base import LookupKey, LookupRequest, LookupRow
 from segbridge.apps.database.connect import create_database_engine
 from segbridge.apps.database.convert import convert_row
-from segbridge.apps.database.diagnose import diagnose
+from segbridge.apps.database.diagnose import ASKED_FOR_A_FILE, asked_for_a_file, diagnose
 from segbridge.apps.database.url import DatabaseUrlError, parse_database_url, targets_of
 from segbridge.core.errors import FatalError, FieldProblem, RetriableError
 from segbridge.core.secrets import Secret
@@ -117,6 +117,11 @@ class DatabaseLookup:
         except SQLAlchemyError as exc:
             self.close()  # a broken connection is not used again
             raise self._error(exc) from None
+        except RuntimeError as exc:
+            if not asked_for_a_file(exc):
+                raise
+            self.close()
+            raise FatalError(ASKED_FOR_A_FILE, cause="driver") from None
 
     def _batched(self, connection: Connection, keys: Sequence[LookupKey]
                  ) -> dict[LookupKey, LookupRow | None]:

@@ -146,7 +146,9 @@ def targets_of(text: str | None, field: str = "settings.url") -> Targets:
         has_file = bool(database) and database != DUCKDB_MEMORY
         return Targets(files=((field, str(database)),)) if has_file else Targets()
     host = _query_text(url, "host") or _query_text(url, "unix_socket") or url.host or "localhost"
-    return Targets(databases=((field, host, url.port, url.database or ""),))
+    port = _query_text(url, "port")  # (the driver takes the option's over the address's)
+    return Targets(databases=((field, host, int(port) if port and port.isdigit() else url.port,
+                               url.database or ""),))
 
 
 def _query_text(url: URL, key: str) -> str | None:

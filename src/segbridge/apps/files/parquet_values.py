@@ -162,7 +162,8 @@ def decimal_values(column: pa.Array) -> list[Any]:
     if kind.scale == 0:
         ints: list[Any] = column.cast(pa.int64()).to_pylist()
         return ints
-    if kind.precision == kind.scale:  # decimal(5, 5): the floor of -0.5, -1, needs one more digit
+    if kind.precision < DECIMAL256_DIGITS:  # the floor of a negative value may need one more
+        # whole digit than the type has (-0.5 in decimal(5, 5) -> -1; -9.5 in (2, 1) -> -10)
         wider = pa.decimal128 if kind.precision < DECIMAL128_DIGITS else pa.decimal256
         column = column.cast(wider(kind.precision + 1, kind.scale))
     whole = pc.floor(column)

@@ -41,6 +41,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     bind = op.get_bind()
+    for table in TABLES:  # rows whose snapshot is gone would fail their key
+        op.execute(f"DELETE FROM {table} WHERE snapshot_id NOT IN "  # noqa: S608
+                   "(SELECT id FROM diff_snapshots)")
     for table in TABLES:
         if bind.dialect.name == "sqlite":
             with op.batch_alter_table(table, recreate="always",
