@@ -142,6 +142,52 @@ def test_a_qualified_name_read_as_a_file_is_checked_and_no_nul_passes(install: I
         install.rows(f'SELECT * FROM "{install.root}/master"."key"')
 
 
+def test_a_name_of_four_parts_and_a_path_through_a_link_and_dot_dot_are_refused(
+        install: Install, tmp_path: Path) -> None:
+    """DuckDB joins every part of an unknown name into a file name (four parts too), and its
+    own check collapses '..' before it follows a link (found by a tester)."""
+    outside = tmp_path / "outside"
+    (outside / "d1" / "d2" / "d3").mkdir(parents=True)
+    (outside / "d1" / "secret.csv").write_text("card,owner\n4111111111111111,alice\n")
+    links = install.root / "sub" / "a" / "b"
+    links.mkdir(parents=True)
+    (links / "link").symlink_to(outside / "d1" / "d2" / "d3")
+    for query in (f'SELECT * FROM "{links}/"."/link/"."/../../secret"."csv"',
+                  f"SELECT * FROM read_csv('{links}/link/../../secret.csv')"):
+        with pytest.raises(ExportError, match=r"without '\.\.'") as refused:
+            install.rows(query)
+        assert "4111" not in str(refused.value)
+
+
+def test_a_duckdb_file_with_views_or_macros_is_not_queried(install: Install) -> None:
+    """A view's stored SQL runs past the statement check: a tester read the key file through
+    a view of a DuckDB file someone else wrote into a root."""
+    shared = install.root / "partner.duckdb"
+    with duckdb.connect(str(shared)) as setup:
+        setup.execute("CREATE TABLE orders AS SELECT 1 AS id")
+        setup.execute("CREATE VIEW leak AS SELECT content FROM read_text('/etc/hostname')")
+    engine = create_database_engine(make_url(f"duckdb:///{shared}"), None, connect_timeout=5,
+                                    policy=AccessPolicy(file_roots=(install.root,),
+                                                        protected=(install.home, install.key)))
+    try:
+        with pytest.raises(ExportError, match="views or macros"):
+            list(DatabaseExport(engine, None, "SELECT * FROM orders").records())
+    finally:
+        engine.dispose()
+
+
+def test_a_table_with_a_dot_in_its_name_is_a_table(install: Install) -> None:
+    with duckdb.connect(str(install.root / "dotted.duckdb")) as setup:
+        setup.execute('CREATE TABLE "orders.2024" AS SELECT 7 AS id')
+    engine = create_database_engine(make_url(f"duckdb:///{install.root / 'dotted.duckdb'}"),
+                                    None, connect_timeout=5)
+    try:
+        export = DatabaseExport(engine, None, 'SELECT id FROM "orders.2024"')
+        assert [r.data for r in export.records()] == [{"id": 7}]
+    finally:
+        engine.dispose()
+
+
 def test_a_readers_options_take_literal_values_however_they_are_written(
         install: Install) -> None:
     people = install.root / "sub" / "people.csv"

@@ -55,7 +55,8 @@ LITERAL_PATHS = ("a DuckDB query names each file it reads as a quoted path in th
                  "(read_parquet('/data/orders.parquet'), or a list of them); a path built "
                  "from other values (||, a function, a parameter) cannot be checked before "
                  "the query runs")
-PATH_MARKS = ("/", "\\", ".", "\x00", ":")  # a table name with one is a file's name
+PATH_MARKS = ("/", "\\", ":")  # a table name with one names a file (a plain dotted name
+# "orders.2024" is a table; a relative file name is left to DuckDB's own check)
 PathCheck = Callable[[str], None]
 """Raises a SegbridgeError for a path a query may not read."""
 DRIVER_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -126,10 +127,30 @@ def _locker(places: Places) -> Any:
             cursor.execute(f"SET allowed_paths = {_list(places.files)}")
             cursor.execute("SET enable_external_access = false")
             cursor.execute("SET lock_configuration = true")
+            _refuse_stored_sql(cursor)
         finally:
             cursor.close()
 
     return lock
+
+
+STORED_SQL = ("segbridge does not query a DuckDB file that holds views or macros: their SQL "
+              "runs as written, past segbridge's check of what a query reads. Query a file "
+              "with tables only (COPY the views into tables), or read the files directly "
+              "with read_parquet or read_csv.")
+
+
+def _refuse_stored_sql(cursor: Any) -> None:
+    """A view or macro of the database file is SQL the statement check never sees (a tester
+    read the key file through a view of a DuckDB file someone else wrote)."""
+    import duckdb
+
+    cursor.execute("SELECT (SELECT count(*) FROM duckdb_views() WHERE NOT internal) + "
+                   "(SELECT count(*) FROM duckdb_functions() WHERE NOT internal AND "
+                   "function_type IN ('macro', 'table_macro'))")
+    row = cursor.fetchone()
+    if row and row[0]:
+        raise duckdb.PermissionException(STORED_SQL)
 
 
 def _list(values: Sequence[str]) -> str:
@@ -173,6 +194,9 @@ def statement_problem(statement: str, check_path: PathCheck) -> str | None:
     except PermissionError as exc:
         return str(exc)
     for path in paths:
+        if ".." in path.replace("\\", "/").split("/"):
+            return (f"The query reads '{path}': write the path without '..' (DuckDB checks "
+                    "such a path as written, and opens it through the links in it)")
         try:
             check_path(path)
         except (SegbridgeError, PermissionError) as exc:
@@ -189,11 +213,12 @@ def _paths_read(tree: Any) -> Iterator[str]:
         if kind == "TABLE_FUNCTION":
             yield from _reader_paths(node.get("function") or {})
         elif kind == "BASE_TABLE":
-            parts = [str(node.get(key) or "") for key in ("catalog_name", "schema_name",
-                                                           "table_name")]
+            parts = [str(part) for part in (node.get("qualified_name") or {}).get("path") or
+                     [node.get(key) or "" for key in ("catalog_name", "schema_name",
+                                                      "table_name")] if part]
             if any(mark in part for part in parts for mark in PATH_MARKS):
-                yield ".".join(part for part in parts if part)  # DuckDB reads a table it
-                # does not know as a file (a "replacement scan"), its qualified name joined
+                yield ".".join(parts)  # DuckDB reads a table it does not know as a file (a
+                # "replacement scan"), every part of its name joined (a.b.c.d has four)
 
 
 def _reader_paths(function: dict[str, Any]) -> Iterator[str]:
