@@ -4,6 +4,7 @@ models (a column added to a model without a migration fails here, not in product
 from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 
@@ -43,13 +44,10 @@ def test_admins_of_an_older_database_keep_their_rights_after_the_roles_migration
     from alembic import command
     from sqlalchemy import text
 
-    from segbridge.storage.db import alembic_config
-
     db = Database(empty_database_url)
     try:
         with db.engine.begin() as connection:
-            config = alembic_config(empty_database_url)
-            config.attributes["connection"] = connection
+            config = alembic_on(connection, empty_database_url)
             command.upgrade(config, "0003")
             connection.execute(text("INSERT INTO accounts (id, name, created_at) "
                                     "VALUES ('acc_1', 'Default', '2026-01-01')"))
@@ -79,13 +77,10 @@ def test_the_rows_of_a_snapshot_stay_through_0012_without_their_foreign_keys(
     from alembic import command
     from sqlalchemy import text
 
-    from segbridge.storage.db import alembic_config
-
     db = Database(empty_database_url)
     try:
         with db.engine.begin() as connection:
-            config = alembic_config(empty_database_url)
-            config.attributes["connection"] = connection
+            config = alembic_on(connection, empty_database_url)
             command.upgrade(config, "0011")
             _a_snapshot_at_0011(connection)
         db.migrate()
@@ -110,16 +105,13 @@ def test_0012_goes_back_with_rows_whose_snapshot_is_gone(empty_database_url: str
     from alembic import command
     from sqlalchemy import text
 
-    from segbridge.storage.db import alembic_config
-
     db = Database(empty_database_url)
     try:
         db.migrate()
         with db.engine.begin() as connection:
             _a_snapshot_at_0011(connection)
             connection.execute(text("INSERT INTO diff_entries VALUES (99, 1, 1)"))  # orphan
-            config = alembic_config(empty_database_url)
-            config.attributes["connection"] = connection
+            config = alembic_on(connection, empty_database_url)
             command.downgrade(config, "0011")
             kept = connection.execute(text(
                 "SELECT snapshot_id, key_hash FROM diff_entries ORDER BY key_hash")).all()
@@ -188,3 +180,12 @@ def test_a_process_started_on_a_database_at_head_does_not_load_alembic(
         "print(db.revision(), 'alembic' in sys.modules)\n")],
         capture_output=True, text=True, check=True, timeout=60)
     assert started.stdout.split() == [HEAD_REVISION, "False"]
+
+
+def alembic_on(connection: Connection, url: str) -> Config:
+    """Alembic's configuration for ``url``, running its commands on ``connection``."""
+    from segbridge.storage.db import alembic_config
+
+    config = alembic_config(url)
+    config.attributes["connection"] = connection
+    return config
