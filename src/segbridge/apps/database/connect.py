@@ -68,8 +68,16 @@ def _reads_only(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.set_authorizer(_authorize)
 
 
-def _authorize(action: int, first: str | None, _second: str | None, _database: str | None,
+SQLITE_REFUSED_FUNCTIONS = frozenset({  # functions a read-only query still must not call
+    "fts3_tokenizer",  # returns a pointer into SQLite and installs a tokenizer at any address:
+    # a tester crashed the server with it from a preview (the published way to run code)
+    "load_extension"})
+
+
+def _authorize(action: int, first: str | None, second: str | None, _database: str | None,
                _trigger: str | None) -> int:
+    if action == sqlite3.SQLITE_FUNCTION and (second or "").lower() in SQLITE_REFUSED_FUNCTIONS:
+        return sqlite3.SQLITE_DENY
     if action in SQLITE_READS or \
             (action == sqlite3.SQLITE_PRAGMA and (first or "").lower() in SQLITE_READ_PRAGMAS) \
             or (action == sqlite3.SQLITE_UPDATE and (first or "").lower() in SQLITE_SCHEMA):

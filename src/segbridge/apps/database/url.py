@@ -100,15 +100,21 @@ def _option_problems(url: URL, allowed: frozenset[str]) -> list[str]:
     problems = [f"Remove the option{'s' if len(refused) > 1 else ''} {', '.join(refused)} from "
                 f"the URL: segbridge accepts only {', '.join(sorted(allowed))} there."] \
         if refused else []
-    for key in ("host", "port"):
-        value = url.query.get(key)
-        if isinstance(value, tuple) or (value is not None and "," in value):
-            problems.append(f"Give one {key} in the URL: segbridge connects to one database "
-                            "server, the one it checks.")
+    hosts = [url.host or "", url.query.get("host")]
+    if any(isinstance(host, tuple) or (host and "," in host) for host in hosts) or \
+            isinstance(url.query.get("port"), tuple):
+        problems.append("Give one host in the URL: segbridge connects to one database server, "
+                        "the one it checks.")
+    port = url.query.get("port")
+    if isinstance(port, str) and not port.isdigit():
+        problems.append("Give the port option as digits only (port=5432).")
     return problems
 
 
 def _sqlite_problems(url: URL) -> list[str]:
+    if url.query:
+        return ["Remove the options after '?' from the SQLite URL: segbridge opens the file "
+                "read-only with its own."]
     database = url.database or ""
     if not database or database == ":memory:" or database.startswith("file:"):
         return ["Give the path of the SQLite file: sqlite:////srv/data/shop.db "
@@ -147,8 +153,10 @@ def targets_of(text: str | None, field: str = "settings.url") -> Targets:
         return Targets(files=((field, str(database)),)) if has_file else Targets()
     host = _query_text(url, "host") or _query_text(url, "unix_socket") or url.host or "localhost"
     port = _query_text(url, "port")  # (the driver takes the option's over the address's)
+    database = url.database or (url.username or "" if url.drivername.startswith("postgresql")
+                                else "")  # (libpq's default database: the user's name)
     return Targets(databases=((field, host, int(port) if port and port.isdigit() else url.port,
-                               url.database or ""),))
+                               database),))
 
 
 def _query_text(url: URL, key: str) -> str | None:
