@@ -62,6 +62,16 @@
   });
 
   document.addEventListener("htmx:afterSettle", function () {
-    if (document.getElementById("mapping-form")) { markInvalid(); }
+    if (!document.getElementById("mapping-form")) { return; }
+    markInvalid();
+    // an answer to a request sent before the YAML box was ticked re-renders the box as the
+    // form was then: the box's state follows the tick, whatever came back last
+    const box = document.querySelector("#mapping-form [data-yaml-mode]");
+    const text = document.querySelector("[data-yaml]");
+    if (box && text && text.readOnly === box.checked) {
+      text.readOnly = !box.checked;
+      const fields = document.getElementById("mapping-fields");
+      if (fields) { fields.disabled = box.checked; }
+    }
   });
 })();
