@@ -274,6 +274,8 @@ def test_a_dead_worker_s_job_of_a_run_that_ended_does_not_hold_the_flow_for_ever
         "Orders", write_csv(data / "o.csv", orders(5)), connection["name"]))
     ended = wait_for_run(server, start_run(server, flow["id"]), timeout=45)
     assert ended["status"] == "succeeded", ended
+    until(lambda: not flow_lock_held(server, flow["id"]), 30,  # (its job ends just after)
+          "the ended run's job finished")
     with server.runtime.db.engine.begin() as db:  # as left by a worker killed after the run
         # ended and before its job did: the job still executed, holding the flow's lock
         gone = db.execute(text(
@@ -290,6 +292,14 @@ def test_a_dead_worker_s_job_of_a_run_that_ended_does_not_hold_the_flow_for_ever
 
     assert following["status"] == "succeeded", following
     assert "ending job" in workers.output(worker)
+
+
+def flow_lock_held(server: Server, flow_id: str) -> bool:
+    """A job being executed holds the flow's lock."""
+    with server.runtime.db.engine.connect() as connection:
+        return bool(connection.execute(text(
+            "SELECT 1 FROM procrastinate_jobs WHERE lock = :lock AND status = 'doing'"),
+            {"lock": f"flow:{flow_id}"}).first())
 
 
 def assert_waits_in_the_queue(server: Server, run_id: str) -> dict[str, Any]:
