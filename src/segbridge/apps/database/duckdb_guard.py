@@ -186,7 +186,10 @@ def statement_problem(statement: str, check_path: PathCheck) -> str | None:
         return ONLY_SELECT
     with duckdb.connect() as parser:  # (parsing only: nothing runs)
         row = parser.execute("SELECT json_serialize_sql(?)", [statement]).fetchone()
-    tree = orjson.loads(row[0]) if row else {"error": True}
+    try:
+        tree = orjson.loads(row[0]) if row else {"error": True}
+    except orjson.JSONDecodeError:  # subqueries nested some 400 deep: past orjson's depth
+        return "The query is nested too deeply to be checked; write it with fewer levels."
     if tree.get("error"):
         return f"DuckDB cannot parse the query: {tree.get('error_message', '')}".rstrip(": ")
     try:

@@ -95,8 +95,9 @@ def _driver_problem(driver: str) -> str:
 def _option_problems(url: URL, allowed: frozenset[str]) -> list[str]:
     """Options after '?' outside ``allowed``, and a host or port given twice or as a list
     (each host must be the one checked: the URL's own, or one ``host`` option)."""
-    refused = sorted(key for key in url.query
-                     if key.lower() not in allowed and key.lower() not in PASSWORD_QUERY_KEYS)
+    refused = sorted(key for key in url.query  # (the drivers' names are case-sensitive: a
+                     # "HOST" is no host, and the checks below read the lower-case ones)
+                     if key not in allowed and key.lower() not in PASSWORD_QUERY_KEYS)
     problems = [f"Remove the option{'s' if len(refused) > 1 else ''} {', '.join(refused)} from "
                 f"the URL: segbridge accepts only {', '.join(sorted(allowed))} there."] \
         if refused else []
