@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,29 @@ def test_the_server_log_holds_no_write_key_and_no_login_token(
     assert '"GET /sandbox/v1/projects/****/settings HTTP/1.1" 200' in log  # lines were logged
     assert '"GET /login HTTP/1.1" 30' in log
     assert '"GET /sandbox/analytics.js/v1/****/analytics.min.js HTTP/1.1" 200' in log
+
+
+def test_a_client_gone_before_its_form_was_read_is_no_error_in_the_log(
+    serve_process: ServeProcess,
+) -> None:
+    """A browser aborting a request it replaced (htmx), or anyone closing the connection in
+    the middle of a form's upload, is not a server error: no traceback, no 500 in the log
+    (an anonymous client could fill the log with two tracebacks a request)."""
+    host, port = serve_process.base_url.removeprefix("http://").split(":")
+    for path in ("/login", "/account/tokens"):
+        with socket.create_connection((host, int(port)), timeout=10) as client:
+            client.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n"
+                           "Content-Type: application/x-www-form-urlencoded\r\n"
+                           "Content-Length: 100000\r\n\r\nemail=a".encode())
+            time.sleep(0.3)
+    with httpx.Client(base_url=serve_process.base_url, trust_env=False) as browser:
+        assert browser.get("/login").status_code == 200  # still serving
+    time.sleep(0.5)
+
+    log = serve_process.log.read_text(errors="replace")
+    assert "ClientDisconnect" not in log
+    assert "Traceback" not in log
+    assert "ERROR" not in log
 
 
 def test_access_paths_lose_keys_and_query_strings() -> None:

@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount
 
 from segbridge.api.schemas import NOT_BLANK, PATTERN_PROBLEMS
@@ -33,6 +35,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SegbridgeError, _segbridge_error)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -128,6 +131,16 @@ def allowed_methods(routes: list[BaseRoute], scope: Any) -> list[str]:
         if route.path_format == matched:
             methods.update(route.methods or ())
     return sorted(methods)
+
+
+async def _client_gone(request: Request, _exc: Exception) -> Response:
+    """A client that closed its connection before its request's body was read (a browser
+    aborting a request it replaced, a client timing out): nothing went wrong here, and the
+    answer cannot be delivered. Logged at debug (it was an error with two tracebacks, which
+    any anonymous client could write by closing a login form's upload)."""
+    log.debug("the client closed the connection before sending its request (%s %s)",
+              request.method, request.url.path)
+    return Response(status_code=400)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
