@@ -13,6 +13,13 @@ twice the lease is *taken over* by a live server: one conditional ``UPDATE ... W
 old AND heartbeat_at = old`` claims it, so of two servers exactly one wins. The new owner
 resumes it from its checkpoint.
 
+**A frozen owner** (a stopped process, a paused machine) may freeze inside one of its writes,
+holding the run's row lock on PostgreSQL: a claim would wait for it for as long as it stays
+frozen. So each write of the run (``_locking``) lets the server end its transaction once it
+has sat idle for two leases (the owner counts as gone by then anyway: nothing it had not
+committed is lost, its next write finds the run taken), and a claim waits at most
+``CLAIM_LOCK_WAIT`` for the row (the next take-over tick tries again).
+
 **Crashes.** A run failed because a process died (its lanes kept dying) carries the message
 prefix ``crashed:`` and may be resumed; a run failed for its data or configuration may not.
 """
@@ -28,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from segbridge.core.clock import utcnow
@@ -43,6 +51,8 @@ CRASHED = "crashed: "  # the message prefix of a run failed by a crash: it may b
 SOURCE_UNAVAILABLE = "source unavailable: "  # the prefix of a run whose source stayed out of
 # reach (retries spent): it may be resumed once the source answers, from its checkpoint
 TAKEN_OVER = "taken over from "
+CLAIM_LOCK_WAIT = "2s"  # how long a claim waits for a run's row (PostgreSQL's lock_timeout)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 _LEGACY_CRASH = re.compile(r"^lane \d+ ended unexpectedly")  # failed before leases existed
 
 
@@ -122,11 +132,13 @@ class RunStore:
     def renew(self) -> bool:
         """The lease's heartbeat; False once another process owns the run."""
         with self.db.session() as session:
+            self._locking(session)
             return self._hold(session)
 
     def commit_chunk(self, checkpoint: int, tally: Tally, errors: list[ErrorRow],
                      share: float | None = None) -> None:
         with self.db.session() as session:
+            self._locking(session)
             self._own(session)  # first: the row stays locked until this commit
             run = self._get(session)
             if errors:
@@ -139,6 +151,7 @@ class RunStore:
         """Paused or running again (the receiver gone or back), unless a cancel or an end
         came first: those win."""
         with self.db.session() as session:
+            self._locking(session)
             self._own(session)
             run = self._get(session)
             if not decided(run.status):
@@ -155,6 +168,7 @@ class RunStore:
         if self.note is not None:
             message = f"{message}; {self.note}" if message else self.note
         with self.db.session() as session:
+            self._locking(session)
             self._own(session)
             run = self._get(session)
             run.status = transition(run.status, status)
@@ -166,6 +180,13 @@ class RunStore:
                     flow.active_run_id = None
                 if cursor is not None and status in COMPLETED:
                     flow.cursor = cursor
+
+    def _locking(self, session: Session) -> None:
+        """This transaction writes the run's row: on PostgreSQL, the server ends it if it sits
+        idle for two leases (this process frozen while it held the row's lock)."""
+        if _postgresql(session):
+            idle_ms = 2 * self.lease_seconds * 1000
+            session.execute(text(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"))
 
     def _hold(self, session: Session) -> bool:
         renewed = session.execute(update(Run).where(Run.id == self.run_id,
@@ -234,9 +255,20 @@ def take_over(db: Database, orphan: Orphan) -> bool:
     """Claim an orphaned run for this process; False when another process claimed it first
     (or its owner came back to life in between)."""
     note = f"{TAKEN_OVER}{orphan.owner or 'nobody'} ({orphan.why})"
-    with db.session() as session:
-        return _claim(session, orphan.run_id, orphan.owner, orphan.heartbeat_at, owner_name(),
-                      message=note)
+    try:
+        with db.session() as session:
+            if _postgresql(session):  # its frozen owner may hold the row: not for long
+                session.execute(text(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_WAIT}'"))
+            return _claim(session, orphan.run_id, orphan.owner, orphan.heartbeat_at,
+                          owner_name(), message=note)
+    except OperationalError as locked:
+        if getattr(locked.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False  # its owner holds the row in a transaction: the next tick tries again
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def live_holder(run: Run, lease_seconds: int, *, me: str) -> str | None:

@@ -226,6 +226,65 @@ def test_of_two_servers_claiming_an_expired_run_exactly_one_wins(
             db.dispose()
 
 
+@pytest.mark.postgres
+def test_an_owner_frozen_while_it_writes_its_run_does_not_keep_the_run_from_being_taken_over(
+    server: Server, receiver: Receiver, shop: dict[str, Any], data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A process stopped (SIGSTOP, a paused machine) in the middle of a chunk's commit holds
+    the run's row lock on PostgreSQL: a claim does not wait for it for ever (the take-over
+    tick goes on), the server ends the frozen transaction after two leases, the run is then
+    taken over, and the old owner, back, writes nothing."""
+    if server.runtime.db.engine.dialect.name != "postgresql":
+        pytest.skip("the row locks of PostgreSQL (SQLite has one writer for the whole file)")
+    connection = segment_connection(server, receiver)
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", orders(10)),
+                                          connection["name"]))
+    run_id = expired_run(server.runtime.db, flow["id"], "elsewhere:4242", 3 * LEASE)
+    [orphan] = [o for o in orphaned_runs(server.runtime.db, LEASE) if o.run_id == run_id]
+    frozen, back = threading.Event(), threading.Event()
+    real_get = RunStore._get
+
+    def freeze_after_the_row_is_written(store: RunStore, session: Any) -> Run:
+        frozen.set()
+        back.wait(60)  # the owner stops here, its transaction open
+        return real_get(store, session)
+
+    monkeypatch.setattr(RunStore, "_get", freeze_after_the_row_is_written)
+    old = RunStore(server.runtime.db, run_id, LEASE)
+    old.owner = "elsewhere:4242"
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            old.commit_chunk(10, Tally(), [])
+            outcome.append(None)
+        except Exception as exc:
+            outcome.append(exc)
+
+    writer = threading.Thread(target=commit)
+    writer.start()
+    try:
+        assert frozen.wait(30)
+        started = time.monotonic()
+        assert take_over(server.runtime.db, orphan) is False  # the row is held: not now
+        assert time.monotonic() - started < 10  # and the claim did not wait for the owner
+        taken = False
+        while not taken and time.monotonic() - started < 6 * LEASE:
+            taken = take_over(server.runtime.db, orphan)  # the take-over tick, again
+            time.sleep(0.5)
+        assert taken, "not taken over while its owner stayed frozen"
+        assert time.monotonic() - started < 4 * LEASE  # two leases idle, then the next claim
+    finally:
+        back.set()
+        writer.join(30)
+    assert outcome and outcome[0] is not None  # the old owner's commit did not go through
+    with server.runtime.db.session() as session:
+        run = session.get(Run, run_id)
+        assert run is not None and run.checkpoint == 0
+        assert run.owner == f"{socket.gethostname()}:{os.getpid()}"
+
+
 def test_a_run_of_another_host_with_a_fresh_heartbeat_is_left_alone(
     server: Server, receiver: Receiver, shop: dict[str, Any], data: Path,
 ) -> None:
