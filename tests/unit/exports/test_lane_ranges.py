@@ -5,6 +5,7 @@ read the whole file, as before)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,41 @@ def test_other_encodings_and_types(tmp_path: Path) -> None:
     assert file_boundaries("csv", path, {"encoding": "shift_jis"}, None, 0, 1) is None
     assert file_boundaries("json", path, {}, None, 0, 1) is None
     assert file_boundaries("csv", tmp_path / "missing.csv", {}, None, 0, 1) is None
+
+
+@pytest.mark.parametrize("encoding", ["iso2022_jp", "hz", "raw_unicode_escape"])
+def test_encodings_with_escapes_keep_whole_file_lanes(tmp_path: Path, encoding: str) -> None:
+    """A full-width space alone on a line is a blank line to one pass (decoded, stripped)
+    and several ASCII bytes to a scan on bytes: such encodings are never split (the scan
+    had counted it as a record, and every record after it moved by one)."""
+    path = tmp_path / "o.csv"
+    lines = ["id,name", *(f"{i},n{i}" for i in range(40))]
+    lines.insert(4, "\u3000")
+    path.write_bytes("\n".join(lines).encode(encoding) + b"\n")
+    options = {"encoding": encoding}
+
+    assert file_boundaries("csv", path, options, None, 0, 7) is None
+    assert len(one_pass("csv", path, options=options)) == 40
+
+
+def test_a_file_rewritten_with_its_size_and_modification_time_kept_is_read_whole(
+        tmp_path: Path) -> None:
+    """``cp -p``, ``rsync -t --inplace`` or ``touch -r`` after the scan: the same size and
+    mtime, other starts; the lanes see another file (its change time) and read it whole."""
+    path = tmp_path / "o.csv"
+    path.write_bytes(b"id,name\n" + b"".join(b"%d,%s\n" % (i, b"nn" if i % 2 else b"n")
+                                            for i in range(60)))
+    found = file_boundaries("csv", path, {}, None, 0, 7)
+    assert found is not None
+    before = os.stat(path)
+    rewritten = b"id,name\n" + b"".join(b"%d,name-%d\n" % (i, i) for i in range(60))
+    rewritten = rewritten[:rewritten.rfind(b"\n", 0, before.st_size) + 1]
+    path.write_bytes(rewritten.ljust(before.st_size, b" "))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (before.st_size,
+                                                                  before.st_mtime_ns)
+
+    assert in_lanes("csv", path, found, 3, owned=True) == one_pass("csv", path)
 
 
 @pytest.mark.parametrize("kind", ["csv", "ndjson"])

@@ -27,6 +27,7 @@ record, as in one pass, when it is a record on its own.
 from __future__ import annotations
 
 import csv
+import importlib
 import logging
 import os
 import sys
@@ -54,13 +55,13 @@ class Unprovable(Exception):
 class Boundaries:
     """The marks of a run's blocks: block k starts at position ``start + k * every``, at byte
     ``marks[k][0]`` after ``marks[k][1]`` physical lines. A block past the last record has
-    no mark. ``version``: the scanned file's size and modification time (a lane whose file
-    is no longer that one reads it whole, as before)."""
+    no mark. ``version``: the scanned file's identity (``file_version``: a lane whose file is
+    no longer that one reads it whole, as before)."""
 
     start: int
     every: int
     marks: list[tuple[int, int]] = field(default_factory=list)
-    version: tuple[int, int] | None = None
+    version: tuple[int, ...] | None = None
 
     def mark(self, low: int) -> tuple[int, int] | None:
         """The offset and lines before the record at position ``low`` (a block's start)."""
@@ -70,7 +71,7 @@ class Boundaries:
         return self.marks[block]
 
     def fits(self, handle: BinaryIO) -> bool:
-        """Whether the open file is the one scanned (same size and modification time)."""
+        """Whether the open file is the one scanned (``file_version``)."""
         return self.version is None or self.version == file_version(handle)
 
     def to_json(self) -> dict[str, Any]:
@@ -83,12 +84,16 @@ class Boundaries:
         version = data.get("version")
         return cls(int(data["start"]), int(data["every"]),
                    [(int(offset), int(lines)) for offset, lines in data["marks"]],
-                   (int(version[0]), int(version[1])) if version else None)
+                   tuple(int(part) for part in version) if version else None)
 
 
-def file_version(handle: BinaryIO) -> tuple[int, int]:
+def file_version(handle: BinaryIO) -> tuple[int, ...]:
+    """What tells the scanned file from another at the same path, or from itself rewritten:
+    its size and modification time, which a copy or an archive may set back to the old ones
+    (``cp -p``, ``rsync -t --inplace``, ``touch -r``), so also its inode, device and change
+    time, which nobody can set."""
     stat = os.fstat(handle.fileno())
-    return stat.st_size, stat.st_mtime_ns
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev, stat.st_ctime_ns
 
 
 class Block:
@@ -396,6 +401,23 @@ def file_boundaries(kind: str, path: str | Path, options: dict[str, Any] | None,
         return None
 
 
+def one_byte_per_character(codec: str) -> bool:
+    """Whether every byte of ``codec`` is one character on its own and ASCII bytes are ASCII
+    (latin-1, ASCII, the code pages of a decoding table: cp1252, iso8859-15, koi8-r...). The
+    scan counts lines and blanks on bytes; an encoding with escapes or state (iso2022-jp, hz,
+    raw-unicode-escape: one character from several bytes) once passed a looser test, and a
+    full-width space there was a blank line to one pass and a record to the scan."""
+    if codec in ("iso8859-1", "ascii"):
+        return True
+    try:
+        table = getattr(importlib.import_module(f"encodings.{codec.replace('-', '_')}"),
+                        "decoding_table", None)
+    except ImportError:
+        return False
+    return (isinstance(table, str) and len(table) == 256
+            and table[:128] == bytes(range(128)).decode("ascii"))
+
+
 def _csv_start(export: Any) -> tuple[CsvFormat, _Cursor]:
     """The CSV's format and where its first record starts (after the BOM and the header)."""
     from segbridge.apps.files.csv_export import _CsvPass
@@ -404,9 +426,8 @@ def _csv_start(export: Any) -> tuple[CsvFormat, _Cursor]:
     options = export.options
     if not options.delimiter.isascii() or not options.quote.isascii():
         raise Unprovable("a delimiter or quote that is not ASCII")
-    if export.codec != "utf-8" and \
-            len(bytes(range(256)).decode(export.codec, "replace")) != 256:
-        raise Unprovable("an encoding with more than one byte per character")
+    if export.codec != "utf-8" and not one_byte_per_character(export.codec):
+        raise Unprovable("an encoding with more than one byte per character, or with state")
     reading = _CsvPass(export)
     with open_binary(export.path) as handle:
         skip_bom(handle)
