@@ -114,3 +114,23 @@ def test_calls_sharing_a_timestamp_are_each_corrected_for_clock_skew(
 
 def _ms(value: str) -> int:
     return round(datetime.fromisoformat(value).timestamp() * 1000)
+
+
+def test_a_correction_past_the_years_a_date_holds_keeps_the_timestamp_as_sent(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    """Go's zero time sent with a clock ahead of the receiver's (or the last second of 9999
+    with one behind) cannot be corrected: the timestamp stays as sent, and the batch, with its
+    other calls, is accepted (it was a 500, and every retry failed the same way)."""
+    calls = [
+        {"type": "track", "userId": "u", "event": "Zero", "timestamp": "0001-01-01T00:00:00Z",
+         "sentAt": "2999-01-01T00:00:00Z"},
+        {"type": "track", "userId": "u", "event": "End", "timestamp": "9999-12-31T23:59:59Z",
+         "sentAt": "2000-01-01T00:00:00Z"},
+        {"type": "track", "userId": "u", "event": "Fine", "timestamp": "2020-01-01T00:00:00Z"},
+    ]
+    assert _batch(sandbox, source, calls) == 200
+    raw = {e["raw"]["event"]: e["raw"] for e in sandbox.events(source["id"]) if "event" in e["raw"]}
+    assert raw["Zero"]["timestamp"] == raw["Zero"]["originalTimestamp"] == "0001-01-01T00:00:00Z"
+    assert raw["End"]["timestamp"] == "9999-12-31T23:59:59Z"
+    assert raw["Fine"]["timestamp"] == "2020-01-01T00:00:00Z"

@@ -4,7 +4,9 @@
 but the time between the event and the request leaving the client is measured on one clock.
 ``originalTimestamp`` keeps the timestamp as sent. Without ``timestamp`` the call is stamped
 with the receipt time; without ``sentAt`` (on the call or the batch) no correction is made;
-an unparseable ``timestamp`` is kept as ``originalTimestamp`` and replaced by the receipt time.
+an unparseable ``timestamp`` is kept as ``originalTimestamp`` and replaced by the receipt time;
+a correction that would leave the years a date can hold (Go's zero time, year 1, sent with a
+clock a little ahead) is not made: the timestamp is kept as sent.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ class Receipt:
         sent = self._sent(sent_at) if isinstance(sent_at, str) else None
         if sent is None:
             return original if isinstance(original, str) else self.iso
-        return iso(self.at - (sent - moment))
+        try:
+            return iso(self.at - (sent - moment))
+        except OverflowError:  # before year 1 or after 9999: no correction (it was a 500)
+            return original if isinstance(original, str) else self.iso
 
     def stamp(self, call: dict[str, Any], batch_sent_at: object) -> None:
         """Add receivedAt, sentAt (from the batch), originalTimestamp and timestamp."""
