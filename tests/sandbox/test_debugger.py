@@ -204,3 +204,23 @@ def test_a_stream_without_a_last_event_sends_only_new_events(sandbox: Sandbox) -
     _send(sandbox, source, 1, start=100)
     thread.join(5)
     assert received == ["msg-100"]
+
+
+def test_a_call_nested_just_under_the_limit_to_store_is_shown(sandbox: Sandbox) -> None:
+    """A call accepted 250 levels deep is shown by the Debugger's API and stream: written
+    again inside their answers (one to three levels deeper) it passed orjson's limit, and
+    the source's Debugger failed (a 500) until 500 newer events pushed it out."""
+    source = sandbox.new_source()
+    depth = 251  # the call, its properties, then 251 lists: stored (about 250 at most)
+    body = (b'{"batch": [{"type": "track", "userId": "u", "event": "Deep", "messageId": '
+            b'"msg-0", "properties": {"d": ' + b"[" * depth + b"]" * depth + b"}}]}")
+    sent = sandbox.http.post("/v1/batch", content=body, headers={
+        **basic(source["write_key"]), "Content-Type": "application/json"})
+    assert sent.status_code == 200, sent.text
+    [event] = sandbox.events(source["id"])
+    assert event["raw"]["event"] == "Deep"
+    nested = event["raw"]["properties"]["d"]
+    for _ in range(depth - 1):
+        [nested] = nested
+    assert nested == []
+    assert _stream_ids(sandbox, source, 1, params={"after": "0"}) == ["msg-0"]

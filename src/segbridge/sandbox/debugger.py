@@ -75,7 +75,8 @@ class EventRecord:
             "type": self.call_type,
             "message_id": self.message_id,
             "received_at": self.received_at,
-            "raw": self.call,
+            "raw": orjson.Fragment(self.line),  # as recorded: a call nested just under the
+            # limit to store is one level too deep to write again inside the answer (a 500)
             "pretty": pretty(self.call),
         }
 
