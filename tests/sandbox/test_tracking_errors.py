@@ -243,6 +243,21 @@ def test_batch_call_over_32_kb_is_rejected(sandbox: Sandbox, source: dict[str, A
     _nothing_recorded(sandbox, source)
 
 
+@pytest.mark.parametrize("fault", [{"type": "nope"}, {"userId": True}, {"messageId": "m" * 101},
+                                   {"userId": None}])
+def test_batch_call_over_32_kb_is_rejected_whatever_else_is_wrong_with_it(
+    sandbox: Sandbox, source: dict[str, Any], fault: dict[str, Any]
+) -> None:
+    """The size is checked before a bad call is dropped: an unknown type, a field of the wrong
+    type or a messageId too long had made the same 40 KB call a 200 (dropped)."""
+    big = {"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x" * 40_000},
+           **fault}
+    response = _post(sandbox, source, "/v1/batch", orjson.dumps({"batch": [big]}))
+    _assert_rejected(response, "too_large")
+    assert "batch[0]" in response.json()["message"]
+    _nothing_recorded(sandbox, source)
+
+
 def test_batch_over_500_kb_is_rejected(sandbox: Sandbox, source: dict[str, Any]) -> None:
     call = {"type": "track", "userId": "u", "event": "E", "properties": {"blob": "x" * 20_000}}
     body = orjson.dumps({"batch": [call] * 26})

@@ -217,10 +217,25 @@ def _prepare(
     try:
         _checked(call, call_type, index, s, out)
     except TrackingError as err:
+        if err.code in _CALL_PROBLEMS:
+            _size_first(call, index, s)
         if s.lenient and err.code in _CALL_PROBLEMS:
             _dropped(call, call_type, err, out)
             return
         raise
+
+
+def _size_first(call: object, index: int | None, s: _Shared) -> None:
+    """A call over 32 KB is refused (``too_large``: a 400 for the request) whatever else is
+    wrong with it, as a call right in every other way is: the size is checked before a bad
+    call is dropped (a bad type or field had made the same call a 200)."""
+    if not s.check_size or not isinstance(call, dict):
+        return
+    try:
+        _check_size(call, index)
+    except TrackingError as err:
+        if err.code != "too_deep":  # (too deep to measure: dropped as such)
+            raise
 
 
 def _check_size(call: dict[str, Any], index: int | None) -> None:
@@ -305,6 +320,7 @@ def _bad_item(item: object, index: int, shared: _Shared, out: PreparedRequest) -
         problem = bad_request("invalid_call", f"batch[{index}].type must be one of {_TYPES_TEXT}")
     else:
         problem = bad_request("invalid_call", f"batch[{index}] must be an object")
+    _size_first(item, index, shared)
     if not shared.lenient:
         raise problem
     _dropped(item, named, problem, out)
