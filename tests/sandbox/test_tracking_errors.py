@@ -203,6 +203,23 @@ def test_truncated_gzip_is_rejected(sandbox: Sandbox, source: dict[str, Any]) ->
     _nothing_recorded(sandbox, source)
 
 
+def test_a_gzip_body_of_several_members_is_read_whole_and_bytes_after_it_refused(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    """RFC 1952 allows several members (``cat a.gz b.gz``; Go's reader reads them all): the
+    body is their bytes in order (it was the first member's only: 400 invalid_json). Bytes
+    after the last member that are not one are an invalid body (they were ignored)."""
+    body = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "E",
+                                    "messageId": f"m-{i}"} for i in range(10)]})
+    members = gzip.compress(body[:100]) + gzip.compress(body[100:])
+    _assert_rejected(_post(sandbox, source, "/v1/batch", gzip.compress(body) + b"garbage",
+                           **{"Content-Encoding": "gzip"}), "invalid_gzip")
+    _nothing_recorded(sandbox, source)
+    assert _post(sandbox, source, "/v1/batch", members,
+                 **{"Content-Encoding": "gzip"}).status_code == 200
+    assert sandbox.stats(source["id"])["accepted"] == 10
+
+
 def test_gzip_bomb_is_refused_without_inflating_it_all(
     sandbox: Sandbox, source: dict[str, Any]
 ) -> None:

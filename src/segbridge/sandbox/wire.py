@@ -92,16 +92,24 @@ def inflate(raw: bytes, headers: Headers, limit: int) -> bytes:
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(raw, limit + 1)
-    except zlib.error as exc:
-        raise bad_request("invalid_gzip", "the body is not valid gzip") from exc
-    if len(data) > limit:
-        raise _too_large(limit)
-    if not inflater.eof:
-        raise bad_request("invalid_gzip", "the gzip body is truncated")
-    return data
+    """Every member of a gzip body, as one (RFC 1952 allows several; Go's reader, which
+    Segment's edge is written in, reads them all); at most ``limit`` bytes in all. Bytes after
+    the last member that are not another member make the body invalid (they were ignored)."""
+    data = b""
+    rest = raw
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            data += inflater.decompress(rest, limit + 1 - len(data))
+        except zlib.error as exc:
+            raise bad_request("invalid_gzip", "the body is not valid gzip") from exc
+        if len(data) > limit:
+            raise _too_large(limit)
+        if not inflater.eof:
+            raise bad_request("invalid_gzip", "the gzip body is truncated")
+        rest = inflater.unused_data
+        if not rest:
+            return data
 
 
 def parse_json(data: bytes) -> object:
