@@ -101,6 +101,16 @@ def test_a_mapping_that_may_read_any_field_versions_the_whole_record() -> None:
         assert version(record) != version({**record, "seats": 3})
 
 
+def test_a_field_path_worked_out_per_record_versions_the_whole_record() -> None:
+    """``field(concat('p_', tier))`` reads a field its text does not name: a change there is
+    a change (it was unchanged, and the new price was never sent)."""
+    version = version_hasher("track", {"userId": "id", "event": {"constant": "Priced"},
+                                       "properties": {"fields": {"price": {
+                                           "expression": "field(concat('p_', tier))"}}}})
+    record = {"id": 1, "tier": "gold", "p_gold": 100}
+    assert version(record) != version({**record, "p_gold": 999})
+
+
 def test_verdicts_and_what_each_mode_sends() -> None:
     differences = {0: None, 2: 4}  # record 0: key never sent; 2: another version sent
     assert verdict(differences, 0) is Verdict.NEW

@@ -37,6 +37,8 @@ def test_any_field_may_be_read_when_a_mapping_or_filter_reads_the_whole_record()
     assert fields_read(flow(by_expression)) is None
     whole_filter = [{"filter": {"expression": "len(record) > 2"}}]
     assert fields_read(flow(MAPPING, steps=whole_filter)) is None
+    by_path = {**MAPPING, "properties": {"expression": "field(concat('p_', tier))"}}
+    assert fields_read(flow(by_path)) is None
 
 
 def test_without_a_key_field_every_field_is_read() -> None:

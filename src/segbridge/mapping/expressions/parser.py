@@ -399,6 +399,8 @@ class _Compiler:
             keys = tuple(str(path.value).split("."))
             self.fields.add(keys[0])
             return Part(lambda record: follow(record, keys))
+        self.whole_record = True  # a path worked out per record may name any field (a diff
+        # sync's version and a Parquet export's columns then take every field)
         path_run = path.run
 
         def run(record: Mapping[str, Any]) -> Any:
