@@ -250,6 +250,7 @@ class FlowService:
         require(principal, Permission.RUN_FLOWS)
         with self.db.session() as session:
             run = _owned_run(session, principal, run_id)
+            _same_key_field(session, run)
             reopen(session, run, lease_seconds)
             if execute:
                 self.queue.enqueue_in(session, run.id, run.flow_id)
@@ -521,6 +522,19 @@ def flows_using(session: Session, connection: Connection) -> list[str]:
         FlowConnection, FlowConnection.flow_id == Flow.id)
         .where(FlowConnection.connection_id == connection.id).order_by(Flow.name))
     return [f"flow '{name}' uses it" for name in names]
+
+
+def _same_key_field(session: Session, run: Run) -> None:
+    """A run resumes with the flow as it was when it started: not once the flow's key field
+    changed since (its snapshots were emptied for the new keys, and the run would fill them
+    with the old ones: the next run then counted every record's key as deleted)."""
+    flow = session.get(Flow, run.flow_id)
+    if flow is None or _key_field(run.definition or {}) == _key_field(flow.definition):
+        return
+    raise Conflict(f"Run {run.id} cannot be resumed: the flow's key_field changed since it "
+                   f"started ({_key_field(run.definition or {})!r}, now "
+                   f"{_key_field(flow.definition)!r}), and its snapshots were emptied for the "
+                   "new keys. Run the flow again instead.")
 
 
 def _key_field(definition: Mapping[str, Any]) -> object:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from segbridge.storage.models import Run
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
 from tests.integration.flows.conftest import (
@@ -318,3 +319,32 @@ def test_a_new_key_field_starts_the_snapshots_again_without_calls_for_deleted_ke
     assert counts(rekeyed)["new"] == 20 and counts(rekeyed)["deleted"] == 0
     assert counts(rekeyed)["deletions_sent"] == 0 and deletions(receiver) == []
     assert counts(run_flow(server, flow["id"]))["unchanged"] == 20  # keyed anew from here
+
+
+def test_a_run_started_before_the_key_field_changed_cannot_be_resumed(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """A failed run resumes with the flow as it started: after a key_field change it would
+    fill the emptied snapshots with the old keys, and the next run would send a deleted-key
+    call for every record (found by a tester: 1,000 'Record Deleted' for live users)."""
+    connection = segment_connection(server, receiver)
+    path = write_csv(tmp_path / "orders.csv", orders(20))
+    doc = deleted_flow(path, connection["name"], RECORD_DELETED)
+    flow = create_flow(server, doc)
+    crashed = run_flow(server, flow["id"])
+    with server.runtime.db.session() as session:  # as a run whose process died is left
+        row = session.get(Run, crashed["id"])
+        assert row is not None
+        row.status, row.message = "failed", "crashed: its process ended"
+    doc["export"]["key_field"] = "customer_id"
+    assert server.api.put(f"/api/v1/flows/{flow['id']}", json=doc).status_code == 200
+
+    resumed = server.api.post(f"/api/v1/runs/{crashed['id']}/resume")
+
+    assert resumed.status_code == 409, resumed.text
+    message = resumed.json()["error"]["message"]
+    assert "key_field changed" in message and "Run the flow again" in message
+    assert server.api.get(f"/api/v1/runs/{crashed['id']}").json()["status"] == "failed"
+    rekeyed = run_flow(server, flow["id"])
+    assert counts(rekeyed)["new"] == 20 and counts(rekeyed)["deleted"] == 0
+    assert deletions(receiver) == []
