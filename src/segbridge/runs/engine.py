@@ -64,6 +64,8 @@ class RunPlan:
     chunks_ahead: int = 8
     lanes: LaneSpec | None = None  # when set, lane processes produce the chunks
     diff: DiffRun | None = None  # when an import sends only changed or new records
+    failed_before: int = 0  # record errors committed before its checkpoint (a resumed or
+    # taken-over run): they count for its end, as this execution's do
 
 
 TAKEN_OVER_RESULT: Final = "taken_over"  # not a run status: this process lost the run to another
@@ -318,7 +320,7 @@ class Engine:
             return RunResult(RunStatus.FAILED, self._failure, self.totals)
         if self._canceled:
             return RunResult(RunStatus.CANCELED, "canceled by a user", self.totals)
-        failed = self.totals.totals["failed"]
+        failed = self.totals.totals["failed"] + self.plan.failed_before
         if failed:
             return RunResult(RunStatus.COMPLETED_WITH_ERRORS,
                              f"{failed} record error(s); see the run's errors", self.totals)

@@ -82,7 +82,8 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
         lookups.close()  # each lane opens its own
     return RunPlan(run_id=run.id, source=source, imports=imports, cursor_after=cursor_after,
-                   chunks_ahead=chunks_ahead, lanes=lanes, diff=diff)
+                   chunks_ahead=chunks_ahead, lanes=lanes, diff=diff,
+                   failed_before=int((run.counts or {}).get("failed", 0)))
 
 
 def _diff(ctx: PlanContext, run: Run, imports: list[ImportPlan]) -> DiffRun | None:

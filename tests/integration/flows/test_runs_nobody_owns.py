@@ -394,3 +394,34 @@ def test_a_run_failed_for_its_data_cannot_be_resumed(
     assert "can be resumed" in by_api.json()["error"]["message"]
     assert by_cli.returncode != 0 and refusal in output.decode()
     assert server.api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "failed"
+
+
+def test_a_resumed_run_with_record_errors_before_its_checkpoint_ends_with_errors(
+    server: Server, receiver: Receiver, server_workers: Workers, shop: dict[str, Any],
+    data: Path,
+) -> None:
+    """Errors committed before a run's process died still count at its end: a resumed or
+    taken-over run with them is completed with errors, never succeeded (found by a tester:
+    'succeeded' with failed: 4, the errors open)."""
+    connection = segment_connection(server, receiver)
+    rows = orders(30)
+    for row in rows[:4]:
+        row["customer_id"] = ""  # no userId: a record error each
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", rows),
+                                          connection["name"]))
+    first = run_flow(server, flow["id"])
+    assert first["status"] == "completed_with_errors" and first["counts"]["failed"] == 4
+    with server.runtime.db.session() as session:  # its process died after its last commit
+        run = session.get(Run, first["id"])
+        assert run is not None and run.checkpoint == 30
+        run.status, run.message, run.finished_at = "failed", "crashed: it ended", None
+        flow_row = session.get(Flow, flow["id"])
+        assert flow_row is not None
+        flow_row.active_run_id = None
+
+    assert server.api.post(f"/api/v1/runs/{first['id']}/resume").status_code == 202
+    resumed = wait_for_run(server, first["id"])
+
+    assert resumed["status"] == "completed_with_errors", resumed
+    assert resumed["counts"]["failed"] == 4 and resumed["counts"]["sent"] == 26
+    assert "4 record error(s)" in resumed["message"]
