@@ -228,6 +228,23 @@ def test_record_errors_are_compared_again_and_a_reset_sends_everything(
     assert receiver.stats(connection["source_id"])["duplicates"] == 20  # same messageIds
 
 
+def test_the_snapshot_of_an_import_named_with_a_slash_is_reset_through_the_api(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    connection = segment_connection(server, receiver)
+    doc = diff_flow(write_csv(tmp_path / "o.csv", orders(5)), connection["name"])
+    doc["imports"][0]["name"] = "EU/Orders"
+    flow = create_flow(server, doc)
+    run_flow(server, flow["id"])
+
+    reset = server.api.post(f"/api/v1/flows/{flow['id']}/imports/EU%2FOrders/snapshot/reset",
+                            json={"confirm": True})
+
+    assert reset.status_code == 200, reset.text  # it was a 404 "Not Found"
+    assert reset.json()["forgotten"] == 5
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 5
+
+
 def test_a_diff_sync_needs_the_export_key_field(
     server: Server, receiver: Receiver, shop: dict[str, Any], tmp_path: Path,
 ) -> None:

@@ -198,12 +198,13 @@ def preview_flow(flow_id: str, body: PreviewRequest, principal: CurrentPrincipal
     return preview(runtime, principal, flow_id, body.flow, body.limit)
 
 
-@router.post("/flows/{flow_id}/imports/{import_name}/snapshot/reset", tags=["flows"],
+@router.post("/flows/{flow_id}/imports/{import_name:path}/snapshot/reset", tags=["flows"],
              operation_id="reset_import_snapshot")
 def reset_import_snapshot(flow_id: str, import_name: str, body: SnapshotResetRequest,
                           principal: CurrentPrincipal, runtime: RuntimeDep) -> SnapshotReset:
     """Forget what an import with sync: changed or new has sent: its next run sends every
-    record. 422 without confirm: true; 409 while the flow runs."""
+    record. 422 without confirm: true; 409 while the flow runs. An import name with a '/'
+    is sent encoded (``EU%2FUsers``)."""
     return runtime.flows.reset_snapshot(principal, flow_id, import_name, confirm=body.confirm)
 
 
