@@ -424,6 +424,22 @@ def open_diff(db: Database, run_id: str, flow_id: str, checkpoint: int,
     return DiffRun(store, run_id, imports)
 
 
+def retry_check(db: Database, flow_id: str,
+                modes: Sequence[tuple[str, SyncMode]]) -> SnapshotCheck | None:
+    """What a retry of chosen record errors compares its records with, read only: the version
+    each key holds now, so that a retried record's messageId names the version it replaces,
+    as the next run's would (the retry and the run after it send one event, not two with two
+    ids). A retry sends every record it retries and stages nothing (``Source.
+    diff_sends_all``); None when no diffed import has a snapshot yet."""
+    store = DiffStore(db)
+    snapshots = {}
+    for index, (name, mode) in enumerate(modes):
+        found = store.find_snapshot(flow_id, name) if mode is not SyncMode.ALL else None
+        if found is not None:
+            snapshots[index] = found
+    return SnapshotCheck(store.compare, snapshots) if snapshots else None
+
+
 def _forget(session: Session, snapshot: int) -> None:
     """Empty a snapshot (its entries, keys, staged and gone rows)."""
     for table in (DiffStaged, DiffEntry, DiffKey, DiffGone):

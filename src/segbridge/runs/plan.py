@@ -30,7 +30,7 @@ from segbridge.exports.contracts import Export, SourceRecord
 from segbridge.exports.limits import RecordLimits
 from segbridge.runs.diff import SyncMode, version_hasher
 from segbridge.runs.diff_deletions import deleted_calls
-from segbridge.runs.diff_store import DiffRun, open_diff
+from segbridge.runs.diff_store import DiffRun, open_diff, retry_check
 from segbridge.runs.engine import ImportPlan, RunPlan
 from segbridge.runs.export_factory import open_run_export
 from segbridge.runs.lanes import LaneImport, LaneLookup, LanePolicy, LaneSpec
@@ -74,9 +74,12 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
     chunks_ahead = min(32, 4 + max(_level(ctx, i.connection_id) for i in imports))
     lookups = _lookups(ctx, run)
     diff = _diff(ctx, run, imports)  # (the producer, or each lane, compares the records)
+    retry = "retry_errors" in definition
+    check = diff.check() if diff is not None else retry_check(
+        ctx.db, run.flow_id, [(i.name, i.sync) for i in imports]) if retry else None
     source = Source(export=export, imports=imports, start=run.checkpoint,
                     key_field=export_def.get("key_field"), filters=filters, lookups=lookups,
-                    diff=diff.check() if diff is not None else None)
+                    diff=check, diff_sends_all=retry)
     lanes = _lanes(ctx.lanes, run, export, lane_source, lookups, diff)
     if lanes is not None:
         chunks_ahead = lane_chunks_ahead(chunks_ahead, lanes)
@@ -87,9 +90,10 @@ def build_plan(ctx: PlanContext, run: Run, store: RunStore) -> RunPlan:
 
 
 def _diff(ctx: PlanContext, run: Run, imports: list[ImportPlan]) -> DiffRun | None:
-    """The run's diff syncs. A retry of chosen errors sends them all, without comparing: its
-    calls keep the messageIds of a diffed record (the same record and call: the same id), and
-    the next run compares those records again (sent twice at most, with one messageId)."""
+    """The run's diff syncs. A retry of chosen errors has none: it sends every record it
+    retries and stages nothing, after comparing them read only (``retry_check``: their
+    messageIds name the version each replaces, as the next run's do), and the next run
+    compares those records again (sent twice at most, with one messageId)."""
     if "retry_errors" in run.definition:
         return None
     return open_diff(ctx.db, run.id, run.flow_id, run.checkpoint,

@@ -248,7 +248,9 @@ class Source:
     key_field: str | None = None
     filters: list[Filter] = field(default_factory=list)
     lookups: LookupSteps | None = None
-    diff: SnapshotCheck | None = None  # a diffed flow's snapshots (None: a retry, a preview)
+    diff: SnapshotCheck | None = None  # a diffed flow's snapshots (None: a preview)
+    diff_sends_all: bool = False  # a retry of chosen errors: compared (for the version each
+    # record replaces: its messageId), then sent whatever the verdict
 
     def records(self, start: int) -> Iterator[SourceRecord]:
         """The export's records from ``start``, each batch looked up when there are lookups."""
@@ -341,7 +343,8 @@ class Producer:
         self._owns = None if lane is None or isinstance(source.export, SpanReader) \
             else lane.owns  # a record of another lane's block (a span reader has none read)
         self._lone = len(source.imports) == 1 and diffed and self._direct and \
-            not self._deletions[0]  # its unchanged records go by in runs (UnchangedRecords)
+            not self._deletions[0] and not source.diff_sends_all  # its unchanged records go
+        # by in runs (UnchangedRecords)
 
     def run(self) -> None:
         try:
@@ -523,7 +526,7 @@ class Producer:
                 version = replaced = None
                 if compared is not None and judged is not None:
                     version, found, replaced = compared
-                    sent = is_sent(mode, found)
+                    sent = is_sent(mode, found) or self.source.diff_sends_all
                     marks.append((index, found, not sent))
                     if not sent:
                         if self._deletions[index]:

@@ -383,3 +383,35 @@ def test_deleting_a_flow_deletes_its_snapshots_rows(
             .group_by(DiffSnapshot.flow_id)).all())
         entries = session.scalar(select(func.count()).select_from(DiffEntry))
     assert per_flow == {flows[0]["id"]: 10} and entries == 10
+
+
+def test_a_retried_error_and_the_next_run_send_one_event_with_one_message_id(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """A changed record that failed its mapping, retried with an edit, then fixed the same way
+    in the source: the retry's messageId names the version it replaces, as the next run's
+    does, so Segment keeps one event (found by a tester: two, with two ids)."""
+    connection = segment_connection(server, receiver)
+    rows = orders(5)
+    path = write_csv(tmp_path / "o.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    run_flow(server, flow["id"])
+    rows[2].update(customer_id="", total="99.00")  # changed, and no userId: a record error
+    write_csv(path, rows)
+    failed = run_flow(server, flow["id"])
+    assert failed["status"] == "completed_with_errors", failed
+    [error] = server.api.get(f"/api/v1/flows/{flow['id']}/errors").json()
+    fixed = {**error["data"], "customer_id": "c2"}
+
+    retried = server.api.post(f"/api/v1/flows/{flow['id']}/errors/retry",
+                              json={"error_ids": [error["id"]], "edits": {error["id"]: fixed}})
+    assert retried.status_code == 202, retried.text
+    assert wait_for_run(server, retried.json()["id"])["counts"]["sent"] == 1
+    rows[2]["customer_id"] = "c2"  # the same fix in the source
+    write_csv(path, rows)
+    after = run_flow(server, flow["id"])
+
+    assert after["counts"]["sent"] == 1  # compared again: sent again, with the same id
+    changed = [e for e in receiver.archived() if e["properties"]["total"] == "99.00"]
+    assert len(changed) == 1, changed
+    assert receiver.stats(connection["source_id"])["duplicates"] == 1
