@@ -9,13 +9,14 @@ nulls (times are ISO-8601 text in UTC, as ``iso`` writes them).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from segbridge.connections.views import iso
 from segbridge.core.public import PublicForm as PublicForm  # the base, shared with connections
 from segbridge.flows.document import FlowDocument, stored_flow_document
+from segbridge.runs.diff import DIFF_COUNTS
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.storage.models import Flow, RecordErrorRow, Run
 
@@ -162,12 +163,27 @@ def _run_fields(run: Run) -> dict[str, object]:
         seconds = round((run.finished_at - run.started_at).total_seconds(), 3)
     return {
         "id": run.id, "flow_id": run.flow_id, "status": run.status, "trigger": run.trigger,
-        "fresh_message_ids": run.fresh_message_ids, "counts": run.counts,
+        "fresh_message_ids": run.fresh_message_ids, "counts": _with_diff_counts(run),
         "checkpoint": run.checkpoint, "progress": run.progress, "message": run.message,
         "created_at": iso(run.created_at), "started_at": iso(run.started_at),
         "finished_at": iso(run.finished_at), "duration_seconds": seconds,
         "retry_of_run": run.definition.get("retry_of_run"),
     }
+
+
+def _with_diff_counts(run: Run) -> dict[str, Any]:
+    """The run's counts, each diffed import's new, changed, unchanged and deleted given even
+    when 0 (a run counts only what happened; the CLI and the UI show all four)."""
+    counts = dict(run.counts or {})
+    imports = {name: dict(values) for name, values in counts.get("imports", {}).items()}
+    for step in (run.definition or {}).get("imports", []):
+        if isinstance(step, dict) and step.get("sync", "all") != "all" and \
+                "retry_errors" not in run.definition:
+            per = imports.setdefault(str(step.get("name")), {})
+            for key in DIFF_COUNTS:
+                per.setdefault(key, 0)
+    counts["imports"] = imports
+    return counts
 
 
 def public_error(error: RecordErrorRow, *, with_data: bool = True) -> RecordErrorPublic:

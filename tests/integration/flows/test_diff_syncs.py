@@ -74,6 +74,9 @@ def test_only_new_and_changed_records_are_sent_each_with_a_new_message_id(
     assert second["counts"]["sent"] == 0 and second["counts"]["batches"] == 0
     assert second["counts"]["ignored"] == 1000
     assert diff_counts(second) == {"new": 0, "changed": 0, "unchanged": 1000, "deleted": 0}
+    given = second["counts"]["imports"]["Orders"]  # every count given, 0 too, as in the CLI
+    assert {key: given[key] for key in ("new", "changed", "deleted")} == dict.fromkeys(
+        ("new", "changed", "deleted"), 0)
     assert len(receiver.archived()) == 1000
     with browser(server) as me:  # the run's page says what the diff found
         page = me.get(f"/runs/{second['id']}")
