@@ -147,6 +147,9 @@ def is_sent(mode: SyncMode, found: Verdict) -> bool:
 
 def missing_key(key_field: str) -> str:
     """The record error of a diffed record without a key."""
-    return (f"the record has no value in its key field '{key_field}'; a sync of changed or new "
-            "records compares each record by its key: give every record a key, or use "
-            "sync: all")
+    nested = (f" (key_field names a top-level field: '{key_field}' is not followed as a path "
+              f"into '{key_field.split('.', 1)[0]}'; map or export the key at the top level)"
+              if "." in key_field else "")
+    return (f"the record has no value in its key field '{key_field}'{nested}; a sync of "
+            "changed or new records compares each record by its key: give every record a "
+            "key, or use sync: all")

@@ -127,6 +127,9 @@ def test_a_record_without_a_key_is_a_record_error_saying_what_to_do() -> None:
     assert isinstance(refused, Refusal)
     assert refused.step is FailedStep.MAP and refused.field == "id"
     assert "key field 'id'" in refused.reason and "sync: all" in refused.reason
+    nested = RecordStep([], "customer.id").diff_call(orders(), 0, {"customer": {"id": "c"}})
+    assert isinstance(nested, Refusal)  # a dotted key field names a top-level field
+    assert "'customer.id' is not followed as a path into 'customer'" in nested.reason
 
 
 class ListExport:
