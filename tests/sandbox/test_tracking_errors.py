@@ -438,3 +438,17 @@ def test_unknown_call_path_is_404(sandbox: Sandbox, source: dict[str, Any]) -> N
 
 def test_get_on_a_tracking_path_is_405(sandbox: Sandbox) -> None:
     assert sandbox.http.get("/v1/track").status_code == 405
+
+
+def test_half_a_surrogate_pair_escaped_alone_is_read_as_a_replacement_character(
+    sandbox: Sandbox, source: dict[str, Any]
+) -> None:
+    """A browser's JSON.stringify writes "\\ud83d" for text cut inside an emoji; Go's decoder
+    (Segment's edge) reads U+FFFD: the batch is accepted, not refused whole as not JSON. An
+    escaped backslash before "ud83d" stays text; a whole pair stays the emoji."""
+    body = (b'{"batch": [{"type": "track", "userId": "u", "event": "Cut \\ud83d",'
+            b' "properties": {"whole": "\\ud83d\\ude00", "text": "\\\\ud83d"}}]}')
+    assert _post(sandbox, source, "/v1/batch", body).status_code == 200
+    [event] = sandbox.events(source["id"])
+    assert event["raw"]["event"] == "Cut \ufffd"
+    assert event["raw"]["properties"] == {"whole": "\U0001f600", "text": "\\ud83d"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from collections.abc import Iterable
 
@@ -112,12 +113,33 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
             return data
 
 
+# A JSON string escape: a surrogate pair (kept), half of one alone (becomes U+FFFD), or any
+# other escape (kept; consumed whole, so an escaped backslash never starts one)
+_ESCAPES = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+                      rb"|\\u[dD][89a-fA-F][0-9a-fA-F]{2}|\\.", re.DOTALL)
+
+
 def parse_json(data: bytes) -> object:
+    """The body's JSON. Half of a surrogate pair escaped alone (``"\\ud83d"``: what a browser's
+    ``JSON.stringify`` writes for text cut inside an emoji) is read as U+FFFD, as Go's
+    decoder (Segment's edge) reads it, not as a body that is not JSON."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if b"\\u" in data:
+            mended = _ESCAPES.sub(_lone_half_replaced, data)
+            if mended != data:
+                try:
+                    return orjson.loads(mended)
+                except orjson.JSONDecodeError:
+                    pass
         reason = str(exc).split(":", 1)[0][:80]
         raise bad_request("invalid_json", f"the body is not valid JSON ({reason})") from exc
+
+
+def _lone_half_replaced(escape: re.Match[bytes]) -> bytes:
+    text = escape.group(0)
+    return b"\\ufffd" if len(text) == 6 else text  # (a pair is 12 bytes, others 2)
 
 
 async def send_bytes(
