@@ -218,6 +218,9 @@ def test_a_gzip_body_of_several_members_is_read_whole_and_bytes_after_it_refused
     assert _post(sandbox, source, "/v1/batch", members,
                  **{"Content-Encoding": "gzip"}).status_code == 200
     assert sandbox.stats(source["id"])["accepted"] == 10
+    many = gzip.compress(body) + gzip.compress(b"") * 64  # (each member copies the rest)
+    _assert_rejected(_post(sandbox, source, "/v1/batch", many, **{"Content-Encoding": "gzip"}),
+                     "invalid_gzip")
 
 
 def test_gzip_bomb_is_refused_without_inflating_it_all(

@@ -529,8 +529,11 @@ def _same_key_field(session: Session, run: Run) -> None:
     changed since (its snapshots were emptied for the new keys, and the run would fill them
     with the old ones: the next run then counted every record's key as deleted)."""
     flow = session.get(Flow, run.flow_id)
-    if flow is None or _key_field(run.definition or {}) == _key_field(flow.definition):
-        return
+    definition = run.definition or {}
+    diffed = any(isinstance(step, Mapping) and step.get("sync", "all") != "all"
+                 for step in definition.get("imports", []))
+    if flow is None or not diffed or _key_field(definition) == _key_field(flow.definition):
+        return  # (a flow of sync: all imports has no snapshot: its run resumes as it began)
     raise Conflict(f"Run {run.id} cannot be resumed: the flow's key_field changed since it "
                    f"started ({_key_field(run.definition or {})!r}, now "
                    f"{_key_field(flow.definition)!r}), and its snapshots were emptied for the "

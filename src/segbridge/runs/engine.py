@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any, Final, Literal
 
 import orjson
+from sqlalchemy.exc import SQLAlchemyError
 
 from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
@@ -296,6 +297,15 @@ class Engine:
                                     chunk.errors, chunk.share)
         except LeaseLost as lost:
             self.lose_lease(str(lost))
+            return
+        except SQLAlchemyError as exc:  # the run's record could not be written (the database
+            # ended a transaction this process sat in for two leases, or went away): nothing
+            # after this chunk may be committed, or its counts and errors would be lost while
+            # the checkpoint moved past it. The run stops here; with no heartbeat any more it
+            # is taken over and resumed from its checkpoint by a live process.
+            self.lose_lease(f"its progress could not be saved ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:200]}); a live process resumes it "
+                            "from its last checkpoint")
             return
         self._checkpoint, self._share = chunk.end, chunk.share
         self._count(chunk.tally, chunk.share)

@@ -527,7 +527,8 @@ class Producer:
                 if compared is not None and judged is not None:
                     version, found, replaced = compared
                     sent = is_sent(mode, found) or self.source.diff_sends_all
-                    marks.append((index, found, not sent))
+                    if not self.source.diff_sends_all:  # (a retry counts what it sent only)
+                        marks.append((index, found, not sent))
                     if not sent:
                         if self._deletions[index]:
                             seen.append((index, position, judged[0], version, None))

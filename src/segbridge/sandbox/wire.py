@@ -21,6 +21,7 @@ from segbridge.sandbox.limits import GZIP_SLACK_BYTES
 
 Headers = dict[bytes, bytes]
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_GZIP_MEMBERS = 64  # (clients send one; each member costs a copy of the body's rest)
 _JSON_TYPES = (b"application/json", b"text/plain", b"")  # analytics.js sends text/plain
 CORS_HEADERS = [(b"access-control-allow-origin", b"*")]
 
@@ -98,7 +99,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     the last member that are not another member make the body invalid (they were ignored)."""
     data = b""
     rest = raw
-    while True:
+    for _member in range(MAX_GZIP_MEMBERS):
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
             data += inflater.decompress(rest, limit + 1 - len(data))
@@ -108,9 +109,11 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
             raise _too_large(limit)
         if not inflater.eof:
             raise bad_request("invalid_gzip", "the gzip body is truncated")
-        rest = inflater.unused_data
+        rest = inflater.unused_data  # (a copy of the rest: hence the cap on members)
         if not rest:
             return data
+    raise bad_request("invalid_gzip", f"the gzip body has more than {MAX_GZIP_MEMBERS} "
+                      "members; send one")
 
 
 # A JSON string escape: a surrogate pair (kept), half of one alone (becomes U+FFFD), or any

@@ -20,6 +20,8 @@ from tests.integration.flows.conftest import (
     assert_invariant,
     orders,
     segment_connection,
+    track_flow,
+    wait_for_run,
     write_csv,
 )
 from tests.integration.flows.test_diff_syncs import (  # noqa: F401
@@ -348,3 +350,26 @@ def test_a_run_started_before_the_key_field_changed_cannot_be_resumed(
     rekeyed = run_flow(server, flow["id"])
     assert counts(rekeyed)["new"] == 20 and counts(rekeyed)["deleted"] == 0
     assert deletions(receiver) == []
+
+
+def test_a_run_of_sync_all_imports_resumes_after_the_key_field_changed(
+    server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """Only a diff sync's snapshots depend on the key field: a run of a flow that sends every
+    record resumes as it began (its messageIds use the key field it started with)."""
+    connection = segment_connection(server, receiver)
+    doc = track_flow("Orders", write_csv(tmp_path / "orders.csv", orders(20)),
+                     connection["name"])
+    flow = create_flow(server, doc)
+    crashed = run_flow(server, flow["id"])
+    with server.runtime.db.session() as session:
+        row = session.get(Run, crashed["id"])
+        assert row is not None
+        row.status, row.message = "failed", "crashed: its process ended"
+    doc["export"]["key_field"] = "customer_id"
+    assert server.api.put(f"/api/v1/flows/{flow['id']}", json=doc).status_code == 200
+
+    resumed = server.api.post(f"/api/v1/runs/{crashed['id']}/resume")
+
+    assert resumed.status_code == 202, resumed.text
+    assert wait_for_run(server, crashed["id"])["status"] == "succeeded"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from segbridge.core.clock import utcnow
 from segbridge.core.settings import Settings, load_settings
@@ -425,3 +426,42 @@ def test_a_resumed_run_with_record_errors_before_its_checkpoint_ends_with_errors
     assert resumed["status"] == "completed_with_errors", resumed
     assert resumed["counts"]["failed"] == 4 and resumed["counts"]["sent"] == 26
     assert "4 record error(s)" in resumed["message"]
+
+
+def test_a_chunk_whose_commit_failed_is_done_again_not_lost(
+    server: Server, receiver: Receiver, server_workers: Workers, shop: dict[str, Any],
+    data: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk's commit that fails with a database error (PostgreSQL ended a transaction its
+    process sat in for two leases; the database went away) stops the run there: it used to go
+    on, and the next chunk's commit moved the checkpoint past the lost chunk's counts and
+    record errors (the run ended 'succeeded' without them). Taken over, it resumes from its
+    checkpoint: every record counted once, every error kept, every event once."""
+    rows = orders(ROWS)
+    for row in rows[::5000]:
+        row["customer_id"] = ""  # a record error in each quarter of the file
+    connection = segment_connection(server, receiver, concurrency_level=1)
+    flow = create_flow(server, track_flow("Orders", write_csv(data / "o.csv", rows),
+                                          connection["name"]))
+    real_commit = RunStore.commit_chunk
+    commits: list[int] = []
+
+    def commit_failing_once(store: RunStore, *args: Any, **kwargs: Any) -> None:
+        commits.append(1)
+        if len(commits) == 2:
+            raise OperationalError("UPDATE runs ...", {}, Exception("server closed the connection"))
+        real_commit(store, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "commit_chunk", commit_failing_once)
+    started = server.api.post(f"/api/v1/flows/{flow['id']}/runs")
+    assert started.status_code == 202, started.text
+    run = wait_for_run(server, started.json()["id"], timeout=90)
+
+    assert run["status"] == "completed_with_errors", run
+    assert "taken over" in run["message"]
+    assert run["counts"]["exported"] == ROWS and run["counts"]["failed"] == 4
+    assert run["counts"]["sent"] == ROWS - 4
+    errors = server.api.get(f"/api/v1/flows/{flow['id']}/errors").json()
+    assert sorted(e["position"] for e in errors) == [0, 5000, 10000, 15000]
+    assert_invariant(server, flow["id"], run)
+    assert len({e["properties"]["order_id"] for e in receiver.archived()}) == ROWS - 4
