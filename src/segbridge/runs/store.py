@@ -17,7 +17,8 @@ resumes it from its checkpoint.
 holding the run's row lock on PostgreSQL: a claim would wait for it for as long as it stays
 frozen. So each write of the run (``_locking``) lets the server end its transaction once it
 has sat idle for two leases (the owner counts as gone by then anyway: nothing it had not
-committed is lost, its next write finds the run taken), and a claim waits at most
+committed is lost; back, its write fails and its run stops there, ``Engine._commit``, to be
+taken over and resumed from its checkpoint), and a claim waits at most
 ``CLAIM_LOCK_WAIT`` for the row (the next take-over tick tries again).
 
 **Crashes.** A run failed because a process died (its lanes kept dying) carries the message
