@@ -248,7 +248,7 @@ EXPECT: dict[tuple[str, str], tuple[str, Build]] = {
         f"/api/v1/flows/{w.ids['webhook_flow']}/webhook/payloads")),
     ("POST", "/hooks/{token}"): ("public", lambda w: Req("/hooks/no-such-token", json={})),
     # diff syncs: forget what an import sent (the next run sends every record)
-    ("POST", "/api/v1/flows/{flow_id}/imports/{import_name}/snapshot/reset"): ("manage",
+    ("POST", "/api/v1/flows/{flow_id}/imports/{import_name:path}/snapshot/reset"): ("manage",
         lambda w: Req(f"/api/v1/flows/{w.flow()}/imports/Orders/snapshot/reset",
                       json={"confirm": True})),
     # users and accounts
