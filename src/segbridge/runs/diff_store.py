@@ -41,6 +41,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from segbridge.runs.counts import Tally
 from segbridge.runs.diff import Differences, SnapshotCheck, SyncMode, key_hash
+from segbridge.runs.diff_blocks import RunBlocks, blob_of, digests_of
 from segbridge.runs.diff_deletions import DeletedCall, Gone
 from segbridge.runs.diff_reader import COMPARE_KEYS, compare_versions, map_sqlite_file, parts
 from segbridge.runs.producer import Chunk
@@ -169,18 +170,52 @@ class DiffStore:
                 DiffEntry.snapshot_id == snapshot)) or 0
 
     def promote(self, snapshots: Sequence[int], run_id: str,
-                watched: Collection[int] = ()) -> None:
+                watched: Collection[int] = (),
+                settled: Mapping[int, set[bytes]] | None = None) -> None:
         """The run's staged calls into the snapshots, in one transaction (the snapshots it
         no longer stages for are left alone). For the ``watched`` snapshots (an import with
         a call for deleted keys), the staged keys' identities too, and the keys it found gone
-        (``find_gone``, less those whose call failed) leave the snapshot."""
+        (``find_gone``, less those whose call failed) leave the snapshot. The digests of
+        blocks each snapshot keeps stay true (``runs.diff_blocks``): ``settled`` adds the
+        run's, kept only when every staged row added a new key."""
         with self.db.engine.begin() as connection:
             postgresql = connection.dialect.name == "postgresql"
             for snapshot in self._staging(connection, snapshots, run_id):
-                connection.execute(_PROMOTE[postgresql], {"snapshot": snapshot})
+                adding = (settled or {}).get(snapshot, set())
+                kept = connection.scalar(select(DiffSnapshot.settled_blocks).where(
+                    DiffSnapshot.id == snapshot))
+                only_new = self._merge(connection, snapshot, postgresql,
+                                       counted=bool(kept or adding))
                 if snapshot in watched:
                     self._promote_keys(connection, snapshot, postgresql)
+                    only_new = False  # (deleted keys left it)
+                blob = blob_of(digests_of(kept) | adding) if only_new else None
+                if blob != kept:
+                    connection.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
+                                       .values(settled_blocks=blob))
             self._unstage(connection, snapshots, run_id)
+
+    @staticmethod
+    def _merge(connection: Connection, snapshot: int, postgresql: bool, *,
+               counted: bool) -> bool:
+        """Merge the snapshot's staged rows; whether each of them added a key it did not
+        hold (only counted, three counts, when blocks are kept or to be kept)."""
+        if not counted:
+            connection.execute(_PROMOTE[postgresql], {"snapshot": snapshot})
+            return False
+        staged = connection.scalar(select(func.count()).select_from(DiffStaged).where(
+            DiffStaged.snapshot_id == snapshot, DiffStaged.seen_only.is_(None))) or 0
+        entries = select(func.count()).select_from(DiffEntry).where(
+            DiffEntry.snapshot_id == snapshot)
+        before = connection.scalar(entries) or 0
+        connection.execute(_PROMOTE[postgresql], {"snapshot": snapshot})
+        return (connection.scalar(entries) or 0) - before == staged
+
+    def kept_blocks(self, snapshot: int) -> set[bytes]:
+        """The digests of the blocks the snapshot holds every record of."""
+        with self.db.engine.connect() as connection:
+            return digests_of(connection.scalar(select(DiffSnapshot.settled_blocks).where(
+                DiffSnapshot.id == snapshot)))
 
     @staticmethod
     def _promote_keys(connection: Connection, snapshot: int, postgresql: bool) -> None:
@@ -302,6 +337,7 @@ class DiffRun:
     store: DiffStore
     run_id: str
     imports: dict[int, DiffImport] = field(default_factory=dict)  # by the import's index
+    blocks: RunBlocks | None = None  # the file's blocks, for a flow that ``settles``
     held_back: dict[str, tuple[int, str]] = field(default_factory=dict)  # import -> deleted
     # keys whose calls were not sent, and why: the run read no record at all for it (an empty
     # or missing source is more often a mistake than every record deleted), or some of its
@@ -391,9 +427,36 @@ class DiffRun:
 
     def promote(self) -> None:
         """Merge the staged calls into the snapshots; the deleted keys whose call was sent
-        (or could not be addressed) leave them."""
+        (or could not be addressed) leave them; the blocks the run found settled are kept."""
+        settled = None
+        if self.blocks is not None:
+            [imp] = self.imports.values()
+            settled = {imp.snapshot: self.blocks.settled()}
         self.store.promote(self._snapshots(), self.run_id, watched={
-            imp.snapshot for imp in self.imports.values() if imp.deleted is not None})
+            imp.snapshot for imp in self.imports.values() if imp.deleted is not None},
+            settled=settled)
+
+    def skip_blocks(self, path: str, boundaries: Any, salt: bytes) -> tuple[int, ...]:
+        """The starts of the blocks the run's lanes need not read (``runs.diff_blocks``), and
+        the run's blocks noted for its end; called once the file is scanned, only for a flow
+        that ``settles``."""
+        from segbridge.apps.files.boundaries import block_digests
+
+        [imp] = self.imports.values()
+        digests = block_digests(path, boundaries, salt)
+        if digests is None:
+            return ()
+        self.blocks = RunBlocks(path, boundaries, {
+            boundaries.start + index * boundaries.every: digest
+            for index, digest in enumerate(digests)})
+        return self.blocks.skip(self.store.kept_blocks(imp.snapshot))
+
+    def note_block(self, chunk: Chunk, unsent: bool) -> None:
+        """A chunk committed: what its block's records were (``RunBlocks.note``)."""
+        if self.blocks is not None:
+            [imp] = self.imports.values()
+            self.blocks.note(chunk.start, chunk.end, chunk.tally.imports.get(imp.name, {}),
+                             unsent)
 
     def deleting(self) -> dict[int, DiffImport]:
         """The imports (by index) that send a call for each deleted key."""
@@ -445,7 +508,7 @@ def _forget(session: Session, snapshot: int) -> None:
     for table in (DiffStaged, DiffEntry, DiffKey, DiffGone):
         session.execute(delete(table).where(table.snapshot_id == snapshot))
     session.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
-                    .values(staging_run_id=None))
+                    .values(staging_run_id=None, settled_blocks=None))
 
 
 def _records(per: Mapping[str, int]) -> int:

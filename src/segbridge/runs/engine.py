@@ -30,9 +30,10 @@ from segbridge.core.errors import ApplicationError, FailedStep, RetriableError
 from segbridge.exports.contracts import MapRecord
 from segbridge.runs.counts import ErrorRow, Tally
 from segbridge.runs.diff import SyncMode, VersionOf
+from segbridge.runs.diff_blocks import salt, settles
 from segbridge.runs.diff_deletions import GONE_PAGE, DeletionSend, Gone, send_deletions
 from segbridge.runs.diff_store import DiffRun
-from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec
+from segbridge.runs.lanes import MAX_LANE_RESTARTS, LaneDied, LaneReader, LaneSpec, SkipBlocks
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.runs.message_ids import MessageIds
 from segbridge.runs.producer import Chunk, Producer, Source
@@ -211,7 +212,8 @@ class Engine:
 
     def _producer(self, emit: Callable[[Chunk | None], None]) -> Producer | LaneReader:
         if self.plan.lanes is not None:
-            return LaneReader(self.plan.lanes, emit, self._slots, self._stop)
+            return LaneReader(self.plan.lanes, emit, self._slots, self._stop,
+                              self._block_skipper())
         return Producer(self.plan.source, emit, self._slots, self._stop)
 
     async def _deliver(self, chunk: Chunk) -> None:
@@ -261,6 +263,17 @@ class Engine:
             self._unsent.setdefault(chunk.seq, set()).update(
                 (index, error.item.position) for error in outcome.errors)
 
+    def _block_skipper(self) -> SkipBlocks | None:
+        """How the lanes learn which blocks they need not read: a diff sync of one import
+        decided by the file alone (``runs.diff_blocks``)."""
+        spec, diff = self.plan.lanes, self.plan.diff
+        if spec is None or diff is None or not settles(
+                len(self.plan.imports), len(diff.imports), spec.filters, spec.lookups,
+                any(imp.deleted is not None for imp in diff.imports.values())):
+            return None
+        keyed = salt(spec.export, spec.imports, spec.key_field, spec.limits)
+        return lambda path, found: diff.skip_blocks(path, found, keyed)
+
     def _fail(self, message: str) -> None:
         if self._failure is None:
             self._failure = message
@@ -308,6 +321,8 @@ class Engine:
                             "from its last checkpoint")
             return
         self._checkpoint, self._share = chunk.end, chunk.share
+        if self.plan.diff is not None:
+            self.plan.diff.note_block(chunk, bool(unsent))
         self._count(chunk.tally, chunk.share)
         await self._check_canceled()
 

@@ -147,6 +147,11 @@ class LaneSpec:
         return orjson.dumps({"index": index, **asdict(self)})
 
 
+SkipBlocks = Callable[[str, Any], tuple[int, ...]]
+"""A diff sync's blocks its lanes need not read, from the file's path and its boundaries
+(``DiffRun.skip_blocks``): their starts."""
+
+
 class LaneFailed(FatalError):
     """A lane could not go on (its export failed, or the process died)."""
 
@@ -210,8 +215,10 @@ class LaneReader:
     chunks in seq order within the engine's slots, and stops them when the run stops."""
 
     def __init__(self, spec: LaneSpec, emit: Callable[[Chunk | None], None],
-                 slots: threading.Semaphore, stop: threading.Event) -> None:
+                 slots: threading.Semaphore, stop: threading.Event,
+                 skip_blocks: SkipBlocks | None = None) -> None:
         self.spec = spec
+        self.skip_blocks = skip_blocks
         self.emit = emit
         self.slots = slots
         self.stop = stop
@@ -225,7 +232,7 @@ class LaneReader:
         try:
             log.info("the run is produced by %d lanes, blocks of %d records", self.spec.count,
                      self.spec.block_records)
-            self.spec = spec_with_boundaries(self.spec, self.stop.is_set)
+            self.spec = spec_with_boundaries(self.spec, self.stop.is_set, self.skip_blocks)
             lanes = [LaneProcess(self.spec, index) for index in range(self.spec.count)]
             ended = self._read(lanes)
             if ended:
@@ -285,8 +292,8 @@ class LaneReader:
         self.peak_kb.append(int(frame[1]))
 
 
-def spec_with_boundaries(spec: LaneSpec,
-                         stop: Callable[[], bool] | None = None) -> LaneSpec:
+def spec_with_boundaries(spec: LaneSpec, stop: Callable[[], bool] | None = None,
+                         skip_blocks: SkipBlocks | None = None) -> LaneSpec:
     """The spec with where each block of a CSV or NDJSON file starts (one scan, here in the
     run's process, at C speed), so each lane reads only its own blocks; unchanged for other
     files and for a file where a byte split cannot be proven to read as one pass does (its
@@ -303,6 +310,11 @@ def spec_with_boundaries(spec: LaneSpec,
         return spec
     log.info("each lane reads only its blocks (%d blocks found in %.2f s)", len(found.marks),
              time.perf_counter() - began)
+    if skip_blocks is not None:
+        found = replace(found, skip=skip_blocks(export["path"], found))
+        if found.skip:
+            log.info("%d of %d blocks are unchanged since a run that kept them: not read",
+                     len(found.skip), len(found.marks))
     return replace(spec, boundaries=found.to_json())
 
 

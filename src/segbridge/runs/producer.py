@@ -51,6 +51,7 @@ from segbridge.exports.contracts import (
     MapRecord,
     SourceRecord,
     SpanReader,
+    Spans,
 )
 from segbridge.runs.batching import Batcher, Item, PackingBatcher
 from segbridge.runs.counts import ErrorRow, Tally
@@ -123,6 +124,34 @@ class UnchangedRecords:
 
     position: int
     end: int
+
+
+class SkippingLane:
+    """A lane's blocks less those it does not read (their starts: ``skip``), as ``Spans``."""
+
+    def __init__(self, lane: Lane, skip: frozenset[int]) -> None:
+        self.lane, self.skip = lane, skip
+
+    def around(self, position: int) -> tuple[int, int]:
+        low, high = self.lane.around(position)
+        while low in self.skip:
+            low, high = self.lane.around(high)
+        return low, high
+
+
+def _with_skipped(records: Iterator[SourceRecord], skip: frozenset[int],
+                  boundaries: Any) -> Iterator[SourceRecord | UnchangedRecords]:
+    """The records read, with each block not read in its place: all of its positions as one
+    run of unchanged records (the producer counts them and closes the block's chunk)."""
+    pending = sorted(skip)
+    at = 0
+    for record in records:
+        while at < len(pending) and pending[at] < record.position:
+            yield UnchangedRecords(pending[at], boundaries.block_end(pending[at]))
+            at += 1
+        yield record
+    for low in pending[at:]:
+        yield UnchangedRecords(low, boundaries.block_end(low))
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,13 +432,18 @@ class Producer:
         chunk = Chunk(seq=lane.seq(low), start=low)
         exported, position = 0, low
         export = source.export
-        read = export.records_in(lane) if isinstance(export, SpanReader) \
+        boundaries = getattr(export, "boundaries", None)
+        skip = self._blocks_to_skip(lane, boundaries)
+        spans: Spans = SkippingLane(lane, skip) if skip else lane
+        read = export.records_in(spans) if isinstance(export, SpanReader) \
             else export.records(low)
         if source.lookups:  # only this lane's records are looked up
             read = source.lookups.batched(read, lane.owns)
         records: Iterator[SourceRecord | UnchangedRecords] = read
+        if skip:
+            records = _with_skipped(read, skip, boundaries)
         if self._check is not None:  # ... and compared
-            records = self._compared(read, self._check)
+            records = self._compared(records, self._check)
         for record in records:
             position = record.position
             if position >= high:
@@ -434,6 +468,15 @@ class Producer:
                 effects(chunk)
         if exported:
             self._close_block(chunk, position + 1, exported)
+
+    def _blocks_to_skip(self, lane: Lane, boundaries: Any) -> frozenset[int]:
+        """The starts of this lane's blocks that it does not read: a diff sync's blocks whose
+        bytes the snapshot holds every record of (``runs.diff_blocks``), only while the file
+        is the one scanned (else it reads them all)."""
+        if boundaries is None or not boundaries.skip or self._check is None or \
+                not boundaries.still_the_file(getattr(self.source.export, "path", "")):
+            return frozenset()
+        return frozenset(low for low in boundaries.skip if lane.owns(low))
 
     def _close_block(self, chunk: Chunk, end: int, exported: int) -> None:
         chunk.batches.extend((index, batcher.take())
@@ -582,12 +625,19 @@ class Producer:
                     chunk.tally.add("ignored", amount, name)
         chunk.verdicts = {}
 
-    def _compared(self, records: Iterator[SourceRecord],
+    def _compared(self, records: Iterator[SourceRecord | UnchangedRecords],
                   check: SnapshotCheck) -> Iterator[SourceRecord | UnchangedRecords]:
         """The records, each group of COMPARE_RECORDS compared with the snapshots (the
-        verdicts in ``_judged``) before any of them is mapped."""
+        verdicts in ``_judged``) before any of them is mapped; runs of records known to be
+        unchanged (a block not read) pass as they are, in order."""
         group: list[SourceRecord] = []
         for record in records:
+            if isinstance(record, UnchangedRecords):
+                if group:
+                    yield from self._judged_records(group, self._compare(group, check))
+                    group = []
+                yield record
+                continue
             group.append(record)
             if len(group) == COMPARE_RECORDS:
                 yield from self._judged_records(group, self._compare(group, check))

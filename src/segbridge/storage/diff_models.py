@@ -45,6 +45,8 @@ class DiffSnapshot(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     staging_run_id: Mapped[str | None] = mapped_column(String(40), default=None)  # whose
     # staged rows ``diff_staged`` holds for this snapshot (one run of a flow at a time)
+    settled_blocks: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)  # the
+    # 16-byte digests of file blocks whose every record it holds (``runs.diff_blocks``)
 
 
 class DiffEntry(Base):

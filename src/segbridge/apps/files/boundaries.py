@@ -27,6 +27,7 @@ record, as in one pass, when it is a record on its own.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib
 import logging
 import os
@@ -56,12 +57,16 @@ class Boundaries:
     """The marks of a run's blocks: block k starts at position ``start + k * every``, at byte
     ``marks[k][0]`` after ``marks[k][1]`` physical lines. A block past the last record has
     no mark. ``version``: the scanned file's identity (``file_version``: a lane whose file is
-    no longer that one reads it whole, as before)."""
+    no longer that one reads it whole, as before). ``end``: the position after the file's last
+    record. ``skip``: the starts of the blocks a diff sync's lanes do not read (their bytes
+    are those of blocks whose every record the snapshot holds: ``runs.diff_blocks``)."""
 
     start: int
     every: int
     marks: list[tuple[int, int]] = field(default_factory=list)
     version: tuple[int, ...] | None = None
+    end: int | None = None
+    skip: tuple[int, ...] = ()
 
     def mark(self, low: int) -> tuple[int, int] | None:
         """The offset and lines before the record at position ``low`` (a block's start)."""
@@ -74,17 +79,64 @@ class Boundaries:
         """Whether the open file is the one scanned (``file_version``)."""
         return self.version is None or self.version == file_version(handle)
 
+    def still_the_file(self, path: str | Path) -> bool:
+        """Whether the file at ``path`` is still the one scanned (False when unknown)."""
+        try:
+            with open_binary(path) as handle:
+                return self.version is not None and self.version == file_version(handle)
+        except OSError:
+            return False
+
+    def block_end(self, low: int) -> int:
+        """The position after the block starting at ``low`` (the last block ends earlier)."""
+        high = low + self.every
+        return high if self.end is None else min(high, self.end)
+
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start, "every": self.every,
                 "marks": [list(m) for m in self.marks],
-                "version": list(self.version) if self.version else None}
+                "version": list(self.version) if self.version else None,
+                "end": self.end, "skip": list(self.skip)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Boundaries:
         version = data.get("version")
+        end = data.get("end")
         return cls(int(data["start"]), int(data["every"]),
                    [(int(offset), int(lines)) for offset, lines in data["marks"]],
-                   tuple(int(part) for part in version) if version else None)
+                   tuple(int(part) for part in version) if version else None,
+                   int(end) if end is not None else None,
+                   tuple(int(low) for low in data.get("skip", ())))
+
+
+def block_digests(path: str | Path, found: Boundaries, salt: bytes) -> list[bytes] | None:
+    """A 128-bit digest of each block's bytes (``found``'s blocks, in order), keyed by
+    ``salt`` (what else decides the records: the flow's export options, mapping, key field,
+    limits) and by the bytes before the first block (the BOM and the CSV header). None when
+    the file is no longer the one scanned. Read at C speed: about 0.1 s for 60 MB."""
+    if not found.marks or found.version is None:
+        return None
+    with open_binary(path) as handle:
+        if file_version(handle) != found.version:
+            return None
+        head = hashlib.blake2b(handle.read(found.marks[0][0]), digest_size=16).digest()
+        keyed = hashlib.blake2b(head, digest_size=16, key=hashlib.blake2b(salt).digest()[:64])
+        digests = []
+        ends = [offset for offset, _lines in found.marks[1:]] + [found.version[0]]
+        for (offset, _lines), end in zip(found.marks, ends, strict=True):
+            handle.seek(offset)
+            hasher = keyed.copy()
+            left = end - offset
+            while left > 0:
+                piece = handle.read(min(left, PIECE_BYTES))
+                if not piece:
+                    return None  # (shorter than scanned)
+                hasher.update(piece)
+                left -= len(piece)
+            digests.append(hasher.digest())
+        if file_version(handle) != found.version:
+            return None
+    return digests
 
 
 def file_version(handle: BinaryIO) -> tuple[int, ...]:
@@ -233,7 +285,7 @@ def scan(handle: BinaryIO, form: CsvFormat | NdjsonFormat, cursor: _Cursor, star
             continue
         carry = buffer[len(body):] if len(body) < len(buffer) else b""
         target = _piece(body, masked, form, cursor, target, every, marks)
-    return Boundaries(start, every, marks)
+    return Boundaries(start, every, marks, end=cursor.position)
 
 
 def _piece(body: bytes, masked: bytes, form: CsvFormat | NdjsonFormat, cursor: _Cursor,
