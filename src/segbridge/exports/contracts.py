@@ -44,6 +44,16 @@ class SourceRecord:
     import_name: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NotRead:
+    """Positions ``position`` to ``end - 1`` that a lane's reader skipped without reading: a
+    block its boundaries name (a diff sync's block whose every record the snapshot holds,
+    ``runs.diff_blocks``), given only while the open file is the one scanned."""
+
+    position: int
+    end: int
+
+
 class Spans(Protocol):
     """The positions a reader wants, as ranges (a lane's blocks)."""
 
@@ -57,8 +67,9 @@ class SpanReader(Protocol):
     """An export that can leave out, cheaply, the records outside some spans (CSV: it parses
     them, to count positions and lines, but builds no record)."""
 
-    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
-        """The records in the spans, in order (unreadable records may come from outside)."""
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord | NotRead]:
+        """The records in the spans, in order (unreadable records may come from outside),
+        and the blocks not read in their place (``NotRead``)."""
         ...
 
 

@@ -171,17 +171,19 @@ class DiffStore:
 
     def promote(self, snapshots: Sequence[int], run_id: str,
                 watched: Collection[int] = (),
-                settled: Mapping[int, set[bytes]] | None = None) -> None:
+                settled: Mapping[int, tuple[set[bytes], set[bytes]]] | None = None) -> None:
         """The run's staged calls into the snapshots, in one transaction (the snapshots it
         no longer stages for are left alone). For the ``watched`` snapshots (an import with
         a call for deleted keys), the staged keys' identities too, and the keys it found gone
         (``find_gone``, less those whose call failed) leave the snapshot. The digests of
-        blocks each snapshot keeps stay true (``runs.diff_blocks``): ``settled`` adds the
-        run's, kept only when every staged row added a new key."""
+        blocks each snapshot keeps stay true (``runs.diff_blocks``): ``settled`` gives, per
+        snapshot, the digests the run adds and those of every block of the file it scanned
+        (the kept ones of blocks no longer in the file are dropped), kept only when every
+        staged row added a new key."""
         with self.db.engine.begin() as connection:
             postgresql = connection.dialect.name == "postgresql"
             for snapshot in self._staging(connection, snapshots, run_id):
-                adding = (settled or {}).get(snapshot, set())
+                adding, scanned = (settled or {}).get(snapshot, (set(), set()))
                 kept = connection.scalar(select(DiffSnapshot.settled_blocks).where(
                     DiffSnapshot.id == snapshot))
                 only_new = self._merge(connection, snapshot, postgresql,
@@ -189,7 +191,8 @@ class DiffStore:
                 if snapshot in watched:
                     self._promote_keys(connection, snapshot, postgresql)
                     only_new = False  # (deleted keys left it)
-                blob = blob_of(digests_of(kept) | adding) if only_new else None
+                still = digests_of(kept) & scanned if scanned else digests_of(kept)
+                blob = blob_of(still | adding) if only_new else None
                 if blob != kept:
                     connection.execute(update(DiffSnapshot).where(DiffSnapshot.id == snapshot)
                                        .values(settled_blocks=blob))
@@ -431,7 +434,7 @@ class DiffRun:
         settled = None
         if self.blocks is not None:
             [imp] = self.imports.values()
-            settled = {imp.snapshot: self.blocks.settled()}
+            settled = {imp.snapshot: (self.blocks.settled(), set(self.blocks.digests.values()))}
         self.store.promote(self._snapshots(), self.run_id, watched={
             imp.snapshot for imp in self.imports.values() if imp.deleted is not None},
             settled=settled)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -49,9 +49,9 @@ from segbridge.exports.contracts import (
     Export,
     MappingError,
     MapRecord,
+    NotRead,
     SourceRecord,
     SpanReader,
-    Spans,
 )
 from segbridge.runs.batching import Batcher, Item, PackingBatcher
 from segbridge.runs.counts import ErrorRow, Tally
@@ -124,34 +124,6 @@ class UnchangedRecords:
 
     position: int
     end: int
-
-
-class SkippingLane:
-    """A lane's blocks less those it does not read (their starts: ``skip``), as ``Spans``."""
-
-    def __init__(self, lane: Lane, skip: frozenset[int]) -> None:
-        self.lane, self.skip = lane, skip
-
-    def around(self, position: int) -> tuple[int, int]:
-        low, high = self.lane.around(position)
-        while low in self.skip:
-            low, high = self.lane.around(high)
-        return low, high
-
-
-def _with_skipped(records: Iterator[SourceRecord], skip: frozenset[int],
-                  boundaries: Any) -> Iterator[SourceRecord | UnchangedRecords]:
-    """The records read, with each block not read in its place: all of its positions as one
-    run of unchanged records (the producer counts them and closes the block's chunk)."""
-    pending = sorted(skip)
-    at = 0
-    for record in records:
-        while at < len(pending) and pending[at] < record.position:
-            yield UnchangedRecords(pending[at], boundaries.block_end(pending[at]))
-            at += 1
-        yield record
-    for low in pending[at:]:
-        yield UnchangedRecords(low, boundaries.block_end(low))
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,18 +404,14 @@ class Producer:
         chunk = Chunk(seq=lane.seq(low), start=low)
         exported, position = 0, low
         export = source.export
-        boundaries = getattr(export, "boundaries", None)
-        skip = self._blocks_to_skip(lane, boundaries)
-        spans: Spans = SkippingLane(lane, skip) if skip else lane
-        read = export.records_in(spans) if isinstance(export, SpanReader) \
-            else export.records(low)
-        if source.lookups:  # only this lane's records are looked up
-            read = source.lookups.batched(read, lane.owns)
-        records: Iterator[SourceRecord | UnchangedRecords] = read
-        if skip:
-            records = _with_skipped(read, skip, boundaries)
-        if self._check is not None:  # ... and compared
-            records = self._compared(records, self._check)
+        read: Iterator[SourceRecord | NotRead] = export.records_in(lane) \
+            if isinstance(export, SpanReader) else export.records(low)
+        if source.lookups:  # only this lane's records are looked up (a flow with lookups
+            # skips no block: ``runs.diff_blocks.settles``)
+            read = source.lookups.batched(cast(Iterator[SourceRecord], read), lane.owns)
+        records: Iterator[SourceRecord | NotRead | UnchangedRecords] = read
+        if self._check is not None:  # ... and compared (blocks not read: unchanged)
+            records = self._compared(read, self._check)
         for record in records:
             position = record.position
             if position >= high:
@@ -457,6 +425,8 @@ class Producer:
                 exported += self._count_unchanged(chunk, record)
                 position = record.end - 1
                 continue
+            if isinstance(record, NotRead):  # (only a diff sync's lanes skip blocks)
+                raise FatalError("a block was skipped outside a diff sync", cause="lane")
             items, effects = self._record(record)
             for index, item in items:
                 batcher = batchers[index]
@@ -468,15 +438,6 @@ class Producer:
                 effects(chunk)
         if exported:
             self._close_block(chunk, position + 1, exported)
-
-    def _blocks_to_skip(self, lane: Lane, boundaries: Any) -> frozenset[int]:
-        """The starts of this lane's blocks that it does not read: a diff sync's blocks whose
-        bytes the snapshot holds every record of (``runs.diff_blocks``), only while the file
-        is the one scanned (else it reads them all)."""
-        if boundaries is None or not boundaries.skip or self._check is None or \
-                not boundaries.still_the_file(getattr(self.source.export, "path", "")):
-            return frozenset()
-        return frozenset(low for low in boundaries.skip if lane.owns(low))
 
     def _close_block(self, chunk: Chunk, end: int, exported: int) -> None:
         chunk.batches.extend((index, batcher.take())
@@ -625,18 +586,18 @@ class Producer:
                     chunk.tally.add("ignored", amount, name)
         chunk.verdicts = {}
 
-    def _compared(self, records: Iterator[SourceRecord | UnchangedRecords],
+    def _compared(self, records: Iterator[SourceRecord | NotRead],
                   check: SnapshotCheck) -> Iterator[SourceRecord | UnchangedRecords]:
         """The records, each group of COMPARE_RECORDS compared with the snapshots (the
-        verdicts in ``_judged``) before any of them is mapped; runs of records known to be
-        unchanged (a block not read) pass as they are, in order."""
+        verdicts in ``_judged``) before any of them is mapped; a block not read (its every
+        record held by the snapshot: ``runs.diff_blocks``) passes, in order, as unchanged."""
         group: list[SourceRecord] = []
         for record in records:
-            if isinstance(record, UnchangedRecords):
+            if isinstance(record, NotRead):
                 if group:
                     yield from self._judged_records(group, self._compare(group, check))
                     group = []
-                yield record
+                yield UnchangedRecords(record.position, record.end)
                 continue
             group.append(record)
             if len(group) == COMPARE_RECORDS:

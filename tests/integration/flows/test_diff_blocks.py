@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from segbridge.runs.diff_store import DiffRun
 from segbridge.storage.diff_models import DiffSnapshot
 from segbridge.workers import Workers
 from tests.integration.conftest import Server
@@ -147,3 +148,46 @@ def test_a_new_header_a_new_mapping_or_a_reset_sends_again_what_they_change(
     resent = run_flow(server, flow["id"])
     assert skipped(logs) == 0
     assert diff_counts(resent)["new"] == ROWS and resent["counts"]["sent"] == ROWS
+
+
+def test_a_file_moved_away_once_read_does_not_fail_the_run(
+    server: Server, receiver: Receiver, lane_workers: Workers,  # noqa: F811
+    shop: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An archiver moves the file once the run has read it: the run ends as it would have
+    (it failed at its end, and the next run sent every record again); it keeps no block."""
+    connection = segment_connection(server, receiver)
+    path = write_csv(tmp_path / "orders.csv", orders(ROWS))
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    count_deleted = DiffRun.count_deleted
+
+    def moved_then_counted(diff: DiffRun) -> Any:
+        if path.exists():
+            path.rename(tmp_path / "archived.csv")
+        return count_deleted(diff)
+
+    monkeypatch.setattr(DiffRun, "count_deleted", moved_then_counted)
+    first = run_flow(server, flow["id"])
+    assert first["status"] == "succeeded", first
+    assert kept_blocks(server, flow["id"]) == 0
+    monkeypatch.undo()
+    (tmp_path / "archived.csv").rename(path)
+    assert run_flow(server, flow["id"])["counts"]["sent"] == 0
+
+
+def test_the_digests_of_blocks_no_longer_in_the_file_are_dropped(
+    server: Server, receiver: Receiver, lane_workers: Workers,  # noqa: F811
+    shop: dict[str, Any], tmp_path: Path,
+) -> None:
+    """A row added at the top of the file moves every block: the snapshot keeps the digests
+    of the blocks of the file as it is, not of every file it was ever given."""
+    connection = segment_connection(server, receiver)
+    rows = orders(ROWS)
+    path = write_csv(tmp_path / "orders.csv", rows)
+    flow = create_flow(server, diff_flow(path, connection["name"]))
+    run_flow(server, flow["id"])
+    for extra in range(3):
+        rows.insert(0, orders(1, start=ROWS + extra)[0])
+        write_csv(path, rows)
+        assert run_flow(server, flow["id"])["counts"]["sent"] == 1
+        assert kept_blocks(server, flow["id"]) <= BLOCKS + 1

@@ -82,10 +82,10 @@ class Boundaries:
     def still_the_file(self, path: str | Path) -> bool:
         """Whether the file at ``path`` is still the one scanned (False when unknown)."""
         try:
-            with open_binary(path) as handle:
-                return self.version is not None and self.version == file_version(handle)
-        except OSError:
+            found = os.stat(path)
+        except OSError:  # (moved away or deleted once read: a common set-up)
             return False
+        return self.version == _identity(found)
 
     def block_end(self, low: int) -> int:
         """The position after the block starting at ``low`` (the last block ends earlier)."""
@@ -144,7 +144,10 @@ def file_version(handle: BinaryIO) -> tuple[int, ...]:
     its size and modification time, which a copy or an archive may set back to the old ones
     (``cp -p``, ``rsync -t --inplace``, ``touch -r``), so also its inode, device and change
     time, which nobody can set."""
-    stat = os.fstat(handle.fileno())
+    return _identity(os.fstat(handle.fileno()))
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
     return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev, stat.st_ctime_ns
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from segbridge.apps.files.boundaries import END, Block, Boundaries
 from segbridge.apps.files.csv_recovery import Failure, Recovery
@@ -35,7 +35,7 @@ from segbridge.apps.files.reading import (
     physical_lines,
     skip_bom,
 )
-from segbridge.exports.contracts import SourceRecord, Spans
+from segbridge.exports.contracts import NotRead, SourceRecord, Spans
 from segbridge.exports.errors import ExportError
 from segbridge.exports.limits import RecordLimits
 
@@ -91,9 +91,10 @@ class CsvExport(ReadShare):
         return f"CsvExport({str(self.path)!r})"
 
     def records(self, start_position: int = 0) -> Iterator[SourceRecord]:
-        return _CsvPass(self).records(From(start_position))
+        # (NotRead comes only with boundaries naming blocks to skip: a diff sync's lanes)
+        return cast(Iterator[SourceRecord], _CsvPass(self).records(From(start_position)))
 
-    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord | NotRead]:
         return _CsvPass(self).records(spans)
 
 
@@ -136,7 +137,7 @@ class _CsvPass:
         self.base = lines_before
         self.recovery.checkpoint(lines_before)
 
-    def records(self, spans: Spans) -> Iterator[SourceRecord]:
+    def records(self, spans: Spans) -> Iterator[SourceRecord | NotRead]:
         with self.export.opened(open_binary(self.path)) as handle:
             skip_bom(handle)
             self.handle = handle
@@ -153,11 +154,15 @@ class _CsvPass:
                 yield from self.rows(header, spans)
 
     def blocks(self, header: list[str], spans: Spans,
-               boundaries: Boundaries) -> Iterator[SourceRecord]:
+               boundaries: Boundaries) -> Iterator[SourceRecord | NotRead]:
         """Only the wanted blocks: each read from its first record's offset, with that
         record's position and the physical lines before it (as one pass would count)."""
         low, high = spans.around(0)
         while (mark := boundaries.mark(low)) is not None:
+            if low in boundaries.skip:  # (the open file is the one scanned: see records)
+                yield NotRead(low, boundaries.block_end(low))
+                low, high = spans.around(high)
+                continue
             offset, lines_before = mark
             self.handle.seek(offset)
             self.position = low

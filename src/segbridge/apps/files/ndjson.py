@@ -29,7 +29,7 @@ from segbridge.apps.files.reading import (
     too_long,
     unreadable,
 )
-from segbridge.exports.contracts import SourceRecord, Spans
+from segbridge.exports.contracts import NotRead, SourceRecord, Spans
 from segbridge.exports.limits import RecordLimits, text_depth
 
 
@@ -69,7 +69,7 @@ class NdjsonExport(ReadShare):
             skip_bom(handle)
             yield from self._records(handle, Block(start_position, sys.maxsize))
 
-    def records_in(self, spans: Spans) -> Iterator[SourceRecord]:
+    def records_in(self, spans: Spans) -> Iterator[SourceRecord | NotRead]:
         """The records in ``spans`` (a lane's blocks); the other lines are counted, not
         parsed (or, with ``boundaries``, not read)."""
         with self.opened(open_binary(self.path)) as handle:
@@ -80,6 +80,10 @@ class NdjsonExport(ReadShare):
                 return
             low, high = spans.around(0)
             while (mark := boundaries.mark(low)) is not None:
+                if low in boundaries.skip:  # (the open file is the one scanned)
+                    yield NotRead(low, boundaries.block_end(low))
+                    low, high = spans.around(high)
+                    continue
                 offset, lines_before = mark
                 handle.seek(offset)
                 yield from self._records(handle, Block(low, high), low, lines_before)
