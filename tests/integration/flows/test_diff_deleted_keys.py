@@ -323,6 +323,19 @@ def test_a_new_key_field_starts_the_snapshots_again_without_calls_for_deleted_ke
     assert counts(run_flow(server, flow["id"]))["unchanged"] == 20  # keyed anew from here
 
 
+def crashed_then_rekeyed(server: Server, flow_id: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """A run of the flow, left as a run whose process died after its last commit; then the
+    flow saved with another key field."""
+    crashed = run_flow(server, flow_id)
+    with server.runtime.db.session() as session:
+        row = session.get(Run, crashed["id"])
+        assert row is not None
+        row.status, row.message = "failed", "crashed: its process ended"
+    doc["export"]["key_field"] = "customer_id"
+    assert server.api.put(f"/api/v1/flows/{flow_id}", json=doc).status_code == 200
+    return crashed
+
+
 def test_a_run_started_before_the_key_field_changed_cannot_be_resumed(
     server: Server, receiver: Receiver, workers: Workers, shop: dict[str, Any], tmp_path: Path,
 ) -> None:
@@ -333,13 +346,7 @@ def test_a_run_started_before_the_key_field_changed_cannot_be_resumed(
     path = write_csv(tmp_path / "orders.csv", orders(20))
     doc = deleted_flow(path, connection["name"], RECORD_DELETED)
     flow = create_flow(server, doc)
-    crashed = run_flow(server, flow["id"])
-    with server.runtime.db.session() as session:  # as a run whose process died is left
-        row = session.get(Run, crashed["id"])
-        assert row is not None
-        row.status, row.message = "failed", "crashed: its process ended"
-    doc["export"]["key_field"] = "customer_id"
-    assert server.api.put(f"/api/v1/flows/{flow['id']}", json=doc).status_code == 200
+    crashed = crashed_then_rekeyed(server, flow["id"], doc)
 
     resumed = server.api.post(f"/api/v1/runs/{crashed['id']}/resume")
 
@@ -361,13 +368,7 @@ def test_a_run_of_sync_all_imports_resumes_after_the_key_field_changed(
     doc = track_flow("Orders", write_csv(tmp_path / "orders.csv", orders(20)),
                      connection["name"])
     flow = create_flow(server, doc)
-    crashed = run_flow(server, flow["id"])
-    with server.runtime.db.session() as session:
-        row = session.get(Run, crashed["id"])
-        assert row is not None
-        row.status, row.message = "failed", "crashed: its process ended"
-    doc["export"]["key_field"] = "customer_id"
-    assert server.api.put(f"/api/v1/flows/{flow['id']}", json=doc).status_code == 200
+    crashed = crashed_then_rekeyed(server, flow["id"], doc)
 
     resumed = server.api.post(f"/api/v1/runs/{crashed['id']}/resume")
 
