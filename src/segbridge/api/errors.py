@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from segbridge.api.schemas import NOT_BLANK, PATTERN_PROBLEMS
 from segbridge.connections.validation import RATE_FIELDS
 from segbridge.core.errors import SegbridgeError, TooManyAttempts
+from segbridge.core.log_redaction import mask_path
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ async def _client_gone(request: Request, _exc: Exception) -> Response:
     answer cannot be delivered. Logged at debug (it was an error with two tracebacks, which
     any anonymous client could write by closing a login form's upload)."""
     log.debug("the client closed the connection before sending its request (%s %s)",
-              request.method, request.url.path)
+              request.method, mask_path(request.url.path))
     return Response(status_code=400)
 
 

@@ -44,6 +44,7 @@ from segbridge.flows.views import (
     public_run_of_flow,
 )
 from segbridge.runs.counts import RecordErrorStatus
+from segbridge.runs.diff import is_diffed
 from segbridge.runs.diff_store import DiffStore
 from segbridge.runs.lifecycle import ACTIVE, RunStatus, transition
 from segbridge.runs.queue import RunQueue
@@ -530,12 +531,11 @@ def _same_key_field(session: Session, run: Run) -> None:
     with the old ones: the next run then counted every record's key as deleted)."""
     flow = session.get(Flow, run.flow_id)
     definition = run.definition or {}
-    diffed = any(isinstance(step, Mapping) and step.get("sync", "all") != "all"
-                 for step in definition.get("imports", []))
+    diffed = any(is_diffed(step) for step in definition.get("imports", []))
     if flow is None or not diffed or _key_field(definition) == _key_field(flow.definition):
         return  # (a flow of sync: all imports has no snapshot: its run resumes as it began)
     raise Conflict(f"Run {run.id} cannot be resumed: the flow's key_field changed since it "
-                   f"started ({_key_field(run.definition or {})!r}, now "
+                   f"started ({_key_field(definition)!r}, now "
                    f"{_key_field(flow.definition)!r}), and its snapshots were emptied for the "
                    "new keys. Run the flow again instead.")
 

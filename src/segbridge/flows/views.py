@@ -16,7 +16,7 @@ from pydantic import Field
 from segbridge.connections.views import iso
 from segbridge.core.public import PublicForm as PublicForm  # the base, shared with connections
 from segbridge.flows.document import FlowDocument, stored_flow_document
-from segbridge.runs.diff import DIFF_COUNTS
+from segbridge.runs.diff import DIFF_COUNTS, is_diffed
 from segbridge.runs.lifecycle import RunStatus
 from segbridge.storage.models import Flow, RecordErrorRow, Run
 
@@ -175,10 +175,12 @@ def _with_diff_counts(run: Run) -> dict[str, Any]:
     """The run's counts, each diffed import's new, changed, unchanged and deleted given even
     when 0 (a run counts only what happened; the CLI and the UI show all four)."""
     counts = dict(run.counts or {})
+    definition = run.definition or {}
+    if "retry_errors" in definition:  # (a retry counts what it sent only)
+        return counts
     imports = {name: dict(values) for name, values in counts.get("imports", {}).items()}
-    for step in (run.definition or {}).get("imports", []):
-        if isinstance(step, dict) and step.get("sync", "all") != "all" and \
-                "retry_errors" not in run.definition:
+    for step in definition.get("imports", []):
+        if is_diffed(step):
             per = imports.setdefault(str(step.get("name")), {})
             for key in DIFF_COUNTS:
                 per.setdefault(key, 0)

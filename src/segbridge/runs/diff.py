@@ -140,6 +140,11 @@ def verdict(differences: Differences, index: int) -> Verdict:
     return Verdict.NEW if differences[index] is None else Verdict.CHANGED
 
 
+def is_diffed(step: object) -> bool:
+    """Whether an import of a stored flow document sends only changed or new records."""
+    return isinstance(step, Mapping) and step.get("sync", SyncMode.ALL) != SyncMode.ALL
+
+
 def is_sent(mode: SyncMode, found: Verdict) -> bool:
     """Whether a record with this verdict is sent by an import in ``mode``."""
     return found is Verdict.NEW or (found is Verdict.CHANGED and mode is SyncMode.CHANGED)

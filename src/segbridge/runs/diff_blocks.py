@@ -74,8 +74,11 @@ def blob_of(digests: Iterable[bytes]) -> bytes | None:
 
 @dataclass
 class RunBlocks:
-    """A run's blocks: their starts and digests, and what the run found in each."""
+    """A run's blocks: their starts and digests, and what the run found in each (for its
+    only import, whose snapshot keeps the digests)."""
 
+    snapshot: int
+    import_name: str
     path: str
     boundaries: Any  # apps.files.boundaries.Boundaries
     digests: dict[int, bytes]  # by the block's start
@@ -86,11 +89,14 @@ class RunBlocks:
         """The starts of the blocks whose digest the snapshot keeps."""
         return tuple(low for low, digest in self.digests.items() if digest in kept)
 
-    def note(self, low: int, end: int, counts: dict[str, int], unsent: bool) -> None:
-        """A committed chunk that is one whole block: what its records were."""
+    def note(self, low: int, end: int, imports: dict[str, dict[str, int]],
+             unsent: bool) -> None:
+        """A committed chunk that is one whole block: what its records were (``imports``:
+        the chunk's counts per import)."""
         if low not in self.digests or end != self.boundaries.block_end(low):
             return
         records = end - low
+        counts = imports.get(self.import_name, {})
         if counts.get("failed", 0) or unsent:
             return
         if counts.get("unchanged", 0) == records:
@@ -98,9 +104,10 @@ class RunBlocks:
         elif counts.get("new", 0) == records and counts.get("sent", 0) == records:
             self.sent_new.add(low)
 
-    def settled(self) -> set[bytes]:
-        """The digests this run adds, when its merge added new keys only: none once the file
-        is no longer the one scanned."""
-        if not self.boundaries.still_the_file(self.path):
-            return set()
-        return {self.digests[low] for low in self.unchanged | self.sent_new}
+    def settled(self) -> dict[int, tuple[set[bytes], set[bytes]]]:
+        """For ``DiffStore.promote``: the digests this run adds (kept when its merge added
+        new keys only; none once the file is no longer the one scanned) and those of every
+        block it scanned."""
+        adding = {self.digests[low] for low in self.unchanged | self.sent_new} \
+            if self.boundaries.still_the_file(self.path) else set()
+        return {self.snapshot: (adding, set(self.digests.values()))}

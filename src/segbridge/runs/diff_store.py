@@ -431,10 +431,7 @@ class DiffRun:
     def promote(self) -> None:
         """Merge the staged calls into the snapshots; the deleted keys whose call was sent
         (or could not be addressed) leave them; the blocks the run found settled are kept."""
-        settled = None
-        if self.blocks is not None:
-            [imp] = self.imports.values()
-            settled = {imp.snapshot: (self.blocks.settled(), set(self.blocks.digests.values()))}
+        settled = self.blocks.settled() if self.blocks is not None else None
         self.store.promote(self._snapshots(), self.run_id, watched={
             imp.snapshot for imp in self.imports.values() if imp.deleted is not None},
             settled=settled)
@@ -449,7 +446,7 @@ class DiffRun:
         digests = block_digests(path, boundaries, salt)
         if digests is None:
             return ()
-        self.blocks = RunBlocks(path, boundaries, {
+        self.blocks = RunBlocks(imp.snapshot, imp.name, path, boundaries, {
             boundaries.start + index * boundaries.every: digest
             for index, digest in enumerate(digests)})
         return self.blocks.skip(self.store.kept_blocks(imp.snapshot))
@@ -457,9 +454,7 @@ class DiffRun:
     def note_block(self, chunk: Chunk, unsent: bool) -> None:
         """A chunk committed: what its block's records were (``RunBlocks.note``)."""
         if self.blocks is not None:
-            [imp] = self.imports.values()
-            self.blocks.note(chunk.start, chunk.end, chunk.tally.imports.get(imp.name, {}),
-                             unsent)
+            self.blocks.note(chunk.start, chunk.end, chunk.tally.imports, unsent)
 
     def deleting(self) -> dict[int, DiffImport]:
         """The imports (by index) that send a call for each deleted key."""

@@ -122,7 +122,8 @@ def block_digests(path: str | Path, found: Boundaries, salt: bytes) -> list[byte
         head = hashlib.blake2b(handle.read(found.marks[0][0]), digest_size=16).digest()
         keyed = hashlib.blake2b(head, digest_size=16, key=hashlib.blake2b(salt).digest()[:64])
         digests = []
-        ends = [offset for offset, _lines in found.marks[1:]] + [found.version[0]]
+        size = found.version[0]  # (``_identity``: the size first)
+        ends = [offset for offset, _lines in found.marks[1:]] + [size]
         for (offset, _lines), end in zip(found.marks, ends, strict=True):
             handle.seek(offset)
             hasher = keyed.copy()
